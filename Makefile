@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: run test install migrate seed lint clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(FLASK) db upgrade
+
+seed: migrate
+	$(FLASK) seed-demo
+
+# Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler),
+# the embedded broker and simulated piles; Ctrl-C stops them all.
+run: seed
+	$(BIN)/honcho -f Procfile start
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check chargers config tests
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,113 @@
+"""Alerts for staff, their audit trail, commands to piles, contacts and the
+notification outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class Alert(db.Model):
+    """One problem on (pile, port, code); repeats bump `count` instead of opening another."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
+    port: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(32))  # a fault code, or "offline"
+    severity: Mapped[str] = mapped_column(String(16))  # critical/major/minor/warning
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    value: Mapped[float | None] = mapped_column(Float)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cleared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    # Raised and cleared within the debounce: kept in history, pages nobody.
+    flapped: Mapped[bool] = mapped_column(Boolean, default=False)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cutoff_done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    pile = relationship("Pile")
+    events: Mapped[list[AlertEvent]] = relationship(
+        back_populates="alert", order_by="AlertEvent.at", cascade="all, delete-orphan"
+    )
+
+
+class AlertEvent(db.Model):
+    """Every change to an alert: who, when, what."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    alert: Mapped[Alert] = relationship(back_populates="events")
+    user = relationship("User")
+
+
+class Command(db.Model):
+    """A command to a pile on its `cmd` topic, tracked until the pile acks or 30 s pass."""
+
+    __tablename__ = "commands"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the `id` in the payload
+    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
+    port: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # stop/enable/disable/reset
+    # pending (not yet published) → sent → accepted / rejected / timeout
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+
+
+class Contact(db.Model):
+    """Who hears of an alley's alerts: level 1 first, level 2 on escalation."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook / email
+    target: Mapped[str] = mapped_column(String(512))  # URL or address
+
+
+class Notification(db.Model):
+    """Outbox: one message to one target, delivered by the worker with retries."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(512))
+    subject: Mapped[str] = mapped_column(String(255), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,142 @@
+"""What the piles tell us: processed-message ledger, rejections, sessions, meter
+samples, fault events and sequence gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class ProcessedMessage(db.Model):
+    """(pile, message id) seen and applied: the idempotency ledger for QoS 1 redelivery.
+
+    Rows older than DEDUP_RETENTION_DAYS are pruned by a job.
+    """
+
+    __tablename__ = "processed_messages"
+    __table_args__ = (UniqueConstraint("pile_id", "msg_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(String(64))
+    msg_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class IngestCounter(db.Model):
+    """Running totals of the ingest, kept in the database so that every web process
+    can serve them on /metrics: `accepted`, `duplicate`, `rejected:<reason>`, ..."""
+
+    __tablename__ = "ingest_counters"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Rejection(db.Model):
+    """One rejected message, kept for staff to read (the latest N are kept)."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    pile_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    payload_excerpt: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ChargingSession(db.Model):
+    """One charge on one port, from the pile's session start/stop (and meters)."""
+
+    __tablename__ = "charging_sessions"
+    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    session_ref: Mapped[str] = mapped_column(String(64))  # the pile's session id
+    card: Mapped[str | None] = mapped_column(String(64))
+    # active: started, not stopped; stopped: pile said stop; timeout: closed by us
+    # after silence; orphan: a stop (or meter) with no start yet.
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    start_meter_wh: Mapped[float | None] = mapped_column(Float)
+    energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    stop_reason: Mapped[str | None] = mapped_column(String(16))
+    last_meter_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whether started_at/ended_at come from the pile's clock ("device") or from
+    # arrival time ("server") because the pile's clock was implausible.
+    time_source: Mapped[str] = mapped_column(String(8), default="device")
+    amount_cents: Mapped[int | None] = mapped_column(Integer)  # set once, at settlement
+    tariff_cents_per_kwh: Mapped[int | None] = mapped_column(Integer)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    pile = relationship("Pile")
+
+
+class MeterSample(db.Model):
+    __tablename__ = "meter_samples"
+    __table_args__ = (Index("ix_meter_samples_session_ts", "session_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(String(64), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("charging_sessions.id"))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    power_w: Mapped[float] = mapped_column(Float)
+    energy_wh: Mapped[float] = mapped_column(Float)
+    voltage_v: Mapped[float | None] = mapped_column(Float)
+    current_a: Mapped[float | None] = mapped_column(Float)
+    temp_c: Mapped[float | None] = mapped_column(Float)
+
+
+class FaultEvent(db.Model):
+    """A fault raised or cleared, as the pile reported it (alerts build on these)."""
+
+    __tablename__ = "fault_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(String(64), index=True)
+    port: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean)
+    value: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    time_source: Mapped[str] = mapped_column(String(8), default="device")
+
+
+class SeqGap(db.Model):
+    """A jump in a pile's `seq`: messages possibly lost between pile and backend."""
+
+    __tablename__ = "seq_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pile_id: Mapped[str] = mapped_column(String(64), index=True)
+    expected_seq: Mapped[int] = mapped_column(Integer)
+    got_seq: Mapped[int] = mapped_column(Integer)
+    missing: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,0 +1,116 @@
+"""Staff accounts: create, authenticate, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..models import Alley, ApiToken, User, utcnow
+from ..models.accounts import ROLES
+from .errors import Conflict, Invalid, NotFound
+
+MIN_PASSWORD = 8
+# Hash checked when the user does not exist, so both paths take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def create_user(name: str, password: str, role: str, alley_slugs: list[str] = ()) -> User:
+    """A staff account; the password is stored with scrypt (werkzeug's default KDF)."""
+    name = name.strip()
+    if not name:
+        raise Invalid("name: required")
+    if role not in ROLES:
+        raise Invalid(f"role: one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"password: at least {MIN_PASSWORD} characters")
+    if db.session.scalar(select(User).where(User.name == name)):
+        raise Conflict(f"user {name!r} exists")
+    alleys = []
+    for slug in alley_slugs:
+        alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
+        if alley is None:
+            raise NotFound(f"no such alley {slug!r}")
+        alleys.append(alley)
+    user = User(
+        name=name,
+        password_hash=generate_password_hash(password),
+        role=role,
+        alleys=alleys,
+        session_nonce=secrets.token_hex(8),
+    )
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(name: str, password: str) -> User | None:
+    """The active user with this name and password, else None."""
+    user = db.session.scalar(select(User).where(User.name == name.strip()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        return None
+    return user
+
+
+def load_user(session_id: str) -> User | None:
+    """Flask-Login loader: "<id>:<nonce>"; a changed nonce means logged out."""
+    user_id, _, nonce = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_nonce != nonce:
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Invalidate every login session of this user (logout)."""
+    user.session_nonce = secrets.token_hex(8)
+    db.session.commit()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User) -> str:
+    """A new API token for the user; only its hash is kept."""
+    token = "chg_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user=user, token_hash=_digest(token), prefix=token[:10]))
+    db.session.commit()
+    return token
+
+
+def user_for_token(token: str, now: datetime | None = None) -> User | None:
+    """The active user owning this unrevoked token, else None."""
+    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    row.last_used_at = now or utcnow()
+    db.session.commit()
+    return row.user
+
+
+def revoke_token(user: User, token_id: int, now: datetime | None = None) -> ApiToken:
+    """Revoke one of the user's tokens."""
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("no such token")
+    row.revoked_at = row.revoked_at or now or utcnow()
+    db.session.commit()
+    return row
+
+
+def get_user(name: str) -> User:
+    """A user by name."""
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"no such user {name!r}")
+    return user

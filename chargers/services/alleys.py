@@ -1,0 +1,99 @@
+"""Alleys: create, update, list with free-port counts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from zoneinfo import available_timezones
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Alley, User
+from . import scope
+from .errors import Conflict, Invalid, NotFound
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+EDITABLE = ("name", "street", "community", "address", "timezone", "contacts",
+            "tariff_cents_per_kwh", "auto_cutoff")
+
+
+@dataclass
+class AlleyInput:
+    """What staff give to create or change an alley (None = leave as is)."""
+
+    slug: str | None = None
+    name: str | None = None
+    street: str | None = None
+    community: str | None = None
+    address: str | None = None
+    timezone: str | None = None
+    contacts: str | None = None
+    tariff_cents_per_kwh: int | None = None
+    auto_cutoff: bool | None = None
+
+
+def _check(data: AlleyInput) -> None:
+    if data.slug is not None and not SLUG_RE.match(data.slug):
+        raise Invalid("slug: lower-case letters, digits and dashes, up to 64")
+    if data.name is not None and not data.name.strip():
+        raise Invalid("name: required")
+    if data.timezone is not None and data.timezone not in available_timezones():
+        raise Invalid(f"timezone: unknown zone {data.timezone!r}")
+    if data.tariff_cents_per_kwh is not None and not 0 <= data.tariff_cents_per_kwh <= 100_000:
+        raise Invalid("tariff_cents_per_kwh: 0 to 100000")
+
+
+def create_alley(data: AlleyInput) -> Alley:
+    """A new alley with the deployment's default tariff and time zone unless given."""
+    if not data.slug or not data.name:
+        raise Invalid("slug and name are required")
+    _check(data)
+    if db.session.scalar(select(Alley).where(Alley.slug == data.slug)):
+        raise Conflict(f"alley {data.slug!r} exists")
+    cfg = current_app.config
+    alley = Alley(
+        slug=data.slug,
+        name=data.name.strip(),
+        timezone=cfg["DEFAULT_TIMEZONE"],
+        tariff_cents_per_kwh=cfg["DEFAULT_TARIFF_CENTS_PER_KWH"],
+    )
+    _apply(alley, data)
+    db.session.add(alley)
+    db.session.commit()
+    return alley
+
+
+def _apply(alley: Alley, data: AlleyInput) -> None:
+    for field in EDITABLE:
+        value = getattr(data, field)
+        if value is not None:
+            setattr(alley, field, value.strip() if isinstance(value, str) else value)
+
+
+def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
+    """Change an alley's editable fields (its slug stays)."""
+    alley = get_alley(user, slug)
+    _check(data)
+    _apply(alley, data)
+    db.session.commit()
+    return alley
+
+
+def get_alley(user: User | None, slug: str) -> Alley:
+    """The alley, within the user's scope (None user = public, every alley)."""
+    alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
+    if user is None:
+        if alley is None:
+            raise NotFound("no such alley")
+        return alley
+    return scope.check_alley(user, alley)
+
+
+def list_alleys(user: User | None = None) -> list[Alley]:
+    """Alleys by name; with a user, only those in scope."""
+    stmt = select(Alley).order_by(Alley.name)
+    if user is not None:
+        stmt = scope.limit_to_alleys(stmt, user, Alley.id)
+    return list(db.session.scalars(stmt))

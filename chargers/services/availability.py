@@ -1,0 +1,131 @@
+"""What residents see: each port's state, free counts per pile and alley.
+
+A port is free when its last status is `available`, its pile is online, both are
+enabled, and neither the port nor its pile has an active fault (contract rule).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Alert, Alley, Pile, Port
+
+# Resident-facing states, in the order a legend lists them.
+STATES = ("free", "in_use", "finished", "fault", "offline", "out_of_service")
+ACTIVE_ALERT_STATUSES = ("active", "acknowledged")
+
+
+@dataclass
+class PortView:
+    port: int
+    status: str  # the pile's last status for the port
+    state: str  # one of STATES
+    free: bool
+    since: datetime | None
+
+
+@dataclass
+class PileView:
+    id: str
+    label: str
+    location_note: str
+    online: bool
+    enabled: bool
+    ports: list[PortView]
+
+    @property
+    def free(self) -> int:
+        return sum(p.free for p in self.ports)
+
+
+@dataclass
+class AlleyView:
+    slug: str
+    name: str
+    piles: list[PileView]
+
+    @property
+    def ports(self) -> int:
+        return sum(len(p.ports) for p in self.piles)
+
+    @property
+    def free(self) -> int:
+        return sum(p.free for p in self.piles)
+
+    def counts(self) -> dict[str, int]:
+        """How many ports are in each resident-facing state."""
+        out = dict.fromkeys(STATES, 0)
+        for pile in self.piles:
+            for port in pile.ports:
+                out[port.state] += 1
+        return out
+
+
+def _faults(pile_ids: list[str]) -> dict[str, set[int | None]]:
+    """pile id → ports with an active fault alert (None = the whole pile)."""
+    if not pile_ids:
+        return {}
+    rows = db.session.execute(
+        select(Alert.pile_id, Alert.port).where(
+            Alert.pile_id.in_(pile_ids),
+            Alert.status.in_(ACTIVE_ALERT_STATUSES),
+            Alert.code != "offline",
+        )
+    )
+    out: dict[str, set[int | None]] = defaultdict(set)
+    for pile_id, port in rows:
+        out[pile_id].add(port)
+    return out
+
+
+def port_state(pile: Pile, port: Port, faulty_ports: set[int | None]) -> str:
+    """The one word a resident needs for this port; the worst condition wins."""
+    if not pile.enabled or not port.enabled:
+        return "out_of_service"
+    if not pile.online:
+        return "offline"
+    if port.status == "faulted" or None in faulty_ports or port.number in faulty_ports:
+        return "fault"
+    if port.status == "unavailable":
+        return "out_of_service"
+    if port.status in ("occupied", "charging"):
+        return "in_use"
+    if port.status == "finishing":
+        return "finished"
+    return "free"
+
+
+def _pile_view(pile: Pile, faults: dict[str, set[int | None]]) -> PileView:
+    faulty = faults.get(pile.id, set())
+    ports = []
+    for port in pile.ports:
+        state = port_state(pile, port, faulty)
+        # "since" is the later of the port's status change and the pile's online
+        # change: an offline port has been offline since the pile went away.
+        since = port.status_since
+        if state == "offline" or (pile.online_since and since and pile.online_since > since):
+            since = pile.online_since or since
+        ports.append(PortView(port.number, port.status, state, state == "free", since))
+    return PileView(pile.id, pile.label, pile.location_note, pile.online, pile.enabled, ports)
+
+
+def alley_view(alley: Alley) -> AlleyView:
+    """Every pile and port of the alley with its state."""
+    faults = _faults([p.id for p in alley.piles])
+    return AlleyView(alley.slug, alley.name, [_pile_view(p, faults) for p in alley.piles])
+
+
+def pile_view(pile: Pile) -> PileView:
+    """One pile's ports with their state."""
+    return _pile_view(pile, _faults([pile.id]))
+
+
+def alley_views(alleys: list[Alley]) -> list[AlleyView]:
+    """Views of several alleys, sharing one fault query."""
+    faults = _faults([p.id for a in alleys for p in a.piles])
+    return [AlleyView(a.slug, a.name, [_pile_view(p, faults) for p in a.piles]) for a in alleys]

@@ -1,0 +1,51 @@
+"""Is the system well? The database answers a query; the broker accepts a TCP
+connection. Used by GET /healthz."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import text
+
+from ..extensions import db
+from ..mqtt_settings import broker_address
+
+
+@dataclass
+class HealthReport:
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(v == "ok" for v in self.checks.values())
+
+    def as_dict(self) -> dict:
+        failing = [k for k, v in self.checks.items() if v != "ok"]
+        return {"status": "ok" if self.ok else "fail", "checks": self.checks, "failing": failing}
+
+
+def _database() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:  # any driver error means "does not answer"
+        db.session.rollback()
+        return f"error: {type(exc).__name__}"
+
+
+def _broker() -> str:
+    address = broker_address(current_app.config)
+    if address is None:
+        return "error: embedded broker not started"
+    try:
+        with socket.create_connection((address.host, address.port), timeout=1.0):
+            return "ok"
+    except OSError as exc:
+        return f"error: {exc.strerror or type(exc).__name__} at {address.host}:{address.port}"
+
+
+def check() -> HealthReport:
+    """Run every check."""
+    return HealthReport({"database": _database(), "mqtt": _broker()})

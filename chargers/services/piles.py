@@ -1,0 +1,149 @@
+"""Piles and their ports: register, update, enable/disable, new secret."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Alley, Pile, Port, User
+from . import scope
+from .errors import Conflict, Invalid, NotFound
+from .secrets import hash_secret, new_secret
+
+PILE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the device protocol's client id
+MAX_PORTS = 32
+
+
+@dataclass
+class PileInput:
+    """What staff give to register or change a pile (None = leave as is)."""
+
+    id: str | None = None
+    alley: str | None = None  # slug
+    ports: int | None = None
+    label: str | None = None
+    location_note: str | None = None
+    enabled: bool | None = None
+
+
+def register_pile(user: User | None, data: PileInput) -> tuple[Pile, str]:
+    """A new pile with its ports; returns it with its MQTT secret, which is not kept."""
+    if not data.id or not PILE_ID_RE.match(data.id):
+        raise Invalid("id: 1-64 letters, digits, '_' or '-'")
+    if data.ports is None or not 1 <= data.ports <= MAX_PORTS:
+        raise Invalid(f"ports: 1 to {MAX_PORTS}")
+    if not data.alley:
+        raise Invalid("alley: required")
+    alley = db.session.scalar(select(Alley).where(Alley.slug == data.alley))
+    if user is not None:
+        scope.check_alley(user, alley)
+    elif alley is None:
+        raise NotFound("no such alley")
+    if db.session.get(Pile, data.id):
+        raise Conflict(f"pile {data.id!r} exists")
+    secret = new_secret()
+    pile = Pile(
+        id=data.id,
+        alley=alley,
+        label=(data.label or data.id).strip(),
+        port_count=data.ports,
+        location_note=(data.location_note or "").strip(),
+        secret_hash=hash_secret(secret),
+        enabled=True if data.enabled is None else data.enabled,
+    )
+    pile.ports = [Port(number=n) for n in range(1, data.ports + 1)]
+    db.session.add(pile)
+    db.session.commit()
+    return pile, secret
+
+
+def get_pile(user: User | None, pile_id: str) -> Pile:
+    """The pile, within the user's scope (None user = public)."""
+    pile = db.session.get(Pile, pile_id)
+    if user is None:
+        if pile is None:
+            raise NotFound("no such pile")
+        return pile
+    return scope.check_pile(user, pile)
+
+
+def list_piles(
+    user: User | None,
+    alley_slug: str | None = None,
+    *,
+    newest_first: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Pile]:
+    """Piles in scope, optionally of one alley: by alley then label, or newest first."""
+    stmt = select(Pile).join(Alley)
+    if newest_first:
+        stmt = stmt.order_by(Pile.created_at.desc(), Pile.id)
+    else:
+        stmt = stmt.order_by(Alley.slug, Pile.label, Pile.id)
+    stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
+    if alley_slug:
+        stmt = stmt.where(Alley.slug == alley_slug)
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def update_pile(user: User | None, pile_id: str, data: PileInput) -> Pile:
+    """Change label, location, alley, enabled, or the port count (ports are added or
+    removed at the end; a port with charging history is kept only if still in range)."""
+    pile = get_pile(user, pile_id)
+    if data.label is not None:
+        if not data.label.strip():
+            raise Invalid("label: must not be empty")
+        pile.label = data.label.strip()
+    if data.location_note is not None:
+        pile.location_note = data.location_note.strip()
+    if data.enabled is not None:
+        pile.enabled = data.enabled
+    if data.alley is not None:
+        alley = db.session.scalar(select(Alley).where(Alley.slug == data.alley))
+        pile.alley = scope.check_alley(user, alley) if user else alley
+        if pile.alley is None:
+            raise NotFound("no such alley")
+    if data.ports is not None:
+        if not 1 <= data.ports <= MAX_PORTS:
+            raise Invalid(f"ports: 1 to {MAX_PORTS}")
+        _resize_ports(pile, data.ports)
+    db.session.commit()
+    return pile
+
+
+def _resize_ports(pile: Pile, count: int) -> None:
+    have = {p.number: p for p in pile.ports}
+    for n in range(1, count + 1):
+        if n not in have:
+            pile.ports.append(Port(number=n))
+    for n, port in have.items():
+        if n > count:
+            pile.ports.remove(port)
+    pile.port_count = count
+
+
+def set_pile_enabled(user: User | None, pile_id: str, enabled: bool) -> Pile:
+    """Take a whole pile in or out of service (in our records; commands go separately)."""
+    return update_pile(user, pile_id, PileInput(enabled=enabled))
+
+
+def rotate_secret(user: User | None, pile_id: str) -> tuple[Pile, str]:
+    """Issue the pile a new MQTT secret; the old one stops working."""
+    pile = get_pile(user, pile_id)
+    secret = new_secret()
+    pile.secret_hash = hash_secret(secret)
+    db.session.commit()
+    return pile, secret
+
+
+def get_port(user: User | None, pile_id: str, number: int) -> Port:
+    """One port of a pile in scope."""
+    pile = get_pile(user, pile_id)
+    for port in pile.ports:
+        if port.number == number:
+            return port
+    raise NotFound("no such port")

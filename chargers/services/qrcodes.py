@@ -1,0 +1,24 @@
+"""QR codes that open a pile's public page, as inline SVG for a printable sheet."""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from flask import current_app
+
+
+def pile_url(pile_id: str) -> str:
+    """The public address of the pile's page."""
+    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/p/{pile_id}"
+
+
+def pile_qr_svg(pile_id: str) -> str:
+    """An SVG QR code of pile_url() (no external requests, prints sharp)."""
+    img = qrcode.make(pile_url(pile_id), image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    buf = io.BytesIO()
+    img.save(buf)
+    svg = buf.getvalue().decode()
+    # Drop the XML declaration so the SVG can sit inline in HTML.
+    return svg[svg.index("<svg"):]

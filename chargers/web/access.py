@@ -1,0 +1,56 @@
+"""Who is asking: a Bearer token (API) or a login session (web pages)."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import request
+from flask_login import current_user
+
+from ..models import User
+from ..services import accounts
+from ..services.errors import DomainError, Forbidden
+
+
+class Unauthorized(DomainError):
+    code, status = "unauthorized", 401
+
+
+def api_user() -> User:
+    """The staff member behind the request's Bearer token, or 401."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a Bearer token is required")
+    user = accounts.user_for_token(token.strip())
+    if user is None:
+        raise Unauthorized("invalid or revoked token")
+    return user
+
+
+def token_required(view):
+    """API view for staff: passes the user as the first argument."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        return view(api_user(), *args, **kwargs)
+
+    return wrapped
+
+
+def admin_token_required(view):
+    """API view for admins only (403 for other staff)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        user = api_user()
+        if not user.is_admin:
+            raise Forbidden("admins only")
+        return view(user, *args, **kwargs)
+
+    return wrapped
+
+
+def web_user() -> User | None:
+    """The logged-in staff member of a web page, or None."""
+    return current_user if current_user.is_authenticated else None

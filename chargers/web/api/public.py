@@ -1,0 +1,38 @@
+"""Public calls, no login: alleys and their ports' availability."""
+
+from __future__ import annotations
+
+from flask import jsonify
+
+from ...services import alleys, availability
+from . import bp
+from .common import iso
+
+
+def port_json(p: availability.PortView) -> dict:
+    return {"port": p.port, "status": p.status, "state": p.state, "free": p.free,
+            "since": iso(p.since)}
+
+
+def pile_json(p: availability.PileView) -> dict:
+    return {"id": p.id, "label": p.label, "location_note": p.location_note,
+            "online": p.online, "enabled": p.enabled, "free": p.free,
+            "ports": [port_json(x) for x in p.ports]}
+
+
+@bp.get("/alleys")
+def list_alleys():
+    views = availability.alley_views(alleys.list_alleys())
+    return jsonify([
+        {"slug": v.slug, "name": v.name, "piles": len(v.piles), "ports": v.ports, "free": v.free}
+        for v in views
+    ])
+
+
+@bp.get("/alleys/<slug>")
+def get_alley(slug: str):
+    alley = alleys.get_alley(None, slug)
+    view = availability.alley_view(alley)
+    return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
+                    "free": view.free, "ports": view.ports, "counts": view.counts(),
+                    "piles": [pile_json(p) for p in view.piles]})

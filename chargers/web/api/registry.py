@@ -1,0 +1,92 @@
+"""Staff calls for the registry: alleys and piles (Bearer token)."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ...models import Alley, Pile
+from ...services import alleys, piles
+from ..access import admin_token_required, token_required
+from . import bp
+from .common import body, iso, page_args
+from .schemas import AlleyCreate, AlleyUpdate, PileCreate, PileUpdate
+
+
+def alley_json(a: Alley) -> dict:
+    return {"slug": a.slug, "name": a.name, "street": a.street, "community": a.community,
+            "address": a.address, "timezone": a.timezone, "contacts": a.contacts,
+            "tariff_cents_per_kwh": a.tariff_cents_per_kwh, "auto_cutoff": a.auto_cutoff,
+            "piles": len(a.piles), "created_at": iso(a.created_at)}
+
+
+def pile_json(p: Pile) -> dict:
+    return {"id": p.id, "alley": p.alley.slug, "label": p.label, "ports": p.port_count,
+            "location_note": p.location_note, "model": p.model, "firmware": p.firmware,
+            "max_power_w": p.max_power_w, "enabled": p.enabled, "online": p.online,
+            "last_seen_at": iso(p.last_seen_at), "created_at": iso(p.created_at),
+            "port_states": [{"port": x.number, "status": x.status, "enabled": x.enabled,
+                             "since": iso(x.status_since)} for x in p.ports]}
+
+
+@bp.post("/alleys")
+@admin_token_required
+def create_alley(user):
+    data = body(AlleyCreate)
+    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()))
+    return jsonify(alley_json(alley)), 201
+
+
+@bp.patch("/alleys/<slug>")
+@token_required
+def update_alley(user, slug: str):
+    data = body(AlleyUpdate)
+    return jsonify(alley_json(alleys.update_alley(user, slug, alleys.AlleyInput(**data.model_dump()))))
+
+
+@bp.get("/piles")
+@token_required
+def list_piles(user):
+    limit, offset = page_args()
+    rows = piles.list_piles(user, request.args.get("alley"), newest_first=True,
+                            limit=limit, offset=offset)
+    return jsonify([pile_json(p) for p in rows])
+
+
+@bp.post("/piles")
+@token_required
+def create_pile(user):
+    data = body(PileCreate)
+    pile, secret = piles.register_pile(user, piles.PileInput(**data.model_dump()))
+    return jsonify({**pile_json(pile), "secret": secret}), 201
+
+
+@bp.get("/piles/<pile_id>")
+@token_required
+def get_pile(user, pile_id: str):
+    return jsonify(pile_json(piles.get_pile(user, pile_id)))
+
+
+@bp.patch("/piles/<pile_id>")
+@token_required
+def update_pile(user, pile_id: str):
+    data = body(PileUpdate)
+    return jsonify(pile_json(piles.update_pile(user, pile_id, piles.PileInput(**data.model_dump()))))
+
+
+@bp.post("/piles/<pile_id>/disable")
+@token_required
+def disable_pile(user, pile_id: str):
+    return jsonify(pile_json(piles.set_pile_enabled(user, pile_id, False)))
+
+
+@bp.post("/piles/<pile_id>/enable")
+@token_required
+def enable_pile(user, pile_id: str):
+    return jsonify(pile_json(piles.set_pile_enabled(user, pile_id, True)))
+
+
+@bp.post("/piles/<pile_id>/secret")
+@token_required
+def rotate_secret(user, pile_id: str):
+    pile, secret = piles.rotate_secret(user, pile_id)
+    return jsonify({**pile_json(pile), "secret": secret})

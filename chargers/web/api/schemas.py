@@ -1,0 +1,49 @@
+"""Request bodies of the registry API, validated by pydantic (strict types)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AlleyCreate(_Strict):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: str = Field(min_length=1, max_length=120)
+    street: str | None = Field(None, max_length=120)
+    community: str | None = Field(None, max_length=120)
+    address: str | None = Field(None, max_length=255)
+    timezone: str | None = Field(None, max_length=64)
+    contacts: str | None = Field(None, max_length=2000)
+    tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
+    auto_cutoff: bool | None = None
+
+
+class AlleyUpdate(_Strict):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    street: str | None = Field(None, max_length=120)
+    community: str | None = Field(None, max_length=120)
+    address: str | None = Field(None, max_length=255)
+    timezone: str | None = Field(None, max_length=64)
+    contacts: str | None = Field(None, max_length=2000)
+    tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
+    auto_cutoff: bool | None = None
+
+
+class PileCreate(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    alley: str = Field(min_length=1, max_length=64)
+    ports: int = Field(ge=1, le=32)
+    label: str | None = Field(None, min_length=1, max_length=64)
+    location_note: str | None = Field(None, max_length=255)
+    enabled: bool | None = None
+
+
+class PileUpdate(_Strict):
+    alley: str | None = Field(None, min_length=1, max_length=64)
+    ports: int | None = Field(None, ge=1, le=32)
+    label: str | None = Field(None, min_length=1, max_length=64)
+    location_note: str | None = Field(None, max_length=255)
+    enabled: bool | None = None

@@ -1,0 +1,59 @@
+"""Errors: JSON under /api (the contract's shape), HTML pages elsewhere; never a
+stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..services.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+def json_error(status: int, code: str, message: str):
+    """The contract's error body with its status."""
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        if _wants_json():
+            return json_error(exc.status, exc.code, exc.message)
+        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(ValidationError)
+    def validation_error(exc: ValidationError):
+        return json_error(422, "invalid", _validation_message(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        if _wants_json():
+            return json_error(exc.code or 500, code, exc.description or exc.name)
+        return render_template("error.html", status=exc.code, message=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return json_error(500, "internal", "internal error")
+        return render_template("error.html", status=500, message="internal error"), 500

@@ -1,0 +1,44 @@
+"""Web forms (Flask-WTF: validation and CSRF on every form)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+
+class LoginForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
+
+
+class AlleyForm(FlaskForm):
+    slug = StringField(
+        _l("Slug (for the web address)"),
+        validators=[DataRequired(), Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$")],
+    )
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    street = StringField(_l("Street (街道)"), validators=[Optional(), Length(max=120)])
+    community = StringField(_l("Community (社区)"), validators=[Optional(), Length(max=120)])
+    address = StringField(_l("Address"), validators=[Optional(), Length(max=255)])
+    timezone = StringField(_l("Time zone"), validators=[Optional(), Length(max=64)])
+    contacts = TextAreaField(_l("Contacts"), validators=[Optional(), Length(max=2000)])
+    tariff_cents_per_kwh = IntegerField(
+        _l("Tariff (fen per kWh)"), validators=[Optional(), NumberRange(0, 100000)]
+    )
+    auto_cutoff = BooleanField(_l("Cut a port off at once on smoke or over-temperature"))
+
+
+class PileForm(FlaskForm):
+    id = StringField(
+        _l("Device serial"), validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{1,64}$")]
+    )
+    label = StringField(_l("Label"), validators=[Optional(), Length(max=64)])
+    ports = IntegerField(_l("Ports"), validators=[DataRequired(), NumberRange(1, 32)])
+    location_note = StringField(_l("Where it stands"), validators=[Optional(), Length(max=255)])
+    enabled = BooleanField(_l("In service"), default=True)
+
+
+class ConfirmForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""

@@ -1,0 +1,73 @@
+"""Language and time zone: Chinese first, English on request; times shown in the
+alley's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask, current_app, g, request, session
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+
+
+def select_locale() -> str:
+    """?lang= (remembered in the session), else the saved choice, else Chinese."""
+    langs = current_app.config["LANGUAGES"]
+    asked = request.args.get("lang")
+    if asked in langs:
+        session["lang"] = asked
+        return asked
+    saved = session.get("lang")
+    if saved in langs:
+        return saved
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    """The zone of the alley being shown (set by the view in g.tz), else the default."""
+    return getattr(g, "tz", None) or current_app.config["DEFAULT_TIMEZONE"]
+
+
+def local_time(value: datetime | None, fmt: str = "MM-dd HH:mm") -> str:
+    """A UTC datetime as wall-clock time in the page's zone."""
+    if value is None:
+        return "—"
+    return format_datetime(value, fmt)
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long since `value`, in words a resident reads at a glance."""
+    if value is None:
+        return ""
+    now = now or datetime.now(UTC)
+    minutes = max(0, int((now - value).total_seconds() // 60))
+    if minutes < 1:
+        return _("just now")
+    if minutes < 60:
+        return _("%(n)d min", n=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return _("%(h)dh %(m)dm", h=hours, m=minutes)
+    return _("%(d)d days", d=hours // 24)
+
+
+def state_label(state: str) -> str:
+    """A resident-facing port state in the page's language."""
+    labels = {
+        "free": _("Free"),
+        "in_use": _("In use"),
+        "finished": _("Finished"),
+        "fault": _("Fault"),
+        "offline": _("Offline"),
+        "out_of_service": _("Out of service"),
+    }
+    return labels.get(state, state)
+
+
+def init_template_helpers(app: Flask) -> None:
+    """Filters and globals every template can use."""
+    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["ago"] = ago
+    app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["state_label"] = state_label
+    app.jinja_env.add_extension("jinja2.ext.i18n")

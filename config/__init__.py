@@ -1,0 +1,108 @@
+"""Settings classes, read from the environment (and `.env` in the checkout root).
+
+`CHARGERS_ENV` picks the class: development (default), testing or production.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+load_dotenv(ROOT / ".env")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+class Config:
+    """Safe development defaults; every value can be set from the environment."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'chargers.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Empty MQTT_URL means: the embedded broker that `make run` starts itself.
+    MQTT_URL = os.environ.get("MQTT_URL", "")
+    MQTT_TOPIC_PREFIX = os.environ.get("MQTT_TOPIC_PREFIX", "chargers/v1")
+    MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "chargers-backend")
+    # Where the embedded broker writes the address it actually listens on.
+    EMBEDDED_BROKER_FILE = os.environ.get(
+        "EMBEDDED_BROKER_FILE", str(ROOT / "instance" / "broker.json")
+    )
+    DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "Asia/Shanghai")
+    DEFAULT_TARIFF_CENTS_PER_KWH = _env_int("DEFAULT_TARIFF_CENTS_PER_KWH", 100)
+    # A pile's clock is believed when within this many seconds of arrival time
+    # (messages queued during an outage may legitimately be older).
+    CLOCK_PLAUSIBLE_PAST_S = _env_int("CLOCK_PLAUSIBLE_PAST_S", 24 * 3600)
+    CLOCK_PLAUSIBLE_FUTURE_S = _env_int("CLOCK_PLAUSIBLE_FUTURE_S", 300)
+    HEARTBEAT_INTERVAL_S = _env_int("HEARTBEAT_INTERVAL_S", 60)
+    MAX_PAYLOAD_BYTES = _env_int("MAX_PAYLOAD_BYTES", 4096)
+    DEDUP_RETENTION_DAYS = _env_int("DEDUP_RETENTION_DAYS", 7)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_TIME_LIMIT = None
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = DEFAULT_TIMEZONE
+    LANGUAGES = ("zh", "en")
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    TESTING = False
+
+
+class DevelopmentConfig(Config):
+    """The default: SQLite under instance/, embedded broker."""
+
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    """Tests pass their own DATABASE_URL / MQTT_URL through create_app(overrides)."""
+
+    TESTING = True
+    WTF_CSRF_ENABLED = True
+    RATELIMIT_ENABLED = True
+
+
+class ProductionConfig(Config):
+    """Refuses to start without its secrets."""
+
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    @classmethod
+    def check(cls) -> None:
+        """Raise when a required secret is missing from the environment."""
+        missing = [k for k in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(k)]
+        if missing:
+            raise RuntimeError(f"production config needs {', '.join(missing)} in the environment")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[Config]:
+    """The settings class named by `name` or by CHARGERS_ENV (development by default)."""
+    name = name or os.environ.get("CHARGERS_ENV", "development")
+    try:
+        cls = CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"unknown CHARGERS_ENV {name!r}; one of {sorted(CONFIGS)}") from None
+    if hasattr(cls, "check"):
+        cls.check()
+    return cls

@@ -1,0 +1,80 @@
+"""Shared fixtures: app → client → runner (flaskr style), a fresh temp-file SQLite
+database per test, staff users with tokens, and a private Mosquitto broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from chargers import create_app
+from chargers.extensions import db as _db
+from chargers.services import accounts
+
+pytest_plugins = ["tests.brokers"]
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """Overrides for create_app(); a test may change them before `app` is built."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
+        "SECRET_KEY": "test-secret",
+        "EMBEDDED_BROKER_FILE": str(tmp_path / "broker.json"),
+        "MQTT_URL": "",
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config, config_name="testing")
+    with app.app_context():
+        _db.create_all()
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin(app):
+    """An admin account and its API token: (user, token)."""
+    user = accounts.create_user("root", PASSWORD, "admin")
+    return user, accounts.issue_token(user)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def make_staff(app):
+    """make_staff(name, [slugs]) → (user, token) for a staff member of those alleys."""
+
+    def make(name: str, slugs: list[str]):
+        user = accounts.create_user(name, PASSWORD, "staff", slugs)
+        return user, accounts.issue_token(user)
+
+    return make
+
+
+@pytest.fixture
+def alley_with_pile(client, admin):
+    """An alley `lane` with pile P-1 of 4 ports, via the API; returns the pile's secret."""
+    _, token = admin
+    r = client.post("/api/v1/alleys", json={"slug": "lane", "name": "Lane"}, headers=bearer(token))
+    assert r.status_code == 201, r.json
+    r = client.post("/api/v1/piles", json={"id": "P-1", "alley": "lane", "ports": 4},
+                    headers=bearer(token))
+    assert r.status_code == 201, r.json
+    return r.json["secret"]
