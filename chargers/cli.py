@@ -88,6 +88,8 @@ def init_app(app: Flask) -> None:
     """Register every command group."""
     app.cli.add_command(users)
     app.cli.add_command(seed_demo)
+    from .devices_cli import init_app as init_devices_cli
     from .ingest.cli import init_app as init_ingest_cli
 
-    init_ingest_cli(app)
+    init_ingest_cli(app)  # worker, jobs
+    init_devices_cli(app)  # broker, simulate, mqtt-auth

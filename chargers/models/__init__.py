@@ -12,6 +12,7 @@ from .ingest import (
     Rejection,
     SeqGap,
 )
+from .ops import JobRun
 from .registry import Alley, Pile, Port
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Contact",
     "FaultEvent",
     "IngestCounter",
+    "JobRun",
     "MeterSample",
     "Notification",
     "Pile",

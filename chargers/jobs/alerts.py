@@ -1,0 +1,1 @@
+"""Jobs of alerts, commands and notifications (issue 4)."""

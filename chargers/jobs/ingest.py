@@ -1,0 +1,1 @@
+"""Jobs of the ingest: offline sweep, stale sessions, ledger pruning (issue 3)."""

@@ -1,0 +1,23 @@
+"""Bookkeeping of the worker: when each scheduled job last ran."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime
+
+
+class JobRun(db.Model):
+    """The last run of one job (one row per job id)."""
+
+    __tablename__ = "job_runs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="never")  # ok / error / running
+    summary: Mapped[str | None] = mapped_column(Text)
