@@ -18,6 +18,16 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_map(name: str) -> dict[str, str]:
+    """`a=x,b=y` from the environment as {"a": "x", "b": "y"} (empty when unset)."""
+    out = {}
+    for part in os.environ.get(name, "").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
 class Config:
     """Safe development defaults; every value can be set from the environment."""
 
@@ -43,6 +53,32 @@ class Config:
     HEARTBEAT_INTERVAL_S = _env_int("HEARTBEAT_INTERVAL_S", 60)
     MAX_PAYLOAD_BYTES = _env_int("MAX_PAYLOAD_BYTES", 4096)
     DEDUP_RETENTION_DAYS = _env_int("DEDUP_RETENTION_DAYS", 7)
+
+    # Alerts, commands and notifications (issue 4).
+    # Per-deployment severity changes, e.g. "communication=minor,other=major".
+    ALERT_SEVERITY = _env_map("ALERT_SEVERITY")
+    # A non-critical alert cleared within this many seconds is a flap: kept, pages nobody.
+    ALERT_DEBOUNCE_S = _env_int("ALERT_DEBOUNCE_S", 60)
+    # A pile silent and offline this long raises an `offline` alert.
+    OFFLINE_GRACE_S = _env_int("OFFLINE_GRACE_S", 300)
+    COMMAND_TIMEOUT_S = _env_int("COMMAND_TIMEOUT_S", 30)
+    # A command that could not be published for this long is given up (timeout).
+    COMMAND_UNSENT_TIMEOUT_S = _env_int("COMMAND_UNSENT_TIMEOUT_S", 300)
+    # An unacknowledged critical alert is re-sent every N minutes, escalated after M.
+    ALERT_RESEND_MINUTES = _env_int("ALERT_RESEND_MINUTES", 10)
+    ALERT_ESCALATE_MINUTES = _env_int("ALERT_ESCALATE_MINUTES", 15)
+    NOTIFY_MAX_ATTEMPTS = _env_int("NOTIFY_MAX_ATTEMPTS", 8)
+    NOTIFY_BACKOFF_BASE_S = _env_int("NOTIFY_BACKOFF_BASE_S", 30)
+    NOTIFY_BACKOFF_MAX_S = _env_int("NOTIFY_BACKOFF_MAX_S", 3600)
+    WEBHOOK_TIMEOUT_S = _env_int("WEBHOOK_TIMEOUT_S", 10)
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = _env_int("SMTP_PORT", 25)
+    SMTP_FROM = os.environ.get("SMTP_FROM", "chargers@localhost")
+    SMTP_USER = os.environ.get("SMTP_USER", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    # "starttls", "ssl" or "" (plain, e.g. a local relay).
+    SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "")
+    SMTP_TIMEOUT_S = _env_int("SMTP_TIMEOUT_S", 10)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

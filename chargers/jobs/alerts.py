@@ -1,1 +1,61 @@
-"""Jobs of alerts, commands and notifications (issue 4)."""
+"""Jobs of alerts, commands and notifications (issue 4): each translates the clock
+into one service call and returns a one-line summary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..services import alerts, commands, notify
+from . import JobContext, job
+
+
+@job("commands-dispatch", "interval", "Publish pending commands on the piles' cmd topics",
+     seconds=1)
+def dispatch_commands(now: datetime, ctx: JobContext) -> str | None:
+    """Send what staff or the automatic cut-off asked for."""
+    n = commands.dispatch_pending(ctx.publish, now)
+    return f"{n} command(s) sent" if n else None
+
+
+@job("commands-timeout", "interval", "Mark commands with no ack in 30 s as timed out",
+     seconds=5)
+def expire_commands(now: datetime, ctx: JobContext) -> str | None:
+    """No answer from the pile: the command failed."""
+    n = commands.expire(now)
+    return f"{n} command(s) timed out" if n else None
+
+
+@job("alerts-offline", "interval", "Raise an alert for piles offline past the grace period",
+     seconds=30)
+def offline_alerts(now: datetime, ctx: JobContext) -> str | None:
+    """Offline as an alert, after OFFLINE_GRACE_S."""
+    n = alerts.raise_offline_alerts(now)
+    return f"{n} offline alert(s) raised" if n else None
+
+
+@job("alerts-notify", "interval", "Page contacts of alerts open past the debounce",
+     seconds=10)
+def notify_new_alerts(now: datetime, ctx: JobContext) -> str | None:
+    """Non-critical alerts page once they outlast the flap debounce."""
+    n = alerts.notify_debounced(now)
+    return f"{n} alert(s) paged" if n else None
+
+
+@job("alerts-escalate", "interval",
+     "Re-send unacknowledged critical alerts and escalate to level-2 contacts", seconds=60)
+def page_unacknowledged(now: datetime, ctx: JobContext) -> str | None:
+    """Nobody answered: say it again, then tell the next person."""
+    resent, escalated = alerts.page_unacknowledged(now)
+    if resent or escalated:
+        return f"{resent} re-sent, {escalated} escalated"
+    return None
+
+
+@job("notify-deliver", "interval", "Deliver the notification outbox (webhook, e-mail)",
+     seconds=5)
+def deliver_notifications(now: datetime, ctx: JobContext) -> str | None:
+    """Send due messages; failures wait with exponential backoff."""
+    sent, failed = notify.deliver_due(now)
+    if sent or failed:
+        return f"{sent} sent, {failed} failed"
+    return None

@@ -91,6 +91,11 @@ class Contact(db.Model):
     level: Mapped[int] = mapped_column(Integer, default=1)
     channel: Mapped[str] = mapped_column(String(16))  # webhook / email
     target: Mapped[str] = mapped_column(String(512))  # URL or address
+    # Webhook body: wecom / dingtalk / feishu, or auto (chosen by the URL's host).
+    webhook_format: Mapped[str] = mapped_column(String(16), default="auto")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    alley = relationship("Alley")
 
 
 class Notification(db.Model):
@@ -100,11 +105,15 @@ class Notification(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    # Why it was sent: new, resend or escalation.
+    reason: Mapped[str] = mapped_column(String(16), default="new")
     channel: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(512))
     subject: Mapped[str] = mapped_column(String(255), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    # pending → sent, or failed after NOTIFY_MAX_ATTEMPTS
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

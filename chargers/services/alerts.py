@@ -1,25 +1,307 @@
-"""Alerts for staff: raised from fault events and offline piles (issue 4 fills this in).
+"""Alerts for staff, raised from fault events and offline piles.
+
+Lifecycle (ThingsBoard's model), keyed by (pile, port, code):
+active (unacknowledged) → acknowledged → cleared (by the pile's `active: false`, by
+the pile coming back online for `offline`, or resolved by staff with a note). A
+repeat of an open alert bumps `count` and `last_seen_at`. Every change writes an
+AlertEvent (who, when, what).
+
+Paging: a critical alert notifies level-1 contacts at once; any other alert only once
+it has stayed open past ALERT_DEBOUNCE_S (job `alerts-notify`), so a flap (raised and
+cleared within the debounce) stays in the history and pages nobody.
 
 The functions named `on_*` are called by the MQTT ingest inside its batch
-transaction: they add and flush, and never commit (the batch commits).
+transaction: they add and flush, and never commit (the batch commits). The others
+are called by views and jobs and commit.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from ..models import Pile
+from flask import current_app
+from sqlalchemy import case, select
+
+from ..extensions import db
+from ..models import Alert, AlertEvent, Alley, Pile, User, utcnow
+from . import scope
+from .errors import Conflict, Invalid, NotFound
+from .severity import RANK, SEVERITIES, severity_for
+
+STATUSES = ("active", "acknowledged", "cleared")
+OPEN = ("active", "acknowledged")
+OFFLINE = "offline"
+
+
+def _event(alert: Alert, action: str, at: datetime, user: User | None = None,
+           note: str | None = None) -> AlertEvent:
+    """Record one change on the alert's audit trail."""
+    ev = AlertEvent(action=action, at=at, user_id=user.id if user else None, note=note)
+    alert.events.append(ev)
+    return ev
+
+
+def _open_alert(pile_id: str, port: int | None, code: str) -> Alert | None:
+    stmt = select(Alert).where(Alert.pile_id == pile_id, Alert.code == code,
+                               Alert.status.in_(OPEN))
+    stmt = stmt.where(Alert.port.is_(None) if port is None else Alert.port == port)
+    return db.session.scalar(stmt.order_by(Alert.id.desc()).limit(1))
+
+
+def _last_cleared(pile_id: str, port: int | None, code: str) -> Alert | None:
+    stmt = select(Alert).where(Alert.pile_id == pile_id, Alert.code == code,
+                               Alert.status == "cleared")
+    stmt = stmt.where(Alert.port.is_(None) if port is None else Alert.port == port)
+    return db.session.scalar(stmt.order_by(Alert.cleared_at.desc()).limit(1))
+
+
+def _where(port: int | None) -> str:
+    return "pile" if port is None else f"port {port}"
+
+
+def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: str | None,
+          at: datetime, now: datetime) -> Alert:
+    """A new alert; a critical one pages at once and, unless the alley says no,
+    cuts the port (or the pile) off. Does not commit."""
+    from . import commands, notify
+
+    alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code, severity=severity_for(code),
+                  status="active", raised_at=at, last_seen_at=at, count=1, value=value)
+    db.session.add(alert)
+    _event(alert, "raised", now, note=detail)
+    db.session.flush()
+    if alert.severity == "critical":
+        if pile.alley.auto_cutoff and code != OFFLINE:
+            sent = commands.cutoff(pile, port, alert, now)
+            alert.cutoff_done = True
+            _event(alert, "cutoff_sent", now,
+                   note=", ".join(f"{c.action} {_where(c.port)}" for c in sent))
+        notify.queue_for_alert(alert, level=1, reason="new", now=now)
+    db.session.flush()
+    return alert
 
 
 def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float | None,
              detail: str | None, at: datetime, now: datetime) -> None:
     """A pile reported a fault raised (`active`) or cleared, at `at` (already chosen
     between pile time and arrival time). Does not commit."""
+    alert = _open_alert(pile.id, port, code)
+    if active:
+        if alert is not None:
+            alert.count += 1
+            if at > alert.last_seen_at:
+                alert.last_seen_at = at
+            if value is not None:
+                alert.value = value
+            _event(alert, "repeated", now, note=detail)
+            db.session.flush()
+            return
+        last = _last_cleared(pile.id, port, code)
+        if last is not None and last.cleared_at is not None and at < last.cleared_at:
+            # A raise older than the last clear arrived late: the fault is already over.
+            _event(last, "stale_raise_ignored", now, note=f"raised at {at.isoformat()}")
+            db.session.flush()
+            return
+        _open(pile, port, code, value, detail, at, now)
+        return
+    if alert is None:
+        return  # nothing open to clear (a duplicate clear, or a fault we never saw)
+    if at < alert.last_seen_at:
+        # An old clear overtaken by a newer raise: the fault is still there.
+        _event(alert, "stale_clear_ignored", now, note=f"cleared at {at.isoformat()}")
+        db.session.flush()
+        return
+    _clear(alert, at, now, "cleared_by_device", detail)
+
+
+def _clear(alert: Alert, at: datetime, now: datetime, action: str, note: str | None) -> None:
+    """Close an alert the device (or the pile's return) cleared; a non-critical one
+    cleared within the debounce and never paged is a flap. Does not commit."""
+    debounce = timedelta(seconds=current_app.config["ALERT_DEBOUNCE_S"])
+    alert.status = "cleared"
+    alert.cleared_at = at
+    _event(alert, action, now, note=note)
+    if alert.severity != "critical" and alert.notified_at is None and at - alert.raised_at < debounce:
+        alert.flapped = True
+        _event(alert, "flap", now, note=f"cleared within {int(debounce.total_seconds())} s: "
+                                        "nobody paged")
+    db.session.flush()
 
 
 def on_pile_online(pile: Pile, now: datetime) -> None:
-    """The pile came (back) online. Does not commit."""
+    """The pile came (back) online: clear its offline alert. Does not commit."""
+    alert = _open_alert(pile.id, None, OFFLINE)
+    if alert is not None:
+        _clear(alert, now, now, "cleared_online", None)
 
 
 def on_pile_offline(pile: Pile, now: datetime) -> None:
-    """The pile went offline (last will, retained 0, or missed heartbeats). Does not commit."""
+    """The pile went offline (last will, retained 0, or missed heartbeats). Does not commit.
+
+    Nothing happens at once: the `alerts-offline` job raises an alert only when the
+    pile stays away past OFFLINE_GRACE_S, so a quick reconnect pages nobody.
+    """
+
+
+def raise_offline_alerts(now: datetime | None = None) -> int:
+    """Raise an `offline` alert for every enabled pile offline and silent past the
+    grace period (piles never seen are not installed yet: skipped). Commits."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["OFFLINE_GRACE_S"])
+    stmt = select(Pile).where(Pile.online.is_(False), Pile.enabled.is_(True),
+                              Pile.last_seen_at.is_not(None), Pile.last_seen_at <= cutoff)
+    raised = 0
+    for pile in db.session.scalars(stmt):
+        if _open_alert(pile.id, None, OFFLINE) is not None:
+            continue
+        _open(pile, None, OFFLINE, None, f"last seen {pile.last_seen_at.isoformat()}", now, now)
+        raised += 1
+    db.session.commit()
+    return raised
+
+
+def notify_debounced(now: datetime | None = None) -> int:
+    """Page level-1 contacts of every unacknowledged alert that has stayed open past
+    the debounce and has not paged yet (critical ones paged when raised). Commits."""
+    from . import notify
+
+    now = now or utcnow()
+    debounce = timedelta(seconds=current_app.config["ALERT_DEBOUNCE_S"])
+    stmt = select(Alert).where(Alert.status == "active", Alert.notified_at.is_(None),
+                               Alert.flapped.is_(False), Alert.raised_at <= now - debounce)
+    done = 0
+    for alert in db.session.scalars(stmt):
+        notify.queue_for_alert(alert, level=1, reason="new", now=now)
+        done += 1
+    db.session.commit()
+    return done
+
+
+def page_unacknowledged(now: datetime | None = None) -> tuple[int, int]:
+    """For critical alerts nobody acknowledged: re-send to level 1 every
+    ALERT_RESEND_MINUTES, and escalate to level 2 once ALERT_ESCALATE_MINUTES have
+    passed since the first page. Returns (re-sent, escalated). Commits."""
+    from . import notify
+
+    now = now or utcnow()
+    cfg = current_app.config
+    resend = timedelta(minutes=cfg["ALERT_RESEND_MINUTES"])
+    escalate = timedelta(minutes=cfg["ALERT_ESCALATE_MINUTES"])
+    stmt = select(Alert).where(Alert.status == "active", Alert.severity == "critical",
+                               Alert.notified_at.is_not(None))
+    resent = escalated = 0
+    for alert in db.session.scalars(stmt):
+        if now - (alert.last_notified_at or alert.notified_at) >= resend:
+            # Once escalated, level 2 keeps hearing of it too.
+            levels = (1, 2) if alert.escalated_at else (1,)
+            notify.queue_for_alert(alert, level=levels, reason="resend", now=now)
+            resent += 1
+        if alert.escalated_at is None and now - alert.notified_at >= escalate:
+            notify.queue_for_alert(alert, level=2, reason="escalation", now=now)
+            escalated += 1
+    db.session.commit()
+    return resent, escalated
+
+
+# --- staff: read, acknowledge, resolve ---------------------------------------------
+
+
+@dataclass
+class AlertFilter:
+    """What a list of alerts is narrowed to (None = any). `status` may also be
+    `open` (active or acknowledged)."""
+
+    status: str | None = None
+    alley: str | None = None  # slug
+    severity: str | None = None
+    pile: str | None = None
+
+
+def _check_filter(f: AlertFilter) -> None:
+    if f.status is not None and f.status not in (*STATUSES, "open"):
+        raise Invalid("status: one of active, acknowledged, cleared")
+    if f.severity is not None and f.severity not in SEVERITIES:
+        raise Invalid(f"severity: one of {', '.join(SEVERITIES)}")
+
+
+def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool = False,
+                limit: int | None = 100, offset: int = 0) -> list[Alert]:
+    """Alerts in the user's alleys: newest first, or, with `triage`, open before
+    cleared, unacknowledged first, critical on top, then newest."""
+    f = f or AlertFilter()
+    _check_filter(f)
+    stmt = select(Alert).join(Pile, Alert.pile_id == Pile.id)
+    stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
+    if f.status == "open":
+        stmt = stmt.where(Alert.status.in_(OPEN))
+    elif f.status:
+        stmt = stmt.where(Alert.status == f.status)
+    if f.severity:
+        stmt = stmt.where(Alert.severity == f.severity)
+    if f.pile:
+        stmt = stmt.where(Alert.pile_id == f.pile)
+    if f.alley:
+        stmt = stmt.join(Alley, Pile.alley_id == Alley.id).where(Alley.slug == f.alley)
+    if triage:
+        status_rank = case({"active": 0, "acknowledged": 1}, value=Alert.status, else_=2)
+        sev_rank = case(RANK, value=Alert.severity, else_=len(RANK))
+        stmt = stmt.order_by(status_rank, sev_rank, Alert.raised_at.desc(), Alert.id.desc())
+    else:
+        stmt = stmt.order_by(Alert.raised_at.desc(), Alert.id.desc())
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def count_open(user: User | None) -> dict[str, int]:
+    """Open alerts in scope by severity, plus `unacknowledged`: for badges."""
+    out = {s: 0 for s in SEVERITIES} | {"unacknowledged": 0}
+    for alert in list_alerts(user, AlertFilter(status="open"), limit=None):
+        out[alert.severity] = out.get(alert.severity, 0) + 1
+        out["unacknowledged"] += alert.status == "active"
+    return out
+
+
+def get_alert(user: User | None, alert_id: int) -> Alert:
+    """One alert within the user's scope (404 outside it)."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound("no such alert")
+    scope.check_pile(user, alert.pile)
+    return alert
+
+
+def acknowledge(user: User, alert_id: int, note: str | None = None,
+                now: datetime | None = None) -> Alert:
+    """Someone is on it: stops re-sending and escalation. Acknowledging twice changes
+    nothing; a cleared alert keeps its status but records who saw it. Commits."""
+    now = now or utcnow()
+    alert = get_alert(user, alert_id)
+    if alert.acknowledged_at is not None:
+        return alert
+    alert.acknowledged_at = now
+    alert.acknowledged_by = user.id
+    if alert.status == "active":
+        alert.status = "acknowledged"
+    _event(alert, "acknowledged", now, user, (note or "").strip() or None)
+    db.session.commit()
+    return alert
+
+
+def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -> Alert:
+    """Staff close the alert with a note (what was found, what was done). Commits."""
+    now = now or utcnow()
+    note = (note or "").strip()
+    if not note:
+        raise Invalid("note: say what was found or done")
+    alert = get_alert(user, alert_id)
+    if alert.status == "cleared":
+        raise Conflict("the alert is already cleared")
+    alert.status = "cleared"
+    alert.cleared_at = now
+    alert.cleared_by = user.id
+    alert.note = note
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = now, user.id
+    _event(alert, "resolved", now, user, note)
+    db.session.commit()
+    return alert

@@ -1,14 +1,227 @@
-"""Commands to piles on their `cmd` topic, tracked until acked (issue 4 fills this in).
+"""Commands to piles on their `cmd` topic, tracked until acked.
+
+A command is written `pending`; the `commands-dispatch` job publishes it (QoS 1) on
+`{prefix}/{pile}/cmd` and marks it `sent`; the pile's `ack` makes it `accepted` or
+`rejected`; no ack within COMMAND_TIMEOUT_S makes it `timeout` (job
+`commands-timeout`). An accepted enable/disable is mirrored on Port.enabled /
+Pile.enabled, so our records follow what the pile actually did.
 
 `on_ack` is called by the MQTT ingest inside its batch transaction; it does not commit.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from ..models import Pile
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Alert, AlertEvent, Command, Pile, User, utcnow
+from . import scope
+from .errors import Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("stop", "enable", "disable", "reset")
+RESULTS = ("accepted", "rejected")
+FINAL = ("accepted", "rejected", "timeout")
+
+
+def _new_id() -> str:
+    return "c-" + secrets.token_hex(8)
+
+
+def _where(port: int | None) -> str:
+    return "pile" if port is None else f"port {port}"
+
+
+def _check(pile: Pile, port: int | None, action: str) -> None:
+    if action not in ACTIONS:
+        raise Invalid(f"action: one of {', '.join(ACTIONS)}")
+    if action == "stop" and port is None:
+        raise Invalid("port: required to stop a session")
+    if action == "reset" and port is not None:
+        raise Invalid("port: a reset is for the whole pile")
+    if port is not None and not 1 <= port <= pile.port_count:
+        raise Invalid(f"port: 1 to {pile.port_count}")
+
+
+def create(pile: Pile, port: int | None, action: str, now: datetime, *,
+           alert: Alert | None = None, user: User | None = None) -> Command:
+    """A pending command (validated). Adds and flushes, does not commit."""
+    _check(pile, port, action)
+    cmd = Command(id=_new_id(), pile_id=pile.id, port=port, action=action, status="pending",
+                  created_at=now, created_by=user.id if user else None,
+                  alert_id=alert.id if alert else None)
+    db.session.add(cmd)
+    db.session.flush()
+    return cmd
+
+
+def cutoff(pile: Pile, port: int | None, alert: Alert, now: datetime) -> list[Command]:
+    """The automatic cut-off of a critical fault: stop + disable that port, or for a
+    whole-pile fault stop every port and disable the pile. Does not commit."""
+    if port is not None:
+        return [create(pile, port, "stop", now, alert=alert),
+                create(pile, port, "disable", now, alert=alert)]
+    out = [create(pile, p.number, "stop", now, alert=alert) for p in pile.ports]
+    out.append(create(pile, None, "disable", now, alert=alert))
+    return out
+
+
+def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int | None = None,
+          now: datetime | None = None) -> Command:
+    """Staff send a command to a pile in their scope (404 outside it); `alert_id`
+    ties it to an alert of that pile, whose history records it. Commits."""
+    now = now or utcnow()
+    pile = scope.check_pile(user, db.session.get(Pile, pile_id))
+    alert = None
+    if alert_id is not None:
+        alert = db.session.get(Alert, alert_id)
+        if alert is None or alert.pile_id != pile.id:
+            raise NotFound("no such alert on this pile")
+    cmd = create(pile, port, action, now, alert=alert, user=user)
+    if alert is not None:
+        alert.events.append(AlertEvent(action="command", at=now, user_id=user.id,
+                                       note=f"{action} {_where(port)} ({cmd.id})"))
+    db.session.commit()
+    return cmd
+
+
+def get_command(user: User | None, command_id: str) -> Command:
+    """One command of a pile in the user's scope."""
+    cmd = db.session.get(Command, command_id)
+    if cmd is None:
+        raise NotFound("no such command")
+    scope.check_pile(user, db.session.get(Pile, cmd.pile_id))
+    return cmd
+
+
+def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: int | None = None,
+                  limit: int = 20) -> list[Command]:
+    """Recent commands in scope, newest first, of one pile and/or one alert."""
+    stmt = select(Command).join(Pile, Command.pile_id == Pile.id)
+    stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
+    if pile_id is not None:
+        stmt = stmt.where(Command.pile_id == pile_id)
+    if alert_id is not None:
+        stmt = stmt.where(Command.alert_id == alert_id)
+    return list(db.session.scalars(stmt.order_by(Command.created_at.desc()).limit(limit)))
+
+
+def topic(pile_id: str) -> str:
+    """The pile's command topic."""
+    return f"{current_app.config['MQTT_TOPIC_PREFIX']}/{pile_id}/cmd"
+
+
+def payload(cmd: Command, pile: Pile, now: datetime) -> dict:
+    """The contract's command body; `ts` in the alley's zone, with its offset."""
+    try:
+        tz = ZoneInfo(pile.alley.timezone)
+    except (KeyError, ValueError):
+        tz = ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
+    body = {"id": cmd.id, "ts": now.astimezone(tz).isoformat(timespec="seconds"),
+            "action": cmd.action}
+    if cmd.port is not None:
+        body["port"] = cmd.port
+    return body
+
+
+def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None = None,
+                     limit: int = 100) -> int:
+    """Publish pending commands, oldest first, marking each `sent` right after its
+    publish. A failed publish stops the round; the rest wait for the next. Commits.
+
+    At least once: a crash between publish and commit sends the same id again, and
+    the pile answers a repeated id with the same ack.
+    """
+    sent = 0
+    stmt = select(Command).where(Command.status == "pending").order_by(Command.created_at)
+    for cmd in list(db.session.scalars(stmt.limit(limit))):
+        now_ = now or utcnow()
+        pile = db.session.get(Pile, cmd.pile_id)
+        try:
+            publish(topic(cmd.pile_id), payload(cmd, pile, now_))
+        except Exception as exc:  # the broker is away: keep it pending
+            log.warning("command %s to %s not published: %s", cmd.id, cmd.pile_id, exc)
+            break
+        cmd.status = "sent"
+        cmd.sent_at = now_
+        db.session.commit()
+        sent += 1
+    return sent
+
+
+def expire(now: datetime | None = None) -> int:
+    """Sent commands with no ack after COMMAND_TIMEOUT_S, and commands that could not
+    be published for COMMAND_UNSENT_TIMEOUT_S, become `timeout`. Commits."""
+    now = now or utcnow()
+    cfg = current_app.config
+    sent_before = now - timedelta(seconds=cfg["COMMAND_TIMEOUT_S"])
+    made_before = now - timedelta(seconds=cfg["COMMAND_UNSENT_TIMEOUT_S"])
+    stmt = select(Command).where(
+        ((Command.status == "sent") & (Command.sent_at <= sent_before))
+        | ((Command.status == "pending") & (Command.created_at <= made_before))
+    )
+    n = 0
+    for cmd in db.session.scalars(stmt):
+        cmd.detail = "no ack from the pile" if cmd.status == "sent" else "never published"
+        cmd.status = "timeout"
+        cmd.answered_at = now
+        _note_on_alert(cmd, now)
+        n += 1
+    db.session.commit()
+    return n
+
+
+def _note_on_alert(cmd: Command, now: datetime) -> None:
+    if cmd.alert_id is None:
+        return
+    alert = db.session.get(Alert, cmd.alert_id)
+    if alert is not None:
+        detail = f": {cmd.detail}" if cmd.detail else ""
+        alert.events.append(AlertEvent(
+            action=f"command_{cmd.status}", at=now,
+            note=f"{cmd.action} {_where(cmd.port)} ({cmd.id}){detail}"))
+
+
+def _mirror(cmd: Command, pile: Pile) -> None:
+    """An accepted enable/disable: keep our records in step with the pile."""
+    if cmd.action not in ("enable", "disable"):
+        return
+    enabled = cmd.action == "enable"
+    if cmd.port is None:
+        pile.enabled = enabled
+        return
+    for port in pile.ports:
+        if port.number == cmd.port:
+            port.enabled = enabled
 
 
 def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: datetime) -> None:
-    """The pile answered command `command_id` with `accepted` or `rejected`. Does not commit."""
+    """The pile answered command `command_id` with `accepted` or `rejected`. Does not commit.
+
+    Only the pile the command went to can answer it. A repeated ack changes nothing;
+    a late ack after a timeout still records what the pile did.
+    """
+    if result not in RESULTS:
+        return
+    cmd = db.session.get(Command, command_id)
+    if cmd is None or cmd.pile_id != pile.id:
+        log.warning("ack from %s for unknown command %r", pile.id, command_id)
+        return
+    if cmd.status in RESULTS:
+        return
+    late = cmd.status == "timeout"
+    cmd.status = result
+    cmd.answered_at = now
+    cmd.detail = ("late ack; " if late else "") + (detail or "") or None
+    if result == "accepted":
+        _mirror(cmd, pile)
+    _note_on_alert(cmd, now)
+    db.session.flush()

@@ -1,0 +1,33 @@
+"""Severity of an alert, from its code; a deployment may change the mapping
+(config ALERT_SEVERITY, e.g. "communication=minor")."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+SEVERITIES = ("critical", "major", "minor", "warning")
+# Sort key: critical first.
+RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+DEFAULT_SEVERITY = {
+    # Fire risks (the device protocol names these two).
+    "smoke": "critical",
+    "over_temperature": "critical",
+    "over_current": "major",
+    "overload": "major",
+    "ground_fault": "major",
+    "relay_stuck": "major",
+    "offline": "major",
+    "over_voltage": "minor",
+    "under_voltage": "minor",
+    "meter_failure": "minor",
+    "communication": "warning",
+    "other": "warning",
+}
+
+
+def severity_for(code: str) -> str:
+    """The severity of `code` in this deployment (unknown codes are warnings)."""
+    overrides = current_app.config.get("ALERT_SEVERITY") or {}
+    value = overrides.get(code) or DEFAULT_SEVERITY.get(code, "warning")
+    return value if value in RANK else DEFAULT_SEVERITY.get(code, "warning")
