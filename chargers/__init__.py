@@ -57,6 +57,8 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)  # the API takes Bearer tokens, never the login cookie
     for bp in (resident_bp, auth_bp, staff_bp, api_bp, ops_bp):
         app.register_blueprint(bp)
+    from .web.security import init_app as init_security_headers
+    init_security_headers(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

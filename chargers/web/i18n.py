@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, request, session, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 
@@ -51,6 +51,52 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return _("%(d)d days", d=hours // 24)
 
 
+def short_ago(value: datetime | None, now: datetime | None = None) -> str:
+    """How long since `value` in two or three characters, for a port cell."""
+    if value is None:
+        return ""
+    now = now or datetime.now(UTC)
+    minutes = max(0, int((now - value).total_seconds() // 60))
+    if minutes < 60:
+        return _("%(n)dm", n=minutes)
+    if minutes < 48 * 60:
+        return _("%(n)dh", n=minutes // 60)
+    return _("%(n)dd", n=minutes // (24 * 60))
+
+
+STATE_SYMBOLS = {
+    # A shape beside every colour, so no state is told by colour alone.
+    "free": "○",
+    "in_use": "⚡\ufe0e",
+    "finished": "✓",
+    "fault": "!",
+    "offline": "×",
+    "out_of_service": "—",
+}
+
+
+def state_symbol(state: str) -> str:
+    """The symbol shown with a state's colour."""
+    return STATE_SYMBOLS.get(state, "?")
+
+
+def lang_url(code: str) -> str:
+    """This page in another language (keeps the path and the other query args)."""
+    args = request.args.to_dict()
+    args["lang"] = code
+    if request.endpoint and request.url_rule is not None and request.method == "GET":
+        try:
+            return url_for(request.endpoint, **(request.view_args or {}), **args)
+        except Exception:  # an endpoint that cannot be rebuilt: same path
+            pass
+    return "?lang=" + code
+
+
+def has_endpoint(name: str) -> bool:
+    """Whether a view is registered (e.g. staff.alerts, added by another module)."""
+    return name in current_app.view_functions
+
+
 def state_label(state: str) -> str:
     """A resident-facing port state in the page's language."""
     labels = {
@@ -68,6 +114,10 @@ def init_template_helpers(app: Flask) -> None:
     """Filters and globals every template can use."""
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["ago"] = ago
+    app.jinja_env.filters["short_ago"] = short_ago
+    app.jinja_env.globals["state_symbol"] = state_symbol
+    app.jinja_env.globals["lang_url"] = lang_url
+    app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["state_label"] = state_label
     app.jinja_env.add_extension("jinja2.ext.i18n")
