@@ -1,0 +1,230 @@
+"""Staff pages for alerts: the live list, one alert with its history, acknowledge and
+resolve, commands to piles (stop / disable / enable), and the alleys' alert contacts.
+
+Every page works without JavaScript; static/alerts.js only refreshes the list from
+/staff/alerts/feed every few seconds.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
+
+from ...services import alerts, alleys, commands, notify, piles
+from ...services.alerts import AlertFilter
+from ...services.errors import DomainError
+from ...services.severity import SEVERITIES
+from . import bp
+
+REFRESH_MS = 5000
+
+CODE_LABELS = {
+    "smoke": _l("Smoke"), "over_temperature": _l("Over-temperature"),
+    "over_current": _l("Over-current"), "overload": _l("Overload"),
+    "ground_fault": _l("Ground fault"), "relay_stuck": _l("Relay stuck"),
+    "offline": _l("Offline"), "over_voltage": _l("Over-voltage"),
+    "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
+    "communication": _l("Communication fault"), "other": _l("Other fault"),
+}
+SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
+                   "warning": _l("Warning")}
+STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledged"),
+                 "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
+ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
+                 "enable": _l("Enable"), "reset": _l("Reset pile")}
+COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
+                         "accepted": _l("done"), "rejected": _l("refused by the pile"),
+                         "timeout": _l("no answer")}
+
+
+class NoteForm(FlaskForm):
+    """Acknowledge, with an optional note."""
+
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=2000)])
+
+
+class ResolveForm(FlaskForm):
+    """Resolve: the note is required (what was found, what was done)."""
+
+    note = TextAreaField(_l("What was found and done"), validators=[DataRequired(), Length(max=2000)])
+
+
+class CommandForm(FlaskForm):
+    """One command button: the action, the port (none = the whole pile), and the alert
+    it answers."""
+
+    action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
+    port = IntegerField(validators=[Optional(), NumberRange(1, 32)])
+    alert_id = IntegerField(validators=[Optional()])
+
+
+class ContactForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    level = SelectField(_l("Level"), coerce=int,
+                        choices=[(1, _l("1 — first")), (2, _l("2 — escalation"))])
+    channel = SelectField(_l("Channel"), choices=[("webhook", _l("Group robot webhook")),
+                                                  ("email", _l("E-mail"))])
+    target = StringField(_l("Webhook URL or e-mail address"),
+                         validators=[DataRequired(), Length(max=512)])
+    webhook_format = SelectField(_l("Robot"), choices=[
+        ("auto", _l("Automatic (by address)")), ("wecom", "企业微信 WeCom"),
+        ("dingtalk", "钉钉 DingTalk"), ("feishu", "飞书 Feishu")])
+
+
+def _labels() -> dict:
+    return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
+            "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
+            "command_status_labels": COMMAND_STATUS_LABELS}
+
+
+def _filter_args() -> dict:
+    """The list's filters from the query string; status defaults to open alerts."""
+    status = request.args.get("status") or "open"
+    if status not in ("open", "all", *alerts.STATUSES):
+        status = "open"
+    severity = request.args.get("severity") or ""
+    if severity not in SEVERITIES:
+        severity = ""
+    return {"status": status, "severity": severity, "alley": request.args.get("alley") or ""}
+
+
+def _list(args: dict):
+    f = AlertFilter(status=None if args["status"] == "all" else args["status"],
+                    severity=args["severity"] or None, alley=args["alley"] or None)
+    return alerts.list_alerts(current_user, f, triage=True, limit=200)
+
+
+@bp.get("/alerts")
+def alerts_page():
+    args = _filter_args()
+    return render_template(
+        "staff/alerts.html", rows=_list(args), args=args, counts=alerts.count_open(current_user),
+        alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
+        refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args), **_labels())
+
+
+@bp.get("/alerts/feed")
+def alerts_feed():
+    """The list as an HTML fragment inside JSON, for the page's polling script."""
+    args = _filter_args()
+    html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
+                           args=args, **_labels())
+    return jsonify({"html": html, "counts": alerts.count_open(current_user)})
+
+
+def _alert_page(alert_id: int, note_form=None, resolve_form=None):
+    alert = alerts.get_alert(current_user, alert_id)
+    g.tz = alert.pile.alley.timezone
+    return render_template(
+        "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
+        resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
+        cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
+        notes=notify.notifications_for(alert.id), **_labels())
+
+
+@bp.get("/alerts/<int:alert_id>")
+def alert_detail(alert_id: int):
+    return _alert_page(alert_id)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+def alert_acknowledge(alert_id: int):
+    form = NoteForm()
+    if not form.validate_on_submit():
+        abort(400)
+    alerts.acknowledge(current_user, alert_id, form.note.data)
+    flash(_("Acknowledged."), "ok")
+    if request.form.get("back") == "list":
+        return redirect(url_for("staff.alerts_page"))
+    return redirect(url_for("staff.alert_detail", alert_id=alert_id))
+
+
+@bp.post("/alerts/<int:alert_id>/resolve")
+def alert_resolve(alert_id: int):
+    form = ResolveForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(_("Say what was found or done."), "error")
+        return _alert_page(alert_id, resolve_form=form), 422
+    try:
+        alerts.resolve(current_user, alert_id, form.note.data)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+    else:
+        flash(_("Resolved."), "ok")
+    return redirect(url_for("staff.alert_detail", alert_id=alert_id))
+
+
+@bp.get("/piles/<pile_id>/control")
+def pile_control(pile_id: str):
+    """Stop, disable or enable each port or the whole pile; recent commands' outcomes."""
+    pile = piles.get_pile(current_user, pile_id)
+    g.tz = pile.alley.timezone
+    return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
+                           cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
+                           **_labels())
+
+
+@bp.post("/piles/<pile_id>/command")
+def pile_command(pile_id: str):
+    form = CommandForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(_("Unknown command."), "error")
+        return redirect(url_for("staff.pile_control", pile_id=pile_id))
+    alert_id = form.alert_id.data
+    try:
+        cmd = commands.issue(current_user, pile_id, form.port.data, form.action.data,
+                             alert_id=alert_id)
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+    else:
+        where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
+        flash(_("%(action)s · %(where)s: sent to the pile.",
+                action=ACTION_LABELS[cmd.action], where=where), "ok")
+    if alert_id:
+        return redirect(url_for("staff.alert_detail", alert_id=alert_id))
+    return redirect(url_for("staff.pile_control", pile_id=pile_id))
+
+
+@bp.route("/alleys/<slug>/contacts", methods=["GET", "POST"])
+def alley_contacts(slug: str):
+    alley = alleys.get_alley(current_user, slug)
+    form = ContactForm()
+    if form.validate_on_submit():
+        try:
+            notify.add_contact(current_user, slug, notify.ContactInput(
+                name=form.name.data, channel=form.channel.data, target=form.target.data,
+                level=form.level.data, webhook_format=form.webhook_format.data))
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(_("Contact added."), "ok")
+            return redirect(url_for("staff.alley_contacts", slug=slug))
+    return render_template("staff/alert_contacts.html", alley=alley, form=form,
+                           contacts=notify.list_contacts(current_user, slug), confirm=NoteForm())
+
+
+@bp.post("/contacts/<int:contact_id>/delete")
+def contact_delete(contact_id: int):
+    if not NoteForm().validate_on_submit():
+        abort(400)
+    from ...extensions import db
+    from ...models import Alley, Contact
+
+    contact = db.session.get(Contact, contact_id)
+    slug = db.session.get(Alley, contact.alley_id).slug if contact else None
+    notify.delete_contact(current_user, contact_id)
+    flash(_("Contact removed."), "ok")
+    return redirect(url_for("staff.alley_contacts", slug=slug))

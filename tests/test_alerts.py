@@ -1,0 +1,260 @@
+"""Alert lifecycle through the services the ingest calls, and the staff API:
+raise, repeat, cut-off, acknowledge, resolve, device clear, flap, offline, scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from chargers.extensions import db
+from chargers.models import Alert, Alley, Command, Contact, Notification, Pile
+from chargers.services import alerts
+
+from .conftest import bearer
+
+T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+
+
+def s(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def pile() -> Pile:
+    return db.session.get(Pile, "P-1")
+
+
+def fault(port, code, active=True, at=T0, now=None, value=None):
+    """What the ingest does for one fault message: call, then commit the batch."""
+    alerts.on_fault(pile(), port, code, active, value, None, at, now or at)
+    db.session.commit()
+
+
+def all_alerts() -> list[Alert]:
+    return list(db.session.scalars(select(Alert).order_by(Alert.id)))
+
+
+def actions(alert: Alert) -> list[str]:
+    db.session.refresh(alert)
+    return [e.action for e in alert.events]
+
+
+@pytest.fixture
+def contacts(alley_with_pile):
+    alley = db.session.scalar(select(Alley).where(Alley.slug == "lane"))
+    db.session.add_all([
+        Contact(alley_id=alley.id, name="Wang", level=1, channel="webhook",
+                target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x"),
+        Contact(alley_id=alley.id, name="Li", level=2, channel="email", target="li@example.org"),
+    ])
+    db.session.commit()
+
+
+def test_smoke_raises_one_critical_alert_cuts_off_and_pages_at_once(contacts):
+    fault(3, "smoke", value=0.8)
+    [alert] = all_alerts()
+    assert (alert.pile_id, alert.port, alert.code) == ("P-1", 3, "smoke")
+    assert alert.severity == "critical" and alert.status == "active" and alert.count == 1
+    assert alert.cutoff_done
+    cmds = list(db.session.scalars(select(Command).order_by(Command.action.desc())))
+    assert [(c.action, c.port, c.status, c.alert_id) for c in cmds] == [
+        ("stop", 3, "pending", alert.id), ("disable", 3, "pending", alert.id)]
+    # Critical: level 1 paged when raised, level 2 not yet.
+    [n] = db.session.scalars(select(Notification)).all()
+    assert n.channel == "webhook" and n.payload["msgtype"] == "text"
+    assert "smoke" in n.payload["text"]["content"] and "烟雾" in n.body
+    assert actions(alert) == ["raised", "cutoff_sent", "notified"]
+
+
+def test_repeat_bumps_count_and_last_seen(contacts):
+    fault(3, "smoke", at=s(0))
+    fault(3, "smoke", at=s(30), value=1.2)
+    [alert] = all_alerts()
+    assert alert.count == 2 and alert.last_seen_at == s(30) and alert.value == 1.2
+    assert alert.raised_at == s(0)
+    # no second cut-off, no second page
+    assert db.session.query(Command).count() == 2
+    assert db.session.query(Notification).count() == 1
+    assert actions(alert)[-1] == "repeated"
+
+
+def test_whole_pile_fault_stops_every_port_and_disables_the_pile(alley_with_pile):
+    fault(None, "over_temperature")
+    cmds = db.session.scalars(select(Command)).all()
+    assert sorted((c.action, c.port or 0) for c in cmds) == [
+        ("disable", 0), ("stop", 1), ("stop", 2), ("stop", 3), ("stop", 4)]
+
+
+def test_auto_cutoff_switched_off_per_alley(alley_with_pile):
+    pile().alley.auto_cutoff = False
+    db.session.commit()
+    fault(2, "smoke")
+    [alert] = all_alerts()
+    assert alert.severity == "critical" and not alert.cutoff_done
+    assert db.session.query(Command).count() == 0
+
+
+def test_severity_mapping_can_be_changed_per_deployment(app, alley_with_pile):
+    app.config["ALERT_SEVERITY"] = {"communication": "major"}
+    fault(None, "communication")
+    fault(1, "meter_failure")
+    assert [(a.code, a.severity) for a in all_alerts()] == [
+        ("communication", "major"), ("meter_failure", "minor")]
+
+
+def test_acknowledge_resolve_and_device_clear_with_audit_trail(client, admin, contacts):
+    user, token = admin
+    fault(3, "smoke", at=s(0))
+    fault(1, "over_current", at=s(5))
+    smoke, current = all_alerts()
+
+    r = client.post(f"/api/v1/alerts/{smoke.id}/acknowledge", headers=bearer(token))
+    assert r.status_code == 200 and r.json["status"] == "acknowledged"
+    assert r.json["acknowledged_by"] == "root"
+    # twice is harmless
+    assert client.post(f"/api/v1/alerts/{smoke.id}/acknowledge",
+                       headers=bearer(token)).json["status"] == "acknowledged"
+
+    r = client.post(f"/api/v1/alerts/{smoke.id}/resolve", json={"note": ""}, headers=bearer(token))
+    assert r.status_code == 422
+    r = client.post(f"/api/v1/alerts/{smoke.id}/resolve",
+                    json={"note": "burnt plug replaced"}, headers=bearer(token))
+    assert r.status_code == 200 and r.json["status"] == "cleared"
+    assert client.post(f"/api/v1/alerts/{smoke.id}/resolve", json={"note": "again"},
+                       headers=bearer(token)).status_code == 409
+
+    r = client.get(f"/api/v1/alerts/{smoke.id}", headers=bearer(token))
+    hist = [(h["action"], h["by"]) for h in r.json["history"]]
+    assert hist == [("raised", None), ("cutoff_sent", None), ("notified", None),
+                    ("acknowledged", "root"), ("resolved", "root")]
+    assert r.json["history"][-1]["note"] == "burnt plug replaced"
+    assert {c["action"] for c in r.json["commands"]} == {"stop", "disable"}
+
+    # the pile clears the other one itself
+    fault(1, "over_current", active=False, at=s(200))
+    r = client.get(f"/api/v1/alerts/{current.id}", headers=bearer(token))
+    assert r.json["status"] == "cleared" and r.json["cleared_at"] == "2026-11-27T01:03:20Z"
+    assert [h["action"] for h in r.json["history"]] == ["raised", "cleared_by_device"]
+    assert r.json["flapped"] is False
+
+
+def test_a_new_raise_after_a_clear_opens_a_new_alert(alley_with_pile):
+    fault(2, "overload", at=s(0))
+    fault(2, "overload", active=False, at=s(100))
+    fault(2, "overload", at=s(300))
+    assert [(a.status, a.count) for a in all_alerts()] == [("cleared", 1), ("active", 1)]
+
+
+def test_late_messages_do_not_undo_newer_state(alley_with_pile):
+    fault(2, "overload", at=s(0))
+    fault(2, "overload", at=s(90))
+    fault(2, "overload", active=False, at=s(60))  # an old clear, overtaken
+    [alert] = all_alerts()
+    assert alert.status == "active" and "stale_clear_ignored" in actions(alert)
+    fault(2, "overload", active=False, at=s(120))
+    fault(2, "overload", at=s(100))  # an old raise arriving after the clear
+    [alert] = all_alerts()
+    assert alert.status == "cleared" and "stale_raise_ignored" in actions(alert)
+
+
+def test_flap_is_kept_but_pages_nobody(contacts):
+    fault(2, "over_voltage", at=s(0))
+    fault(2, "over_voltage", active=False, at=s(20))
+    [flap] = all_alerts()
+    assert flap.flapped and flap.status == "cleared"
+    assert actions(flap) == ["raised", "cleared_by_device", "flap"]
+    assert alerts.notify_debounced(s(500)) == 0
+
+    # one that stays open past the debounce pages once, after the debounce
+    fault(2, "over_voltage", at=s(600))
+    assert alerts.notify_debounced(s(630)) == 0
+    assert alerts.notify_debounced(s(661)) == 1
+    assert alerts.notify_debounced(s(700)) == 0
+    [n] = db.session.scalars(select(Notification)).all()
+    assert n.reason == "new" and "over_voltage" in n.body
+    stayed = all_alerts()[1]
+    fault(2, "over_voltage", active=False, at=s(800))
+    assert not stayed.flapped and actions(stayed)[-1] == "cleared_by_device"
+
+
+def test_offline_alert_after_grace_and_cleared_on_return(app, alley_with_pile):
+    p = pile()
+    p.online, p.last_seen_at = False, s(0)
+    db.session.commit()
+    alerts.on_pile_offline(pile(), s(0))
+    db.session.commit()
+    assert alerts.raise_offline_alerts(s(200)) == 0  # within OFFLINE_GRACE_S (300)
+    assert alerts.raise_offline_alerts(s(301)) == 1
+    assert alerts.raise_offline_alerts(s(400)) == 0  # one is enough
+    [alert] = all_alerts()
+    assert (alert.code, alert.port, alert.severity, alert.status) == ("offline", None, "major", "active")
+    assert alerts.notify_debounced(s(400)) == 1
+
+    p = pile()
+    p.online = True
+    alerts.on_pile_online(p, s(900))
+    db.session.commit()
+    db.session.refresh(alert)
+    assert alert.status == "cleared" and actions(alert)[-1] == "cleared_online"
+
+
+def test_offline_that_comes_back_quickly_is_a_flap(alley_with_pile):
+    p = pile()
+    p.online, p.last_seen_at = False, s(0)
+    db.session.commit()
+    alerts.raise_offline_alerts(s(301))
+    alerts.on_pile_online(pile(), s(320))
+    db.session.commit()
+    [alert] = all_alerts()
+    assert alert.flapped and alerts.notify_debounced(s(1000)) == 0
+
+
+def test_list_api_contract_filters_and_order(client, admin, alley_with_pile):
+    _, token = admin
+    fault(1, "over_voltage", at=s(0))
+    fault(2, "smoke", at=s(10))
+    fault(3, "overload", at=s(20))
+    fault(3, "overload", active=False, at=s(200))
+    r = client.get("/api/v1/alerts?status=active", headers=bearer(token))
+    assert r.status_code == 200
+    assert [a["code"] for a in r.json] == ["smoke", "over_voltage"]
+    assert set(r.json[0]) >= {"id", "pile", "port", "code", "severity", "status",
+                              "raised_at", "count"}
+    assert r.json[0]["pile"] == "P-1" and r.json[0]["raised_at"] == "2026-11-27T01:00:10Z"
+    r = client.get("/api/v1/alerts?status=cleared", headers=bearer(token))
+    assert [a["code"] for a in r.json] == ["overload"]
+    r = client.get("/api/v1/alerts", headers=bearer(token))
+    assert [a["code"] for a in r.json] == ["overload", "smoke", "over_voltage"]
+    r = client.get("/api/v1/alerts?limit=1&offset=1", headers=bearer(token))
+    assert [a["code"] for a in r.json] == ["smoke"]
+    r = client.get("/api/v1/alerts?severity=critical", headers=bearer(token))
+    assert [a["code"] for a in r.json] == ["smoke"]
+    r = client.get("/api/v1/alerts?status=bogus", headers=bearer(token))
+    assert r.status_code == 422 and r.json["error"]["code"] == "invalid"
+    assert client.get("/api/v1/alerts").status_code == 401
+
+
+def test_staff_of_another_alley_get_404(client, admin, make_staff, alley_with_pile):
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "other", "name": "Other"}, headers=bearer(token))
+    _, mine = make_staff("lane-staff", ["lane"])
+    _, theirs = make_staff("other-staff", ["other"])
+    fault(3, "smoke")
+    [alert] = all_alerts()
+    cmd = db.session.scalars(select(Command)).first()
+    for path, method, body in [
+        (f"/api/v1/alerts/{alert.id}", "get", None),
+        (f"/api/v1/alerts/{alert.id}/acknowledge", "post", None),
+        (f"/api/v1/alerts/{alert.id}/resolve", "post", {"note": "x"}),
+        ("/api/v1/piles/P-1/commands", "post", {"action": "stop", "port": 1}),
+        (f"/api/v1/commands/{cmd.id}", "get", None),
+    ]:
+        r = getattr(client, method)(path, json=body, headers=bearer(theirs))
+        assert r.status_code == 404, path
+    assert client.get("/api/v1/alerts", headers=bearer(theirs)).json == []
+    db.session.refresh(alert)
+    assert alert.status == "active" and alert.acknowledged_at is None
+    assert db.session.query(Command).count() == 2
+    r = client.post(f"/api/v1/alerts/{alert.id}/acknowledge", headers=bearer(mine))
+    assert r.status_code == 200 and r.json["acknowledged_by"] == "lane-staff"
