@@ -1,8 +1,78 @@
-"""Commands for the device side: embedded broker, simulated piles, Mosquitto auth
-files (filled in by the ingest work)."""
+"""Commands for the device side: the embedded broker, simulated piles and the
+Mosquitto password/ACL files. Thin wrappers over chargers.broker,
+chargers.simulator and chargers.services.mqtt_auth."""
 
-from flask import Flask
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from .mqtt_settings import parse_url
+from .services import mqtt_auth
+from .services.errors import DomainError
+
+
+@click.command("broker")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=1883, show_default=True, type=int,
+              help="Preferred port; a free one is used (and printed) when it is taken.")
+@click.option("--unless-mqtt-url", is_flag=True,
+              help="When MQTT_URL is set, start nothing and wait for Ctrl-C (for the Procfile).")
+@click.option("-v", "--verbose", is_flag=True, help="Log amqtt's connection chatter too.")
+def broker_command(host, port, unless_mqtt_url, verbose):
+    """Run the embedded MQTT broker (development; production uses Mosquitto)."""
+    from . import broker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("amqtt").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    if current_app.config.get("MQTT_URL"):
+        if not unless_mqtt_url:
+            raise click.ClickException("MQTT_URL is set: the app uses that broker; unset it to embed one")
+        click.echo("MQTT_URL is set: no embedded broker; idling until stopped")
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        return
+    broker.serve(current_app._get_current_object(), host, port, echo=click.echo)
+
+
+@click.command("mqtt-auth")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for `passwd` and `acl` (Mosquitto password_file / acl_file).")
+@click.option("--backend-user", help="Backend's MQTT username (default: from MQTT_URL).")
+@click.option("--backend-password", help="Backend's MQTT password (default: from MQTT_URL).")
+def mqtt_auth_command(out_dir, backend_user, backend_password):
+    """Write a Mosquitto password file and ACL: every enabled pile with its secret's
+    hash, the backend user from MQTT_URL; a pile may use only its own topics."""
+    url = current_app.config.get("MQTT_URL")
+    if url and not (backend_user and backend_password):
+        address = parse_url(url)
+        backend_user = backend_user or address.username
+        backend_password = backend_password or address.password
+    if not backend_user or not backend_password:
+        raise click.ClickException("need the backend's login: set MQTT_URL=mqtt://user:pass@host:port "
+                                   "or pass --backend-user and --backend-password")
+    try:
+        result = mqtt_auth.write_mosquitto_files(
+            out_dir, mqtt_auth.BackendCredentials(backend_user, backend_password),
+            current_app.config["MQTT_TOPIC_PREFIX"])
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"wrote {result['passwd']} ({result['piles']} piles + backend user {backend_user}) "
+               f"and {result['acl']}")
+    click.echo("in mosquitto.conf: allow_anonymous false / password_file "
+               f"{result['passwd'].resolve()} / acl_file {result['acl'].resolve()}; "
+               "then reload mosquitto (SIGHUP)")
 
 
 def init_app(app: Flask) -> None:
     """Register the device-side commands."""
+    from .simulator import simulate_command
+
+    app.cli.add_command(broker_command)
+    app.cli.add_command(mqtt_auth_command)
+    app.cli.add_command(simulate_command)

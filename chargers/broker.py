@@ -1,0 +1,364 @@
+"""The embedded MQTT broker (amqtt) for the one-command run (`make run`).
+
+Production uses Mosquitto with the files of `flask mqtt-auth`; with no MQTT_URL,
+`flask --app wsgi broker` runs this in-process broker instead. It is never
+anonymous: amqtt keeps QoS 1 messages for an offline persistent session only when
+the session is authenticated (anonymous, it dropped 100 of 100). Piles log in with
+their id and secret (checked against the database, the same `$7$` hash Mosquitto
+reads); the backend with credentials generated at every start and written, with
+the address, to EMBEDDED_BROKER_FILE (mode 600) for the worker and the simulator.
+
+Five amqtt 0.12.1 behaviours are corrected in `ChargersBroker`:
+- it took over or wiped an existing session of the same client id *before*
+  checking the password, so a bad login could drop the backend's queue; here a
+  connection is authenticated first;
+- it redelivered the messages queued for an offline session with RETAIN set,
+  which would make every one of them look like a retained `online` state; MQTT
+  says queued messages go out with retain 0;
+- a subscription made while a message was being delivered made amqtt drop that
+  message for the remaining subscribers ("dictionary changed size during iteration");
+- on connect it sent a client the retained messages of *every* filter anyone had
+  subscribed to, past the ACL; here only the client's own, ACL-checked;
+- messages published before the backend's first connect were not kept for it; the
+  broker creates the backend's persistent session at start, subscribed to
+  `{prefix}/#`, and drops that placeholder subscription once the backend makes its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.contexts import Action
+from amqtt.errors import AMQTTError, BrokerError, MQTTError, NoDataError
+from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
+from amqtt.mqtt.constants import QOS_1, QOS_2
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.session import Session
+from amqtt.utils import format_client_message, gen_client_id
+from flask import Flask
+
+from .services import mqtt_auth
+
+log = logging.getLogger("chargers.broker")
+
+BACKEND_USER = "chargers-backend"
+DEFAULT_PORT = 1883
+
+
+class PileAuthPlugin(BaseAuthPlugin):
+    """Authenticates piles against the database and the backend against the
+    credentials generated at start. Anonymous logins are refused."""
+
+    @dataclass
+    class Config:
+        check_pile: Any = None  # (pile_id, secret) -> bool, blocking (runs in a thread)
+        backend_user: str = BACKEND_USER
+        backend_password: str = ""
+
+    async def authenticate(self, *, session: Session) -> bool | None:
+        """True for the backend's credentials or a pile's id + secret."""
+        cfg = self.context.config
+        username, password = session.username, session.password
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        if not username or not password:
+            return False
+        if username == cfg.backend_user:
+            return bool(cfg.backend_password) and hmac.compare_digest(
+                password.encode(), cfg.backend_password.encode())
+        # The contract: client id == username == pile id. Tying them keeps one pile
+        # from taking over another's session.
+        if session.client_id != username:
+            return False
+        try:
+            return bool(await asyncio.to_thread(cfg.check_pile, username, password))
+        except Exception:  # a DB hiccup refuses this login, never kills the broker
+            log.exception("checking pile %s failed", username)
+            return False
+
+
+class PileAclPlugin(BaseTopicPlugin):
+    """The same access rule as the Mosquitto ACL (services.mqtt_auth.allowed)."""
+
+    @dataclass
+    class Config:
+        prefix: str = "chargers/v1"
+        backend_user: str = BACKEND_USER
+
+    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
+                              action: Action | None = None) -> bool | None:
+        """Whether `session`'s user may publish to, subscribe to or receive `topic`."""
+        cfg = self.context.config
+        ok = mqtt_auth.allowed(session.username if session else None, topic or "", str(action),
+                               prefix=cfg.prefix, backend_user=cfg.backend_user)
+        if not ok and action != Action.RECEIVE:
+            log.warning("denied %s %s to %s", action, topic, session.username if session else None)
+        return ok
+
+
+class ChargersBroker(Broker):
+    """amqtt's Broker with the corrections described in the module docstring."""
+
+    def __init__(self, config: dict, *, backend_client_id: str, backend_user: str, prefix: str):
+        super().__init__(config)
+        self._backend_client_id = backend_client_id
+        self._backend_user = backend_user
+        self._placeholder: str | None = f"{prefix}/#"
+
+    async def start(self) -> None:
+        """Start listening, then create the backend's persistent session."""
+        await super().start()
+        session = Session()
+        session.client_id = self._backend_client_id
+        session.username = self._backend_user
+        session.clean_session = False
+        session.transitions.disconnect()
+        self._sessions[session.client_id] = (session, BrokerProtocolHandler(self.plugins_manager, session))
+        await super().add_subscription((self._placeholder, 1), session)
+
+    async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
+        """Subscribe; the backend's first own subscription retires the placeholder."""
+        result = await super().add_subscription(subscription, session)
+        placeholder = self._placeholder
+        if placeholder and session.client_id == self._backend_client_id and result in (0, 1, 2):
+            self._placeholder = None
+            if subscription[0] != placeholder and self._del_subscription(placeholder, session):
+                if not self._subscriptions.get(placeholder):
+                    self._subscriptions.pop(placeholder, None)
+        return result
+
+    async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
+        """amqtt's version, but a client must authenticate before its client id can
+        touch (wipe or take over) an existing session."""
+        try:
+            handler, client_session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager)
+        except AMQTTError as exc:
+            raise AMQTTError(exc) from exc
+        except MQTTError as exc:
+            await writer.close()
+            raise MQTTError(exc) from exc
+        except NoDataError as exc:
+            raise AMQTTError(exc) from exc
+
+        if not await self._authenticate(client_session, None):
+            where = format_client_message(address=remote_address, port=remote_port)
+            log.info("refused login of %r (client id %r) from %s", client_session.username,
+                     client_session.client_id, where)
+            await ConnackPacket.build(0, NOT_AUTHORIZED).to_stream(writer)
+            await writer.close()
+            raise MQTTError("not authorized")
+
+        # From here on, as amqtt 0.12.1 does it.
+        if client_session.clean_session:
+            if client_session.client_id:
+                await self._delete_session(client_session.client_id)
+            else:
+                client_session.client_id = gen_client_id()
+            client_session.parent = 0
+        elif client_session.client_id in self._sessions:
+            existing, _ = self._sessions[client_session.client_id]
+            for attr in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain",
+                         "keep_alive", "username", "password"):
+                setattr(existing, attr, getattr(client_session, attr))
+            client_session = existing
+            client_session.parent = 1
+        else:
+            client_session.parent = 0
+        return handler, client_session
+
+    async def _run_broadcast(self, running_tasks) -> None:
+        """Deliver one published message to every matching subscription: amqtt's
+        version, but over snapshots, because amqtt awaits inside the loop and a
+        subscription made meanwhile raised "dictionary changed size during
+        iteration", losing the message for every remaining subscriber."""
+        broadcast = await self._broadcast_queue.get()
+        for k_filter, subscriptions in list(self._subscriptions.items()):
+            if not self._matches(broadcast["topic"], k_filter):
+                continue
+            for target_session, sub_qos in list(subscriptions):
+                qos = broadcast.get("qos", sub_qos)
+                if not await self._topic_filtering(target_session, topic=broadcast["topic"],
+                                                   action=Action.RECEIVE):
+                    continue
+                # Kept for an offline persistent (authenticated) session, QoS 1/2 only.
+                if (target_session.transitions.state != "connected"
+                        and not target_session.clean_session
+                        and qos in (QOS_1, QOS_2)
+                        and not target_session.is_anonymous):
+                    await self._retain_broadcast_message(broadcast, qos, target_session)
+                    continue
+                if target_session.transitions.state != "connected":
+                    continue
+                handler = self._get_handler(target_session)
+                if handler:
+                    running_tasks.append(asyncio.ensure_future(
+                        handler.mqtt_publish(broadcast["topic"], broadcast["data"], qos, retain=False)))
+
+    async def _publish_retained_messages_for_subscription(self, subscription: tuple[str, int],
+                                                          session: Session) -> None:
+        """Send retained messages matching one of `session`'s own subscriptions.
+        amqtt calls this on connect with every filter anyone subscribed to and
+        skipped the ACL, so a pile got other piles' retained `online` states."""
+        topic_filter = subscription[0]
+        granted = [q for s, q in self._subscriptions.get(topic_filter, [])
+                   if s.client_id == session.client_id]
+        handler = self._get_handler(session)
+        if not granted or not handler:
+            return
+        tasks = []
+        for topic, retained in list(self._retained_messages.items()):
+            if not self._matches(topic, topic_filter):
+                continue
+            if not await self._topic_filtering(session, topic=topic, action=Action.RECEIVE):
+                continue
+            qos = min(granted[0], retained.qos if retained.qos is not None else granted[0])
+            tasks.append(asyncio.ensure_future(
+                handler.mqtt_publish(retained.topic, retained.data, qos, retain=True)))
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        """Deliver what was queued while `session` was away, in order, retain 0."""
+        handler = self._get_handler(session)
+        if not handler:
+            return
+        tasks = []
+        while not session.retained_messages.empty():
+            queued = await session.retained_messages.get()
+            tasks.append(asyncio.ensure_future(
+                handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)))
+        if tasks:
+            await asyncio.wait(tasks)
+
+
+def _write_private_json(path: Path, data: dict) -> None:
+    """Atomic write, mode 600: the file holds the backend's password."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def pile_checker(app: Flask) -> Callable[[str, str], bool]:
+    """A thread-safe (pile_id, secret) -> bool over the app's database."""
+
+    def check(pile_id: str, secret: str) -> bool:
+        from .extensions import db
+
+        with app.app_context():
+            try:
+                return mqtt_auth.check_pile_secret(pile_id, secret)
+            finally:
+                db.session.remove()
+
+    return check
+
+
+@dataclass
+class BrokerInfo:
+    """Where the embedded broker listens and the backend's login."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+
+    def as_dict(self) -> dict:
+        return {"host": self.host, "port": self.port, "username": self.username, "password": self.password}
+
+
+async def start_broker(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                       ) -> tuple[ChargersBroker, BrokerInfo]:
+    """Start the broker on `host:port`, or on a free port when that one is taken;
+    returns the running broker and its address and backend credentials."""
+    password = secrets.token_urlsafe(24)
+    prefix = app.config["MQTT_TOPIC_PREFIX"]
+    client_id = app.config["MQTT_CLIENT_ID"]
+    candidates = [port] if port and _port_free(host, port) else []
+    candidates += [_free_port(host) for _ in range(3)]
+    last_error: Exception | None = None
+    for candidate in candidates:
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{candidate}"}},
+            "plugins": {
+                "chargers.broker.PileAuthPlugin": {
+                    "check_pile": pile_checker(app), "backend_user": BACKEND_USER,
+                    "backend_password": password},
+                "chargers.broker.PileAclPlugin": {"prefix": prefix, "backend_user": BACKEND_USER},
+            },
+        }
+        broker = ChargersBroker(config, backend_client_id=client_id, backend_user=BACKEND_USER,
+                                prefix=prefix)
+        try:
+            await broker.start()
+        except BrokerError as exc:  # lost a race for the port; try the next
+            last_error = exc
+            continue
+        return broker, BrokerInfo(host, candidate, BACKEND_USER, password)
+    raise RuntimeError(f"embedded broker could not listen on {host}: {last_error}")
+
+
+def serve(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+          echo: Callable[[str], None] = print) -> None:
+    """Run the broker until SIGINT/SIGTERM; write EMBEDDED_BROKER_FILE while it runs."""
+    info_file = Path(app.config["EMBEDDED_BROKER_FILE"])
+
+    async def main() -> None:
+        # A stale file from a killed run would send clients to a dead port.
+        info_file.unlink(missing_ok=True)
+        broker, info = await start_broker(app, host, port)
+        _write_private_json(info_file, info.as_dict())
+        note = "" if info.port == port else f" ({host}:{port} is taken)"
+        echo(f"embedded MQTT broker listening on {info.host}:{info.port}{note}; "
+             f"backend login in {info_file}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(info_file.read_text()).get("port") == info.port:
+                    info_file.unlink()
+            await broker.shutdown()
+            echo("embedded MQTT broker stopped")
+
+    asyncio.run(main())

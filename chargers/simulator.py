@@ -1,0 +1,527 @@
+"""Simulated piles speaking the device protocol (docs/asyncapi.yaml).
+
+Each pile is a device, not a backend: it has its own paho client (MQTT 3.1.1,
+client id = username = pile id, its secret, keepalive 60, last will `online 0`),
+its own state in plain objects, and reads nothing from the database but the
+alley's pile list and port counts (done once, by the command).
+
+Residents come and go on each port: plug in (`occupied`), a session starts
+(`charging`), meters every 60 simulated seconds on a charger's curve (a constant
+300–450 W, then tapering to a trickle, auto-stop `full`), the bike stays plugged a
+while (`finishing`), is unplugged (`available`). Some residents leave early. Rare
+faults appear and clear. Commands on `cmd` are answered with `ack`.
+
+Simulated time runs `speed` times faster than real time; the `ts` of every
+message is the real clock (as a pile's would be), so only durations shrink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets as _random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import click
+import paho.mqtt.client as mqtt
+from flask import current_app
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .mqtt_settings import BrokerAddress, broker_address
+
+log = logging.getLogger("chargers.simulator")
+
+CHINA = timezone(timedelta(hours=8))  # piles in the field keep local time
+KEEPALIVE_S = 60
+FAULT_CODES = ("over_current", "overload", "over_temperature", "smoke", "ground_fault",
+               "over_voltage", "under_voltage", "meter_failure", "relay_stuck", "communication",
+               "other")
+# Port faults seen in the field, most common first; smoke and over-temperature are
+# rare (and make the backend cut the port off).
+PORT_FAULTS = (("over_current", 40), ("overload", 25), ("ground_fault", 10), ("meter_failure", 8),
+               ("relay_stuck", 5), ("over_temperature", 2), ("smoke", 0.5))
+PILE_FAULTS = (("under_voltage", 50), ("over_voltage", 30), ("communication", 20))
+
+
+@dataclass
+class Behaviour:
+    """How residents and piles behave, in simulated seconds (tests shrink these)."""
+
+    mean_idle_s: float = 40 * 60  # a free port waits this long (mean) for the next bike
+    plug_to_start_s: tuple[float, float] = (5, 40)  # card swipe / app after plugging in
+    need_wh: tuple[float, float] = (300, 1100)  # what a battery takes to be full
+    power_w: tuple[float, float] = (300, 450)  # a charger's constant-current draw
+    trickle_w: float = 12  # below this the pile calls the battery full
+    mean_stay_s: float = 25 * 60  # plugged after the charge ends
+    early_leave: float = 0.12  # share of residents who unplug before full
+    meter_every_s: float = 60
+    heartbeat_every_s: float = 60
+    fault_rate: float = 0.02  # faults per pile per simulated hour
+    mean_fault_s: float = 6 * 60  # until a fault clears
+    start_charging: float = 0.0  # share of ports that start the run already plugged
+
+
+@dataclass
+class PortState:
+    number: int
+    status: str = "available"
+    enabled: bool = True
+    session: str | None = None
+    card: str | None = None
+    energy_wh: float = 0.0  # of the current session
+    need_wh: float = 0.0
+    power_w: float = 0.0
+    p0_w: float = 0.0
+    leave_at_wh: float | None = None  # an early leaver unplugs at this energy
+    fault: str | None = None
+    next_at: float = 0.0  # simulated time of the port's next step
+    next_meter_at: float = 0.0
+
+
+@dataclass
+class PileState:
+    pile_id: str
+    ports: list[PortState]
+    lifetime_wh: float = 0.0  # the pile's own meter, reported at session start
+    pile_fault: str | None = None
+    pile_fault_until: float = 0.0
+    next_heartbeat_at: float = 0.0
+    next_fault_check_at: float = 0.0
+
+
+def now_ts() -> str:
+    """The pile's clock, RFC 3339 with offset."""
+    return datetime.now(CHINA).isoformat(timespec="seconds")
+
+
+class SimPile:
+    """One pile: state, a paho client and the resident behaviour on its ports."""
+
+    MODEL, FIRMWARE, MAX_POWER_W = "EB-SIM", "2.4.1-sim", 1000
+
+    def __init__(self, pile_id: str, ports: int, secret: str, address: BrokerAddress, prefix: str,
+                 behaviour: Behaviour, clock: Callable[[], float], rng: random.Random):
+        self.id = pile_id
+        self.prefix = prefix.rstrip("/")
+        self.b = behaviour
+        self.clock = clock  # simulated seconds since the start
+        self.rng = rng
+        self.state = PileState(pile_id, [PortState(n) for n in range(1, ports + 1)])
+        self.lock = threading.RLock()  # paho's thread (commands, connects) vs the sim loop
+        self.seq = 0
+        self.boot_token = ""
+        self.sessions = 0
+        self.connected = threading.Event()
+        self.booted = False
+        now = clock()
+        for port in self.state.ports:
+            if rng.random() < behaviour.start_charging:
+                port.next_at = now + rng.uniform(0, 5)
+            else:
+                port.next_at = now + rng.expovariate(1 / behaviour.mean_idle_s)
+        self.state.next_fault_check_at = now + 60
+        self.client = self._make_client(secret, address)
+
+    # --- MQTT -----------------------------------------------------------------
+
+    def topic(self, kind: str) -> str:
+        return f"{self.prefix}/{self.id}/{kind}"
+
+    def _make_client(self, secret: str, address: BrokerAddress) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.id,
+                             protocol=mqtt.MQTTv311, clean_session=True)
+        client.username_pw_set(self.id, secret)
+        client.will_set(self.topic("online"), "0", qos=1, retain=True)
+        client.reconnect_delay_set(1, 30)
+        if address.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(address.host, address.port, keepalive=KEEPALIVE_S)
+        return client
+
+    def start(self) -> None:
+        self.client.loop_start()
+
+    def stop(self, announce: bool = True) -> None:
+        """Power off: say `online 0` (a graceful pile would), then disconnect."""
+        if announce and self.connected.is_set():
+            info = self.client.publish(self.topic("online"), "0", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=3)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        try:
+            if reason_code.is_failure:
+                log.warning("%s: broker refused the connection: %s", self.id, reason_code)
+                return
+            client.subscribe(self.topic("cmd"), qos=1)
+            with self.lock:
+                client.publish(self.topic("online"), "1", qos=1, retain=True)
+                self._boot()
+            self.connected.set()
+        except Exception:  # an exception escaping a paho callback kills its thread
+            log.exception("%s: on_connect failed", self.id)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
+        self.connected.clear()
+        if reason_code != 0:
+            log.info("%s: disconnected (%s); paho reconnects", self.id, reason_code)
+
+    def _on_message(self, client, userdata, message):
+        if message.topic != self.topic("cmd"):  # a pile listens to its own cmd only
+            log.warning("%s: unexpected message on %s", self.id, message.topic)
+            return
+        try:
+            self.handle_command(message.payload)
+        except Exception:
+            log.exception("%s: command %r failed", self.id, message.payload[:200])
+
+    def send(self, kind: str, **fields) -> dict:
+        """Publish one JSON message (QoS 1) with id, ts and seq; returns the payload."""
+        with self.lock:
+            payload = {"id": f"{self.boot_token}-{self.seq}", "ts": now_ts(), "seq": self.seq, **fields}
+            self.seq += 1
+            self.client.publish(self.topic(kind), json.dumps(payload, separators=(",", ":")), qos=1)
+            return payload
+
+    # --- device behaviour ------------------------------------------------------
+
+    def _boot(self) -> None:
+        """After every (re)connect: boot (seq from 0, ids fresh), then every port's
+        status, as OCPP chargers send StatusNotification for each connector."""
+        self.seq = 0
+        self.boot_token = _random.token_hex(4)
+        self.send("boot", model=self.MODEL, firmware=self.FIRMWARE,
+                  ports=len(self.state.ports), max_power_w=self.MAX_POWER_W)
+        for port in self.state.ports:
+            self._status(port)
+        self.booted = True
+
+    def _status(self, port: PortState, status: str | None = None, error: str | None = None) -> None:
+        if status is not None:
+            port.status = status
+        fields = {"port": port.number, "status": port.status}
+        if port.status == "faulted" and (error or port.fault):
+            fields["error"] = error or port.fault
+        self.send("status", **fields)
+
+    def _start_session(self, port: PortState, now: float) -> None:
+        b, rng = self.b, self.rng
+        self.sessions += 1
+        port.session = f"S{self.boot_token}{self.sessions:04d}"
+        port.card = f"C-{rng.randint(1, 600):05d}"
+        port.energy_wh = 0.0
+        port.need_wh = rng.uniform(*b.need_wh)
+        port.p0_w = rng.uniform(*b.power_w)
+        port.power_w = port.p0_w
+        port.leave_at_wh = (rng.uniform(0.1, 0.9) * port.need_wh) if rng.random() < b.early_leave else None
+        self.send("session", event="start", port=port.number, session=port.session, card=port.card,
+                  meter_wh=round(self.state.lifetime_wh, 1))
+        self._status(port, "charging")
+        port.next_meter_at = now + b.meter_every_s
+
+    def _stop_session(self, port: PortState, reason: str) -> None:
+        if port.session is None:
+            return
+        self.state.lifetime_wh += port.energy_wh
+        self.send("session", event="stop", port=port.number, session=port.session,
+                  energy_wh=round(port.energy_wh, 1), reason=reason)
+        port.session = None
+        port.power_w = 0.0
+
+    def _power(self, port: PortState) -> float:
+        """A CC/CV charger: constant draw to 80 %, then tapering towards a trickle."""
+        f = port.energy_wh / port.need_wh if port.need_wh else 1.0
+        if f < 0.8:
+            return port.p0_w * self.rng.uniform(0.97, 1.03)
+        return max(0.0, port.p0_w * (1 - f) / 0.2)
+
+    def _meter(self, port: PortState) -> None:
+        dt_h = self.b.meter_every_s / 3600
+        power = self._power(port)
+        port.energy_wh = min(port.need_wh, port.energy_wh + power * dt_h)
+        port.power_w = power
+        voltage = self.rng.uniform(218, 232)
+        temp = 24 + power / 40 + self.rng.uniform(-1, 1)
+        self.send("meter", port=port.number, session=port.session, power_w=round(power, 1),
+                  energy_wh=round(port.energy_wh, 1), voltage_v=round(voltage, 1),
+                  current_a=round(power / voltage, 2), temp_c=round(temp, 1))
+
+    def tick(self) -> None:
+        """Advance every port to the simulated now (called by the run loop)."""
+        if not self.connected.is_set() or not self.booted:
+            return
+        with self.lock:
+            now = self.clock()
+            st, b = self.state, self.b
+            if now >= st.next_heartbeat_at:
+                st.next_heartbeat_at = now + b.heartbeat_every_s
+                self.send("heartbeat", rssi=self.rng.randint(-85, -55))
+            if now >= st.next_fault_check_at:
+                self._maybe_fault(now)
+            if st.pile_fault and now >= st.pile_fault_until:
+                self.send("fault", code=st.pile_fault, active=False)
+                st.pile_fault = None
+            for port in st.ports:
+                self._tick_port(port, now)
+
+    def _tick_port(self, port: PortState, now: float) -> None:
+        b, rng = self.b, self.rng
+        if port.status == "charging" and port.session:
+            while now >= port.next_meter_at and port.session:
+                port.next_meter_at += b.meter_every_s
+                self._meter(port)
+                if port.leave_at_wh is not None and port.energy_wh >= port.leave_at_wh:
+                    self._stop_session(port, "unplugged")
+                    self._status(port, "available")
+                    port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
+                elif port.power_w < b.trickle_w or port.energy_wh >= port.need_wh:
+                    self._stop_session(port, "full")
+                    self._status(port, "finishing")
+                    port.next_at = now + rng.expovariate(1 / b.mean_stay_s)
+            return
+        if now < port.next_at:
+            return
+        if port.status == "available" and port.enabled:
+            self._status(port, "occupied")
+            port.next_at = now + rng.uniform(*b.plug_to_start_s)
+        elif port.status == "occupied" and port.session is None:
+            self._start_session(port, now)
+        elif port.status == "finishing":
+            self._status(port, "available")
+            port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
+        elif port.status == "faulted" and port.fault:
+            self.send("fault", port=port.number, code=port.fault, active=False)
+            port.fault = None
+            self._status(port, "available" if port.enabled else "unavailable")
+            port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
+
+    def _maybe_fault(self, now: float) -> None:
+        st, b, rng = self.state, self.b, self.rng
+        st.next_fault_check_at = now + 60
+        if rng.random() >= b.fault_rate / 60:  # rate per hour, checked each minute
+            return
+        if rng.random() < 0.2:
+            if st.pile_fault is None:
+                st.pile_fault = _weighted(rng, PILE_FAULTS)
+                st.pile_fault_until = now + rng.expovariate(1 / b.mean_fault_s)
+                value = rng.uniform(170, 185) if st.pile_fault == "under_voltage" else rng.uniform(255, 265)
+                self.send("fault", code=st.pile_fault, active=True, value=round(value, 1),
+                          detail="supply voltage out of range")
+            return
+        candidates = [p for p in st.ports if p.fault is None and p.enabled]
+        if not candidates:
+            return
+        port = rng.choice(candidates)
+        port.fault = _weighted(rng, PORT_FAULTS)
+        self.send("fault", port=port.number, code=port.fault, active=True)
+        self._stop_session(port, "fault")
+        self._status(port, "faulted", port.fault)
+        port.next_at = now + rng.expovariate(1 / b.mean_fault_s)
+
+    def handle_command(self, raw: bytes) -> None:
+        """Answer a `cmd` message with an `ack` (and act on it)."""
+        try:
+            cmd = json.loads(raw)
+            cmd_id, action = cmd["id"], cmd["action"]
+            port_no = cmd.get("port")
+            if not isinstance(cmd_id, str) or not 1 <= len(cmd_id) <= 64:
+                raise ValueError("id")
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: unreadable command %r", self.id, raw[:200])
+            return
+        reset = False
+        with self.lock:
+            ports = self.state.ports
+            if port_no is not None and not (isinstance(port_no, int) and 1 <= port_no <= len(ports)):
+                self.send("ack", cmd=cmd_id, result="rejected", detail="no such port")
+                return
+            targets = [ports[port_no - 1]] if port_no else list(ports)
+            now = self.clock()
+            if action == "stop":
+                if port_no is None or targets[0].session is None:
+                    self.send("ack", cmd=cmd_id, result="rejected", detail="no session on that port")
+                    return
+                self.send("ack", cmd=cmd_id, result="accepted")
+                port = targets[0]
+                self._stop_session(port, "remote")
+                self._status(port, "finishing")
+                port.next_at = now + self.rng.expovariate(1 / self.b.mean_stay_s)
+            elif action == "disable":
+                self.send("ack", cmd=cmd_id, result="accepted")
+                for port in targets:
+                    port.enabled = False
+                    self._stop_session(port, "remote")
+                    if port.status != "faulted":
+                        self._status(port, "unavailable")
+            elif action == "enable":
+                self.send("ack", cmd=cmd_id, result="accepted")
+                for port in targets:
+                    port.enabled = True
+                    if port.status == "unavailable":
+                        self._status(port, "available")
+                        port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
+            elif action == "reset":
+                self.send("ack", cmd=cmd_id, result="accepted")
+                for port in ports:
+                    self._stop_session(port, "remote")
+                    port.status = "available" if port.enabled and not port.fault else port.status
+                    port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
+                reset = True
+            else:
+                self.send("ack", cmd=cmd_id, result="rejected", detail=f"unknown action {str(action)[:32]}")
+        if reset:
+            # A reboot: the connection drops and comes back, then `boot` again.
+            threading.Thread(target=self._reboot, daemon=True).start()
+
+    def _reboot(self) -> None:
+        time.sleep(0.5)  # let the ack go out
+        self.booted = False
+        self.client.disconnect()
+        time.sleep(2)
+        self.client.reconnect()
+
+
+def _weighted(rng: random.Random, table) -> str:
+    codes, weights = zip(*table, strict=True)
+    return rng.choices(codes, weights)[0]
+
+
+class Simulation:
+    """All piles of an alley against one broker; `run()` blocks until stopped."""
+
+    def __init__(self, piles: list[tuple[str, int]], secrets: dict[str, str], address: BrokerAddress,
+                 prefix: str, speed: float = 1.0, behaviour: Behaviour | None = None,
+                 seed: int | None = None):
+        self.speed = speed
+        self.behaviour = behaviour or Behaviour()
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        rng = random.Random(seed)
+        self.piles: list[SimPile] = []
+        for pile_id, ports in piles:
+            if pile_id not in secrets:
+                log.warning("%s: no secret in the secrets file; skipped", pile_id)
+                continue
+            self.piles.append(SimPile(pile_id, ports, secrets[pile_id], address, prefix, self.behaviour,
+                                      self.clock, random.Random(rng.random())))
+
+    def clock(self) -> float:
+        """Simulated seconds since the start."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, duration: float | None = None, step: float = 0.1) -> None:
+        """Connect every pile, then tick until `duration` real seconds or stop()."""
+        for pile in self.piles:
+            pile.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                for pile in self.piles:
+                    try:
+                        pile.tick()
+                    except Exception:  # one pile's bug must not stop the others
+                        log.exception("%s: tick failed", pile.id)
+                # At high speed a step covers several simulated minutes; tick() catches up.
+                self._stop.wait(max(0.02, min(step, 1.0 / max(self.speed, 1e-9))))
+        finally:
+            for pile in self.piles:
+                pile.stop()
+
+
+def load_secrets(path: Path) -> dict[str, str]:
+    """{pile_id: secret} from the JSON file `flask seed-demo` writes."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise click.ClickException(f"no secrets file {path}; run `flask --app wsgi seed-demo` "
+                                   "or pass --secrets FILE") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path}: expected a JSON object {{pile_id: secret}}")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def wait_for_broker(config, timeout: float) -> BrokerAddress:
+    """MQTT_URL, or the embedded broker's file once the broker has written it."""
+    deadline = time.monotonic() + timeout
+    announced = False
+    while True:
+        address = broker_address(config)
+        if address is not None:
+            return address
+        if time.monotonic() >= deadline:
+            raise click.ClickException(f"no broker: MQTT_URL is empty and {config['EMBEDDED_BROKER_FILE']} "
+                                       f"did not appear within {timeout:.0f} s (start `flask broker`)")
+        if not announced:
+            click.echo(f"waiting for the embedded broker ({config['EMBEDDED_BROKER_FILE']})…")
+            announced = True
+        time.sleep(0.5)
+
+
+def alley_piles(slug: str) -> list[tuple[str, int]]:
+    """(pile id, port count) of the alley's piles: all the simulator reads from the DB."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Alley, Pile
+
+    alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
+    if alley is None:
+        raise click.ClickException(f"no alley {slug!r}")
+    rows = db.session.execute(select(Pile.id, Pile.port_count).where(Pile.alley_id == alley.id)
+                              .order_by(Pile.id)).all()
+    db.session.remove()
+    return [(pile_id, ports) for pile_id, ports in rows]
+
+
+@click.command("simulate")
+@click.option("--alley", "slug", required=True, help="Slug of the alley whose piles to simulate.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Simulated time runs this many times faster (meters every 60 s / speed).")
+@click.option("--fault-rate", default=0.02, show_default=True, type=click.FloatRange(min=0),
+              help="Faults per pile per simulated hour.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many real seconds.")
+@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON {pile_id: secret}; default instance/demo-pile-secrets.json.")
+@click.option("--start-charging", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of ports plugged in right at the start (a livelier demo).")
+@click.option("--seed", type=int, help="Random seed, for a reproducible run.")
+@click.option("--wait", default=120.0, show_default=True, help="Seconds to wait for the embedded broker.")
+def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_charging, seed, wait):
+    """Simulated piles of an alley: connect with their secrets, boot, and residents
+    charge on them; Ctrl-C stops."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = current_app.config
+    piles = alley_piles(slug)
+    secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
+    address = wait_for_broker(config, wait)
+    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
+    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed)
+    if not sim.piles:
+        raise click.ClickException(f"none of {slug}'s {len(piles)} piles has a secret in the secrets file")
+    click.echo(f"simulating {len(sim.piles)} piles of {slug} against {address.host}:{address.port} "
+               f"at {speed:g}x; Ctrl-C stops")
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+    try:
+        sim.run(duration)
+    except KeyboardInterrupt:
+        pass
+    click.echo("simulation stopped")
+
