@@ -50,3 +50,51 @@ def all_jobs() -> dict[str, Job]:
     for name in JOB_MODULES:
         importlib.import_module(name)
     return REGISTRY
+
+
+class NoPublish:
+    """ctx for a run with no broker at hand: publishing is an error."""
+
+    def publish(self, topic: str, payload: dict) -> None:
+        raise RuntimeError(f"no broker connection to publish to {topic}")
+
+
+def run_job(app, job: Job, now: datetime | None = None, ctx: JobContext | None = None) -> str | None:
+    """Run `job` once in its own app context and record it in JobRun.
+
+    Exceptions are logged and recorded (status `error`) and then re-raised, so the
+    scheduler logs them too and `flask jobs run` exits non-zero.
+    """
+    import logging
+
+    from ..extensions import db
+    from ..models import JobRun, utcnow
+
+    log = logging.getLogger("chargers.jobs")
+    with app.app_context():
+        started = utcnow()
+        now = now or started
+        _record(db, JobRun, job.id, started=started, status="running")
+        try:
+            summary = job.func(now, ctx or NoPublish())
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("job %s failed", job.id)
+            _record(db, JobRun, job.id, finished=utcnow(), status="error",
+                    summary=f"{type(exc).__name__}: {exc}"[:500])
+            raise
+        _record(db, JobRun, job.id, finished=utcnow(), status="ok", summary=summary)
+        log.info("job %s: %s", job.id, summary or "done")
+        return summary
+
+
+def _record(db, JobRun, job_id: str, *, started=None, finished=None, status: str,
+            summary: str | None = None) -> None:
+    row = db.session.get(JobRun, job_id) or JobRun(job_id=job_id)
+    db.session.add(row)
+    if started is not None:
+        row.started_at, row.finished_at, row.summary = started, None, None
+    if finished is not None:
+        row.finished_at, row.summary = finished, summary
+    row.status = status
+    db.session.commit()

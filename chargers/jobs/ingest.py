@@ -1,1 +1,34 @@
 """Jobs of the ingest: offline sweep, stale sessions, ledger pruning (issue 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+
+from ..services import ingest, presence, sessions
+from . import JobContext, job
+
+# Default for how long a started session may stay silent before it is closed.
+SESSION_STALE_S = 2 * 3600
+
+
+@job("offline-sweep", "interval", "Mark piles offline after 3 missed heartbeats", seconds=30)
+def offline_sweep(now: datetime, ctx: JobContext) -> str:
+    """Piles silent for three heartbeat intervals go offline."""
+    marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"])
+    return f"{len(marked)} piles marked offline" + (f": {', '.join(marked[:20])}" if marked else "")
+
+
+@job("stale-sessions", "interval", "Close sessions silent too long (status timeout)", minutes=5)
+def stale_sessions(now: datetime, ctx: JobContext) -> str:
+    """Sessions with no meter reading for SESSION_STALE_S end at their last reading."""
+    limit = current_app.config.get("SESSION_STALE_S", SESSION_STALE_S)
+    return f"{sessions.close_stale(now, limit)} sessions closed by timeout"
+
+
+@job("prune-ledger", "interval", "Forget processed message ids past DEDUP_RETENTION_DAYS", hours=1)
+def prune_ledger(now: datetime, ctx: JobContext) -> str:
+    """Keep the idempotency ledger to its retention window."""
+    n = ingest.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
+    return f"{n} ledger entries pruned"

@@ -52,6 +52,9 @@ class Pile(db.Model):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     online_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the pile is offline: "will" (the broker said so: only a new `online 1`
+    # brings it back) or "heartbeat" (missed heartbeats: any fresh message does).
+    offline_reason: Mapped[str | None] = mapped_column(String(16))
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_boot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Highest `seq` seen since the pile's last boot; a jump records a SeqGap.

@@ -12,4 +12,4 @@ def _require_login():
     """Every staff page needs a logged-in staff member."""
 
 
-from . import alerts, registry  # noqa: E402,F401
+from . import alerts, ingest, registry  # noqa: E402,F401

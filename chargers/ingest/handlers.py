@@ -1,0 +1,235 @@
+"""Dispatch of device messages: (topic, payload bytes, arrival time) in, service
+calls out. Testable without a broker: `process(messages)` in an app context.
+
+Every message ends as exactly one outcome: `accepted`, `duplicate`, `ignored` (our
+own `cmd` topic) or `rejected:<reason>`. A rejection is counted and kept for staff
+and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
+unknown_pile, oversized, malformed, invalid, port_out_of_range, replay, error.
+
+`process` applies a batch in one transaction and commits; if that fails it
+applies the messages one by one, so a message that breaks a handler (a bug) is
+rejected as `error` without holding up the rest. When the database itself does
+not answer it raises DatabaseUnavailable: the caller must not acknowledge the
+messages, and tries again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exc as sa_exc
+
+from ..extensions import db
+from ..models import Pile, utcnow
+from ..services import faults, ports, presence, sessions
+from ..services import ingest as ledger
+from ..services.commands import on_ack
+from . import payloads, topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One MQTT message as the client received it."""
+
+    topic: str
+    payload: bytes
+    arrived_at: datetime
+    # Who sent it, when the broker says so (an MQTT 5 user property); else None.
+    sender: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    prefix: str
+    max_bytes: int
+    clock: ledger.ClockRule
+    heartbeat_s: int
+
+    @classmethod
+    def from_config(cls, config) -> Settings:
+        return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
+                   clock=ledger.ClockRule.from_config(config),
+                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"])
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str, pile_id: str | None = None):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.pile_id = reason, detail, pile_id
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer; nothing was applied, nothing may be acked."""
+
+
+def _db_down(exc: BaseException) -> bool:
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+# -- one message --------------------------------------------------------------------
+
+
+def apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
+    """Apply one message within the current transaction; return its outcome.
+    Raises only on unexpected errors (the caller rolls back)."""
+    try:
+        outcome = _apply(msg, batch, settings)
+    except Rejected as r:
+        batch.reject(r.reason, msg.topic, r.pile_id, r.detail, msg.payload, msg.arrived_at)
+        log.info("rejected %s on %s: %s", r.reason, msg.topic[:120], r.detail[:200])
+        return f"rejected:{r.reason}"
+    return outcome
+
+
+def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
+    try:
+        topic = topics.parse(msg.topic, settings.prefix)
+    except topics.TopicError as exc:
+        raise Rejected(exc.reason, str(exc)) from None
+    if topic.kind == topics.COMMAND_KIND:
+        return "ignored"  # our own commands to the piles
+    if msg.sender is not None and msg.sender != topic.pile_id:
+        raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
+    pile = db.session.get(Pile, topic.pile_id)
+    if pile is None:
+        raise Rejected("unknown_pile", "pile not registered", topic.pile_id)
+
+    if topic.kind == "online":
+        try:
+            online = payloads.decode_online(msg.payload)
+        except payloads.PayloadError as exc:
+            raise Rejected(exc.reason, exc.detail, pile.id) from None
+        presence.seen(pile, msg.arrived_at)
+        presence.set_online(pile, online, msg.arrived_at)
+        batch.count("accepted:online")
+        return "accepted"
+
+    try:
+        data = payloads.decode(topic.kind, msg.payload, settings.max_bytes)
+    except payloads.PayloadError as exc:
+        raise Rejected(exc.reason, exc.detail, pile.id) from None
+    port_no = getattr(data, "port", None)
+    if port_no is not None and port_no > pile.port_count:
+        raise Rejected("port_out_of_range", f"port {port_no} of {pile.port_count}", pile.id)
+    if batch.is_duplicate(pile.id, data.id):
+        batch.count("duplicate")
+        return "duplicate"
+    if topic.kind != "boot" and not presence.check_seq(pile, data.seq):
+        raise Rejected("replay", f"seq {data.seq} not after {pile.last_seq} since boot", pile.id)
+
+    at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
+    _dispatch(topic.kind, pile, data, at, source, msg, batch, settings)
+    presence.seen(pile, msg.arrived_at)
+    batch.record(pile.id, data.id, topic.kind, msg.arrived_at)
+    batch.count(f"accepted:{topic.kind}")
+    return "accepted"
+
+
+def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incoming,
+              batch: ledger.IngestBatch, settings: Settings) -> None:
+    now = batch.now
+    if kind == "boot":
+        presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
+                      max_power_w=data.max_power_w, seq=data.seq, at=at)
+        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
+    elif kind == "heartbeat":
+        if data.rssi is not None:
+            pile.extra = {**(pile.extra or {}), "rssi": data.rssi}
+        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
+    elif kind == "status":
+        port = ports.port_of(pile, data.port)
+        if not ports.apply_status(port, data.status, data.error, at):
+            batch.count("stale:status")
+    elif kind == "session":
+        if data.event == "start":
+            sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,
+                                                   data.meter_wh, at, source))
+        else:
+            sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
+                                                 data.reason, at, source))
+    elif kind == "meter":
+        sessions.on_meter(pile, sessions.Reading(
+            data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
+            data.current_a, data.temp_c, at, msg.arrived_at, source))
+    elif kind == "fault":
+        faults.on_fault(pile, port=data.port, code=data.code, active=data.active,
+                        value=data.value, detail=data.detail, at=at, time_source=source,
+                        received_at=msg.arrived_at, now=now)
+    elif kind == "ack":
+        on_ack(pile, data.cmd, data.result, data.detail, now)
+    else:  # pragma: no cover - topics.parse admits only the kinds above
+        raise Rejected("unknown_kind", kind, pile.id)
+
+
+# -- a batch ------------------------------------------------------------------------
+
+
+def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:
+    batch = ledger.IngestBatch(now=now)
+    outcomes = [apply(m, batch, settings) for m in messages]
+    batch.flush()
+    db.session.commit()
+    return outcomes
+
+
+def process(messages: Sequence[Incoming], settings: Settings | None = None,
+            now: datetime | None = None) -> list[str]:
+    """Apply `messages` and commit; one outcome per message, in order.
+
+    Needs an app context. Raises DatabaseUnavailable when the database does not
+    answer (nothing is committed then)."""
+    from flask import current_app
+
+    settings = settings or Settings.from_config(current_app.config)
+    now = now or utcnow()
+    if not messages:
+        return []
+    try:
+        return _run(messages, settings, now)
+    except Exception as exc:  # noqa: BLE001 - sorted out below
+        db.session.rollback()
+        if _db_down(exc):
+            raise DatabaseUnavailable(str(exc)[:200]) from exc
+        if len(messages) == 1:
+            return [_poison(messages[0], settings, now, exc)]
+        log.warning("batch of %d failed (%s); applying one by one", len(messages), exc)
+    outcomes = []
+    for m in messages:
+        try:
+            outcomes.extend(_run([m], settings, now))
+        except Exception as exc:  # noqa: BLE001
+            db.session.rollback()
+            if _db_down(exc):
+                raise DatabaseUnavailable(str(exc)[:200]) from exc
+            outcomes.append(_poison(m, settings, now, exc))
+    return outcomes
+
+
+def _poison(msg: Incoming, settings: Settings, now: datetime, exc: BaseException) -> str:
+    """A message whose handling raised: keep it as an `error` rejection, alone."""
+    log.error("handling %s failed: %r; payload %s", msg.topic[:120], exc,
+              ledger.excerpt(msg.payload), exc_info=exc)
+    pile_id = None
+    try:
+        pile_id = topics.parse(msg.topic, settings.prefix).pile_id
+    except topics.TopicError:
+        pass
+    try:
+        batch = ledger.IngestBatch(now=now)
+        batch.reject("error", msg.topic, pile_id, f"{type(exc).__name__}: {exc}"[:500],
+                     msg.payload, msg.arrived_at)
+        batch.flush()
+        db.session.commit()
+    except Exception as exc2:
+        db.session.rollback()
+        if _db_down(exc2):
+            raise DatabaseUnavailable(str(exc2)[:200]) from exc2
+        raise
+    return "rejected:error"

@@ -1,0 +1,201 @@
+"""Validation of device payloads against the protocol (pydantic v2, strict).
+
+`decode(kind, raw, max_bytes)` turns the bytes of one MQTT message into a typed
+model or raises PayloadError with a reason: `oversized`, `malformed` (not UTF-8, not
+JSON, not an object, NaN/Infinity, nested too deep) or `invalid` (the schema).
+No database here: range checks that need the pile (port count) are the handler's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+MAX_PAYLOAD_BYTES = 4096
+INT32_MAX = 2**31 - 1  # columns are 32-bit integers on PostgreSQL
+
+PORT_STATUSES = ("available", "occupied", "charging", "finishing", "faulted", "unavailable")
+FAULT_CODES = ("over_current", "overload", "over_temperature", "smoke", "ground_fault",
+               "over_voltage", "under_voltage", "meter_failure", "relay_stuck", "communication",
+               "other")
+STOP_REASONS = ("full", "unplugged", "user", "remote", "fault", "power_loss", "timeout", "balance")
+
+# RFC 3339 date-time with a mandatory offset (Z or ±hh:mm).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class PayloadError(ValueError):
+    """Why a payload was refused: `reason` is a rejection reason, `detail` a short text."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _rfc3339(value: object) -> datetime:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("ts must be an RFC 3339 date-time with an offset")
+    text = value.upper().replace(" ", "T")
+    frac = re.search(r"\.(\d+)", text)
+    if frac and len(frac.group(1)) > 6:  # datetime keeps microseconds
+        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("ts is not a valid date-time") from None
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+Port = Annotated[int, Field(ge=1, le=32)]
+Watts = Annotated[float, Field(ge=0, le=100_000)]
+# Session energy of an e-bike charge is well under 10 kWh; a pile's lifetime meter
+# can be far larger, but not beyond a GWh.
+SessionWh = Annotated[float, Field(ge=0, le=1_000_000)]
+LifetimeWh = Annotated[float, Field(ge=0, le=1_000_000_000)]
+
+
+class Envelope(BaseModel):
+    """Fields every JSON payload carries."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    id: Text64
+    ts: Timestamp
+    seq: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
+
+
+class Boot(Envelope):
+    model: Text64
+    firmware: Text64
+    ports: Port
+    max_power_w: Annotated[int, Field(ge=1, le=100_000)]
+
+
+class Heartbeat(Envelope):
+    rssi: Annotated[int, Field(ge=-200, le=50)] | None = None
+
+
+class Status(Envelope):
+    port: Port
+    status: Literal[PORT_STATUSES]  # type: ignore[valid-type]
+    error: Literal[FAULT_CODES] | None = None  # type: ignore[valid-type]
+
+
+class Meter(Envelope):
+    port: Port
+    session: Text64
+    power_w: Watts
+    energy_wh: SessionWh
+    voltage_v: Annotated[float, Field(ge=0, le=1000)] | None = None
+    current_a: Annotated[float, Field(ge=0, le=1000)] | None = None
+    temp_c: Annotated[float, Field(ge=-60, le=300)] | None = None
+
+
+class SessionStart(Envelope):
+    event: Literal["start"]
+    port: Port
+    session: Text64
+    card: Text64 | None = None
+    meter_wh: LifetimeWh
+
+
+class SessionStop(Envelope):
+    event: Literal["stop"]
+    port: Port
+    session: Text64
+    energy_wh: SessionWh
+    reason: Literal[STOP_REASONS]  # type: ignore[valid-type]
+
+
+class Fault(Envelope):
+    port: Port | None = None
+    code: Literal[FAULT_CODES]  # type: ignore[valid-type]
+    active: bool
+    value: Annotated[float, Field(ge=-1e9, le=1e9)] | None = None
+    detail: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class Ack(Envelope):
+    cmd: Text64
+    result: Literal["accepted", "rejected"]
+    detail: Annotated[str, Field(max_length=1000)] | None = None
+
+
+SessionEvent = Annotated[SessionStart | SessionStop, Field(discriminator="event")]
+
+_ADAPTERS: dict[str, TypeAdapter] = {
+    "boot": TypeAdapter(Boot),
+    "heartbeat": TypeAdapter(Heartbeat),
+    "status": TypeAdapter(Status),
+    "meter": TypeAdapter(Meter),
+    "session": TypeAdapter(SessionEvent),
+    "fault": TypeAdapter(Fault),
+    "ack": TypeAdapter(Ack),
+}
+JSON_KINDS = tuple(_ADAPTERS)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not allowed")
+
+
+def parse_json_object(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict:
+    """The payload as a dict, or PayloadError (`oversized` / `malformed`)."""
+    if len(raw) > max_bytes:  # checked before any decoding
+        raise PayloadError("oversized", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("malformed", "not UTF-8") from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise PayloadError("malformed", "JSON nested too deep") from None
+    except ValueError as exc:  # JSONDecodeError is a ValueError, so is NaN refusal
+        raise PayloadError("malformed", f"not JSON: {str(exc)[:120]}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("malformed", f"JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)[:500]
+
+
+def decode(kind: str, raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelope:
+    """Validate the payload of a JSON `kind`; return its model or raise PayloadError."""
+    data = parse_json_object(raw, max_bytes)
+    try:
+        return _ADAPTERS[kind].validate_python(data)
+    except ValidationError as exc:
+        raise PayloadError("invalid", _errors(exc)) from None
+    except RecursionError:
+        raise PayloadError("malformed", "nested too deep") from None
+
+
+def decode_online(raw: bytes) -> bool:
+    """The retained `online` payload: exactly `1` or `0` (not JSON)."""
+    if raw == b"1":
+        return True
+    if raw == b"0":
+        return False
+    raise PayloadError("malformed", "online payload must be 1 or 0")

@@ -1,0 +1,172 @@
+"""Bookkeeping of the MQTT ingest: the processed-message ledger (idempotency),
+rejections kept for staff, running counters, and the choice between the pile's
+clock and the arrival time.
+
+The ingest applies messages in batches inside one transaction; an `IngestBatch`
+collects counter increments and rejections and writes them at `flush()`. Nothing
+here commits: the caller (chargers.ingest.handlers) owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select
+
+from ..extensions import db
+from ..models import IngestCounter, Pile, ProcessedMessage, Rejection, SeqGap
+from . import scope
+
+KEEP_REJECTIONS = 1000
+EXCERPT_CHARS = 200
+# A pile clock reset lands on 2000-01-01; nothing before this is a real time.
+EARLIEST_PLAUSIBLE = datetime(2001, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    """How far a pile's `ts` may be from arrival time and still be believed."""
+
+    past: timedelta
+    future: timedelta
+
+    @classmethod
+    def from_config(cls, config) -> ClockRule:
+        return cls(timedelta(seconds=config["CLOCK_PLAUSIBLE_PAST_S"]),
+                   timedelta(seconds=config["CLOCK_PLAUSIBLE_FUTURE_S"]))
+
+
+def choose_time(device_ts: datetime, arrived_at: datetime, rule: ClockRule) -> tuple[datetime, str]:
+    """(the time to use, "device" or "server"): the pile's clock when plausible."""
+    if (device_ts >= EARLIEST_PLAUSIBLE
+            and arrived_at - rule.past <= device_ts <= arrived_at + rule.future):
+        return device_ts.astimezone(UTC), "device"
+    return arrived_at, "server"
+
+
+def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
+    """A short printable cut of a payload for logs and the staff page."""
+    text = raw[: limit * 4].decode("utf-8", errors="replace")
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+    return text[:limit] + ("…" if len(text) > limit or len(raw) > limit * 4 else "")
+
+
+@dataclass
+class IngestBatch:
+    """Counters and rejections of one batch, written together at flush()."""
+
+    now: datetime
+    counts: Counter = field(default_factory=Counter)
+    rejected: int = 0
+    # (pile, msg id) applied in this batch and not yet visible to a query
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+
+    def reject(self, reason: str, topic: str, pile_id: str | None, detail: str, raw: bytes,
+               received_at: datetime) -> None:
+        """Keep one rejected message for staff and count it; changes nothing else."""
+        db.session.add(Rejection(reason=reason, topic=topic[:255], pile_id=pile_id,
+                                 detail=detail[:1000], payload_excerpt=excerpt(raw),
+                                 received_at=received_at))
+        self.count(f"rejected:{reason}")
+        self.rejected += 1
+
+    def is_duplicate(self, pile_id: str, msg_id: str) -> bool:
+        """Whether (pile, msg id) was already applied (now or in an earlier batch)."""
+        if (pile_id, msg_id) in self.seen:
+            return True
+        found = db.session.scalar(
+            select(ProcessedMessage.id).where(ProcessedMessage.pile_id == pile_id,
+                                              ProcessedMessage.msg_id == msg_id)
+        )
+        return found is not None
+
+    def record(self, pile_id: str, msg_id: str, kind: str, received_at: datetime) -> None:
+        """Enter (pile, msg id) in the ledger: later copies are duplicates."""
+        db.session.add(ProcessedMessage(pile_id=pile_id, msg_id=msg_id, kind=kind,
+                                        received_at=received_at))
+        self.seen.add((pile_id, msg_id))
+
+    def flush(self) -> None:
+        """Write counter increments; prune old rejections when some were added."""
+        for key, n in sorted(self.counts.items()):
+            row = db.session.get(IngestCounter, key)
+            if row is None:
+                row = IngestCounter(key=key, count=0)
+                db.session.add(row)
+            row.count = (row.count or 0) + n
+            row.last_at = self.now
+        if self.rejected:
+            prune_rejections()
+        db.session.flush()
+        self.counts.clear()
+        self.rejected = 0
+
+
+def prune_rejections(keep: int = KEEP_REJECTIONS) -> int:
+    """Keep only the newest `keep` rejections; returns how many were deleted."""
+    newest = db.session.scalar(select(func.max(Rejection.id)))
+    if newest is None or newest <= keep:
+        return 0
+    return db.session.execute(delete(Rejection).where(Rejection.id <= newest - keep)).rowcount
+
+
+def prune_ledger(now: datetime, retention_days: int) -> int:
+    """Forget processed-message ids older than the retention window (commits).
+
+    A pile resends an id only within seconds to hours (lost PUBACK, outage queue),
+    so days of memory are enough to drop every real duplicate.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    deleted = db.session.execute(
+        delete(ProcessedMessage).where(ProcessedMessage.received_at < cutoff)
+    ).rowcount
+    prune_rejections()
+    db.session.commit()
+    return deleted
+
+
+# -- reading, for staff -----------------------------------------------------------
+
+
+def list_rejections(user, *, reason: str | None = None, limit: int = 100,
+                    offset: int = 0) -> list[Rejection]:
+    """Latest rejections, newest first; staff limited to their alleys see only
+    rejections of their piles (admins also see unknown piles and bad topics)."""
+    stmt = select(Rejection).order_by(Rejection.received_at.desc(), Rejection.id.desc())
+    ids = scope.visible_alley_ids(user)
+    if ids is not None:
+        stmt = stmt.join(Pile, Pile.id == Rejection.pile_id).where(Pile.alley_id.in_(ids))
+    if reason:
+        stmt = stmt.where(Rejection.reason == reason)
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def rejection_counts(user) -> dict[str, int]:
+    """Rejections by reason: running totals for admins; for staff limited to some
+    alleys, the kept rejections of their piles."""
+    ids = scope.visible_alley_ids(user)
+    if ids is None:
+        rows = db.session.scalars(select(IngestCounter).where(IngestCounter.key.like("rejected:%")))
+        return {r.key.partition(":")[2]: r.count for r in rows}
+    stmt = (select(Rejection.reason, func.count()).join(Pile, Pile.id == Rejection.pile_id)
+            .where(Pile.alley_id.in_(ids)).group_by(Rejection.reason))
+    return dict(db.session.execute(stmt).all())
+
+
+def ingest_counts() -> dict[str, int]:
+    """Every running counter of the ingest."""
+    return {r.key: r.count for r in db.session.scalars(select(IngestCounter))}
+
+
+def list_seq_gaps(user, *, limit: int = 100, offset: int = 0) -> list[SeqGap]:
+    """Recorded seq gaps (possible data loss), newest first, within the user's scope."""
+    stmt = select(SeqGap).order_by(SeqGap.detected_at.desc(), SeqGap.id.desc())
+    ids = scope.visible_alley_ids(user)
+    if ids is not None:
+        stmt = stmt.join(Pile, Pile.id == SeqGap.pile_id).where(Pile.alley_id.in_(ids))
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))

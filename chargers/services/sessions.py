@@ -1,0 +1,174 @@
+"""Charging sessions from the piles' `session` start/stop and `meter` messages.
+
+One session per (pile, session id), whatever order its messages arrive in:
+- a stop (or a meter) before its start makes an `orphan` session, completed when
+  the start arrives;
+- a start that never stops is closed by a job after inactivity with status
+  `timeout`, ending at its last meter reading (a late real stop still corrects it
+  unless it was settled);
+- every meter reading is kept as a MeterSample, for charts and billing.
+
+The ingest calls the `on_*` functions inside its batch (no commit); the job
+function `close_stale` commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ChargingSession, MeterSample, Pile, User
+from . import scope
+from .errors import NotFound
+
+log = logging.getLogger(__name__)
+OPEN = ("active", "orphan")
+
+
+def _get(pile: Pile, ref: str) -> ChargingSession | None:
+    return db.session.scalar(
+        select(ChargingSession).where(ChargingSession.pile_id == pile.id,
+                                      ChargingSession.session_ref == ref)
+    )
+
+
+def _new(pile: Pile, port: int, ref: str, status: str, time_source: str) -> ChargingSession:
+    s = ChargingSession(pile_id=pile.id, port=port, session_ref=ref, status=status,
+                        energy_wh=0.0, time_source=time_source)
+    db.session.add(s)
+    return s
+
+
+def _mark_time_source(s: ChargingSession, time_source: str) -> None:
+    # Once any of the session's times comes from the server clock, say so.
+    if time_source == "server":
+        s.time_source = "server"
+
+
+@dataclass(frozen=True)
+class Start:
+    port: int
+    ref: str
+    card: str | None
+    meter_wh: float
+    at: datetime
+    time_source: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    port: int
+    ref: str
+    energy_wh: float
+    reason: str
+    at: datetime
+    time_source: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    port: int
+    ref: str
+    power_w: float
+    energy_wh: float
+    voltage_v: float | None
+    current_a: float | None
+    temp_c: float | None
+    at: datetime
+    received_at: datetime
+    time_source: str
+
+
+def on_start(pile: Pile, ev: Start) -> ChargingSession:
+    """A session began; completes an orphan made by an earlier stop or meter."""
+    s = _get(pile, ev.ref)
+    if s is None:
+        s = _new(pile, ev.port, ev.ref, "active", ev.time_source)
+    elif s.started_at is not None:
+        return s  # the same start again under another message id: nothing new
+    s.port, s.card, s.start_meter_wh, s.started_at = ev.port, ev.card, ev.meter_wh, ev.at
+    _mark_time_source(s, ev.time_source)
+    if s.status == "orphan":
+        s.status = "stopped" if s.ended_at is not None else "active"
+    if s.ended_at is not None and s.ended_at < s.started_at:
+        s.ended_at = s.started_at  # clocks disagree: never a negative duration
+    if s.status == "active" and s.last_meter_at is None:
+        s.last_meter_at = ev.at
+    return s
+
+
+def on_stop(pile: Pile, ev: Stop) -> ChargingSession:
+    """A session ended; a stop with no start yet makes an orphan."""
+    s = _get(pile, ev.ref)
+    if s is None:
+        s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source)
+    elif s.status == "stopped":
+        return s  # already ended by the pile
+    elif s.amount_cents is not None:
+        # Closed by timeout and already settled: the bill never changes.
+        log.warning("pile %s session %s: stop after settlement ignored", pile.id, ev.ref)
+        return s
+    s.ended_at = ev.at if s.started_at is None else max(ev.at, s.started_at)
+    s.energy_wh = ev.energy_wh
+    s.stop_reason = ev.reason
+    _mark_time_source(s, ev.time_source)
+    if s.started_at is not None:
+        s.status = "stopped"
+    return s
+
+
+def on_meter(pile: Pile, r: Reading) -> MeterSample:
+    """Keep the reading; it advances an open session's energy (never backwards)."""
+    s = _get(pile, r.ref)
+    if s is None:
+        s = _new(pile, r.port, r.ref, "orphan", r.time_source)
+        db.session.flush()  # the sample needs the session's id
+    if s.status in OPEN and (s.ended_at is None):
+        s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
+        if s.last_meter_at is None or r.at > s.last_meter_at:
+            s.last_meter_at = r.at
+    sample = MeterSample(pile_id=pile.id, port=r.port, session_id=s.id, ts=r.at,
+                         received_at=r.received_at, power_w=r.power_w, energy_wh=r.energy_wh,
+                         voltage_v=r.voltage_v, current_a=r.current_a, temp_c=r.temp_c)
+    db.session.add(sample)
+    return sample
+
+
+def close_stale(now: datetime, inactive_s: int) -> int:
+    """Close sessions with no news for `inactive_s` seconds (commits): status
+    `timeout`, ending at their last meter reading. Returns how many."""
+    cutoff = now - timedelta(seconds=inactive_s)
+    rows = db.session.scalars(
+        select(ChargingSession).where(ChargingSession.status.in_(OPEN),
+                                      ChargingSession.ended_at.is_(None))
+    ).all()
+    closed = 0
+    for s in rows:
+        last = s.last_meter_at or s.started_at or s.created_at
+        if last is None or last >= cutoff:
+            continue
+        s.status, s.ended_at, s.stop_reason = "timeout", last, "timeout"
+        closed += 1
+    db.session.commit()
+    return closed
+
+
+def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int = 100,
+                  offset: int = 0) -> list[ChargingSession]:
+    """Sessions in the user's scope, newest first, optionally of one pile."""
+    from ..models import Pile as PileModel
+
+    stmt = select(ChargingSession).join(PileModel, PileModel.id == ChargingSession.pile_id)
+    if pile_id is not None:
+        pile = db.session.get(PileModel, pile_id)
+        scope.check_pile(user, pile)
+        stmt = stmt.where(ChargingSession.pile_id == pile_id)
+    elif user is None:
+        raise NotFound("no such pile")
+    stmt = scope.limit_to_alleys(stmt, user, PileModel.alley_id)
+    stmt = stmt.order_by(ChargingSession.created_at.desc(), ChargingSession.id.desc())
+    return list(db.session.scalars(stmt.limit(limit).offset(offset)))

@@ -1,0 +1,41 @@
+"""Staff calls about what the piles sent: sessions, and rejected messages."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ...models import ChargingSession, Rejection
+from ...services import ingest, sessions
+from ..access import token_required
+from . import bp
+from .common import iso, page_args
+
+
+def session_json(s: ChargingSession) -> dict:
+    return {"id": s.id, "pile": s.pile_id, "port": s.port, "session": s.session_ref,
+            "started_at": iso(s.started_at), "ended_at": iso(s.ended_at),
+            "energy_wh": s.energy_wh, "amount_cents": s.amount_cents, "status": s.status,
+            "stop_reason": s.stop_reason, "time_source": s.time_source}
+
+
+def rejection_json(r: Rejection) -> dict:
+    return {"id": r.id, "reason": r.reason, "topic": r.topic, "pile": r.pile_id,
+            "detail": r.detail, "payload": r.payload_excerpt, "received_at": iso(r.received_at)}
+
+
+@bp.get("/sessions")
+@token_required
+def list_sessions(user):
+    limit, offset = page_args()
+    rows = sessions.list_sessions(user, request.args.get("pile") or None, limit=limit,
+                                  offset=offset)
+    return jsonify([session_json(s) for s in rows])
+
+
+@bp.get("/rejections")
+@token_required
+def list_rejections(user):
+    limit, offset = page_args()
+    rows = ingest.list_rejections(user, reason=request.args.get("reason") or None, limit=limit,
+                                  offset=offset)
+    return jsonify([rejection_json(r) for r in rows])

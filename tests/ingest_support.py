@@ -1,0 +1,169 @@
+"""Helpers for the ingest tests: protocol messages, piles as real paho clients,
+the worker as a real subprocess, and polling with a deadline."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from chargers.extensions import db
+from chargers.ingest.handlers import Incoming
+
+PREFIX = "chargers/v1"
+ROOT = Path(__file__).resolve().parent.parent
+_ids = itertools.count(1)
+
+
+def ts(at: datetime | None = None) -> str:
+    """RFC 3339 in the piles' zone (+08:00)."""
+    at = at or datetime.now(UTC)
+    return at.astimezone(timezone_cn()).isoformat()
+
+
+def timezone_cn():
+    from datetime import timezone
+
+    return timezone(timedelta(hours=8))
+
+
+def body(kind: str, **fields) -> dict:
+    """A protocol payload of `kind` with a fresh id and ts (overridable)."""
+    data = {"id": f"{kind[:2]}-{next(_ids)}", "ts": ts()}
+    defaults = {
+        "boot": {"model": "EB-10", "firmware": "2.4.1", "ports": 4, "max_power_w": 1000},
+        "heartbeat": {"rssi": -60},
+        "status": {"port": 1, "status": "available"},
+        "meter": {"port": 1, "session": "T1", "power_w": 320.0, "energy_wh": 5.0},
+        "fault": {"code": "smoke", "active": True},
+        "ack": {"cmd": "c-1", "result": "accepted"},
+    }.get(kind, {})
+    data.update(defaults)
+    data.update(fields)
+    return data
+
+
+def raw(kind: str, **fields) -> bytes:
+    return json.dumps(body(kind, **fields)).encode()
+
+
+def incoming(kind: str, payload: bytes | dict | None = None, pile: str = "P-1",
+             arrived_at: datetime | None = None, topic: str | None = None,
+             sender: str | None = None, **fields) -> Incoming:
+    """A message as the client would hand it to the handlers."""
+    if payload is None:
+        payload = body(kind, **fields)
+    if isinstance(payload, dict):
+        payload = json.dumps(payload).encode()
+    return Incoming(topic or f"{PREFIX}/{pile}/{kind}", payload,
+                    arrived_at or datetime.now(UTC), sender)
+
+
+def poll(fn, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """Call fn until it returns a truthy value (returned) or the deadline passes.
+    Rolls the test's DB session back each time so it sees other processes' commits."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value {last!r}")
+
+
+class Pile:
+    """A pile: a real MQTT 3.1.1 paho client with the protocol's last will."""
+
+    def __init__(self, port: int, pile_id: str = "P-1", password: str | None = None):
+        self.pile_id = pile_id
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=pile_id,
+                                  protocol=mqtt.MQTTv311, clean_session=True)
+        if password:
+            self.client.username_pw_set(pile_id, password)
+        self.client.will_set(self.topic("online"), b"0", qos=1, retain=True)
+        self.client.reconnect_delay_set(0.1, 1)
+        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.loop_start()
+
+    def topic(self, kind: str) -> str:
+        return f"{PREFIX}/{self.pile_id}/{kind}"
+
+    def publish_raw(self, topic: str, payload: bytes, retain: bool = False, wait: bool = True):
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if wait:
+            info.wait_for_publish(10)
+            assert info.is_published(), f"broker did not ack {topic}"
+        return info
+
+    def send(self, kind: str, wait: bool = True, **fields) -> dict:
+        """Publish a protocol message of `kind`; returns its payload."""
+        data = body(kind, **fields)
+        self.publish_raw(self.topic(kind), json.dumps(data).encode(), wait=wait)
+        return data
+
+    def online(self) -> None:
+        self.publish_raw(self.topic("online"), b"1", retain=True)
+
+    def vanish(self) -> None:
+        """Drop the TCP connection without DISCONNECT: the broker sends the will."""
+        self.client.loop_stop()
+        self.client.socket().close()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Worker:
+    """`flask --app wsgi worker` as a subprocess, with its own env."""
+
+    def __init__(self, db_url: str, mqtt_url: str, workdir: Path, **env):
+        self.env = {**os.environ, "DATABASE_URL": db_url, "MQTT_URL": mqtt_url,
+                    "CHARGERS_ENV": "testing", "MQTT_CLIENT_ID": f"backend-{workdir.name}",
+                    "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+        self.log = workdir / "worker.log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        out = open(self.log, "a")
+        out.write(f"--- start {self.starts}\n")
+        out.flush()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "worker"], cwd=ROOT,
+            env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+
+    def stop(self, sig: str = "term", timeout: float = 20) -> int | None:
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGKILL if sig == "kill" else signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def wait_log(self, text: str, timeout: float = 20) -> None:
+        """Wait until the worker's log contains `text` since its last start."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            content = self.log.read_text(errors="replace")
+            if text in content.rsplit(f"--- start {self.starts}\n", 1)[-1]:
+                return
+            if self.proc and self.proc.poll() is not None:
+                raise AssertionError(f"worker exited {self.proc.returncode}:\n{content[-3000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"no {text!r} in worker log:\n{self.log.read_text()[-3000:]}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
