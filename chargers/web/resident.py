@@ -1,10 +1,14 @@
-"""Residents' pages: which ports are free now. Public, phone-first, no JavaScript."""
+"""Residents' pages: which ports are free now. Public, phone-first; they work without
+JavaScript (a <noscript> meta refresh) and static/live.js refreshes them in place."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import Blueprint, g, render_template
 
 from ..services import alleys, availability, piles
+from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
 
@@ -13,23 +17,28 @@ REFRESH_SECONDS = 30
 
 @bp.get("/")
 def index():
+    """Every alley with its free count."""
     views = availability.alley_views(alleys.list_alleys())
-    return render_template("resident/index.html", alleys=views, refresh=REFRESH_SECONDS)
+    return render_template("resident/index.html", alleys=views, refresh=REFRESH_SECONDS,
+                           now=datetime.now(UTC))
 
 
 @bp.get("/a/<slug>")
 def alley(slug: str):
+    """One alley: each pile and port with its state and for how long."""
     alley = alleys.get_alley(None, slug)
     g.tz = alley.timezone
     view = availability.alley_view(alley)
+    view.piles = by_label(view.piles)  # 2号桩 before 10号桩
     return render_template("resident/alley.html", alley=alley, view=view,
-                           counts=view.counts(), refresh=REFRESH_SECONDS)
+                           counts=view.counts(), refresh=REFRESH_SECONDS, now=datetime.now(UTC))
 
 
 @bp.get("/p/<pile_id>")
 def pile(pile_id: str):
+    """One pile (the page its QR code opens)."""
     pile = piles.get_pile(None, pile_id)
     g.tz = pile.alley.timezone
     view = availability.pile_view(pile)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
-                           refresh=REFRESH_SECONDS)
+                           refresh=REFRESH_SECONDS, now=datetime.now(UTC))

@@ -1,26 +1,33 @@
-"""Staff pages for alleys and piles: list, add, edit, new secret, QR sheet."""
+"""Staff pages for alleys and piles: list, add, edit, new secret, QR sheet.
+
+Every page is scoped by chargers.services.scope through the services: a staff member
+asking for another alley's page gets 404, exactly as the API answers."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from datetime import UTC, datetime
+
+from flask import abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ...services import alleys, availability, piles
+from ...services import alleys, availability, piles, qrcodes
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
+from ..ordering import by_label
 from . import bp
 
 
 @bp.get("/")
 def dashboard():
+    """The alleys this staff member looks after, with free, fault and offline counts."""
     rows = alleys.list_alleys(current_user)
-    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows),
-                           records=rows)
+    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows))
 
 
 @bp.route("/alleys/new", methods=["GET", "POST"])
 def alley_new():
+    """Add an alley (admins only)."""
     if not current_user.is_admin:
         abort(403)
     form = AlleyForm()
@@ -46,18 +53,22 @@ def _alley_input(form: AlleyForm) -> alleys.AlleyInput:
 
 @bp.get("/alleys/<slug>")
 def alley_detail(slug: str):
+    """One alley: its facts and every pile with its ports' states."""
     alley = alleys.get_alley(current_user, slug)
-    return render_template("staff/alley.html", alley=alley,
-                           view=availability.alley_view(alley), confirm=ConfirmForm())
+    g.tz = alley.timezone
+    views = {v.id: v for v in availability.alley_view(alley).piles}
+    rows = [(p, views[p.id]) for p in by_label(alley.piles)]
+    return render_template("staff/alley.html", alley=alley, piles=rows, now=datetime.now(UTC))
 
 
 @bp.route("/alleys/<slug>/edit", methods=["GET", "POST"])
 def alley_edit(slug: str):
+    """Change an alley (its slug stays)."""
     alley = alleys.get_alley(current_user, slug)
     form = AlleyForm(obj=alley)
+    del form.slug  # fixed once created: it is in printed QR codes' pages
     if form.validate_on_submit():
-        data = _alley_input(form)
-        data.slug = None
+        data = _alley_input_edit(form)
         try:
             alleys.update_alley(current_user, slug, data)
         except DomainError as exc:
@@ -68,8 +79,18 @@ def alley_edit(slug: str):
     return render_template("staff/alley_form.html", form=form, alley=alley)
 
 
+def _alley_input_edit(form: AlleyForm) -> alleys.AlleyInput:
+    return alleys.AlleyInput(
+        name=form.name.data, street=form.street.data or "", community=form.community.data or "",
+        address=form.address.data or "", timezone=form.timezone.data or None,
+        contacts=form.contacts.data or "", tariff_cents_per_kwh=form.tariff_cents_per_kwh.data,
+        auto_cutoff=form.auto_cutoff.data,
+    )
+
+
 @bp.route("/alleys/<slug>/piles/new", methods=["GET", "POST"])
 def pile_new(slug: str):
+    """Register a pile; its MQTT secret is shown once on the next page."""
     alley = alleys.get_alley(current_user, slug)
     form = PileForm()
     if form.validate_on_submit():
@@ -86,13 +107,15 @@ def pile_new(slug: str):
 
 @bp.route("/piles/<pile_id>/edit", methods=["GET", "POST"])
 def pile_edit(pile_id: str):
+    """Change a pile's label, ports, place or whether it is in service."""
     pile = piles.get_pile(current_user, pile_id)
     form = PileForm(obj=pile, ports=pile.port_count)
+    del form.id  # the serial is the pile's identity on the broker
     if form.validate_on_submit():
         try:
             piles.update_pile(current_user, pile_id, piles.PileInput(
                 ports=form.ports.data, label=form.label.data or None,
-                location_note=form.location_note.data, enabled=form.enabled.data))
+                location_note=form.location_note.data or "", enabled=form.enabled.data))
         except DomainError as exc:
             flash(exc.message, "error")
         else:
@@ -101,8 +124,17 @@ def pile_edit(pile_id: str):
     return render_template("staff/pile_form.html", form=form, alley=pile.alley, pile=pile)
 
 
+@bp.get("/piles/<pile_id>/secret")
+def pile_secret_confirm(pile_id: str):
+    """Ask before issuing a new secret: the old one stops working at once."""
+    pile = piles.get_pile(current_user, pile_id)
+    return render_template("staff/pile_secret_confirm.html", pile=pile, form=ConfirmForm())
+
+
 @bp.post("/piles/<pile_id>/secret")
 def pile_secret(pile_id: str):
+    """Issue the pile a new secret and show it this once."""
+    piles.get_pile(current_user, pile_id)  # 404 outside scope before anything else
     if not ConfirmForm().validate_on_submit():
         abort(400)
     pile, secret = piles.rotate_secret(current_user, pile_id)
@@ -111,8 +143,7 @@ def pile_secret(pile_id: str):
 
 @bp.get("/alleys/<slug>/qr")
 def qr_sheet(slug: str):
-    from ...services import qrcodes
-
+    """A printable sheet, one QR code per pile, each opening the pile's public page."""
     alley = alleys.get_alley(current_user, slug)
-    codes = [(p, qrcodes.pile_qr_svg(p.id)) for p in alley.piles]
+    codes = [(p, qrcodes.pile_qr_svg(p.id), qrcodes.pile_url(p.id)) for p in by_label(alley.piles)]
     return render_template("staff/qr_sheet.html", alley=alley, codes=codes)
