@@ -15,7 +15,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
-from ...services import alerts, alleys, commands, notify, piles
+from ...services import alerts as alert_svc
+from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
@@ -85,7 +86,7 @@ def _labels() -> dict:
 def _filter_args() -> dict:
     """The list's filters from the query string; status defaults to open alerts."""
     status = request.args.get("status") or "open"
-    if status not in ("open", "all", *alerts.STATUSES):
+    if status not in ("open", "all", *alert_svc.STATUSES):
         status = "open"
     severity = request.args.get("severity") or ""
     if severity not in SEVERITIES:
@@ -96,14 +97,15 @@ def _filter_args() -> dict:
 def _list(args: dict):
     f = AlertFilter(status=None if args["status"] == "all" else args["status"],
                     severity=args["severity"] or None, alley=args["alley"] or None)
-    return alerts.list_alerts(current_user, f, triage=True, limit=200)
+    return alert_svc.list_alerts(current_user, f, triage=True, limit=200)
 
 
 @bp.get("/alerts")
-def alerts_page():
+def alerts():
+    """Open alerts first, unacknowledged and critical on top; filters; live refresh."""
     args = _filter_args()
     return render_template(
-        "staff/alerts.html", rows=_list(args), args=args, counts=alerts.count_open(current_user),
+        "staff/alerts.html", rows=_list(args), args=args, counts=alert_svc.count_open(current_user),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args), **_labels())
 
@@ -114,11 +116,11 @@ def alerts_feed():
     args = _filter_args()
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
                            args=args, **_labels())
-    return jsonify({"html": html, "counts": alerts.count_open(current_user)})
+    return jsonify({"html": html, "counts": alert_svc.count_open(current_user)})
 
 
 def _alert_page(alert_id: int, note_form=None, resolve_form=None):
-    alert = alerts.get_alert(current_user, alert_id)
+    alert = alert_svc.get_alert(current_user, alert_id)
     g.tz = alert.pile.alley.timezone
     return render_template(
         "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
@@ -137,10 +139,10 @@ def alert_acknowledge(alert_id: int):
     form = NoteForm()
     if not form.validate_on_submit():
         abort(400)
-    alerts.acknowledge(current_user, alert_id, form.note.data)
+    alert_svc.acknowledge(current_user, alert_id, form.note.data)
     flash(_("Acknowledged."), "ok")
     if request.form.get("back") == "list":
-        return redirect(url_for("staff.alerts_page"))
+        return redirect(url_for("staff.alerts"))
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
 
 
@@ -153,7 +155,7 @@ def alert_resolve(alert_id: int):
         flash(_("Say what was found or done."), "error")
         return _alert_page(alert_id, resolve_form=form), 422
     try:
-        alerts.resolve(current_user, alert_id, form.note.data)
+        alert_svc.resolve(current_user, alert_id, form.note.data)
     except DomainError as exc:
         if exc.status == 404:
             raise
