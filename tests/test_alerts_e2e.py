@@ -1,0 +1,112 @@
+"""Alerts end to end: a real private Mosquitto, the real worker subprocess
+(`flask --app wsgi worker`), a pile as a paho client. A smoke fault gives one
+critical alert and `stop` + `disable` on the pile's cmd topic; the pile's ack marks
+them accepted and the port disabled; the pile's clear closes the alert."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import select
+
+from chargers.extensions import db
+from chargers.models import Alert, Command, Port
+from tests.ingest_support import PREFIX, Worker, poll
+from tests.ingest_support import Pile as PileClient
+
+
+class CmdListener:
+    """What the pile hears on its cmd topic (a second paho client beside the pile)."""
+
+    def __init__(self, port: int, pile_id: str = "P-1"):
+        self.got: list[dict] = []
+        self.lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{pile_id}-ears",
+                                  protocol=mqtt.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"{PREFIX}/{pile_id}/cmd", qos=1)
+        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.loop_start()
+        assert subscribed.wait(10), "cmd subscription not confirmed"
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.got.append(json.loads(msg.payload))
+
+    def commands(self) -> list[dict]:
+        with self.lock:
+            return list(self.got)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def worker(app, alley_with_pile, mosquitto, tmp_path):
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], mosquitto.url, tmp_path)
+    w.start()
+    w.wait_log("subscribed to")
+    yield w
+    code = w.stop("term")
+    assert code in (0, None), w.output()[-3000:]
+    assert "Traceback" not in w.output(), w.output()[-3000:]
+
+
+@pytest.fixture
+def pile(mosquitto):
+    p = PileClient(mosquitto.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def ears(mosquitto):
+    listener = CmdListener(mosquitto.port)
+    yield listener
+    listener.close()
+
+
+def test_smoke_cuts_the_port_off_over_the_broker(worker, pile, ears):
+    pile.online()
+    pile.send("boot", seq=0, ports=4)
+    pile.send("fault", seq=1, port=3, code="smoke", active=True, value=0.9)
+
+    def alert_and_commands():
+        alerts = db.session.scalars(select(Alert)).all()
+        heard = ears.commands()
+        if len(alerts) == 1 and len(heard) >= 2:
+            return alerts[0], heard
+        return None
+
+    alert, heard = poll(alert_and_commands, timeout=10, what="a smoke alert and two commands")
+    assert (alert.code, alert.port, alert.severity, alert.status) == ("smoke", 3, "critical", "active")
+    assert alert.cutoff_done
+    assert sorted((c["action"], c["port"]) for c in heard) == [("disable", 3), ("stop", 3)]
+    assert all(set(c) == {"id", "ts", "action", "port"} for c in heard)
+    assert {c.id for c in db.session.scalars(select(Command))} == {c["id"] for c in heard}
+
+    # the pile does as told and says so
+    for c in heard:
+        pile.send("ack", seq=2 if c["action"] == "stop" else 3, cmd=c["id"], result="accepted")
+    poll(lambda: {c.status for c in db.session.scalars(select(Command))} == {"accepted"},
+         timeout=10, what="both commands accepted")
+    port3 = db.session.scalars(select(Port).where(Port.pile_id == "P-1", Port.number == 3)).one()
+    assert port3.enabled is False
+
+    # a repeat bumps the count; the pile's clear closes the alert
+    pile.send("fault", seq=4, port=3, code="smoke", active=True)
+    poll(lambda: db.session.get(Alert, alert.id).count == 2, timeout=10, what="repeat counted")
+    pile.send("fault", seq=5, port=3, code="smoke", active=False)
+    poll(lambda: db.session.get(Alert, alert.id).status == "cleared", timeout=10,
+         what="alert cleared by the pile")
+    assert len(db.session.scalars(select(Alert)).all()) == 1
+    assert len(ears.commands()) == 2  # no second cut-off
+    events = [e.action for e in db.session.get(Alert, alert.id).events]
+    assert events[:2] == ["raised", "cutoff_sent"] and "cleared_by_device" in events
+    assert events.count("command_accepted") == 2
