@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Flask, current_app, g, request, session, url_for
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, refresh
 from flask_babel import gettext as _
 
 
@@ -110,8 +110,15 @@ def state_label(state: str) -> str:
     return labels.get(state, state)
 
 
+def _fresh_choice() -> None:
+    """Decide language and zone anew for each request. Flask-Babel caches them in `g`,
+    which outlives a request when an app context is already pushed (tests, CLI)."""
+    refresh()
+
+
 def init_template_helpers(app: Flask) -> None:
-    """Filters and globals every template can use."""
+    """Filters and globals every template can use; a fresh locale per request."""
+    app.before_request(_fresh_choice)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["short_ago"] = short_ago

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, g, request
-from flask_login import current_user
+from flask import Flask, Response, g, request, session
 
 # No inline script (nonce only), no inline style, nothing framed, forms post home.
 CSP = (
@@ -42,14 +41,10 @@ def csp_nonce() -> str:
     return g.csp_nonce
 
 
-def _private(resp: Response) -> bool:
-    """Pages that must not be stored by a browser or a proxy."""
-    if request.blueprint in ("staff", "auth"):
-        return True
-    try:
-        return bool(current_user and current_user.is_authenticated)
-    except Exception:  # no request user (e.g. a static file before login setup)
-        return False
+def _private() -> bool:
+    """Pages that must not be stored by a browser or a proxy: staff pages, login, and
+    anything answered to a logged-in session (checked without loading the user)."""
+    return request.blueprint in ("staff", "auth") or "_user_id" in session
 
 
 def set_headers(resp: Response) -> Response:
@@ -59,12 +54,24 @@ def set_headers(resp: Response) -> Response:
         resp.headers.setdefault(name, value)
     if request.is_secure:
         resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if _private(resp):
+    if _private():
         resp.headers["Cache-Control"] = "no-store"
     return resp
 
 
+# Per-request values that extensions keep in `g`. `g` belongs to the app context, and
+# when one is already pushed (tests, CLI scripts) every request reuses it: a user, a
+# CSRF token or a nonce would then leak from one request (or client) into the next.
+PER_REQUEST = ("_login_user", "csrf_token", "csp_nonce", "tz")
+
+
+def _fresh_request_state() -> None:
+    for key in PER_REQUEST:
+        g.pop(key, None)
+
+
 def init_app(app: Flask) -> None:
     """Register the header hook and the `csp_nonce()` template global."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _fresh_request_state)
     app.after_request(set_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
