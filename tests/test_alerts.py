@@ -3,6 +3,8 @@ raise, repeat, cut-off, acknowledge, resolve, device clear, flap, offline, scope
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,3 +260,15 @@ def test_staff_of_another_alley_get_404(client, admin, make_staff, alley_with_pi
     assert db.session.query(Command).count() == 2
     r = client.post(f"/api/v1/alerts/{alert.id}/acknowledge", headers=bearer(mine))
     assert r.status_code == 200 and r.json["acknowledged_by"] == "lane-staff"
+
+
+def test_openapi_documents_the_alert_calls(client):
+    spec = client.get("/api/v1/openapi.json").json
+    for path in ("/alerts", "/alerts/{alert_id}", "/alerts/{alert_id}/acknowledge",
+                 "/alerts/{alert_id}/resolve", "/piles/{pile_id}/commands",
+                 "/commands/{command_id}", "/alleys/{slug}/contacts"):
+        assert path in spec["paths"], path
+    assert "get" in spec["paths"]["/alleys/{slug}"]  # the base document is still whole
+    # every reference resolves
+    for ref in set(re.findall(r'"#/components/(\w+)/(\w+)"', json.dumps(spec))):
+        assert ref[1] in spec["components"][ref[0]], ref
