@@ -84,7 +84,8 @@ def run_job(app, job: Job, now: datetime | None = None, ctx: JobContext | None =
                     summary=f"{type(exc).__name__}: {exc}"[:500])
             raise
         _record(db, JobRun, job.id, finished=utcnow(), status="ok", summary=summary)
-        log.info("job %s: %s", job.id, summary or "done")
+        # Frequent jobs with nothing to say stay out of the log.
+        log.log(logging.INFO if summary else logging.DEBUG, "job %s: %s", job.id, summary or "done")
         return summary
 
 

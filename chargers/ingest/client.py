@@ -1,0 +1,282 @@
+"""The MQTT client of the worker (paho-mqtt 2.x): receive, apply in batches, and
+acknowledge each message to the broker only after its effect is committed.
+
+- Fixed client id and a persistent session (MQTT 3.1.1 `clean_session=False`, or
+  MQTT 5 `clean_start=False` with a session expiry), so the broker keeps our
+  subscription and queues messages while the worker is down.
+- `manual_ack=True`: paho does not PUBACK on delivery; we do, after commit. A
+  crash before the commit leaves the message unacknowledged and the broker sends
+  it again; the ledger makes the second copy a no-op.
+- Subscriptions are (re)made in on_connect; paho reconnects with backoff, and
+  `connect_async` lets the worker start while the broker is still down.
+- paho callbacks only queue; a processing thread takes up to BATCH_MAX messages
+  (or what arrived within BATCH_WAIT_S), applies them in one app context and one
+  transaction, commits, then acks. While the database is down it acks nothing,
+  backs off and retries the same batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from flask import Flask
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ..models import utcnow
+from ..mqtt_settings import BrokerAddress, broker_address
+from ..services.ingest import excerpt
+from . import handlers, topics
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 200
+BATCH_WAIT_S = 0.05
+KEEPALIVE_S = 60
+SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: how long the broker keeps our session
+SENDER_PROPERTY = "sender"  # MQTT 5 user property naming the publisher, when a broker adds it
+
+
+@dataclass(frozen=True)
+class Received:
+    msg: handlers.Incoming
+    mid: int
+    qos: int
+    generation: int  # which connection delivered it: acks go only on that one
+
+
+def wait_for_broker(app: Flask, stop: threading.Event | None = None,
+                    poll_s: float = 0.5) -> BrokerAddress | None:
+    """The broker's address; with the embedded broker, wait for the file it writes
+    at start. None when `stop` is set first."""
+    said = False
+    while True:
+        address = broker_address(app.config)
+        if address is not None:
+            return address
+        if not said:
+            log.info("waiting for the embedded broker to write %s",
+                     app.config["EMBEDDED_BROKER_FILE"])
+            said = True
+        if stop is not None and stop.wait(poll_s):
+            return None
+        if stop is None:
+            time.sleep(poll_s)
+
+
+def make_paho_client(app: Flask, address: BrokerAddress, client_id: str, *, persistent: bool,
+                     manual_ack: bool = False) -> tuple[mqtt.Client, dict]:
+    """A configured paho client and the keyword arguments for its connect call."""
+    v5 = str(app.config.get("MQTT_PROTOCOL", "3.1.1")) == "5"
+    if v5:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
+        connect_kwargs = {"clean_start": not persistent, "properties": props}
+    else:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=mqtt.MQTTv311, clean_session=not persistent,
+                             manual_ack=manual_ack)
+        connect_kwargs = {}
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set()
+    return client, connect_kwargs
+
+
+class IngestClient:
+    """The MQTT door of the worker. start() → runs in background threads; stop()."""
+
+    def __init__(self, app: Flask, *, batch_max: int = BATCH_MAX, batch_wait_s: float = BATCH_WAIT_S):
+        self.app = app
+        self.settings = handlers.Settings.from_config(app.config)
+        self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
+        self.inbox: queue.Queue[Received] = queue.Queue()
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.generation = 0
+        self.client: mqtt.Client | None = None
+        self.v5 = str(app.config.get("MQTT_PROTOCOL", "3.1.1")) == "5"
+        self._worker: threading.Thread | None = None
+        self.stats = {"accepted": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
+        self._last_stats = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Connect (asynchronously, retrying) and start processing. False if stopped
+        while waiting for the embedded broker's address."""
+        address = wait_for_broker(self.app, self.stopping)
+        if address is None:
+            return False
+        client, kwargs = make_paho_client(self.app, address, self.app.config["MQTT_CLIENT_ID"],
+                                          persistent=True, manual_ack=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self.client = client
+        log.info("connecting to %s:%d as %s (MQTT %s, persistent session)", address.host,
+                 address.port, self.app.config["MQTT_CLIENT_ID"], "5" if self.v5 else "3.1.1")
+        client.connect_async(address.host, address.port, keepalive=KEEPALIVE_S, **kwargs)
+        client.loop_start()
+        self._worker = threading.Thread(target=self._process_loop, name="ingest-batches",
+                                        daemon=True)
+        self._worker.start()
+        return True
+
+    def stop(self, timeout: float = 30) -> None:
+        """Finish the batch in hand, then disconnect. Queued but unprocessed messages
+        are not acknowledged: the broker keeps them for the next start."""
+        self.stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        if self.client is not None:
+            try:
+                self.client.disconnect()
+            finally:
+                self.client.loop_stop()
+        log.info("ingest stopped (%s)", self._stats_text())
+
+    def publish(self, topic: str, payload: dict) -> None:
+        """Publish QoS 1 on the live connection (jobs' ctx.publish); paho keeps it
+        and sends it after a reconnect when the broker is away."""
+        if self.client is None:
+            raise RuntimeError("MQTT client not started")
+        info = self.client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            raise RuntimeError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
+
+    # -- paho callbacks (network thread): guarded, they only log and queue ------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        try:
+            if reason_code.is_failure:
+                log.error("broker refused the connection: %s", reason_code)
+                return
+            self.generation += 1
+            log.info("connected (session_present=%s)", int(flags.session_present))
+            sub = topics.subscription(self.settings.prefix)
+            if self.v5:
+                # no_local: our own `cmd` publications do not come back to us.
+                client.subscribe(sub, options=SubscribeOptions(qos=1, noLocal=True))
+            else:
+                client.subscribe(sub, qos=1)
+            self.connected.set()
+        except Exception:
+            log.exception("on_connect failed")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        try:
+            bad = [rc for rc in reason_codes if rc.is_failure]
+            if bad:
+                log.error("subscription refused: %s", bad)
+            else:
+                log.info("subscribed to %s (QoS 1)", topics.subscription(self.settings.prefix))
+        except Exception:
+            log.exception("on_subscribe failed")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        try:
+            self.connected.clear()
+            if not self.stopping.is_set():
+                log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+        except Exception:
+            log.exception("on_disconnect failed")
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage):
+        try:
+            sender = None
+            if self.v5 and message.properties is not None:
+                for key, value in getattr(message.properties, "UserProperty", None) or []:
+                    if key == SENDER_PROPERTY:
+                        sender = value
+            incoming = handlers.Incoming(message.topic, bytes(message.payload), utcnow(), sender)
+            self.inbox.put(Received(incoming, message.mid, message.qos, self.generation))
+        except Exception:
+            try:
+                log.exception("could not queue a message on %r: %s", message.topic[:120],
+                              excerpt(bytes(message.payload or b"")))
+            except Exception:
+                pass
+
+    # -- the processing thread -----------------------------------------------------------
+
+    def _take(self) -> list[Received]:
+        """Up to batch_max messages: the first within 0.5 s, the rest within batch_wait_s."""
+        try:
+            first = self.inbox.get(timeout=0.5)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_max:
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _process_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                batch = self._take()
+                if batch:
+                    self._apply_and_ack(batch)
+                self._maybe_log_stats()
+            except Exception:  # never let the thread die
+                log.exception("ingest loop error")
+                self.stopping.wait(1)
+
+    def _apply_and_ack(self, batch: list[Received]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                with self.app.app_context():
+                    outcomes = handlers.process([r.msg for r in batch], self.settings)
+                break
+            except handlers.DatabaseUnavailable as exc:
+                log.warning("database unavailable (%s); retrying %d messages in %.1f s",
+                            exc, len(batch), delay)
+            except Exception:
+                log.exception("batch of %d failed; retrying in %.1f s", len(batch), delay)
+            if self.stopping.wait(delay):
+                return  # leave them unacknowledged: redelivered after restart
+            delay = min(delay * 2, 30)
+        for outcome in outcomes:
+            self.stats[outcome.partition(":")[0]] = self.stats.get(outcome.partition(":")[0], 0) + 1
+        self._ack(batch)
+
+    def _ack(self, batch: list[Received]) -> None:
+        client = self.client
+        for r in batch:
+            if r.qos == 0:
+                continue
+            if r.generation != self.generation:
+                # Delivered on an earlier connection: the broker sends it again on this
+                # one (same packet id), and that copy is acked when it is processed.
+                continue
+            try:
+                client.ack(r.mid, r.qos)
+            except Exception:
+                log.exception("ack of mid %d failed", r.mid)
+
+    def _stats_text(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.stats.items())
+
+    def _maybe_log_stats(self) -> None:
+        if time.monotonic() - self._last_stats >= 60:
+            self._last_stats = time.monotonic()
+            log.info("ingest totals: %s; queued %d", self._stats_text(), self.inbox.qsize())
+

@@ -1,0 +1,47 @@
+"""`flask --app wsgi worker`: the MQTT ingest and the scheduled jobs in one
+process, run once per deployment. Exits cleanly on SIGTERM/SIGINT: the batch in
+hand is finished and acknowledged, the rest stays with the broker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from flask import Flask
+
+from .ingest.client import IngestClient
+from .scheduler import build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def run(app: Flask) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("got %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    ingest = IngestClient(app)
+    # The embedded broker may not have written its address yet; a signal must
+    # still be able to stop us while we wait.
+    waiter = threading.Thread(target=lambda: (stop.wait(), ingest.stopping.set()), daemon=True)
+    waiter.start()
+    if not ingest.start():
+        log.info("stopped before the broker appeared")
+        return
+    scheduler = build_scheduler(app, ingest)
+    scheduler.start()
+    log.info("worker running: %d jobs scheduled", len(scheduler.get_jobs()))
+    try:
+        while not stop.wait(1):
+            pass
+    finally:
+        scheduler.shutdown(wait=True)
+        ingest.stop()
+        log.info("worker stopped")

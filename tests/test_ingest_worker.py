@@ -1,0 +1,168 @@
+"""The worker end to end: a real private Mosquitto, the worker as a real
+subprocess (`flask --app wsgi worker`), piles as paho clients speaking the
+protocol. The oracle: every message the broker acknowledged to a pile is in the
+database exactly once."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from sqlalchemy import func, select
+
+from chargers.extensions import db
+from chargers.models import (
+    ChargingSession,
+    IngestCounter,
+    MeterSample,
+    Pile,
+    ProcessedMessage,
+    Rejection,
+)
+from tests.conftest import bearer
+from tests.ingest_support import PREFIX, Pile as PileClient, Worker, body, poll
+
+
+def count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def counter(key: str) -> int:
+    row = db.session.get(IngestCounter, key)
+    return row.count if row else 0
+
+
+@pytest.fixture
+def worker(app, alley_with_pile, mosquitto, tmp_path):
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], mosquitto.url, tmp_path,
+               HEARTBEAT_INTERVAL_S=60)
+    w.start()
+    w.wait_log("subscribed to")
+    yield w
+    code = w.stop("term")
+    assert code in (0, None), w.output()[-3000:]
+    assert "Traceback" not in w.output(), w.output()[-3000:]
+
+
+@pytest.fixture
+def pile(mosquitto):
+    p = PileClient(mosquitto.port)
+    yield p
+    try:
+        p.close()
+    except Exception:
+        pass
+
+
+def test_statuses_and_one_charge_reach_the_api(worker, pile, client, admin):
+    pile.online()
+    pile.send("boot", seq=0, ports=4)
+    pile.send("status", seq=1, port=3, status="occupied")
+    pile.send("session", seq=2, event="start", port=3, session="T1001", card="C-42", meter_wh=0)
+    pile.send("status", seq=3, port=3, status="charging")
+    for i in range(1, 4):
+        pile.send("meter", seq=3 + i, port=3, session="T1001", power_w=318.0, energy_wh=5.0 * i)
+    stop = pile.send("session", seq=7, event="stop", port=3, session="T1001", energy_wh=16.0,
+                     reason="full")
+    pile.send("status", seq=8, port=3, status="finishing")
+    # the same stop again (a lost PUBACK makes the pile resend its id)
+    pile.publish_raw(pile.topic("session"), json.dumps(stop).encode())
+    # another charge whose stop arrives before its start
+    pile.send("session", seq=9, event="stop", port=2, session="T1002", energy_wh=8.0,
+              reason="unplugged")
+    pile.send("session", seq=10, event="start", port=2, session="T1002", meter_wh=16.0)
+
+    poll(lambda: counter("duplicate") == 1 and counter("accepted:session") == 4,
+         what="all messages applied")
+    alley = client.get("/api/v1/alleys/lane").json
+    [p] = alley["piles"]
+    assert p["online"] is True
+    assert {x["port"]: x["status"] for x in p["ports"]}[3] == "finishing"
+    rows = client.get("/api/v1/sessions?pile=P-1", headers=bearer(admin[1])).json
+    by_ref = {r["session"]: r for r in rows}
+    assert len(rows) == 2
+    assert (by_ref["T1001"]["energy_wh"], by_ref["T1001"]["status"]) == (16.0, "stopped")
+    assert (by_ref["T1002"]["energy_wh"], by_ref["T1002"]["status"]) == (8.0, "stopped")
+    assert count(MeterSample) == 3
+    assert count(Rejection) == 0
+
+
+def test_each_bad_input_is_rejected_counted_and_harmless(worker, pile, mosquitto):
+    pile.online()
+    poll(lambda: db.session.get(Pile, "P-1").online, what="pile online")
+    bad = [
+        (f"{PREFIX}/P-1/status/extra", b"{}"),                          # bad_topic
+        (f"{PREFIX}/P-1/teleport", json.dumps(body("status")).encode()),  # unknown_kind
+        (f"{PREFIX}/GHOST/status", json.dumps(body("status")).encode()),  # unknown_pile
+        (f"{PREFIX}/P-1/status", b"{" + b" " * 10_000 + b"}"),           # oversized
+        (f"{PREFIX}/P-1/status", b"\xff\xfe\x00"),                       # malformed
+        (f"{PREFIX}/P-1/meter", b'{"id":"n","ts":"2026-11-27T08:00:00Z","power_w":NaN}'),  # malformed
+        (f"{PREFIX}/P-1/status", json.dumps(body("status", status="on_fire")).encode()),   # invalid
+        (f"{PREFIX}/P-1/status", json.dumps(body("status", port=9)).encode()),  # port_out_of_range
+    ]
+    for topic, payload in bad:
+        pile.publish_raw(topic, payload)
+    pile.send("status", port=2, status="charging")
+    poll(lambda: db.session.scalar(select(Pile).where(Pile.id == "P-1")).ports[1].status == "charging",
+         what="the valid message after the bad ones")
+    for reason, n in {"bad_topic": 1, "unknown_kind": 1, "unknown_pile": 1, "oversized": 1,
+                      "malformed": 2, "invalid": 1, "port_out_of_range": 1}.items():
+        assert counter(f"rejected:{reason}") == n, reason
+    assert count(ProcessedMessage) == 1  # only the valid status
+    assert [p.status for p in db.session.get(Pile, "P-1").ports] == [
+        "unavailable", "charging", "unavailable", "unavailable"]
+
+
+def test_last_will_marks_the_pile_offline(worker, pile, client):
+    pile.online()
+    poll(lambda: client.get("/api/v1/alleys/lane").json["piles"][0]["online"], what="online")
+    pile.vanish()
+    poll(lambda: not client.get("/api/v1/alleys/lane").json["piles"][0]["online"],
+         what="offline by last will")
+    assert db.session.get(Pile, "P-1").offline_reason == "will"
+
+
+def test_messages_sent_while_the_worker_is_down_all_arrive(worker, pile):
+    assert worker.stop("term") == 0
+    sent = [pile.send("meter", session="T7", energy_wh=float(i)) for i in range(200)]
+    worker.start()
+    worker.wait_log("session_present=1")
+    poll(lambda: count(MeterSample) >= 200, what="the backlog")
+    assert count(MeterSample) == 200
+    assert count(ProcessedMessage) == len({m["id"] for m in sent}) == 200
+
+
+def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(worker, pile):
+    infos = []
+    ids = []
+    for i in range(600):
+        m = body("meter", session="K", energy_wh=float(i))
+        ids.append(m["id"])
+        infos.append(pile.publish_raw(pile.topic("meter"), json.dumps(m).encode(), wait=False))
+        if i == 150:
+            poll(lambda: count(MeterSample) > 20, what="the worker to be mid-stream")
+            worker.proc.send_signal(signal.SIGKILL)
+            worker.proc.wait(10)
+    for info in infos:
+        info.wait_for_publish(10)
+    acked = [m for m, info in zip(ids, infos, strict=True) if info.is_published()]
+    assert len(acked) == 600
+    worker.start()
+    poll(lambda: count(ProcessedMessage) >= 600, timeout=60, what="every acked message")
+    stored = db.session.scalars(select(ProcessedMessage.msg_id)).all()
+    assert sorted(stored) == sorted(acked)  # each exactly once
+    assert count(MeterSample) == 600
+    assert count(ChargingSession) == 1
+
+
+def test_broker_restart_is_survived(worker, pile, mosquitto):
+    first = [pile.send("meter", session="B", energy_wh=float(i))["id"] for i in range(50)]
+    poll(lambda: count(MeterSample) == 50, what="first half")
+    mosquitto.stop("term")
+    mosquitto.start()
+    worker.wait_log("connected (session_present=1)")  # before the restart too; check count below
+    second = [pile.send("meter", session="B", energy_wh=float(50 + i))["id"] for i in range(50)]
+    poll(lambda: count(MeterSample) >= 100, timeout=40, what="second half after restart")
+    assert sorted(db.session.scalars(select(ProcessedMessage.msg_id)).all()) == sorted(first + second)
+    assert worker.output().count("connected (session_present=") >= 2
