@@ -3,6 +3,7 @@ there (never the machine's shared one), else the embedded amqtt broker."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,9 @@ class Mosquitto:
             "autosave_interval 1\n"
             f"log_dest file {self.log}\nlog_type all\n"
             "max_queued_messages 100000\n"
+            # As root, mosquitto drops to user `mosquitto`, which cannot write the
+            # test's private folder: no log, and silently no persistence.
+            + ("user root\n" if os.geteuid() == 0 else "")
             + (self.extra_conf or "allow_anonymous true\n")
         )
 
