@@ -1,0 +1,196 @@
+"""The embedded broker (`flask --app wsgi broker`), run as a subprocess against a
+temp database: it authenticates piles and the backend, enforces the ACL, and keeps
+QoS 1 messages for the backend's offline persistent session."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.brokers import free_port
+from tests.device_clients import Peer, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "chargers/v1"
+
+
+@pytest.fixture
+def embedded(app, app_config, alley_with_pile, tmp_path):
+    """The broker subprocess over the test's database (pile P-1 registered):
+    {"host", "port", "username", "password", "secret", "proc", "file"}."""
+    info_file = Path(app_config["EMBEDDED_BROKER_FILE"])
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
+           "EMBEDDED_BROKER_FILE": str(info_file), "MQTT_URL": "", "CHARGERS_ENV": "development"}
+    log = open(tmp_path / "broker.log", "w")  # noqa: SIM115 - closed below
+    # A port that is free now; the 1883 fallback is tested on its own below.
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
+                             str(free_port())], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: info_file.exists() or proc.poll() is not None, 30, "the broker file")
+        assert proc.poll() is None, (tmp_path / "broker.log").read_text()
+        info = json.loads(info_file.read_text())
+        yield {**info, "secret": alley_with_pile, "proc": proc, "file": info_file}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+        log.close()
+
+
+@pytest.fixture
+def peers():
+    made: list[Peer] = []
+
+    def make(port, client_id, username=None, password=None, **kw) -> Peer:
+        peer = Peer(port, client_id, username, password, **kw)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+def test_broker_file_is_private_and_removed_on_stop(embedded):
+    assert stat.S_IMODE(embedded["file"].stat().st_mode) == 0o600
+    assert set(json.loads(embedded["file"].read_text())) == {"host", "port", "username", "password"}
+    embedded["proc"].send_signal(signal.SIGTERM)
+    assert embedded["proc"].wait(15) == 0
+    assert not embedded["file"].exists()
+
+
+def test_logins(embedded, peers):
+    port = embedded["port"]
+    assert not peers(port, "anon").connect()
+    assert not peers(port, "P-1", "P-1", "wrong-secret").connect()
+    assert not peers(port, "P-1", "P-1").connect()  # username, no password
+    assert not peers(port, "P-9", "P-9", embedded["secret"]).connect()  # unknown pile
+    assert not peers(port, "other-id", "P-1", embedded["secret"]).connect()  # client id != pile id
+    assert not peers(port, "x", embedded["username"], "not-it").connect()
+    assert peers(port, "P-1", "P-1", embedded["secret"]).connect()
+    assert peers(port, "chargers-backend", embedded["username"], embedded["password"]).connect()
+
+
+def test_acl(embedded, peers):
+    port = embedded["port"]
+    backend = peers(port, "chargers-backend", embedded["username"], embedded["password"])
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    pile = peers(port, "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    assert pile.subscribe(f"{PREFIX}/P-1/cmd") == 1
+    for snoop in (f"{PREFIX}/#", "#", f"{PREFIX}/P-2/cmd", f"{PREFIX}/+/cmd"):
+        assert pile.subscribe(snoop) == 0x80, snoop
+
+    pile.publish(f"{PREFIX}/P-2/fault", b'{"id":"spoof"}')  # as another pile: dropped
+    pile.publish(f"{PREFIX}/P-1/status", b'{"id":"own"}')
+    backend.wait_for(f"{PREFIX}/P-1/status")
+    assert backend.received(f"{PREFIX}/P-2/fault") == []
+
+    backend.publish(f"{PREFIX}/P-2/cmd", b'{"id":"c-other"}')
+    backend.publish(f"{PREFIX}/P-1/cmd", b'{"id":"c-own"}')
+    pile.wait_for(f"{PREFIX}/P-1/cmd")
+    assert [m.topic for m in pile.received()] == [f"{PREFIX}/P-1/cmd"]
+
+
+def test_retained_online_reaches_backend_but_not_other_piles(embedded, peers, client, admin):
+    from tests.conftest import bearer
+
+    r = client.post("/api/v1/piles", json={"id": "P-2", "alley": "lane", "ports": 2},
+                    headers=bearer(admin[1]))
+    assert r.status_code == 201, r.json
+    port = embedded["port"]
+    p1 = peers(port, "P-1", "P-1", embedded["secret"])
+    assert p1.connect()
+    p1.publish(f"{PREFIX}/P-1/online", b"1", retain=True)
+    p2 = peers(port, "P-2", "P-2", r.json["secret"])
+    assert p2.connect()
+    assert p2.subscribe(f"{PREFIX}/P-2/cmd") == 1
+    backend = peers(port, "chargers-backend", embedded["username"], embedded["password"])
+    assert backend.connect()
+    backend.subscribe(f"{PREFIX}/#")
+    got = backend.wait_for(f"{PREFIX}/P-1/online")
+    assert got[0].payload == b"1" and got[0].retain
+    backend.publish(f"{PREFIX}/P-2/cmd", b'{"id":"marker"}')
+    p2.wait_for(f"{PREFIX}/P-2/cmd")
+    assert [m.topic for m in p2.received()] == [f"{PREFIX}/P-2/cmd"]
+
+
+def test_offline_persistent_backend_session_gets_every_message(embedded, peers):
+    """The check the STYLE note asks for: authenticated, clean_session=False, 50 QoS 1
+    messages while the backend is away; all arrive once it is back, none retained."""
+    port = embedded["port"]
+    login = (embedded["username"], embedded["password"])
+    backend = peers(port, "chargers-backend", *login, clean_session=False)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    backend.close()
+
+    pile = peers(port, "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    for n in range(50):
+        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+
+    # A wrong password with the backend's client id must not wipe the queue.
+    assert not peers(port, "chargers-backend", login[0], "wrong", clean_session=True).connect()
+
+    back = peers(port, "chargers-backend", *login, clean_session=False)
+    assert back.connect()
+    assert back.session_present
+    got = back.wait_for(f"{PREFIX}/P-1/heartbeat", 50, timeout=20)
+    assert [json.loads(m.payload)["id"] for m in got] == [f"h{n}" for n in range(50)]
+    assert not any(m.retain for m in got)  # queued messages are not retained ones
+
+
+def test_messages_before_the_backends_first_connect_are_kept(embedded, peers):
+    """The broker creates the backend's session at start, so the first boot of a pile
+    that beats the worker to the broker is not lost."""
+    port = embedded["port"]
+    pile = peers(port, "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    pile.publish(f"{PREFIX}/P-1/boot", b'{"id":"b0"}')
+    backend = peers(port, "chargers-backend", embedded["username"], embedded["password"],
+                    clean_session=False)
+    assert backend.connect()
+    backend.subscribe(f"{PREFIX}/#")
+    backend.wait_for(f"{PREFIX}/P-1/boot")
+    pile.publish(f"{PREFIX}/P-1/boot", b'{"id":"b1"}')
+    wait_until(lambda: len(backend.received(f"{PREFIX}/P-1/boot")) >= 2, 10, "second boot")
+    # One subscription only: the placeholder retired, so no doubles.
+    pile.publish(f"{PREFIX}/P-1/boot", b'{"id":"b2"}')
+    wait_until(lambda: any(m.payload == b'{"id":"b2"}' for m in backend.received()), 10, "b2")
+    assert [m.payload for m in backend.received(f"{PREFIX}/P-1/boot")] == [
+        b'{"id":"b0"}', b'{"id":"b1"}', b'{"id":"b2"}']
+
+
+def test_takes_a_free_port_when_the_preferred_one_is_taken(app, app_config, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
+               "EMBEDDED_BROKER_FILE": str(tmp_path / "b.json"), "MQTT_URL": ""}
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
+                                 str(busy)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until(lambda: (tmp_path / "b.json").exists() or proc.poll() is not None, 30, "b.json")
+            info = json.loads((tmp_path / "b.json").read_text())
+            assert info["port"] != busy
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=15)
+        assert f"listening on 127.0.0.1:{info['port']} (127.0.0.1:{busy} is taken)" in out
+
+
+def test_create_app_starts_no_broker(app, app_config):
+    assert not Path(app_config["EMBEDDED_BROKER_FILE"]).exists()
