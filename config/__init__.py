@@ -40,6 +40,9 @@ class Config:
     MQTT_URL = os.environ.get("MQTT_URL", "")
     MQTT_TOPIC_PREFIX = os.environ.get("MQTT_TOPIC_PREFIX", "chargers/v1")
     MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "chargers-backend")
+    # The worker's MQTT version: "3.1.1" (clean_session=False) or "5" (clean_start=False
+    # with a session expiry; lets a broker name the sender in a user property).
+    MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "3.1.1")
     # Where the embedded broker writes the address it actually listens on.
     EMBEDDED_BROKER_FILE = os.environ.get(
         "EMBEDDED_BROKER_FILE", str(ROOT / "instance" / "broker.json")
@@ -53,6 +56,8 @@ class Config:
     HEARTBEAT_INTERVAL_S = _env_int("HEARTBEAT_INTERVAL_S", 60)
     MAX_PAYLOAD_BYTES = _env_int("MAX_PAYLOAD_BYTES", 4096)
     DEDUP_RETENTION_DAYS = _env_int("DEDUP_RETENTION_DAYS", 7)
+    # A started session with no meter reading for this long is closed (status timeout).
+    SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 
     # Alerts, commands and notifications (issue 4).
     # Per-deployment severity changes, e.g. "communication=minor,other=major".

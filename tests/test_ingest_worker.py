@@ -21,7 +21,8 @@ from chargers.models import (
     Rejection,
 )
 from tests.conftest import bearer
-from tests.ingest_support import PREFIX, Pile as PileClient, Worker, body, poll
+from tests.ingest_support import PREFIX, Worker, body, poll
+from tests.ingest_support import Pile as PileClient
 
 
 def count(model, *where) -> int:
@@ -166,3 +167,22 @@ def test_broker_restart_is_survived(worker, pile, mosquitto):
     poll(lambda: count(MeterSample) >= 100, timeout=40, what="second half after restart")
     assert sorted(db.session.scalars(select(ProcessedMessage.msg_id)).all()) == sorted(first + second)
     assert worker.output().count("connected (session_present=") >= 2
+
+
+def test_mqtt5_session_with_expiry_keeps_the_backlog(app, alley_with_pile, mosquitto, tmp_path):
+    """MQTT 5: clean_start=False plus a session expiry (paho's default clean start
+    would drop the session, paho issue #877)."""
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], mosquitto.url, tmp_path, MQTT_PROTOCOL="5")
+    w.start()
+    try:
+        w.wait_log("subscribed to")
+        assert w.stop("term") == 0
+        p = PileClient(mosquitto.port)
+        sent = [p.send("heartbeat")["id"] for _ in range(50)]
+        p.close()
+        w.start()
+        w.wait_log("session_present=1")
+        poll(lambda: count(ProcessedMessage) >= 50, what="the v5 backlog")
+        assert sorted(db.session.scalars(select(ProcessedMessage.msg_id)).all()) == sorted(sent)
+    finally:
+        w.stop("term")

@@ -1,0 +1,131 @@
+"""The worker's pieces without a broker: batching and acks of the client when the
+database is down, the jobs commands, and the staff ingest page."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from flask import g
+from sqlalchemy import select
+
+from chargers.extensions import db
+from chargers.ingest import client as client_mod
+from chargers.ingest import handlers
+from chargers.models import JobRun, Port
+from tests.conftest import PASSWORD
+from tests.ingest_support import incoming
+
+
+class FakePaho:
+    def __init__(self):
+        self.acked = []
+
+    def ack(self, mid, qos):
+        self.acked.append(mid)
+
+
+def received(n: int, generation: int = 1) -> list[client_mod.Received]:
+    return [client_mod.Received(incoming("status", port=1, status="charging"), mid=i + 1, qos=1,
+                                generation=generation) for i in range(n)]
+
+
+def test_no_ack_while_the_database_is_down_then_ack_after_commit(app, alley_with_pile, monkeypatch):
+    ic = client_mod.IngestClient(app)
+    ic.client, ic.generation = FakePaho(), 1
+    real = handlers.process
+    calls = []
+
+    def flaky(messages, settings=None, now=None):
+        calls.append(len(messages))
+        if len(calls) < 3:
+            raise handlers.DatabaseUnavailable("database is locked")
+        return real(messages, settings, now)
+
+    monkeypatch.setattr(handlers, "process", flaky)
+    monkeypatch.setattr(ic.stopping, "wait", lambda t: False)  # no real back-off sleeps
+    ic._apply_and_ack(received(3))
+    assert calls == [3, 3, 3]
+    assert ic.client.acked == [1, 2, 3]
+    assert db.session.scalar(select(Port.status).where(Port.number == 1)) == "charging"
+
+
+def test_stopping_during_database_outage_acks_nothing(app, alley_with_pile, monkeypatch):
+    ic = client_mod.IngestClient(app)
+    ic.client, ic.generation = FakePaho(), 1
+
+    def down(*a, **k):
+        raise handlers.DatabaseUnavailable("gone")
+
+    monkeypatch.setattr(handlers, "process", down)
+    ic.stopping.set()
+    ic._apply_and_ack(received(2))
+    assert ic.client.acked == []
+
+
+def test_messages_of_an_old_connection_are_not_acked_on_the_new_one(app, alley_with_pile):
+    ic = client_mod.IngestClient(app)
+    ic.client, ic.generation = FakePaho(), 2
+    ic._apply_and_ack(received(2, generation=1) + received(1, generation=2))
+    assert ic.client.acked == [1]
+
+
+def test_batches_take_what_is_queued(app):
+    ic = client_mod.IngestClient(app, batch_max=5, batch_wait_s=0.01)
+    for r in received(12):
+        ic.inbox.put(r)
+    assert [len(ic._take()) for _ in range(3)] == [5, 5, 2]
+    assert ic._take() == []
+
+
+def test_wait_for_broker_stops_when_asked(app):
+    stop = threading.Event()
+    stop.set()
+    assert client_mod.wait_for_broker(app, stop, poll_s=0.01) is None
+
+
+def test_jobs_list_and_run(app, runner, alley_with_pile):
+    out = runner.invoke(args=["jobs", "list"])
+    assert out.exit_code == 0, out.output
+    for job_id in ("offline-sweep", "stale-sessions", "prune-ledger"):
+        assert job_id in out.output
+    out = runner.invoke(args=["jobs", "run", "offline-sweep"])
+    assert out.exit_code == 0, out.output
+    assert "offline-sweep: 0 piles marked offline" in out.output
+    run = db.session.get(JobRun, "offline-sweep")
+    db.session.refresh(run)
+    assert run.status == "ok" and run.finished_at <= datetime.now(UTC)
+    out = runner.invoke(args=["jobs", "list"])
+    assert re.search(r"offline-sweep\t\S+.*\t20\d\d-\S+\tok\t", out.output), out.output
+    assert runner.invoke(args=["jobs", "run", "nope"]).exit_code != 0
+
+
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def login(client, name: str) -> None:
+    g.pop("csrf_token", None)
+    token = CSRF.search(client.get("/login?lang=en").get_data(as_text=True)).group(1)
+    r = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302
+
+
+@pytest.mark.usefixtures("alley_with_pile")
+def test_staff_ingest_page_is_scoped(app, client, admin, make_staff):
+    handlers.process([incoming("status", payload=b"<script>alert(1)</script>"),
+                      incoming("heartbeat", seq=0), incoming("heartbeat", seq=5)])
+    login(client, "root")
+    page = client.get("/staff/ingest?lang=en").get_data(as_text=True)
+    assert "malformed" in page and "4 messages missing" in page
+    assert "<script>alert(1)" not in page  # escaped
+    client.post("/api/v1/alleys", json={"slug": "far", "name": "Far"},
+                headers={"Authorization": f"Bearer {admin[1]}"})
+    make_staff("li", ["far"])
+    client.get("/logout")
+    with client.session_transaction() as s:
+        s.clear()
+    login(client, "li")
+    page = client.get("/staff/ingest?lang=en").get_data(as_text=True)
+    assert "malformed" not in page and "messages missing" not in page
