@@ -94,7 +94,7 @@ def test_acknowledge_and_resolve_from_the_page(client, staff):
     assert r.status_code == 302
     html = client.get(f"/staff/alerts/{aid}").get_data(as_text=True)
     assert "melted plug replaced" in html and "on my way" in html and "lane-staff" in html
-    for action in ("raised", "cutoff_sent", "acknowledged", "resolved"):
+    for action in ("raised", "cut-off sent", "acknowledged", "resolved"):
         assert f"<b>{action}</b>" in html
 
 
@@ -114,7 +114,7 @@ def test_commands_from_the_page_with_outcome(client, staff):
                                                       "port": "2", "alert_id": str(aid)})
     assert r.headers["Location"].endswith(f"/staff/alerts/{aid}")
     html = client.get(f"/staff/alerts/{aid}").get_data(as_text=True)
-    assert "<b>command</b>" in html and "waiting to send" in html
+    assert "<b>command sent</b>" in html and "waiting to send" in html
 
 
 def test_contacts_page(client, staff):

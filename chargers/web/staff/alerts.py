@@ -38,6 +38,16 @@ STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledge
                  "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
 ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
                  "enable": _l("Enable"), "reset": _l("Reset pile")}
+EVENT_LABELS = {
+    "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
+    "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
+    "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
+    "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
+    "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
+    "command_timeout": _l("command unanswered"), "notified": _l("notified"),
+    "renotified": _l("notified again"), "escalated": _l("escalated"),
+    "stale_clear_ignored": _l("late clear ignored"), "stale_raise_ignored": _l("late report ignored"),
+}
 COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
                          "accepted": _l("done"), "rejected": _l("refused by the pile"),
                          "timeout": _l("no answer")}
@@ -80,7 +90,7 @@ class ContactForm(FlaskForm):
 def _labels() -> dict:
     return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
             "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
-            "command_status_labels": COMMAND_STATUS_LABELS}
+            "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS}
 
 
 def _filter_args() -> dict:
