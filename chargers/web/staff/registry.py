@@ -109,7 +109,9 @@ def pile_new(slug: str):
 def pile_edit(pile_id: str):
     """Change a pile's label, ports, place or whether it is in service."""
     pile = piles.get_pile(current_user, pile_id)
-    form = PileForm(obj=pile, ports=pile.port_count)
+    # Not obj=pile: Pile.ports is the list of ports, which the integer field would read.
+    form = PileForm(label=pile.label, ports=pile.port_count, location_note=pile.location_note,
+                    enabled=pile.enabled)
     del form.id  # the serial is the pile's identity on the broker
     if form.validate_on_submit():
         try:
