@@ -38,6 +38,10 @@ STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledge
                  "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
 ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
                  "enable": _l("Enable"), "reset": _l("Reset pile")}
+PORT_STATUS_LABELS = {
+    "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
+    "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
+}
 EVENT_LABELS = {
     "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
     "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
@@ -90,7 +94,8 @@ class ContactForm(FlaskForm):
 def _labels() -> dict:
     return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
             "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
-            "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS}
+            "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS,
+            "port_status_labels": PORT_STATUS_LABELS}
 
 
 def _filter_args() -> dict:
