@@ -310,3 +310,18 @@ def test_metrics_show_counters(app, client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'chargers_ingest_rejected_total{reason="malformed"} 1.0' in text
     assert json  # keep import for payload helpers
+
+
+def test_sessions_newest_first_paged_and_documented(app, client, admin):
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    # the later charge arrives first (say, after an outage)
+    run(incoming("session", event="start", port=2, session="late", meter_wh=0,
+                 ts=ts(t0 + timedelta(minutes=30))),
+        incoming("session", event="start", port=1, session="early", meter_wh=0, ts=ts(t0)))
+    rows = client.get("/api/v1/sessions?pile=P-1", headers=bearer(admin[1])).json
+    assert [r["session"] for r in rows] == ["late", "early"]
+    rows = client.get("/api/v1/sessions?pile=P-1&limit=1&offset=1", headers=bearer(admin[1])).json
+    assert [r["session"] for r in rows] == ["early"]
+    assert client.get("/api/v1/sessions?pile=NOPE", headers=bearer(admin[1])).status_code == 404
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert "get" in paths["/sessions"] and "get" in paths["/rejections"]

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import ChargingSession, MeterSample, Pile, User
@@ -170,5 +170,8 @@ def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int =
     elif user is None:
         raise NotFound("no such pile")
     stmt = scope.limit_to_alleys(stmt, user, PileModel.alley_id)
-    stmt = stmt.order_by(ChargingSession.created_at.desc(), ChargingSession.id.desc())
+    # Newest by when the charge happened (arrival order differs after an outage).
+    when = func.coalesce(ChargingSession.started_at, ChargingSession.ended_at,
+                         ChargingSession.created_at)
+    stmt = stmt.order_by(when.desc(), ChargingSession.id.desc())
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))
