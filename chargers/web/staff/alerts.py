@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
 from ...services import alerts as alert_svc
@@ -81,14 +82,15 @@ class CommandForm(FlaskForm):
 class ContactForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
     level = SelectField(_l("Level"), coerce=int,
-                        choices=[(1, _l("1 — first")), (2, _l("2 — escalation"))])
-    channel = SelectField(_l("Channel"), choices=[("webhook", _l("Group robot webhook")),
-                                                  ("email", _l("E-mail"))])
+                        choices=[SelectChoice(1, _l("1 — first")),
+                                 SelectChoice(2, _l("2 — escalation"))])
+    channel = SelectField(_l("Channel"), choices=[SelectChoice("webhook", _l("Group robot webhook")),
+                                                  SelectChoice("email", _l("E-mail"))])
     target = StringField(_l("Webhook URL or e-mail address"),
                          validators=[DataRequired(), Length(max=512)])
     webhook_format = SelectField(_l("Robot"), choices=[
-        ("auto", _l("Automatic (by address)")), ("wecom", "企业微信 WeCom"),
-        ("dingtalk", "钉钉 DingTalk"), ("feishu", "飞书 Feishu")])
+        SelectChoice("auto", _l("Automatic (by address)")), SelectChoice("wecom", "企业微信 WeCom"),
+        SelectChoice("dingtalk", "钉钉 DingTalk"), SelectChoice("feishu", "飞书 Feishu")])
 
 
 def _labels() -> dict:
