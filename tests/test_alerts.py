@@ -272,3 +272,13 @@ def test_openapi_documents_the_alert_calls(client):
     # every reference resolves
     for ref in set(re.findall(r'"#/components/(\w+)/(\w+)"', json.dumps(spec))):
         assert ref[1] in spec["components"][ref[0]], ref
+
+
+def test_a_raise_after_a_staff_resolve_is_never_ignored(admin, alley_with_pile):
+    user, _ = admin
+    fault(2, "smoke", at=s(0))
+    [first] = all_alerts()
+    alerts.resolve(user, first.id, "checked, reset the sensor", now=s(600))
+    # the pile's clock is 3 minutes slow: its new report looks older than the resolve
+    fault(2, "smoke", at=s(600 + 60 - 180), now=s(660))
+    assert [a.status for a in all_alerts()] == ["cleared", "active"]

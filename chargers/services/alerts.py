@@ -98,8 +98,12 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
             db.session.flush()
             return
         last = _last_cleared(pile.id, port, code)
-        if last is not None and last.cleared_at is not None and at < last.cleared_at:
-            # A raise older than the last clear arrived late: the fault is already over.
+        if (last is not None and last.cleared_by is None and last.cleared_at is not None
+                and at < last.cleared_at and severity_for(code) != "critical"):
+            # A raise older than the pile's own last clear arrived late: that fault is
+            # over. Only compared with a clear on the pile's clock (not a staff
+            # resolve, which is server time), and never for fire risks: a false
+            # alarm there is better than a missed one.
             _event(last, "stale_raise_ignored", now, note=f"raised at {at.isoformat()}")
             db.session.flush()
             return
