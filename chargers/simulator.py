@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import secrets as _random
 import threading
@@ -126,6 +127,7 @@ class SimPile:
             else:
                 port.next_at = now + rng.expovariate(1 / behaviour.mean_idle_s)
         self.state.next_fault_check_at = now + 60
+        self.address = address
         self.client = self._make_client(secret, address)
 
     # --- MQTT -----------------------------------------------------------------
@@ -241,17 +243,18 @@ class SimPile:
         port.session = None
         port.power_w = 0.0
 
-    def _power(self, port: PortState) -> float:
-        """A CC/CV charger: constant draw to 80 %, then tapering towards a trickle."""
-        f = port.energy_wh / port.need_wh if port.need_wh else 1.0
-        if f < 0.8:
-            return port.p0_w * self.rng.uniform(0.97, 1.03)
-        return max(0.0, port.p0_w * (1 - f) / 0.2)
-
     def _meter(self, port: PortState) -> None:
+        """One minute of a CC/CV charger: a constant draw up to 80 % of what the
+        battery takes, then the remainder decays exponentially (power with it)."""
         dt_h = self.b.meter_every_s / 3600
-        power = self._power(port)
-        port.energy_wh = min(port.need_wh, port.energy_wh + power * dt_h)
+        need = port.need_wh
+        if port.energy_wh < 0.8 * need:
+            power = port.p0_w * self.rng.uniform(0.97, 1.03)
+            port.energy_wh = min(0.8 * need, port.energy_wh + power * dt_h)
+        else:
+            rest = (need - port.energy_wh) * math.exp(-port.p0_w * dt_h / (0.2 * need))
+            port.energy_wh = need - rest
+            power = port.p0_w * rest / (0.2 * need)
         port.power_w = power
         voltage = self.rng.uniform(218, 232)
         temp = 24 + power / 40 + self.rng.uniform(-1, 1)
@@ -287,7 +290,7 @@ class SimPile:
                     self._stop_session(port, "unplugged")
                     self._status(port, "available")
                     port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
-                elif port.power_w < b.trickle_w or port.energy_wh >= port.need_wh:
+                elif port.power_w < b.trickle_w:
                     self._stop_session(port, "full")
                     self._status(port, "finishing")
                     port.next_at = now + rng.expovariate(1 / b.mean_stay_s)
@@ -389,9 +392,10 @@ class SimPile:
     def _reboot(self) -> None:
         time.sleep(0.5)  # let the ack go out
         self.booted = False
-        self.client.disconnect()
+        self.stop(announce=True)
         time.sleep(2)
-        self.client.reconnect()
+        self.client.connect_async(self.address.host, self.address.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
 
 
 def _weighted(rng: random.Random, table) -> str:
