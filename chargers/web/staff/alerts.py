@@ -124,7 +124,9 @@ def alerts():
     return render_template(
         "staff/alerts.html", rows=_list(args), args=args, counts=alert_svc.count_open(current_user),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
-        refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args), **_labels())
+        refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
+        refresh=30,  # without JavaScript, base.html reloads the page this often
+        **_labels())
 
 
 @bp.get("/alerts/feed")
