@@ -72,7 +72,8 @@ def test_list_triage_order_filters_and_feed(client, staff):
     # a new critical alert shows up in the feed without a reload
     fault(4, "over_temperature", at=T0 + timedelta(seconds=300))
     r = client.get("/staff/alerts/feed?status=open")
-    assert r.json["counts"]["critical"] == 2
+    assert r.json["counts"]["critical"] == 2 and r.json["counts"]["unacknowledged"] == 3
+    assert "3 unacknowledged" in r.json["counts_html"]
     assert len(re.findall(r'data-id="(\d+)"', r.json["html"])) == 3
 
 

@@ -6,6 +6,7 @@
   if (!box || !window.fetch) { return; }
   var every = parseInt(box.getAttribute("data-every"), 10) || 5000;
   var counts = document.getElementById("alert-counts");
+  var title = document.title;
 
   function busy() {
     // Do not pull the list from under someone typing or pressing a button in it.
@@ -21,14 +22,10 @@
       .then(function (data) {
         if (!data || busy()) { return; }
         box.innerHTML = data.html;
-        if (counts && data.counts) {
-          var spans = counts.querySelectorAll(".sev");
-          ["critical", "major", "minor", "warning"].forEach(function (s, i) {
-            if (spans[i]) {
-              spans[i].textContent = spans[i].textContent.replace(/\d+\s*$/, data.counts[s]);
-            }
-          });
-        }
+        if (counts && data.counts_html) { counts.innerHTML = data.counts_html; }
+        // A tab in the background still shows how many wait for someone.
+        var waiting = data.counts ? data.counts.unacknowledged : 0;
+        document.title = waiting ? "(" + waiting + ") " + title : title;
       })
       .catch(function () { /* offline for a moment: try again next tick */ });
   }

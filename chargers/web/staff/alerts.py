@@ -133,9 +133,12 @@ def alerts():
 def alerts_feed():
     """The list as an HTML fragment inside JSON, for the page's polling script."""
     args = _filter_args()
+    labels = _labels()
+    counts = alert_svc.count_open(current_user)
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
-                           args=args, **_labels())
-    return jsonify({"html": html, "counts": alert_svc.count_open(current_user)})
+                           args=args, **labels)
+    counts_html = render_template("staff/_alert_counts.html", counts=counts, **labels)
+    return jsonify({"html": html, "counts_html": counts_html, "counts": counts})
 
 
 def _alert_page(alert_id: int, note_form=None, resolve_form=None):
