@@ -201,6 +201,15 @@ def test_offline_alert_after_grace_and_cleared_on_return(app, alley_with_pile):
     assert alert.status == "cleared" and actions(alert)[-1] == "cleared_online"
 
 
+def test_offline_grace_counts_from_going_offline(alley_with_pile):
+    p = pile()
+    # heard at 0, its last will made it offline at 50
+    p.online, p.last_seen_at, p.online_since = False, s(0), s(50)
+    db.session.commit()
+    assert alerts.raise_offline_alerts(s(320)) == 0
+    assert alerts.raise_offline_alerts(s(351)) == 1
+
+
 def test_offline_that_comes_back_quickly_is_a_flap(alley_with_pile):
     p = pile()
     p.online, p.last_seen_at = False, s(0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 
 from ..extensions import db
 from ..models import Alert, AlertEvent, Alley, Pile, User, utcnow
@@ -149,17 +149,19 @@ def on_pile_offline(pile: Pile, now: datetime) -> None:
 
 
 def raise_offline_alerts(now: datetime | None = None) -> int:
-    """Raise an `offline` alert for every enabled pile offline and silent past the
-    grace period (piles never seen are not installed yet: skipped). Commits."""
+    """Raise an `offline` alert for every enabled pile offline past the grace period,
+    counted from when it went offline (`online_since` of the offline state), else from
+    when it was last heard. Piles never heard are not installed yet: skipped. Commits."""
     now = now or utcnow()
     cutoff = now - timedelta(seconds=current_app.config["OFFLINE_GRACE_S"])
+    offline_since = func.coalesce(Pile.online_since, Pile.last_seen_at)
     stmt = select(Pile).where(Pile.online.is_(False), Pile.enabled.is_(True),
-                              Pile.last_seen_at.is_not(None), Pile.last_seen_at <= cutoff)
+                              Pile.last_seen_at.is_not(None), offline_since <= cutoff)
     raised = 0
     for pile in db.session.scalars(stmt):
         if _open_alert(pile.id, None, OFFLINE) is not None:
             continue
-        _open(pile, None, OFFLINE, None, f"last seen {pile.last_seen_at.isoformat()}", now, now)
+        _open(pile, None, OFFLINE, None, f"last heard {pile.last_seen_at.isoformat()}", now, now)
         raised += 1
     db.session.commit()
     return raised
