@@ -78,7 +78,7 @@ def shoot(url: str, out: Path, size=SIZE) -> None:
             "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
             f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", url,
         ], check=True, capture_output=True, timeout=60)
-    print("wrote", out.relative_to(ROOT))
+    print("wrote", out)
 
 
 def main() -> None:
