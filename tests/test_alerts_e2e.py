@@ -6,6 +6,8 @@ them accepted and the port disabled; the pile's clear closes the alert."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import paho.mqtt.client as mqtt
@@ -14,7 +16,8 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import Alert, Command, Port
-from tests.ingest_support import PREFIX, Worker, poll
+from chargers.models import Pile as PileRow
+from tests.ingest_support import PREFIX, ROOT, Worker, poll
 from tests.ingest_support import Pile as PileClient
 
 
@@ -110,3 +113,33 @@ def test_smoke_cuts_the_port_off_over_the_broker(worker, pile, ears):
     events = [e.action for e in db.session.get(Alert, alert.id).events]
     assert events[:2] == ["raised", "cutoff_sent"] and "cleared_by_device" in events
     assert events.count("command_accepted") == 2
+
+
+def test_offline_alert_raised_by_the_job_and_cleared_when_the_pile_returns(
+        worker, pile, mosquitto, tmp_path):
+    pile.online()
+    pile.send("boot", seq=0, ports=4)
+    poll(lambda: db.session.get(PileRow, "P-1").online, timeout=10, what="pile online")
+    pile.vanish()  # no DISCONNECT: the broker publishes the last will
+    poll(lambda: not db.session.get(PileRow, "P-1").online, timeout=10, what="pile offline")
+
+    # `flask jobs run` in the foreground, as an operator would (grace 0: no waiting)
+    env = {**worker.env, "OFFLINE_GRACE_S": "0"}
+    out = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run",
+                          "alerts-offline"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 offline alert(s) raised" in out.stdout
+    alert = db.session.scalars(select(Alert)).one()
+    assert (alert.code, alert.port, alert.severity, alert.status) == ("offline", None, "major", "active")
+
+    back = PileClient(mosquitto.port)
+    try:
+        back.online()
+        poll(lambda: db.session.get(Alert, alert.id).status == "cleared", timeout=10,
+             what="offline alert cleared")
+    finally:
+        back.close()
+    # back within the 60 s debounce: kept in the history, but it paged nobody
+    assert [e.action for e in db.session.get(Alert, alert.id).events] == [
+        "raised", "cleared_online", "flap"]
