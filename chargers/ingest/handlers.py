@@ -97,7 +97,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
         return "ignored"  # our own commands to the piles
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
-    pile = db.session.get(Pile, topic.pile_id)
+    pile = batch.pile(topic.pile_id)
     if pile is None:
         raise Rejected("unknown_pile", "pile not registered", topic.pile_id)
 
@@ -150,14 +150,14 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     elif kind == "session":
         if data.event == "start":
             sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,
-                                                   data.meter_wh, at, source))
+                                                   data.meter_wh, at, source), batch.sessions)
         else:
             sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
-                                                 data.reason, at, source))
+                                                 data.reason, at, source), batch.sessions)
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
-            data.current_a, data.temp_c, at, msg.arrived_at, source))
+            data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions)
     elif kind == "fault":
         faults.on_fault(pile, port=data.port, code=data.code, active=data.active,
                         value=data.value, detail=data.detail, at=at, time_source=source,

@@ -62,6 +62,17 @@ class IngestBatch:
     rejected: int = 0
     # (pile, msg id) applied in this batch and not yet visible to a query
     seen: set[tuple[str, str]] = field(default_factory=set)
+    # Strong references for the batch: the session's identity map is weak, and
+    # reloading a pile for every message would cost a query each.
+    piles: dict[str, Pile | None] = field(default_factory=dict)
+    # (pile, session id) → ChargingSession seen or made in this batch
+    sessions: dict = field(default_factory=dict)
+
+    def pile(self, pile_id: str) -> Pile | None:
+        """The registered pile, or None (looked up once per batch)."""
+        if pile_id not in self.piles:
+            self.piles[pile_id] = db.session.get(Pile, pile_id)
+        return self.piles[pile_id]
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] += n
@@ -79,10 +90,13 @@ class IngestBatch:
         """Whether (pile, msg id) was already applied (now or in an earlier batch)."""
         if (pile_id, msg_id) in self.seen:
             return True
-        found = db.session.scalar(
-            select(ProcessedMessage.id).where(ProcessedMessage.pile_id == pile_id,
-                                              ProcessedMessage.msg_id == msg_id)
-        )
+        # No autoflush: this batch's own entries are in `seen`; flushing the batch's
+        # pending rows before every lookup would cost more than the lookup.
+        with db.session.no_autoflush:
+            found = db.session.scalar(
+                select(ProcessedMessage.id).where(ProcessedMessage.pile_id == pile_id,
+                                                  ProcessedMessage.msg_id == msg_id)
+            )
         return found is not None
 
     def record(self, pile_id: str, msg_id: str, kind: str, received_at: datetime) -> None:

@@ -29,17 +29,29 @@ log = logging.getLogger(__name__)
 OPEN = ("active", "orphan")
 
 
-def _get(pile: Pile, ref: str) -> ChargingSession | None:
-    return db.session.scalar(
-        select(ChargingSession).where(ChargingSession.pile_id == pile.id,
-                                      ChargingSession.session_ref == ref)
-    )
+def _get(pile: Pile, ref: str, cache: dict | None) -> ChargingSession | None:
+    """The session (pile, ref). `cache` holds the sessions the caller's batch has
+    seen or made, so the lookup needs no flush of pending rows."""
+    key = (pile.id, ref)
+    if cache is not None and key in cache:
+        return cache[key]
+    with db.session.no_autoflush:
+        s = db.session.scalar(
+            select(ChargingSession).where(ChargingSession.pile_id == pile.id,
+                                          ChargingSession.session_ref == ref)
+        )
+    if cache is not None and s is not None:
+        cache[key] = s
+    return s
 
 
-def _new(pile: Pile, port: int, ref: str, status: str, time_source: str) -> ChargingSession:
+def _new(pile: Pile, port: int, ref: str, status: str, time_source: str,
+         cache: dict | None) -> ChargingSession:
     s = ChargingSession(pile_id=pile.id, port=port, session_ref=ref, status=status,
                         energy_wh=0.0, time_source=time_source)
     db.session.add(s)
+    if cache is not None:
+        cache[(pile.id, ref)] = s
     return s
 
 
@@ -83,11 +95,11 @@ class Reading:
     time_source: str
 
 
-def on_start(pile: Pile, ev: Start) -> ChargingSession:
+def on_start(pile: Pile, ev: Start, cache: dict | None = None) -> ChargingSession:
     """A session began; completes an orphan made by an earlier stop or meter."""
-    s = _get(pile, ev.ref)
+    s = _get(pile, ev.ref, cache)
     if s is None:
-        s = _new(pile, ev.port, ev.ref, "active", ev.time_source)
+        s = _new(pile, ev.port, ev.ref, "active", ev.time_source, cache)
     elif s.started_at is not None:
         return s  # the same start again under another message id: nothing new
     s.port, s.card, s.start_meter_wh, s.started_at = ev.port, ev.card, ev.meter_wh, ev.at
@@ -101,11 +113,11 @@ def on_start(pile: Pile, ev: Start) -> ChargingSession:
     return s
 
 
-def on_stop(pile: Pile, ev: Stop) -> ChargingSession:
+def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
     """A session ended; a stop with no start yet makes an orphan."""
-    s = _get(pile, ev.ref)
+    s = _get(pile, ev.ref, cache)
     if s is None:
-        s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source)
+        s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source, cache)
     elif s.status == "stopped":
         return s  # already ended by the pile
     elif s.amount_cents is not None:
@@ -121,11 +133,12 @@ def on_stop(pile: Pile, ev: Stop) -> ChargingSession:
     return s
 
 
-def on_meter(pile: Pile, r: Reading) -> MeterSample:
+def on_meter(pile: Pile, r: Reading, cache: dict | None = None) -> MeterSample:
     """Keep the reading; it advances an open session's energy (never backwards)."""
-    s = _get(pile, r.ref)
+    s = _get(pile, r.ref, cache)
     if s is None:
-        s = _new(pile, r.port, r.ref, "orphan", r.time_source)
+        s = _new(pile, r.port, r.ref, "orphan", r.time_source, cache)
+    if s.id is None:
         db.session.flush()  # the sample needs the session's id
     if s.status in OPEN and (s.ended_at is None):
         s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
