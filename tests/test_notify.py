@@ -233,6 +233,11 @@ def test_contacts_api(client, admin, make_staff, alley_with_pile):
     _, theirs = make_staff("other-staff", ["other"])
     assert client.get("/api/v1/alleys/lane/contacts", headers=bearer(theirs)).status_code == 404
     cid = db.session.scalars(select(Contact)).one().id
+    smoke()  # a notification to this contact stays after the contact goes
     assert client.delete(f"/api/v1/contacts/{cid}", headers=bearer(theirs)).status_code == 404
     assert client.delete(f"/api/v1/contacts/{cid}", headers=bearer(token)).status_code == 204
     assert db.session.query(Contact).count() == 0
+    n = db.session.scalars(select(Notification)).one()
+    db.session.refresh(n)
+    assert n.contact_id is None and n.target.startswith("https://oapi.dingtalk.com")
+    assert n.payload == {"msgtype": "text", "text": {"content": n.body}}
