@@ -241,3 +241,14 @@ def test_contacts_api(client, admin, make_staff, alley_with_pile):
     db.session.refresh(n)
     assert n.contact_id is None and n.target.startswith("https://oapi.dingtalk.com")
     assert n.payload == {"msgtype": "text", "text": {"content": n.body}}
+
+
+def test_one_broken_message_does_not_stop_the_others(app, alley_with_pile, receiver):
+    receiver.fail = 0
+    add_contacts(("Broken", 1, "email", "x@example.org", "auto"),
+                 ("Wang", 1, "webhook", receiver.url, "auto"))
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port())  # nobody listening
+    smoke()
+    assert deliver(at(0)) == "1 sent, 1 failed"
+    bad = db.session.scalars(select(Notification).where(Notification.channel == "email")).one()
+    assert bad.status == "pending" and bad.attempts == 1 and "SMTP" in bad.last_error

@@ -147,6 +147,7 @@ def compose(alert: Alert, reason: str, now: datetime) -> tuple[str, str]:
     code = f"{CODE_ZH.get(alert.code, alert.code)} ({alert.code})"
     sev = f"{SEVERITY_ZH.get(alert.severity, alert.severity)} {alert.severity}"
     subject = f"{REASON_ZH.get(reason, '')}[{sev}] {code} · {alley.name} {pile.label} {where}"
+    subject = " ".join(subject.split())  # one line: e-mail headers take no line breaks
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
     lines = [
         subject,
@@ -283,7 +284,7 @@ def deliver_due(now: datetime | None = None, limit: int = 50) -> tuple[int, int]
             continue
         try:
             _send(n)
-        except DeliveryError as exc:
+        except Exception as exc:  # one bad message must not stop the others
             n.attempts += 1
             n.last_error = str(exc)[:1000]
             if n.attempts >= max_attempts:
