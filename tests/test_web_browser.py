@@ -1,0 +1,67 @@
+"""The residents' page in a real headless Chromium (skipped when none is installed):
+the CSP blocks nothing the page needs, and live.js refreshes the page in place."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from .brokers import free_port
+from .webtools import set_ports
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium installed")
+
+
+@pytest.fixture
+def served(app):
+    """The app on a free local port, with a list of the paths it was asked for."""
+    hits: list[str] = []
+    before_second_load = []  # callables run once, just before /a/lane is served again
+
+    def record(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/a/lane" and "/a/lane" in hits:
+            while before_second_load:
+                with app.app_context():
+                    before_second_load.pop()()
+        hits.append(path)
+        return app.wsgi_app(environ, start_response)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, record, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}", hits, before_second_load
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_alley_page_refreshes_in_place_and_csp_blocks_nothing(served, alley_with_pile, tmp_path):
+    base, hits, before_second_load = served
+    set_ports("P-1", ["available", "charging", "finishing", "faulted"])
+    # While the page is open, port 1 gets taken: the page must show it without a reload.
+    before_second_load.append(
+        lambda: set_ports("P-1", ["charging", "charging", "finishing", "faulted"]))
+    # Virtual time: Chromium runs the page's timers for 65 s without waiting for them.
+    result = subprocess.run([
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+        "--virtual-time-budget=65000", "--dump-dom", f"{base}/a/lane?lang=en",
+    ], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    blocked = [line for line in result.stderr.splitlines()
+               if "Content Security Policy" in line or "Refused to" in line]
+    assert blocked == []
+    assert {"/static/app.css", "/static/live.js"} <= set(hits)
+    assert hits.count("/a/lane") >= 2  # the first load, then live.js fetching it again
+    dom = result.stdout
+    assert re.findall(r'data-state="(\w+)"', dom) == ["in_use", "in_use", "finished", "fault"]
+    assert "stale" not in re.search(r'<p class="updated[^"]*"', dom).group(0)
