@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Alert, AlertEvent, Alley, Pile, User, utcnow
@@ -237,7 +238,8 @@ def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool
     cleared, unacknowledged first, critical on top, then newest."""
     f = f or AlertFilter()
     _check_filter(f)
-    stmt = select(Alert).join(Pile, Alert.pile_id == Pile.id)
+    stmt = (select(Alert).join(Pile, Alert.pile_id == Pile.id)
+            .options(selectinload(Alert.pile).selectinload(Pile.alley)))
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     if f.status == "open":
         stmt = stmt.where(Alert.status.in_(OPEN))
