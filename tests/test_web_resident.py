@@ -170,3 +170,22 @@ def test_pile_out_of_service_and_offline_headers(client, busy_alley):
     html = client.get("/a/lane?lang=en").get_data(as_text=True)
     assert re.search(r'<span class="n warn">Out of service</span>', html)
     assert re.search(r'<span class="n warn">Offline</span>', html)
+
+
+def test_times_are_shown_in_the_alleys_zone(client, admin, alley_with_pile):
+    from datetime import UTC, datetime
+
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "ldn", "name": "London Lane",
+                                        "timezone": "Europe/London"}, headers=bearer(token))
+    client.post("/api/v1/piles", json={"id": "L-1", "alley": "ldn", "ports": 1},
+                headers=bearer(token))
+    at = datetime(2026, 1, 2, 1, 30, tzinfo=UTC)
+    for pid in ("P-1", "L-1"):
+        pile = set_ports(pid, ["available"] * len(db.session.get(Pile, pid).ports))
+        pile.online_since = at
+        for port in pile.ports:
+            port.status_since = at
+    db.session.commit()
+    assert "01-02 09:30" in client.get("/p/P-1").get_data(as_text=True)  # Asia/Shanghai
+    assert "01-02 01:30" in client.get("/p/L-1").get_data(as_text=True)  # Europe/London
