@@ -14,21 +14,22 @@ SESSION_STALE_S = 2 * 3600
 
 
 @job("offline-sweep", "interval", "Mark piles offline after 3 missed heartbeats", seconds=30)
-def offline_sweep(now: datetime, ctx: JobContext) -> str:
-    """Piles silent for three heartbeat intervals go offline."""
+def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
+    """Piles silent for three heartbeat intervals go offline. (None when nothing
+    changed: this runs every 30 s and need not fill the log.)"""
     marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"])
-    return f"{len(marked)} piles marked offline" + (f": {', '.join(marked[:20])}" if marked else "")
+    return f"{len(marked)} piles marked offline: {', '.join(marked[:20])}" if marked else None
 
 
 @job("stale-sessions", "interval", "Close sessions silent too long (status timeout)", minutes=5)
-def stale_sessions(now: datetime, ctx: JobContext) -> str:
+def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
     """Sessions with no meter reading for SESSION_STALE_S end at their last reading."""
-    limit = current_app.config.get("SESSION_STALE_S", SESSION_STALE_S)
-    return f"{sessions.close_stale(now, limit)} sessions closed by timeout"
+    closed = sessions.close_stale(now, current_app.config.get("SESSION_STALE_S", SESSION_STALE_S))
+    return f"{closed} sessions closed by timeout" if closed else None
 
 
 @job("prune-ledger", "interval", "Forget processed message ids past DEDUP_RETENTION_DAYS", hours=1)
-def prune_ledger(now: datetime, ctx: JobContext) -> str:
+def prune_ledger(now: datetime, ctx: JobContext) -> str | None:
     """Keep the idempotency ledger to its retention window."""
     n = ingest.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
-    return f"{n} ledger entries pruned"
+    return f"{n} ledger entries pruned" if n else None
