@@ -64,7 +64,7 @@ def test_logout_invalidates_the_old_session_cookie(app, client, admin):
 def test_csrf_refusal_changes_nothing(client, admin, alley_with_pile):
     # Login without a token: refused.
     r = client.post("/login", data={"name": "root", "password": PASSWORD})
-    assert r.status_code == 400
+    assert r.status_code == 400 and "表单已过期" in r.get_data(as_text=True)
     assert client.get("/staff/").status_code == 302
     login(client, "root")
     # An alley form posted without a token: refused, nothing created.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -39,6 +41,15 @@ def init_app(app: Flask) -> None:
         if _wants_json():
             return json_error(exc.status, exc.code, exc.message)
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        # A form without a valid token: stale page, or posted from another site.
+        if _wants_json():
+            return json_error(400, "csrf", exc.description)
+        message = _("The form has expired or came from another site. Go back, reload the page "
+                    "and try again.")
+        return render_template("error.html", status=400, message=message), 400
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError):
