@@ -186,3 +186,28 @@ def test_mqtt5_session_with_expiry_keeps_the_backlog(app, alley_with_pile, mosqu
         assert sorted(db.session.scalars(select(ProcessedMessage.msg_id)).all()) == sorted(sent)
     finally:
         w.stop("term")
+
+
+def test_broker_down_when_the_worker_starts(app, alley_with_pile, mosquitto, tmp_path):
+    mosquitto.stop("term")
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], mosquitto.url, tmp_path)
+    w.start()
+    try:
+        w.wait_log("connecting to")
+        assert w.proc.poll() is None  # still running, retrying
+        mosquitto.start()
+        w.wait_log("subscribed to", timeout=40)
+        p = PileClient(mosquitto.port)
+        p.send("status", port=4, status="charging")
+        p.close()
+        poll(lambda: db.session.get(Pile, "P-1").ports[3].status == "charging", what="status")
+    finally:
+        assert w.stop("term") == 0
+
+
+def test_worker_waiting_for_the_embedded_broker_stops_on_sigterm(app, tmp_path):
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], "", tmp_path,
+               EMBEDDED_BROKER_FILE=str(tmp_path / "never.json"))
+    w.start()
+    w.wait_log("waiting for the embedded broker")
+    assert w.stop("term", timeout=10) == 0
