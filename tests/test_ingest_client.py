@@ -129,3 +129,26 @@ def test_staff_ingest_page_is_scoped(app, client, admin, make_staff):
     login(client, "li")
     page = client.get("/staff/ingest?lang=en").get_data(as_text=True)
     assert "malformed" not in page and "messages missing" not in page
+
+
+def test_mqtt5_sender_property_reaches_the_handlers(app, alley_with_pile):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    app.config["MQTT_PROTOCOL"] = "5"
+    ic = client_mod.IngestClient(app)
+    msg = mqtt.MQTTMessage(mid=7, topic=b"chargers/v1/P-1/status")
+    msg.payload, msg.qos = b'{"id":"x","ts":"2026-11-27T08:00:00Z","port":1,"status":"charging"}', 1
+    msg.properties = Properties(PacketTypes.PUBLISH)
+    msg.properties.UserProperty = ("sender", "P-2")
+    ic._on_message(None, None, msg)
+    [r] = ic._take()
+    assert r.msg.sender == "P-2" and r.mid == 7
+    assert handlers.process([r.msg]) == ["rejected:sender_mismatch"]
+
+
+def test_a_failing_callback_does_not_escape(app):
+    ic = client_mod.IngestClient(app)
+    ic._on_message(None, None, object())  # not a message at all: logged, not raised
+    assert ic.inbox.empty()
