@@ -21,8 +21,10 @@ seed: migrate
 	$(FLASK) seed-demo
 
 # Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler),
-# the embedded broker and simulated piles; Ctrl-C stops them all.
+# the embedded broker and simulated piles (Procfile); Ctrl-C stops them all.
+# A broker file left by a killed run would point the others at a dead port.
 run: seed
+	rm -f instance/broker.json
 	$(BIN)/honcho -f Procfile start
 
 test: install

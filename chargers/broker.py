@@ -142,6 +142,14 @@ class ChargersBroker(Broker):
                     self._subscriptions.pop(placeholder, None)
         return result
 
+    async def stream_connected(self, reader, writer, listener_name: str) -> None:
+        """One TCP connection; at shutdown its task is cancelled, which Python 3.11's
+        StreamReaderProtocol would log as an error with a traceback."""
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        except asyncio.CancelledError:
+            pass
+
     async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
         """amqtt's version, but a client must authenticate before its client id can
         touch (wipe or take over) an existing session."""

@@ -54,7 +54,7 @@ PILE_FAULTS = (("under_voltage", 50), ("over_voltage", 30), ("communication", 20
 class Behaviour:
     """How residents and piles behave, in simulated seconds (tests shrink these)."""
 
-    mean_idle_s: float = 40 * 60  # a free port waits this long (mean) for the next bike
+    mean_idle_s: float = 60 * 60  # a free port waits this long (mean) for the next bike
     plug_to_start_s: tuple[float, float] = (5, 40)  # card swipe / app after plugging in
     need_wh: tuple[float, float] = (300, 1100)  # what a battery takes to be full
     power_w: tuple[float, float] = (300, 450)  # a charger's constant-current draw
@@ -152,16 +152,31 @@ class SimPile:
     def start(self) -> None:
         self.client.loop_start()
 
-    def stop(self, announce: bool = True) -> None:
-        """Power off: say `online 0` (a graceful pile would), then disconnect."""
-        if announce and self.connected.is_set():
-            info = self.client.publish(self.topic("online"), "0", qos=1, retain=True)
+    def announce_offline(self) -> mqtt.MQTTMessageInfo | None:
+        """A pile powering off on purpose says `online 0` (retained) first."""
+        if not self.connected.is_set():
+            return None
+        return self.client.publish(self.topic("online"), "0", qos=1, retain=True)
+
+    def stop(self, announce: bool = True, timeout: float = 3.0) -> None:
+        """Power off: announce (optionally), then disconnect."""
+        info = self.announce_offline() if announce else None
+        if info is not None:
             try:
-                info.wait_for_publish(timeout=3)
+                info.wait_for_publish(timeout)
             except (RuntimeError, ValueError):
                 pass
         self.client.disconnect()
         self.client.loop_stop()
+
+    def move_to(self, address: BrokerAddress) -> None:
+        """The broker moved (the embedded one restarted on another port): go there."""
+        self.address = address
+        self.booted = False
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.client.connect_async(address.host, address.port, keepalive=KEEPALIVE_S)
+        self.client.loop_start()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         try:
@@ -429,11 +444,15 @@ class Simulation:
     def stop(self) -> None:
         self._stop.set()
 
-    def run(self, duration: float | None = None, step: float = 0.1) -> None:
-        """Connect every pile, then tick until `duration` real seconds or stop()."""
+    def run(self, duration: float | None = None, step: float = 0.1,
+            follow: Callable[[], BrokerAddress | None] | None = None) -> None:
+        """Connect every pile, then tick until `duration` real seconds or stop().
+        `follow` (the embedded broker's file) is re-read every few seconds; when the
+        broker comes back elsewhere, the piles follow it."""
         for pile in self.piles:
             pile.start()
         deadline = None if duration is None else time.monotonic() + duration
+        next_follow = time.monotonic() + 3
         try:
             while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 for pile in self.piles:
@@ -441,11 +460,42 @@ class Simulation:
                         pile.tick()
                     except Exception:  # one pile's bug must not stop the others
                         log.exception("%s: tick failed", pile.id)
+                if follow is not None and time.monotonic() >= next_follow:
+                    next_follow = time.monotonic() + 3
+                    self._follow(follow())
                 # At high speed a step covers several simulated minutes; tick() catches up.
                 self._stop.wait(max(0.02, min(step, 1.0 / max(self.speed, 1e-9))))
         finally:
-            for pile in self.piles:
-                pile.stop()
+            self._power_off()
+
+    def _follow(self, address: BrokerAddress | None) -> None:
+        for pile in self.piles:
+            current = pile.address
+            if address and (address.host, address.port) != (current.host, current.port):
+                log.info("%s: broker moved to %s:%s", pile.id, address.host, address.port)
+                pile.move_to(address)
+
+    def _power_off(self, timeout: float = 2.0) -> None:
+        """Announce `online 0` for every pile at once, wait briefly, disconnect all
+        (quick enough for honcho's Ctrl-C grace period)."""
+        infos = [pile.announce_offline() for pile in self.piles]
+        end = time.monotonic() + timeout
+        for info in infos:
+            if info is None:
+                continue
+            try:
+                info.wait_for_publish(max(0.01, end - time.monotonic()))
+            except (RuntimeError, ValueError):
+                pass
+        # paho's loop_stop() waits out a reconnect back-off (up to a second each):
+        # stop the piles side by side, not one after another.
+        stoppers = [threading.Thread(target=pile.stop, kwargs={"announce": False}, daemon=True)
+                    for pile in self.piles]
+        for t in stoppers:
+            t.start()
+        end = time.monotonic() + timeout
+        for t in stoppers:
+            t.join(max(0.01, end - time.monotonic()))
 
 
 def load_secrets(path: Path) -> dict[str, str]:
@@ -523,8 +573,9 @@ def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_char
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+    follow = None if config.get("MQTT_URL") else (lambda: broker_address(config))
     try:
-        sim.run(duration)
+        sim.run(duration, follow=follow)
     except KeyboardInterrupt:
         pass
     click.echo("simulation stopped")
