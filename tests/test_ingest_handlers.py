@@ -325,3 +325,15 @@ def test_sessions_newest_first_paged_and_documented(app, client, admin):
     assert client.get("/api/v1/sessions?pile=NOPE", headers=bearer(admin[1])).status_code == 404
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert "get" in paths["/sessions"] and "get" in paths["/rejections"]
+
+
+def test_a_flood_is_counted_in_full_but_kept_in_moderation(app):
+    now = datetime.now(UTC)
+    flood = [incoming("status", pile="STRANGER", arrived_at=now) for _ in range(50)]
+    assert run(*flood) == ["rejected:unknown_pile"] * 50
+    assert counter("rejected:unknown_pile") == 50
+    assert count(Rejection) == 20
+    # other piles' rejections are still kept, and a minute later the stranger's again
+    run(incoming("status", payload=b"{", arrived_at=now),
+        incoming("status", pile="STRANGER", arrived_at=now + timedelta(minutes=1)))
+    assert count(Rejection) == 22

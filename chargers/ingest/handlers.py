@@ -82,8 +82,10 @@ def apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     try:
         outcome = _apply(msg, batch, settings)
     except Rejected as r:
-        batch.reject(r.reason, msg.topic, r.pile_id, r.detail, msg.payload, msg.arrived_at)
-        log.info("rejected %s on %s: %s", r.reason, msg.topic[:120], r.detail[:200])
+        kept = batch.reject(r.reason, msg.topic, r.pile_id, r.detail, msg.payload, msg.arrived_at)
+        # The log follows the throttle of kept rejections, so a flood cannot fill it.
+        log.log(logging.INFO if kept else logging.DEBUG, "rejected %s on %s: %s", r.reason,
+                msg.topic[:120], r.detail[:200])
         return f"rejected:{r.reason}"
     return outcome
 
@@ -171,8 +173,16 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
 # -- a batch ------------------------------------------------------------------------
 
 
+def _throttle() -> ledger.RejectionThrottle:
+    """The app's (so: the worker process's) rejection throttle."""
+    from flask import current_app
+
+    return current_app.extensions.setdefault("chargers.rejection_throttle",
+                                             ledger.RejectionThrottle())
+
+
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:
-    batch = ledger.IngestBatch(now=now)
+    batch = ledger.IngestBatch(now=now, throttle=_throttle())
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
     db.session.commit()

@@ -53,11 +53,34 @@ def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     return text[:limit] + ("…" if len(text) > limit or len(raw) > limit * 4 else "")
 
 
+class RejectionThrottle:
+    """At most `per_minute` kept rejections per (reason, pile) per minute: a pile
+    (or a stranger) flooding garbage is still counted in full, but cannot push every
+    other rejection out of the newest KEEP_REJECTIONS that staff read. One per
+    worker process."""
+
+    def __init__(self, per_minute: int = 20):
+        self.per_minute = per_minute
+        self._windows: dict[tuple[str, str | None], tuple[datetime, int]] = {}
+
+    def allow(self, reason: str, pile_id: str | None, at: datetime) -> bool:
+        key = (reason, pile_id)
+        start, n = self._windows.get(key, (at, 0))
+        if at - start >= timedelta(minutes=1):
+            start, n = at, 0
+        self._windows[key] = (start, n + 1)
+        if len(self._windows) > 10_000:  # forget strangers' keys now and then
+            self._windows = {k: v for k, v in self._windows.items()
+                             if at - v[0] < timedelta(minutes=1)}
+        return n < self.per_minute
+
+
 @dataclass
 class IngestBatch:
     """Counters and rejections of one batch, written together at flush()."""
 
     now: datetime
+    throttle: RejectionThrottle | None = None
     counts: Counter = field(default_factory=Counter)
     rejected: int = 0
     # (pile, msg id) applied in this batch and not yet visible to a query
@@ -78,13 +101,17 @@ class IngestBatch:
         self.counts[key] += n
 
     def reject(self, reason: str, topic: str, pile_id: str | None, detail: str, raw: bytes,
-               received_at: datetime) -> None:
-        """Keep one rejected message for staff and count it; changes nothing else."""
+               received_at: datetime) -> bool:
+        """Count a rejected message and keep it for staff (unless the throttle says
+        enough of its kind were kept this minute); changes nothing else. True when kept."""
+        self.count(f"rejected:{reason}")
+        if self.throttle is not None and not self.throttle.allow(reason, pile_id, received_at):
+            return False
         db.session.add(Rejection(reason=reason, topic=topic[:255], pile_id=pile_id,
                                  detail=detail[:1000], payload_excerpt=excerpt(raw),
                                  received_at=received_at))
-        self.count(f"rejected:{reason}")
         self.rejected += 1
+        return True
 
     def is_duplicate(self, pile_id: str, msg_id: str) -> bool:
         """Whether (pile, msg id) was already applied (now or in an earlier batch)."""
