@@ -57,14 +57,14 @@ def raw(kind: str, **fields) -> bytes:
 
 def incoming(kind: str, payload: bytes | dict | None = None, pile: str = "P-1",
              arrived_at: datetime | None = None, topic: str | None = None,
-             sender: str | None = None, **fields) -> Incoming:
+             sender: str | None = None, retained: bool = False, **fields) -> Incoming:
     """A message as the client would hand it to the handlers."""
     if payload is None:
         payload = body(kind, **fields)
     if isinstance(payload, dict):
         payload = json.dumps(payload).encode()
     return Incoming(topic or f"{PREFIX}/{pile}/{kind}", payload,
-                    arrived_at or datetime.now(UTC), sender)
+                    arrived_at or datetime.now(UTC), sender, retained)
 
 
 def poll(fn, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):

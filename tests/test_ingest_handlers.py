@@ -264,9 +264,17 @@ def test_online_will_and_heartbeat_sweep(app):
     run_job(app, all_jobs()["offline-sweep"], later, None)
     db.session.refresh(pile)
     assert not pile.online and pile.offline_reason == "heartbeat"
+    # the stored `online 1` replayed on resubscribe is old news: still offline
+    run(incoming("online", b"1", retained=True))
+    db.session.refresh(pile)
+    assert not pile.online
     run(incoming("heartbeat"))
     db.session.refresh(pile)
     assert pile.online
+    # a stored `0` (the will fired while we were away) does count
+    run(incoming("online", b"0", retained=True))
+    db.session.refresh(pile)
+    assert not pile.online
 
 
 def test_poison_message_does_not_block_the_batch(app, monkeypatch):

@@ -201,7 +201,8 @@ class IngestClient:
                 for key, value in getattr(message.properties, "UserProperty", None) or []:
                     if key == SENDER_PROPERTY:
                         sender = value
-            incoming = handlers.Incoming(message.topic, bytes(message.payload), utcnow(), sender)
+            incoming = handlers.Incoming(message.topic, bytes(message.payload), utcnow(), sender,
+                                         retained=bool(message.retain))
             self.inbox.put(Received(incoming, message.mid, message.qos, self.generation))
         except Exception:
             try:

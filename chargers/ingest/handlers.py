@@ -41,6 +41,8 @@ class Incoming:
     arrived_at: datetime
     # Who sent it, when the broker says so (an MQTT 5 user property); else None.
     sender: str | None = None
+    # A retained message replayed because we (re)subscribed: old news, not an event.
+    retained: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,10 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
             online = payloads.decode_online(msg.payload)
         except payloads.PayloadError as exc:
             raise Rejected(exc.reason, exc.detail, pile.id) from None
+        if msg.retained and online and not pile.online and pile.offline_reason == "heartbeat":
+            # The stored `1` of a pile we found silent: it says nothing new.
+            batch.count("accepted:online")
+            return "accepted"
         presence.seen(pile, msg.arrived_at)
         presence.set_online(pile, online, msg.arrived_at)
         batch.count("accepted:online")
