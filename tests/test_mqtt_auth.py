@@ -4,7 +4,6 @@ private Mosquitto (allow_anonymous false, password_file, acl_file)."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 
 import pytest
@@ -51,11 +50,10 @@ def secured_mosquitto(auth_files, tmp_path):
         pytest.skip("mosquitto binary not installed")
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
-    # Started as root, Mosquitto drops to the `mosquitto` user, which could not read
-    # the 600 files in the 700 temp dir; in production chown them to that user.
+    # tests/brokers.py keeps Mosquitto as root here, so it reads the 600 files; in
+    # production chown them to the `mosquitto` user.
     broker = Mosquitto(workdir, extra_conf=(
-        ("user root\n" if os.geteuid() == 0 else "")
-        + "allow_anonymous false\n"
+        "allow_anonymous false\n"
         f"password_file {auth_files / 'passwd'}\n"
         f"acl_file {auth_files / 'acl'}\n"))
     broker.start()
