@@ -28,7 +28,7 @@ def embedded(app, app_config, alley_with_pile, tmp_path):
     info_file = Path(app_config["EMBEDDED_BROKER_FILE"])
     env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
            "EMBEDDED_BROKER_FILE": str(info_file), "MQTT_URL": "", "CHARGERS_ENV": "development"}
-    log = open(tmp_path / "broker.log", "w")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "broker.log", "w")  # closed below
     # A port that is free now; the 1883 fallback is tested on its own below.
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
                              str(free_port())], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -194,3 +194,76 @@ def test_takes_a_free_port_when_the_preferred_one_is_taken(app, app_config, tmp_
 
 def test_create_app_starts_no_broker(app, app_config):
     assert not Path(app_config["EMBEDDED_BROKER_FILE"]).exists()
+
+
+def test_last_will_when_a_pile_dies(embedded, peers, tmp_path):
+    """A pile process killed outright (no DISCONNECT): the broker publishes its
+    retained last will `online 0`."""
+    backend = peers(embedded["port"], "chargers-backend", embedded["username"], embedded["password"])
+    assert backend.connect()
+    backend.subscribe(f"{PREFIX}/+/online")
+    script = tmp_path / "pile.py"
+    script.write_text(
+        "import sys, time\n"
+        "import paho.mqtt.client as mqtt\n"
+        "from paho.mqtt.enums import CallbackAPIVersion\n"
+        "c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id='P-1', protocol=mqtt.MQTTv311)\n"
+        "c.username_pw_set('P-1', sys.argv[2])\n"
+        f"c.will_set('{PREFIX}/P-1/online', '0', qos=1, retain=True)\n"
+        "c.connect('127.0.0.1', int(sys.argv[1]), keepalive=60)\n"
+        "c.loop_start()\n"
+        f"c.publish('{PREFIX}/P-1/online', '1', qos=1, retain=True).wait_for_publish(10)\n"
+        "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, str(script), str(embedded["port"]), embedded["secret"]])
+    try:
+        backend.wait_for(f"{PREFIX}/P-1/online", 1, timeout=20)
+        proc.kill()
+        got = backend.wait_for(f"{PREFIX}/P-1/online", 2, timeout=20)
+        assert [m.payload for m in got] == [b"1", b"0"]
+    finally:
+        proc.kill()
+        proc.wait(10)
+    late = peers(embedded["port"], "late-reader", embedded["username"], embedded["password"])
+    assert late.connect()
+    late.subscribe(f"{PREFIX}/P-1/online")
+    assert late.wait_for(f"{PREFIX}/P-1/online")[0].payload == b"0"  # retained
+
+
+def test_simulator_finds_the_embedded_broker_by_its_file(embedded, app_config, peers, tmp_path):
+    """The `make run` path: MQTT_URL empty, the simulator reads the broker file."""
+    backend = peers(embedded["port"], "chargers-backend", embedded["username"], embedded["password"])
+    assert backend.connect()
+    backend.subscribe(f"{PREFIX}/#")
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"P-1": embedded["secret"]}))
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": "",
+           "EMBEDDED_BROKER_FILE": str(embedded["file"])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "simulate", "--alley", "lane", "--speed", "30",
+         "--secrets", str(secrets), "--duration", "60"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        backend.wait_for(f"{PREFIX}/P-1/boot", timeout=30)
+        wait_until(lambda: len(backend.received(f"{PREFIX}/P-1/status")) >= 4, 10, "port statuses")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+
+
+def test_with_mqtt_url_the_procfile_broker_only_idles(app_config, tmp_path):
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
+           "MQTT_URL": "mqtt://u:p@127.0.0.1:1", "EMBEDDED_BROKER_FILE": str(tmp_path / "b.json")}
+    refused = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "broker"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "MQTT_URL is set" in refused.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--unless-mqtt-url"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "no embedded broker" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    assert proc.returncode == 0
+    assert not (tmp_path / "b.json").exists()
