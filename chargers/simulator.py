@@ -61,8 +61,8 @@ class Behaviour:
     trickle_w: float = 12  # below this the pile calls the battery full
     mean_stay_s: float = 25 * 60  # plugged after the charge ends
     early_leave: float = 0.12  # share of residents who unplug before full
-    meter_every_s: float = 60
-    heartbeat_every_s: float = 60
+    meter_every_s: float = 60  # simulated seconds, like every duration above
+    heartbeat_every_s: float = 60  # real seconds: liveness is about the real connection
     fault_rate: float = 0.02  # faults per pile per simulated hour
     mean_fault_s: float = 6 * 60  # until a fault clears
     start_charging: float = 0.0  # share of ports that start the run already plugged
@@ -92,7 +92,7 @@ class PileState:
     lifetime_wh: float = 0.0  # the pile's own meter, reported at session start
     pile_fault: str | None = None
     pile_fault_until: float = 0.0
-    next_heartbeat_at: float = 0.0
+    next_heartbeat_at: float = 0.0  # time.monotonic()
     next_fault_check_at: float = 0.0
 
 
@@ -284,8 +284,8 @@ class SimPile:
         with self.lock:
             now = self.clock()
             st, b = self.state, self.b
-            if now >= st.next_heartbeat_at:
-                st.next_heartbeat_at = now + b.heartbeat_every_s
+            if time.monotonic() >= st.next_heartbeat_at:
+                st.next_heartbeat_at = time.monotonic() + b.heartbeat_every_s
                 self.send("heartbeat", rssi=self.rng.randint(-85, -55))
             if now >= st.next_fault_check_at:
                 self._maybe_fault(now)
