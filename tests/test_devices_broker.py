@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.brokers import free_port
 from tests.device_clients import Peer, wait_until
+from tests.embedded_broker import embedded_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "chargers/v1"
@@ -25,23 +25,9 @@ PREFIX = "chargers/v1"
 def embedded(app, app_config, alley_with_pile, tmp_path):
     """The broker subprocess over the test's database (pile P-1 registered):
     {"host", "port", "username", "password", "secret", "proc", "file"}."""
-    info_file = Path(app_config["EMBEDDED_BROKER_FILE"])
-    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
-           "EMBEDDED_BROKER_FILE": str(info_file), "MQTT_URL": "", "CHARGERS_ENV": "development"}
-    log = open(tmp_path / "broker.log", "w")  # closed below
-    # A port that is free now; the 1883 fallback is tested on its own below.
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
-                             str(free_port())], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: info_file.exists() or proc.poll() is not None, 30, "the broker file")
-        assert proc.poll() is None, (tmp_path / "broker.log").read_text()
-        info = json.loads(info_file.read_text())
-        yield {**info, "secret": alley_with_pile, "proc": proc, "file": info_file}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
-        log.close()
+    with embedded_broker(app_config["SQLALCHEMY_DATABASE_URI"], Path(app_config["EMBEDDED_BROKER_FILE"]),
+                         tmp_path / "broker.log") as info:
+        yield {**info, "secret": alley_with_pile}
 
 
 @pytest.fixture

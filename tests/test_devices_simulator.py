@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ import pytest
 from chargers.ingest import payloads
 from chargers.mqtt_settings import parse_url
 from chargers.simulator import Behaviour, Simulation, alley_piles
+from tests.brokers import MOSQUITTO, Mosquitto
 from tests.device_clients import Peer, wait_until
+from tests.embedded_broker import embedded_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "chargers/v1"
@@ -26,9 +29,38 @@ FAST = dict(mean_idle_s=20, plug_to_start_s=(1, 3), need_wh=(20, 40), mean_stay_
             early_leave=0.0, fault_rate=0.0, start_charging=1.0)
 
 
+@dataclass
+class BrokerUnderTest:
+    port: int
+    login: tuple[str | None, str | None] = (None, None)  # the backend's (embedded broker)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
 @pytest.fixture
-def backend(mosquitto):
-    peer = Peer(mosquitto.port, "test-backend")
+def broker(app, app_config, alley_with_pile, tmp_path):
+    """A private Mosquitto, or the embedded broker where the binary is missing
+    (these tests never skip)."""
+    if MOSQUITTO:
+        workdir = tmp_path / "mosquitto"
+        workdir.mkdir()
+        mosquitto = Mosquitto(workdir)
+        mosquitto.start()
+        try:
+            yield BrokerUnderTest(mosquitto.port)
+        finally:
+            mosquitto.stop()
+    else:
+        with embedded_broker(app_config["SQLALCHEMY_DATABASE_URI"], Path(app_config["EMBEDDED_BROKER_FILE"]),
+                             tmp_path / "broker.log") as info:
+            yield BrokerUnderTest(info["port"], (info["username"], info["password"]))
+
+
+@pytest.fixture
+def backend(broker):
+    peer = Peer(broker.port, "chargers-backend", *broker.login)
     assert peer.connect()
     assert peer.subscribe(f"{PREFIX}/#") == 1
     yield peer
@@ -36,12 +68,12 @@ def backend(mosquitto):
 
 
 @pytest.fixture
-def run_sim(app, alley_with_pile, mosquitto):
+def run_sim(app, alley_with_pile, broker):
     """run_sim(speed, **behaviour) starts the simulation of alley `lane` in a thread."""
     started: list[tuple[Simulation, threading.Thread]] = []
 
     def start(speed: float = 120, seed: int = 7, **behaviour) -> Simulation:
-        sim = Simulation(alley_piles("lane"), {"P-1": alley_with_pile}, parse_url(mosquitto.url),
+        sim = Simulation(alley_piles("lane"), {"P-1": alley_with_pile}, parse_url(broker.url),
                          PREFIX, speed=speed, behaviour=Behaviour(**{**FAST, **behaviour}), seed=seed)
         thread = threading.Thread(target=sim.run, kwargs={"duration": 120}, daemon=True)
         thread.start()
@@ -80,7 +112,7 @@ def check_conforms(peer: Peer) -> None:
         assert seq == list(range(len(seq))), f"seq of boot {boot}: {seq[:20]}"
 
 
-def test_a_pile_boots_charges_and_finishes(run_sim, backend, mosquitto):
+def test_a_pile_boots_charges_and_finishes(run_sim, backend, broker):
     run_sim()
     # A whole charge on every port: start, meters, auto-stop `full`, unplug.
     wait_until(lambda: len([s for s in messages(backend, "session") if s["event"] == "stop"]) >= 4,
@@ -112,7 +144,7 @@ def test_a_pile_boots_charges_and_finishes(run_sim, backend, mosquitto):
     check_conforms(backend)
 
     # The retained `online 1` is there for whoever subscribes later.
-    late = Peer(mosquitto.port, "late")
+    late = Peer(broker.port, "late", *broker.login)
     try:
         assert late.connect()
         late.subscribe(f"{PREFIX}/P-1/online")
@@ -172,10 +204,10 @@ def test_commands_are_acked_and_obeyed(run_sim, backend):
     check_conforms(backend)
 
 
-def test_simulate_command(app, app_config, alley_with_pile, mosquitto, backend, tmp_path):
+def test_simulate_command(app, app_config, alley_with_pile, broker, backend, tmp_path):
     secrets = tmp_path / "secrets.json"
     secrets.write_text(json.dumps({"P-1": alley_with_pile}))
-    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": mosquitto.url}
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": broker.url}
     proc = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "simulate", "--alley", "lane", "--speed", "60",
          "--secrets", str(secrets), "--duration", "60"],
