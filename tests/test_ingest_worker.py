@@ -211,3 +211,38 @@ def test_worker_waiting_for_the_embedded_broker_stops_on_sigterm(app, tmp_path):
     w.start()
     w.wait_log("waiting for the embedded broker")
     assert w.stop("term", timeout=10) == 0
+
+
+def test_broker_queue_overflow_shows_as_a_seq_gap(app, alley_with_pile, tmp_path):
+    """The broker drops past max_queued_messages while the worker is away; the
+    pile's `seq` tells staff how many were lost (reliability case T29)."""
+    from chargers.models import SeqGap
+    from tests.brokers import Mosquitto
+
+    workdir = tmp_path / "small-queue"
+    workdir.mkdir()
+    broker = Mosquitto(workdir, extra_conf="allow_anonymous true\nmax_queued_messages 10\n")
+    broker.start()
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker.url, tmp_path)
+    try:
+        w.start()
+        w.wait_log("subscribed to")
+        assert w.stop("term") == 0
+        p = PileClient(broker.port)
+        p.send("boot", seq=0)
+        for i in range(1, 40):
+            p.send("heartbeat", seq=i)
+        p.close()
+        w.start()
+        w.wait_log("subscribed to")
+        # the broker kept the oldest 10; the pile's next message shows the hole
+        p = PileClient(broker.port)
+        p.send("heartbeat", seq=40)
+        p.close()
+        poll(lambda: count(SeqGap) >= 1, what="a recorded gap")
+        gap = db.session.scalars(select(SeqGap)).one()
+        assert (gap.expected_seq, gap.got_seq, gap.missing) == (10, 40, 30)
+        assert count(ProcessedMessage) + gap.missing == 41
+    finally:
+        w.stop("term")
+        broker.stop()
