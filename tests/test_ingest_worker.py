@@ -246,3 +246,33 @@ def test_broker_queue_overflow_shows_as_a_seq_gap(app, alley_with_pile, tmp_path
     finally:
         w.stop("term")
         broker.stop()
+
+
+def test_jobs_run_publishes_through_a_short_lived_connection(app, runner, mosquitto, monkeypatch):
+    import paho.mqtt.client as mqtt
+
+    from chargers import jobs
+
+    got = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="listener")
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+    sub.connect("127.0.0.1", mosquitto.port)
+    sub.subscribe(f"{PREFIX}/P-9/cmd", qos=1)
+    sub.loop_start()
+
+    def say_hello(now, ctx):
+        ctx.publish(f"{PREFIX}/P-9/cmd", {"id": "c-1", "action": "reset"})
+        return "published 1"
+
+    monkeypatch.setitem(jobs.REGISTRY, "test-hello", jobs.Job("test-hello", say_hello, "interval",
+                                                              {"minutes": 1}))
+    monkeypatch.setitem(app.config, "MQTT_URL", mosquitto.url)
+    try:
+        out = runner.invoke(args=["jobs", "run", "test-hello"])
+        assert out.exit_code == 0, out.output
+        assert "test-hello: published 1" in out.output
+        deadline_poll = poll(lambda: got, what="the published command")
+        assert deadline_poll == [(f"{PREFIX}/P-9/cmd", {"id": "c-1", "action": "reset"})]
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
