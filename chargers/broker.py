@@ -8,10 +8,15 @@ their id and secret (checked against the database, the same `$7$` hash Mosquitto
 reads); the backend with credentials generated at every start and written, with
 the address, to EMBEDDED_BROKER_FILE (mode 600) for the worker and the simulator.
 
-Five amqtt 0.12.1 behaviours are corrected in `ChargersBroker`:
+amqtt 0.12.1 is corrected where it would lose, leak or mislabel messages
+(`ChargersBroker`, `ChargersHandler`; each has a test in tests/test_devices_broker.py):
 - it took over or wiped an existing session of the same client id *before*
   checking the password, so a bad login could drop the backend's queue; here a
   connection is authenticated first;
+- a QoS 1 message sent to a client was forgotten when no PUBACK came within 5 s
+  or the connection dropped; the worker acknowledges only after its commit, so a
+  worker killed mid-batch lost messages. Here it stays in flight until acknowledged
+  and is resent (DUP) on the next connection of the session;
 - it redelivered the messages queued for an offline session with RETAIN set,
   which would make every one of them look like a retained `online` state; MQTT
   says queued messages go out with retain 0;
@@ -22,6 +27,10 @@ Five amqtt 0.12.1 behaviours are corrected in `ChargersBroker`:
 - messages published before the backend's first connect were not kept for it; the
   broker creates the backend's persistent session at start, subscribed to
   `{prefix}/#`, and drops that placeholder subscription once the backend makes its own.
+
+Sessions live in memory: a restart of this broker loses queued messages (Mosquitto
+with `persistence true` does not). There is no size cap on messages here; the
+ingest refuses oversized payloads itself.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import OUTGOING, Session
 from amqtt.utils import format_client_message, gen_client_id
 from flask import Flask
 
@@ -111,6 +120,48 @@ class PileAclPlugin(BaseTopicPlugin):
         return ok
 
 
+class ChargersHandler(BrokerProtocolHandler):
+    """amqtt's broker-side protocol handler, but a QoS 1 message sent to a client
+    stays in the session until that client's PUBACK: amqtt 0.12.1 gave up after
+    5 s, or when the connection dropped, and forgot the message. The backend
+    acknowledges only after its commit, so a worker killed mid-batch lost messages."""
+
+    async def _handle_qos1_message_flow(self, app_message) -> None:
+        if app_message.direction != OUTGOING:
+            await super()._handle_qos1_message_flow(app_message)
+            return
+        packet_id = app_message.packet_id
+        self.session.inflight_out.setdefault(packet_id, app_message)
+        publish_packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
+        waiter: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._puback_waiters[packet_id] = waiter
+        try:
+            await self._send_packet(publish_packet)
+            app_message.publish_packet = publish_packet
+            # No timeout: the subscriber acknowledges when it has committed. If the
+            # connection goes first, the message stays in flight for the next one.
+            app_message.puback_packet = await waiter
+        finally:
+            if self._puback_waiters.get(packet_id) is waiter:
+                del self._puback_waiters[packet_id]
+        self.session.inflight_out.pop(packet_id, None)
+
+    async def _retry_deliveries(self) -> None:
+        """Resend (DUP) what is still in flight from the last connection, in order,
+        without waiting for the PUBACKs (amqtt waited up to 10 s, then forgot them)."""
+        pending = list(self.session.inflight_out.values())
+        if pending:
+            log.info("%s: resending %d unacknowledged message(s)", self.session.client_id, len(pending))
+        for message in pending:
+            task = asyncio.ensure_future(self._handle_message_flow(message))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+
+# Keeps resend tasks referenced until they finish (asyncio holds only weak ones).
+_background: set[asyncio.Task] = set()
+
+
 class ChargersBroker(Broker):
     """amqtt's Broker with the corrections described in the module docstring."""
 
@@ -128,7 +179,7 @@ class ChargersBroker(Broker):
         session.username = self._backend_user
         session.clean_session = False
         session.transitions.disconnect()
-        self._sessions[session.client_id] = (session, BrokerProtocolHandler(self.plugins_manager, session))
+        self._sessions[session.client_id] = (session, ChargersHandler(self.plugins_manager, session))
         await super().add_subscription((self._placeholder, 1), session)
 
     async def add_subscription(self, subscription: tuple[str, int], session: Session) -> int:
@@ -154,7 +205,7 @@ class ChargersBroker(Broker):
         """amqtt's version, but a client must authenticate before its client id can
         touch (wipe or take over) an existing session."""
         try:
-            handler, client_session = await BrokerProtocolHandler.init_from_connect(
+            handler, client_session = await ChargersHandler.init_from_connect(
                 reader, writer, self.plugins_manager)
         except AMQTTError as exc:
             raise AMQTTError(exc) from exc
@@ -242,17 +293,18 @@ class ChargersBroker(Broker):
             await asyncio.wait(tasks)
 
     async def _publish_session_retained_messages(self, session: Session) -> None:
-        """Deliver what was queued while `session` was away, in order, retain 0."""
+        """Deliver what was queued while `session` was away, in order, retain 0,
+        without waiting for the PUBACKs (they come after the backend's commits; the
+        connection's own packets must be served meanwhile)."""
         handler = self._get_handler(session)
         if not handler:
             return
-        tasks = []
         while not session.retained_messages.empty():
-            queued = await session.retained_messages.get()
-            tasks.append(asyncio.ensure_future(
-                handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)))
-        if tasks:
-            await asyncio.wait(tasks)
+            queued = session.retained_messages.get_nowait()
+            task = asyncio.ensure_future(
+                handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
 
 
 def _write_private_json(path: Path, data: dict) -> None:

@@ -33,8 +33,8 @@ def broker_command(host, port, unless_mqtt_url, verbose):
     if current_app.config.get("MQTT_URL"):
         if not unless_mqtt_url:
             raise click.ClickException("MQTT_URL is set: the app uses that broker; unset it to embed one")
-        click.echo("MQTT_URL is set: no embedded broker; idling until stopped")
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        click.echo("MQTT_URL is set: no embedded broker; idling until stopped")
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return
     broker.serve(current_app._get_current_object(), host, port, echo=click.echo)

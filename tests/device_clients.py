@@ -17,6 +17,8 @@ class Received:
     payload: bytes
     retain: bool
     qos: int
+    mid: int = 0
+    dup: bool = False
 
 
 def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
@@ -35,7 +37,8 @@ class Peer:
     """One MQTT 3.1.1 client with a recorded inbox."""
 
     def __init__(self, port: int, client_id: str, username: str | None = None,
-                 password: str | None = None, clean_session: bool = True, host: str = "127.0.0.1"):
+                 password: str | None = None, clean_session: bool = True, host: str = "127.0.0.1",
+                 manual_ack: bool = False):
         self.host, self.port = host, port
         self.inbox: list[Received] = []
         self.connack: mqtt.ReasonCode | None = None
@@ -44,7 +47,8 @@ class Peer:
         self._subacks: dict[int, list] = {}
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv311, clean_session=clean_session)
+                                  protocol=mqtt.MQTTv311, clean_session=clean_session,
+                                  manual_ack=manual_ack)
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
@@ -62,7 +66,8 @@ class Peer:
 
     def _on_message(self, client, userdata, message):
         with self._lock:
-            self.inbox.append(Received(message.topic, message.payload, bool(message.retain), message.qos))
+            self.inbox.append(Received(message.topic, message.payload, bool(message.retain), message.qos,
+                                       message.mid, bool(message.dup)))
 
     def connect(self, timeout: float = 10.0) -> bool:
         """Connect; True when the broker accepted, False when it refused or hung up."""
@@ -100,6 +105,13 @@ class Peer:
         """Wait until `count` messages on `topic` arrived; return them."""
         return wait_until(lambda: (lambda got: got if len(got) >= count else None)(self.received(topic)),
                           timeout, f"{count} message(s) on {topic}")
+
+    def die(self) -> None:
+        """Vanish like a SIGKILLed process: no DISCONNECT, no PUBACK for what is pending."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
 
     def close(self) -> None:
         self.client.disconnect()

@@ -253,3 +253,28 @@ def test_with_mqtt_url_the_procfile_broker_only_idles(app_config, tmp_path):
         proc.wait(15)
     assert proc.returncode == 0
     assert not (tmp_path / "b.json").exists()
+
+
+def test_unacked_messages_come_again_after_the_backend_dies(embedded, peers):
+    """At-least-once with the worker's ack-after-commit: what the backend received but
+    never acknowledged (killed before its commit) is delivered again on reconnect.
+    amqtt 0.12.1 dropped such messages from the session."""
+    port = embedded["port"]
+    login = (embedded["username"], embedded["password"])
+    backend = peers(port, "chargers-backend", *login, clean_session=False, manual_ack=True)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    pile = peers(port, "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    for n in range(20):
+        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+    got = backend.wait_for(f"{PREFIX}/P-1/heartbeat", 20)
+    for m in got[:5]:  # the first five were committed and acknowledged …
+        backend.client.ack(m.mid, m.qos)
+    backend.die()  # … then the worker was killed
+
+    again = peers(port, "chargers-backend", *login, clean_session=False, manual_ack=True)
+    assert again.connect()
+    assert again.session_present
+    redelivered = again.wait_for(f"{PREFIX}/P-1/heartbeat", 15, timeout=20)
+    assert sorted(json.loads(m.payload)["id"] for m in redelivered) == sorted(f"h{n}" for n in range(5, 20))
