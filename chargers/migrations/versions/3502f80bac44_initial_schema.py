@@ -1,17 +1,18 @@
 """initial schema
 
-Revision ID: 8c713e61cd30
+Revision ID: 3502f80bac44
 Revises: 
-Create Date: 2026-11-27 07:20:15.038719
+Create Date: 2026-11-27 07:45:29.081440
 
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
 
 import chargers.models.base
 
+
 # revision identifiers, used by Alembic.
-revision = '8c713e61cd30'
+revision = '3502f80bac44'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -55,6 +56,14 @@ def upgrade():
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('last_at', chargers.models.base.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_ingest_counters'))
+    )
+    op.create_table('job_runs',
+    sa.Column('job_id', sa.String(length=64), nullable=False),
+    sa.Column('started_at', chargers.models.base.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', chargers.models.base.UTCDateTime(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('job_id', name=op.f('pk_job_runs'))
     )
     op.create_table('processed_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -129,6 +138,8 @@ def upgrade():
     sa.Column('level', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('target', sa.String(length=512), nullable=False),
+    sa.Column('webhook_format', sa.String(length=16), nullable=False),
+    sa.Column('created_at', chargers.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['alley_id'], ['alleys.id'], name=op.f('fk_contacts_alley_id_alleys')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts'))
     )
@@ -148,6 +159,7 @@ def upgrade():
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('online', sa.Boolean(), nullable=False),
     sa.Column('online_since', chargers.models.base.UTCDateTime(), nullable=True),
+    sa.Column('offline_reason', sa.String(length=16), nullable=True),
     sa.Column('last_seen_at', chargers.models.base.UTCDateTime(), nullable=True),
     sa.Column('last_boot_at', chargers.models.base.UTCDateTime(), nullable=True),
     sa.Column('last_seq', sa.Integer(), nullable=True),
@@ -295,6 +307,8 @@ def upgrade():
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('alert_id', sa.Integer(), nullable=True),
+    sa.Column('contact_id', sa.Integer(), nullable=True),
+    sa.Column('reason', sa.String(length=16), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('target', sa.String(length=512), nullable=False),
     sa.Column('subject', sa.String(length=255), nullable=False),
@@ -307,6 +321,7 @@ def upgrade():
     sa.Column('sent_at', chargers.models.base.UTCDateTime(), nullable=True),
     sa.Column('created_at', chargers.models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_notifications_alert_id_alerts')),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_notifications_contact_id_contacts'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
@@ -379,6 +394,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_processed_messages_received_at'))
 
     op.drop_table('processed_messages')
+    op.drop_table('job_runs')
     op.drop_table('ingest_counters')
     with op.batch_alter_table('fault_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_fault_events_pile_id'))
