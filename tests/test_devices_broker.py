@@ -278,3 +278,33 @@ def test_unacked_messages_come_again_after_the_backend_dies(embedded, peers):
     assert again.session_present
     redelivered = again.wait_for(f"{PREFIX}/P-1/heartbeat", 15, timeout=20)
     assert sorted(json.loads(m.payload)["id"] for m in redelivered) == sorted(f"h{n}" for n in range(5, 20))
+
+
+def test_simulator_follows_a_restarted_embedded_broker(app, app_config, alley_with_pile, tmp_path):
+    """`make run` survives a broker restart: the new broker (another port, new
+    backend login) writes its file, and the simulated piles move there and boot."""
+    info_file = Path(app_config["EMBEDDED_BROKER_FILE"])
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"P-1": alley_with_pile}))
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": "",
+           "EMBEDDED_BROKER_FILE": str(info_file)}
+    sim = None
+    try:
+        for n in (1, 2):
+            with embedded_broker(env["DATABASE_URL"], info_file, tmp_path / f"broker{n}.log") as info:
+                backend = Peer(info["port"], "chargers-backend", info["username"], info["password"])
+                try:
+                    assert backend.connect()
+                    backend.subscribe(f"{PREFIX}/#")
+                    if sim is None:
+                        sim = subprocess.Popen(
+                            [sys.executable, "-m", "flask", "--app", "wsgi", "simulate", "--alley", "lane",
+                             "--speed", "30", "--secrets", str(secrets), "--duration", "120"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                    backend.wait_for(f"{PREFIX}/P-1/boot", timeout=30)
+                finally:
+                    backend.close()
+    finally:
+        if sim is not None:
+            sim.send_signal(signal.SIGTERM)
+            sim.wait(20)
