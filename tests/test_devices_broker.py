@@ -271,6 +271,8 @@ def test_unacked_messages_come_again_after_the_backend_dies(embedded, peers):
     got = backend.wait_for(f"{PREFIX}/P-1/heartbeat", 20)
     for m in got[:5]:  # the first five were committed and acknowledged …
         backend.client.ack(m.mid, m.qos)
+    # (a QoS 1 publish behind the PUBACKs: once the broker answers it, it has read them)
+    backend.publish(f"{PREFIX}/P-1/cmd", b'{"id":"sync"}')
     backend.die()  # … then the worker was killed
 
     again = peers(port, "chargers-backend", *login, clean_session=False, manual_ack=True)
@@ -278,6 +280,7 @@ def test_unacked_messages_come_again_after_the_backend_dies(embedded, peers):
     assert again.session_present
     redelivered = again.wait_for(f"{PREFIX}/P-1/heartbeat", 15, timeout=20)
     assert sorted(json.loads(m.payload)["id"] for m in redelivered) == sorted(f"h{n}" for n in range(5, 20))
+    assert all(m.dup for m in redelivered)
 
 
 def test_simulator_follows_a_restarted_embedded_broker(app, app_config, alley_with_pile, tmp_path):
