@@ -46,7 +46,7 @@ def broker_command(host, port, unless_mqtt_url, verbose):
 @click.option("--backend-user", help="Backend's MQTT username (default: from MQTT_URL).")
 @click.option("--backend-password", help="Backend's MQTT password (default: from MQTT_URL).")
 def mqtt_auth_command(out_dir, backend_user, backend_password):
-    """Write a Mosquitto password file and ACL: every enabled pile with its secret's
+    """Write a Mosquitto password file and ACL: every registered pile with its secret's
     hash, the backend user from MQTT_URL; a pile may use only its own topics."""
     url = current_app.config.get("MQTT_URL")
     if url and not (backend_user and backend_password):

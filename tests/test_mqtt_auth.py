@@ -75,10 +75,10 @@ def peers():
         peer.close()
 
 
-def test_files_list_enabled_piles_and_backend_privately(auth_files, two_piles):
+def test_files_list_every_pile_and_backend_privately(auth_files, two_piles):
     passwd = (auth_files / "passwd").read_text().splitlines()
     users = [line.split(":", 1)[0] for line in passwd]
-    assert users == ["backend", "P-1", "P-2"]  # P-3 is disabled
+    assert users == ["backend", "P-1", "P-2", "P-3"]  # disabled P-3 too: it must report faults
     assert all(line.split(":", 1)[1].startswith("$7$") for line in passwd)
     assert stat.S_IMODE((auth_files / "passwd").stat().st_mode) == 0o600
     acl = (auth_files / "acl").read_text()
@@ -110,7 +110,7 @@ def test_right_and_wrong_secrets(secured_mosquitto, two_piles, peers):
     assert not peers(port, "P-2", "P-2", two_piles["P-1"]).connect()  # P-1's secret for P-2
     assert not peers(port, "P-2", "P-2", "guess").connect()
     assert not peers(port, "anon").connect()
-    assert not peers(port, "P-3", "P-3", two_piles["P-3"]).connect()  # disabled pile
+    assert peers(port, "P-3", "P-3", two_piles["P-3"]).connect()  # disabled, still reports
     assert peers(port, "svc", *BACKEND).connect()
 
 

@@ -34,8 +34,13 @@ class BackendCredentials:
 
 
 def pile_may_connect(pile: Pile | None) -> bool:
-    """Whether a registered pile gets broker access: it exists and is enabled."""
-    return pile is not None and bool(pile.enabled)
+    """Whether a pile gets broker access: every registered pile, enabled or not.
+
+    "Disabled" means out of service for residents, not silenced: a disabled pile must
+    still report smoke and receive the `enable` that brings it back. To lock a pile
+    out, issue it a new secret.
+    """
+    return pile is not None
 
 
 def check_pile_secret(pile_id: str, secret: str) -> bool:
