@@ -129,7 +129,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    if topic.kind != "boot" and not presence.check_seq(pile, data.seq):
+    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now):
         raise Rejected("replay", f"seq {data.seq} not after {pile.last_seq} since boot", pile.id)
 
     at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)

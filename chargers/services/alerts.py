@@ -33,6 +33,7 @@ from .severity import RANK, SEVERITIES, severity_for
 STATUSES = ("active", "acknowledged", "cleared")
 OPEN = ("active", "acknowledged")
 OFFLINE = "offline"
+DATA_LOSS = "data_loss"
 
 
 def _event(alert: Alert, action: str, at: datetime, user: User | None = None,
@@ -132,6 +133,22 @@ def _clear(alert: Alert, at: datetime, now: datetime, action: str, note: str | N
         _event(alert, "flap", now, note=f"cleared within {int(debounce.total_seconds())} s: "
                                         "nobody paged")
     db.session.flush()
+
+
+def on_data_loss(pile: Pile, missing: int, now: datetime) -> None:
+    """The pile's `seq` jumped: `missing` messages possibly lost between pile and
+    backend (broker queue overflow, a crash before autosave). One open alert per pile;
+    later gaps bump it. Staff resolve it once they have looked. Does not commit."""
+    alert = _open_alert(pile.id, None, DATA_LOSS)
+    note = f"{missing} message(s) missing"
+    if alert is not None:
+        alert.count += 1
+        alert.last_seen_at = now
+        alert.value = (alert.value or 0) + missing
+        _event(alert, "repeated", now, note=note)
+        db.session.flush()
+        return
+    _open(pile, None, DATA_LOSS, float(missing), note, now, now)
 
 
 def on_pile_online(pile: Pile, now: datetime) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, Alley, Pile, Port
+from .severity import NOT_HARDWARE
 
 # Resident-facing states, in the order a legend lists them.
 STATES = ("free", "in_use", "finished", "fault", "offline", "out_of_service")
@@ -74,7 +75,7 @@ def _faults(pile_ids: list[str]) -> dict[str, set[int | None]]:
         select(Alert.pile_id, Alert.port).where(
             Alert.pile_id.in_(pile_ids),
             Alert.status.in_(ACTIVE_ALERT_STATUSES),
-            Alert.code != "offline",
+            Alert.code.not_in(NOT_HARDWARE),
         )
     )
     out: dict[str, set[int | None]] = defaultdict(set)

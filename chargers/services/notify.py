@@ -46,6 +46,7 @@ CODE_ZH = {
     "ground_fault": "漏电/接地故障", "relay_stuck": "继电器粘连", "offline": "离线",
     "over_voltage": "过压", "under_voltage": "欠压", "meter_failure": "计量故障",
     "communication": "通信故障", "other": "其他故障",
+    "data_loss": "可能丢失数据",
 }
 REASON_ZH = {"new": "", "resend": "【未确认·重发】", "escalation": "【升级】"}
 

@@ -74,9 +74,9 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
         pile.port_count = ports
 
 
-def check_seq(pile: Pile, seq: int | None) -> bool:
+def check_seq(pile: Pile, seq: int | None, now: datetime) -> bool:
     """False when `seq` is at or below the last one seen since boot (a replay);
-    otherwise advance the baseline, recording a SeqGap for a jump."""
+    otherwise advance the baseline, recording a SeqGap (and a staff alert) for a jump."""
     if seq is None:
         return True
     last = pile.last_seq
@@ -84,9 +84,10 @@ def check_seq(pile: Pile, seq: int | None) -> bool:
         return False
     if last is not None and seq > last + 1:
         db.session.add(SeqGap(pile_id=pile.id, expected_seq=last + 1, got_seq=seq,
-                              missing=seq - last - 1))
+                              missing=seq - last - 1, detected_at=now))
         log.warning("pile %s: seq jumped from %d to %d (%d messages possibly lost)",
                     pile.id, last, seq, seq - last - 1)
+        alerts.on_data_loss(pile, seq - last - 1, now)
     pile.last_seq = seq
     return True
 

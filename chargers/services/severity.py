@@ -23,7 +23,12 @@ DEFAULT_SEVERITY = {
     "meter_failure": "minor",
     "communication": "warning",
     "other": "warning",
+    # Not a device fault: a jump in the pile's `seq` (messages possibly lost).
+    "data_loss": "minor",
 }
+# Alert codes that are about the link, not the hardware: they never make a port
+# unavailable to residents.
+NOT_HARDWARE = ("offline", "data_loss")
 
 
 def severity_for(code: str) -> str:

@@ -32,6 +32,7 @@ CODE_LABELS = {
     "offline": _l("Offline"), "over_voltage": _l("Over-voltage"),
     "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
     "communication": _l("Communication fault"), "other": _l("Other fault"),
+    "data_loss": _l("Possible data loss"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
                    "warning": _l("Warning")}
