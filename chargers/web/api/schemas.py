@@ -1,4 +1,6 @@
-"""Request bodies of the registry API, validated by pydantic (strict types)."""
+"""Request bodies of the registry API, validated by pydantic (strict types).
+
+A create body is its update body with the identifying fields required."""
 
 from __future__ import annotations
 
@@ -7,18 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class AlleyCreate(_Strict):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
-    name: str = Field(min_length=1, max_length=120)
-    street: str | None = Field(None, max_length=120)
-    community: str | None = Field(None, max_length=120)
-    address: str | None = Field(None, max_length=255)
-    timezone: str | None = Field(None, max_length=64)
-    contacts: str | None = Field(None, max_length=2000)
-    tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
-    auto_cutoff: bool | None = None
 
 
 class AlleyUpdate(_Strict):
@@ -32,13 +22,9 @@ class AlleyUpdate(_Strict):
     auto_cutoff: bool | None = None
 
 
-class PileCreate(_Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    alley: str = Field(min_length=1, max_length=64)
-    ports: int = Field(ge=1, le=32)
-    label: str | None = Field(None, min_length=1, max_length=64)
-    location_note: str | None = Field(None, max_length=255)
-    enabled: bool | None = None
+class AlleyCreate(AlleyUpdate):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    name: str = Field(min_length=1, max_length=120)
 
 
 class PileUpdate(_Strict):
@@ -47,3 +33,9 @@ class PileUpdate(_Strict):
     label: str | None = Field(None, min_length=1, max_length=64)
     location_note: str | None = Field(None, max_length=255)
     enabled: bool | None = None
+
+
+class PileCreate(PileUpdate):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    alley: str = Field(min_length=1, max_length=64)
+    ports: int = Field(ge=1, le=32)
