@@ -1,0 +1,286 @@
+"""Ingest throughput: how fast the real worker applies a burst of pile messages,
+against the raw broker rate measured in the same run.
+
+    .venv/bin/python bench/ingest_throughput.py [--messages 20000] [--piles 50]
+        [--ports 10] [--publishers 5] [--db sqlite,postgres] [--inflight 20,1000]
+
+For each Mosquitto `max_inflight_messages` value:
+  1. baseline: the same publishers into a fresh private Mosquitto, read by a plain paho
+     subscriber (persistent session, manual ack right on delivery) that only counts;
+  2. for each database: a throwaway database (`flask db upgrade`), one alley with the
+     piles (real services), the real worker (`flask --app wsgi worker`), then the same
+     burst. The script polls the ledger (processed_messages) every 0.1 s to time each
+     commit, and checks at the end that every message is applied exactly once.
+
+Figures: publish rate (PUBACKs/s), delivered/applied rate, end-to-end lag p50/p99
+(publish → arrival at the worker, publish → seen committed; the latter ±0.1 s), and
+the worker's CPU. Benchmarks print figures; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as h  # noqa: E402
+
+
+def build_messages(args, run: str) -> tuple[list[str], list[list]]:
+    pile_ids = [f"B-{i:03d}" for i in range(args.piles)]
+    per = args.messages // args.piles
+    extra = args.messages - per * args.piles
+    scripts = {pid: h.pile_script(pid, per + (1 if i < extra else 0), args.ports, run)
+               for i, pid in enumerate(pile_ids)}
+    return pile_ids, h.interleave(scripts, args.publishers)
+
+
+def publish_burst(port: int, lists: list[list], tag: str) -> tuple[list[h.Publisher], float, float]:
+    """All lists at once, one publisher thread each; returns (publishers, t0, t_all_acked)."""
+    pubs = [h.Publisher(port, f"bench-{tag}-pub{i}") for i in range(len(lists))]
+    total = sum(len(x) for x in lists)
+    t0 = time.time()
+    threads = [threading.Thread(target=p.publish_all, args=(msgs,)) for p, msgs in zip(pubs, lists)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    h.wait_until(lambda: sum(p.acked for p in pubs) >= total, 300, what="PUBACKs")
+    return pubs, t0, max(p.last_ack for p in pubs)
+
+
+# -- baseline -------------------------------------------------------------------------
+
+
+class CountingSubscriber:
+    """A plain paho subscriber with a persistent session and manual ack: acks each
+    message as soon as it is delivered and counts it."""
+
+    def __init__(self, port: int):
+        self.count = 0
+        self.first = self.last = 0.0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw-sub",
+                                  protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
+        self.subscribed = threading.Event()
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"{h.PREFIX}/#", qos=1)
+        self.client.connect("127.0.0.1", port, keepalive=60)
+        self.client.loop_start()
+        if not self.subscribed.wait(10):
+            raise RuntimeError("baseline subscriber not subscribed")
+
+    def _on_message(self, client, userdata, msg):
+        now = time.time()
+        if not self.count:
+            self.first = now
+        self.count += 1
+        self.last = now
+        client.ack(msg.mid, msg.qos)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def baseline(args, workdir: Path, inflight: int | None) -> dict:
+    broker = h.Broker(workdir / f"raw-{inflight}", max_inflight=inflight)
+    sub = pubs = None
+    try:
+        sub = CountingSubscriber(broker.port)
+        _, lists = build_messages(args, "raw")
+        pubs, t0, t_acked = publish_burst(broker.port, lists, "raw")
+        h.wait_until(lambda: sub.count >= args.messages, 300, what="baseline delivery")
+        return {"pub_rate": args.messages / (t_acked - t0),
+                "rate": args.messages / (sub.last - t0), "elapsed": sub.last - t0}
+    finally:
+        for p in pubs or []:
+            p.close()
+        if sub:
+            sub.close()
+        broker.stop()
+
+
+# -- the worker -----------------------------------------------------------------------
+
+
+def _as_epoch(value) -> float:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+class LedgerPoller(threading.Thread):
+    """Reads new ledger rows every 0.1 s; stamps each with the time it was first seen."""
+
+    def __init__(self, db: h.Database):
+        super().__init__(daemon=True)
+        self.db = db
+        self.seen: dict[tuple[str, str], tuple[float, float]] = {}  # → (seen_at, received_at)
+        self.samples: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+        self.last_id = 0
+
+    def run(self):
+        while not self.stop.wait(0.1):
+            try:
+                rows = self.db.rows("SELECT id, pile_id, msg_id, received_at FROM "
+                                    "processed_messages WHERE id > :last ORDER BY id",
+                                    last=self.last_id)
+            except Exception as exc:  # noqa: BLE001 - a locked SQLite: try next tick
+                print(f"  (poll failed: {type(exc).__name__})", file=sys.stderr)
+                continue
+            now = time.time()
+            for r in rows:
+                self.seen.setdefault((r[1], r[2]), (now, _as_epoch(r[3])))
+                self.last_id = max(self.last_id, r[0])
+            self.samples.append((now, len(self.seen)))
+
+
+def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
+    wd = workdir / f"{db_kind}-{inflight}"
+    wd.mkdir(parents=True)
+    broker = h.Broker(wd, max_inflight=inflight)
+    db = worker = poller = None
+    pubs = []
+    try:
+        db = h.Database(db_kind, wd)
+        env = h.app_env(db.url, broker.url, wd)
+        h.migrate(env)
+        pile_ids, lists = build_messages(args, "w")
+        h.seed(env, "bench", pile_ids, args.ports)
+        worker = h.Worker(env, wd)
+        worker.wait_subscribed()
+        cpu0 = worker.cpu_seconds()
+        poller = LedgerPoller(db)
+        poller.start()
+        pubs, t0, t_acked = publish_burst(broker.port, lists, f"{db_kind}{inflight}")
+        try:
+            h.wait_until(lambda: len(poller.seen) >= args.messages, args.timeout, step=0.2,
+                         what="the worker to apply every message")
+        except TimeoutError as exc:
+            print(f"  {exc}; {len(poller.seen)} of {args.messages} applied", file=sys.stderr)
+        time.sleep(0.3)  # one more poll
+        poller.stop.set()
+        poller.join(5)
+        cpu1 = worker.cpu_seconds()
+        sent = {}
+        for p in pubs:
+            sent.update(p.sent_at)
+        seen = poller.seen
+        commit_lag = [seen[k][0] - t for k, t in sent.items() if k in seen]
+        arrival_lag = [seen[k][1] - t for k, t in sent.items() if k in seen]
+        times = sorted(v[0] for v in seen.values())
+        n = len(times)
+        # Sustained rate: between 10 % and 90 % of the burst committed (skips start-up
+        # and the tail); the overall figure runs from the first publish to the last commit.
+        lo, hi = times[n // 10] if n else 0, times[(9 * n) // 10 - 1] if n >= 10 else 0
+        sustained = (0.8 * n) / (hi - lo) if hi > lo else float("nan")
+        # exactly once, from the database itself
+        ledger = db.scalar("SELECT count(*) FROM processed_messages")
+        distinct = db.scalar("SELECT count(*) FROM (SELECT DISTINCT pile_id, msg_id "
+                             "FROM processed_messages) x")
+        counters = dict(db.rows("SELECT key, count FROM ingest_counters"))
+        accepted = sum(v for k, v in counters.items() if k.startswith("accepted:"))
+        meters_sent = sum(1 for msgs in lists for t, _ in msgs if t.endswith("/meter"))
+        meters_db = db.scalar("SELECT count(*) FROM meter_samples")
+        gaps = db.scalar("SELECT count(*) FROM seq_gaps")
+        missing = len(set(sent) - set(seen))
+        return {
+            "pub_rate": args.messages / (t_acked - t0),
+            "rate": n / (times[-1] - t0) if n else 0.0,
+            "sustained": sustained,
+            "arr50": h.median(arrival_lag), "arr99": h.pct(arrival_lag, 99),
+            "lag50": h.median(commit_lag), "lag99": h.pct(commit_lag, 99),
+            "cpu_per_1k": (cpu1 - cpu0) / max(n, 1) * 1000 if cpu0 is not None and cpu1 else None,
+            "exactly_once": (ledger == distinct == args.messages == accepted and not missing
+                             and meters_db == meters_sent and not gaps
+                             and counters.get("duplicate", 0) == 0
+                             and not any(k.startswith("rejected") for k in counters)),
+            "detail": (f"ledger {ledger} (distinct {distinct}), accepted {accepted}, "
+                       f"duplicate {counters.get('duplicate', 0)}, rejected "
+                       f"{sum(v for k, v in counters.items() if k.startswith('rejected'))}, "
+                       f"meter samples {meters_db}/{meters_sent}, seq gaps {gaps}, "
+                       f"missing {missing}"),
+        }
+    finally:
+        if poller:
+            poller.stop.set()
+        for p in pubs:
+            p.close()
+        if worker:
+            worker.stop()
+        broker.stop()
+        if db:
+            db.close()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--piles", type=int, default=50)
+    ap.add_argument("--ports", type=int, default=10)
+    ap.add_argument("--publishers", type=int, default=5)
+    ap.add_argument("--db", default="sqlite,postgres", help="comma list: sqlite, postgres")
+    ap.add_argument("--inflight", default="20,1000",
+                    help="Mosquitto max_inflight_messages values (20 is its default)")
+    ap.add_argument("--timeout", type=float, default=240, help="max seconds to drain one run")
+    args = ap.parse_args(argv)
+    kinds = [k for k in args.db.split(",") if k]
+    if "postgres" in kinds:
+        why = h.Database.postgres_reachable()
+        if why:
+            print(f"PostgreSQL skipped: not reachable at 127.0.0.1:5432 ({why})")
+            kinds.remove("postgres")
+    inflights = [int(x) for x in args.inflight.split(",") if x]
+    print(f"ingest throughput: {args.messages} messages, {args.piles} piles x {args.ports} ports, "
+          f"{args.publishers} publishers (QoS 1); {h.python()}; {h.load_note()}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="chargers-bench-") as tmp:
+        workdir = Path(tmp)
+        for inflight in inflights:
+            raw = baseline(args, workdir, inflight)
+            print(f"  raw broker, inflight {inflight}: {raw['rate']:.0f} msg/s delivered "
+                  f"(publish {raw['pub_rate']:.0f}/s)", flush=True)
+            rows.append([f"raw broker (subscriber only counts)", inflight,
+                         f"{raw['pub_rate']:.0f}", f"{raw['rate']:.0f}", "-", "-", "-", "-",
+                         "1.00", "-", "-"])
+            for kind in kinds:
+                r = worker_run(args, workdir, kind, inflight)
+                print(f"  worker {kind}, inflight {inflight}: {r['sustained']:.0f} msg/s "
+                      f"sustained; {r['detail']}", flush=True)
+                cpu = f"{r['cpu_per_1k']:.2f}" if r["cpu_per_1k"] is not None else "?"
+                rows.append([f"worker + {kind}", inflight, f"{r['pub_rate']:.0f}",
+                             f"{r['rate']:.0f}", f"{r['sustained']:.0f}",
+                             f"{r['arr50']:.2f}/{r['arr99']:.2f}",
+                             f"{r['lag50']:.2f}/{r['lag99']:.2f}", cpu,
+                             f"{r['sustained'] / raw['rate']:.2f}",
+                             "yes" if r["exactly_once"] else "NO", load_after()])
+    print()
+    print(h.table(rows, ["run", "inflight", "publish/s", "applied/s", "sustained/s",
+                         "arrival lag p50/p99 s", "commit lag p50/p99 s", "worker CPU s/1k",
+                         "worker/raw", "exactly once", "load"]))
+    print("\napplied/s: first publish to last commit; sustained/s: between 10 % and 90 % "
+          "committed;\nlags measured from publish (wall clock) over a burst, so they include "
+          "the queue behind the worker.")
+    return 0
+
+
+def load_after() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
