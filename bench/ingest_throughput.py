@@ -47,7 +47,8 @@ def publish_burst(port: int, lists: list[list], tag: str) -> tuple[list[h.Publis
     pubs = [h.Publisher(port, f"bench-{tag}-pub{i}") for i in range(len(lists))]
     total = sum(len(x) for x in lists)
     t0 = time.time()
-    threads = [threading.Thread(target=p.publish_all, args=(msgs,)) for p, msgs in zip(pubs, lists)]
+    threads = [threading.Thread(target=p.publish_all, args=(msgs,))
+               for p, msgs in zip(pubs, lists, strict=True)]
     for t in threads:
         t.start()
     for t in threads:
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
             raw = baseline(args, workdir, inflight)
             print(f"  raw broker, inflight {inflight}: {raw['rate']:.0f} msg/s delivered "
                   f"(publish {raw['pub_rate']:.0f}/s)", flush=True)
-            rows.append([f"raw broker (subscriber only counts)", inflight,
+            rows.append(["raw broker (subscriber only counts)", inflight,
                          f"{raw['pub_rate']:.0f}", f"{raw['rate']:.0f}", "-", "-", "-", "-",
                          "1.00", "-", "-"])
             for kind in kinds:
