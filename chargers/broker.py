@@ -323,6 +323,9 @@ def _write_private_json(path: Path, data: dict) -> None:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        # As the listener itself will (asyncio sets it): without it, the clients'
+        # connections to a just-stopped broker (TIME_WAIT) made a restart move port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

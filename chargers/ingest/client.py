@@ -105,6 +105,7 @@ class IngestClient:
         self.connected = threading.Event()
         self.generation = 0
         self.client: mqtt.Client | None = None
+        self._login: tuple[str | None, str | None] = (None, None)  # the backend's, in use
         self.v5 = str(app.config.get("MQTT_PROTOCOL", "3.1.1")) == "5"
         self._worker: threading.Thread | None = None
         self.stats = {"accepted": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
@@ -125,7 +126,9 @@ class IngestClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = lambda c, u: self._refresh_login(c)
         self.client = client
+        self._login = (address.username, address.password)
         log.info("connecting to %s:%d as %s (MQTT %s, persistent session)", address.host,
                  address.port, self.app.config["MQTT_CLIENT_ID"], "5" if self.v5 else "3.1.1")
         client.connect_async(address.host, address.port, keepalive=KEEPALIVE_S, **kwargs)
@@ -163,6 +166,7 @@ class IngestClient:
         try:
             if reason_code.is_failure:
                 log.error("broker refused the connection: %s", reason_code)
+                self._refresh_login(client)
                 return
             self.generation += 1
             log.info("connected (session_present=%s)", int(flags.session_present))
@@ -175,6 +179,21 @@ class IngestClient:
             self.connected.set()
         except Exception:
             log.exception("on_connect failed")
+
+    def _refresh_login(self, client: mqtt.Client) -> None:
+        """With the embedded broker (no MQTT_URL), a restarted broker has a new
+        backend password in its file: take it before paho reconnects."""
+        try:
+            if self.app.config.get("MQTT_URL"):
+                return
+            address = broker_address(self.app.config)
+            if address is None or (address.username, address.password) == self._login:
+                return
+            client.username_pw_set(address.username, address.password)
+            self._login = (address.username, address.password)
+            log.info("embedded broker restarted: using its new backend login")
+        except Exception:
+            log.exception("re-reading the embedded broker's file failed")
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
         try:
@@ -191,6 +210,7 @@ class IngestClient:
             self.connected.clear()
             if not self.stopping.is_set():
                 log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+                self._refresh_login(client)
         except Exception:
             log.exception("on_disconnect failed")
 
