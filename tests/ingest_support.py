@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,23 +83,69 @@ def poll(fn, timeout: float = 20.0, interval: float = 0.1, what: str = "conditio
 
 
 class Pile:
-    """A pile: a real MQTT 3.1.1 paho client with the protocol's last will."""
+    """A pile: a real MQTT 3.1.1 paho client with the protocol's last will, logged
+    in with its id and secret. `broker` is a tests.brokers.Broker (or a bare port
+    of an anonymous broker). With `hear_cmd`, it subscribes to its own `cmd` topic
+    and keeps what arrives in `commands()`."""
 
-    def __init__(self, port: int, pile_id: str = "P-1", password: str | None = None):
+    def __init__(self, broker, pile_id: str = "P-1", password: str | None = None,
+                 hear_cmd: bool = False, timeout: float = 10.0):
         self.pile_id = pile_id
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=pile_id,
+        if isinstance(broker, int):
+            port, client_id, username = broker, pile_id, pile_id if password else None
+        else:
+            port = broker.port
+            client_id, username, password = broker.pile_login(pile_id, password)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv311, clean_session=True)
-        if password:
-            self.client.username_pw_set(pile_id, password)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.will_set(self.topic("online"), b"0", qos=1, retain=True)
         self.client.reconnect_delay_set(0.1, 1)
+        self.hear_cmd = hear_cmd
+        self.connected = threading.Event()
+        self.refused: mqtt.ReasonCode | None = None
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._commands: list[dict] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = lambda *a, **k: self.connected.clear()
+        self.client.on_subscribe = lambda *a, **k: self._subscribed.set()
+        self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, keepalive=60)
         self.client.loop_start()
+        if not self.connected.wait(timeout):
+            self.client.loop_stop()
+            raise AssertionError(f"{pile_id} could not log in: {self.refused or 'no CONNACK'}")
+        if hear_cmd:
+            assert self._subscribed.wait(timeout), "cmd subscription not confirmed"
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
+        if reason_code.is_failure:
+            self.refused = reason_code
+            return
+        if self.hear_cmd:  # again on every reconnect: the session is clean
+            client.subscribe(self.topic("cmd"), qos=1)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, message):
+        if message.topic == self.topic("cmd"):
+            with self._lock:
+                self._commands.append(json.loads(message.payload))
+
+    def commands(self) -> list[dict]:
+        """The commands heard on the pile's cmd topic so far."""
+        with self._lock:
+            return list(self._commands)
 
     def topic(self, kind: str) -> str:
         return f"{PREFIX}/{self.pile_id}/{kind}"
 
     def publish_raw(self, topic: str, payload: bytes, retain: bool = False, wait: bool = True):
+        """Publish QoS 1; with `wait`, first wait for a connection (the broker may be
+        restarting) and then for the broker's PUBACK."""
+        if wait:
+            assert self.connected.wait(20), f"{self.pile_id} not connected: {self.refused}"
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if wait:
             info.wait_for_publish(10)
@@ -125,12 +172,14 @@ class Pile:
 
 
 class Worker:
-    """`flask --app wsgi worker` as a subprocess, with its own env."""
+    """`flask --app wsgi worker` as a subprocess, with its own env. `broker` is a
+    tests.brokers.Broker (its backend login and client id) or a bare MQTT URL."""
 
-    def __init__(self, db_url: str, mqtt_url: str, workdir: Path, **env):
-        self.env = {**os.environ, "DATABASE_URL": db_url, "MQTT_URL": mqtt_url,
-                    "CHARGERS_ENV": "testing", "MQTT_CLIENT_ID": f"backend-{workdir.name}",
-                    "PYTHONUNBUFFERED": "1", **{k: str(v) for k, v in env.items()}}
+    def __init__(self, db_url: str, broker, workdir: Path, **env):
+        where = ({"MQTT_URL": broker, "MQTT_CLIENT_ID": f"backend-{workdir.name}"}
+                 if isinstance(broker, str) else broker.backend_env())
+        self.env = {**os.environ, "DATABASE_URL": db_url, "CHARGERS_ENV": "testing",
+                    "PYTHONUNBUFFERED": "1", **where, **{k: str(v) for k, v in env.items()}}
         self.log = workdir / "worker.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
