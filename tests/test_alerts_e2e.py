@@ -1,58 +1,28 @@
-"""Alerts end to end: a real private Mosquitto, the real worker subprocess
-(`flask --app wsgi worker`), a pile as a paho client. A smoke fault gives one
-critical alert and `stop` + `disable` on the pile's cmd topic; the pile's ack marks
-them accepted and the port disabled; the pile's clear closes the alert."""
+"""Alerts end to end: a real broker (a private Mosquitto, or the embedded broker:
+tests/brokers.py), the real worker subprocess (`flask --app wsgi worker`), a pile
+as a paho client logged in with its secret and listening on its own cmd topic. A
+smoke fault gives one critical alert and `stop` + `disable` on the pile's cmd
+topic; the pile's ack marks them accepted and the port disabled; the pile's clear
+closes the alert."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 
-import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import Alert, Command, Port
 from chargers.models import Pile as PileRow
-from tests.ingest_support import PREFIX, ROOT, Worker, poll
+from tests.ingest_support import ROOT, Worker, poll
 from tests.ingest_support import Pile as PileClient
 
 
-class CmdListener:
-    """What the pile hears on its cmd topic (a second paho client beside the pile)."""
-
-    def __init__(self, port: int, pile_id: str = "P-1"):
-        self.got: list[dict] = []
-        self.lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{pile_id}-ears",
-                                  protocol=mqtt.MQTTv311)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_connect = lambda c, *a: c.subscribe(f"{PREFIX}/{pile_id}/cmd", qos=1)
-        self.client.connect("127.0.0.1", port, keepalive=60)
-        self.client.loop_start()
-        assert subscribed.wait(10), "cmd subscription not confirmed"
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.got.append(json.loads(msg.payload))
-
-    def commands(self) -> list[dict]:
-        with self.lock:
-            return list(self.got)
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
-def worker(app, alley_with_pile, mosquitto, tmp_path):
-    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], mosquitto.url, tmp_path)
+def worker(app, alley_with_pile, broker, tmp_path):
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path)
     w.start()
     w.wait_log("subscribed to")
     yield w
@@ -62,27 +32,21 @@ def worker(app, alley_with_pile, mosquitto, tmp_path):
 
 
 @pytest.fixture
-def pile(mosquitto):
-    p = PileClient(mosquitto.port)
+def pile(broker, alley_with_pile):
+    """P-1, hearing its own cmd topic (what a real pile subscribes to)."""
+    p = PileClient(broker, "P-1", alley_with_pile, hear_cmd=True)
     yield p
     p.close()
 
 
-@pytest.fixture
-def ears(mosquitto):
-    listener = CmdListener(mosquitto.port)
-    yield listener
-    listener.close()
-
-
-def test_smoke_cuts_the_port_off_over_the_broker(worker, pile, ears):
+def test_smoke_cuts_the_port_off_over_the_broker(worker, pile):
     pile.online()
     pile.send("boot", seq=0, ports=4)
     pile.send("fault", seq=1, port=3, code="smoke", active=True, value=0.9)
 
     def alert_and_commands():
         alerts = db.session.scalars(select(Alert)).all()
-        heard = ears.commands()
+        heard = pile.commands()
         if len(alerts) == 1 and len(heard) >= 2:
             return alerts[0], heard
         return None
@@ -109,14 +73,14 @@ def test_smoke_cuts_the_port_off_over_the_broker(worker, pile, ears):
     poll(lambda: db.session.get(Alert, alert.id).status == "cleared", timeout=10,
          what="alert cleared by the pile")
     assert len(db.session.scalars(select(Alert)).all()) == 1
-    assert len(ears.commands()) == 2  # no second cut-off
+    assert len(pile.commands()) == 2  # no second cut-off
     events = [e.action for e in db.session.get(Alert, alert.id).events]
     assert events[:2] == ["raised", "cutoff_sent"] and "cleared_by_device" in events
     assert events.count("command_accepted") == 2
 
 
 def test_offline_alert_raised_by_the_job_and_cleared_when_the_pile_returns(
-        worker, pile, mosquitto, tmp_path):
+        worker, pile, broker, alley_with_pile):
     pile.online()
     pile.send("boot", seq=0, ports=4)
     poll(lambda: db.session.get(PileRow, "P-1").online, timeout=10, what="pile online")
@@ -133,7 +97,7 @@ def test_offline_alert_raised_by_the_job_and_cleared_when_the_pile_returns(
     alert = db.session.scalars(select(Alert)).one()
     assert (alert.code, alert.port, alert.severity, alert.status) == ("offline", None, "major", "active")
 
-    back = PileClient(mosquitto.port)
+    back = PileClient(broker, "P-1", alley_with_pile)
     try:
         back.online()
         poll(lambda: db.session.get(Alert, alert.id).status == "cleared", timeout=10,
