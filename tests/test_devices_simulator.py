@@ -1,4 +1,5 @@
-"""Simulated piles against a private Mosquitto: what they publish conforms to the
+"""Simulated piles against a real broker (a private Mosquitto, or the embedded
+broker: tests/brokers.py): what they publish conforms to the
 device protocol (validated with the ingest's own schemas), one charge reads as a
 session with meters, faults appear and clear, and commands get acks."""
 
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,7 @@ import pytest
 from chargers.ingest import payloads
 from chargers.mqtt_settings import parse_url
 from chargers.simulator import Behaviour, Simulation, alley_piles
-from tests.brokers import MOSQUITTO, Mosquitto
 from tests.device_clients import Peer, wait_until
-from tests.embedded_broker import embedded_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "chargers/v1"
@@ -29,38 +27,9 @@ FAST = dict(mean_idle_s=20, plug_to_start_s=(1, 3), need_wh=(20, 40), mean_stay_
             early_leave=0.0, fault_rate=0.0, start_charging=1.0)
 
 
-@dataclass
-class BrokerUnderTest:
-    port: int
-    login: tuple[str | None, str | None] = (None, None)  # the backend's (embedded broker)
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def broker(app, app_config, alley_with_pile, tmp_path):
-    """A private Mosquitto, or the embedded broker where the binary is missing
-    (these tests never skip)."""
-    if MOSQUITTO:
-        workdir = tmp_path / "mosquitto"
-        workdir.mkdir()
-        mosquitto = Mosquitto(workdir)
-        mosquitto.start()
-        try:
-            yield BrokerUnderTest(mosquitto.port)
-        finally:
-            mosquitto.stop()
-    else:
-        with embedded_broker(app_config["SQLALCHEMY_DATABASE_URI"], Path(app_config["EMBEDDED_BROKER_FILE"]),
-                             tmp_path / "broker.log") as info:
-            yield BrokerUnderTest(info["port"], (info["username"], info["password"]))
-
-
 @pytest.fixture
 def backend(broker):
-    peer = Peer(broker.port, "chargers-backend", *broker.login)
+    peer = Peer(broker.port, "chargers-backend", *broker.backend_login)
     assert peer.connect()
     assert peer.subscribe(f"{PREFIX}/#") == 1
     yield peer
@@ -144,7 +113,7 @@ def test_a_pile_boots_charges_and_finishes(run_sim, backend, broker):
     check_conforms(backend)
 
     # The retained `online 1` is there for whoever subscribes later.
-    late = Peer(broker.port, "late", *broker.login)
+    late = Peer(broker.port, "late", *broker.backend_login)
     try:
         assert late.connect()
         late.subscribe(f"{PREFIX}/P-1/online")
