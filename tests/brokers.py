@@ -189,3 +189,8 @@ def mosquitto(tmp_path):
     broker.start()
     yield broker
     broker.stop()
+
+
+def pytest_report_header(config) -> str:
+    """Say which broker the MQTT tests run on (a bad CHARGERS_TEST_BROKER stops here)."""
+    return f"MQTT test broker: {broker_kind()} (CHARGERS_TEST_BROKER=mosquitto|embedded)"

@@ -1,5 +1,7 @@
 """Shared fixtures: app → client → runner (flaskr style), a fresh temp-file SQLite
-database per test, staff users with tokens, and a private Mosquitto broker."""
+database per test, staff users with tokens, and (from tests/brokers.py) a real MQTT
+broker: `broker`, a private Mosquitto or the embedded broker (CHARGERS_TEST_BROKER=
+mosquitto|embedded; default Mosquitto where installed), and `mosquitto`."""
 
 from __future__ import annotations
 
