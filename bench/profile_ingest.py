@@ -1,0 +1,181 @@
+"""Where the worker's time goes: the ingest's batch function (handlers.process), in
+process, without a broker, on the same message mix as ingest_throughput.py.
+
+    .venv/bin/python bench/profile_ingest.py [--messages 4000] [--batch 200]
+        [--db sqlite|postgres] [--top 25]
+
+Prints messages/s of handlers.process alone, SQL statements per message (by kind of
+statement), and the cProfile functions with the most cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as h  # noqa: E402
+
+
+def _as_is() -> None:
+    pass
+
+
+def _pile_no_autoflush() -> None:
+    """Proposed change 1: IngestBatch.pile() looks the pile up without an autoflush.
+    As is, the first message of each pile in a batch flushes every pending row first,
+    so a batch of 200 messages from 50 piles flushes ~50 times and UPDATEs each
+    pile row once per flush."""
+    from chargers.extensions import db
+    from chargers.models import Pile
+    from chargers.services.ingest import IngestBatch
+
+    def pile(self, pile_id):
+        if pile_id not in self.piles:
+            with db.session.no_autoflush:
+                self.piles[pile_id] = db.session.get(Pile, pile_id)
+        return self.piles[pile_id]
+
+    IngestBatch.pile = pile
+
+
+def _prefetch() -> None:
+    """Proposed change 2 (with 1): at the start of a batch, load its piles (with their
+    ports) in one SELECT ... IN and its already-applied (pile, id) pairs in one more,
+    so neither pile(), port_of() nor is_duplicate() queries (and autoflushes) per
+    message."""
+    import json
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from chargers.extensions import db
+    from chargers.ingest import handlers, topics
+    from chargers.models import Pile, ProcessedMessage
+    from chargers.services import ingest as ledger
+
+    _pile_no_autoflush()
+
+    def is_duplicate(self, pile_id, msg_id):
+        return (pile_id, msg_id) in self.seen or (pile_id, msg_id) in self.known
+
+    def _run(messages, settings, now):
+        batch = ledger.IngestBatch(now=now, throttle=handlers._throttle())
+        pile_ids, msg_ids = set(), set()
+        for m in messages:
+            try:
+                pile_ids.add(topics.parse(m.topic, settings.prefix).pile_id)
+                msg_ids.add(str(json.loads(m.payload)["id"])[:64])
+            except Exception:  # noqa: BLE001 - the real decode rejects it later
+                pass
+        with db.session.no_autoflush:
+            for p in db.session.scalars(select(Pile).where(Pile.id.in_(pile_ids))
+                                        .options(selectinload(Pile.ports))):
+                batch.piles[p.id] = p
+            batch.known = set(db.session.execute(
+                select(ProcessedMessage.pile_id, ProcessedMessage.msg_id)
+                .where(ProcessedMessage.pile_id.in_(pile_ids),
+                       ProcessedMessage.msg_id.in_(msg_ids))).tuples())
+        outcomes = [handlers.apply(m, batch, settings) for m in messages]
+        batch.flush()
+        db.session.commit()
+        return outcomes
+
+    ledger.IngestBatch.is_duplicate = is_duplicate
+    handlers._run = _run
+
+
+VARIANTS = {"as-is": _as_is, "pile-no-autoflush": _pile_no_autoflush, "prefetch": _prefetch}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--messages", type=int, default=4000)
+    ap.add_argument("--piles", type=int, default=50)
+    ap.add_argument("--ports", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=200)
+    ap.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--variant", default="as-is", choices=list(VARIANTS),
+                    help="as-is, or a proposed change patched in for this run only")
+    ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
+    args = ap.parse_args(argv)
+    if args.db == "postgres" and (why := h.Database.postgres_reachable()):
+        print(f"PostgreSQL not reachable ({why})")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="chargers-prof-") as tmp:
+        wd = Path(tmp)
+        db = h.Database(args.db, wd)
+        try:
+            env = h.app_env(db.url, "mqtt://127.0.0.1:1", wd)
+            h.migrate(env)
+            pile_ids = [f"B-{i:03d}" for i in range(args.piles)]
+            h.seed(env, "bench", pile_ids, args.ports)
+            os.environ.update({k: env[k] for k in ("DATABASE_URL", "MQTT_URL", "MQTT_CLIENT_ID")})
+            sys.path.insert(0, str(h.ROOT))
+            from sqlalchemy import event
+
+            from chargers import create_app
+            from chargers.extensions import db as sa
+            from chargers.ingest import handlers
+
+            app = create_app()
+            VARIANTS[args.variant]()
+            per = args.messages // args.piles
+            scripts = {p: h.pile_script(p, per, args.ports, "prof") for p in pile_ids}
+            flat = h.interleave(scripts, 1)[0]
+            import json
+
+            msgs = [handlers.Incoming(t, json.dumps(b).encode(), datetime.now(UTC)) for t, b in flat]
+            kinds = Counter(t.rsplit("/", 1)[1] for t, _ in flat)
+            statements: Counter = Counter()
+            with app.app_context():
+                settings = handlers.Settings.from_config(app.config)
+
+                @event.listens_for(sa.engine, "before_cursor_execute")
+                def count(conn, cursor, statement, parameters, context, executemany):
+                    statements[statement.split(None, 1)[0].upper()
+                               + (" (many)" if executemany else "")] += 1
+
+                prof = cProfile.Profile()
+                t0 = time.perf_counter()
+                outcomes = Counter()
+                for i in range(0, len(msgs), args.batch):
+                    if not args.no_profile:
+                        prof.enable()
+                    out = handlers.process(msgs[i:i + args.batch], settings)
+                    prof.disable()
+                    outcomes.update(o.partition(":")[0] for o in out)
+                elapsed = time.perf_counter() - t0
+        finally:
+            db.close()
+    n = len(msgs)
+    print(f"handlers.process on {args.db}, variant {args.variant}: {n} messages in batches of "
+          f"{args.batch}: {n / elapsed:.0f} msg/s ({elapsed * 1000 / n:.2f} ms/message, "
+          f"profiler {'off' if args.no_profile else 'on'}); "
+          f"outcomes {dict(outcomes)}; mix {dict(kinds)}; {h.load_note()}")
+    total = sum(statements.values())
+    print(f"SQL statements: {total} ({total / n:.2f} per message): "
+          + ", ".join(f"{k} {v}" for k, v in statements.most_common()))
+    if args.no_profile:
+        return 0
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(args.top)
+    print(s.getvalue())
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(args.top)
+    print(s.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
