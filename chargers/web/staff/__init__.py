@@ -1,7 +1,8 @@
-"""Staff pages (login session): the registry, and more as the product grows."""
+"""Staff pages (login session): the registry, alerts, the ingest, and more as the
+product grows."""
 
 from flask import Blueprint
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -12,4 +13,13 @@ def _require_login():
     """Every staff page needs a logged-in staff member."""
 
 
-from . import alerts, ingest, registry  # noqa: E402,F401
+@bp.context_processor
+def _nav() -> dict:
+    """The header's open-alert badge, counted only when a page's header shows it
+    (a callable: fragments such as the alerts feed never pay for the query)."""
+    from ...services.alerts import count_open
+
+    return {"nav_alert_counts": lambda: count_open(current_user)}
+
+
+from . import alerts, ingest, registry, wording  # noqa: E402,F401

@@ -193,9 +193,13 @@ def pile_control(pile_id: str):
     """Stop, disable or enable each port or the whole pile; recent commands' outcomes."""
     pile = piles.get_pile(current_user, pile_id)
     g.tz = pile.alley.timezone
+    open_alerts: dict[int | None, list] = {}
+    for a in alert_svc.list_alerts(current_user, AlertFilter(status="open", pile=pile.id),
+                                   triage=True, limit=None):
+        open_alerts.setdefault(a.port, []).append(a)
     return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
                            cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
-                           **_labels())
+                           open_alerts=open_alerts, **_labels())
 
 
 @bp.post("/piles/<pile_id>/command")

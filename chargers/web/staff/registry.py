@@ -11,7 +11,9 @@ from flask import abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ...services import alerts as alert_svc
 from ...services import alleys, availability, piles, qrcodes
+from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
@@ -22,7 +24,8 @@ from . import bp
 def dashboard():
     """The alleys this staff member looks after, with free, fault and offline counts."""
     rows = alleys.list_alleys(current_user)
-    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows))
+    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows),
+                           open_alerts=_open_alerts_by(lambda a: a.pile.alley.slug))
 
 
 @bp.route("/alleys/new", methods=["GET", "POST"])
@@ -58,7 +61,18 @@ def alley_detail(slug: str):
     g.tz = alley.timezone
     views = {v.id: v for v in availability.alley_view(alley).piles}
     rows = [(p, views[p.id]) for p in by_label(alley.piles)]
-    return render_template("staff/alley.html", alley=alley, piles=rows, now=datetime.now(UTC))
+    return render_template("staff/alley.html", alley=alley, piles=rows, now=datetime.now(UTC),
+                           open_alerts=_open_alerts_by(lambda a: a.pile_id, alley=slug))
+
+
+def _open_alerts_by(key, alley: str | None = None) -> dict:
+    """Open alerts in scope (triage order), grouped by `key(alert)`: for the badges
+    that lead from alleys and piles to their alerts."""
+    out: dict = {}
+    for a in alert_svc.list_alerts(current_user, AlertFilter(status="open", alley=alley),
+                                   triage=True, limit=None):
+        out.setdefault(key(a), []).append(a)
+    return out
 
 
 @bp.route("/alleys/<slug>/edit", methods=["GET", "POST"])
