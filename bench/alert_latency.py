@@ -48,6 +48,7 @@ class PileClient:
         self.cmds: list[tuple[float, dict]] = []
         self.pongs: dict[str, float] = {}
         self.lock = threading.Lock()
+        self.send_lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=pile_id,
                                   protocol=mqtt.MQTTv311, clean_session=True)
         self.client.will_set(f"{h.PREFIX}/{pile_id}/online", "0", qos=1, retain=True)
@@ -75,11 +76,14 @@ class PileClient:
         self.send("ack", cmd=body["id"], result="accepted")
 
     def send(self, kind: str, **fields) -> float:
-        body = {"id": f"{kind[0]}{self.seq}", "ts": h.iso(datetime.now(UTC)), "seq": self.seq,
-                **fields}
-        self.seq += 1
-        t = time.time()
-        self.client.publish(f"{h.PREFIX}/{self.pile_id}/{kind}", json.dumps(body), qos=1)
+        # Faults go out from the main thread, acks from paho's: seq must still count
+        # up in publish order, or the backend rightly rejects the late one as a replay.
+        with self.send_lock:
+            body = {"id": f"{kind[0]}{self.seq}", "ts": h.iso(datetime.now(UTC)),
+                    "seq": self.seq, **fields}
+            self.seq += 1
+            t = time.time()
+            self.client.publish(f"{h.PREFIX}/{self.pile_id}/{kind}", json.dumps(body), qos=1)
         return t
 
     def close(self):
@@ -246,6 +250,7 @@ def main(argv=None) -> int:
             alerts = db.scalar("SELECT count(*) FROM alerts WHERE code = 'smoke'")
             statuses = dict(db.rows("SELECT status, count(*) FROM commands GROUP BY status"))
             applied = db.scalar("SELECT count(*) FROM processed_messages")
+            rejected = db.rows("SELECT key, count FROM ingest_counters WHERE key LIKE 'rejected%'")
         finally:
             for p in piles.values():
                 p.close()
@@ -278,7 +283,7 @@ def main(argv=None) -> int:
     ratio = h.median(full) / h.median(rtt) if rtt and full else float("nan")
     print(f"\nsmoke alerts raised {alerts} for {args.faults} faults; background messages sent "
           f"{load_sent}, messages applied {applied}"
-          + f"; commands by status {statuses}"
+          + f"; commands by status {statuses}; rejections {dict(rejected) or 0}"
           + f"; fault p50 / raw round trip p50 = {ratio:.0f}x")
     print("command created_at/sent_at are the worker's clock (same machine); the dispatch job "
           "runs every 1 s.")
