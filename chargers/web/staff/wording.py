@@ -77,8 +77,8 @@ def _time(iso: str) -> str:
 @bp.app_template_filter("event_note")
 def event_note(note: str | None, action: str = "") -> str:
     """An alert event's note in the page's language. Staff's own notes (acknowledge,
-    resolve) and the pile's fault details are shown as written."""
-    if not note or action in ("acknowledged", "resolved", "raised", "repeated"):
+    resolve) and anything else not written by a service are shown as written."""
+    if not note or action in ("acknowledged", "resolved"):
         return note or ""
     parts = [_one_command(p) for p in note.split(", ")]
     if all(parts):

@@ -1,0 +1,180 @@
+"""The staff side as one product: every staff page is reached by clicking from the
+dashboard, the header shows the sections with the open-alert count, links lead from
+alleys and piles to their alerts, contacts and controls, and the Chinese pages carry
+no English the services wrote (audit notes, codes)."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from urllib.parse import urlsplit
+
+import pytest
+from flask import g
+from flask_babel import refresh
+
+from chargers.extensions import db
+from chargers.ingest import handlers
+from chargers.models import Alert, Pile
+from chargers.services import alerts, commands, notify
+from chargers.web.staff.wording import event_note
+
+from .webtools import login
+
+NOW = datetime.now(UTC)
+HREF = re.compile(r'href="([^"#]+)')
+
+
+def _incoming(kind: str, body: str, pile: str = "P-1") -> handlers.Incoming:
+    return handlers.Incoming(topic=f"chargers/v1/{pile}/{kind}", payload=body.encode(),
+                             arrived_at=NOW)
+
+
+@pytest.fixture
+def evening(app, client, admin, alley_with_pile):
+    """Lane's pile with a smoke alert cut off (one command refused, one unanswered),
+    a contact, a seq gap and a rejected message; logged in as the admin."""
+    user, _ = admin
+    notify.add_contact(user, "lane", notify.ContactInput(
+        name="Wang", channel="webhook", target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"))
+    pile = db.session.get(Pile, "P-1")
+    alerts.on_fault(pile, 2, "smoke", True, None, "smoke in the box", NOW - timedelta(minutes=3),
+                    NOW - timedelta(minutes=3))
+    db.session.commit()
+    alert = db.session.query(Alert).one()
+    commands.dispatch_pending(lambda topic, body: None, now=NOW - timedelta(minutes=3))
+    stop = next(c for c in commands.list_commands(user, pile_id="P-1") if c.action == "stop")
+    commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
+    db.session.commit()
+    commands.expire(now=NOW)
+    ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
+    handlers.process([
+        _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
+        _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
+        _incoming("status", "{not json"),
+    ], now=NOW)
+    g.pop("csrf_token", None)
+    assert login(client, "root").status_code == 302
+    return alert.id
+
+
+def _staff_get_endpoints(app) -> set[str]:
+    """Every staff page a browser opens (GET), except the list's JSON feed."""
+    return {r.endpoint for r in app.url_map.iter_rules()
+            if r.endpoint.startswith("staff.") and "GET" in r.methods
+            and r.endpoint != "staff.alerts_feed"}
+
+
+def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client, evening):
+    adapter = app.url_map.bind("localhost")
+    seen_paths, reached = set(), set()
+    todo = deque(["/staff/"])
+    while todo:
+        path = todo.popleft()
+        if path in seen_paths:
+            continue
+        seen_paths.add(path)
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        parts = urlsplit(path)
+        reached.add(adapter.match(parts.path, method="GET")[0])
+        for href in HREF.findall(r.get_data(as_text=True)):
+            href = unescape(href)
+            target = urlsplit(href)
+            if target.netloc or not target.path.startswith("/staff/"):
+                continue
+            clean = target.path + (f"?{target.query}" if target.query and "lang=" not in target.query else "")
+            todo.append(clean)
+    assert _staff_get_endpoints(app) <= reached, _staff_get_endpoints(app) - reached
+
+
+def test_header_shows_sections_with_the_open_alert_count(client, evening):
+    html = client.get("/staff/?lang=en").get_data(as_text=True)
+    nav = re.search(r'<nav class="staff-nav".*?</nav>', html, re.S).group(0)
+    assert 'href="/staff/alerts"' in nav and 'href="/staff/ingest"' in nav
+    # smoke (critical, so the badge is red) and the seq gap's data-loss alert
+    assert re.search(r'<span class="count crit"[^>]*>2</span>', nav)
+    assert 'href="/staff/" aria-current="page"' in nav
+    ingest = client.get("/staff/ingest?lang=en").get_data(as_text=True)
+    assert 'href="/staff/ingest" aria-current="page"' in ingest
+    token = _csrf(client, f"/staff/alerts/{evening}")
+    for alert in db.session.query(Alert).all():
+        client.post(f"/staff/alerts/{alert.id}/acknowledge", data={"csrf_token": token})
+    nav = client.get("/staff/?lang=en").get_data(as_text=True)
+    assert '<span class="count' not in re.search(r'<nav class="staff-nav".*?</nav>', nav, re.S).group(0)
+
+
+def _csrf(client, path: str) -> str:
+    g.pop("csrf_token", None)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
+                     client.get(path).get_data(as_text=True)).group(1)
+
+
+def test_alley_page_links_to_alerts_contacts_and_pile_controls(client, evening):
+    html = client.get("/staff/alleys/lane?lang=en").get_data(as_text=True)
+    assert 'href="/staff/alerts?alley=lane"' in html
+    assert 'href="/staff/alleys/lane/contacts"' in html
+    assert 'href="/staff/piles/P-1/control"' in html
+    # the pile's open alerts: a badge leading to the pile's controls (one alert: to it)
+    assert re.search(r'href="/staff/piles/P-1/control">\s*2 open alerts</a>', html)
+    dash = client.get("/staff/?lang=en").get_data(as_text=True)
+    assert 'href="/staff/alerts?alley=lane"' in dash
+
+
+def test_pile_control_asks_before_whole_pile_actions_and_shows_port_alerts(client, evening):
+    html = client.get("/staff/piles/P-1/control?lang=en").get_data(as_text=True)
+    assert html.count("data-confirm=") == 2  # disable (or enable) is not asked; reset is
+    assert "Restart P-1 now?" in html
+    assert f'href="/staff/alerts/{evening}"' in html
+    assert 'src="/static/confirm.js"' in html
+    assert client.get("/static/confirm.js").status_code == 200
+
+
+def _text(html: str) -> str:
+    """What a reader sees: no tags, scripts, styles or <code> (codes are shown on purpose)."""
+    html = re.sub(r"<(script|style|code)\b.*?</\1>", " ", html, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+# Words the Chinese pages may show in Latin letters: data of the fixture, product and
+# protocol names, and the pile's own words ("busy", "smoke in the box").
+ALLOWED = {"English", "Lane", "Wang", "MQTT", "JSON", "Webhook", "WeCom", "DingTalk",
+           "Feishu", "Asia", "Shanghai", "busy", "smoke", "box", "qyapi", "weixin", "com",
+           "cgi", "bin", "webhook", "send", "key", "chargers", "heartbeat", "status",
+           "https", "root", "localhost", "example", "the"}
+
+
+@pytest.mark.parametrize("path", [
+    "/staff/", "/staff/alleys/lane", "/staff/alerts", "/staff/alerts?status=all",
+    "/staff/alerts/{alert}", "/staff/piles/P-1/control", "/staff/alleys/lane/contacts",
+    "/staff/ingest", "/staff/alleys/lane/edit", "/staff/piles/P-1/edit",
+])
+def test_chinese_pages_show_no_english(client, evening, path):
+    html = client.get(path.format(alert=evening) + ("&" if "?" in path else "?") + "lang=zh")
+    assert html.status_code == 200
+    words = set(re.findall(r"[A-Za-z]{3,}", _text(html.get_data(as_text=True))))
+    assert words - ALLOWED == set()
+
+
+def test_audit_notes_read_in_the_page_language(app):
+    with app.test_request_context("/?lang=en"):
+        refresh()
+        assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
+            "Stop charging · port 7; Disable · port 7"
+        assert event_note("reset pile (c-0123abcd): busy", "command_rejected") == \
+            "Reset pile · whole pile · busy"
+        assert event_note("stop port 2 (c-99): no ack from the pile", "command_timeout") == \
+            "Stop charging · port 2"
+        assert event_note("level 1+2: no contacts", "renotified") == "level 1+2: nobody (no contacts)"
+        assert event_note("12 message(s) missing", "raised") == "12 messages missing"
+        assert event_note("smoke in the box", "raised") == "smoke in the box"  # the pile's
+        # staff's own words and anything unknown stay as written
+        assert event_note("stop port 1", "acknowledged") == "stop port 1"
+        assert event_note("something new", "command") == "something new"
+    with app.test_request_context("/?lang=zh"):
+        refresh()
+        assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
+            "停止充电 · 7 号插口; 停用 · 7 号插口"
+        assert event_note("cleared within 120 s: nobody paged", "flap") == "120 秒内已恢复，未通知任何人"
