@@ -79,7 +79,7 @@ def test_invalid_alley_form_shows_errors_and_creates_nothing(client, admin):
     assert 'class="error"' in r.get_data(as_text=True)
     assert db.session.query(Alley).count() == 0
     r = post_form(client, "/staff/alleys/new", {"slug": "ok", "name": "OK", "timezone": "Mars/Base"})
-    assert "unknown zone" in r.get_data(as_text=True)
+    assert "未知时区 Mars/Base" in r.get_data(as_text=True)  # the service's refusal, in Chinese
     assert db.session.query(Alley).count() == 0
 
 
@@ -97,7 +97,7 @@ def test_add_pile_shows_secret_once_and_stores_only_its_hash(client, admin, alle
         assert secret not in client.get(url).get_data(as_text=True)
     # The same serial again: a message, no second pile.
     r = post_form(client, "/staff/alleys/lane/piles/new", {"id": "JRX-001", "ports": "2"})
-    assert r.status_code == 200 and "exists" in r.get_data(as_text=True)
+    assert r.status_code == 200 and "充电桩 JRX-001 已存在。" in r.get_data(as_text=True)
 
 
 def test_edit_pile_and_take_it_out_of_service(client, admin, alley_with_pile):

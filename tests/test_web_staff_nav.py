@@ -178,3 +178,15 @@ def test_audit_notes_read_in_the_page_language(app):
         assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
             "停止充电 · 7 号插口; 停用 · 7 号插口"
         assert event_note("cleared within 120 s: nobody paged", "flap") == "120 秒内已恢复，未通知任何人"
+
+
+def test_refusals_and_not_found_read_in_the_page_language(client, evening):
+    token = _csrf(client, "/staff/alleys/lane/contacts")
+    html = client.post("/staff/alleys/lane/contacts?lang=zh", data={
+        "csrf_token": token, "name": "Li", "level": "2", "channel": "email", "target": "nope",
+        "webhook_format": "auto"}).get_data(as_text=True)
+    assert "请填写电子邮件地址。" in html and "target: an e-mail address" not in html
+    r = client.get("/staff/alerts/999?lang=zh")
+    assert r.status_code == 404 and "没有这条告警。" in r.get_data(as_text=True)
+    r = client.get("/staff/alerts/999?lang=en")
+    assert "No such alert." in r.get_data(as_text=True)

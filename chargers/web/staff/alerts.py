@@ -22,6 +22,7 @@ from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
 from . import bp
+from .wording import say
 
 REFRESH_MS = 5000
 
@@ -182,7 +183,7 @@ def alert_resolve(alert_id: int):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(say(exc.message), "error")
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
@@ -217,7 +218,7 @@ def pile_command(pile_id: str):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(exc.message, "error")
+        flash(say(exc.message), "error")
     else:
         where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
         flash(_("%(action)s · %(where)s: sent to the pile.",
@@ -237,7 +238,7 @@ def alley_contacts(slug: str):
                 name=form.name.data, channel=form.channel.data, target=form.target.data,
                 level=form.level.data, webhook_format=form.webhook_format.data))
         except DomainError as exc:
-            flash(exc.message, "error")
+            flash(say(exc.message), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))

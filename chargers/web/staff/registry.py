@@ -18,6 +18,7 @@ from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
 from . import bp
+from .wording import say
 
 
 @bp.get("/")
@@ -38,7 +39,7 @@ def alley_new():
         try:
             alley = alleys.create_alley(_alley_input(form))
         except DomainError as exc:
-            flash(exc.message, "error")
+            flash(say(exc.message), "error")
         else:
             flash(_("Alley added."), "ok")
             return redirect(url_for("staff.alley_detail", slug=alley.slug))
@@ -86,7 +87,7 @@ def alley_edit(slug: str):
         try:
             alleys.update_alley(current_user, slug, data)
         except DomainError as exc:
-            flash(exc.message, "error")
+            flash(say(exc.message), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=slug))
@@ -113,7 +114,7 @@ def pile_new(slug: str):
                 id=form.id.data, alley=slug, ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data, enabled=form.enabled.data))
         except DomainError as exc:
-            flash(exc.message, "error")
+            flash(say(exc.message), "error")
         else:
             return render_template("staff/pile_secret.html", pile=pile, secret=secret)
     return render_template("staff/pile_form.html", form=form, alley=alley, pile=None)
@@ -133,7 +134,7 @@ def pile_edit(pile_id: str):
                 ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data or "", enabled=form.enabled.data))
         except DomainError as exc:
-            flash(exc.message, "error")
+            flash(say(exc.message), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=pile.alley.slug))

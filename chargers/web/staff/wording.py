@@ -104,6 +104,53 @@ def _command_detail_filter(detail: str | None) -> str:
     return command_detail(detail)
 
 
+# What the services say when they refuse (their messages are English, for the API),
+# as staff read it on a page. Unknown messages are shown as they are.
+_REFUSALS = {
+    "port: required to stop a session": _l("Stopping a charge needs a port."),
+    "port: a reset is for the whole pile": _l("A reset is for the whole pile."),
+    "note: say what was found or done": _l("Say what was found or done."),
+    "the alert is already cleared": _l("The alert is already cleared."),
+    "target: an http(s) URL for a webhook": _l("A group robot needs its webhook address (http:// or https://)."),
+    "target: an e-mail address": _l("Enter an e-mail address."),
+    "target: at most 512 characters": _l("The address is too long (at most 512 characters)."),
+    "name: 1 to 64 characters": _l("The name: 1 to 64 characters."),
+    "name: required": _l("Enter a name."),
+    "slug and name are required": _l("Enter a slug and a name."),
+    "slug: lower-case letters, digits and dashes, up to 64":
+        _l("The slug: lower-case letters, digits and dashes, up to 64."),
+    "tariff_cents_per_kwh: 0 to 100000": _l("The tariff: 0 to 100000 fen per kWh."),
+    "id: 1-64 letters, digits, '_' or '-'": _l("The serial: 1 to 64 letters, digits, '_' or '-'."),
+    "label: must not be empty": _l("The label must not be empty."),
+    "no such alert": _l("No such alert."), "no such alert on this pile": _l("No such alert."),
+    "no such alley": _l("No such alley."), "no such pile": _l("No such pile."),
+    "no such contact": _l("No such contact."), "no such command": _l("No such command."),
+    "no such port": _l("No such port."),
+}
+_REFUSAL_PATTERNS = (
+    (re.compile(r"^port: 1 to (\d+)$"), lambda m: _("The port: 1 to %(n)d.", n=int(m[1]))),
+    (re.compile(r"^ports: 1 to (\d+)$"), lambda m: _("Ports: 1 to %(n)d.", n=int(m[1]))),
+    (re.compile(r"^timezone: unknown zone '(.*)'$"),
+     lambda m: _("Unknown time zone %(zone)s (e.g. Asia/Shanghai).", zone=m[1])),
+    (re.compile(r"^alley '(.*)' exists$"), lambda m: _("The alley %(slug)s already exists.", slug=m[1])),
+    (re.compile(r"^pile '(.*)' exists$"), lambda m: _("The pile %(id)s already exists.", id=m[1])),
+    (re.compile(r"^no such alley '(.*)'$"), lambda m: _("No such alley.")),
+)
+
+
+@bp.app_template_filter("say")
+def say(message: str | None) -> str:
+    """A service's refusal (DomainError.message) in the page's language."""
+    if not message:
+        return ""
+    if message in _REFUSALS:
+        return str(_REFUSALS[message])
+    for pattern, words in _REFUSAL_PATTERNS:
+        if m := pattern.match(message):
+            return words(m)
+    return message
+
+
 @bp.app_template_filter("ago_phrase")
 def ago_phrase(value: datetime | None) -> str:
     """'3 min ago' (or 'just now'), for a time shown beside its clock reading."""
