@@ -101,8 +101,10 @@ class Broker:
 
     def restart(self, sig: str = "term") -> None:
         """Stop (SIGTERM or SIGKILL) and start again on the same port."""
+        port = self.port
         self.stop(sig)
         self.start()
+        assert self.port == port, f"{self.kind} broker came back on {self.port}, not {port}"
 
 
 class Mosquitto(Broker):
