@@ -155,7 +155,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
     pubs = []
     try:
         db = h.Database(db_kind, wd)
-        env = h.app_env(db.url, broker.url, wd)
+        env = h.app_env(db.url, broker.url, wd, MQTT_PROTOCOL=args.mqtt_protocol)
         h.migrate(env)
         pile_ids, lists = build_messages(args, "w")
         h.seed(env, "bench", pile_ids, args.ports)
@@ -234,6 +234,8 @@ def main(argv=None) -> int:
     ap.add_argument("--db", default="sqlite,postgres", help="comma list: sqlite, postgres")
     ap.add_argument("--inflight", default="20,1000",
                     help="Mosquitto max_inflight_messages values (20 is its default)")
+    ap.add_argument("--mqtt-protocol", default="3.1.1", choices=["3.1.1", "5"],
+                    help="the worker's MQTT version (MQTT_PROTOCOL)")
     ap.add_argument("--timeout", type=float, default=240, help="max seconds to drain one run")
     args = ap.parse_args(argv)
     kinds = [k for k in args.db.split(",") if k]
@@ -244,7 +246,8 @@ def main(argv=None) -> int:
             kinds.remove("postgres")
     inflights = [int(x) for x in args.inflight.split(",") if x]
     print(f"ingest throughput: {args.messages} messages, {args.piles} piles x {args.ports} ports, "
-          f"{args.publishers} publishers (QoS 1); {h.python()}; {h.load_note()}")
+          f"{args.publishers} publishers (QoS 1), worker on MQTT {args.mqtt_protocol}; "
+          f"{h.python()}; {h.load_note()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="chargers-bench-") as tmp:
         workdir = Path(tmp)
