@@ -78,3 +78,35 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(app, app_config, all
             if worker.poll() is None:
                 worker.send_signal(signal.SIGTERM)
                 worker.wait(20)
+
+
+def test_worker_follows_a_restarted_embedded_broker(app, app_config, alley_with_pile, tmp_path):
+    """Whatever CHARGERS_TEST_BROKER says: the embedded broker restarts (SIGTERM)
+    with a new backend password; the worker takes it from the broker file, comes
+    back on the same port and applies what the pile sends after the restart."""
+    from tests.brokers import make_broker
+    from tests.ingest_support import Pile, Worker, poll
+
+    broker = make_broker("embedded", tmp_path / "broker", app_config["SQLALCHEMY_DATABASE_URI"],
+                         Path(app_config["EMBEDDED_BROKER_FILE"]), client_id="backend-follow")
+    broker.start()
+    worker = Worker(app_config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path)
+    pile = None
+    try:
+        worker.start()
+        worker.wait_log("subscribed to")
+        pile = Pile(broker, "P-1", alley_with_pile)
+        pile.send("heartbeat")
+        poll(lambda: processed("P-1") == 1, what="the first message")
+        old_login = broker.backend_login
+        broker.restart("term")
+        assert broker.backend_login != old_login
+        after = [pile.send("heartbeat")["id"] for _ in range(5)]
+        poll(lambda: processed("P-1") == 6, timeout=40, what="the messages after the restart")
+        assert set(after) <= set(db.session.scalars(select(ProcessedMessage.msg_id)))
+        assert "using its new backend login" in worker.output()
+    finally:
+        if pile is not None:
+            pile.close()
+        worker.stop("term")
+        broker.stop()
