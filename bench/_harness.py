@@ -219,11 +219,14 @@ def seed(env: dict, slug: str, pile_ids: list[str], ports: int) -> None:
 class Worker:
     """`flask --app wsgi worker` as a subprocess; its log goes to workdir/worker.log."""
 
-    def __init__(self, env: dict, workdir: Path):
+    def __init__(self, env: dict, workdir: Path, variant: str = "as-is"):
         self.log_path = workdir / "worker.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([FLASK, "--app", "wsgi", "worker"], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        # A variant other than as-is runs the worker with a proposed change patched in.
+        cmd = ([FLASK, "--app", "wsgi", "worker"] if variant == "as-is"
+               else [PY, str(ROOT / "bench" / "_patched_worker.py"), variant])
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
 
     def wait_subscribed(self, timeout: float = 60) -> None:
         def ready():

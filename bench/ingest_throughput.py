@@ -159,7 +159,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
         h.migrate(env)
         pile_ids, lists = build_messages(args, "w")
         h.seed(env, "bench", pile_ids, args.ports)
-        worker = h.Worker(env, wd)
+        worker = h.Worker(env, wd, args.variant)
         worker.wait_subscribed()
         cpu0 = worker.cpu_seconds()
         poller = LedgerPoller(db)
@@ -236,6 +236,9 @@ def main(argv=None) -> int:
                     help="Mosquitto max_inflight_messages values (20 is its default)")
     ap.add_argument("--mqtt-protocol", default="3.1.1", choices=["3.1.1", "5"],
                     help="the worker's MQTT version (MQTT_PROTOCOL)")
+    ap.add_argument("--variant", default="as-is",
+                    choices=["as-is", "pile-no-autoflush", "prefetch"],
+                    help="run the worker with a change proposed in profile_ingest.py patched in")
     ap.add_argument("--timeout", type=float, default=240, help="max seconds to drain one run")
     args = ap.parse_args(argv)
     kinds = [k for k in args.db.split(",") if k]
@@ -246,7 +249,8 @@ def main(argv=None) -> int:
             kinds.remove("postgres")
     inflights = [int(x) for x in args.inflight.split(",") if x]
     print(f"ingest throughput: {args.messages} messages, {args.piles} piles x {args.ports} ports, "
-          f"{args.publishers} publishers (QoS 1), worker on MQTT {args.mqtt_protocol}; "
+          f"{args.publishers} publishers (QoS 1), worker on MQTT {args.mqtt_protocol}"
+          f"{'' if args.variant == 'as-is' else ', worker variant ' + args.variant}; "
           f"{h.python()}; {h.load_note()}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="chargers-bench-") as tmp:
