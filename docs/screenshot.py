@@ -256,6 +256,7 @@ def staff_pages(app) -> dict[str, str]:
         "contacts": "/staff/alleys/jiuru/contacts",
         "ingest": "/staff/ingest",
         "qr": "/staff/alleys/tiyuchang/qr",
+        "not-found": "/staff/alerts/99999",
     }
 
 
