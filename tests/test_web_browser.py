@@ -65,3 +65,57 @@ def test_alley_page_refreshes_in_place_and_csp_blocks_nothing(served, alley_with
     dom = result.stdout
     assert re.findall(r'data-state="(\w+)"', dom) == ["in_use", "in_use", "finished", "fault"]
     assert "stale" not in re.search(r'<p class="updated[^"]*"', dom).group(0)
+
+
+def test_staff_alerts_page_in_chromium_refreshes_and_csp_blocks_nothing(
+        app, admin, alley_with_pile, tmp_path):
+    """Logged in (the session cookie of a form login, sent by the browser's first
+    request), the alerts page loads its scripts under the CSP and alerts.js pulls the
+    feed; a fault raised while the page is open shows without a reload."""
+    from datetime import UTC, datetime
+
+    from chargers.extensions import db
+    from chargers.models import Pile
+    from chargers.services import alerts
+
+    from .webtools import login
+
+    agent = "chargers-test-browser"  # Flask-Login's strong protection checks the agent
+    client = app.test_client()
+    client.environ_base.update({"HTTP_USER_AGENT": agent, "REMOTE_ADDR": "127.0.0.1"})
+    assert login(client, "root").status_code == 302
+    cookie = f"session={client.get_cookie('session').value}"
+    hits: list[str] = []
+
+    def logged_in(environ, start_response):
+        environ["HTTP_USER_AGENT"] = agent
+        environ.setdefault("HTTP_COOKIE", cookie)
+        if environ["PATH_INFO"] == "/staff/alerts/feed" and "/staff/alerts/feed" not in hits:
+            with app.app_context():  # the second look at the list finds a new alert
+                now = datetime.now(UTC)
+                alerts.on_fault(db.session.get(Pile, "P-1"), 3, "smoke", True, None, None, now, now)
+                db.session.commit()
+        hits.append(environ["PATH_INFO"])
+        return app.wsgi_app(environ, start_response)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, logged_in, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = subprocess.run([
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+            "--virtual-time-budget=12000", "--dump-dom",
+            f"http://127.0.0.1:{port}/staff/alerts?lang=en",
+        ], capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr[-2000:]
+    blocked = [line for line in result.stderr.splitlines()
+               if "Content Security Policy" in line or "Refused to" in line]
+    assert blocked == []
+    assert {"/static/app.css", "/static/alerts.css", "/static/alerts.js",
+            "/static/confirm.js", "/staff/alerts/feed"} <= set(hits)
+    dom = result.stdout
+    assert "Smoke" in dom and 'class="alert-card sev-critical st-active"' in dom
