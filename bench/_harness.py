@@ -243,6 +243,16 @@ class Worker:
         except (OSError, IndexError, ValueError):
             return None
 
+    def peak_rss_mb(self) -> float | None:
+        """The worker's peak resident memory so far (VmHWM), in MB."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            pass
+        return None
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

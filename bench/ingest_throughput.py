@@ -162,6 +162,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
         worker = h.Worker(env, wd, args.variant)
         worker.wait_subscribed()
         cpu0 = worker.cpu_seconds()
+        rss0 = worker.peak_rss_mb()
         poller = LedgerPoller(db)
         poller.start()
         pubs, t0, t_acked = publish_burst(broker.port, lists, f"{db_kind}{inflight}")
@@ -174,6 +175,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
         poller.stop.set()
         poller.join(5)
         cpu1 = worker.cpu_seconds()
+        rss1 = worker.peak_rss_mb()
         sent = {}
         for p in pubs:
             sent.update(p.sent_at)
@@ -202,6 +204,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
             "sustained": sustained,
             "arr50": h.median(arrival_lag), "arr99": h.pct(arrival_lag, 99),
             "lag50": h.median(commit_lag), "lag99": h.pct(commit_lag, 99),
+            "rss": f"{rss0:.0f}->{rss1:.0f}" if rss0 and rss1 else "?",
             "cpu_per_1k": (cpu1 - cpu0) / max(n, 1) * 1000 if cpu0 is not None and cpu1 else None,
             "exactly_once": (ledger == distinct == args.messages == accepted and not missing
                              and meters_db == meters_sent and not gaps
@@ -261,7 +264,7 @@ def main(argv=None) -> int:
                   f"(publish {raw['pub_rate']:.0f}/s)", flush=True)
             rows.append(["raw broker (subscriber only counts)", inflight,
                          f"{raw['pub_rate']:.0f}", f"{raw['rate']:.0f}", "-", "-", "-", "-",
-                         "1.00", "-", "-"])
+                         "1.00", "-", "-", "-"])
             for kind in kinds:
                 r = worker_run(args, workdir, kind, inflight)
                 print(f"  worker {kind}, inflight {inflight}: {r['sustained']:.0f} msg/s "
@@ -272,11 +275,11 @@ def main(argv=None) -> int:
                              f"{r['arr50']:.2f}/{r['arr99']:.2f}",
                              f"{r['lag50']:.2f}/{r['lag99']:.2f}", cpu,
                              f"{r['sustained'] / raw['rate']:.2f}",
-                             "yes" if r["exactly_once"] else "NO", load_after()])
+                             "yes" if r["exactly_once"] else "NO", r["rss"], load_after()])
     print()
     print(h.table(rows, ["run", "inflight", "publish/s", "applied/s", "sustained/s",
                          "arrival lag p50/p99 s", "commit lag p50/p99 s", "worker CPU s/1k",
-                         "worker/raw", "exactly once", "load"]))
+                         "worker/raw", "exactly once", "worker peak RSS MB", "load"]))
     print("\napplied/s: first publish to last commit; sustained/s: between 10 % and 90 % "
           "committed;\nlags measured from publish (wall clock) over a burst, so they include "
           "the queue behind the worker.")
