@@ -190,3 +190,8 @@ def test_refusals_and_not_found_read_in_the_page_language(client, evening):
     assert r.status_code == 404 and "没有这条告警。" in r.get_data(as_text=True)
     r = client.get("/staff/alerts/999?lang=en")
     assert "No such alert." in r.get_data(as_text=True)
+
+
+def test_error_pages_carry_no_stock_english(client):
+    html = client.get("/no-such-page").get_data(as_text=True)
+    assert "未找到" in html and "requested URL" not in html

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import default_exceptions
 
 from ..i18n import ago, local_time
 from . import bp
@@ -138,11 +139,16 @@ _REFUSAL_PATTERNS = (
 )
 
 
+# Werkzeug's stock English paragraphs (and our own last-resort text) under an error
+# page's heading: nothing a reader needs beyond the heading.
+_GENERIC = {exc.description for exc in default_exceptions.values()} | {"internal error"}
+
+
 @bp.app_template_filter("say")
 def say(message: str | None) -> str:
     """A service's refusal (DomainError.message) in the page's language."""
-    if not message:
-        return ""
+    if not message or message in _GENERIC:
+        return ""  # the error page's heading already says it, in the page's language
     if message in _REFUSALS:
         return str(_REFUSALS[message])
     for pattern, words in _REFUSAL_PATTERNS:
