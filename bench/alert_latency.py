@@ -162,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--inflight", type=int, default=None,
                     help="Mosquitto max_inflight_messages (default: Mosquitto's, 20)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--variant", default="as-is", choices=["as-is", "wake-dispatch"],
+                    help="run the worker with a proposed change patched in (_patched_worker.py)")
     args = ap.parse_args(argv)
     if args.faults > len(ALARM_PILES) * ALARM_PORTS:
         raise SystemExit(f"at most {len(ALARM_PILES) * ALARM_PORTS} faults (fresh ports)")
@@ -170,7 +172,8 @@ def main(argv=None) -> int:
         return 0
     rnd = random.Random(args.seed)
     print(f"alert latency: {args.faults} smoke faults, background {args.load_rate:.0f} msg/s "
-          f"from {args.load_piles} piles, {args.db}; {h.python()}; {h.load_note()}", flush=True)
+          f"from {args.load_piles} piles, {args.db}, worker {args.variant}; {h.python()}; "
+          f"{h.load_note()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="chargers-bench-") as tmp:
         wd = Path(tmp)
         broker = h.Broker(wd, max_inflight=args.inflight)
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
             h.migrate(env)
             load_ids = [f"L-{i:03d}" for i in range(args.load_piles)]
             h.seed(env, "bench", load_ids + ALARM_PILES, args.ports)
-            worker = h.Worker(env, wd)
+            worker = h.Worker(env, wd, args.variant)
             worker.wait_subscribed()
             for pid in ALARM_PILES:
                 piles[pid] = PileClient(broker.port, pid)
