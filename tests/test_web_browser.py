@@ -119,3 +119,4 @@ def test_staff_alerts_page_in_chromium_refreshes_and_csp_blocks_nothing(
             "/static/confirm.js", "/staff/alerts/feed"} <= set(hits)
     dom = result.stdout
     assert "Smoke" in dom and 'class="alert-card sev-critical st-active"' in dom
+    assert re.search(r'<span class="count crit">1</span>', dom)  # the header's tab follows

@@ -26,8 +26,24 @@
         // A tab in the background still shows how many wait for someone.
         var waiting = data.counts ? data.counts.unacknowledged : 0;
         document.title = waiting ? "(" + waiting + ") " + title : title;
+        navCount(waiting, data.counts ? data.counts.critical : 0);
       })
       .catch(function () { /* offline for a moment: try again next tick */ });
+  }
+
+  function navCount(waiting, critical) {
+    // The badge on the header's Alerts tab follows the list too.
+    var tab = document.querySelector('.staff-nav a[href$="/staff/alerts"]');
+    if (!tab) { return; }
+    var badge = tab.querySelector(".count");
+    if (!waiting) { if (badge) { badge.remove(); } return; }
+    if (!badge) {
+      badge = document.createElement("span");
+      tab.appendChild(document.createTextNode(" "));
+      tab.appendChild(badge);
+    }
+    badge.className = critical ? "count crit" : "count";
+    badge.textContent = waiting;
   }
 
   setInterval(refresh, every);
