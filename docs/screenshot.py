@@ -239,6 +239,8 @@ def staff_pages(app) -> dict[str, str]:
     with app.app_context():
         hot = db.session.scalar(db.select(Alert).where(Alert.code == "over_temperature"))
         acked = db.session.scalar(db.select(Alert).where(Alert.code == "over_current"))
+        others = {a.code: a.id for a in db.session.scalars(
+            db.select(Alert).where(Alert.code.in_(("offline", "data_loss", "communication"))))}
     return {
         "login": "/login",
         "dashboard": "/staff/",
@@ -249,6 +251,7 @@ def staff_pages(app) -> dict[str, str]:
         "alerts-all": "/staff/alerts?status=all&alley=jiuru",
         "alert-critical": f"/staff/alerts/{hot.id}",
         "alert-acked": f"/staff/alerts/{acked.id}",
+        **{f"alert-{code}": f"/staff/alerts/{aid}" for code, aid in others.items()},
         "pile-control": "/staff/piles/JRX-004/control",
         "pile-edit": "/staff/piles/JRX-004/edit",
         "pile-new": "/staff/alleys/jiuru/piles/new",

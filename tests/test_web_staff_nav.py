@@ -178,6 +178,8 @@ def test_audit_notes_read_in_the_page_language(app):
         assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
             "停止充电 · 7 号插口; 停用 · 7 号插口"
         assert event_note("cleared within 120 s: nobody paged", "flap") == "120 秒内已恢复，未通知任何人"
+        # in the page's zone (Asia/Shanghai by default)
+        assert event_note("last heard 2026-11-27T07:37:05+00:00", "raised") == "最后联系 11-27 15:37:05"
 
 
 def test_refusals_and_not_found_read_in_the_page_language(client, evening):
