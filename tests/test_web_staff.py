@@ -147,7 +147,8 @@ def test_staff_pages_render_for_a_phone(client, admin, alley_with_pile):
     login(client, "root")
     for url in ("/staff/", "/staff/alleys/lane", "/staff/alleys/lane/edit",
                 "/staff/alleys/lane/piles/new", "/staff/piles/P-1/edit", "/staff/alleys/new",
-                "/staff/alleys/lane/qr", "/staff/piles/P-1/secret"):
+                "/staff/alleys/lane/qr", "/staff/piles/P-1/secret", "/staff/alerts",
+                "/staff/piles/P-1/control", "/staff/alleys/lane/contacts", "/staff/ingest"):
         r = client.get(url)
         assert r.status_code == 200, url
         html = r.get_data(as_text=True)
