@@ -32,3 +32,21 @@ def test_messages_use_the_catalogue(client, app):
     html = client.get("/login").get_data(as_text=True)
     assert "工作人员登录" in html and "Staff login" not in html
     assert "Staff login" in client.get("/login?lang=en").get_data(as_text=True)
+
+
+def test_catalogue_holds_every_message_of_the_source():
+    """A string added to a template or a view but never extracted would show in English
+    on the Chinese page: the .po must hold every message the source uses."""
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
+    root = ZH.parents[2]  # chargers/
+    with open(root.parent / "babel.cfg", encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    keywords = {**DEFAULT_KEYWORDS, "_l": None}
+    used = {msg if isinstance(msg, str) else msg[0]
+            for _file, _line, msg, _comments, _context in
+            extract_from_dir(str(root), method_map, options_map, keywords=keywords)}
+    with open(ZH / "messages.po", "rb") as f:
+        known = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f, locale="zh") if m.id}
+    assert sorted(used - known) == [], "extract, update, translate, compile: see babel.cfg"
