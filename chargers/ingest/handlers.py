@@ -187,8 +187,25 @@ def _throttle() -> ledger.RejectionThrottle:
                                              ledger.RejectionThrottle())
 
 
+def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings) -> None:
+    """Tell the batch which piles and message ids are coming, so it loads them at once."""
+    pile_ids: set[str] = set()
+    keys: set[tuple[str, str]] = set()
+    for m in messages:
+        try:
+            pile_id = topics.parse(m.topic, settings.prefix).pile_id
+        except topics.TopicError:
+            continue
+        pile_ids.add(pile_id)
+        msg_id = payloads.peek_id(m.payload, settings.max_bytes)
+        if msg_id is not None:
+            keys.add((pile_id, msg_id))
+    batch.prefetch(pile_ids, keys)
+
+
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:
     batch = ledger.IngestBatch(now=now, throttle=_throttle())
+    _prefetch(batch, messages, settings)
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
     db.session.commit()

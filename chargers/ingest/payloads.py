@@ -192,6 +192,19 @@ def decode(kind: str, raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelop
         raise PayloadError("malformed", "nested too deep") from None
 
 
+def peek_id(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
+    """The payload's `id` when it looks like one, without validating anything else
+    (decode() does that); used to prefetch a batch's ledger entries."""
+    if len(raw) > max_bytes:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
 def decode_online(raw: bytes) -> bool:
     """The retained `online` payload: exactly `1` or `0` (not JSON)."""
     if raw == b"1":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import IngestCounter, Pile, ProcessedMessage, Rejection, SeqGap
@@ -88,13 +89,38 @@ class IngestBatch:
     # Strong references for the batch: the session's identity map is weak, and
     # reloading a pile for every message would cost a query each.
     piles: dict[str, Pile | None] = field(default_factory=dict)
+    # (pile, msg id) pairs looked up by prefetch(), and those the ledger already had
+    prefetched: set[tuple[str, str]] = field(default_factory=set)
+    known: set[tuple[str, str]] = field(default_factory=set)
     # (pile, session id) → ChargingSession seen or made in this batch
     sessions: dict = field(default_factory=dict)
+
+    def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]]) -> None:
+        """Load the batch's piles with their ports, and which of its (pile, msg id)
+        pairs the ledger already holds: two queries for the batch instead of several
+        per message (measured in bench/profile_ingest.py)."""
+        with db.session.no_autoflush:
+            found = db.session.scalars(
+                select(Pile).where(Pile.id.in_(pile_ids)).options(selectinload(Pile.ports)))
+            for pile in found:
+                self.piles[pile.id] = pile
+            for pile_id in pile_ids:
+                self.piles.setdefault(pile_id, None)
+            if msg_keys:
+                rows = db.session.execute(
+                    select(ProcessedMessage.pile_id, ProcessedMessage.msg_id).where(
+                        ProcessedMessage.pile_id.in_(pile_ids),
+                        ProcessedMessage.msg_id.in_({m for _, m in msg_keys})))
+                self.known = {(p, m) for p, m in rows} & msg_keys
+        self.prefetched = msg_keys
 
     def pile(self, pile_id: str) -> Pile | None:
         """The registered pile, or None (looked up once per batch)."""
         if pile_id not in self.piles:
-            self.piles[pile_id] = db.session.get(Pile, pile_id)
+            # No autoflush: flushing the batch's pending rows for a read of a pile
+            # would write them once per new pile in the batch.
+            with db.session.no_autoflush:
+                self.piles[pile_id] = db.session.get(Pile, pile_id)
         return self.piles[pile_id]
 
     def count(self, key: str, n: int = 1) -> None:
@@ -117,6 +143,8 @@ class IngestBatch:
         """Whether (pile, msg id) was already applied (now or in an earlier batch)."""
         if (pile_id, msg_id) in self.seen:
             return True
+        if (pile_id, msg_id) in self.prefetched:
+            return (pile_id, msg_id) in self.known
         # No autoflush: this batch's own entries are in `seen`; flushing the batch's
         # pending rows before every lookup would cost more than the lookup.
         with db.session.no_autoflush:
