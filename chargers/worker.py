@@ -7,13 +7,41 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import UTC, datetime
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from .ingest.client import IngestClient
 from .scheduler import build_scheduler
+from .services import commands
 
 log = logging.getLogger(__name__)
+
+
+DISPATCH_JOB = "commands-dispatch"
+
+
+def _dispatch_waker(scheduler: BaseScheduler):
+    """A hook for the ingest: when a committed batch created commands (a fire
+    cut-off), run the dispatch job now rather than at its next tick."""
+    created = threading.Event()
+
+    def on_created(_sender, **_kwargs):
+        created.set()
+
+    commands.command_created.connect(on_created, weak=False)
+
+    def after_commit() -> None:
+        if created.is_set():
+            created.clear()
+            try:
+                scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+            except JobLookupError:
+                pass
+
+    return after_commit
 
 
 def run(app: Flask) -> None:
@@ -36,6 +64,7 @@ def run(app: Flask) -> None:
         log.info("stopped before the broker appeared")
         return
     scheduler = build_scheduler(app, ingest)
+    ingest.after_commit = _dispatch_waker(scheduler)
     scheduler.start()
     log.info("worker running: %d jobs scheduled", len(scheduler.get_jobs()))
     try:

@@ -22,6 +22,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
@@ -110,6 +111,8 @@ class IngestClient:
         self._worker: threading.Thread | None = None
         self.stats = {"accepted": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
         self._last_stats = time.monotonic()
+        # Called after every committed batch (the worker wakes the command dispatcher).
+        self.after_commit: Callable[[], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -278,6 +281,11 @@ class IngestClient:
         for outcome in outcomes:
             self.stats[outcome.partition(":")[0]] = self.stats.get(outcome.partition(":")[0], 0) + 1
         self._ack(batch)
+        if self.after_commit is not None:
+            try:
+                self.after_commit()
+            except Exception:
+                log.exception("after-commit hook failed")
 
     def _ack(self, batch: list[Received]) -> None:
         client = self.client
