@@ -197,3 +197,16 @@ def test_refusals_and_not_found_read_in_the_page_language(client, evening):
 def test_error_pages_carry_no_stock_english(client):
     html = client.get("/no-such-page").get_data(as_text=True)
     assert "未找到" in html and "requested URL" not in html
+
+
+def test_acknowledging_from_a_filtered_list_returns_to_it(client, evening):
+    html = client.get("/staff/alerts?alley=lane&severity=critical").get_data(as_text=True)
+    back = re.search(r'name="back" value="([^"]+)"', html).group(1)
+    token = _csrf(client, "/staff/alerts")
+    r = client.post(f"/staff/alerts/{evening}/acknowledge",
+                    data={"csrf_token": token, "back": unescape(back)})
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/alerts?status=open&severity=critical&alley=lane"
+    # never somewhere else
+    r = client.post(f"/staff/alerts/{evening}/acknowledge",
+                    data={"csrf_token": token, "back": "https://evil.example/staff/alerts"})
+    assert r.headers["Location"] == f"/staff/alerts/{evening}"

@@ -119,12 +119,17 @@ def _list(args: dict):
     return alert_svc.list_alerts(current_user, f, triage=True, limit=200)
 
 
+def _list_url(args: dict) -> str:
+    """The list with these filters: where acknowledging from the list returns to."""
+    return url_for("staff.alerts", **{k: v for k, v in args.items() if v})
+
+
 @bp.get("/alerts")
 def alerts():
     """Open alerts first, unacknowledged and critical on top; filters; live refresh."""
     args = _filter_args()
     return render_template(
-        "staff/alerts.html", rows=_list(args), args=args, counts=alert_svc.count_open(current_user),
+        "staff/alerts.html", rows=_list(args), args=args, list_url=_list_url(args), counts=alert_svc.count_open(current_user),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
         refresh=30,  # without JavaScript, base.html reloads the page this often
@@ -138,7 +143,7 @@ def alerts_feed():
     labels = _labels()
     counts = alert_svc.count_open(current_user)
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
-                           args=args, **labels)
+                           args=args, list_url=_list_url(args), **labels)
     counts_html = render_template("staff/_alert_counts.html", counts=counts, **labels)
     return jsonify({"html": html, "counts_html": counts_html, "counts": counts})
 
@@ -165,8 +170,11 @@ def alert_acknowledge(alert_id: int):
         abort(400)
     alert_svc.acknowledge(current_user, alert_id, form.note.data)
     flash(_("Acknowledged."), "ok")
-    if request.form.get("back") == "list":
+    back = request.form.get("back") or ""
+    if back == "list":
         return redirect(url_for("staff.alerts"))
+    if back.startswith(url_for("staff.alerts")) and "//" not in back:
+        return redirect(back)  # the list as it was filtered (only ever a path of ours)
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
 
 
