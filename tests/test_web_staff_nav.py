@@ -205,7 +205,8 @@ def test_acknowledging_from_a_filtered_list_returns_to_it(client, evening):
     token = _csrf(client, "/staff/alerts")
     r = client.post(f"/staff/alerts/{evening}/acknowledge",
                     data={"csrf_token": token, "back": unescape(back)})
-    assert r.status_code == 302 and r.headers["Location"] == "/staff/alerts?status=open&severity=critical&alley=lane"
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/staff/alerts?status=open&severity=critical&alley=lane"
     # never somewhere else
     r = client.post(f"/staff/alerts/{evening}/acknowledge",
                     data={"csrf_token": token, "back": "https://evil.example/staff/alerts"})

@@ -129,7 +129,8 @@ def alerts():
     """Open alerts first, unacknowledged and critical on top; filters; live refresh."""
     args = _filter_args()
     return render_template(
-        "staff/alerts.html", rows=_list(args), args=args, list_url=_list_url(args), counts=alert_svc.count_open(current_user),
+        "staff/alerts.html", rows=_list(args), args=args, list_url=_list_url(args),
+        counts=alert_svc.count_open(current_user),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
         refresh=30,  # without JavaScript, base.html reloads the page this often
