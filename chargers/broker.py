@@ -22,6 +22,8 @@ amqtt 0.12.1 is corrected where it would lose, leak or mislabel messages
   says queued messages go out with retain 0;
 - a subscription made while a message was being delivered made amqtt drop that
   message for the remaining subscribers ("dictionary changed size during iteration");
+  the same error in its connect path dropped a reconnecting session's connection, so
+  the subscription table iterates over a snapshot of its keys;
 - on connect it sent a client the retained messages of *every* filter anyone had
   subscribed to, past the ACL; here only the client's own, ACL-checked;
 - messages published before the backend's first connect were not kept for it; the
@@ -162,11 +164,23 @@ class ChargersHandler(BrokerProtocolHandler):
 _background: set[asyncio.Task] = set()
 
 
+class _SnapshotDict(dict):
+    """A dict whose iteration walks a copy of its keys. amqtt iterates its
+    subscription table across awaits (e.g. publishing retained messages to a
+    reconnecting session) while other connections subscribe: "dictionary changed
+    size during iteration" then killed that connection (seen with `make run`, the
+    backend's own session, as 22 piles connected at once)."""
+
+    def __iter__(self):
+        return iter(list(super().keys()))
+
+
 class ChargersBroker(Broker):
     """amqtt's Broker with the corrections described in the module docstring."""
 
     def __init__(self, config: dict, *, backend_client_id: str, backend_user: str, prefix: str):
         super().__init__(config)
+        self._subscriptions = _SnapshotDict(self._subscriptions)
         self._backend_client_id = backend_client_id
         self._backend_user = backend_user
         self._placeholder: str | None = f"{prefix}/#"

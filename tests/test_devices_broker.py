@@ -311,3 +311,16 @@ def test_simulator_follows_a_restarted_embedded_broker(app, app_config, alley_wi
         if sim is not None:
             sim.send_signal(signal.SIGTERM)
             sim.wait(20)
+
+
+def test_subscription_table_can_change_while_iterated():
+    """amqtt walks its subscription table across awaits while other connections
+    subscribe; the broker's table iterates over a snapshot of its keys."""
+    from chargers.broker import _SnapshotDict
+
+    table = _SnapshotDict({"a/#": [], "b/#": []})
+    seen = []
+    for topic in table:
+        seen.append(topic)
+        table[f"new/{topic}"] = []  # a plain dict raises RuntimeError here
+    assert seen == ["a/#", "b/#"] and len(table) == 4
