@@ -26,7 +26,9 @@ def worker_command():
     from .. import worker
 
     _logging()
-    worker.run(current_app._get_current_object())
+    status = worker.run(current_app._get_current_object())
+    if status:
+        sys.exit(status)
 
 
 @jobs_group.command("list")

@@ -12,7 +12,7 @@ from .ingest import (
     Rejection,
     SeqGap,
 )
-from .ops import JobRun
+from .ops import JobRun, Lease
 from .registry import Alley, Pile, Port
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "FaultEvent",
     "IngestCounter",
     "JobRun",
+    "Lease",
     "MeterSample",
     "Notification",
     "Pile",

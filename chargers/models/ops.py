@@ -1,4 +1,5 @@
-"""Bookkeeping of the worker: when each scheduled job last ran."""
+"""Bookkeeping of the worker: when each scheduled job last ran, and which worker
+process holds the lease to run at all."""
 
 from __future__ import annotations
 
@@ -21,3 +22,15 @@ class JobRun(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="never")  # ok / error / running
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(db.Model):
+    """A named lease held by one process until `expires_at` (renewed while alive):
+    one worker per deployment, even when a second one is started by mistake."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))  # "host:pid"
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3502f80bac44
+Revision ID: d616304ad0e1
 Revises: 
-Create Date: 2026-11-27 07:45:29.081440
+Create Date: 2026-11-27 08:40:02.751033
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import chargers.models.base
 
 
 # revision identifiers, used by Alembic.
-revision = '3502f80bac44'
+revision = 'd616304ad0e1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -64,6 +64,13 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('summary', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('job_id', name=op.f('pk_job_runs'))
+    )
+    op.create_table('leases',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('holder', sa.String(length=255), nullable=False),
+    sa.Column('acquired_at', chargers.models.base.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', chargers.models.base.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_leases'))
     )
     op.create_table('processed_messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -394,6 +401,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_processed_messages_received_at'))
 
     op.drop_table('processed_messages')
+    op.drop_table('leases')
     op.drop_table('job_runs')
     op.drop_table('ingest_counters')
     with op.batch_alter_table('fault_events', schema=None) as batch_op:
