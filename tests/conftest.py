@@ -11,7 +11,7 @@ from chargers import create_app
 from chargers.extensions import db as _db
 from chargers.services import accounts
 
-pytest_plugins = ["tests.brokers"]
+pytest_plugins = ["tests.brokers", "tests.device_clients", "tests.ingest_support"]
 
 PASSWORD = "correct-horse-battery"
 

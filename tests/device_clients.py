@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 
@@ -116,3 +117,18 @@ class Peer:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@pytest.fixture
+def peers():
+    """peers(port, client_id, username, password) → a Peer, closed after the test."""
+    made: list[Peer] = []
+
+    def make(port, client_id, username=None, password=None, **kw) -> Peer:
+        peer = Peer(port, client_id, username, password, **kw)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from chargers.extensions import db
 from chargers.ingest.handlers import Incoming
@@ -216,3 +217,15 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def worker(app, alley_with_pile, broker, tmp_path):
+    """The real worker subprocess on the test database and broker, subscribed."""
+    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path)
+    w.start()
+    w.wait_log("subscribed to")
+    yield w
+    code = w.stop("term")
+    assert code in (0, None), w.output()[-3000:]
+    assert "Traceback" not in w.output(), w.output()[-3000:]

@@ -16,19 +16,8 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.models import Alert, Command, Port
 from chargers.models import Pile as PileRow
-from tests.ingest_support import ROOT, Worker, poll
+from tests.ingest_support import ROOT, poll
 from tests.ingest_support import Pile as PileClient
-
-
-@pytest.fixture
-def worker(app, alley_with_pile, broker, tmp_path):
-    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path)
-    w.start()
-    w.wait_log("subscribed to")
-    yield w
-    code = w.stop("term")
-    assert code in (0, None), w.output()[-3000:]
-    assert "Traceback" not in w.output(), w.output()[-3000:]
 
 
 @pytest.fixture

@@ -30,20 +30,6 @@ def embedded(app, app_config, alley_with_pile, tmp_path):
         yield {**info, "secret": alley_with_pile}
 
 
-@pytest.fixture
-def peers():
-    made: list[Peer] = []
-
-    def make(port, client_id, username=None, password=None, **kw) -> Peer:
-        peer = Peer(port, client_id, username, password, **kw)
-        made.append(peer)
-        return peer
-
-    yield make
-    for peer in made:
-        peer.close()
-
-
 def test_broker_file_is_private_and_removed_on_stop(embedded):
     assert stat.S_IMODE(embedded["file"].stat().st_mode) == 0o600
     assert set(json.loads(embedded["file"].read_text())) == {"host", "port", "username", "password"}

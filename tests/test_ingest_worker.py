@@ -36,18 +36,6 @@ def counter(key: str) -> int:
 
 
 @pytest.fixture
-def worker(app, alley_with_pile, broker, tmp_path):
-    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path,
-               HEARTBEAT_INTERVAL_S=60)
-    w.start()
-    w.wait_log("subscribed to")
-    yield w
-    code = w.stop("term")
-    assert code in (0, None), w.output()[-3000:]
-    assert "Traceback" not in w.output(), w.output()[-3000:]
-
-
-@pytest.fixture
 def pile(broker, alley_with_pile):
     p = PileClient(broker, "P-1", alley_with_pile)
     yield p

@@ -11,7 +11,6 @@ import pytest
 from chargers.services import mqtt_auth
 from tests.brokers import MOSQUITTO, Mosquitto
 from tests.conftest import bearer
-from tests.device_clients import Peer
 
 PREFIX = "chargers/v1"
 BACKEND = ("backend", "backend-pass-123")
@@ -59,20 +58,6 @@ def secured_mosquitto(auth_files, tmp_path):
     broker.start()
     yield broker
     broker.stop()
-
-
-@pytest.fixture
-def peers():
-    made: list[Peer] = []
-
-    def make(port, client_id, username=None, password=None, **kw) -> Peer:
-        peer = Peer(port, client_id, username, password, **kw)
-        made.append(peer)
-        return peer
-
-    yield make
-    for peer in made:
-        peer.close()
 
 
 def test_files_list_every_pile_and_backend_privately(auth_files, two_piles):
