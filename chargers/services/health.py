@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import text
 
 from ..extensions import db
+from ..models import Lease, utcnow
 from ..mqtt_settings import broker_address
 
 
 @dataclass
 class HealthReport:
     checks: dict[str, str] = field(default_factory=dict)
+    # Facts shown but not judged: the contract's 200/503 is about database and broker.
+    info: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -23,7 +27,8 @@ class HealthReport:
 
     def as_dict(self) -> dict:
         failing = [k for k, v in self.checks.items() if v != "ok"]
-        return {"status": "ok" if self.ok else "fail", "checks": self.checks, "failing": failing}
+        return {"status": "ok" if self.ok else "fail", "checks": self.checks, "failing": failing,
+                **self.info}
 
 
 def _database() -> str:
@@ -46,6 +51,20 @@ def _broker() -> str:
         return f"error: {exc.strerror or type(exc).__name__} at {address.host}:{address.port}"
 
 
-def check() -> HealthReport:
+def _worker(now: datetime) -> str:
+    """Whether a worker holds its lease now (it renews every 10 s while it runs)."""
+    try:
+        lease = db.session.get(Lease, "worker")
+    except Exception:
+        db.session.rollback()
+        return "unknown"
+    if lease is None or lease.expires_at < now:
+        return "not running"
+    return f"running ({lease.holder})"
+
+
+def check(now: datetime | None = None) -> HealthReport:
     """Run every check."""
-    return HealthReport({"database": _database(), "mqtt": _broker()})
+    report = HealthReport({"database": _database(), "mqtt": _broker()})
+    report.info["worker"] = _worker(now or utcnow())
+    return report
