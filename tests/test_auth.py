@@ -136,3 +136,18 @@ def test_session_cookie_secure_in_production_settings(app_config, tmp_path, monk
         assert "max-age=" in r.headers["Strict-Transport-Security"]
         db.session.remove()
         db.engine.dispose()
+
+
+def test_login_attempts_per_account_are_limited_across_addresses(app, client, admin):
+    app.config["LOGIN_RATE_LIMIT"] = "1000 per minute"  # only the per-account limit here
+    limit = int(app.config["LOGIN_ACCOUNT_RATE_LIMIT"].split()[0])
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    codes = [client.post("/login", data={"name": "root", "password": f"guess-{i}",
+                                         "csrf_token": token},
+                         environ_base={"REMOTE_ADDR": f"10.0.{i // 250}.{i % 250}"}).status_code
+             for i in range(limit + 1)]
+    assert codes[:limit] == [200] * limit and codes[limit] == 429
+    # Another account is not affected.
+    r = client.post("/login", data={"name": "someone", "password": "x" * 10, "csrf_token": token},
+                    environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    assert r.status_code == 200

@@ -39,8 +39,16 @@ def _safe_next(target: str | None) -> str:
     return url_for("staff.dashboard")
 
 
+def _account_key() -> str:
+    """The rate-limit key of the account being tried, whatever address tries it."""
+    return "login-account:" + (request.form.get("name") or "").strip().lower()[:64]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+# A slow guess spread over many addresses still meets this one (ASVS 2.2.1).
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"],
+               key_func=_account_key)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
