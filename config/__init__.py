@@ -76,6 +76,9 @@ class Config:
     NOTIFY_BACKOFF_BASE_S = _env_int("NOTIFY_BACKOFF_BASE_S", 30)
     NOTIFY_BACKOFF_MAX_S = _env_int("NOTIFY_BACKOFF_MAX_S", 3600)
     WEBHOOK_TIMEOUT_S = _env_int("WEBHOOK_TIMEOUT_S", 10)
+    # Webhooks to private/loopback addresses: allowed in development and tests (a local
+    # receiver), refused in production unless set to 1.
+    WEBHOOK_ALLOW_PRIVATE = os.environ.get("WEBHOOK_ALLOW_PRIVATE", "1") == "1"
     SMTP_HOST = os.environ.get("SMTP_HOST", "")
     SMTP_PORT = _env_int("SMTP_PORT", 25)
     SMTP_FROM = os.environ.get("SMTP_FROM", "chargers@localhost")
@@ -122,6 +125,7 @@ class ProductionConfig(Config):
 
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "1") == "1"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WEBHOOK_ALLOW_PRIVATE = os.environ.get("WEBHOOK_ALLOW_PRIVATE", "0") == "1"
 
     @classmethod
     def check(cls) -> None:

@@ -15,9 +15,11 @@ Channels:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import smtplib
+import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -203,14 +205,42 @@ class DeliveryError(Exception):
     """The receiver did not take the message; it will be tried again."""
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A robot answers directly; a redirect could lead past the address check."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None  # the 3xx then surfaces as an HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _check_public(url: str) -> None:
+    """Refuse a webhook whose host resolves to a private, loopback, link-local or
+    reserved address (staff type these URLs; the worker must not become a way into
+    the internal network). WEBHOOK_ALLOW_PRIVATE lifts it (development, tests)."""
+    if current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+        return
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise DeliveryError(f"unreachable: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise DeliveryError(f"refused: {parts.hostname} is a non-public address ({address})")
+
+
 def send_webhook(url: str, body: dict) -> None:
     """POST the JSON; a non-2xx status or a robot's non-zero errcode/code fails."""
+    _check_public(url)
     data = json.dumps(body, ensure_ascii=False).encode()
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": "application/json; charset=utf-8"})
     timeout = current_app.config["WEBHOOK_TIMEOUT_S"]
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _OPENER.open(req, timeout=timeout) as resp:
             raw = resp.read(65536)
     except urllib.error.HTTPError as exc:
         raise DeliveryError(f"HTTP {exc.code}") from None
