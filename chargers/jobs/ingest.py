@@ -9,9 +9,6 @@ from flask import current_app
 from ..services import ingest, presence, sessions
 from . import JobContext, job
 
-# Default for how long a started session may stay silent before it is closed.
-SESSION_STALE_S = 2 * 3600
-
 
 @job("offline-sweep", "interval", "Mark piles offline after 3 missed heartbeats", seconds=30)
 def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
@@ -24,7 +21,7 @@ def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
 @job("stale-sessions", "interval", "Close sessions silent too long (status timeout)", minutes=5)
 def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
     """Sessions with no meter reading for SESSION_STALE_S end at their last reading."""
-    closed = sessions.close_stale(now, current_app.config.get("SESSION_STALE_S", SESSION_STALE_S))
+    closed = sessions.close_stale(now, current_app.config["SESSION_STALE_S"])
     return f"{closed} sessions closed by timeout" if closed else None
 
 

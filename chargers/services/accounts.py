@@ -10,8 +10,9 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
-from ..models import Alley, ApiToken, User, utcnow
+from ..models import ApiToken, User, utcnow
 from ..models.accounts import ROLES
+from .alleys import find_alley
 from .errors import Conflict, Invalid, NotFound
 
 MIN_PASSWORD = 8
@@ -32,7 +33,7 @@ def create_user(name: str, password: str, role: str, alley_slugs: list[str] = ()
         raise Conflict(f"user {name!r} exists")
     alleys = []
     for slug in alley_slugs:
-        alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
+        alley = find_alley(slug)
         if alley is None:
             raise NotFound(f"no such alley {slug!r}")
         alleys.append(alley)

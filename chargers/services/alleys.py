@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Alley, User
 from . import scope
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 EDITABLE = ("name", "street", "community", "address", "timezone", "contacts",
@@ -50,7 +50,7 @@ def create_alley(data: AlleyInput) -> Alley:
     if not data.slug or not data.name:
         raise Invalid("slug and name are required")
     _check(data)
-    if db.session.scalar(select(Alley).where(Alley.slug == data.slug)):
+    if find_alley(data.slug):
         raise Conflict(f"alley {data.slug!r} exists")
     cfg = current_app.config
     alley = Alley(
@@ -81,14 +81,14 @@ def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
     return alley
 
 
+def find_alley(slug: str) -> Alley | None:
+    """The alley with this slug, or None (no scope: for services and commands)."""
+    return db.session.scalar(select(Alley).where(Alley.slug == slug))
+
+
 def get_alley(user: User | None, slug: str) -> Alley:
     """The alley, within the user's scope (None user = public, every alley)."""
-    alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
-    if user is None:
-        if alley is None:
-            raise NotFound("no such alley")
-        return alley
-    return scope.check_alley(user, alley)
+    return scope.check_alley(user, find_alley(slug), public=True)
 
 
 def list_alleys(user: User | None = None) -> list[Alley]:

@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, Alley, Pile, Port
+from .alerts import OPEN
 from .severity import NOT_HARDWARE
 
 # Resident-facing states, in the order a legend lists them.
 STATES = ("free", "in_use", "finished", "fault", "offline", "out_of_service")
-ACTIVE_ALERT_STATUSES = ("active", "acknowledged")
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _faults(pile_ids: list[str]) -> dict[str, set[int | None]]:
     rows = db.session.execute(
         select(Alert.pile_id, Alert.port).where(
             Alert.pile_id.in_(pile_ids),
-            Alert.status.in_(ACTIVE_ALERT_STATUSES),
+            Alert.status.in_(OPEN),
             Alert.code.not_in(NOT_HARDWARE),
         )
     )

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, AlertEvent, Command, Pile, User, utcnow
-from . import scope
+from . import piles, ports, scope
 from .errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int
     """Staff send a command to a pile in their scope (404 outside it); `alert_id`
     ties it to an alert of that pile, whose history records it. Commits."""
     now = now or utcnow()
-    pile = scope.check_pile(user, db.session.get(Pile, pile_id))
+    pile = piles.get_pile(user, pile_id)
     alert = None
     if alert_id is not None:
         alert = db.session.get(Alert, alert_id)
@@ -207,9 +207,9 @@ def _mirror(cmd: Command, pile: Pile) -> None:
     if cmd.port is None:
         pile.enabled = enabled
         return
-    for port in pile.ports:
-        if port.number == cmd.port:
-            port.enabled = enabled
+    port = ports.port_of(pile, cmd.port)
+    if port is not None:
+        port.enabled = enabled
 
 
 def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: datetime) -> None:

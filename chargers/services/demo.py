@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Alley, Pile, User
+from ..models import Pile, User
 from . import accounts, alleys, piles
 from .secrets import hash_secret, new_secret
 
@@ -43,7 +43,7 @@ def seed(secrets_file: Path) -> dict:
     created = 0
     for spec in DEMO_ALLEYS:
         slug = spec["alley"].slug
-        alley = db.session.scalar(select(Alley).where(Alley.slug == slug))
+        alley = alleys.find_alley(slug)
         if alley is None:
             alley = alleys.create_alley(spec["alley"])
         for n in range(1, spec["piles"] + 1):

@@ -8,13 +8,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Alert, IngestCounter, Pile
-from . import alleys, availability
+from ..models import Alert, Pile
+from . import alleys, availability, ingest
+from .alerts import OPEN
 
 
 class _DatabaseCollector:
     def collect(self):
-        counters = {row.key: row.count for row in db.session.scalars(select(IngestCounter))}
+        counters = ingest.ingest_counts()
         accepted = CounterMetricFamily("chargers_ingest_messages", "Device messages applied",
                                        labels=["kind"])
         rejected = CounterMetricFamily("chargers_ingest_rejected", "Device messages rejected",
@@ -50,7 +51,7 @@ class _DatabaseCollector:
                                    labels=["severity"])
         for severity, n in db.session.execute(
             select(Alert.severity, func.count())
-            .where(Alert.status.in_(("active", "acknowledged")))
+            .where(Alert.status.in_(OPEN))
             .group_by(Alert.severity)
         ):
             active.add_metric([severity], n)

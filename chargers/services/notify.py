@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, AlertEvent, Alley, Contact, Notification, User, utcnow
-from . import scope
+from . import alleys, scope
 from .errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ContactInput:
 
 
 def _alley(user: User | None, slug: str) -> Alley:
-    return scope.check_alley(user, db.session.scalar(select(Alley).where(Alley.slug == slug)))
+    return alleys.get_alley(user, slug)
 
 
 def list_contacts(user: User | None, slug: str) -> list[Contact]:

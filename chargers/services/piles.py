@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alley, Pile, Port, User
-from . import scope
-from .errors import Conflict, Invalid, NotFound
+from . import alleys, scope
+from .errors import Conflict, Invalid
 from .secrets import hash_secret, new_secret
 
 PILE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the device protocol's client id
@@ -37,11 +37,7 @@ def register_pile(user: User | None, data: PileInput) -> tuple[Pile, str]:
         raise Invalid(f"ports: 1 to {MAX_PORTS}")
     if not data.alley:
         raise Invalid("alley: required")
-    alley = db.session.scalar(select(Alley).where(Alley.slug == data.alley))
-    if user is not None:
-        scope.check_alley(user, alley)
-    elif alley is None:
-        raise NotFound("no such alley")
+    alley = alleys.get_alley(user, data.alley)
     if db.session.get(Pile, data.id):
         raise Conflict(f"pile {data.id!r} exists")
     secret = new_secret()
@@ -62,12 +58,7 @@ def register_pile(user: User | None, data: PileInput) -> tuple[Pile, str]:
 
 def get_pile(user: User | None, pile_id: str) -> Pile:
     """The pile, within the user's scope (None user = public)."""
-    pile = db.session.get(Pile, pile_id)
-    if user is None:
-        if pile is None:
-            raise NotFound("no such pile")
-        return pile
-    return scope.check_pile(user, pile)
+    return scope.check_pile(user, db.session.get(Pile, pile_id), public=True)
 
 
 def list_piles(
@@ -103,19 +94,17 @@ def update_pile(user: User | None, pile_id: str, data: PileInput) -> Pile:
     if data.enabled is not None:
         pile.enabled = data.enabled
     if data.alley is not None:
-        alley = db.session.scalar(select(Alley).where(Alley.slug == data.alley))
-        pile.alley = scope.check_alley(user, alley) if user else alley
-        if pile.alley is None:
-            raise NotFound("no such alley")
+        pile.alley = alleys.get_alley(user, data.alley)
     if data.ports is not None:
         if not 1 <= data.ports <= MAX_PORTS:
             raise Invalid(f"ports: 1 to {MAX_PORTS}")
-        _resize_ports(pile, data.ports)
+        resize_ports(pile, data.ports)
     db.session.commit()
     return pile
 
 
-def _resize_ports(pile: Pile, count: int) -> None:
+def resize_ports(pile: Pile, count: int) -> None:
+    """Ports 1..count: add the missing ones at the end, remove those above. No commit."""
     have = {p.number: p for p in pile.ports}
     for n in range(1, count + 1):
         if n not in have:
@@ -138,12 +127,3 @@ def rotate_secret(user: User | None, pile_id: str) -> tuple[Pile, str]:
     pile.secret_hash = hash_secret(secret)
     db.session.commit()
     return pile, secret
-
-
-def get_port(user: User | None, pile_id: str, number: int) -> Port:
-    """One port of a pile in scope."""
-    pile = get_pile(user, pile_id)
-    for port in pile.ports:
-        if port.number == number:
-            return port
-    raise NotFound("no such port")

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Pile, Port, SeqGap
-from . import alerts
+from ..models import Pile, SeqGap
+from . import alerts, piles
 
 log = logging.getLogger(__name__)
 MISSED_HEARTBEATS = 3
@@ -64,14 +64,7 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
         log.warning("pile %s boots with %d ports, registered with %d", pile.id, ports,
                     pile.port_count)
         pile.extra = {**(pile.extra or {}), "registered_ports": pile.port_count}
-        have = {p.number for p in pile.ports}
-        for n in range(1, ports + 1):
-            if n not in have:
-                pile.ports.append(Port(number=n))
-        for port in list(pile.ports):
-            if port.number > ports:
-                pile.ports.remove(port)
-        pile.port_count = ports
+        piles.resize_ports(pile, ports)
 
 
 def check_seq(pile: Pile, seq: int | None, now: datetime) -> bool:

@@ -25,17 +25,25 @@ def limit_to_alleys(stmt: Select, user: User | None, alley_column) -> Select:
     return stmt.where(alley_column.in_(ids))
 
 
-def check_alley(user: User | None, alley: Alley | None, what: str = "alley") -> Alley:
-    """The alley itself, or NotFound when it is missing or outside the user's scope."""
+def _in_scope(user: User | None, alley_id: int, public: bool) -> bool:
+    if public and user is None:  # a resident's view: every alley is public
+        return True
     ids = visible_alley_ids(user)
-    if alley is None or (ids is not None and alley.id not in ids):
+    return ids is None or alley_id in ids
+
+
+def check_alley(user: User | None, alley: Alley | None, what: str = "alley", *,
+                public: bool = False) -> Alley:
+    """The alley itself, or NotFound when it is missing or outside the user's scope.
+    With `public`, no user (a resident) may see every alley."""
+    if alley is None or not _in_scope(user, alley.id, public):
         raise NotFound(f"no such {what}")
     return alley
 
 
-def check_pile(user: User | None, pile: Pile | None) -> Pile:
-    """The pile itself, or NotFound when it is missing or outside the user's scope."""
-    ids = visible_alley_ids(user)
-    if pile is None or (ids is not None and pile.alley_id not in ids):
+def check_pile(user: User | None, pile: Pile | None, *, public: bool = False) -> Pile:
+    """The pile itself, or NotFound when it is missing or outside the user's scope.
+    With `public`, no user (a resident) may see every pile."""
+    if pile is None or not _in_scope(user, pile.alley_id, public):
         raise NotFound("no such pile")
     return pile

@@ -173,16 +173,13 @@ def close_stale(now: datetime, inactive_s: int) -> int:
 def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int = 100,
                   offset: int = 0) -> list[ChargingSession]:
     """Sessions in the user's scope, newest first, optionally of one pile."""
-    from ..models import Pile as PileModel
-
-    stmt = select(ChargingSession).join(PileModel, PileModel.id == ChargingSession.pile_id)
+    stmt = select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
     if pile_id is not None:
-        pile = db.session.get(PileModel, pile_id)
-        scope.check_pile(user, pile)
+        scope.check_pile(user, db.session.get(Pile, pile_id))
         stmt = stmt.where(ChargingSession.pile_id == pile_id)
     elif user is None:
         raise NotFound("no such pile")
-    stmt = scope.limit_to_alleys(stmt, user, PileModel.alley_id)
+    stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     # Newest by when the charge happened (arrival order differs after an outage).
     when = func.coalesce(ChargingSession.started_at, ChargingSession.ended_at,
                          ChargingSession.created_at)
