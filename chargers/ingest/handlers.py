@@ -110,12 +110,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
             online = payloads.decode_online(msg.payload)
         except payloads.PayloadError as exc:
             raise Rejected(exc.reason, exc.detail, pile.id) from None
-        if msg.retained and online and not pile.online and pile.offline_reason == "heartbeat":
-            # The stored `1` of a pile we found silent: it says nothing new.
-            batch.count("accepted:online")
-            return "accepted"
-        presence.seen(pile, msg.arrived_at)
-        presence.set_online(pile, online, msg.arrived_at)
+        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained)
         batch.count("accepted:online")
         return "accepted"
 
@@ -148,9 +143,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                       max_power_w=data.max_power_w, seq=data.seq, at=at)
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
     elif kind == "heartbeat":
-        if data.rssi is not None:
-            pile.extra = {**(pile.extra or {}), "rssi": data.rssi}
-        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
+        presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s)
     elif kind == "status":
         port = ports.port_of(pile, data.port)
         if not ports.apply_status(port, data.status, data.error, at):

@@ -38,6 +38,23 @@ def set_online(pile: Pile, online: bool, now: datetime, *, reason: str = "will")
         pile.offline_reason = "will"
 
 
+def online_message(pile: Pile, online: bool, arrived_at: datetime, *, retained: bool) -> None:
+    """The pile's `online` topic said `1` or `0`. A retained `1` replayed on our
+    (re)subscribe for a pile we found silent says nothing new: it stays offline."""
+    if retained and online and not pile.online and pile.offline_reason == "heartbeat":
+        return
+    seen(pile, arrived_at)
+    set_online(pile, online, arrived_at)
+
+
+def heartbeat(pile: Pile, rssi: int | None, at: datetime, now: datetime,
+              heartbeat_s: int) -> None:
+    """A heartbeat: keep the signal strength, and the pile is alive."""
+    if rssi is not None:
+        pile.extra = {**(pile.extra or {}), "rssi": rssi}
+    alive(pile, at, now, heartbeat_s)
+
+
 def seen(pile: Pile, arrived_at: datetime) -> None:
     """The pile said something: remember when we last heard it."""
     if pile.last_seen_at is None or arrived_at > pile.last_seen_at:
