@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Alley, User
 from . import scope
-from .errors import Conflict, Invalid
+from .errors import Conflict, Forbidden, Invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 EDITABLE = ("name", "street", "community", "address", "timezone", "contacts",
@@ -45,8 +45,16 @@ def _check(data: AlleyInput) -> None:
         raise Invalid("tariff_cents_per_kwh: 0 to 100000")
 
 
-def create_alley(data: AlleyInput) -> Alley:
-    """A new alley with the deployment's default tariff and time zone unless given."""
+def may_create_alley(user: User | None) -> bool:
+    """Only admins add alleys (a staff member's scope is the alleys they are given)."""
+    return user is not None and user.is_admin
+
+
+def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
+    """A new alley with the deployment's default tariff and time zone unless given.
+    `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
+    if by is not None and not may_create_alley(by):
+        raise Forbidden("admins only")
     if not data.slug or not data.name:
         raise Invalid("slug and name are required")
     _check(data)

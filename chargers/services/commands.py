@@ -113,7 +113,10 @@ def get_command(user: User | None, command_id: str) -> Command:
 
 def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: int | None = None,
                   limit: int = 20) -> list[Command]:
-    """Recent commands in scope, newest first, of one pile and/or one alert."""
+    """Recent commands in scope, newest first, of one pile (404 outside scope) and/or
+    one alert."""
+    if pile_id is not None:
+        scope.check_pile(user, db.session.get(Pile, pile_id))
     stmt = select(Command).join(Pile, Command.pile_id == Pile.id)
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     if pile_id is not None:

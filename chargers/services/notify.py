@@ -105,14 +105,16 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
     return contact
 
 
-def delete_contact(user: User | None, contact_id: int) -> None:
-    """Remove a contact of an alley in scope (its past notifications stay). Commits."""
+def delete_contact(user: User | None, contact_id: int) -> str:
+    """Remove a contact of an alley in scope (its past notifications stay); returns
+    the alley's slug. Commits."""
     contact = db.session.get(Contact, contact_id)
     if contact is None:
         raise NotFound("no such contact")
-    scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact")
     db.session.delete(contact)
     db.session.commit()
+    return alley.slug
 
 
 # --- composing ---------------------------------------------------------------------

@@ -5,11 +5,10 @@ from __future__ import annotations
 from functools import wraps
 
 from flask import request
-from flask_login import current_user
 
 from ..models import User
 from ..services import accounts
-from ..services.errors import DomainError, Forbidden
+from ..services.errors import DomainError
 
 
 class Unauthorized(DomainError):
@@ -36,21 +35,3 @@ def token_required(view):
         return view(api_user(), *args, **kwargs)
 
     return wrapped
-
-
-def admin_token_required(view):
-    """API view for admins only (403 for other staff)."""
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        user = api_user()
-        if not user.is_admin:
-            raise Forbidden("admins only")
-        return view(user, *args, **kwargs)
-
-    return wrapped
-
-
-def web_user() -> User | None:
-    """The logged-in staff member of a web page, or None."""
-    return current_user if current_user.is_authenticated else None

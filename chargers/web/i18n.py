@@ -92,11 +92,6 @@ def lang_url(code: str) -> str:
     return "?lang=" + code
 
 
-def has_endpoint(name: str) -> bool:
-    """Whether a view is registered (e.g. staff.alerts, added by another module)."""
-    return name in current_app.view_functions
-
-
 def state_label(state: str) -> str:
     """A resident-facing port state in the page's language."""
     labels = {
@@ -124,7 +119,6 @@ def init_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["short_ago"] = short_ago
     app.jinja_env.globals["state_symbol"] = state_symbol
     app.jinja_env.globals["lang_url"] = lang_url
-    app.jinja_env.globals["has_endpoint"] = has_endpoint
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["state_label"] = state_label
     app.jinja_env.add_extension("jinja2.ext.i18n")

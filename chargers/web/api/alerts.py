@@ -126,9 +126,6 @@ def send_command(user, pile_id: str):
 @bp.get("/piles/<pile_id>/commands")
 @token_required
 def pile_commands(user, pile_id: str):
-    from ...services import piles
-
-    piles.get_pile(user, pile_id)  # 404 outside scope
     limit, _ = page_args()
     return jsonify([command_json(c) for c in commands.list_commands(user, pile_id=pile_id,
                                                                     limit=limit)])

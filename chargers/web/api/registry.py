@@ -6,7 +6,7 @@ from flask import jsonify, request
 
 from ...models import Alley, Pile
 from ...services import alleys, piles
-from ..access import admin_token_required, token_required
+from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
 from .schemas import AlleyCreate, AlleyUpdate, PileCreate, PileUpdate
@@ -29,10 +29,10 @@ def pile_json(p: Pile) -> dict:
 
 
 @bp.post("/alleys")
-@admin_token_required
+@token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()))
+    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()), by=user)
     return jsonify(alley_json(alley)), 201
 
 

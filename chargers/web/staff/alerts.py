@@ -183,8 +183,6 @@ def alert_acknowledge(alert_id: int):
 def alert_resolve(alert_id: int):
     form = ResolveForm()
     if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
         flash(_("Say what was found or done."), "error")
         return _alert_page(alert_id, resolve_form=form), 422
     try:
@@ -216,8 +214,6 @@ def pile_control(pile_id: str):
 def pile_command(pile_id: str):
     form = CommandForm()
     if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
         flash(_("Unknown command."), "error")
         return redirect(url_for("staff.pile_control", pile_id=pile_id))
     alert_id = form.alert_id.data
@@ -259,11 +255,6 @@ def alley_contacts(slug: str):
 def contact_delete(contact_id: int):
     if not NoteForm().validate_on_submit():
         abort(400)
-    from ...extensions import db
-    from ...models import Alley, Contact
-
-    contact = db.session.get(Contact, contact_id)
-    slug = db.session.get(Alley, contact.alley_id).slug if contact else None
-    notify.delete_contact(current_user, contact_id)
+    slug = notify.delete_contact(current_user, contact_id)
     flash(_("Contact removed."), "ok")
     return redirect(url_for("staff.alley_contacts", slug=slug))

@@ -32,12 +32,12 @@ def dashboard():
 @bp.route("/alleys/new", methods=["GET", "POST"])
 def alley_new():
     """Add an alley (admins only)."""
-    if not current_user.is_admin:
+    if not alleys.may_create_alley(current_user):
         abort(403)
     form = AlleyForm()
     if form.validate_on_submit():
         try:
-            alley = alleys.create_alley(_alley_input(form))
+            alley = alleys.create_alley(_alley_input(form), by=current_user)
         except DomainError as exc:
             flash(say(exc.message), "error")
         else:
