@@ -22,43 +22,9 @@ from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
 from . import bp
-from .wording import say
+from .wording import ACTION_LABELS, say
 
 REFRESH_MS = 5000
-
-CODE_LABELS = {
-    "smoke": _l("Smoke"), "over_temperature": _l("Over-temperature"),
-    "over_current": _l("Over-current"), "overload": _l("Overload"),
-    "ground_fault": _l("Ground fault"), "relay_stuck": _l("Relay stuck"),
-    "offline": _l("Offline"), "over_voltage": _l("Over-voltage"),
-    "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
-    "communication": _l("Communication fault"), "other": _l("Other fault"),
-    "data_loss": _l("Possible data loss"),
-}
-SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
-                   "warning": _l("Warning")}
-STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledged"),
-                 "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
-ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
-                 "enable": _l("Enable"), "reset": _l("Reset pile")}
-PORT_STATUS_LABELS = {
-    "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
-    "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
-}
-EVENT_LABELS = {
-    "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
-    "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
-    "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
-    "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
-    "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
-    "command_timeout": _l("command unanswered"), "notified": _l("notified"),
-    "renotified": _l("notified again"), "escalated": _l("escalated"),
-    "stale_clear_ignored": _l("late clear ignored"), "stale_raise_ignored": _l("late report ignored"),
-}
-COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
-                         "accepted": _l("done"), "rejected": _l("refused by the pile"),
-                         "timeout": _l("no answer")}
-
 
 class NoteForm(FlaskForm):
     """Acknowledge, with an optional note."""
@@ -95,13 +61,6 @@ class ContactForm(FlaskForm):
         SelectChoice("dingtalk", "钉钉 DingTalk"), SelectChoice("feishu", "飞书 Feishu")])
 
 
-def _labels() -> dict:
-    return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
-            "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
-            "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS,
-            "port_status_labels": PORT_STATUS_LABELS}
-
-
 def _filter_args() -> dict:
     """The list's filters from the query string; status defaults to open alerts."""
     status = request.args.get("status") or "open"
@@ -133,19 +92,17 @@ def alerts():
         counts=alert_svc.count_open(current_user),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
-        refresh=30,  # without JavaScript, base.html reloads the page this often
-        **_labels())
+        refresh=30)  # without JavaScript, base.html reloads the page this often
 
 
 @bp.get("/alerts/feed")
 def alerts_feed():
     """The list as an HTML fragment inside JSON, for the page's polling script."""
     args = _filter_args()
-    labels = _labels()
     counts = alert_svc.count_open(current_user)
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
-                           args=args, list_url=_list_url(args), **labels)
-    counts_html = render_template("staff/_alert_counts.html", counts=counts, **labels)
+                           args=args, list_url=_list_url(args))
+    counts_html = render_template("staff/_alert_counts.html", counts=counts)
     return jsonify({"html": html, "counts_html": counts_html, "counts": counts})
 
 
@@ -156,7 +113,7 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
         "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
-        notes=notify.notifications_for(alert.id), **_labels())
+        notes=notify.notifications_for(alert.id))
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -207,7 +164,7 @@ def pile_control(pile_id: str):
         open_alerts.setdefault(a.port, []).append(a)
     return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
                            cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
-                           open_alerts=open_alerts, **_labels())
+                           open_alerts=open_alerts)
 
 
 @bp.post("/piles/<pile_id>/command")

@@ -31,8 +31,38 @@ NOTIFY_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("delivered"
                         "failed": _l("gave up")}
 CHANNEL_LABELS = {"webhook": _l("Group robot"), "email": _l("E-mail")}
 
-_ACTIONS = {"stop": _l("Stop charging"), "disable": _l("Disable"), "enable": _l("Enable"),
-            "reset": _l("Reset pile")}
+CODE_LABELS = {
+    "smoke": _l("Smoke"), "over_temperature": _l("Over-temperature"),
+    "over_current": _l("Over-current"), "overload": _l("Overload"),
+    "ground_fault": _l("Ground fault"), "relay_stuck": _l("Relay stuck"),
+    "offline": _l("Offline"), "over_voltage": _l("Over-voltage"),
+    "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
+    "communication": _l("Communication fault"), "other": _l("Other fault"),
+    "data_loss": _l("Possible data loss"),
+}
+SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
+                   "warning": _l("Warning")}
+STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledged"),
+                 "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
+ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
+                 "enable": _l("Enable"), "reset": _l("Reset pile")}
+PORT_STATUS_LABELS = {
+    "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
+    "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
+}
+EVENT_LABELS = {
+    "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
+    "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
+    "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
+    "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
+    "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
+    "command_timeout": _l("command unanswered"), "notified": _l("notified"),
+    "renotified": _l("notified again"), "escalated": _l("escalated"),
+    "stale_clear_ignored": _l("late clear ignored"), "stale_raise_ignored": _l("late report ignored"),
+}
+COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
+                         "accepted": _l("done"), "rejected": _l("refused by the pile"),
+                         "timeout": _l("no answer")}
 _COMMAND = re.compile(r"^(stop|enable|disable|reset) (pile|port (\d+))"
                       r"(?: \(c-[0-9a-f]+\))?(?:: (.*))?$", re.S)
 _LEVEL = re.compile(r"^level ([\d+]+): (.*)$", re.S)
@@ -63,7 +93,7 @@ def _one_command(text: str) -> str | None:
     if m is None:
         return None
     action, _whole, port, detail = m.groups()
-    out = f"{_ACTIONS[action]} · {_where(port)}"
+    out = f"{ACTION_LABELS[action]} · {_where(port)}"
     more = command_detail(detail)
     return f"{out} · {more}" if more else out
 
@@ -168,8 +198,9 @@ def ago_phrase(value: datetime | None) -> str:
 
 @bp.context_processor
 def _wording() -> dict:
-    from .alerts import CODE_LABELS, SEVERITY_LABELS
-
     return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
+            "status_labels": STATUS_LABELS, "action_labels": ACTION_LABELS,
+            "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS,
+            "port_status_labels": PORT_STATUS_LABELS,
             "rejection_labels": REJECTION_LABELS, "notify_reason_labels": NOTIFY_REASON_LABELS,
             "notify_status_labels": NOTIFY_STATUS_LABELS, "channel_labels": CHANNEL_LABELS}
