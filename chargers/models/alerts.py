@@ -44,6 +44,12 @@ class Alert(db.Model):
         back_populates="alert", order_by="AlertEvent.at", cascade="all, delete-orphan"
     )
 
+    def record(self, action: str, at: datetime, user=None, note: str | None = None) -> AlertEvent:
+        """Add one change to the alert's audit trail (who, when, what)."""
+        event = AlertEvent(action=action, at=at, user_id=user.id if user else None, note=note)
+        self.events.append(event)
+        return event
+
 
 class AlertEvent(db.Model):
     """Every change to an alert: who, when, what."""

@@ -25,7 +25,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Alert, AlertEvent, Alley, Pile, User, utcnow
+from ..models import Alert, Alley, Pile, User, utcnow
 from . import scope
 from .errors import Conflict, Invalid, NotFound
 from .severity import RANK, SEVERITIES, severity_for
@@ -34,14 +34,6 @@ STATUSES = ("active", "acknowledged", "cleared")
 OPEN = ("active", "acknowledged")
 OFFLINE = "offline"
 DATA_LOSS = "data_loss"
-
-
-def _event(alert: Alert, action: str, at: datetime, user: User | None = None,
-           note: str | None = None) -> AlertEvent:
-    """Record one change on the alert's audit trail."""
-    ev = AlertEvent(action=action, at=at, user_id=user.id if user else None, note=note)
-    alert.events.append(ev)
-    return ev
 
 
 def _open_alert(pile_id: str, port: int | None, code: str) -> Alert | None:
@@ -58,10 +50,6 @@ def _last_cleared(pile_id: str, port: int | None, code: str) -> Alert | None:
     return db.session.scalar(stmt.order_by(Alert.cleared_at.desc()).limit(1))
 
 
-def _where(port: int | None) -> str:
-    return "pile" if port is None else f"port {port}"
-
-
 def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: str | None,
           at: datetime, now: datetime) -> Alert:
     """A new alert; a critical one pages at once and, unless the alley says no,
@@ -71,14 +59,14 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code, severity=severity_for(code),
                   status="active", raised_at=at, last_seen_at=at, count=1, value=value)
     db.session.add(alert)
-    _event(alert, "raised", now, note=detail)
+    alert.record("raised", now, note=detail)
     db.session.flush()
     if alert.severity == "critical":
         if pile.alley.auto_cutoff and code != OFFLINE:
             sent = commands.cutoff(pile, port, alert, now)
             alert.cutoff_done = True
-            _event(alert, "cutoff_sent", now,
-                   note=", ".join(f"{c.action} {_where(c.port)}" for c in sent))
+            alert.record("cutoff_sent", now,
+                   note=", ".join(f"{c.action} {commands.where(c.port)}" for c in sent))
         notify.queue_for_alert(alert, level=1, reason="new", now=now)
     db.session.flush()
     return alert
@@ -96,7 +84,7 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
                 alert.last_seen_at = at
             if value is not None:
                 alert.value = value
-            _event(alert, "repeated", now, note=detail)
+            alert.record("repeated", now, note=detail)
             db.session.flush()
             return
         last = _last_cleared(pile.id, port, code)
@@ -106,7 +94,7 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
             # over. Only compared with a clear on the pile's clock (not a staff
             # resolve, which is server time), and never for fire risks: a false
             # alarm there is better than a missed one.
-            _event(last, "stale_raise_ignored", now, note=f"raised at {at.isoformat()}")
+            last.record("stale_raise_ignored", now, note=f"raised at {at.isoformat()}")
             db.session.flush()
             return
         _open(pile, port, code, value, detail, at, now)
@@ -115,7 +103,7 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
         return  # nothing open to clear (a duplicate clear, or a fault we never saw)
     if at < alert.last_seen_at:
         # An old clear overtaken by a newer raise: the fault is still there.
-        _event(alert, "stale_clear_ignored", now, note=f"cleared at {at.isoformat()}")
+        alert.record("stale_clear_ignored", now, note=f"cleared at {at.isoformat()}")
         db.session.flush()
         return
     _clear(alert, at, now, "cleared_by_device", detail)
@@ -127,10 +115,10 @@ def _clear(alert: Alert, at: datetime, now: datetime, action: str, note: str | N
     debounce = timedelta(seconds=current_app.config["ALERT_DEBOUNCE_S"])
     alert.status = "cleared"
     alert.cleared_at = at
-    _event(alert, action, now, note=note)
+    alert.record(action, now, note=note)
     if alert.severity != "critical" and alert.notified_at is None and at - alert.raised_at < debounce:
         alert.flapped = True
-        _event(alert, "flap", now, note=f"cleared within {int(debounce.total_seconds())} s: "
+        alert.record("flap", now, note=f"cleared within {int(debounce.total_seconds())} s: "
                                         "nobody paged")
     db.session.flush()
 
@@ -145,7 +133,7 @@ def on_data_loss(pile: Pile, missing: int, now: datetime) -> None:
         alert.count += 1
         alert.last_seen_at = now
         alert.value = (alert.value or 0) + missing
-        _event(alert, "repeated", now, note=note)
+        alert.record("repeated", now, note=note)
         db.session.flush()
         return
     _open(pile, None, DATA_LOSS, float(missing), note, now, now)
@@ -307,7 +295,7 @@ def acknowledge(user: User, alert_id: int, note: str | None = None,
     alert.acknowledged_by = user.id
     if alert.status == "active":
         alert.status = "acknowledged"
-    _event(alert, "acknowledged", now, user, (note or "").strip() or None)
+    alert.record("acknowledged", now, user, (note or "").strip() or None)
     db.session.commit()
     return alert
 
@@ -327,6 +315,6 @@ def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -
     alert.note = note
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by = now, user.id
-    _event(alert, "resolved", now, user, note)
+    alert.record("resolved", now, user, note)
     db.session.commit()
     return alert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from flask import current_app
 from sqlalchemy import select
@@ -87,6 +87,14 @@ def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
     _apply(alley, data)
     db.session.commit()
     return alley
+
+
+def zone(alley: Alley) -> ZoneInfo:
+    """The alley's time zone (the deployment's default if its name is not known)."""
+    try:
+        return ZoneInfo(alley.timezone)
+    except (KeyError, ValueError):
+        return ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
 
 
 def find_alley(slug: str) -> Alley | None:

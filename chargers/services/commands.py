@@ -15,15 +15,14 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Alert, AlertEvent, Command, Pile, User, utcnow
-from . import piles, ports, scope
+from ..models import Alert, Command, Pile, User, utcnow
+from . import alleys, piles, ports, scope
 from .errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def _new_id() -> str:
     return "c-" + secrets.token_hex(8)
 
 
-def _where(port: int | None) -> str:
+def where(port: int | None) -> str:
     return "pile" if port is None else f"port {port}"
 
 
@@ -96,8 +95,7 @@ def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int
             raise NotFound("no such alert on this pile")
     cmd = create(pile, port, action, now, alert=alert, user=user)
     if alert is not None:
-        alert.events.append(AlertEvent(action="command", at=now, user_id=user.id,
-                                       note=f"{action} {_where(port)} ({cmd.id})"))
+        alert.record("command", now, user, note=f"{action} {where(port)} ({cmd.id})")
     db.session.commit()
     return cmd
 
@@ -133,11 +131,7 @@ def topic(pile_id: str) -> str:
 
 def payload(cmd: Command, pile: Pile, now: datetime) -> dict:
     """The contract's command body; `ts` in the alley's zone, with its offset."""
-    try:
-        tz = ZoneInfo(pile.alley.timezone)
-    except (KeyError, ValueError):
-        tz = ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
-    body = {"id": cmd.id, "ts": now.astimezone(tz).isoformat(timespec="seconds"),
+    body = {"id": cmd.id, "ts": now.astimezone(alleys.zone(pile.alley)).isoformat(timespec="seconds"),
             "action": cmd.action}
     if cmd.port is not None:
         body["port"] = cmd.port
@@ -197,9 +191,8 @@ def _note_on_alert(cmd: Command, now: datetime) -> None:
     alert = db.session.get(Alert, cmd.alert_id)
     if alert is not None:
         detail = f": {cmd.detail}" if cmd.detail else ""
-        alert.events.append(AlertEvent(
-            action=f"command_{cmd.status}", at=now,
-            note=f"{cmd.action} {_where(cmd.port)} ({cmd.id}){detail}"))
+        alert.record(f"command_{cmd.status}", now,
+                     note=f"{cmd.action} {where(cmd.port)} ({cmd.id}){detail}")
 
 
 def _mirror(cmd: Command, pile: Pile) -> None:

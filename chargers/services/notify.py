@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Alert, AlertEvent, Alley, Contact, Notification, User, utcnow
+from ..models import Alert, Alley, Contact, Notification, User, utcnow
 from . import alleys, scope
 from .errors import Invalid, NotFound
 
@@ -144,10 +143,7 @@ def compose(alert: Alert, reason: str, now: datetime) -> tuple[str, str]:
     times in the alley's zone, with a link to the alert."""
     pile = alert.pile
     alley = pile.alley
-    try:
-        tz = ZoneInfo(alley.timezone)
-    except (KeyError, ValueError):
-        tz = ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
+    tz = alleys.zone(alley)
     where = "整桩" if alert.port is None else f"{alert.port}号口"
     code = f"{CODE_ZH.get(alert.code, alert.code)} ({alert.code})"
     sev = f"{SEVERITY_ZH.get(alert.severity, alert.severity)} {alert.severity}"
@@ -194,8 +190,7 @@ def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
         alert.last_notified_at = now
     action = {"new": "notified", "resend": "renotified", "escalation": "escalated"}[reason]
     who = ", ".join(c.name for c in contacts) or "no contacts"
-    alert.events.append(AlertEvent(action=action, at=now,
-                                   note=f"level {'+'.join(map(str, levels))}: {who}"))
+    alert.record(action, now, note=f"level {'+'.join(map(str, levels))}: {who}")
     db.session.flush()
     return len(contacts)
 
