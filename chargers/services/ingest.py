@@ -207,9 +207,7 @@ def list_rejections(user, *, reason: str | None = None, limit: int = 100,
     """Latest rejections, newest first; staff limited to their alleys see only
     rejections of their piles (admins also see unknown piles and bad topics)."""
     stmt = select(Rejection).order_by(Rejection.received_at.desc(), Rejection.id.desc())
-    ids = scope.visible_alley_ids(user)
-    if ids is not None:
-        stmt = stmt.join(Pile, Pile.id == Rejection.pile_id).where(Pile.alley_id.in_(ids))
+    stmt = scope.limit_by_pile(stmt, user, Rejection.pile_id)
     if reason:
         stmt = stmt.where(Rejection.reason == reason)
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))
@@ -218,13 +216,11 @@ def list_rejections(user, *, reason: str | None = None, limit: int = 100,
 def rejection_counts(user) -> dict[str, int]:
     """Rejections by reason: running totals for admins; for staff limited to some
     alleys, the kept rejections of their piles."""
-    ids = scope.visible_alley_ids(user)
-    if ids is None:
-        rows = db.session.scalars(select(IngestCounter).where(IngestCounter.key.like("rejected:%")))
-        return {r.key.partition(":")[2]: r.count for r in rows}
-    stmt = (select(Rejection.reason, func.count()).join(Pile, Pile.id == Rejection.pile_id)
-            .where(Pile.alley_id.in_(ids)).group_by(Rejection.reason))
-    return dict(db.session.execute(stmt).all())
+    if scope.visible_alley_ids(user) is None:
+        return {key.partition(":")[2]: n for key, n in ingest_counts().items()
+                if key.startswith("rejected:")}
+    stmt = select(Rejection.reason, func.count()).group_by(Rejection.reason)
+    return dict(db.session.execute(scope.limit_by_pile(stmt, user, Rejection.pile_id)).all())
 
 
 def ingest_counts() -> dict[str, int]:
@@ -235,7 +231,5 @@ def ingest_counts() -> dict[str, int]:
 def list_seq_gaps(user, *, limit: int = 100, offset: int = 0) -> list[SeqGap]:
     """Recorded seq gaps (possible data loss), newest first, within the user's scope."""
     stmt = select(SeqGap).order_by(SeqGap.detected_at.desc(), SeqGap.id.desc())
-    ids = scope.visible_alley_ids(user)
-    if ids is not None:
-        stmt = stmt.join(Pile, Pile.id == SeqGap.pile_id).where(Pile.alley_id.in_(ids))
+    stmt = scope.limit_by_pile(stmt, user, SeqGap.pile_id)
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))

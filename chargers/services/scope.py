@@ -32,6 +32,15 @@ def _in_scope(user: User | None, alley_id: int, public: bool) -> bool:
     return ids is None or alley_id in ids
 
 
+def limit_by_pile(stmt: Select, user: User | None, pile_id_column) -> Select:
+    """Keep only rows whose pile is in the user's alleys; rows that name no pile (or
+    an unknown one) only for admins. Joins piles only when there is a limit."""
+    ids = visible_alley_ids(user)
+    if ids is None:
+        return stmt
+    return stmt.join(Pile, Pile.id == pile_id_column).where(Pile.alley_id.in_(ids))
+
+
 def check_alley(user: User | None, alley: Alley | None, what: str = "alley", *,
                 public: bool = False) -> Alley:
     """The alley itself, or NotFound when it is missing or outside the user's scope.
