@@ -17,6 +17,7 @@ are called by views and jobs and commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -263,6 +264,17 @@ def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool
     else:
         stmt = stmt.order_by(Alert.raised_at.desc(), Alert.id.desc())
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def open_alerts_by(user: User | None, key: Callable[[Alert], object], *,
+                   alley: str | None = None, pile: str | None = None) -> dict:
+    """Open alerts in scope (triage order), grouped by `key(alert)`: for the badges
+    that lead from alleys, piles and ports to their alerts."""
+    out: dict = {}
+    for a in list_alerts(user, AlertFilter(status="open", alley=alley, pile=pile),
+                         triage=True, limit=None):
+        out.setdefault(key(a), []).append(a)
+    return out
 
 
 def count_open(user: User | None) -> dict[str, int]:

@@ -158,10 +158,7 @@ def pile_control(pile_id: str):
     """Stop, disable or enable each port or the whole pile; recent commands' outcomes."""
     pile = piles.get_pile(current_user, pile_id)
     g.tz = pile.alley.timezone
-    open_alerts: dict[int | None, list] = {}
-    for a in alert_svc.list_alerts(current_user, AlertFilter(status="open", pile=pile.id),
-                                   triage=True, limit=None):
-        open_alerts.setdefault(a.port, []).append(a)
+    open_alerts = alert_svc.open_alerts_by(current_user, lambda a: a.port, pile=pile.id)
     return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
                            cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
                            open_alerts=open_alerts)

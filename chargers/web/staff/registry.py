@@ -13,7 +13,6 @@ from flask_login import current_user
 
 from ...services import alerts as alert_svc
 from ...services import alleys, availability, piles, qrcodes
-from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
@@ -26,7 +25,7 @@ def dashboard():
     """The alleys this staff member looks after, with free, fault and offline counts."""
     rows = alleys.list_alleys(current_user)
     return render_template("staff/dashboard.html", alleys=availability.alley_views(rows),
-                           open_alerts=_open_alerts_by(lambda a: a.pile.alley.slug))
+                           open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile.alley.slug))
 
 
 @bp.route("/alleys/new", methods=["GET", "POST"])
@@ -63,17 +62,8 @@ def alley_detail(slug: str):
     views = {v.id: v for v in availability.alley_view(alley).piles}
     rows = [(p, views[p.id]) for p in by_label(alley.piles)]
     return render_template("staff/alley.html", alley=alley, piles=rows, now=datetime.now(UTC),
-                           open_alerts=_open_alerts_by(lambda a: a.pile_id, alley=slug))
-
-
-def _open_alerts_by(key, alley: str | None = None) -> dict:
-    """Open alerts in scope (triage order), grouped by `key(alert)`: for the badges
-    that lead from alleys and piles to their alerts."""
-    out: dict = {}
-    for a in alert_svc.list_alerts(current_user, AlertFilter(status="open", alley=alley),
-                                   triage=True, limit=None):
-        out.setdefault(key(a), []).append(a)
-    return out
+                           open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile_id,
+                                                            alley=slug))
 
 
 @bp.route("/alleys/<slug>/edit", methods=["GET", "POST"])
