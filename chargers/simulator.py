@@ -34,6 +34,7 @@ import paho.mqtt.client as mqtt
 from flask import current_app
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .ingest import topics
 from .mqtt_settings import BrokerAddress, broker_address
 
 log = logging.getLogger("chargers.simulator")
@@ -133,7 +134,7 @@ class SimPile:
     # --- MQTT -----------------------------------------------------------------
 
     def topic(self, kind: str) -> str:
-        return f"{self.prefix}/{self.id}/{kind}"
+        return topics.build(self.prefix, self.id, kind)
 
     def _make_client(self, secret: str, address: BrokerAddress) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.id,
