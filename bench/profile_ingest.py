@@ -37,7 +37,7 @@ def _pile_no_autoflush() -> None:
     pile row once per flush."""
     from chargers.extensions import db
     from chargers.models import Pile
-    from chargers.services.ingest import IngestBatch
+    from chargers.services.message_ledger import IngestBatch
 
     def pile(self, pile_id):
         if pile_id not in self.piles:
@@ -59,9 +59,10 @@ def _prefetch() -> None:
     from sqlalchemy.orm import selectinload
 
     from chargers.extensions import db
-    from chargers.ingest import handlers, topics
+    from chargers.ingest import handlers
     from chargers.models import Pile, ProcessedMessage
-    from chargers.services import ingest as ledger
+    from chargers.protocol import topics
+    from chargers.services import message_ledger as ledger
 
     _pile_no_autoflush()
 

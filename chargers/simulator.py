@@ -31,19 +31,15 @@ from pathlib import Path
 
 import click
 import paho.mqtt.client as mqtt
-from flask import current_app
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .ingest import topics
 from .mqtt_settings import BrokerAddress, broker_address
+from .protocol import topics
 
 log = logging.getLogger("chargers.simulator")
 
 CHINA = timezone(timedelta(hours=8))  # piles in the field keep local time
 KEEPALIVE_S = 60
-FAULT_CODES = ("over_current", "overload", "over_temperature", "smoke", "ground_fault",
-               "over_voltage", "under_voltage", "meter_failure", "relay_stuck", "communication",
-               "other")
 # Port faults seen in the field, most common first; smoke and over-temperature are
 # rare (and make the backend cut the port off).
 PORT_FAULTS = (("over_current", 40), ("overload", 25), ("ground_fault", 10), ("meter_failure", 8),
@@ -542,42 +538,3 @@ def alley_piles(slug: str) -> list[tuple[str, int]]:
                               .order_by(Pile.id)).all()
     db.session.remove()
     return [(pile_id, ports) for pile_id, ports in rows]
-
-
-@click.command("simulate")
-@click.option("--alley", "slug", required=True, help="Slug of the alley whose piles to simulate.")
-@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Simulated time runs this many times faster (meters every 60 s / speed).")
-@click.option("--fault-rate", default=0.02, show_default=True, type=click.FloatRange(min=0),
-              help="Faults per pile per simulated hour.")
-@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many real seconds.")
-@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON {pile_id: secret}; default instance/demo-pile-secrets.json.")
-@click.option("--start-charging", default=0.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of ports plugged in right at the start (a livelier demo).")
-@click.option("--seed", type=int, help="Random seed, for a reproducible run.")
-@click.option("--wait", default=120.0, show_default=True, help="Seconds to wait for the embedded broker.")
-def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_charging, seed, wait):
-    """Simulated piles of an alley: connect with their secrets, boot, and residents
-    charge on them; Ctrl-C stops."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = current_app.config
-    piles = alley_piles(slug)
-    secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
-    address = wait_for_broker(config, wait)
-    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
-    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed)
-    if not sim.piles:
-        raise click.ClickException(f"none of {slug}'s {len(piles)} piles has a secret in the secrets file")
-    click.echo(f"simulating {len(sim.piles)} piles of {slug} against {address.host}:{address.port} "
-               f"at {speed:g}x; Ctrl-C stops")
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
-    follow = None if config.get("MQTT_URL") else (lambda: broker_address(config))
-    try:
-        sim.run(duration, follow=follow)
-    except KeyboardInterrupt:
-        pass
-    click.echo("simulation stopped")
-

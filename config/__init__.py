@@ -59,7 +59,7 @@ class Config:
     # A started session with no meter reading for this long is closed (status timeout).
     SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 
-    # Alerts, commands and notifications (issue 4).
+    # Alerts, commands and notifications.
     # Per-deployment severity changes, e.g. "communication=minor,other=major".
     ALERT_SEVERITY = _env_map("ALERT_SEVERITY")
     # A non-critical alert cleared within this many seconds is a flap: kept, pages nobody.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chargers.ingest import payloads, topics
+from chargers.protocol import codes, payloads
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 
@@ -48,15 +48,15 @@ def test_every_reference_resolves(doc):
 
 def test_channels_are_the_protocols_topics(doc):
     kinds = {c["address"].rsplit("/", 1)[1] for c in doc["channels"].values()}
-    assert kinds == set(topics.DEVICE_KINDS) | {topics.COMMAND_KIND}
+    assert kinds == set(codes.DEVICE_KINDS) | {codes.COMMAND_KIND}
     assert all(c["address"].startswith("chargers/v1/{pile}/") for c in doc["channels"].values())
 
 
 def test_enumerations_match_the_ingest(doc):
     schemas = doc["components"]["schemas"]
-    assert tuple(schemas["PortStatus"]["enum"]) == payloads.PORT_STATUSES
-    assert tuple(schemas["FaultCode"]["enum"]) == payloads.FAULT_CODES
-    assert tuple(schemas["StopReason"]["enum"]) == payloads.STOP_REASONS
+    assert tuple(schemas["PortStatus"]["enum"]) == codes.PORT_STATUSES
+    assert tuple(schemas["FaultCode"]["enum"]) == codes.FAULT_CODES
+    assert tuple(schemas["StopReason"]["enum"]) == codes.STOP_REASONS
 
 
 def test_examples_are_valid_payloads(doc):

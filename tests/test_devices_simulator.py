@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chargers.ingest import payloads
 from chargers.mqtt_settings import parse_url
+from chargers.protocol import payloads
 from chargers.simulator import Behaviour, Simulation, alley_piles
 from tests.device_clients import Peer, wait_until
 

@@ -278,12 +278,12 @@ def test_online_will_and_heartbeat_sweep(app):
 
 
 def test_poison_message_does_not_block_the_batch(app, monkeypatch):
-    from chargers.services import faults
+    from chargers.services import alerts
 
     def boom(*a, **k):
         raise RuntimeError("bug in a handler")
 
-    monkeypatch.setattr(faults.alerts, "on_fault", boom)
+    monkeypatch.setattr(alerts, "on_fault", boom)
     outcomes = run(incoming("status", port=1, status="occupied"), incoming("fault"),
                    incoming("status", port=2, status="charging"))
     assert outcomes == ["accepted", "rejected:error", "accepted"]

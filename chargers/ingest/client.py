@@ -33,8 +33,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..models import utcnow
 from ..mqtt_settings import BrokerAddress, broker_address
-from ..services.ingest import excerpt
-from . import handlers, topics
+from ..protocol import topics
+from ..services.message_ledger import excerpt
+from . import handlers
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from sqlalchemy import exc as sa_exc
 
 from ..extensions import db
 from ..models import Pile, utcnow
-from ..services import faults, ports, presence, sessions
-from ..services import ingest as ledger
+from ..protocol import codes, payloads, topics
+from ..services import alerts, ports, presence, sessions
+from ..services import message_ledger as ledger
 from ..services.commands import on_ack
-from . import payloads, topics
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
         topic = topics.parse(msg.topic, settings.prefix)
     except topics.TopicError as exc:
         raise Rejected(exc.reason, str(exc)) from None
-    if topic.kind == topics.COMMAND_KIND:
+    if topic.kind == codes.COMMAND_KIND:
         return "ignored"  # our own commands to the piles
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
@@ -160,9 +160,9 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
             data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions)
     elif kind == "fault":
-        faults.on_fault(pile, port=data.port, code=data.code, active=data.active,
-                        value=data.value, detail=data.detail, at=at, time_source=source,
-                        received_at=msg.arrived_at, now=now)
+        alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
+                            value=data.value, detail=data.detail, at=at, time_source=source,
+                            received_at=msg.arrived_at, now=now)
     elif kind == "ack":
         on_ack(pile, data.cmd, data.result, data.detail, now)
     else:  # pragma: no cover - topics.parse admits only the kinds above

@@ -8,7 +8,6 @@ The returned string is a one-line summary for the log and `jobs list`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,8 +30,6 @@ class Job:
 
 
 REGISTRY: dict[str, Job] = {}
-# Modules that define jobs; each registers its functions on import.
-JOB_MODULES = ("chargers.jobs.ingest", "chargers.jobs.alerts")
 
 
 def job(job_id: str, trigger: str, description: str, **trigger_args):
@@ -47,8 +44,10 @@ def job(job_id: str, trigger: str, description: str, **trigger_args):
 
 def all_jobs() -> dict[str, Job]:
     """Every registered job, by id."""
-    for name in JOB_MODULES:
-        importlib.import_module(name)
+    # The modules that define jobs register them on import (imported here, not at the
+    # top, because they import `job` from this module).
+    from . import alerts, ingest  # noqa: F401
+
     return REGISTRY
 
 

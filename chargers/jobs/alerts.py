@@ -1,4 +1,4 @@
-"""Jobs of alerts, commands and notifications (issue 4): each translates the clock
+"""Jobs of alerts, commands and notifications: each translates the clock
 into one service call and returns a one-line summary."""
 
 from __future__ import annotations

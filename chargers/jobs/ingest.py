@@ -1,4 +1,4 @@
-"""Jobs of the ingest: offline sweep, stale sessions, ledger pruning (issue 3)."""
+"""Jobs of the ingest: offline sweep, stale sessions, ledger pruning."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from ..services import ingest, presence, sessions
+from ..services import message_ledger, presence, sessions
 from . import JobContext, job
 
 
@@ -28,5 +28,5 @@ def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
 @job("prune-ledger", "interval", "Forget processed message ids past DEDUP_RETENTION_DAYS", hours=1)
 def prune_ledger(now: datetime, ctx: JobContext) -> str | None:
     """Keep the idempotency ledger to its retention window."""
-    n = ingest.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
+    n = message_ledger.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
     return f"{n} ledger entries pruned" if n else None

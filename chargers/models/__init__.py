@@ -1,17 +1,12 @@
 """The data model, one module per area; import from here."""
 
 from .accounts import ApiToken, User, user_alleys
-from .alerts import Alert, AlertEvent, Command, Contact, Notification
+from .alerts import Alert, AlertEvent
 from .base import UTCDateTime, utcnow
-from .ingest import (
-    ChargingSession,
-    FaultEvent,
-    IngestCounter,
-    MeterSample,
-    ProcessedMessage,
-    Rejection,
-    SeqGap,
-)
+from .charging import ChargingSession, MeterSample
+from .commands import Command
+from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
+from .notifications import Contact, Notification
 from .ops import JobRun, Lease
 from .registry import Alley, Pile, Port
 

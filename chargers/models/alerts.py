@@ -1,11 +1,10 @@
-"""Alerts for staff, their audit trail, commands to piles, contacts and the
-notification outbox."""
+"""Alerts for staff and their audit trail."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -65,64 +64,3 @@ class AlertEvent(db.Model):
 
     alert: Mapped[Alert] = relationship(back_populates="events")
     user = relationship("User")
-
-
-class Command(db.Model):
-    """A command to a pile on its `cmd` topic, tracked until the pile acks or 30 s pass."""
-
-    __tablename__ = "commands"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the `id` in the payload
-    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
-    port: Mapped[int | None] = mapped_column(Integer)
-    action: Mapped[str] = mapped_column(String(16))  # stop/enable/disable/reset
-    # pending (not yet published) → sent → accepted / rejected / timeout
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    detail: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
-
-
-class Contact(db.Model):
-    """Who hears of an alley's alerts: level 1 first, level 2 on escalation."""
-
-    __tablename__ = "contacts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    level: Mapped[int] = mapped_column(Integer, default=1)
-    channel: Mapped[str] = mapped_column(String(16))  # webhook / email
-    target: Mapped[str] = mapped_column(String(512))  # URL or address
-    # Webhook body: wecom / dingtalk / feishu, or auto (chosen by the URL's host).
-    webhook_format: Mapped[str] = mapped_column(String(16), default="auto")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    alley = relationship("Alley")
-
-
-class Notification(db.Model):
-    """Outbox: one message to one target, delivered by the worker with retries."""
-
-    __tablename__ = "notifications"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    # Why it was sent: new, resend or escalation.
-    reason: Mapped[str] = mapped_column(String(16), default="new")
-    channel: Mapped[str] = mapped_column(String(16))
-    target: Mapped[str] = mapped_column(String(512))
-    subject: Mapped[str] = mapped_column(String(255), default="")
-    body: Mapped[str] = mapped_column(Text, default="")
-    payload: Mapped[dict] = mapped_column(JSON, default=dict)
-    # pending → sent, or failed after NOTIFY_MAX_ATTEMPTS
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

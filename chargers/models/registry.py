@@ -11,7 +11,6 @@ from ..extensions import db
 from .base import UTCDateTime, utcnow
 
 # Port statuses of the device protocol (OCPP names).
-PORT_STATUSES = ("available", "occupied", "charging", "finishing", "faulted", "unavailable")
 
 
 class Alley(db.Model):

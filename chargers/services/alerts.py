@@ -26,7 +26,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Alert, Alley, Pile, User, utcnow
+from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
 from . import scope
 from .errors import Conflict, Invalid, NotFound
 from .severity import RANK, SEVERITIES, severity_for
@@ -71,6 +71,18 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
         notify.queue_for_alert(alert, level=1, reason="new", now=now)
     db.session.flush()
     return alert
+
+
+def record_fault(pile: Pile, *, port: int | None, code: str, active: bool, value: float | None,
+                 detail: str | None, at: datetime, time_source: str, received_at: datetime,
+                 now: datetime) -> FaultEvent:
+    """Keep the pile's fault report as a record, then raise or clear its alert.
+    Called by the ingest inside its batch: no commit."""
+    event = FaultEvent(pile_id=pile.id, port=port, code=code, active=active, value=value,
+                       detail=detail, ts=at, received_at=received_at, time_source=time_source)
+    db.session.add(event)
+    on_fault(pile, port, code, active, value, detail, at, now)
+    return event
 
 
 def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float | None,

@@ -22,13 +22,13 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, Command, Pile, User, utcnow
+from ..protocol.codes import ACK_RESULTS, COMMAND_ACTIONS
 from . import alleys, piles, ports, scope
 from .errors import Invalid, NotFound
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("stop", "enable", "disable", "reset")
-RESULTS = ("accepted", "rejected")
+ACTIONS = COMMAND_ACTIONS
 FINAL = ("accepted", "rejected", "timeout")
 
 
@@ -214,13 +214,13 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
     Only the pile the command went to can answer it. A repeated ack changes nothing;
     a late ack after a timeout still records what the pile did.
     """
-    if result not in RESULTS:
+    if result not in ACK_RESULTS:
         return
     cmd = db.session.get(Command, command_id)
     if cmd is None or cmd.pile_id != pile.id:
         log.warning("ack from %s for unknown command %r", pile.id, command_id)
         return
-    if cmd.status in RESULTS:
+    if cmd.status in ACK_RESULTS:
         return
     late = cmd.status == "timeout"
     cmd.status = result

@@ -9,13 +9,13 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Alert, Pile
-from . import alleys, availability, ingest
+from . import alleys, availability, message_ledger
 from .alerts import OPEN
 
 
 class _DatabaseCollector:
     def collect(self):
-        counters = ingest.ingest_counts()
+        counters = message_ledger.ingest_counts()
         accepted = CounterMetricFamily("chargers_ingest_messages", "Device messages applied",
                                        labels=["kind"])
         rejected = CounterMetricFamily("chargers_ingest_rejected", "Device messages rejected",

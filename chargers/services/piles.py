@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alley, Pile, Port, User
+from ..protocol.codes import MAX_PORTS, PILE_ID_RE
 from . import alleys, scope
 from .errors import Conflict, Invalid
 from .secrets import hash_secret, new_secret
-
-PILE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the device protocol's client id
-MAX_PORTS = 32
 
 
 @dataclass

@@ -7,6 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
+from ..protocol.codes import MAX_PORTS, PILE_ID_PATTERN
+
 
 class LoginForm(FlaskForm):
     name = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
@@ -32,10 +34,10 @@ class AlleyForm(FlaskForm):
 
 class PileForm(FlaskForm):
     id = StringField(
-        _l("Device serial"), validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{1,64}$")]
+        _l("Device serial"), validators=[DataRequired(), Regexp(PILE_ID_PATTERN)]
     )
     label = StringField(_l("Label"), validators=[Optional(), Length(max=64)])
-    ports = IntegerField(_l("Ports"), validators=[DataRequired(), NumberRange(1, 32)])
+    ports = IntegerField(_l("Ports"), validators=[DataRequired(), NumberRange(1, MAX_PORTS)])
     location_note = StringField(_l("Where it stands"), validators=[Optional(), Length(max=255)])
     enabled = BooleanField(_l("In service"), default=True)
 

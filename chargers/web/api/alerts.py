@@ -8,6 +8,7 @@ from flask import jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...models import Alert, Command, Contact, User
+from ...protocol.codes import COMMAND_ACTIONS, MAX_PORTS
 from ...services import alerts, commands, notify
 from ...services.alerts import AlertFilter
 from ..access import token_required
@@ -28,8 +29,8 @@ class ResolveBody(_Strict):
 
 
 class CommandBody(_Strict):
-    action: Literal["stop", "enable", "disable", "reset"]
-    port: int | None = Field(None, ge=1, le=32)
+    action: Literal[COMMAND_ACTIONS]  # type: ignore[valid-type]
+    port: int | None = Field(None, ge=1, le=MAX_PORTS)
     alert: int | None = None  # the alert this answers, recorded in its history
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ...models import ChargingSession, Rejection
-from ...services import ingest, sessions
+from ...services import message_ledger, sessions
 from ..access import token_required
 from . import bp
 from .common import iso, page_args
@@ -36,6 +36,6 @@ def list_sessions(user):
 @token_required
 def list_rejections(user):
     limit, offset = page_args()
-    rows = ingest.list_rejections(user, reason=request.args.get("reason") or None, limit=limit,
+    rows = message_ledger.list_rejections(user, reason=request.args.get("reason") or None, limit=limit,
                                   offset=offset)
     return jsonify([rejection_json(r) for r in rows])

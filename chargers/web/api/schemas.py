@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...protocol.codes import MAX_PORTS, PILE_ID_PATTERN
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -29,13 +31,13 @@ class AlleyCreate(AlleyUpdate):
 
 class PileUpdate(_Strict):
     alley: str | None = Field(None, min_length=1, max_length=64)
-    ports: int | None = Field(None, ge=1, le=32)
+    ports: int | None = Field(None, ge=1, le=MAX_PORTS)
     label: str | None = Field(None, min_length=1, max_length=64)
     location_note: str | None = Field(None, max_length=255)
     enabled: bool | None = None
 
 
 class PileCreate(PileUpdate):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    id: str = Field(pattern=PILE_ID_PATTERN)
     alley: str = Field(min_length=1, max_length=64)
-    ports: int = Field(ge=1, le=32)
+    ports: int = Field(ge=1, le=MAX_PORTS)

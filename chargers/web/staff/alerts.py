@@ -16,6 +16,7 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
+from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter
@@ -43,7 +44,7 @@ class CommandForm(FlaskForm):
     it answers."""
 
     action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
-    port = IntegerField(validators=[Optional(), NumberRange(1, 32)])
+    port = IntegerField(validators=[Optional(), NumberRange(1, MAX_PORTS)])
     alert_id = IntegerField(validators=[Optional()])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import render_template
 from flask_login import current_user
 
-from ...services import ingest
+from ...services import message_ledger
 from . import bp
 
 
@@ -14,7 +14,7 @@ from . import bp
 def ingest_overview():
     return render_template(
         "staff/ingest.html",
-        counts=sorted(ingest.rejection_counts(current_user).items()),
-        rejections=ingest.list_rejections(current_user, limit=100),
-        gaps=ingest.list_seq_gaps(current_user, limit=50),
+        counts=sorted(message_ledger.rejection_counts(current_user).items()),
+        rejections=message_ledger.list_rejections(current_user, limit=100),
+        gaps=message_ledger.list_seq_gaps(current_user, limit=50),
     )

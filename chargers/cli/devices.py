@@ -9,11 +9,12 @@ import signal
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 
-from .mqtt_settings import parse_url
-from .services import mqtt_auth
-from .services.errors import DomainError
+from ..mqtt_settings import parse_url
+from ..services import mqtt_auth
+from ..services.errors import DomainError
+from ..simulator import Behaviour, Simulation, alley_piles, broker_address, load_secrets, wait_for_broker
 
 
 @click.command("broker")
@@ -25,7 +26,7 @@ from .services.errors import DomainError
 @click.option("-v", "--verbose", is_flag=True, help="Log amqtt's connection chatter too.")
 def broker_command(host, port, unless_mqtt_url, verbose):
     """Run the embedded MQTT broker (development; production uses Mosquitto)."""
-    from . import broker
+    from .. import broker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("amqtt").setLevel(logging.INFO if verbose else logging.WARNING)
@@ -69,10 +70,38 @@ def mqtt_auth_command(out_dir, backend_user, backend_password):
                "then reload mosquitto (SIGHUP)")
 
 
-def init_app(app: Flask) -> None:
-    """Register the device-side commands."""
-    from .simulator import simulate_command
+@click.command("simulate")
+@click.option("--alley", "slug", required=True, help="Slug of the alley whose piles to simulate.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Simulated time runs this many times faster (meters every 60 s / speed).")
+@click.option("--fault-rate", default=0.02, show_default=True, type=click.FloatRange(min=0),
+              help="Faults per pile per simulated hour.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many real seconds.")
+@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON {pile_id: secret}; default instance/demo-pile-secrets.json.")
+@click.option("--start-charging", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of ports plugged in right at the start (a livelier demo).")
+@click.option("--seed", type=int, help="Random seed, for a reproducible run.")
+@click.option("--wait", default=120.0, show_default=True, help="Seconds to wait for the embedded broker.")
+def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_charging, seed, wait):
+    """Simulated piles of an alley: connect with their secrets, boot, and residents
+    charge on them; Ctrl-C stops."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = current_app.config
+    piles = alley_piles(slug)
+    secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
+    address = wait_for_broker(config, wait)
+    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
+    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed)
+    if not sim.piles:
+        raise click.ClickException(f"none of {slug}'s {len(piles)} piles has a secret in the secrets file")
+    click.echo(f"simulating {len(sim.piles)} piles of {slug} against {address.host}:{address.port} "
+               f"at {speed:g}x; Ctrl-C stops")
+    signal.signal(signal.SIGTERM, lambda *_: sim.stop())
+    follow = None if config.get("MQTT_URL") else (lambda: broker_address(config))
+    try:
+        sim.run(duration, follow=follow)
+    except KeyboardInterrupt:
+        pass
+    click.echo("simulation stopped")
 
-    app.cli.add_command(broker_command)
-    app.cli.add_command(mqtt_auth_command)
-    app.cli.add_command(simulate_command)

@@ -3,15 +3,12 @@ only; no paho, no database."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 # Kinds a pile publishes (device → backend).
-DEVICE_KINDS = ("online", "boot", "heartbeat", "status", "meter", "session", "fault", "ack")
-# The backend's own topic (backend → device); the ingest sees it under the same
+# COMMAND_KIND is the backend's own topic; the ingest sees it under the same
 # subscription in MQTT 3.1.1 and skips it without counting.
-COMMAND_KIND = "cmd"
-PILE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from .codes import COMMAND_KIND, DEVICE_KINDS, PILE_ID_RE  # noqa: E402
 
 
 class TopicError(ValueError):

@@ -22,14 +22,17 @@ from pydantic import (
     ValidationError,
 )
 
-MAX_PAYLOAD_BYTES = 4096
+from .codes import (
+    ACK_RESULTS,
+    FAULT_CODES,
+    MAX_PAYLOAD_BYTES,
+    MAX_PORTS,
+    PORT_STATUSES,
+    STOP_REASONS,
+)
+
 INT32_MAX = 2**31 - 1  # columns are 32-bit integers on PostgreSQL
 
-PORT_STATUSES = ("available", "occupied", "charging", "finishing", "faulted", "unavailable")
-FAULT_CODES = ("over_current", "overload", "over_temperature", "smoke", "ground_fault",
-               "over_voltage", "under_voltage", "meter_failure", "relay_stuck", "communication",
-               "other")
-STOP_REASONS = ("full", "unplugged", "user", "remote", "fault", "power_loss", "timeout", "balance")
 
 # RFC 3339 date-time with a mandatory offset (Z or ±hh:mm).
 _RFC3339 = re.compile(
@@ -61,7 +64,7 @@ def _rfc3339(value: object) -> datetime:
 
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 Text64 = Annotated[str, Field(min_length=1, max_length=64)]
-Port = Annotated[int, Field(ge=1, le=32)]
+Port = Annotated[int, Field(ge=1, le=MAX_PORTS)]
 Watts = Annotated[float, Field(ge=0, le=100_000)]
 # Session energy of an e-bike charge is well under 10 kWh; a pile's lifetime meter
 # can be far larger, but not beyond a GWh.
@@ -132,7 +135,7 @@ class Fault(Envelope):
 
 class Ack(Envelope):
     cmd: Text64
-    result: Literal["accepted", "rejected"]
+    result: Literal[ACK_RESULTS]  # type: ignore[valid-type]
     detail: Annotated[str, Field(max_length=1000)] | None = None
 
 

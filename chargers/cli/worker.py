@@ -7,7 +7,7 @@ import logging
 import sys
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -60,7 +60,7 @@ class _ShortLivedPublisher:
         self.client = None
 
     def publish(self, topic: str, payload: dict) -> None:
-        from .client import make_paho_client, wait_for_broker
+        from ..ingest.client import make_paho_client, wait_for_broker
 
         if self.client is None:
             address = wait_for_broker(self.app)
@@ -99,9 +99,3 @@ def jobs_run(job_id):
     finally:
         ctx.close()
     click.echo(f"{job_id}: {summary or 'done'}")
-
-
-def init_app(app: Flask) -> None:
-    """Register the MQTT-side commands."""
-    app.cli.add_command(worker_command)
-    app.cli.add_command(jobs_group)

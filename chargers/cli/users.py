@@ -1,16 +1,14 @@
-"""`flask --app wsgi ...` commands: thin wrappers over the services."""
+"""`flask users …`: staff accounts and their API tokens."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
-from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .services import accounts, demo
-from .services.errors import DomainError
+from ..services import accounts
+from ..services.errors import DomainError
 
 users = AppGroup("users", help="Staff accounts.")
 
@@ -71,25 +69,3 @@ def users_revoke_token(name, token_id):
     except DomainError as exc:
         _fail(exc)
     click.echo(f"revoked token {token_id}")
-
-
-@click.command("seed-demo")
-def seed_demo():
-    """Create the demo alleys (九如巷, 体育场路) and their piles."""
-    secrets_file = Path(current_app.instance_path) / "demo-pile-secrets.json"
-    summary = demo.seed(secrets_file)
-    click.echo(f"demo: {summary['piles']} piles ({summary['piles_created']} new); "
-               f"pile secrets in {secrets_file}")
-    if summary["admin_created"]:
-        click.echo(f"demo staff login: {demo.DEMO_ADMIN[0]} / {demo.DEMO_ADMIN[1]}")
-
-
-def init_app(app: Flask) -> None:
-    """Register every command group."""
-    app.cli.add_command(users)
-    app.cli.add_command(seed_demo)
-    from .devices_cli import init_app as init_devices_cli
-    from .ingest.cli import init_app as init_ingest_cli
-
-    init_ingest_cli(app)  # worker, jobs
-    init_devices_cli(app)  # broker, simulate, mqtt-auth

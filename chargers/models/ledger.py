@@ -1,22 +1,13 @@
-"""What the piles tell us: processed-message ledger, rejections, sessions, meter
-samples, fault events and sequence gaps."""
+"""The device-message ledger: which messages were applied (idempotency),
+rejections kept for staff, running counters, sequence gaps and the fault events
+as the piles reported them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
@@ -61,54 +52,6 @@ class Rejection(db.Model):
     detail: Mapped[str] = mapped_column(Text, default="")
     payload_excerpt: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-
-
-class ChargingSession(db.Model):
-    """One charge on one port, from the pile's session start/stop (and meters)."""
-
-    __tablename__ = "charging_sessions"
-    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
-    port: Mapped[int] = mapped_column(Integer)
-    session_ref: Mapped[str] = mapped_column(String(64))  # the pile's session id
-    card: Mapped[str | None] = mapped_column(String(64))
-    # active: started, not stopped; stopped: pile said stop; timeout: closed by us
-    # after silence; orphan: a stop (or meter) with no start yet.
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    start_meter_wh: Mapped[float | None] = mapped_column(Float)
-    energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
-    stop_reason: Mapped[str | None] = mapped_column(String(16))
-    last_meter_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Whether started_at/ended_at come from the pile's clock ("device") or from
-    # arrival time ("server") because the pile's clock was implausible.
-    time_source: Mapped[str] = mapped_column(String(8), default="device")
-    amount_cents: Mapped[int | None] = mapped_column(Integer)  # set once, at settlement
-    tariff_cents_per_kwh: Mapped[int | None] = mapped_column(Integer)
-    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    pile = relationship("Pile")
-
-
-class MeterSample(db.Model):
-    __tablename__ = "meter_samples"
-    __table_args__ = (Index("ix_meter_samples_session_ts", "session_id", "ts"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    pile_id: Mapped[str] = mapped_column(String(64), index=True)
-    port: Mapped[int] = mapped_column(Integer)
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("charging_sessions.id"))
-    ts: Mapped[datetime] = mapped_column(UTCDateTime)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    power_w: Mapped[float] = mapped_column(Float)
-    energy_wh: Mapped[float] = mapped_column(Float)
-    voltage_v: Mapped[float | None] = mapped_column(Float)
-    current_a: Mapped[float | None] = mapped_column(Float)
-    temp_c: Mapped[float | None] = mapped_column(Float)
 
 
 class FaultEvent(db.Model):

@@ -1,0 +1,30 @@
+"""Commands to piles, tracked until the pile answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class Command(db.Model):
+    """A command to a pile on its `cmd` topic, tracked until the pile acks or 30 s pass."""
+
+    __tablename__ = "commands"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the `id` in the payload
+    pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
+    port: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))  # stop/enable/disable/reset
+    # pending (not yet published) → sent → accepted / rejected / timeout
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
