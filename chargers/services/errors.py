@@ -1,30 +1,41 @@
-"""Domain errors: the web layer maps them to HTTP statuses, the CLI to messages."""
+"""Domain errors: a code from chargers.outcomes with its parameters. The web maps the
+class to an HTTP status and renders the code in the page's language; the API answers the
+contract's `{"error": {"code": <family>, "message": <English text of the code>}}`; the
+command line prints the English text."""
+
+from __future__ import annotations
 
 
 class DomainError(Exception):
-    """Base class; `code` is the machine-readable error code."""
+    """Base class. `family` is the API's error code (`invalid`, `not_found`, …);
+    `code` is the outcome code of chargers.outcomes; `params` fill its text."""
 
-    code = "error"
+    family = "error"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
+    def __init__(self, code: str, **params):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        from ..outcomes import english
+
+        return english(self.code, self.params)
 
 
 class NotFound(DomainError):
-    code, status = "not_found", 404
+    family, status = "not_found", 404
 
 
 class Conflict(DomainError):
-    code, status = "conflict", 409
+    family, status = "conflict", 409
 
 
 class Invalid(DomainError):
-    code, status = "invalid", 422
+    family, status = "invalid", 422
 
 
 class Forbidden(DomainError):
-    code, status = "forbidden", 403
+    family, status = "forbidden", 403

@@ -39,7 +39,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         if _wants_json():
-            return json_error(exc.status, exc.code, exc.message)
+            return json_error(exc.status, exc.family, exc.message)
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
 
     @app.errorhandler(CSRFError)
