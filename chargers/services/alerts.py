@@ -245,9 +245,9 @@ class AlertFilter:
 
 def _check_filter(f: AlertFilter) -> None:
     if f.status is not None and f.status not in (*STATUSES, "open"):
-        raise Invalid("status: one of active, acknowledged, cleared")
+        raise Invalid("alert.status_filter")
     if f.severity is not None and f.severity not in SEVERITIES:
-        raise Invalid(f"severity: one of {', '.join(SEVERITIES)}")
+        raise Invalid("alert.severity_filter", choices=", ".join(SEVERITIES))
 
 
 def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool = False,
@@ -302,7 +302,7 @@ def get_alert(user: User | None, alert_id: int) -> Alert:
     """One alert within the user's scope (404 outside it)."""
     alert = db.session.get(Alert, alert_id)
     if alert is None:
-        raise NotFound("no such alert")
+        raise NotFound("alert.not_found")
     scope.check_pile(user, alert.pile)
     return alert
 
@@ -329,10 +329,10 @@ def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -
     now = now or utcnow()
     note = (note or "").strip()
     if not note:
-        raise Invalid("note: say what was found or done")
+        raise Invalid("alert.note_required")
     alert = get_alert(user, alert_id)
     if alert.status == "cleared":
-        raise Conflict("the alert is already cleared")
+        raise Conflict("alert.already_cleared")
     alert.status = "cleared"
     alert.cleared_at = now
     alert.cleared_by = user.id

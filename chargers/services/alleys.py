@@ -36,13 +36,13 @@ class AlleyInput:
 
 def _check(data: AlleyInput) -> None:
     if data.slug is not None and not SLUG_RE.match(data.slug):
-        raise Invalid("slug: lower-case letters, digits and dashes, up to 64")
+        raise Invalid("alley.slug_format")
     if data.name is not None and not data.name.strip():
-        raise Invalid("name: required")
+        raise Invalid("alley.name_required")
     if data.timezone is not None and data.timezone not in available_timezones():
-        raise Invalid(f"timezone: unknown zone {data.timezone!r}")
+        raise Invalid("alley.timezone_unknown", zone=data.timezone)
     if data.tariff_cents_per_kwh is not None and not 0 <= data.tariff_cents_per_kwh <= 100_000:
-        raise Invalid("tariff_cents_per_kwh: 0 to 100000")
+        raise Invalid("alley.tariff_range", max=100_000)
 
 
 def may_create_alley(user: User | None) -> bool:
@@ -54,12 +54,12 @@ def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
     """A new alley with the deployment's default tariff and time zone unless given.
     `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
     if by is not None and not may_create_alley(by):
-        raise Forbidden("admins only")
+        raise Forbidden("user.admins_only")
     if not data.slug or not data.name:
-        raise Invalid("slug and name are required")
+        raise Invalid("alley.slug_and_name_required")
     _check(data)
     if find_alley(data.slug):
-        raise Conflict(f"alley {data.slug!r} exists")
+        raise Conflict("alley.exists", slug=data.slug)
     cfg = current_app.config
     alley = Alley(
         slug=data.slug,

@@ -49,13 +49,13 @@ def where(port: int | None) -> str:
 
 def _check(pile: Pile, port: int | None, action: str) -> None:
     if action not in ACTIONS:
-        raise Invalid(f"action: one of {', '.join(ACTIONS)}")
+        raise Invalid("command.action_unknown", choices=", ".join(ACTIONS))
     if action == "stop" and port is None:
-        raise Invalid("port: required to stop a session")
+        raise Invalid("command.stop_needs_port")
     if action == "reset" and port is not None:
-        raise Invalid("port: a reset is for the whole pile")
+        raise Invalid("command.reset_whole_pile")
     if port is not None and not 1 <= port <= pile.port_count:
-        raise Invalid(f"port: 1 to {pile.port_count}")
+        raise Invalid("command.port_range", n=pile.port_count)
 
 
 def create(pile: Pile, port: int | None, action: str, now: datetime, *,
@@ -92,7 +92,7 @@ def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int
     if alert_id is not None:
         alert = db.session.get(Alert, alert_id)
         if alert is None or alert.pile_id != pile.id:
-            raise NotFound("no such alert on this pile")
+            raise NotFound("alert.not_found")
     cmd = create(pile, port, action, now, alert=alert, user=user)
     if alert is not None:
         alert.record("command", now, user, note=f"{action} {where(port)} ({cmd.id})")
@@ -104,7 +104,7 @@ def get_command(user: User | None, command_id: str) -> Command:
     """One command of a pile in the user's scope."""
     cmd = db.session.get(Command, command_id)
     if cmd is None:
-        raise NotFound("no such command")
+        raise NotFound("command.not_found")
     scope.check_pile(user, db.session.get(Pile, cmd.pile_id))
     return cmd
 

@@ -105,7 +105,7 @@ def passwd_lines(backend: BackendCredentials) -> list[str]:
     lines = [f"{backend.username}:{hash_secret(backend.password)}"]
     for pile in db.session.scalars(select(Pile).order_by(Pile.id)):
         if pile.id == backend.username:
-            raise Invalid(f"pile id {pile.id!r} is the backend's username; choose another")
+            raise Invalid("mqtt.pile_id_is_backend", pile=pile.id)
         if pile_may_connect(pile):
             lines.append(f"{pile.id}:{pile.secret_hash}")
     return lines
@@ -127,9 +127,9 @@ def _write_private(path: Path, text: str) -> None:
 def write_mosquitto_files(out_dir: Path, backend: BackendCredentials, prefix: str) -> dict:
     """Write `out_dir/passwd` and `out_dir/acl`; returns {"passwd", "acl", "piles"}."""
     if not backend.username or ":" in backend.username or any(c in backend.username for c in "+#/"):
-        raise Invalid("backend username: required, without ':', '+', '#' or '/'")
+        raise Invalid("mqtt.backend_username_format")
     if not backend.password:
-        raise Invalid("backend password: required")
+        raise Invalid("mqtt.backend_password_required")
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = passwd_lines(backend)
     passwd, acl = out_dir / "passwd", out_dir / "acl"

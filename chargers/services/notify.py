@@ -82,21 +82,21 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
     alley = _alley(user, slug)
     name, target = (data.name or "").strip(), (data.target or "").strip()
     if not name or len(name) > 64:
-        raise Invalid("name: 1 to 64 characters")
+        raise Invalid("contact.name_length")
     if data.channel not in CHANNELS:
-        raise Invalid(f"channel: one of {', '.join(CHANNELS)}")
+        raise Invalid("contact.channel_unknown", choices=", ".join(CHANNELS))
     if data.level not in LEVELS:
-        raise Invalid("level: 1 (first) or 2 (escalation)")
+        raise Invalid("contact.level_range")
     if data.webhook_format not in WEBHOOK_FORMATS:
-        raise Invalid(f"webhook_format: one of {', '.join(WEBHOOK_FORMATS)}")
+        raise Invalid("contact.webhook_format_unknown", choices=", ".join(WEBHOOK_FORMATS))
     if data.channel == "webhook":
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise Invalid("target: an http(s) URL for a webhook")
+            raise Invalid("contact.webhook_target")
     elif "@" not in target or any(c.isspace() for c in target):
-        raise Invalid("target: an e-mail address")
+        raise Invalid("contact.email_target")
     if len(target) > 512:
-        raise Invalid("target: at most 512 characters")
+        raise Invalid("contact.target_length", max=512)
     contact = Contact(alley_id=alley.id, name=name, channel=data.channel, target=target,
                       level=data.level, webhook_format=data.webhook_format)
     db.session.add(contact)
@@ -109,8 +109,9 @@ def delete_contact(user: User | None, contact_id: int) -> str:
     the alley's slug. Commits."""
     contact = db.session.get(Contact, contact_id)
     if contact is None:
-        raise NotFound("no such contact")
-    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact")
+        raise NotFound("contact.not_found")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id),
+                              "contact.not_found")
     db.session.delete(contact)
     db.session.commit()
     return alley.slug

@@ -18,9 +18,9 @@ def page_args() -> tuple[int, int]:
         limit = int(request.args.get("limit", DEFAULT_LIMIT))
         offset = int(request.args.get("offset", 0))
     except ValueError:
-        raise Invalid("limit and offset must be integers") from None
+        raise Invalid("api.page_integers") from None
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise Invalid(f"limit: 1 to {MAX_LIMIT}; offset: 0 or more")
+        raise Invalid("api.page_range", max=MAX_LIMIT)
     return limit, offset
 
 

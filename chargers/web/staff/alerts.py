@@ -17,13 +17,14 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
 from ...protocol.codes import MAX_PORTS
+from ... import outcomes
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
 from . import bp
-from .wording import ACTION_LABELS, say
+from .wording import ACTION_LABELS
 
 REFRESH_MS = 5000
 
@@ -148,7 +149,7 @@ def alert_resolve(alert_id: int):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
@@ -178,7 +179,7 @@ def pile_command(pile_id: str):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
         flash(_("%(action)s · %(where)s: sent to the pile.",
@@ -198,7 +199,7 @@ def alley_contacts(slug: str):
                 name=form.name.data, channel=form.channel.data, target=form.target.data,
                 level=form.level.data, webhook_format=form.webhook_format.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))
