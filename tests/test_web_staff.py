@@ -138,7 +138,7 @@ def test_qr_sheet_has_one_code_per_pile_opening_its_page(app, client, admin, all
     assert re.findall(r'<figure class="qr" data-pile="([^"]+)">', html) == ["P-1", "P-2", "P-3"]
     base = app.config["PUBLIC_BASE_URL"]
     for pid in ("P-1", "P-2", "P-3"):
-        assert qrcodes.pile_qr_svg(pid) in html  # the code of exactly this address
+        assert qrcodes.pile_qr_svg(pid, base) in html  # the code of exactly this address
         assert f"{base}/p/{pid}" in html
         assert client.get(f"/p/{pid}").status_code == 200
 

@@ -22,12 +22,14 @@ from datetime import datetime
 
 from sqlalchemy import exc as sa_exc
 
+from .. import settings as app_settings
 from ..extensions import db
 from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
 from ..services import alerts, ports, presence, sessions
 from ..services import message_ledger as ledger
 from ..services.commands import on_ack
+from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,14 @@ class Settings:
     max_bytes: int
     clock: ledger.ClockRule
     heartbeat_s: int
+    alerts: AlertRules
 
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
                    clock=ledger.ClockRule.from_config(config),
-                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"])
+                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
+                   alerts=app_settings.alerts(config))
 
 
 class Rejected(Exception):
@@ -110,7 +114,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
             online = payloads.decode_online(msg.payload)
         except payloads.PayloadError as exc:
             raise Rejected(exc.reason, exc.detail, pile.id) from None
-        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained)
+        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained,
+                                rules=settings.alerts)
         batch.count("accepted:online")
         return "accepted"
 
@@ -124,7 +129,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now):
+    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now,
+                                                               settings.alerts):
         raise Rejected("replay", f"seq {data.seq} not after {pile.last_seq} since boot", pile.id)
 
     at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
@@ -141,9 +147,10 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
                       max_power_w=data.max_power_w, seq=data.seq, at=at)
-        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
+        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
     elif kind == "heartbeat":
-        presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s)
+        presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
+                           settings.alerts)
     elif kind == "status":
         port = ports.port_of(pile, data.port)
         if not ports.apply_status(port, data.status, data.error, at):
@@ -162,7 +169,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     elif kind == "fault":
         alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
                             value=data.value, detail=data.detail, at=at, time_source=source,
-                            received_at=msg.arrived_at, now=now)
+                            received_at=msg.arrived_at, now=now, rules=settings.alerts)
     elif kind == "ack":
         on_ack(pile, data.cmd, data.result, data.detail, now)
     else:  # pragma: no cover - topics.parse admits only the kinds above

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Pile, User
+from ..settings import AlleyDefaults
 from . import accounts, alleys, piles
 from .secrets import hash_secret, new_secret
 
@@ -36,7 +37,7 @@ DEMO_ALLEYS = [
 DEMO_ADMIN = ("admin", "admin-demo-123")
 
 
-def seed(secrets_file: Path) -> dict:
+def seed(secrets_file: Path, defaults: AlleyDefaults) -> dict:
     """Create the demo alleys and piles if missing, issue every demo pile a fresh
     secret and write them to `secrets_file` (for the simulator). Returns a summary."""
     secrets_out: dict[str, str] = {}
@@ -45,7 +46,7 @@ def seed(secrets_file: Path) -> dict:
         slug = spec["alley"].slug
         alley = alleys.find_alley(slug)
         if alley is None:
-            alley = alleys.create_alley(spec["alley"])
+            alley = alleys.create_alley(spec["alley"], defaults)
         for n in range(1, spec["piles"] + 1):
             pile_id = f"{spec['prefix']}-{n:03d}"
             place = spec["places"][(n - 1) % len(spec["places"])]

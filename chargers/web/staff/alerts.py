@@ -16,8 +16,8 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
-from ...protocol.codes import MAX_PORTS
 from ... import outcomes
+from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter

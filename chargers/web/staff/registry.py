@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ... import outcomes
+from ... import outcomes, settings
 from ...services import alerts as alert_svc
 from ...services import alleys, availability, piles, qrcodes
 from ...services.errors import DomainError
@@ -36,7 +36,9 @@ def alley_new():
     form = AlleyForm()
     if form.validate_on_submit():
         try:
-            alley = alleys.create_alley(_alley_input(form), by=current_user)
+            alley = alleys.create_alley(_alley_input(form),
+                                        settings.alley_defaults(current_app.config),
+                                        by=current_user)
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:
@@ -152,5 +154,7 @@ def pile_secret(pile_id: str):
 def qr_sheet(slug: str):
     """A printable sheet, one QR code per pile, each opening the pile's public page."""
     alley = alleys.get_alley(current_user, slug)
-    codes = [(p, qrcodes.pile_qr_svg(p.id), qrcodes.pile_url(p.id)) for p in by_label(alley.piles)]
+    base = current_app.config["PUBLIC_BASE_URL"]
+    codes = [(p, qrcodes.pile_qr_svg(p.id, base), qrcodes.pile_url(p.id, base))
+             for p in by_label(alley.piles)]
     return render_template("staff/qr_sheet.html", alley=alley, codes=codes)
