@@ -62,7 +62,8 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     from . import commands, notify
 
     alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code,
-                  severity=severity_for(code, rules.severity), status="active", raised_at=at, last_seen_at=at, count=1, value=value)
+                  severity=severity_for(code, rules.severity), status="active", raised_at=at,
+                  last_seen_at=at, count=1, value=value)
     db.session.add(alert)
     alert.record("raised", now, note=detail, data=data)
     db.session.flush()

@@ -90,8 +90,8 @@ def list_alerts(user):
 @token_required
 def get_alert(user, alert_id: int):
     a = alerts.get_alert(user, alert_id)
-    history = [{"action": e.action, "at": iso(e.at), "by": _user_name(e.user), "note": e.note}
-               for e in a.events]
+    history = [{"action": e.action, "at": iso(e.at), "by": _user_name(e.user), "note": e.note,
+                "data": e.data} for e in a.events]
     cmds = commands.list_commands(user, alert_id=a.id, limit=100)
     sent = [{"id": n.id, "channel": n.channel, "target": n.target, "reason": n.reason,
              "status": n.status, "attempts": n.attempts, "sent_at": iso(n.sent_at),
