@@ -8,8 +8,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import current_app
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Alley, Command, Contact, Notification, Pile
 from chargers.services import alerts
@@ -29,8 +31,13 @@ def pile() -> Pile:
 
 def fault(port, code, active=True, at=T0, now=None, value=None):
     """What the ingest does for one fault message: call, then commit the batch."""
-    alerts.on_fault(pile(), port, code, active, value, None, at, now or at)
+    alerts.on_fault(pile(), port, code, active, value, None, at, now or at, rules=rules())
     db.session.commit()
+
+
+def rules() -> settings.AlertRules:
+    """The alert rules of the app's config, as the doors build them."""
+    return settings.alerts(current_app.config)
 
 
 def all_alerts() -> list[Alert]:
@@ -166,13 +173,13 @@ def test_flap_is_kept_but_pages_nobody(contacts):
     [flap] = all_alerts()
     assert flap.flapped and flap.status == "cleared"
     assert actions(flap) == ["raised", "cleared_by_device", "flap"]
-    assert alerts.notify_debounced(s(500)) == 0
+    assert alerts.notify_debounced(s(500), rules()) == 0
 
     # one that stays open past the debounce pages once, after the debounce
     fault(2, "over_voltage", at=s(600))
-    assert alerts.notify_debounced(s(630)) == 0
-    assert alerts.notify_debounced(s(661)) == 1
-    assert alerts.notify_debounced(s(700)) == 0
+    assert alerts.notify_debounced(s(630), rules()) == 0
+    assert alerts.notify_debounced(s(661), rules()) == 1
+    assert alerts.notify_debounced(s(700), rules()) == 0
     [n] = db.session.scalars(select(Notification)).all()
     assert n.reason == "new" and "over_voltage" in n.body
     stayed = all_alerts()[1]
@@ -186,16 +193,16 @@ def test_offline_alert_after_grace_and_cleared_on_return(app, alley_with_pile):
     db.session.commit()
     alerts.on_pile_offline(pile(), s(0))
     db.session.commit()
-    assert alerts.raise_offline_alerts(s(200)) == 0  # within OFFLINE_GRACE_S (300)
-    assert alerts.raise_offline_alerts(s(301)) == 1
-    assert alerts.raise_offline_alerts(s(400)) == 0  # one is enough
+    assert alerts.raise_offline_alerts(s(200), rules()) == 0  # within OFFLINE_GRACE_S (300)
+    assert alerts.raise_offline_alerts(s(301), rules()) == 1
+    assert alerts.raise_offline_alerts(s(400), rules()) == 0  # one is enough
     [alert] = all_alerts()
     assert (alert.code, alert.port, alert.severity, alert.status) == ("offline", None, "major", "active")
-    assert alerts.notify_debounced(s(400)) == 1
+    assert alerts.notify_debounced(s(400), rules()) == 1
 
     p = pile()
     p.online = True
-    alerts.on_pile_online(p, s(900))
+    alerts.on_pile_online(p, s(900), rules=rules())
     db.session.commit()
     db.session.refresh(alert)
     assert alert.status == "cleared" and actions(alert)[-1] == "cleared_online"
@@ -206,19 +213,19 @@ def test_offline_grace_counts_from_going_offline(alley_with_pile):
     # heard at 0, its last will made it offline at 50
     p.online, p.last_seen_at, p.online_since = False, s(0), s(50)
     db.session.commit()
-    assert alerts.raise_offline_alerts(s(320)) == 0
-    assert alerts.raise_offline_alerts(s(351)) == 1
+    assert alerts.raise_offline_alerts(s(320), rules()) == 0
+    assert alerts.raise_offline_alerts(s(351), rules()) == 1
 
 
 def test_offline_that_comes_back_quickly_is_a_flap(alley_with_pile):
     p = pile()
     p.online, p.last_seen_at = False, s(0)
     db.session.commit()
-    alerts.raise_offline_alerts(s(301))
-    alerts.on_pile_online(pile(), s(320))
+    alerts.raise_offline_alerts(s(301), rules())
+    alerts.on_pile_online(pile(), s(320), rules=rules())
     db.session.commit()
     [alert] = all_alerts()
-    assert alert.flapped and alerts.notify_debounced(s(1000)) == 0
+    assert alert.flapped and alerts.notify_debounced(s(1000), rules()) == 0
 
 
 def test_list_api_contract_filters_and_order(client, admin, alley_with_pile):

@@ -7,9 +7,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import g
+from flask import current_app, g
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Command, Contact, Pile
 from chargers.services import alerts
@@ -36,7 +37,8 @@ def login(client, name: str) -> None:
 
 
 def fault(port, code, active=True, at=T0):
-    alerts.on_fault(db.session.get(Pile, "P-1"), port, code, active, None, None, at, at)
+    alerts.on_fault(db.session.get(Pile, "P-1"), port, code, active, None, None, at, at,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alert, Command, Pile
@@ -29,6 +31,10 @@ class Ctx:
             raise ConnectionError("broker away")
         self.sent.append((topic, payload))
 
+
+def rules() -> settings.CommandRules:
+    """The command rules of the app's config, as the doors build them."""
+    return settings.commands(current_app.config)
 
 def pile() -> Pile:
     return db.session.get(Pile, "P-1")
@@ -83,7 +89,7 @@ def test_whole_pile_enable_disable_and_rejection(alley_with_pile):
     on = commands.create(pile(), None, "enable", T0)
     stop = commands.create(pile(), 1, "stop", T0)
     db.session.commit()
-    commands.dispatch_pending(Ctx().publish, T0)
+    commands.dispatch_pending(Ctx().publish, T0, rules())
     ack(off.id)
     assert pile().enabled is False
     ack(stop.id, "rejected", "no session on port 1")
@@ -99,16 +105,17 @@ def test_ack_from_another_pile_is_ignored(client, admin, alley_with_pile):
                 headers=bearer(token))
     cmd = commands.create(pile(), 1, "disable", T0)
     db.session.commit()
-    commands.dispatch_pending(Ctx().publish, T0)
+    commands.dispatch_pending(Ctx().publish, T0, rules())
     ack(cmd.id, pile_id="P-2")
     db.session.refresh(cmd)
     assert cmd.status == "sent" and pile().ports[0].enabled is True
 
 
 def test_no_ack_in_30_s_times_out_and_is_noted_on_the_alert(alley_with_pile):
-    alerts.on_fault(pile(), 2, "smoke", True, None, None, T0, T0)
+    alerts.on_fault(pile(), 2, "smoke", True, None, None, T0, T0,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
-    commands.dispatch_pending(Ctx().publish, T0)
+    commands.dispatch_pending(Ctx().publish, T0, rules())
     job = all_jobs()["commands-timeout"]
     assert job.func(T0 + timedelta(seconds=29), Ctx()) is None
     assert job.func(T0 + timedelta(seconds=31), Ctx()) == "2 command(s) timed out"
@@ -127,11 +134,11 @@ def test_no_ack_in_30_s_times_out_and_is_noted_on_the_alert(alley_with_pile):
 def test_unpublished_commands_wait_then_give_up(app, alley_with_pile):
     cmd = commands.create(pile(), 1, "stop", T0)
     db.session.commit()
-    assert commands.dispatch_pending(Ctx(fail=True).publish, T0) == 0
+    assert commands.dispatch_pending(Ctx(fail=True).publish, T0, rules()) == 0
     db.session.refresh(cmd)
     assert cmd.status == "pending"
-    assert commands.expire(T0 + timedelta(seconds=60)) == 0  # still worth sending
-    assert commands.expire(T0 + timedelta(seconds=app.config["COMMAND_UNSENT_TIMEOUT_S"] + 1)) == 1
+    assert commands.expire(T0 + timedelta(seconds=60), rules()) == 0  # still worth sending
+    assert commands.expire(T0 + timedelta(seconds=app.config["COMMAND_UNSENT_TIMEOUT_S"] + 1), rules()) == 1
     db.session.refresh(cmd)
     assert cmd.status == "timeout" and cmd.detail == "never published"
 

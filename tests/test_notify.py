@@ -13,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask import current_app
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alert, Alley, Contact, Notification, Pile
@@ -111,7 +113,8 @@ def add_contacts(*rows):
 
 
 def smoke(now=T0, port=3):
-    alerts.on_fault(db.session.get(Pile, "P-1"), port, "smoke", True, None, None, now, now)
+    alerts.on_fault(db.session.get(Pile, "P-1"), port, "smoke", True, None, None, now, now,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
     return db.session.scalars(select(Alert).order_by(Alert.id.desc())).first()
 
@@ -209,7 +212,8 @@ def _admin():
 
 def test_non_critical_alerts_are_not_chased(alley_with_pile):
     add_contacts(("Wang", 1, "webhook", "https://qyapi.weixin.qq.com/x", "auto"))
-    alerts.on_fault(db.session.get(Pile, "P-1"), 1, "overload", True, None, None, T0, T0)
+    alerts.on_fault(db.session.get(Pile, "P-1"), 1, "overload", True, None, None, T0, T0,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
     assert all_jobs()["alerts-notify"].func(at(61), None) == "1 alert(s) paged"
     assert all_jobs()["alerts-escalate"].func(at(3600), None) is None

@@ -74,6 +74,7 @@ def test_staff_alerts_page_in_chromium_refreshes_and_csp_blocks_nothing(
     feed; a fault raised while the page is open shows without a reload."""
     from datetime import UTC, datetime
 
+    from chargers import settings
     from chargers.extensions import db
     from chargers.models import Pile
     from chargers.services import alerts
@@ -93,7 +94,8 @@ def test_staff_alerts_page_in_chromium_refreshes_and_csp_blocks_nothing(
         if environ["PATH_INFO"] == "/staff/alerts/feed" and "/staff/alerts/feed" not in hits:
             with app.app_context():  # the second look at the list finds a new alert
                 now = datetime.now(UTC)
-                alerts.on_fault(db.session.get(Pile, "P-1"), 3, "smoke", True, None, None, now, now)
+                alerts.on_fault(db.session.get(Pile, "P-1"), 3, "smoke", True, None, None, now, now,
+                                rules=settings.alerts(app.config))
                 db.session.commit()
         hits.append(environ["PATH_INFO"])
         return app.wsgi_app(environ, start_response)
