@@ -1,4 +1,8 @@
-"""Staff accounts: create, authenticate, API tokens."""
+"""Staff accounts: create, authenticate, API tokens.
+
+Who commits: `create_user`, `end_sessions`, `issue_token`, `revoke_token` and
+`user_for_token` (it stamps the token's last use) commit; `authenticate`, `load_user`
+and `get_user` only read."""
 
 from __future__ import annotations
 

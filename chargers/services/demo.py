@@ -1,4 +1,6 @@
-"""Demo data: Jiuru Alley (九如巷) and Tiyuchang Road (体育场路) with their piles."""
+"""Demo data: Jiuru Alley (九如巷) and Tiyuchang Road (体育场路) with their piles.
+
+`seed` commits; new alleys get the `settings.AlleyDefaults` it is handed."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ password file and ACL, and the embedded broker (chargers/broker.py) asks
 id"): a pile publishes only under `{prefix}/<its id>/` and reads only
 `{prefix}/<its id>/cmd`; the backend reads `{prefix}/#` and writes
 `{prefix}/+/cmd`.
-"""
+
+
+Nothing here writes to the database; `write_mosquitto_files` writes files."""
 
 from __future__ import annotations
 

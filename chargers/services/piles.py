@@ -1,4 +1,8 @@
-"""Piles and their ports: register, update, enable/disable, new secret."""
+"""Piles and their ports: register, update, enable/disable, new secret.
+
+Who commits: `register_pile`, `update_pile` and `rotate_secret` (staff) commit;
+`resize_ports` and `set_pile_enabled` change objects inside their caller's
+transaction; `get_pile` and `list_piles` only read."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Who may see what: admins see every alley, staff only the alleys they are given."""
+"""Who may see what: admins see every alley, staff only the alleys they are given.
+
+Read only: nothing here writes or commits."""
 
 from __future__ import annotations
 
