@@ -52,8 +52,9 @@ def build_scheduler(app: Flask, ctx: JobContext, jobs: dict[str, Job] | None = N
         job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S, "max_instances": 1},
     )
     for job in (jobs or all_jobs()).values():
+        extra = {"next_run_time": datetime.now(UTC)} if job.run_at_start else {}
         scheduler.add_job(_run_scheduled, make_trigger(job), args=(app, job, ctx), id=job.id,
-                          name=job.description or job.id, replace_existing=True)
+                          name=job.description or job.id, replace_existing=True, **extra)
     return scheduler
 
 

@@ -69,6 +69,10 @@ def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
     )
     _apply(alley, data)
     db.session.add(alley)
+    db.session.flush()
+    from . import maintenance  # the fire-safety routine starts with the alley
+
+    maintenance.seed_default_plans(alley)
     db.session.commit()
     return alley
 
