@@ -80,3 +80,9 @@ def path_of(name: str, rule: PhotoRule) -> Path:
     if not path.is_file():
         raise NotFound("photo.none")
     return path
+
+
+def discard(name: str, rule: PhotoRule) -> None:
+    """Remove a stored photo whose record was never signed (a refused check)."""
+    if NAME_RE.match(name or ""):
+        (Path(rule.directory) / name).unlink(missing_ok=True)
