@@ -17,6 +17,23 @@ from flask_babel import lazy_gettext as _l
 
 MESSAGES: dict[str, object] = {
     # filled by the areas; keep sorted by code
+    "maintenance.bad_checklist": _l("Checklist line %(line)s: 1 to 200 characters"),
+    "maintenance.bad_kind": _l("Kind: one of %(kinds)s"),
+    "maintenance.bad_name": _l("Name: 1 to 120 characters"),
+    "maintenance.bad_period": _l("Period: every 1 to 366 days, weeks or months"),
+    "maintenance.bad_pile": _l("Pile %(pile)s is not in this alley"),
+    "maintenance.bad_port": _l("Port %(port)s: this pile has ports 1 to %(ports)s"),
+    "maintenance.bad_result": _l("%(item)s: mark pass, fail or not applicable"),
+    "maintenance.empty_checklist": _l("A checklist needs at least one item"),
+    "maintenance.missing_item": _l("%(item)s: not marked"),
+    "maintenance.no_order": _l("No such work order"),
+    "maintenance.no_plan": _l("No such inspection plan"),
+    "maintenance.no_record": _l("No such inspection record"),
+    "maintenance.note_required": _l("Say what was found or done"),
+    "maintenance.transition": _l("A work order that is %(frm)s cannot become %(to)s"),
+    "photo.none": _l("No such photo"),
+    "photo.not_image": _l("That file is not a photo: only images (JPEG, PNG, …) can be attached"),
+    "photo.too_large": _l("That photo is too large: at most %(mb)s MB"),
 }
 
 

@@ -28,8 +28,9 @@ class Job:
     trigger_args: dict = field(default_factory=dict)
     description: str = ""
     # Also run once when the worker starts: a job that runs rarely (hourly, daily)
-    # would otherwise miss its turn whenever the worker was down at that hour.
-    run_at_start: bool = False
+    # would otherwise wait a whole period after every restart, and miss its hour when
+    # the worker was down then. Every job is idempotent; pass False to opt out.
+    run_at_start: bool = True
 
     @property
     def frequent(self) -> bool:
@@ -46,7 +47,7 @@ class Job:
 REGISTRY: dict[str, Job] = {}
 
 
-def job(job_id: str, trigger: str, description: str, *, run_at_start: bool = False,
+def job(job_id: str, trigger: str, description: str, *, run_at_start: bool = True,
         **trigger_args):
     """Register a job function under `job_id` with an APScheduler trigger."""
 

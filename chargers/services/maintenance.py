@@ -168,12 +168,19 @@ def seed_default_plans(alley: Alley, now: datetime | None = None) -> list[Inspec
     return out
 
 
+def _check_scope(user: User | None, alley: Alley, code: str) -> None:
+    """NotFound(code) when the alley is outside the staff member's scope."""
+    ids = scope.visible_alley_ids(user)
+    if ids is not None and alley.id not in ids:
+        raise NotFound(code)
+
+
 def get_plan(user: User | None, plan_id: int) -> InspectionPlan:
     """One plan of an alley in the user's scope."""
     plan = db.session.get(InspectionPlan, plan_id)
     if plan is None:
         raise NotFound("maintenance.no_plan")
-    scope.check_alley(user, plan.alley, "maintenance.no_plan")
+    _check_scope(user, plan.alley, "maintenance.no_plan")
     return plan
 
 
@@ -355,7 +362,7 @@ def get_record(user: User | None, record_id: int) -> InspectionRecord:
     record = db.session.get(InspectionRecord, record_id)
     if record is None:
         raise NotFound("maintenance.no_record")
-    scope.check_alley(user, record.alley, "maintenance.no_record")
+    _check_scope(user, record.alley, "maintenance.no_record")
     return record
 
 
@@ -423,7 +430,7 @@ def get_order(user: User | None, order_id: int) -> WorkOrder:
     order = db.session.get(WorkOrder, order_id)
     if order is None:
         raise NotFound("maintenance.no_order")
-    scope.check_alley(user, order.alley, "maintenance.no_order")
+    _check_scope(user, order.alley, "maintenance.no_order")
     return order
 
 
