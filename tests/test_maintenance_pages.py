@@ -239,3 +239,21 @@ def test_jobs_page_after_a_real_worker_run(app, staff, broker, tmp_path):
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", nxt), (job_id, nxt)
     assert "minute=0" in html and "hour=19" in html
 
+
+
+def test_overstay_include_says_how_long_in_chinese(app):
+    from flask import render_template
+    from flask_babel import force_locale
+
+    with app.test_request_context("/"), force_locale("zh"):
+        html = render_template("resident/_overstay.html", minutes=40)
+    assert "充满 40 分钟，请挪车" in html
+    with app.test_request_context("/"), force_locale("en"):
+        assert "Full for 40 min" in render_template("resident/_overstay.html", minutes=40)
+        assert render_template("resident/_overstay.html", minutes=0).strip() == ""
+
+
+def test_jobs_list_names_the_contract_ids(app):
+    out = app.test_cli_runner().invoke(args=["jobs", "list"]).output
+    for job_id in ("inspections-due", "overstay", "retention", "fault-inspections"):
+        assert f"\n{job_id}\t" in out, out

@@ -28,14 +28,13 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import (
     Alley,
-    Contact,
     FaultEvent,
     InspectionPlan,
     InspectionRecord,
@@ -376,6 +375,14 @@ def list_records(user: User | None, *, slug: str | None = None, start: date | No
     if slug:
         alley = alleys.get_alley(user, slug)
         stmt = stmt.where(InspectionRecord.alley_id == alley.id)
+    # A UTC window a day wider than the local dates (every zone is within ±14 h of
+    # UTC), then the exact local dates of each record's alley.
+    if start:
+        stmt = stmt.where(InspectionRecord.signed_at >= datetime.combine(
+            start - timedelta(days=1), datetime.min.time(), tzinfo=UTC))
+    if end:
+        stmt = stmt.where(InspectionRecord.signed_at < datetime.combine(
+            end + timedelta(days=2), datetime.min.time(), tzinfo=UTC))
     rows = list(db.session.scalars(stmt.order_by(InspectionRecord.signed_at.desc(),
                                                  InspectionRecord.id.desc())))
     if start or end:
@@ -447,6 +454,17 @@ def list_orders(user: User | None, *, status: str | None = "open", slug: str | N
         stmt = stmt.where(WorkOrder.status == status)
     return list(db.session.scalars(stmt.order_by(WorkOrder.opened_at.desc(),
                                                  WorkOrder.id.desc()).limit(limit)))
+
+
+def orders_by_record(record_ids: list[int]) -> dict[int, list[WorkOrder]]:
+    """The work orders each record opened (for the record page and the printed form)."""
+    out: dict[int, list[WorkOrder]] = {}
+    if not record_ids:
+        return out
+    stmt = select(WorkOrder).where(WorkOrder.record_id.in_(record_ids)).order_by(WorkOrder.id)
+    for order in db.session.scalars(stmt):
+        out.setdefault(order.record_id, []).append(order)
+    return out
 
 
 def count_open_orders(user: User | None) -> int:
@@ -619,8 +637,3 @@ def reminders_for(plan_id: int) -> list[InspectionReminder]:
     """Reminders sent for a plan, newest first (for its page)."""
     return list(db.session.scalars(select(InspectionReminder).where(
         InspectionReminder.plan_id == plan_id).order_by(InspectionReminder.id.desc()).limit(20)))
-
-
-def has_contacts(alley_id: int) -> bool:
-    """Whether reminders of this alley reach anyone."""
-    return db.session.scalar(select(Contact.id).where(Contact.alley_id == alley_id).limit(1)) is not None

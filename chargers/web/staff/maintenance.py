@@ -296,8 +296,7 @@ def records():
 def record_detail(record_id: int):
     record = maintenance.get_record(current_user, record_id)
     g.tz = record.alley.timezone
-    orders = [o for o in maintenance.list_orders(current_user, status="all", slug=record.alley.slug)
-              if o.record_id == record.id]
+    orders = maintenance.orders_by_record([record.id]).get(record.id, [])
     return render_template("staff/maintenance/record.html", record=record, orders=orders,
                            kinds=KIND_LABELS, results=RESULT_LABELS, statuses=ORDER_STATUS_LABELS)
 
@@ -317,13 +316,13 @@ def record_photo(record_id: int, name: str):
 def _form_rows(rows):
     """The printed form's rows: date, place, items, findings, actions, inspector."""
     out = []
+    by_record = maintenance.orders_by_record([r.id for r in rows])
     for r in sorted(rows, key=lambda r: r.signed_at):
         tz = alleys.zone(r.alley)
         place = r.alley.name + (f" · {r.pile.label}" if r.pile_id else "")
         findings = [f"{i['text']}：{i['note']}" if i.get("note") else i["text"] for i in r.failed]
         noted = [f"{i['text']}：{i['note']}" for i in r.items if i["result"] != "fail" and i.get("note")]
-        orders = [o for o in maintenance.list_orders(current_user, status="all", slug=r.alley.slug)
-                  if o.record_id == r.id]
+        orders = by_record.get(r.id, [])
         out.append({"record": r, "date": r.signed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
                     "place": place, "findings": findings + noted, "orders": orders,
                     "passed": sum(1 for i in r.items if i["result"] == "pass"),
