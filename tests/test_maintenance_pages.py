@@ -187,6 +187,7 @@ def test_printable_form_and_csv(app, staff):
     client = staff
     pid = plan_id(app, "daily")
     data = {**marks(app, pid, fire_lane="fail"), "n_fire_lane": "电动车堵塞通道",
+            "notes": "=HYPERLINK(\"http://x\")",
             "csrf_token": csrf(client, f"/staff/maintenance/plans/{pid}/check")}
     assert client.post(f"/staff/maintenance/plans/{pid}/check", data=data).status_code == 302
     today = datetime.now(UTC).astimezone().date()
@@ -203,6 +204,7 @@ def test_printable_form_and_csv(app, staff):
     text = csv.get_data(as_text=True)
     assert text.startswith("\ufeffrecord,signed_at_local")
     assert "电动车堵塞通道" in text and ",fail," in text and "lane-staff" in text
+    assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text  # never a live formula
     assert len(text.strip().splitlines()) == 1 + 4  # header + one line per daily item
 
 

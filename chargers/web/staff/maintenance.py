@@ -343,6 +343,12 @@ def records_print():
                            printed=datetime.now(UTC))
 
 
+def _cell(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (staff type the notes)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 @bp.get("/maintenance/records.csv")
 def records_csv():
     """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese)."""
@@ -358,9 +364,9 @@ def records_csv():
         r = row["record"]
         orders = " ".join(f"#{o.id}:{o.status}" for o in row["orders"])
         for i in r.items:
-            w.writerow([r.id, row["date"], r.alley.timezone, r.alley.name, r.pile_id or "", r.kind,
-                        r.title, i["text"], i["result"], i.get("note", ""), r.notes,
-                        r.signer.name, orders])
+            w.writerow([r.id, row["date"], r.alley.timezone] + [_cell(v) for v in (
+                r.alley.name, r.pile_id or "", r.kind, r.title, i["text"], i["result"],
+                i.get("note", ""), r.notes, r.signer.name)] + [orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
     return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
