@@ -114,7 +114,7 @@ def test_reminded_when_due_not_before_once_then_escalated(app, site):
     with app.app_context():
         assert _notes() == []
     # 08:00 local on the due date: level 1 is reminded, once.
-    assert run(app, "inspections-due", local(D, 8)) == "1 due"
+    assert run(app, "inspections-due", local(D, 8)) == "1 due; 1 message(s) queued"
     assert run(app, "inspections-due", local(D, 9)) is None
     assert run(app, "inspections-due", local(D, 23)) is None
     with app.app_context():
@@ -122,10 +122,10 @@ def test_reminded_when_due_not_before_once_then_escalated(app, site):
         assert [n.target for n in due] == ["a@example.org"]
         assert "日常巡查" in due[0].subject and "2026-12-01" in due[0].body
     # The next morning it is overdue: level 1 again, once.
-    assert run(app, "inspections-due", local(D + timedelta(days=1), 8)) == "1 overdue"
+    assert run(app, "inspections-due", local(D + timedelta(days=1), 8)) == "1 overdue; 1 message(s) queued"
     assert run(app, "inspections-due", local(D + timedelta(days=2), 8)) is None
     # Overdue 3 days (INSPECTION_ESCALATE_DAYS): level 2 hears of it, once.
-    assert run(app, "inspections-due", local(D + timedelta(days=3), 8)) == "1 escalation"
+    assert run(app, "inspections-due", local(D + timedelta(days=3), 8)) == "1 escalation; 1 message(s) queued"
     assert run(app, "inspections-due", local(D + timedelta(days=4), 8)) is None
     with app.app_context():
         assert [n.target for n in _notes("overdue")] == ["a@example.org"]
@@ -140,7 +140,8 @@ def test_reminders_follow_the_alley_zone(app, site):
         alley.timezone = "Europe/Berlin"
         _only_daily_due_on(D)
     assert run(app, "inspections-due", datetime(2026, 12, 1, 6, 30, tzinfo=UTC)) is None  # 07:30
-    assert run(app, "inspections-due", datetime(2026, 12, 1, 7, 0, tzinfo=UTC)) == "1 due"
+    assert run(app, "inspections-due", datetime(2026, 12, 1, 7, 0, tzinfo=UTC)) == \
+        "1 due; 1 message(s) queued"
 
 
 def test_recording_resets_the_plan(app, site):
@@ -156,7 +157,7 @@ def test_recording_resets_the_plan(app, site):
         assert db.session.get(InspectionPlan, plan_id).next_due == D + timedelta(days=2)
     # The overdue stage of the old due date is over; the new date is reminded as due.
     assert run(app, "inspections-due", local(D + timedelta(days=1), 12)) is None
-    assert run(app, "inspections-due", local(D + timedelta(days=2), 8)) == "1 due"
+    assert run(app, "inspections-due", local(D + timedelta(days=2), 8)) == "1 due; 1 message(s) queued"
     with app.app_context():
         plan = db.session.get(InspectionPlan, plan_id)
         assert maintenance.due_state(plan, D + timedelta(days=2)).state == "due"

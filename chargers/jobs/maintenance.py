@@ -21,8 +21,10 @@ def inspections_due(now: datetime, ctx: JobContext) -> str | None:
     """Due, overdue and escalation reminders through the notification outbox."""
     sent = maintenance.send_reminders(maintenance.MaintenanceRule.from_config(current_app.config),
                                       now)
+    messages = sent.pop("messages")
     if any(sent.values()):
-        return ", ".join(f"{n} {stage}" for stage, n in sent.items() if n)
+        stages = ", ".join(f"{n} {stage}" for stage, n in sent.items() if n)
+        return f"{stages}; {messages} message(s) queued"
     return None
 
 

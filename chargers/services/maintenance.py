@@ -596,9 +596,11 @@ def send_reminders(rule: MaintenanceRule, now: datetime | None = None) -> dict[s
     """Remind the contacts of every active plan that is due or overdue on its alley's
     local day, once that day has reached `remind_hour`: `due` and `overdue` to level 1,
     `escalation` to level 2 after `escalate_days`. Each (plan, due date, stage) once.
-    Returns reminders by stage. Commits."""
+    Returns reminders by stage, and under "messages" the outbox rows queued (a
+    reminder of an alley with no contacts is kept but reaches nobody). Commits."""
     now = now or utcnow()
     sent = dict.fromkeys(STAGES, 0)
+    messages = 0
     plans = db.session.scalars(select(InspectionPlan).where(InspectionPlan.active.is_(True))
                                .order_by(InspectionPlan.id))
     for plan in list(plans):
@@ -623,8 +625,9 @@ def send_reminders(rule: MaintenanceRule, now: datetime | None = None) -> dict[s
                                               stage=stage, contacts=n, sent_at=now))
             db.session.flush()
             sent[stage] += 1
+            messages += n
     db.session.commit()
-    return sent
+    return {**sent, "messages": messages}
 
 
 def _already(plan: InspectionPlan, stage: str) -> bool:
