@@ -88,6 +88,30 @@ class Config:
     SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "")
     SMTP_TIMEOUT_S = _env_int("SMTP_TIMEOUT_S", 10)
 
+    # Maintenance and the fire-safety routine (issue 10).
+    # Reminders go out from this local hour of each alley's day.
+    INSPECTION_REMIND_HOUR = _env_int("INSPECTION_REMIND_HOUR", 8)
+    # A check overdue this many days is escalated to level-2 contacts.
+    INSPECTION_ESCALATE_DAYS = _env_int("INSPECTION_ESCALATE_DAYS", 3)
+    # A pile with this many faults within this many days, or a meter temperature above
+    # this, gets one unscheduled inspection work order.
+    FAULT_INSPECTION_COUNT = _env_int("FAULT_INSPECTION_COUNT", 3)
+    FAULT_INSPECTION_WINDOW_DAYS = _env_int("FAULT_INSPECTION_WINDOW_DAYS", 7)
+    FAULT_INSPECTION_TEMP_C = _env_int("FAULT_INSPECTION_TEMP_C", 70)
+    # A finished port still plugged in this long is an overstay.
+    OVERSTAY_MINUTES = _env_int("OVERSTAY_MINUTES", 30)
+    # Inspection photos: where (under instance/ by default), largest upload, longest side.
+    MAINTENANCE_PHOTO_DIR = os.environ.get(
+        "MAINTENANCE_PHOTO_DIR", str(ROOT / "instance" / "maintenance-photos"))
+    MAINTENANCE_PHOTO_MAX_BYTES = _env_int("MAINTENANCE_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+    MAINTENANCE_PHOTO_MAX_PX = _env_int("MAINTENANCE_PHOTO_MAX_PX", 1600)
+    # Housekeeping (job `retention`): ages in days, rows deleted per transaction.
+    RETENTION_METER_DAYS = _env_int("RETENTION_METER_DAYS", 180)
+    RETENTION_NOTIFICATION_DAYS = _env_int("RETENTION_NOTIFICATION_DAYS", 90)
+    RETENTION_REJECTION_DAYS = _env_int("RETENTION_REJECTION_DAYS", 30)
+    RETENTION_JOB_RUN_DAYS = _env_int("RETENTION_JOB_RUN_DAYS", 30)
+    RETENTION_BATCH = _env_int("RETENTION_BATCH", 1000)
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"

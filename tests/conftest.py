@@ -23,6 +23,7 @@ def app_config(tmp_path):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "SECRET_KEY": "test-secret",
         "EMBEDDED_BROKER_FILE": str(tmp_path / "broker.json"),
+        "MAINTENANCE_PHOTO_DIR": str(tmp_path / "photos"),
         "MQTT_URL": "",
         "RATELIMIT_STORAGE_URI": "memory://",
     }

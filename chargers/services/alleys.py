@@ -71,6 +71,10 @@ def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None =
     )
     _apply(alley, data)
     db.session.add(alley)
+    db.session.flush()
+    from . import maintenance  # the fire-safety routine starts with the alley
+
+    maintenance.seed_default_plans(alley)
     db.session.commit()
     return alley
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Pile, User
 from ..settings import AlleyDefaults
-from . import accounts, alleys, piles
+from . import accounts, alleys, maintenance, piles
 from .secrets import hash_secret, new_secret
 
 DEMO_ALLEYS = [
@@ -48,7 +48,8 @@ def seed(secrets_file: Path, defaults: AlleyDefaults) -> dict:
         slug = spec["alley"].slug
         alley = alleys.find_alley(slug)
         if alley is None:
-            alley = alleys.create_alley(spec["alley"], defaults)
+            alley = alleys.create_alley(spec["alley"], defaults)  # with the default inspection plans
+        maintenance.seed_default_plans(alley)  # an alley made before plans existed
         for n in range(1, spec["piles"] + 1):
             pile_id = f"{spec['prefix']}-{n:03d}"
             place = spec["places"][(n - 1) % len(spec["places"])]

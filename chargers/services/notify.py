@@ -209,6 +209,26 @@ def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
     return len(contacts)
 
 
+def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subject: str,
+                  text: str, now: datetime) -> int:
+    """One outbox row per contact of the alley at `level` for a message that is not
+    about an alert (e.g. an inspection reminder); `reason` says why (a short code).
+    Returns how many were queued. Adds and flushes, never commits."""
+    levels = (level,) if isinstance(level, int) else tuple(level)
+    stmt = select(Contact).where(Contact.alley_id == alley_id, Contact.level.in_(levels))
+    contacts = list(db.session.scalars(stmt.order_by(Contact.level, Contact.id)))
+    subject = " ".join(subject.split())[:255]  # one line: e-mail headers take no breaks
+    for c in contacts:
+        body = webhook_body(webhook_flavour(c.webhook_format, c.target), text) \
+            if c.channel == "webhook" else {}
+        db.session.add(Notification(alert_id=None, contact_id=c.id, reason=reason,
+                                    channel=c.channel, target=c.target, subject=subject,
+                                    body=text, payload=body, status="pending", attempts=0,
+                                    next_attempt_at=now, created_at=now))
+    db.session.flush()
+    return len(contacts)
+
+
 # --- delivering --------------------------------------------------------------------
 
 
