@@ -151,7 +151,7 @@ def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(worker, pile):
 
 @pytest.mark.parametrize("sig", ["term", "kill"])
 def test_broker_restart_is_survived(worker, pile, broker, sig):
-    """A graceful restart (T4) and a crash (T5) of the broker: the worker and the
+    """A graceful restart and a crash of the broker: the worker and the
     pile reconnect, the worker resubscribes, nothing acknowledged is lost."""
     first = [pile.send("meter", session="B", energy_wh=float(i))["id"] for i in range(50)]
     poll(lambda: count(MeterSample) == 50, what="first half")
@@ -243,7 +243,7 @@ def test_worker_waiting_for_the_embedded_broker_stops_on_sigterm(app, tmp_path):
 
 def test_broker_queue_overflow_shows_as_a_seq_gap(app, alley_with_pile, tmp_path):
     """The broker drops past max_queued_messages while the worker is away; the
-    pile's `seq` tells staff how many were lost (reliability case T29).
+    pile's `seq` tells staff how many were lost.
     Mosquitto only: the embedded broker has no queue cap to configure (it keeps
     everything in memory); tests/test_ingest_handlers.py covers the gap logic."""
     from chargers.models import SeqGap

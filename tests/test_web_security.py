@@ -1,5 +1,5 @@
 """Hostile names show as text on public and staff pages; security headers on every
-response (OWASP ASVS 5.3, 14.4; reliability cases T27, T28)."""
+response (OWASP ASVS 5.3, 14.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One worker per deployment: a lease in the database (T21). A second worker stands
+"""One worker per deployment: a lease in the database. A second worker stands
 by, and takes over when the first stops, dies, or its lease expires."""
 
 from __future__ import annotations
