@@ -30,11 +30,14 @@ def app_config(tmp_path):
 
 @pytest.fixture
 def app(app_config):
+    """The app on a fresh database. No app context is held: as in the Flask tutorial,
+    every request gets its own, and a test that touches the database directly opens
+    one itself (`with app.app_context():`)."""
     app = create_app(app_config, config_name="testing")
     with app.app_context():
         _db.create_all()
-        yield app
-        _db.session.remove()
+    yield app
+    with app.app_context():
         _db.engine.dispose()
 
 
@@ -51,8 +54,17 @@ def runner(app):
 @pytest.fixture
 def admin(app):
     """An admin account and its API token: (user, token)."""
-    user = accounts.create_user("root", PASSWORD, "admin")
-    return user, accounts.issue_token(user)
+    with app.app_context():
+        user = accounts.create_user("root", PASSWORD, "admin")
+        token = accounts.issue_token(user)
+        return loaded(user), token
+
+
+def loaded(obj):
+    """`obj` with its columns loaded, to be read (id, name, ...) after its app context
+    has ended; use its id to load it again in another context."""
+    _db.session.refresh(obj)
+    return obj
 
 
 def bearer(token: str) -> dict:
@@ -64,8 +76,10 @@ def make_staff(app):
     """make_staff(name, [slugs]) → (user, token) for a staff member of those alleys."""
 
     def make(name: str, slugs: list[str]):
-        user = accounts.create_user(name, PASSWORD, "staff", slugs)
-        return user, accounts.issue_token(user)
+        with app.app_context():
+            user = accounts.create_user(name, PASSWORD, "staff", slugs)
+            token = accounts.issue_token(user)
+            return loaded(user), token
 
     return make
 

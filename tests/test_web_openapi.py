@@ -151,10 +151,11 @@ def _check(spec: dict, instance, ref: str) -> None:
     OAS31Validator(schema).validate(instance)
 
 
-def test_real_answers_match_their_schemas(client, admin, alley_with_pile, spec):
+def test_real_answers_match_their_schemas(app, client, admin, alley_with_pile, spec):
     _, token = admin
     h = bearer(token)
-    set_ports("P-1", ["available", "charging", "finishing", "faulted"])
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "finishing", "faulted"])
     r = client.get("/api/v1/alleys")
     for item in r.json:
         _check(spec, item, "AlleySummary")
