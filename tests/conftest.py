@@ -6,6 +6,8 @@ mosquitto|embedded; default Mosquitto where installed), and `mosquitto`."""
 from __future__ import annotations
 
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 
 from chargers import create_app
 from chargers.extensions import db as _db
@@ -41,9 +43,28 @@ def app(app_config):
         _db.engine.dispose()
 
 
+class Client(FlaskClient):
+    """The test client, refusing a request made while the test holds an app context:
+    the request would share that context's `g` and database session instead of
+    getting its own, as it does in production."""
+
+    def open(self, *args, **kwargs):
+        assert not has_app_context(), "make requests outside `with app.app_context():`"
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = Client
     return app.test_client()
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An app context for the whole test, for tests that call services and models
+    directly and make no request (the client refuses to run inside it)."""
+    with app.app_context():
+        yield app
 
 
 @pytest.fixture

@@ -66,10 +66,11 @@ def test_hostile_names_are_text_on_staff_pages(client, hostile):
     assert "value=\"y&#39; onfocus=&#39;alert(3)\"" in form
 
 
-def test_names_round_trip_unchanged(client, hostile):
+def test_names_round_trip_unchanged(app, client, hostile):
     """Escaping is on output only: the stored values are what staff typed."""
-    assert db.session.query(Alley).filter_by(slug="evil").one().name == SCRIPT
-    assert db.session.get(Pile, "E-1").label == ATTR
+    with app.app_context():
+        assert db.session.query(Alley).filter_by(slug="evil").one().name == SCRIPT
+        assert db.session.get(Pile, "E-1").label == ATTR
     assert client.get("/api/v1/alleys/evil").json["name"] == SCRIPT
 
 
