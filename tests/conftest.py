@@ -1,7 +1,12 @@
 """Shared fixtures: app → client → runner (flaskr style), a fresh temp-file SQLite
 database per test, staff users with tokens, and (from tests/brokers.py) a real MQTT
 broker: `broker`, a private Mosquitto or the embedded broker (CHARGERS_TEST_BROKER=
-mosquitto|embedded; default Mosquitto where installed), and `mosquitto`."""
+mosquitto|embedded; default Mosquitto where installed), and `mosquitto`.
+
+As in the Flask tutorial, no fixture holds an app context across requests: each
+request gets its own (and its own `g`), and a test that touches the database directly
+opens one itself with `with app.app_context():`, or takes `app_ctx` when it makes no
+request at all. The client refuses a request made inside a held context."""
 
 from __future__ import annotations
 

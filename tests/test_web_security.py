@@ -123,3 +123,14 @@ def test_errors_never_show_a_stack_trace(client, app):
     assert r.status_code == 404
     body = r.get_data(as_text=True)
     assert "Traceback" not in body and "<script>alert" not in body
+
+
+def test_a_login_does_not_leak_into_another_clients_requests(app, client, admin):
+    """Each request has its own app context: the user Flask-Login keeps in `g` for
+    one client's request is not seen by another client's next request."""
+    assert login(client, "root").status_code == 302
+    assert client.get("/staff/").status_code == 200
+    stranger = app.test_client()
+    r = stranger.get("/staff/")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert client.get("/staff/").status_code == 200
