@@ -17,7 +17,7 @@ BACKEND = ("backend", "backend-pass-123")
 
 
 @pytest.fixture
-def two_piles(client, admin, alley_with_pile):
+def two_piles(app, client, admin, alley_with_pile):
     """P-1 (from alley_with_pile) and P-2 in alley `lane`, plus a disabled P-3:
     {pile_id: secret}."""
     _, token = admin
@@ -30,7 +30,8 @@ def two_piles(client, admin, alley_with_pile):
         if not enabled:
             from chargers.services import piles
 
-            piles.set_pile_enabled(None, pile_id, False)
+            with app.app_context():
+                piles.set_pile_enabled(None, pile_id, False)
     return secrets
 
 

@@ -46,7 +46,7 @@ def receiver():
     r.close()
 
 
-def test_private_address_refused_unless_allowed(app, receiver):
+def test_private_address_refused_unless_allowed(app, app_ctx, receiver):
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     with pytest.raises(DeliveryError, match="non-public"):
         send_webhook(receiver.url, {"msgtype": "text"}, settings.delivery(app.config))
@@ -56,7 +56,7 @@ def test_private_address_refused_unless_allowed(app, receiver):
     assert receiver.hits == 1
 
 
-def test_redirect_is_not_followed(app, receiver):
+def test_redirect_is_not_followed(app, app_ctx, receiver):
     redirecting = _Receiver(status=302, location=receiver.url)
     try:
         with pytest.raises(DeliveryError, match="HTTP 302"):

@@ -43,9 +43,11 @@ def served(app):
     thread.join(timeout=5)
 
 
-def test_alley_page_refreshes_in_place_and_csp_blocks_nothing(served, alley_with_pile, tmp_path):
+def test_alley_page_refreshes_in_place_and_csp_blocks_nothing(app, served, alley_with_pile,
+                                                              tmp_path):
     base, hits, before_second_load = served
-    set_ports("P-1", ["available", "charging", "finishing", "faulted"])
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "finishing", "faulted"])
     # While the page is open, port 1 gets taken: the page must show it without a reload.
     before_second_load.append(
         lambda: set_ports("P-1", ["charging", "charging", "finishing", "faulted"]))

@@ -13,14 +13,14 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
-from flask import current_app, g
+from flask import current_app
 from flask_babel import refresh
 from PIL import Image
 
 from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import Alert, AlertEvent, InspectionPlan, Pile
+from chargers.models import Alert, AlertEvent, InspectionPlan, Pile, User
 from chargers.services import alerts, commands, maintenance, notify, photos
 from chargers.web.staff.wording import event_text
 
@@ -39,37 +39,38 @@ def _incoming(kind: str, body: str, pile: str = "P-1") -> handlers.Incoming:
 def evening(app, client, admin, alley_with_pile):
     """Lane's pile with a smoke alert cut off (one command refused, one unanswered),
     a contact, a seq gap and a rejected message; logged in as the admin."""
-    user, _ = admin
-    notify.add_contact(user, "lane", notify.ContactInput(
-        name="Wang", channel="webhook", target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"))
-    pile = db.session.get(Pile, "P-1")
-    alerts.on_fault(pile, 2, "smoke", True, None, "smoke in the box", NOW - timedelta(minutes=3),
-                    NOW - timedelta(minutes=3), rules=settings.alerts(current_app.config))
-    db.session.commit()
-    alert = db.session.query(Alert).one()
-    commands.dispatch_pending(lambda topic, body: None, NOW - timedelta(minutes=3),
-                              settings.commands(current_app.config))
-    stop = next(c for c in commands.list_commands(user, pile_id="P-1") if c.action == "stop")
-    commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
-    db.session.commit()
-    commands.expire(NOW, settings.commands(current_app.config))
-    ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
-    handlers.process([
-        _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
-        _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
-        _incoming("status", "{not json"),
-    ], now=NOW)
-    # A signed check with a photo whose failed item opened a work order.
-    plan = db.session.scalar(db.select(InspectionPlan).where(InspectionPlan.kind == "daily"))
-    image = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(image, "PNG")
-    photo = photos.store(image.getvalue(), photos.PhotoRule.from_config(app.config))
-    maintenance.record_inspection(user, plan.id, maintenance.RecordInput(
-        [maintenance.ItemResult(i["key"], "fail" if n == 0 else "pass")
-         for n, i in enumerate(plan.checklist)], photos=[photo]))
-    g.pop("csrf_token", None)
+    with app.app_context():
+        user = db.session.get(User, admin[0].id)
+        notify.add_contact(user, "lane", notify.ContactInput(
+            name="Wang", channel="webhook", target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"))
+        pile = db.session.get(Pile, "P-1")
+        alerts.on_fault(pile, 2, "smoke", True, None, "smoke in the box", NOW - timedelta(minutes=3),
+                        NOW - timedelta(minutes=3), rules=settings.alerts(current_app.config))
+        db.session.commit()
+        alert = db.session.query(Alert).one()
+        commands.dispatch_pending(lambda topic, body: None, NOW - timedelta(minutes=3),
+                                  settings.commands(current_app.config))
+        stop = next(c for c in commands.list_commands(user, pile_id="P-1") if c.action == "stop")
+        commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
+        db.session.commit()
+        commands.expire(NOW, settings.commands(current_app.config))
+        ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
+        handlers.process([
+            _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
+            _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
+            _incoming("status", "{not json"),
+        ], now=NOW)
+        # A signed check with a photo whose failed item opened a work order.
+        plan = db.session.scalar(db.select(InspectionPlan).where(InspectionPlan.kind == "daily"))
+        image = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(image, "PNG")
+        photo = photos.store(image.getvalue(), photos.PhotoRule.from_config(app.config))
+        maintenance.record_inspection(user, plan.id, maintenance.RecordInput(
+            [maintenance.ItemResult(i["key"], "fail" if n == 0 else "pass")
+             for n, i in enumerate(plan.checklist)], photos=[photo]))
+        alert_id = alert.id
     assert login(client, "root").status_code == 302
-    return alert.id
+    return alert_id
 
 
 def _staff_get_endpoints(app) -> set[str]:
@@ -104,7 +105,7 @@ def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client,
     assert _staff_get_endpoints(app) <= reached, _staff_get_endpoints(app) - reached
 
 
-def test_header_shows_sections_with_the_open_alert_count(client, evening):
+def test_header_shows_sections_with_the_open_alert_count(app, client, evening):
     html = client.get("/staff/?lang=en").get_data(as_text=True)
     nav = re.search(r'<nav class="staff-nav".*?</nav>', html, re.S).group(0)
     assert 'href="/staff/alerts"' in nav and 'href="/staff/ingest"' in nav
@@ -114,14 +115,15 @@ def test_header_shows_sections_with_the_open_alert_count(client, evening):
     ingest = client.get("/staff/ingest?lang=en").get_data(as_text=True)
     assert 'href="/staff/ingest" aria-current="page"' in ingest
     token = _csrf(client, f"/staff/alerts/{evening}")
-    for alert in db.session.query(Alert).all():
-        client.post(f"/staff/alerts/{alert.id}/acknowledge", data={"csrf_token": token})
+    with app.app_context():
+        alert_ids = [a.id for a in db.session.query(Alert).all()]
+    for alert_id in alert_ids:
+        client.post(f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
     nav = client.get("/staff/?lang=en").get_data(as_text=True)
     assert '<span class="count' not in re.search(r'<nav class="staff-nav".*?</nav>', nav, re.S).group(0)
 
 
 def _csrf(client, path: str) -> str:
-    g.pop("csrf_token", None)
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
                      client.get(path).get_data(as_text=True)).group(1)
 

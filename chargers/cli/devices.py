@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from ..mqtt_settings import parse_url
 from ..services import mqtt_auth
@@ -46,6 +47,7 @@ def broker_command(host, port, unless_mqtt_url, verbose):
               help="Folder for `passwd` and `acl` (Mosquitto password_file / acl_file).")
 @click.option("--backend-user", help="Backend's MQTT username (default: from MQTT_URL).")
 @click.option("--backend-password", help="Backend's MQTT password (default: from MQTT_URL).")
+@with_appcontext
 def mqtt_auth_command(out_dir, backend_user, backend_password):
     """Write a Mosquitto password file and ACL: every registered pile with its secret's
     hash, the backend user from MQTT_URL; a pile may use only its own topics."""
@@ -83,6 +85,7 @@ def mqtt_auth_command(out_dir, backend_user, backend_password):
               help="Share of ports plugged in right at the start (a livelier demo).")
 @click.option("--seed", type=int, help="Random seed, for a reproducible run.")
 @click.option("--wait", default=120.0, show_default=True, help="Seconds to wait for the embedded broker.")
+@with_appcontext
 def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_charging, seed, wait):
     """Simulated piles of an alley: connect with their secrets, boot, and residents
     charge on them; Ctrl-C stops."""

@@ -39,6 +39,10 @@ class Alert(db.Model):
     cutoff_done: Mapped[bool] = mapped_column(Boolean, default=False)
 
     pile = relationship("Pile")
+    # Who acknowledged and who cleared it, for display: read-only (the services set
+    # the id columns) so that a list can load them eagerly instead of one query each.
+    acknowledger = relationship("User", foreign_keys=[acknowledged_by], viewonly=True)
+    clearer = relationship("User", foreign_keys=[cleared_by], viewonly=True)
     events: Mapped[list[AlertEvent]] = relationship(
         back_populates="alert", order_by="AlertEvent.at", cascade="all, delete-orphan"
     )

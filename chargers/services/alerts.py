@@ -266,7 +266,8 @@ def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool
     f = f or AlertFilter()
     _check_filter(f)
     stmt = (select(Alert).join(Pile, Alert.pile_id == Pile.id)
-            .options(selectinload(Alert.pile).selectinload(Pile.alley)))
+            .options(selectinload(Alert.pile).selectinload(Pile.alley),
+                     selectinload(Alert.acknowledger), selectinload(Alert.clearer)))
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     if f.status == "open":
         stmt = stmt.where(Alert.status.in_(OPEN))

@@ -117,9 +117,9 @@ def get_command(user: User | None, command_id: str) -> Command:
 
 
 def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: int | None = None,
-                  limit: int = 20) -> list[Command]:
+                  limit: int = 20, offset: int = 0) -> list[Command]:
     """Recent commands in scope, newest first, of one pile (404 outside scope) and/or
-    one alert."""
+    one alert; `offset` skips that many of the newest."""
     if pile_id is not None:
         scope.check_pile(user, db.session.get(Pile, pile_id))
     stmt = select(Command).join(Pile, Command.pile_id == Pile.id)
@@ -128,7 +128,8 @@ def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: in
         stmt = stmt.where(Command.pile_id == pile_id)
     if alert_id is not None:
         stmt = stmt.where(Command.alert_id == alert_id)
-    return list(db.session.scalars(stmt.order_by(Command.created_at.desc()).limit(limit)))
+    return list(db.session.scalars(stmt.order_by(Command.created_at.desc(), Command.id.desc())
+                                    .limit(limit).offset(offset)))
 
 
 def topic(pile_id: str, prefix: str) -> str:

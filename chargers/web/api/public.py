@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from ...services import alleys, availability
+from ..ordering import by_label
 from . import bp
 from .common import iso
 
@@ -33,6 +34,7 @@ def list_alleys():
 def get_alley(slug: str):
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
+    view.piles = by_label(view.piles)  # as on the pages: 2号桩 before 10号桩
     return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
                     "free": view.free, "ports": view.ports, "counts": view.counts(),
                     "piles": [pile_json(p) for p in view.piles]})
