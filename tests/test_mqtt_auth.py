@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from chargers.services import mqtt_auth
-from tests.brokers import MOSQUITTO, Mosquitto
+from tests.brokers import MOSQUITTO, Mosquitto, skip_unless
 from tests.conftest import bearer
 
 PREFIX = "chargers/v1"
@@ -45,8 +45,7 @@ def auth_files(runner, two_piles, tmp_path):
 
 @pytest.fixture
 def secured_mosquitto(auth_files, tmp_path):
-    if not MOSQUITTO:
-        pytest.skip("mosquitto binary not installed")
+    skip_unless(MOSQUITTO, "mosquitto binary")
     workdir = tmp_path / "mosquitto"
     workdir.mkdir()
     # tests/brokers.py keeps Mosquitto as root here, so it reads the 600 files; in
