@@ -302,7 +302,7 @@ def test_simulator_follows_a_restarted_embedded_broker(app, app_config, alley_wi
 def test_subscription_table_can_change_while_iterated():
     """amqtt walks its subscription table across awaits while other connections
     subscribe; the broker's table iterates over a snapshot of its keys."""
-    from chargers.broker import _SnapshotDict
+    from chargers.broker.amqtt_broker import _SnapshotDict
 
     table = _SnapshotDict({"a/#": [], "b/#": []})
     seen = []
