@@ -1,9 +1,9 @@
 """Mosquitto for `make run`: `flask --app wsgi broker` generates its configuration in
-instance/mosquitto/ and runs it as a child process.
+BROKER_DIR (instance/mosquitto/) and runs it as a child process.
 
 The configuration is the production one in miniature: the password file, ACL and
 settings of `flask mqtt-auth` (services.mqtt_auth: every registered pile, client id
-bound to login), persistence in instance/mosquitto/ (queued messages survive a
+bound to login), persistence in BROKER_DIR (queued messages survive a
 restart), a listener on 127.0.0.1. The backend's password is generated at every
 start and written, with the address, to EMBEDDED_BROKER_FILE. Piles registered while
 it runs are added: the password file is rewritten and Mosquitto reloads it (SIGHUP).
@@ -81,7 +81,7 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
     exits); returns its exit status."""
     info_file = Path(app.config["EMBEDDED_BROKER_FILE"])
     info_file.unlink(missing_ok=True)  # a stale file would send clients to a dead port
-    workdir = Path(app.instance_path) / "mosquitto"
+    workdir = Path(app.config["BROKER_DIR"]).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     client_id = app.config["MQTT_CLIENT_ID"]
     backend = mqtt_auth.BackendCredentials(BACKEND_USER, secrets.token_urlsafe(24),
