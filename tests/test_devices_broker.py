@@ -380,8 +380,9 @@ def test_refuses_an_amqtt_it_was_not_written_for(monkeypatch):
 def test_mosquitto_with_the_generated_configuration(app, app_config, alley_with_pile, client, admin,
                                                     peers, tmp_path):
     """`flask broker` where Mosquitto is installed: the generated password file, ACL
-    and client-id binding, persistence in the instance folder, the address file;
-    a pile registered while it runs can connect; SIGTERM stops Mosquitto."""
+    and client-id binding, persistence in BROKER_DIR, the address file, the worker's
+    session ready before the first pile; a pile registered while it runs can
+    connect; SIGTERM stops Mosquitto."""
     skip_unless(MOSQUITTO, "mosquitto binary")
     info_file = tmp_path / "b.json"
     workdir = tmp_path / "mosquitto"
@@ -401,13 +402,16 @@ def test_mosquitto_with_the_generated_configuration(app, app_config, alley_with_
         port = info["port"]
         assert not peers(port, "anon").connect()
         assert not peers(port, "P-1", "P-1", "wrong").connect()
+        pile = peers(port, "P-1", "P-1", alley_with_pile)
+        assert pile.connect()
+        pile.publish(f"{PREFIX}/P-1/boot", b'{"id":"early"}')  # before the worker's first connect
         backend = peers(port, "chargers-backend", info["username"], info["password"], clean_session=False)
         assert backend.connect()
+        assert backend.session_present  # made by `flask broker` before it wrote the file
+        assert backend.wait_for(f"{PREFIX}/P-1/boot")[0].payload == b'{"id":"early"}'
         assert backend.subscribe(f"{PREFIX}/#") == 1
         jobs = peers(port, "chargers-backend-jobs", "chargers-backend-jobs", info["password"])
         assert jobs.connect()
-        pile = peers(port, "P-1", "P-1", alley_with_pile)
-        assert pile.connect()
         pile.publish(f"{PREFIX}/P-2/status", b'{"id":"spoof"}')  # the ACL drops it
         pile.publish(f"{PREFIX}/P-1/status", b'{"id":"own"}')
         backend.wait_for(f"{PREFIX}/P-1/status")

@@ -5,7 +5,9 @@ The configuration is the production one in miniature: the password file, ACL and
 settings of `flask mqtt-auth` (services.mqtt_auth: every registered pile, client id
 bound to login), persistence in BROKER_DIR (queued messages survive a
 restart), a listener on 127.0.0.1. The backend's password is generated at every
-start and written, with the address, to EMBEDDED_BROKER_FILE. Piles registered while
+start and written, with the address, to EMBEDDED_BROKER_FILE. Before that file
+exists (so before any pile can find the broker), the worker's persistent session is
+made and subscribed, so what piles send before the worker's first connect is kept. Piles registered while
 it runs are added: the password file is rewritten and Mosquitto reloads it (SIGHUP).
 SIGINT and SIGTERM stop Mosquitto; SIGHUP is passed on.
 """
@@ -23,8 +25,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from flask import Flask
 
+from ..mqtt_settings import login_name
+from ..protocol import topics
 from ..services import mqtt_auth
 from . import BACKEND_USER, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 
@@ -76,6 +81,28 @@ def _start(binary: str, conf: Path, host: str, port: int, timeout: float = 10.0)
     return None
 
 
+def open_backend_session(host: str, port: int, username: str, password: str, topic_filter: str,
+                         timeout: float = 10.0) -> None:
+    """Create the worker's persistent session (client id = its login), subscribed
+    to `topic_filter` at QoS 1, as the worker itself subscribes."""
+    done = threading.Event()
+    granted: list = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=username,
+                         protocol=mqtt.MQTTv311, clean_session=False)
+    client.username_pw_set(username, password)
+    client.on_connect = lambda c, u, f, rc, p=None: (c.subscribe(topic_filter, 1) if not rc.is_failure
+                                                      else done.set())
+    client.on_subscribe = lambda c, u, mid, codes, p=None: (granted.extend(codes), done.set())
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    try:
+        if not done.wait(timeout) or not granted or granted[0].is_failure:
+            raise RuntimeError(f"could not open the backend's session on {host}:{port} as {username}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], None] = print) -> int:
     """Generate the configuration, run Mosquitto until SIGINT/SIGTERM (or until it
     exits); returns its exit status."""
@@ -122,6 +149,8 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
                 return 1
         if proc is None or info is None:
             raise RuntimeError(f"mosquitto could not listen on {host} (see its messages above)")
+        open_backend_session(host, info.port, login_name(BACKEND_USER, client_id), backend.password,
+                             topics.subscription(prefix))
         write_private_json(info_file, info.as_dict())
         note = "" if info.port == port else f" ({host}:{port} is taken)"
         echo(f"MQTT broker (Mosquitto) listening on {info.host}:{info.port}{note}; "
