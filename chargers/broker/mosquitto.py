@@ -14,7 +14,6 @@ SIGINT and SIGTERM stop Mosquitto; SIGHUP is passed on.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import signal
@@ -31,9 +30,8 @@ from flask import Flask
 from ..mqtt_settings import login_name
 from ..protocol import topics
 from ..services import mqtt_auth
+from ..services.errors import DomainError
 from . import BACKEND_USER, BrokerInfo, candidate_ports, remove_info_file, write_private_json
-
-log = logging.getLogger("chargers.broker.mosquitto")
 
 REFRESH_S = 5.0  # how often registered piles are compared with the password file
 
@@ -128,7 +126,10 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
             finally:
                 db.session.remove()
 
-    lines = write_auth()
+    try:
+        lines = write_auth()
+    except DomainError as exc:  # e.g. a pile registered under one of the backend's names
+        raise RuntimeError(f"cannot write Mosquitto's password file: {exc.message}") from None
     auth_conf = (workdir / "auth" / "mosquitto-auth.conf").read_text()
 
     stop = threading.Event()
@@ -156,15 +157,19 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
         echo(f"MQTT broker (Mosquitto) listening on {info.host}:{info.port}{note}; "
              f"backend login in {info_file}; configuration in {workdir}")
         next_refresh = time.monotonic() + REFRESH_S
+        failing = ""  # the last error of a rewrite, said once
         while not stop.wait(0.5) and proc.poll() is None:
             if time.monotonic() < next_refresh and not hup.is_set():
                 continue
             next_refresh = time.monotonic() + REFRESH_S
             try:
                 fresh = write_auth(unless=lines)
-            except Exception:  # a DB hiccup: try again at the next round
-                log.exception("rewriting the password file failed")
+            except Exception as exc:  # a DB hiccup, a bad pile id: try again next round
+                if str(exc) != failing:
+                    failing = str(exc)
+                    echo(f"rewriting the password file failed: {exc}")
                 continue
+            failing = ""
             if fresh != lines or hup.is_set():
                 lines = fresh
                 hup.clear()
