@@ -259,3 +259,54 @@ def test_acl_stops_spoofing_and_snooping(secured_mosquitto, two_piles, peers):
 ])
 def test_access_rule(user, topic, action, ok):
     assert mqtt_auth.allowed(user, topic, action, prefix=PREFIX, backend_user="backend") is ok
+
+
+def test_jobs_run_does_not_wipe_the_workers_session(app, app_config, runner, client, admin, two_piles,
+                                                    tmp_path):
+    """`flask jobs run` publishes under its own login (`<client id>-jobs`): with client
+    ids bound to logins, sharing the worker's login would have made its clean session
+    replace, and wipe, the worker's. Here the worker is away with 20 messages queued,
+    `jobs run commands-dispatch` sends a command, and the worker finds all 20."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    password = "worker-pass-123"
+    out = tmp_path / "auth"
+    result = runner.invoke(args=["mqtt-auth", "--out", str(out), "--backend-user", "chargers-backend",
+                                 "--backend-password", password])
+    assert result.exit_code == 0, result.output
+    broker = start_secured(out, tmp_path / "mosquitto")
+    made = []
+    try:
+        worker = Peer(broker.port, "chargers-backend", "chargers-backend", password, clean_session=False)
+        made.append(worker)
+        assert worker.connect() and worker.subscribe(f"{PREFIX}/#") == 1
+        worker.close()
+        pile = Peer(broker.port, "P-1", "P-1", two_piles["P-1"])
+        made.append(pile)
+        assert pile.connect() and pile.subscribe(f"{PREFIX}/P-1/cmd") == 1
+        for n in range(20):
+            pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+
+        r = client.post("/api/v1/piles/P-1/commands", json={"action": "reset"}, headers=bearer(admin[1]))
+        assert r.status_code in (200, 201, 202), r.json
+        env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "CHARGERS_ENV": "testing",
+               "MQTT_URL": f"mqtt://chargers-backend:{password}@127.0.0.1:{broker.port}",
+               "MQTT_CLIENT_ID": "chargers-backend"}
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run",
+                               "commands-dispatch"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(pile.wait_for(f"{PREFIX}/P-1/cmd")[0].payload)["action"] == "reset"
+
+        back = Peer(broker.port, "chargers-backend", "chargers-backend", password, clean_session=False)
+        made.append(back)
+        assert back.connect() and back.session_present
+        got = back.wait_for(f"{PREFIX}/P-1/heartbeat", 20, timeout=20)
+        assert [json.loads(m.payload)["id"] for m in got] == [f"h{n}" for n in range(20)]
+    finally:
+        for peer in made:
+            peer.close()
+        broker.stop()
