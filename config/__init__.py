@@ -43,10 +43,13 @@ class Config:
     # The worker's MQTT version: "3.1.1" (clean_session=False) or "5" (clean_start=False
     # with a session expiry; lets a broker name the sender in a user property).
     MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "3.1.1")
-    # Where the embedded broker writes the address it actually listens on.
+    # Where the development broker (`flask broker`) writes the address it actually
+    # listens on and the backend's login.
     EMBEDDED_BROKER_FILE = os.environ.get(
         "EMBEDDED_BROKER_FILE", str(ROOT / "instance" / "broker.json")
     )
+    # Where `flask broker` keeps Mosquitto's generated configuration and its data.
+    BROKER_DIR = os.environ.get("BROKER_DIR", str(ROOT / "instance" / "mosquitto"))
     DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "Asia/Shanghai")
     DEFAULT_TARIFF_CENTS_PER_KWH = _env_int("DEFAULT_TARIFF_CENTS_PER_KWH", 100)
     # A pile's clock is believed when within this many seconds of arrival time
