@@ -87,9 +87,10 @@ def seeded(app, client, admin, make_staff, alley_with_pile):
     """Data for the fuzzer to find: an alley, a pile, an alert, a contact; admin token."""
     _, token = admin
     with app.app_context():
+        from datetime import UTC, datetime
+
         from chargers.models import Alert, Pile
         from chargers.services import alerts
-        from datetime import UTC, datetime
 
         now = datetime.now(UTC)
         alerts.record_fault(db.session.get(Pile, "P-1"), port=1, code="over_current",
@@ -130,7 +131,7 @@ def test_api_fuzz(app, seeded, mode):
         def run(case):
             headers = bearer(token)
             response = case.call(headers=headers)
-            STATS.append((operation.label, response.status_code))
+            STATS.append((case.operation.label, response.status_code))
             case.validate_response(response, checks=checks(), headers=headers)
 
         try:
