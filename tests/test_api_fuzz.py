@@ -7,7 +7,6 @@ the one the document states."""
 from __future__ import annotations
 
 import os
-import secrets
 import traceback
 
 import pytest
@@ -20,33 +19,21 @@ from schemathesis.core.failures import Failure
 
 from chargers.extensions import db
 from tests.conftest import bearer
+from tests.pg_schema import throwaway_schema
 
-PG = "127.0.0.1", 5432, "test"
 STATS: list[tuple[str, int]] = []  # (operation, status) of every call
 MAX_EXAMPLES = int(os.environ.get("CHARGERS_FUZZ_EXAMPLES", "8"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app_config(app_config, request):
+    """The app on SQLite, then on PostgreSQL (a throwaway schema)."""
     if request.param == "sqlite":
         yield app_config
         return
-    psycopg = pytest.importorskip("psycopg")
-    host, port, name = PG
-    try:
-        admin = psycopg.connect(host=host, port=port, dbname=name, connect_timeout=3,
-                                autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {host}:{port}/{name}: {str(exc).strip()[:200]}")
-    schema = f"chargers_fuzz_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        app_config["SQLALCHEMY_DATABASE_URI"] = (
-            f"postgresql+psycopg://{host}:{port}/{name}?options=-csearch_path%3D{schema}")
+    with throwaway_schema("chargers_fuzz") as url:
+        app_config["SQLALCHEMY_DATABASE_URI"] = url
         yield app_config
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 class ErrorShape(Failure):
