@@ -7,26 +7,21 @@ Hostile values that a database refuses instead of simply not finding (issue 13):
   DB_INT_MAX, so `/alerts/2147483648` matches no route → 404;
 - JSON bodies (read through `json_body`, used by every API view): not JSON, nested
   deeper than MAX_JSON_DEPTH, or holding a NUL / lone surrogate in any string → 400;
-  integer fields carry their range in the pydantic models (`DbInt`).
+  integer body fields that name rows carry DB_INT_MAX in their pydantic models.
 Under /api/ every answer is the contract's JSON error (chargers.web.errors).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 from flask import Flask, abort, request
-from pydantic import Field
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 DB_INT_MAX = 2**31 - 1  # INTEGER columns (ids, ports, counts) on PostgreSQL
 MAX_JSON_DEPTH = 32
-
-# An id or count that fits an INTEGER column.
-DbInt = Annotated[int, Field(ge=0, le=DB_INT_MAX)]
 
 
 class DbIntConverter(IntegerConverter):
