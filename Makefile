@@ -6,10 +6,11 @@ FLASK := $(BIN)/flask --app wsgi
 
 .PHONY: run test install migrate seed lint clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
