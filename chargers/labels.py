@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 REJECTION_LABELS = {
     "bad_topic": _l("Unknown topic"), "unknown_kind": _l("Unknown message kind"),
     "sender_mismatch": _l("Sent by another pile"), "unknown_pile": _l("Pile not registered"),
+    "retained": _l("Retained message (old news)"),
     "oversized": _l("Too large"), "malformed": _l("Not valid JSON"),
     "invalid": _l("Fields not as the protocol says"), "port_out_of_range": _l("No such port"),
     "replay": _l("Old sequence number (replay)"), "error": _l("Failed to process"),

@@ -31,7 +31,7 @@ MESSAGES: dict[str, object] = {
     "alley.timezone_unknown": _l("Unknown time zone %(zone)s (e.g. Asia/Shanghai)."),
     "alley.unknown": _l("No such alley: %(slug)s."),
     "api.page_integers": _l("limit and offset must be integers."),
-    "api.page_range": _l("limit: 1 to %(max)d; offset: 0 or more."),
+    "api.page_range": _l("limit: 1 to %(max)d; offset: 0 to %(max_offset)d."),
     "command.action_unknown": _l("The action: one of %(choices)s."),
     "command.late": _l("late ack"),
     "command.no_ack": _l("no ack from the pile"),

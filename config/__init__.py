@@ -115,6 +115,8 @@ class Config:
     RETENTION_JOB_RUN_DAYS = _env_int("RETENTION_JOB_RUN_DAYS", 30)
     RETENTION_BATCH = _env_int("RETENTION_BATCH", 1000)
 
+    # Largest request body the app reads (413 beyond it; JSON under /api/).
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 256 * 1024)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
@@ -122,7 +124,11 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_TIME_LIMIT = None
+    # Where login attempts are counted. memory:// is per process: with several web
+    # processes each counts alone, so production refuses it (use redis://…).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Prefix of the limiter's keys in a shared store (several deployments, one Redis).
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "chargers")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")  # per address
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
@@ -160,6 +166,11 @@ class ProductionConfig(Config):
         missing = [k for k in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(k)]
         if missing:
             raise RuntimeError(f"production config needs {', '.join(missing)} in the environment")
+        store = os.environ.get("RATELIMIT_STORAGE_URI", "memory://").strip()
+        if not store or store.startswith("memory://"):
+            raise RuntimeError(
+                "production config needs RATELIMIT_STORAGE_URI of a store shared by every web "
+                "process (e.g. redis://127.0.0.1:6379/0), not the in-process memory://")
 
 
 CONFIGS = {

@@ -120,6 +120,8 @@ def test_session_cookie_secure_in_production_settings(app_config, tmp_path, monk
 
     monkeypatch.setenv("SECRET_KEY", "prod-secret")
     monkeypatch.setenv("DATABASE_URL", app_config["SQLALCHEMY_DATABASE_URI"])
+    # Production needs a shared rate-limit store; this test keeps app_config's memory://.
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
     prod = create_app({**app_config, "RATELIMIT_ENABLED": True}, config_name="production")
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     with prod.app_context():

@@ -6,6 +6,7 @@ jobs page after a real run of the worker."""
 from __future__ import annotations
 
 import io
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -147,6 +148,23 @@ def test_not_an_image_is_refused_with_a_clear_error(app, staff):
         assert db.session.scalar(select(InspectionRecord)) is None
     folder = Path(app.config["MAINTENANCE_PHOTO_DIR"])
     assert not folder.exists() or not any(folder.iterdir())
+
+
+def test_a_phone_photo_larger_than_the_api_body_limit_is_taken(app, staff):
+    """Photos may be megabytes; only the checklist takes such a body, not the API."""
+    client = staff
+    pid = plan_id(app, "daily")
+    image = io.BytesIO()
+    Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3)).save(image, "PNG")
+    assert image.tell() > app.config["MAX_CONTENT_LENGTH"]
+    image.seek(0)
+    data = {**marks(app, pid), "photos": [(image, "phone.png")],
+            "csrf_token": csrf(client, f"/staff/maintenance/plans/{pid}/check")}
+    r = client.post(f"/staff/maintenance/plans/{pid}/check", data=data,
+                    content_type="multipart/form-data")
+    assert r.status_code == 302
+    with app.app_context():
+        assert len(db.session.scalar(select(InspectionRecord)).photos) == 1
 
 
 def test_every_item_must_be_marked(app, staff):

@@ -4,7 +4,11 @@ calls out. Testable without a broker: `process(messages)` in an app context.
 Every message ends as exactly one outcome: `accepted`, `duplicate`, `ignored` (our
 own `cmd` topic) or `rejected:<reason>`. A rejection is counted and kept for staff
 and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
-unknown_pile, oversized, malformed, invalid, port_out_of_range, replay, error.
+unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, replay, error.
+
+A message delivered with the retain flag is old news (the broker replays what it
+stored when we (re)subscribe): on every topic but `online` it is rejected as
+`retained` and changes nothing, whatever its payload says.
 
 `process` applies a batch in one transaction and commits; if that fails it
 applies the messages one by one, so a message that breaks a handler (a bug) is
@@ -103,6 +107,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
         raise Rejected(exc.reason, str(exc)) from None
     if topic.kind == codes.COMMAND_KIND:
         return "ignored"  # our own commands to the piles
+    if msg.retained and topic.kind != "online":
+        raise Rejected("retained", "delivered with the retain flag: old news", topic.pile_id)
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
     pile = batch.pile(topic.pile_id)

@@ -60,11 +60,17 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
+        # The exception's own headers (405: Allow; 429: Retry-After), not its HTML type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        if exc.response is not None:  # e.g. Flask-Limiter's 429 carries its headers here
+            headers += [(k, v) for k, v in exc.response.headers.items()
+                        if k.lower() in ("retry-after", "allow")]
         if _wants_json():
-            return json_error(exc.code or 500, code, exc.description or exc.name)
+            body, status = json_error(exc.code or 500, code, exc.description or exc.name)
+            return body, status, headers
         # Werkzeug's stock English paragraph adds nothing to the heading, which the
         # page says in its own language.
-        return render_template("error.html", status=exc.code), exc.code
+        return render_template("error.html", status=exc.code), exc.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -12,6 +12,7 @@ from ...protocol.codes import COMMAND_ACTIONS, MAX_PORTS
 from ...services import alerts, commands, notify
 from ...services.alerts import AlertFilter
 from ..access import token_required
+from ..guard import DB_INT_MAX
 from . import bp
 from .common import body, iso, page_args
 
@@ -31,7 +32,7 @@ class ResolveBody(_Strict):
 class CommandBody(_Strict):
     action: Literal[COMMAND_ACTIONS]  # type: ignore[valid-type]
     port: int | None = Field(None, ge=1, le=MAX_PORTS)
-    alert: int | None = None  # the alert this answers, recorded in its history
+    alert: int | None = Field(None, ge=1, le=DB_INT_MAX)  # the alert this answers, recorded in its history
 
 
 class ContactBody(_Strict):

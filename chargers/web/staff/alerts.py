@@ -23,6 +23,7 @@ from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
+from ..guard import DB_INT_MAX
 from . import bp
 from .wording import ACTION_LABELS
 
@@ -46,7 +47,7 @@ class CommandForm(FlaskForm):
 
     action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
     port = IntegerField(validators=[Optional(), NumberRange(1, MAX_PORTS)])
-    alert_id = IntegerField(validators=[Optional()])
+    alert_id = IntegerField(validators=[Optional(), NumberRange(1, DB_INT_MAX)])
 
 
 class ContactForm(FlaskForm):

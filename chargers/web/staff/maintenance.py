@@ -43,6 +43,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from ... import outcomes
 from ...services import alleys, jobruns, maintenance, photos
 from ...services.errors import DomainError
+from ..guard import accepts_upload
 from . import bp
 
 KIND_LABELS = {"daily": _l("Daily patrol"), "monthly": _l("Monthly check"),
@@ -214,6 +215,7 @@ def plan_edit(plan_id: int):
 
 
 @bp.route("/maintenance/plans/<int:plan_id>/check", methods=["GET", "POST"])
+@accepts_upload("MAINTENANCE_PHOTO_MAX_BYTES")
 def plan_check(plan_id: int):
     """The phone checklist: mark every item, add notes and photos, sign."""
     plan = maintenance.get_plan(current_user, plan_id)
