@@ -17,6 +17,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import Failure
 
+from chargers import settings as app_settings
 from chargers.extensions import db
 from tests.conftest import bearer
 from tests.pg_schema import throwaway_schema
@@ -82,7 +83,7 @@ def seeded(app, client, admin, make_staff, alley_with_pile):
         now = datetime.now(UTC)
         alerts.record_fault(db.session.get(Pile, "P-1"), port=1, code="over_current",
                             active=True, value=None, detail=None, at=now, time_source="device",
-                            received_at=now, now=now)
+                            received_at=now, now=now, rules=app_settings.alerts(app.config))
         db.session.commit()
         assert db.session.query(Alert).count() == 1
     make_staff("scoped", ["lane"])
