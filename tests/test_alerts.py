@@ -59,9 +59,11 @@ def test_smoke_raises_one_critical_alert_cuts_off_and_pages_at_once(contacts):
     assert (alert.pile_id, alert.port, alert.code) == ("P-1", 3, "smoke")
     assert alert.severity == "critical" and alert.status == "active" and alert.count == 1
     assert alert.cutoff_done
-    cmds = list(db.session.scalars(select(Command).order_by(Command.action.desc())))
-    assert [(c.action, c.port, c.status, c.alert_id) for c in cmds] == [
-        ("stop", 3, "pending", alert.id), ("disable", 3, "pending", alert.id)]
+    # Fire first: smoke on port 3 cuts off the whole pile, not just the port.
+    cmds = db.session.scalars(select(Command)).all()
+    assert sorted((c.action, c.port or 0, c.status, c.alert_id) for c in cmds) == [
+        ("disable", 0, "pending", alert.id), *(("stop", n, "pending", alert.id)
+                                                 for n in (1, 2, 3, 4))]
     # Critical: level 1 paged when raised, level 2 not yet.
     [n] = db.session.scalars(select(Notification)).all()
     assert n.channel == "webhook" and n.payload["msgtype"] == "text"
@@ -76,7 +78,7 @@ def test_repeat_bumps_count_and_last_seen(contacts):
     assert alert.count == 2 and alert.last_seen_at == s(30) and alert.value == 1.2
     assert alert.raised_at == s(0)
     # no second cut-off, no second page
-    assert db.session.query(Command).count() == 2
+    assert db.session.query(Command).count() == 5
     assert db.session.query(Notification).count() == 1
     assert actions(alert)[-1] == "repeated"
 
@@ -266,7 +268,7 @@ def test_staff_of_another_alley_get_404(client, admin, make_staff, alley_with_pi
     assert client.get("/api/v1/alerts", headers=bearer(theirs)).json == []
     db.session.refresh(alert)
     assert alert.status == "active" and alert.acknowledged_at is None
-    assert db.session.query(Command).count() == 2
+    assert db.session.query(Command).count() == 5  # only the whole-pile cut-off
     r = client.post(f"/api/v1/alerts/{alert.id}/acknowledge", headers=bearer(mine))
     assert r.status_code == 200 and r.json["acknowledged_by"] == "lane-staff"
 

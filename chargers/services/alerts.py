@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
+from ..protocol.codes import FIRE_CODES
 from . import scope
 from .errors import Conflict, Invalid, NotFound
 from .severity import RANK, SEVERITIES, severity_for
@@ -35,6 +36,9 @@ STATUSES = ("active", "acknowledged", "cleared")
 OPEN = ("active", "acknowledged")
 OFFLINE = "offline"
 DATA_LOSS = "data_loss"
+# Residents' problem reports (services/reports.py): alerts for staff, never a cut-off.
+REPORT_CODES = ("report_burning", "report_no_power", "report_damaged", "report_other")
+NO_CUTOFF = (OFFLINE, *REPORT_CODES)
 
 
 def _open_alert(pile_id: str, port: int | None, code: str) -> Alert | None:
@@ -63,8 +67,10 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     alert.record("raised", now, note=detail)
     db.session.flush()
     if alert.severity == "critical":
-        if pile.alley.auto_cutoff and code != OFFLINE:
-            sent = commands.cutoff(pile, port, alert, now)
+        if pile.alley.auto_cutoff and code not in NO_CUTOFF:
+            # Fire first: smoke or heat on one port makes the whole pile unsafe, so
+            # the cut-off covers every port and the pile.
+            sent = commands.cutoff(pile, None if code in FIRE_CODES else port, alert, now)
             alert.cutoff_done = True
             alert.record("cutoff_sent", now,
                    note=", ".join(f"{c.action} {commands.where(c.port)}" for c in sent))

@@ -17,6 +17,7 @@ def port_json(p: availability.PortView) -> dict:
 def pile_json(p: availability.PileView) -> dict:
     return {"id": p.id, "label": p.label, "location_note": p.location_note,
             "online": p.online, "enabled": p.enabled, "free": p.free,
+            "unsafe": p.unsafe, "fire": [{"port": port, "code": code} for port, code in p.fire],
             "ports": [port_json(x) for x in p.ports]}
 
 
