@@ -51,6 +51,50 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return _("%(d)d days", d=hours // 24)
 
 
+def for_how_long(value: datetime | None, now: datetime | None = None) -> str:
+    """"for 5 min" (已 5 分钟), or "just now" alone: never "for just now"."""
+    if value is None:
+        return ""
+    now = now or datetime.now(UTC)
+    if (now - value).total_seconds() < 60:
+        return _("just now")
+    return _("for %(d)s", d=ago(value, now))
+
+
+def full_since(value: datetime | None, now: datetime | None = None) -> str:
+    """A finished port: how long ago the battery was full, and that the bike is still
+    there (so nobody takes it for a free port)."""
+    now = now or datetime.now(UTC)
+    if value is None or (now - value).total_seconds() < 60:
+        return _("Full just now, bike still plugged in")
+    return _("Full %(d)s ago, bike still plugged in", d=ago(value, now))
+
+
+def time_left(est) -> str:
+    """A port's estimated time left in words; says so plainly when there is no basis."""
+    if est is None or est.minutes is None:
+        return _("No basis yet to estimate when it will be done")
+    if est.minutes <= 1:
+        return _("Almost done")
+    return _("About %(d)s left", d=duration(est.minutes))
+
+
+def duration(minutes: int) -> str:
+    """A number of minutes in words ("25 min", "1h 20m")."""
+    if minutes < 60:
+        return _("%(n)d min", n=minutes)
+    hours, minutes = divmod(minutes, 60)
+    return _("%(h)dh %(m)dm", h=hours, m=minutes)
+
+
+def power_energy(est) -> str:
+    """The latest reading of a port in use: "380 W · 0.42 kWh so far"."""
+    if est is None or est.power_w is None:
+        return ""
+    return _("%(w)d W · %(kwh).2f kWh so far", w=round(est.power_w),
+             kwh=(est.energy_wh or 0) / 1000)
+
+
 def short_ago(value: datetime | None, now: datetime | None = None) -> str:
     """How long since `value` in two or three characters, for a port cell."""
     if value is None:
@@ -117,6 +161,11 @@ def init_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["short_ago"] = short_ago
+    app.jinja_env.filters["for_how_long"] = for_how_long
+    app.jinja_env.filters["full_since"] = full_since
+    app.jinja_env.globals["time_left"] = time_left
+    app.jinja_env.globals["power_energy"] = power_energy
+    app.jinja_env.globals["duration"] = duration
     app.jinja_env.globals["state_symbol"] = state_symbol
     app.jinja_env.globals["lang_url"] = lang_url
     app.jinja_env.globals["get_locale"] = get_locale

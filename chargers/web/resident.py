@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, g, render_template
 
-from ..services import alleys, availability, piles
+from ..services import alleys, availability, piles, time_left
 from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
@@ -30,8 +30,10 @@ def alley(slug: str):
     g.tz = alley.timezone
     view = availability.alley_view(alley)
     view.piles = by_label(view.piles)  # 2号桩 before 10号桩
-    return render_template("resident/alley.html", alley=alley, view=view,
-                           counts=view.counts(), refresh=REFRESH_SECONDS, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    next_free = time_left.fill(view.piles, alley.id, now)
+    return render_template("resident/alley.html", alley=alley, view=view, next_free=next_free,
+                           counts=view.counts(), refresh=REFRESH_SECONDS, now=now)
 
 
 @bp.get("/p/<pile_id>")
@@ -40,5 +42,7 @@ def pile(pile_id: str):
     pile = piles.get_pile(None, pile_id)
     g.tz = pile.alley.timezone
     view = availability.pile_view(pile)
+    now = datetime.now(UTC)
+    time_left.fill([view], pile.alley_id, now)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
-                           refresh=REFRESH_SECONDS, now=datetime.now(UTC))
+                           refresh=REFRESH_SECONDS, now=now)
