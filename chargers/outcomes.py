@@ -17,6 +17,13 @@ from flask_babel import lazy_gettext as _l
 
 MESSAGES: dict[str, object] = {
     # filled by the areas; keep sorted by code
+    "pile.not_found": _l("No pile %(pile)s"),
+    "report.kind": _l("Choose what is wrong (%(kinds)s)"),
+    "report.phone": _l("That does not look like a phone number"),
+    "report.photo_invalid": _l("The photo could not be read as an image"),
+    "report.photo_not_found": _l("No such photo"),
+    "report.photo_too_big": _l("The photo is too big (at most %(mb)d MB)"),
+    "report.port": _l("Port: 1 to %(n)d"),
 }
 
 

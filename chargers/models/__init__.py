@@ -9,6 +9,7 @@ from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqG
 from .notifications import Contact, Notification
 from .ops import JobRun, Lease
 from .registry import Alley, Pile, Port
+from .reports import ProblemReport
 
 __all__ = [
     "Alert",
@@ -26,6 +27,7 @@ __all__ = [
     "Notification",
     "Pile",
     "Port",
+    "ProblemReport",
     "ProcessedMessage",
     "Rejection",
     "SeqGap",

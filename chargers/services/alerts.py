@@ -158,6 +158,20 @@ def on_data_loss(pile: Pile, missing: int, now: datetime) -> None:
     _open(pile, None, DATA_LOSS, float(missing), note, now, now)
 
 
+def on_report(pile: Pile, port: int | None, code: str, now: datetime) -> Alert:
+    """A resident reported a problem (code one of REPORT_CODES): open its alert, or bump
+    the open one. A critical report (a burning smell) pages at once; no report cuts
+    power (NO_CUTOFF). Does not commit."""
+    alert = _open_alert(pile.id, port, code)
+    if alert is not None:
+        alert.count += 1
+        alert.last_seen_at = max(alert.last_seen_at, now)
+        alert.record("repeated", now)
+        db.session.flush()
+        return alert
+    return _open(pile, port, code, None, None, now, now)
+
+
 def on_pile_online(pile: Pile, now: datetime) -> None:
     """The pile came (back) online: clear its offline alert. Does not commit."""
     alert = _open_alert(pile.id, None, OFFLINE)

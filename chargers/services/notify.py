@@ -48,6 +48,8 @@ CODE_ZH = {
     "over_voltage": "过压", "under_voltage": "欠压", "meter_failure": "计量故障",
     "communication": "通信故障", "other": "其他故障",
     "data_loss": "可能丢失数据",
+    "report_burning": "居民报修：焦味或冒烟", "report_no_power": "居民报修：不通电",
+    "report_damaged": "居民报修：插座损坏", "report_other": "居民报修：其他问题",
 }
 REASON_ZH = {"new": "", "resend": "【未确认·重发】", "escalation": "【升级】"}
 
@@ -154,6 +156,7 @@ def compose(alert: Alert, reason: str, now: datetime) -> tuple[str, str]:
         subject,
         f"时间 time: {alert.raised_at.astimezone(tz):%Y-%m-%d %H:%M:%S} ({alley.timezone})",
         f"桩 pile: {pile.label} ({pile.id}) · {where}",
+        *([f"位置 location: {pile.location_note}"] if pile.location_note else []),
         f"次数 count: {alert.count}",
     ]
     if alert.value is not None:

@@ -4,10 +4,17 @@ JavaScript (a <noscript> meta refresh) and static/live.js refreshes them in plac
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
-from ..services import alleys, availability, piles, time_left
+from ..extensions import limiter
+from ..outcomes import render
+from ..services import alleys, availability, piles, reports, time_left
+from ..services.errors import Invalid
+from .forms import ReportForm
 from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
@@ -46,3 +53,51 @@ def pile(pile_id: str):
     time_left.fill([view], pile.alley_id, now)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
                            refresh=REFRESH_SECONDS, now=now)
+
+
+def report_settings() -> reports.ReportSettings:
+    """The reports' settings from config (services never read config themselves)."""
+    cfg = current_app.config
+    return reports.ReportSettings(photo_dir=Path(cfg["REPORT_PHOTO_DIR"]),
+                                  photo_max_bytes=cfg["REPORT_PHOTO_MAX_BYTES"])
+
+
+@bp.route("/p/<pile_id>/report", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"])
+def report(pile_id: str):
+    """Report a problem with this pile (报修): reaches staff as an alert."""
+    pile = piles.get_pile(None, pile_id)
+    g.tz = pile.alley.timezone
+    form = ReportForm()
+    form.port.choices = [SelectChoice("", _("Choose a port"))] + [
+        SelectChoice(str(n), _("Port %(n)d", n=n)) for n in range(1, pile.port_count + 1)
+    ] + [SelectChoice("pile", _("The whole pile / not sure"))]
+    if request.method == "GET" and request.args.get("port", "").isdigit():
+        form.port.data = request.args["port"]
+    if form.validate_on_submit():
+        upload = form.photo.data
+        photo = None
+        if upload and getattr(upload, "filename", ""):
+            photo = upload.stream.read(current_app.config["REPORT_PHOTO_MAX_BYTES"] + 1)
+        try:
+            reports.submit(reports.ReportInput(
+                pile_id=pile.id, port=None if form.port.data == "pile" else int(form.port.data),
+                kind=form.kind.data, phone=form.phone.data or "", photo=photo,
+                remote_addr=request.remote_addr), report_settings(), datetime.now(UTC))
+        except Invalid as exc:
+            form.photo.errors = [*form.photo.errors, render(exc.code, exc.params)] \
+                if exc.code.startswith("report.photo") else form.photo.errors
+            if not exc.code.startswith("report.photo"):
+                flash(render(exc.code, exc.params), "error")
+        else:
+            return redirect(url_for("resident.report_sent", pile_id=pile.id))
+    return render_template("resident/report.html", pile=pile, alley=pile.alley, form=form,
+                           kinds=reports.KINDS), (400 if form.errors else 200)
+
+
+@bp.get("/p/<pile_id>/report/sent")
+def report_sent(pile_id: str):
+    """After a report (post/redirect/get): the resident sees it was sent."""
+    pile = piles.get_pile(None, pile_id)
+    g.tz = pile.alley.timezone
+    return render_template("resident/report_sent.html", pile=pile, alley=pile.alley)

@@ -18,7 +18,7 @@ from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optiona
 
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
-from ...services import alleys, commands, notify, piles
+from ...services import alleys, commands, notify, piles, reports
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
@@ -114,7 +114,7 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
         "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
-        notes=notify.notifications_for(alert.id))
+        notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id))
 
 
 @bp.get("/alerts/<int:alert_id>")

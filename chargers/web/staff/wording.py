@@ -39,6 +39,10 @@ CODE_LABELS = {
     "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
     "communication": _l("Communication fault"), "other": _l("Other fault"),
     "data_loss": _l("Possible data loss"),
+    "report_burning": _l("Resident reports burning smell or smoke"),
+    "report_no_power": _l("Resident reports no power"),
+    "report_damaged": _l("Resident reports damaged socket"),
+    "report_other": _l("Resident reports a problem"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
                    "warning": _l("Warning")}

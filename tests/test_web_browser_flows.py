@@ -1,0 +1,84 @@
+"""Whole flows in a real headless Chromium at phone size (390x844), driven with
+Playwright against the app served on a free local port: a resident's report reaching
+the staff alerts page. Skipped when Playwright or Chromium is missing."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from .brokers import free_port
+from .webtools import set_ports
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium installed")
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def live(app):
+    """The app on a free local port: its base URL."""
+    port = free_port()
+    server = make_server("127.0.0.1", port, app.wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser():
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def phone(browser, blocked: list[str]):
+    """A fresh phone-sized page (its own cookies) that records CSP complaints."""
+    page = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True).new_page()
+    page.on("console", lambda m: blocked.append(m.text)
+            if "Content Security Policy" in m.text or "Refused" in m.text else None)
+    return page
+
+
+def staff_login(page, base: str, name: str, password: str) -> None:
+    page.goto(f"{base}/login?lang=en")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def test_a_residents_report_appears_on_the_staff_alerts_page(
+        app, live, browser, admin, alley_with_pile, tmp_path):
+    from .conftest import PASSWORD
+
+    app.config["REPORT_PHOTO_DIR"] = str(tmp_path / "reports")
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "available", "available"])
+    blocked: list[str] = []
+    resident = phone(browser, blocked)
+    resident.goto(f"{live}/p/P-1?lang=en")
+    resident.click("text=Report a problem with this pile")
+    resident.select_option("select[name=port]", "2")
+    resident.check("input[name=kind][value=burning]")
+    resident.fill("input[name=phone]", "13800001234")
+    resident.click("button[type=submit]")
+    assert "your report was sent" in resident.inner_text("h1")
+    assert resident.url.endswith("/p/P-1/report/sent")
+
+    desk = phone(browser, blocked)
+    staff_login(desk, live, "root", PASSWORD)
+    desk.goto(f"{live}/staff/alerts?lang=en")
+    card = desk.locator(".alert-card", has_text="Resident reports burning smell or smoke")
+    assert card.count() == 1
+    assert "critical" in card.first.get_attribute("class")
+    card.first.locator("a").first.click()
+    assert "13800001234" in desk.inner_text("main")
+    assert blocked == []
