@@ -17,6 +17,8 @@ from flask_babel import lazy_gettext as _l
 
 MESSAGES: dict[str, object] = {
     # filled by the areas; keep sorted by code
+    "contact.phone": _l("That does not look like a phone number"),
+    "contact.public_needs_phone": _l("To show a contact to residents, give a phone number"),
     "pile.not_found": _l("No pile %(pile)s"),
     "report.kind": _l("Choose what is wrong (%(kinds)s)"),
     "report.phone": _l("That does not look like a phone number"),

@@ -157,6 +157,6 @@ def test_smoke_on_one_port_turns_the_whole_pile_unsafe_with_a_banner(
     assert re.findall(r'data-state="(\w+)"', dom) == ["fault"] * 4
     assert re.search(r'<div class="fire-banner" role="alert"', dom)
     assert "P-1: smoke alarm" in dom and "Keep away from the whole pile" in dom
-    assert re.search(r'class="big zero">0<', dom)
+    assert re.search(r'class="big zero" data-free="0">0<', dom)
     dom, blocked = chromium_dom(f"{base}/p/P-1?lang=en", tmp_path / "p2")
     assert blocked == [] and 'class="fire-banner"' in dom and "(port 2)" in dom

@@ -79,7 +79,7 @@ def test_alley_page_shows_each_port_state_in_words_with_counts(client, busy_alle
     assert "Port 3: Finished, Full 30 min ago, bike still plugged in" in html
     assert "Port 1: Offline, for 2h 5m" in html
     # The big number at the top is the free count.
-    assert re.search(r'<span class="big">2</span>', html)
+    assert re.search(r'<span class="big" data-free="2">2</span>', html)
     # Each pile links to its own page.
     for pid in ("P-1", "P-2", "P-3", "P-4"):
         assert f'href="/p/{pid}"' in html

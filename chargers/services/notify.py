@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import smtplib
 import socket
 import urllib.error
@@ -52,6 +53,7 @@ CODE_ZH = {
     "report_damaged": "居民报修：插座损坏", "report_other": "居民报修：其他问题",
 }
 REASON_ZH = {"new": "", "resend": "【未确认·重发】", "escalation": "【升级】"}
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 
 
 # --- contacts ----------------------------------------------------------------------
@@ -66,6 +68,9 @@ class ContactInput:
     target: str
     level: int = 1
     webhook_format: str = "auto"
+    # One contact setting: with `public`, name and phone show on the residents' pages.
+    phone: str = ""
+    public: bool = False
 
 
 def _alley(user: User | None, slug: str) -> Alley:
@@ -99,8 +104,14 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
         raise Invalid("target: an e-mail address")
     if len(target) > 512:
         raise Invalid("target: at most 512 characters")
+    phone = (data.phone or "").strip()
+    if phone and not PHONE_RE.match(phone):
+        raise Invalid("contact.phone")
+    if data.public and not phone:
+        raise Invalid("contact.public_needs_phone")
     contact = Contact(alley_id=alley.id, name=name, channel=data.channel, target=target,
-                      level=data.level, webhook_format=data.webhook_format)
+                      level=data.level, webhook_format=data.webhook_format, phone=phone,
+                      public=bool(data.public))
     db.session.add(contact)
     db.session.commit()
     return contact
@@ -116,6 +127,35 @@ def delete_contact(user: User | None, contact_id: int) -> str:
     db.session.delete(contact)
     db.session.commit()
     return alley.slug
+
+
+def public_contacts(alley_id: int) -> list[Contact]:
+    """Who looks after the alley's piles, as residents see them (name and phone)."""
+    stmt = (select(Contact).where(Contact.alley_id == alley_id, Contact.public.is_(True))
+            .order_by(Contact.level, Contact.id))
+    return list(db.session.scalars(stmt))
+
+
+def send_test(user: User | None, contact_id: int, now: datetime) -> tuple[bool, str]:
+    """Send a test message to a contact in scope now, without queueing: (delivered,
+    the failure's reason or ""). Changes nothing stored."""
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound("no such contact")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact")
+    when = now.astimezone(alleys.zone(alley))
+    text = (f"【测试 test】{alley.name}：这是一条测试通知，收到即可，无需处理。"
+            f"\nThis is a test notification from {alley.name}; nothing to do."
+            f"\n{when:%Y-%m-%d %H:%M:%S}")
+    try:
+        if contact.channel == "webhook":
+            send_webhook(contact.target, webhook_body(
+                webhook_flavour(contact.webhook_format, contact.target), text))
+        else:
+            send_email(contact.target, f"【测试 test】{alley.name}", text)
+    except DeliveryError as exc:
+        return False, str(exc)
+    return True, ""
 
 
 # --- composing ---------------------------------------------------------------------

@@ -27,6 +27,8 @@
         var cur = document.querySelector("[data-live]");
         if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
         if (doc.title) document.title = doc.title;
+        // Others (notify-free.js) follow the fresh numbers.
+        document.dispatchEvent(new CustomEvent("live:updated"));
       })
       .catch(markStale)
       .then(function () { busy = false; });

@@ -11,7 +11,8 @@ from flask_babel import gettext as _
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session), else the saved choice, else Chinese."""
+    """?lang= (remembered in the session), else the saved choice, else the browser's
+    Accept-Language, else Chinese."""
     langs = current_app.config["LANGUAGES"]
     asked = request.args.get("lang")
     if asked in langs:
@@ -20,7 +21,8 @@ def select_locale() -> str:
     saved = session.get("lang")
     if saved in langs:
         return saved
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
+    # Werkzeug matches "zh-CN", "en-GB"… on their primary tag.
+    return request.accept_languages.best_match(langs) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def select_timezone() -> str:

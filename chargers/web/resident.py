@@ -12,7 +12,7 @@ from wtforms.fields.choices import SelectChoice
 
 from ..extensions import limiter
 from ..outcomes import render
-from ..services import alleys, availability, piles, reports, time_left
+from ..services import alleys, availability, notify, piles, reports, time_left
 from ..services.errors import Invalid
 from .forms import ReportForm
 from .ordering import by_label
@@ -40,7 +40,8 @@ def alley(slug: str):
     now = datetime.now(UTC)
     next_free = time_left.fill(view.piles, alley.id, now)
     return render_template("resident/alley.html", alley=alley, view=view, next_free=next_free,
-                           counts=view.counts(), refresh=REFRESH_SECONDS, now=now)
+                           counts=view.counts(), refresh=REFRESH_SECONDS, now=now,
+                           service_contacts=notify.public_contacts(alley.id))
 
 
 @bp.get("/p/<pile_id>")
@@ -52,7 +53,8 @@ def pile(pile_id: str):
     now = datetime.now(UTC)
     time_left.fill([view], pile.alley_id, now)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
-                           refresh=REFRESH_SECONDS, now=now)
+                           refresh=REFRESH_SECONDS, now=now,
+                           service_contacts=notify.public_contacts(pile.alley_id))
 
 
 def report_settings() -> reports.ReportSettings:
@@ -100,4 +102,5 @@ def report_sent(pile_id: str):
     """After a report (post/redirect/get): the resident sees it was sent."""
     pile = piles.get_pile(None, pile_id)
     g.tz = pile.alley.timezone
-    return render_template("resident/report_sent.html", pile=pile, alley=pile.alley)
+    return render_template("resident/report_sent.html", pile=pile, alley=pile.alley,
+                           service_contacts=notify.public_contacts(pile.alley_id))

@@ -12,10 +12,20 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
+from ...extensions import db
+from ...models import Contact, utcnow
+from ...outcomes import render
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles, reports
@@ -60,6 +70,8 @@ class ContactForm(FlaskForm):
     webhook_format = SelectField(_l("Robot"), choices=[
         SelectChoice("auto", _l("Automatic (by address)")), SelectChoice("wecom", "企业微信 WeCom"),
         SelectChoice("dingtalk", "钉钉 DingTalk"), SelectChoice("feishu", "飞书 Feishu")])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
+    public = BooleanField(_l("Show name and phone to residents (looks after the piles)"))
 
 
 def _filter_args() -> dict:
@@ -196,14 +208,33 @@ def alley_contacts(slug: str):
         try:
             notify.add_contact(current_user, slug, notify.ContactInput(
                 name=form.name.data, channel=form.channel.data, target=form.target.data,
-                level=form.level.data, webhook_format=form.webhook_format.data))
+                level=form.level.data, webhook_format=form.webhook_format.data,
+                phone=form.phone.data or "", public=form.public.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(say(render(exc.code, exc.params)) if exc.code.startswith("contact.")
+                  else say(exc.message), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))
     return render_template("staff/alert_contacts.html", alley=alley, form=form,
                            contacts=notify.list_contacts(current_user, slug), confirm=NoteForm())
+
+
+@bp.post("/contacts/<int:contact_id>/test")
+def contact_test(contact_id: int):
+    """Send a test notification now and say how it went."""
+    if not NoteForm().validate_on_submit():
+        abort(400)
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        abort(404)
+    ok, why = notify.send_test(current_user, contact_id, utcnow())
+    if ok:
+        flash(_("Test notification delivered to %(name)s.", name=contact.name), "ok")
+    else:
+        flash(_("Test notification to %(name)s failed: %(why)s", name=contact.name, why=why),
+              "error")
+    return redirect(url_for("staff.alley_contacts", slug=contact.alley.slug))
 
 
 @bp.post("/contacts/<int:contact_id>/delete")
