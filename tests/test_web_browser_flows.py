@@ -82,3 +82,38 @@ def test_a_residents_report_appears_on_the_staff_alerts_page(
     card.first.locator("a").first.click()
     assert "13800001234" in desk.inner_text("main")
     assert blocked == []
+
+
+def test_tell_me_when_a_port_is_free_rings_when_one_frees(app, live, browser, alley_with_pile):
+    """The switch, on with notifications allowed: nothing while no port is free; when
+    live.js brings a free port, the page says so (and shows a notification)."""
+    with app.app_context():
+        set_ports("P-1", ["charging"] * 4)
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    context.grant_permissions(["notifications"], origin=live)
+    page = context.new_page()
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text)
+            if "Content Security Policy" in m.text or "Refused" in m.text else None)
+    page.add_init_script("""
+        window.__shown = [];
+        window.Notification = class { constructor(t, o) { window.__shown.push([t, o.body]); }
+            static get permission() { return "granted"; }
+            static requestPermission() { return Promise.resolve("granted"); } };""")
+    page.clock.install()
+    page.goto(f"{live}/a/lane?lang=en")
+    page.check("[data-notify-toggle]")
+    assert "it will ring when a port is free" in page.inner_text("[data-notify-status]")
+    page.clock.run_for(31_000)  # one refresh: still nothing free
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__shown") == []
+    with app.app_context():
+        set_ports("P-1", ["charging", "available", "charging", "charging"])
+    page.clock.run_for(31_000)
+    for _ in range(50):  # poll with a deadline (wait_for_function would need eval: CSP)
+        if page.evaluate("window.__shown"):
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("window.__shown")[0][0] == "A charging port is free"
+    assert "A port just became free!" in page.inner_text("[data-notify-status]")
+    assert blocked == []
