@@ -17,6 +17,13 @@ from flask_babel import lazy_gettext as _l
 
 MESSAGES: dict[str, object] = {
     # filled by the areas; keep sorted by code
+    "account.admin_only": _l("Only an admin can manage accounts"),
+    "account.not_found": _l("No such account"),
+    "account.password_short": _l("The password needs at least %(n)d characters"),
+    "account.role": _l("Role: one of %(roles)s"),
+    "account.self_demote": _l("You cannot take away your own admin role"),
+    "account.self_disable": _l("You cannot disable your own account"),
+    "alley.not_found": _l("No alley %(alley)s"),
     "contact.phone": _l("That does not look like a phone number"),
     "contact.public_needs_phone": _l("To show a contact to residents, give a phone number"),
     "pile.not_found": _l("No pile %(pile)s"),

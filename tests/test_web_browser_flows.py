@@ -52,7 +52,7 @@ def staff_login(page, base: str, name: str, password: str) -> None:
     page.goto(f"{base}/login?lang=en")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
 
 
 def test_a_residents_report_appears_on_the_staff_alerts_page(
@@ -69,7 +69,7 @@ def test_a_residents_report_appears_on_the_staff_alerts_page(
     resident.select_option("select[name=port]", "2")
     resident.check("input[name=kind][value=burning]")
     resident.fill("input[name=phone]", "13800001234")
-    resident.click("button[type=submit]")
+    resident.click("main button[type=submit]")
     assert "your report was sent" in resident.inner_text("h1")
     assert resident.url.endswith("/p/P-1/report/sent")
 
@@ -116,4 +116,34 @@ def test_tell_me_when_a_port_is_free_rings_when_one_frees(app, live, browser, al
         page.wait_for_timeout(100)
     assert page.evaluate("window.__shown")[0][0] == "A charging port is free"
     assert "A port just became free!" in page.inner_text("[data-notify-status]")
+    assert blocked == []
+
+
+def test_admin_creates_a_staff_account_that_sees_only_its_alley(
+        app, client, live, browser, admin, alley_with_pile):
+    from .conftest import PASSWORD, bearer
+
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "other", "name": "Other Lane"},
+                headers=bearer(token))
+    blocked: list[str] = []
+    desk = phone(browser, blocked)
+    staff_login(desk, live, "root", PASSWORD)
+    desk.goto(f"{live}/staff/?lang=en")
+    desk.click("text=Accounts")
+    desk.click("text=Add an account")
+    desk.fill("input[name=name]", "zhao")
+    desk.select_option("select[name=role]", "staff")
+    desk.check("input[name=alleys][value=lane]")
+    desk.fill("input[name=password]", "zhao-first-pw")
+    desk.click(".account-form button[type=submit]")
+    assert "Account zhao created" in desk.inner_text(".flashes")
+
+    mine = phone(browser, blocked)
+    staff_login(mine, live, "zhao", "zhao-first-pw")
+    mine.goto(f"{live}/staff/?lang=en")
+    titles = mine.locator(".desk-row .title").all_inner_texts()
+    assert titles == ["Lane"]
+    assert mine.goto(f"{live}/staff/alleys/other").status == 404
+    assert mine.locator("text=Accounts").count() == 0
     assert blocked == []

@@ -61,10 +61,11 @@ def evening(app, client, admin, alley_with_pile):
 
 
 def _staff_get_endpoints(app) -> set[str]:
-    """Every staff page a browser opens (GET), except the list's JSON feed."""
+    """Every staff page a browser opens (GET), except the list's JSON feed and a
+    resident's report photo (an image, shown on an alert that has one)."""
     return {r.endpoint for r in app.url_map.iter_rules()
             if r.endpoint.startswith("staff.") and "GET" in r.methods
-            and r.endpoint != "staff.alerts_feed"}
+            and r.endpoint not in ("staff.alerts_feed", "staff.report_photo")}
 
 
 def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client, evening):

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...services import alerts as alert_svc
-from ...services import alleys, availability, piles, qrcodes
+from ...services import alleys, availability, desk, piles, qrcodes
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
@@ -22,10 +22,9 @@ from .wording import say
 
 @bp.get("/")
 def dashboard():
-    """The alleys this staff member looks after, with free, fault and offline counts."""
-    rows = alleys.list_alleys(current_user)
-    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows),
-                           open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile.alley.slug))
+    """The desk: per alley, open alerts by severity, offline piles, ports out of
+    service; the most urgent alley first."""
+    return render_template("staff/dashboard.html", rows=desk.desk(current_user))
 
 
 @bp.route("/alleys/new", methods=["GET", "POST"])
