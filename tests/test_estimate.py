@@ -53,6 +53,12 @@ def test_tapering_curve_is_its_own_basis():
     assert (nearly.minutes, nearly.basis) == (0, "curve")
 
 
+def test_a_long_flat_stretch_before_the_taper_does_not_slow_the_estimate():
+    whole = FLAT + TAPERING[2:]  # an hour of 400 W, then the fall
+    e = estimate(whole, 110 * 60, HISTORY)
+    assert e.basis == "curve" and 22 <= e.minutes <= 32
+
+
 def test_a_later_taper_reads_less_time_left():
     early = estimate(TAPERING[:4], 90 * 60, [])
     late = estimate(TAPERING, 110 * 60, [])

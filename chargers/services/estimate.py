@@ -76,8 +76,10 @@ def _taper_minutes(samples: list[Sample], peak: float) -> float | None:
     end_w = max(END_FRACTION * peak, END_MIN_W)
     if current <= end_w:
         return 0.0
-    i_peak = max(range(len(samples)), key=lambda i: (samples[i].power_w, -i))
-    tail = [s for s in samples[i_peak:] if s.power_w > 0]
+    # The taper starts where the power last stood near its peak: fit only what follows
+    # (a long flat stretch before it would flatten the fitted fall).
+    start = max(i for i, s in enumerate(samples) if s.power_w >= 0.95 * peak)
+    tail = [s for s in samples[start:] if s.power_w > 0]
     if len(tail) < 3:
         return None
     xs = [s.t_s for s in tail]
