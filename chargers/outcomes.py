@@ -23,6 +23,8 @@ MESSAGES: dict[str, object] = {
     "account.role": _l("Role: one of %(roles)s"),
     "account.self_demote": _l("You cannot take away your own admin role"),
     "account.self_disable": _l("You cannot disable your own account"),
+    "alert.still_reported": _l("The pile still reports this fault: tick 'resolve anyway' and "
+                               "give the reason"),
     "alley.not_found": _l("No alley %(alley)s"),
     "contact.phone": _l("That does not look like a phone number"),
     "contact.public_needs_phone": _l("To show a contact to residents, give a phone number"),

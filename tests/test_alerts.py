@@ -122,8 +122,12 @@ def test_acknowledge_resolve_and_device_clear_with_audit_trail(client, admin, co
 
     r = client.post(f"/api/v1/alerts/{smoke.id}/resolve", json={"note": ""}, headers=bearer(token))
     assert r.status_code == 422
+    # The pile still reports the smoke: resolving needs an explicit override.
     r = client.post(f"/api/v1/alerts/{smoke.id}/resolve",
                     json={"note": "burnt plug replaced"}, headers=bearer(token))
+    assert r.status_code == 409 and "still reports" in r.json["error"]["message"]
+    r = client.post(f"/api/v1/alerts/{smoke.id}/resolve",
+                    json={"note": "burnt plug replaced", "override": True}, headers=bearer(token))
     assert r.status_code == 200 and r.json["status"] == "cleared"
     assert client.post(f"/api/v1/alerts/{smoke.id}/resolve", json={"note": "again"},
                        headers=bearer(token)).status_code == 409
@@ -131,7 +135,7 @@ def test_acknowledge_resolve_and_device_clear_with_audit_trail(client, admin, co
     r = client.get(f"/api/v1/alerts/{smoke.id}", headers=bearer(token))
     hist = [(h["action"], h["by"]) for h in r.json["history"]]
     assert hist == [("raised", None), ("cutoff_sent", None), ("notified", None),
-                    ("acknowledged", "root"), ("resolved", "root")]
+                    ("acknowledged", "root"), ("resolved_override", "root")]
     assert r.json["history"][-1]["note"] == "burnt plug replaced"
     assert {c["action"] for c in r.json["commands"]} == {"stop", "disable"}
 
@@ -289,7 +293,7 @@ def test_a_raise_after_a_staff_resolve_is_never_ignored(admin, alley_with_pile):
     user, _ = admin
     fault(2, "smoke", at=s(0))
     [first] = all_alerts()
-    alerts.resolve(user, first.id, "checked, reset the sensor", now=s(600))
+    alerts.resolve(user, first.id, "checked, reset the sensor", now=s(600), override=True)
     # the pile's clock is 3 minutes slow: its new report looks older than the resolve
     fault(2, "smoke", at=s(600 + 60 - 180), now=s(660))
     assert [a.status for a in all_alerts()] == ["cleared", "active"]

@@ -90,12 +90,16 @@ def test_acknowledge_and_resolve_from_the_page(client, staff):
     assert alert.status == "acknowledged"
     r = client.post(f"/staff/alerts/{aid}/resolve", data={"csrf_token": token, "note": ""})
     assert r.status_code == 422
+    # The pile has not cleared the smoke: the page asks for an explicit override.
     r = client.post(f"/staff/alerts/{aid}/resolve",
                     data={"csrf_token": token, "note": "melted plug replaced"})
+    assert r.status_code == 409 and 'name="override"' in r.get_data(as_text=True)
+    r = client.post(f"/staff/alerts/{aid}/resolve",
+                    data={"csrf_token": token, "note": "melted plug replaced", "override": "y"})
     assert r.status_code == 302
     html = client.get(f"/staff/alerts/{aid}").get_data(as_text=True)
     assert "melted plug replaced" in html and "on my way" in html and "lane-staff" in html
-    for action in ("raised", "cut-off sent", "acknowledged", "resolved"):
+    for action in ("raised", "cut-off sent", "acknowledged", "resolved anyway (pile still reporting)"):
         assert f"<b>{action}</b>" in html
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
-from ..protocol.codes import FIRE_CODES
+from ..protocol.codes import FAULT_CODES, FIRE_CODES
 from . import scope
 from .errors import Conflict, Invalid, NotFound
 from .severity import RANK, SEVERITIES, severity_for
@@ -344,8 +344,16 @@ def acknowledge(user: User, alert_id: int, note: str | None = None,
     return alert
 
 
-def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -> Alert:
-    """Staff close the alert with a note (what was found, what was done). Commits."""
+def still_reported(alert: Alert) -> bool:
+    """The pile itself still reports this fault: an open device-fault alert the pile
+    has not cleared (resolving it then needs an explicit override)."""
+    return alert.status in OPEN and alert.code in FAULT_CODES
+
+
+def resolve(user: User, alert_id: int, note: str, now: datetime | None = None, *,
+            override: bool = False) -> Alert:
+    """Staff close the alert with a note (what was found, what was done). While the pile
+    still reports the fault, only with `override` (the note is the reason). Commits."""
     now = now or utcnow()
     note = (note or "").strip()
     if not note:
@@ -353,12 +361,15 @@ def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -
     alert = get_alert(user, alert_id)
     if alert.status == "cleared":
         raise Conflict("the alert is already cleared")
+    if still_reported(alert) and not override:
+        raise Conflict("alert.still_reported")
+    still_reported_before = still_reported(alert)
     alert.status = "cleared"
     alert.cleared_at = now
     alert.cleared_by = user.id
     alert.note = note
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by = now, user.id
-    alert.record("resolved", now, user, note)
+    alert.record("resolved_override" if still_reported_before else "resolved", now, user, note)
     db.session.commit()
     return alert

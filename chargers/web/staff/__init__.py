@@ -22,4 +22,4 @@ def _nav() -> dict:
     return {"nav_alert_counts": lambda: count_open(current_user)}
 
 
-from . import accounts, alerts, ingest, registry, reports, wording  # noqa: E402,F401
+from . import accounts, alerts, ingest, readings, registry, reports, wording  # noqa: E402,F401

@@ -44,9 +44,11 @@ class NoteForm(FlaskForm):
 
 
 class ResolveForm(FlaskForm):
-    """Resolve: the note is required (what was found, what was done)."""
+    """Resolve: the note is required (what was found, what was done); while the pile
+    still reports the fault, an explicit override too (the note is the reason)."""
 
     note = TextAreaField(_l("What was found and done"), validators=[DataRequired(), Length(max=2000)])
+    override = BooleanField(_l("The pile still reports this fault: resolve anyway (say why above)"))
 
 
 class CommandForm(FlaskForm):
@@ -91,6 +93,18 @@ def _list(args: dict):
     return alert_svc.list_alerts(current_user, f, triage=True, limit=200)
 
 
+def _filter_counts(args: dict) -> dict[str, int]:
+    """The chips' numbers: what the current alley and status filter holds, by severity
+    (all severities, so each chip says what choosing it would show)."""
+    f = AlertFilter(status=None if args["status"] == "all" else args["status"],
+                    alley=args["alley"] or None)
+    out = dict.fromkeys(SEVERITIES, 0) | {"unacknowledged": 0}
+    for a in alert_svc.list_alerts(current_user, f, limit=None):
+        out[a.severity] = out.get(a.severity, 0) + 1
+        out["unacknowledged"] += a.status == "active"
+    return out
+
+
 def _list_url(args: dict) -> str:
     """The list with these filters: where acknowledging from the list returns to."""
     return url_for("staff.alerts", **{k: v for k, v in args.items() if v})
@@ -102,7 +116,7 @@ def alerts():
     args = _filter_args()
     return render_template(
         "staff/alerts.html", rows=_list(args), args=args, list_url=_list_url(args),
-        counts=alert_svc.count_open(current_user),
+        counts=_filter_counts(args),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
         refresh=30)  # without JavaScript, base.html reloads the page this often
@@ -115,7 +129,8 @@ def alerts_feed():
     counts = alert_svc.count_open(current_user)
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
                            args=args, list_url=_list_url(args))
-    counts_html = render_template("staff/_alert_counts.html", counts=counts)
+    counts_html = render_template("staff/_alert_counts.html", counts=_filter_counts(args),
+                                  args=args)
     return jsonify({"html": html, "counts_html": counts_html, "counts": counts})
 
 
@@ -126,7 +141,8 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
         "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
-        notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id))
+        notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id),
+        still_reported=alert_svc.still_reported(alert))
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -156,11 +172,14 @@ def alert_resolve(alert_id: int):
         flash(_("Say what was found or done."), "error")
         return _alert_page(alert_id, resolve_form=form), 422
     try:
-        alert_svc.resolve(current_user, alert_id, form.note.data)
+        alert_svc.resolve(current_user, alert_id, form.note.data, override=form.override.data)
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(render(exc.code, exc.params) if exc.code.startswith("alert.") else say(exc.message),
+              "error")
+        if exc.code == "alert.still_reported":
+            return _alert_page(alert_id, resolve_form=form), 409
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))

@@ -56,7 +56,8 @@ PORT_STATUS_LABELS = {
 }
 EVENT_LABELS = {
     "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
-    "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
+    "resolved": _l("resolved"), "resolved_override": _l("resolved anyway (pile still reporting)"),
+    "cleared_by_device": _l("cleared by the pile"),
     "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
     "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
     "command_accepted": _l("command done"), "command_rejected": _l("command refused"),

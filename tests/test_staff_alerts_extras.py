@@ -1,0 +1,43 @@
+"""Staff alerts as a new user finds them: the pile's location on the list and detail,
+readings with unit and meaning, chips counting what the current filter holds."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from chargers.extensions import db
+from chargers.models import Alert, Pile
+from chargers.services import alerts
+
+from .conftest import bearer
+from .webtools import login
+
+
+def test_location_reading_and_chips_of_the_current_filter(app, client, admin, alley_with_pile):
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "other", "name": "Other"}, headers=bearer(token))
+    client.post("/api/v1/piles", json={"id": "O-1", "alley": "other", "ports": 2},
+                headers=bearer(token))
+    with app.app_context():
+        db.session.get(Pile, "P-1").location_note = "东门车棚"
+        now = datetime.now(UTC)
+        alerts.on_fault(db.session.get(Pile, "P-1"), 1, "over_current", True, 16.4, None, now, now)
+        alerts.on_fault(db.session.get(Pile, "O-1"), 1, "over_temperature", True, 78.5, None, now, now)
+        alerts.on_fault(db.session.get(Pile, "O-1"), 2, "meter_failure", True, None, None, now, now)
+        db.session.commit()
+    login(client, "root")
+    html = client.get("/staff/alerts?alley=lane&lang=en").get_data(as_text=True)
+    assert "东门车棚" in html and "16.4 A (current)" in html
+    counts = re.search(r'<p class="alert-counts".*?</p>', html, re.S).group(0)
+    assert re.search(r">Critical 0<", counts) and re.search(r">Major 1<", counts)
+    assert "1 unacknowledged" in counts
+    html = client.get("/staff/alerts?lang=en").get_data(as_text=True)
+    counts = re.search(r'<p class="alert-counts".*?</p>', html, re.S).group(0)
+    assert re.search(r">Critical 1<", counts) and re.search(r">Minor 1<", counts)
+    feed = client.get("/staff/alerts/feed?alley=other&lang=en").json
+    assert ">Major 0<" in feed["counts_html"] and feed["counts"]["major"] == 1  # nav: all
+    with app.app_context():
+        hot = db.session.scalar(db.select(Alert.id).where(Alert.code == "over_temperature"))
+    detail = client.get(f"/staff/alerts/{hot}?lang=en").get_data(as_text=True)
+    assert "78.5 °C (socket temperature)" in detail
