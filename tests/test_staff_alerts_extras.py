@@ -41,3 +41,25 @@ def test_location_reading_and_chips_of_the_current_filter(app, client, admin, al
         hot = db.session.scalar(db.select(Alert.id).where(Alert.code == "over_temperature"))
     detail = client.get(f"/staff/alerts/{hot}?lang=en").get_data(as_text=True)
     assert "78.5 °C (socket temperature)" in detail
+
+
+def test_stop_and_disable_ask_first_with_the_charge_so_far(app, client, admin, alley_with_pile):
+    from datetime import timedelta
+
+    from chargers.models import ChargingSession
+
+    from .webtools import set_ports
+
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "available", "available"])
+        db.session.add(ChargingSession(pile_id="P-1", port=2, session_ref="s-1", status="active",
+                                       started_at=datetime.now(UTC) - timedelta(minutes=75),
+                                       energy_wh=512.0))
+        db.session.commit()
+    login(client, "root")
+    html = client.get("/staff/piles/P-1/control?lang=en").get_data(as_text=True)
+    assert ('data-confirm="Stop charging on port 2? Its charge has run 1h 15m and drawn '
+            '0.51 kWh."') in html
+    assert 'data-confirm="Disable port 1? It stays off until enabled. No charge is running."' in html
+    # The page follows the commands by itself (live.js every 3 s).
+    assert '<div data-live="3">' in html and 'src="/static/live.js"' in html

@@ -28,7 +28,7 @@ from ...models import Contact, utcnow
 from ...outcomes import render
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
-from ...services import alleys, commands, notify, piles, reports
+from ...services import alleys, commands, notify, piles, reports, sessions
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
@@ -142,7 +142,8 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
         notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id),
-        still_reported=alert_svc.still_reported(alert))
+        still_reported=alert_svc.still_reported(alert),
+        sessions=sessions.active_by_port(alert.pile_id), now=utcnow())
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -193,7 +194,8 @@ def pile_control(pile_id: str):
     open_alerts = alert_svc.open_alerts_by(current_user, lambda a: a.port, pile=pile.id)
     return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
                            cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
-                           open_alerts=open_alerts)
+                           open_alerts=open_alerts, sessions=sessions.active_by_port(pile.id),
+                           now=utcnow())
 
 
 @bp.post("/piles/<pile_id>/command")
