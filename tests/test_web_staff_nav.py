@@ -126,8 +126,11 @@ def test_alley_page_links_to_alerts_contacts_and_pile_controls(client, evening):
 
 def test_pile_control_asks_before_whole_pile_actions_and_shows_port_alerts(client, evening):
     html = client.get("/staff/piles/P-1/control?lang=en").get_data(as_text=True)
-    assert html.count("data-confirm=") == 2  # disable (or enable) is not asked; reset is
-    assert "Restart P-1 now?" in html
+    # Whole pile: disable and reset ask; each port's stop and disable ask too, saying
+    # what they interrupt (issue 11); enable never asks.
+    assert "Restart P-1 now?" in html and "Take the whole pile P-1 out of service?" in html
+    assert html.count('data-confirm="Disable port ') == 4
+    assert "It stays off until enabled." in html
     assert f'href="/staff/alerts/{evening}"' in html
     assert 'src="/static/confirm.js"' in html
     assert client.get("/static/confirm.js").status_code == 200
