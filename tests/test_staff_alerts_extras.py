@@ -63,3 +63,23 @@ def test_stop_and_disable_ask_first_with_the_charge_so_far(app, client, admin, a
     assert 'data-confirm="Disable port 1? It stays off until enabled. No charge is running."' in html
     # The page follows the commands by itself (live.js every 3 s).
     assert '<div data-live="3">' in html and 'src="/static/live.js"' in html
+
+
+def test_device_message_page_names_the_pile_its_topic_names(app, client, admin):
+    from chargers.models import Rejection
+    from chargers.web.staff.ingest import pile_named_by
+
+    assert pile_named_by("chargers/v1/JRX-006/meter", "chargers/v1") == "JRX-006"
+    assert pile_named_by("chargers/v1/JRX-006/nonsense/x", "chargers/v1/") == "JRX-006"
+    assert pile_named_by("elsewhere/JRX-006/meter", "chargers/v1") is None
+    assert pile_named_by("chargers/v1/", "chargers/v1") is None
+    with app.app_context():
+        db.session.add_all([
+            Rejection(reason="malformed", topic="chargers/v1/JRX-006/meter", pile_id=None,
+                      detail="bad json"),
+            Rejection(reason="bad_topic", topic="junk", pile_id=None, detail="x")])
+        db.session.commit()
+    login(client, "root")
+    html = client.get("/staff/ingest?lang=en").get_data(as_text=True)
+    assert '<span class="sub">JRX-006 · ' in html
+    assert '<span class="sub">no pile named · ' in html
