@@ -67,3 +67,13 @@ def test_fire_cut_off_covers_the_whole_pile(app, alley_with_pile):
     smoke(app, port=3, code="over_current")  # not a fire code: that port only
     with app.app_context():
         assert db.session.query(Command).count() == 5  # over_current is major: no cut-off
+
+
+def test_every_port_of_an_unsafe_pile_counts_from_the_alarm(app, client, alley_with_pile):
+    smoke(app)
+    ports = client.get("/api/v1/alleys/lane").json["piles"][0]["ports"]
+    with app.app_context():
+        from chargers.models import Alert
+        raised = db.session.scalar(select(Alert.raised_at))
+    from chargers.web.api.common import iso
+    assert {p["since"] for p in ports} == {iso(raised)}  # not each port's old status time

@@ -91,6 +91,7 @@ class AlleyView:
 class _Faults:
     ports: dict[str, set[int | None]]  # pile id → ports with an open fault (None = pile)
     fire: dict[str, list[tuple[int | None, str]]]  # pile id → fire alarms
+    fire_since: dict[str, datetime] = field(default_factory=dict)  # pile id → first alarm
 
     def get(self, pile_id: str, default=None):
         return self.ports.get(pile_id, default)
@@ -102,16 +103,18 @@ def _faults(pile_ids: list[str]) -> _Faults:
     if not pile_ids:
         return out
     rows = db.session.execute(
-        select(Alert.pile_id, Alert.port, Alert.code).where(
+        select(Alert.pile_id, Alert.port, Alert.code, Alert.raised_at).where(
             Alert.pile_id.in_(pile_ids),
             Alert.status.in_(OPEN),
             Alert.code.not_in(NOT_HARDWARE),
         )
     )
-    for pile_id, port, code in rows:
+    for pile_id, port, code, raised_at in rows:
         out.ports[pile_id].add(port)
         if code in FIRE_CODES:
             out.fire[pile_id].append((port, code))
+            if pile_id not in out.fire_since or raised_at < out.fire_since[pile_id]:
+                out.fire_since[pile_id] = raised_at
     return out
 
 
@@ -158,6 +161,11 @@ def _pile_view(pile: Pile, faults: _Faults) -> PileView:
         since = port.status_since
         if state == "offline" or (pile.online_since and since and pile.online_since > since):
             since = pile.online_since or since
+        if fire:  # every port is unsafe since the pile's first fire alarm
+            since = faults.fire_since.get(pile.id) or min(
+                (p.status_since for p in pile.ports
+                 if p.status == "faulted" and p.error in FIRE_CODES and p.status_since),
+                default=since)
         ports.append(PortView(port.number, port.status, state, state == "free", since))
     return PileView(pile.id, pile.label, pile.location_note, pile.online, pile.enabled, ports,
                     fire)
