@@ -147,3 +147,43 @@ def test_admin_creates_a_staff_account_that_sees_only_its_alley(
     assert mine.goto(f"{live}/staff/alleys/other").status == 404
     assert mine.locator("text=Accounts").count() == 0
     assert blocked == []
+
+
+def test_control_page_follows_a_command_pending_sent_done(app, live, browser, admin,
+                                                          alley_with_pile):
+    """Without a reload, the control page shows a command going pending → sent → done."""
+    from datetime import UTC, datetime
+
+    from chargers.extensions import db
+    from chargers.models import Pile
+    from chargers.services import commands
+
+    from .conftest import PASSWORD
+
+    with app.app_context():
+        set_ports("P-1", ["charging", "available", "available", "available"])
+        user = db.session.get(type(admin[0]), admin[0].id)
+        cmd_id = commands.issue(user, "P-1", 1, "stop").id
+    blocked: list[str] = []
+    page = phone(browser, blocked)
+    staff_login(page, live, "root", PASSWORD)
+    page.goto(f"{live}/staff/piles/P-1/control?lang=en")
+    page.clock.install()
+    outcome = page.locator(".cmds li .cmd-outcome").first
+
+    def follows(step, words: str) -> None:
+        with app.app_context():
+            step()
+            db.session.commit()
+        for _ in range(20):
+            page.clock.run_for(3_500)
+            page.wait_for_timeout(150)
+            if words in outcome.inner_text():
+                return
+        raise AssertionError(f"still {outcome.inner_text()!r}, expected {words!r}")
+
+    assert "waiting to send" in outcome.inner_text()
+    follows(lambda: commands.dispatch_pending(lambda topic, body: None), "sent, waiting")
+    follows(lambda: commands.on_ack(db.session.get(Pile, "P-1"), cmd_id, "accepted", None,
+                                    datetime.now(UTC)), "done")
+    assert blocked == []
