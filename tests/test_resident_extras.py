@@ -23,6 +23,7 @@ def test_language_follows_accept_language_unless_chosen(client, alley_with_pile)
     assert '<html lang="zh-CN">' in client.get("/a/lane", headers=zh).get_data(as_text=True)
     fr = {"Accept-Language": "fr-FR"}
     assert '<html lang="zh-CN">' in client.get("/a/lane", headers=fr).get_data(as_text=True)
+    assert "Accept-Language" in client.get("/a/lane").headers["Vary"]  # caches keep both
     client.get("/a/lane?lang=zh")  # chosen: wins over the browser from now on
     assert '<html lang="zh-CN">' in client.get("/a/lane", headers=en).get_data(as_text=True)
 

@@ -157,9 +157,19 @@ def _fresh_choice() -> None:
     refresh()
 
 
+def _vary(resp):
+    """Pages follow the browser's language (and the chosen one, in the session cookie):
+    a shared cache must keep one copy per language."""
+    if resp.mimetype == "text/html":
+        resp.vary.add("Accept-Language")
+        resp.vary.add("Cookie")
+    return resp
+
+
 def init_template_helpers(app: Flask) -> None:
     """Filters and globals every template can use; a fresh locale per request."""
     app.before_request(_fresh_choice)
+    app.after_request(_vary)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["short_ago"] = short_ago
