@@ -34,29 +34,42 @@ def alley_history(alley_id: int, now: datetime) -> list[PastSession]:
             for start, end, energy, pk in db.session.execute(stmt) if end and end > start]
 
 
-def _active_session(pile_id: str, port: int) -> ChargingSession | None:
-    return db.session.scalar(
-        select(ChargingSession).where(ChargingSession.pile_id == pile_id,
-                                      ChargingSession.port == port,
-                                      ChargingSession.status == "active")
-        .order_by(ChargingSession.started_at.desc().nulls_last(), ChargingSession.id.desc())
-        .limit(1))
+def _active_sessions(pile_ids: list[str]) -> dict[tuple[str, int], ChargingSession]:
+    """(pile, port) → its active session (the newest if several were left open)."""
+    out: dict[tuple[str, int], ChargingSession] = {}
+    if not pile_ids:
+        return out
+    stmt = (select(ChargingSession).where(ChargingSession.pile_id.in_(pile_ids),
+                                          ChargingSession.status == "active")
+            .order_by(ChargingSession.id))
+    for s in db.session.scalars(stmt):
+        out[(s.pile_id, s.port)] = s
+    return out
 
 
-def for_port(pile_id: str, port: int, since: datetime | None, history: list[PastSession],
-             now: datetime) -> Estimate:
-    """The estimate for one port in use (its active session; else from history alone,
-    counted from when the port went into use)."""
-    session = _active_session(pile_id, port)
-    samples: list[Sample] = []
-    start = since
-    if session is not None:
-        start = session.started_at or since
-        rows = db.session.scalars(select(MeterSample).where(MeterSample.session_id == session.id)
-                                  .order_by(MeterSample.ts))
-        if start is not None:
-            samples = [Sample((m.ts - start).total_seconds(), m.power_w, m.energy_wh)
-                       for m in rows]
+def _samples(session_ids: list[int]) -> dict[int, list[tuple[datetime, float, float]]]:
+    """Session id → its meter readings (ts, W, Wh), oldest first: one query, plain rows
+    (a page of 100 charging ports reads some 10^4 of them every refresh)."""
+    out: dict[int, list[tuple[datetime, float, float]]] = {i: [] for i in session_ids}
+    if not session_ids:
+        return out
+    stmt = (select(MeterSample.session_id, MeterSample.ts, MeterSample.power_w,
+                   MeterSample.energy_wh)
+            .where(MeterSample.session_id.in_(session_ids))
+            .order_by(MeterSample.session_id, MeterSample.ts))
+    for session_id, ts, w, wh in db.session.execute(stmt):
+        out[session_id].append((ts, w, wh))
+    return out
+
+
+def for_port(session: ChargingSession | None, rows: list[tuple[datetime, float, float]],
+             since: datetime | None,
+             history: list[PastSession], now: datetime) -> Estimate:
+    """The estimate for one port in use: its active session's curve, else history alone,
+    counted from when the port went into use."""
+    start = (session.started_at if session is not None else None) or since
+    samples = [Sample((ts - start).total_seconds(), w, wh)
+               for ts, w, wh in rows] if start is not None else []
     elapsed = (now - start).total_seconds() if start else 0.0
     return estimate(samples, max(0.0, elapsed), history)
 
@@ -64,11 +77,17 @@ def for_port(pile_id: str, port: int, since: datetime | None, history: list[Past
 def fill(piles: list[PileView], alley_id: int, now: datetime) -> int | None:
     """Put an estimate on every charging port of these piles (of one alley); minutes
     until the first is expected free (None when there is no basis)."""
+    charging = [(pile, p) for pile in piles for p in pile.ports
+                if p.state == "in_use" and p.status == "charging"]
+    if not charging:
+        return None
     history = alley_history(alley_id, now)
+    sessions = _active_sessions(sorted({pile.id for pile, _ in charging}))
+    samples = _samples([s.id for s in sessions.values()])
     found: list[Estimate] = []
-    for pile in piles:
-        for p in pile.ports:
-            if p.state == "in_use" and p.status == "charging":
-                p.estimate = for_port(pile.id, p.port, p.since, history, now)
-                found.append(p.estimate)
+    for pile, p in charging:
+        session = sessions.get((pile.id, p.port))
+        p.estimate = for_port(session, samples.get(session.id, []) if session else [], p.since,
+                              history, now)
+        found.append(p.estimate)
     return next_free(found)
