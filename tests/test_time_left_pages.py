@@ -48,6 +48,12 @@ def test_tapering_port_shows_power_energy_and_time_left(app, client, alley_with_
     assert m and 22 <= int(m.group(1)) <= 40
     zh = client.get("/a/lane?lang=zh").get_data(as_text=True)
     assert "预计" in zh
+    api = client.get("/api/v1/alleys/lane").json
+    assert 22 <= api["next_free_minutes"] <= 40
+    p1, p2 = api["piles"][0]["ports"][:2]
+    assert p1["time_left"]["basis"] == "curve" and p1["time_left"]["power_w"] == 101.0
+    assert p2["time_left"] == {"minutes": None, "basis": "none", "power_w": 401.0,
+                               "energy_wh": 734.0}
 
 
 def test_history_of_similar_full_charges_is_a_basis(app, client, alley_with_pile):

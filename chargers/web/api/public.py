@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import jsonify
 
-from ...services import alleys, availability
+from ...services import alleys, availability, time_left
 from . import bp
 from .common import iso
 
 
 def port_json(p: availability.PortView) -> dict:
-    return {"port": p.port, "status": p.status, "state": p.state, "free": p.free,
-            "since": iso(p.since)}
+    out = {"port": p.port, "status": p.status, "state": p.state, "free": p.free,
+           "since": iso(p.since)}
+    e = p.estimate
+    if e is not None:
+        out["time_left"] = {"minutes": e.minutes, "basis": e.basis, "power_w": e.power_w,
+                            "energy_wh": e.energy_wh}
+    return out
 
 
 def pile_json(p: availability.PileView) -> dict:
@@ -34,6 +41,8 @@ def list_alleys():
 def get_alley(slug: str):
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
+    next_free = time_left.fill(view.piles, alley.id, datetime.now(UTC))
     return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
                     "free": view.free, "ports": view.ports, "counts": view.counts(),
+                    "next_free_minutes": next_free,
                     "piles": [pile_json(p) for p in view.piles]})
