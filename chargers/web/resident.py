@@ -65,7 +65,9 @@ def report_settings() -> reports.ReportSettings:
 
 
 @bp.route("/p/<pile_id>/report", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"],
+               error_message=lambda: _("Many reports have come from this connection already: "
+                                       "please try again later, or call the number on the pile."))
 def report(pile_id: str):
     """Report a problem with this pile (报修): reaches staff as an alert."""
     pile = piles.get_pile(None, pile_id)
