@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.models import Command, Pile
 from chargers.services import alerts
@@ -20,7 +21,8 @@ def smoke(app, port=2, code="smoke"):
     with app.app_context():
         set_ports("P-1", ["available", "available", "charging", "available"])
         now = datetime.now(UTC)
-        alerts.on_fault(db.session.get(Pile, "P-1"), port, code, True, None, None, now, now)
+        alerts.on_fault(db.session.get(Pile, "P-1"), port, code, True, None, None, now, now,
+                        rules=settings.alerts(app.config))
         db.session.commit()
 
 

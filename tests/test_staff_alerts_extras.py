@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Pile
 from chargers.services import alerts
@@ -22,9 +23,12 @@ def test_location_reading_and_chips_of_the_current_filter(app, client, admin, al
     with app.app_context():
         db.session.get(Pile, "P-1").location_note = "东门车棚"
         now = datetime.now(UTC)
-        alerts.on_fault(db.session.get(Pile, "P-1"), 1, "over_current", True, 16.4, None, now, now)
-        alerts.on_fault(db.session.get(Pile, "O-1"), 1, "over_temperature", True, 78.5, None, now, now)
-        alerts.on_fault(db.session.get(Pile, "O-1"), 2, "meter_failure", True, None, None, now, now)
+        alerts.on_fault(db.session.get(Pile, "P-1"), 1, "over_current", True, 16.4, None, now, now,
+                        rules=settings.alerts(app.config))
+        alerts.on_fault(db.session.get(Pile, "O-1"), 1, "over_temperature", True, 78.5, None, now, now,
+                        rules=settings.alerts(app.config))
+        alerts.on_fault(db.session.get(Pile, "O-1"), 2, "meter_failure", True, None, None, now, now,
+                        rules=settings.alerts(app.config))
         db.session.commit()
     login(client, "root")
     html = client.get("/staff/alerts?alley=lane&lang=en").get_data(as_text=True)

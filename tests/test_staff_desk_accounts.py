@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.models import ApiToken, Pile, User
 from chargers.services import accounts, alerts
@@ -26,8 +27,10 @@ def test_desk_puts_the_most_urgent_alley_first(app, client, admin, alley_with_pi
         set_ports("B-1", ["available", "unavailable"])
         set_ports("B-2", ["available", "available"], online=False)
         now = datetime.now(UTC)
-        alerts.on_fault(db.session.get(Pile, "B-1"), 1, "over_current", True, None, None, now, now)
-        alerts.on_fault(db.session.get(Pile, "P-1"), 2, "smoke", True, None, None, now, now)
+        alerts.on_fault(db.session.get(Pile, "B-1"), 1, "over_current", True, None, None, now, now,
+                        rules=settings.alerts(app.config))
+        alerts.on_fault(db.session.get(Pile, "P-1"), 2, "smoke", True, None, None, now, now,
+                        rules=settings.alerts(app.config))
         db.session.commit()
     login(client, "root")
     html = client.get("/staff/?lang=en").get_data(as_text=True)

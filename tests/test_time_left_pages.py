@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from chargers.extensions import db
-from chargers.models import ChargingSession, MeterSample
+from chargers.models import ChargingSession, MeterSample, Pile
 
 from .webtools import set_ports
 
@@ -81,3 +81,22 @@ def test_nothing_free_and_no_basis_is_said_plainly(app, client, alley_with_pile)
         set_ports("P-1", ["charging", "occupied", "finishing", "charging"])
     html = client.get("/a/lane?lang=en").get_data(as_text=True)
     assert "No basis yet to estimate when the next port will be free" in html
+
+
+def test_a_finished_port_past_its_overstay_asks_to_move_the_bike(app, client, alley_with_pile):
+    """Issue 10's overstay on the residents' finished port: 'full N min ago, bike still
+    plugged in', then the nudge once the overstay job has recorded it."""
+    from chargers.services import overstay
+
+    with app.app_context():
+        set_ports("P-1", ["finishing", "finishing", "available", "available"], minutes_ago=45)
+        db.session.get(Pile, "P-1").ports[1].status_since = datetime.now(UTC)
+        db.session.commit()
+        assert overstay.scan(40) == (1, 0)  # port 1 only: port 2 finished just now
+    html = client.get("/p/P-1?lang=en").get_data(as_text=True)
+    assert html.count("bike still plugged in") == 2
+    assert html.count("please move your bike") == 1
+    assert re.search(r'class="overstay">Full for 4\d min, please move your bike<', html)
+    alley = client.get("/a/lane?lang=en").get_data(as_text=True)
+    assert alley.count("please move your bike") == 1
+    assert "充满 4" in client.get("/p/P-1?lang=zh").get_data(as_text=True)

@@ -7,7 +7,8 @@ Fire first: a smoke or over-temperature alarm (FIRE_CODES: an open alert, or a p
 reported `faulted` with such an error) on any port makes the whole pile unsafe: every
 one of its ports shows as a fault, none counts as free, and the pile carries `fire`
 (the codes and ports alarming) for the pages' warning banner.
-"""
+
+Read only: nothing here writes or commits."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Pile, ProblemReport
+from ..settings import AlertRules, ReportSettings
 from . import alerts
 from .errors import Invalid, NotFound
 
@@ -32,14 +33,6 @@ PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 PHOTO_NAME_RE = re.compile(r"^[0-9a-f]{32}\.jpg$")
 MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 MAX_SIDE = 1600  # stored photos are scaled down to this
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """From config, built by the door: where photos go and how big they may be."""
-
-    photo_dir: Path
-    photo_max_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,8 +66,9 @@ def clean_photo(data: bytes, max_bytes: int) -> bytes:
         raise Invalid("report.photo_invalid") from None
 
 
-def submit(data: ReportInput, settings: ReportSettings, now: datetime) -> ProblemReport:
-    """Keep the report, store its photo, raise or bump its alert. Commits."""
+def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
+           rules: AlertRules) -> ProblemReport:
+    """Keep the report, store its photo, raise or bump its alert (under `rules`). Commits."""
     pile = db.session.get(Pile, data.pile_id)
     if pile is None:
         raise NotFound("pile.not_found", pile=data.pile_id)
@@ -91,7 +85,7 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime) -> Proble
         settings.photo_dir.mkdir(parents=True, exist_ok=True)
         name = secrets.token_hex(16) + ".jpg"
         (settings.photo_dir / name).write_bytes(jpeg)
-    alert = alerts.on_report(pile, data.port, KINDS[data.kind], now)
+    alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
     report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind, phone=phone or None,
                            photo=name, remote_addr=data.remote_addr, alert_id=alert.id,
                            created_at=now)

@@ -4,17 +4,18 @@ JavaScript (a <noscript> meta refresh) and static/live.js refreshes them in plac
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
+from .. import settings
 from ..extensions import limiter
 from ..outcomes import render
-from ..services import alleys, availability, notify, piles, reports, time_left
+from ..services import alleys, availability, notify, overstay, piles, reports, time_left
 from ..services.errors import Invalid
 from .forms import ReportForm
+from .guard import accepts_upload
 from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
@@ -41,6 +42,8 @@ def alley(slug: str):
     next_free = time_left.fill(view.piles, alley.id, now)
     return render_template("resident/alley.html", alley=alley, view=view, next_free=next_free,
                            counts=view.counts(), refresh=REFRESH_SECONDS, now=now,
+                           overstay_minutes=overstay.minutes_by_port([p.id for p in view.piles],
+                                                                     now=now),
                            service_contacts=notify.public_contacts(alley.id))
 
 
@@ -54,20 +57,20 @@ def pile(pile_id: str):
     time_left.fill([view], pile.alley_id, now)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
                            refresh=REFRESH_SECONDS, now=now,
+                           overstay_minutes=overstay.minutes_by_port([pile.id], now=now),
                            service_contacts=notify.public_contacts(pile.alley_id))
 
 
-def report_settings() -> reports.ReportSettings:
+def report_settings() -> settings.ReportSettings:
     """The reports' settings from config (services never read config themselves)."""
-    cfg = current_app.config
-    return reports.ReportSettings(photo_dir=Path(cfg["REPORT_PHOTO_DIR"]),
-                                  photo_max_bytes=cfg["REPORT_PHOTO_MAX_BYTES"])
+    return settings.reports(current_app.config)
 
 
 @bp.route("/p/<pile_id>/report", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"],
                error_message=lambda: _("Many reports have come from this connection already: "
                                        "please try again later, or call the number on the pile."))
+@accepts_upload("REPORT_PHOTO_MAX_BYTES")
 def report(pile_id: str):
     """Report a problem with this pile (报修): reaches staff as an alert."""
     pile = piles.get_pile(None, pile_id)
@@ -87,7 +90,8 @@ def report(pile_id: str):
             reports.submit(reports.ReportInput(
                 pile_id=pile.id, port=None if form.port.data == "pile" else int(form.port.data),
                 kind=form.kind.data, phone=form.phone.data or "", photo=photo,
-                remote_addr=request.remote_addr), report_settings(), datetime.now(UTC))
+                remote_addr=request.remote_addr), report_settings(), datetime.now(UTC),
+                rules=settings.alerts(current_app.config))
         except Invalid as exc:
             form.photo.errors = [*form.photo.errors, render(exc.code, exc.params)] \
                 if exc.code.startswith("report.photo") else form.photo.errors

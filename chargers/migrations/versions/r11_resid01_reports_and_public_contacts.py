@@ -1,7 +1,7 @@
 """residents: problem reports; contacts with a phone shown to residents
 
 Revision ID: r11_resid01
-Revises: d616304ad0e1
+Revises: m10_maint01
 Create Date: 2026-11-30 00:20:00
 
 """
@@ -13,7 +13,7 @@ import chargers.models.base
 
 # revision identifiers, used by Alembic.
 revision = 'r11_resid01'
-down_revision = 'd616304ad0e1'
+down_revision = "m10_maint01"
 branch_labels = None
 depends_on = None
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask import jsonify
 
 from ...services import alleys, availability, time_left
+from ..ordering import by_label
 from . import bp
 from .common import iso
 
@@ -41,6 +42,7 @@ def list_alleys():
 def get_alley(slug: str):
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
+    view.piles = by_label(view.piles)  # as on the pages: 2号桩 before 10号桩
     next_free = time_left.fill(view.piles, alley.id, datetime.now(UTC))
     return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
                     "free": view.free, "ports": view.ports, "counts": view.counts(),

@@ -7,7 +7,7 @@ Every page works without JavaScript; static/alerts.js only refreshes the list fr
 
 from __future__ import annotations
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -23,17 +23,18 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
+from ... import outcomes, settings
 from ...extensions import db
 from ...models import Contact, utcnow
-from ...outcomes import render
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles, reports, sessions
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
+from ..guard import DB_INT_MAX
 from . import bp
-from .wording import ACTION_LABELS, say
+from .wording import ACTION_LABELS
 
 REFRESH_MS = 5000
 
@@ -57,7 +58,7 @@ class CommandForm(FlaskForm):
 
     action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
     port = IntegerField(validators=[Optional(), NumberRange(1, MAX_PORTS)])
-    alert_id = IntegerField(validators=[Optional()])
+    alert_id = IntegerField(validators=[Optional(), NumberRange(1, DB_INT_MAX)])
 
 
 class ContactForm(FlaskForm):
@@ -177,8 +178,7 @@ def alert_resolve(alert_id: int):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(render(exc.code, exc.params) if exc.code.startswith("alert.") else say(exc.message),
-              "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
         if exc.code == "alert.still_reported":
             return _alert_page(alert_id, resolve_form=form), 409
     else:
@@ -211,7 +211,7 @@ def pile_command(pile_id: str):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
         flash(_("%(action)s · %(where)s: sent to the pile.",
@@ -232,8 +232,7 @@ def alley_contacts(slug: str):
                 level=form.level.data, webhook_format=form.webhook_format.data,
                 phone=form.phone.data or "", public=form.public.data))
         except DomainError as exc:
-            flash(say(render(exc.code, exc.params)) if exc.code.startswith("contact.")
-                  else say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))
@@ -249,7 +248,9 @@ def contact_test(contact_id: int):
     contact = db.session.get(Contact, contact_id)
     if contact is None:
         abort(404)
-    ok, why = notify.send_test(current_user, contact_id, utcnow())
+    ok, why = notify.send_test(current_user, contact_id, utcnow(),
+                               paging=settings.paging(current_app.config),
+                               delivery=settings.delivery(current_app.config))
     if ok:
         flash(_("Test notification delivered to %(name)s.", name=contact.name), "ok")
     else:
