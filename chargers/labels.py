@@ -32,6 +32,10 @@ CODE_LABELS = {
     "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
     "communication": _l("Communication fault"), "other": _l("Other fault"),
     "data_loss": _l("Possible data loss"),
+    "report_burning": _l("Resident reports burning smell or smoke"),
+    "report_no_power": _l("Resident reports no power"),
+    "report_damaged": _l("Resident reports damaged socket"),
+    "report_other": _l("Resident reports a problem"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
                    "warning": _l("Warning")}
@@ -45,7 +49,8 @@ PORT_STATUS_LABELS = {
 }
 EVENT_LABELS = {
     "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
-    "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
+    "resolved": _l("resolved"), "resolved_override": _l("resolved anyway (pile still reporting)"),
+    "cleared_by_device": _l("cleared by the pile"),
     "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
     "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
     "command_accepted": _l("command done"), "command_rejected": _l("command refused"),

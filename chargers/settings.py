@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 
@@ -76,6 +77,14 @@ class AlleyDefaults:
     tariff_cents_per_kwh: int = 100
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    """Residents' problem reports: where photos go and how big they may be."""
+
+    photo_dir: Path = Path("instance/reports")
+    photo_max_bytes: int = 8 * 1024 * 1024
+
+
 def paging(config: Mapping) -> Paging:
     """Notifications are written in the deployment's first language (LANGUAGES[0],
     Chinese by default): alleys carry no language of their own yet."""
@@ -120,3 +129,9 @@ def alley_defaults(config: Mapping) -> AlleyDefaults:
     """DEFAULT_TIMEZONE, DEFAULT_TARIFF_CENTS_PER_KWH."""
     return AlleyDefaults(timezone=config["DEFAULT_TIMEZONE"],
                          tariff_cents_per_kwh=config["DEFAULT_TARIFF_CENTS_PER_KWH"])
+
+
+def reports(config: Mapping) -> ReportSettings:
+    """REPORT_PHOTO_DIR, REPORT_PHOTO_MAX_BYTES."""
+    return ReportSettings(photo_dir=Path(config["REPORT_PHOTO_DIR"]),
+                          photo_max_bytes=config["REPORT_PHOTO_MAX_BYTES"])

@@ -132,6 +132,10 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")  # per address
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
+    # Residents' problem reports (报修): per address, and where their photos are kept.
+    REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per hour")
+    REPORT_PHOTO_DIR = os.environ.get("REPORT_PHOTO_DIR", str(ROOT / "instance" / "reports"))
+    REPORT_PHOTO_MAX_BYTES = _env_int("REPORT_PHOTO_MAX_BYTES", 8 * 1024 * 1024)
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = DEFAULT_TIMEZONE
     LANGUAGES = ("zh", "en")

@@ -42,7 +42,8 @@ def busy_alley(app, client, admin, alley_with_pile):
         p3 = set_ports("P-3", ["available", "unavailable"])
         p3.ports[0].enabled = False
         set_ports("P-4", ["available", "available"])
-        db.session.add(Alert(pile_id="P-4", port=1, code="smoke", severity="critical"))
+        # (not a fire code: smoke would make the whole pile unsafe, tests/test_resident_fire.py)
+        db.session.add(Alert(pile_id="P-4", port=1, code="over_current", severity="major"))
         alley = db.session.query(Alley).filter_by(slug="lane").one()
         alley.contacts = "网格员 王阿姨 13800001234"
         alley.address = "九如巷 5 号"
@@ -74,11 +75,12 @@ def test_alley_page_shows_each_port_state_in_words_with_counts(client, busy_alle
         assert legend_count(html, state) == n
         assert words[state] in html
     # Each cell carries its word (for screen readers) and how long it has been so.
-    assert "Port 2: In use, 30 min" in html
-    assert "Port 3: Finished, 30 min" in html
-    assert "Port 1: Offline, 2h 5m" in html
+    assert "Port 2: In use, for 30 min, No basis yet to estimate when it will be done" in html
+    # A finished port does not read like a free one.
+    assert "Port 3: Finished, Full 30 min ago, bike still plugged in" in html
+    assert "Port 1: Offline, for 2h 5m" in html
     # The big number at the top is the free count.
-    assert re.search(r'<span class="big">2</span>', html)
+    assert re.search(r'<span class="big" data-free="2">2</span>', html)
     # Each pile links to its own page.
     for pid in ("P-1", "P-2", "P-3", "P-4"):
         assert f'href="/p/{pid}"' in html
@@ -90,7 +92,7 @@ def test_alley_page_in_chinese_by_default(client, busy_alley):
     assert '<html lang="zh-CN">' in html
     for state, word in STATE_WORDS["zh"].items():
         assert word in html, state
-    assert "2 号插口: 充电中, 30 分钟" in html
+    assert "2 号插口: 充电中, 已 30 分钟" in html
     assert 'href="/a/lane?lang=en"' in html  # the English switch keeps the page
 
 
@@ -109,8 +111,11 @@ def test_pile_page_shows_each_port_with_word_and_since(client, busy_alley):
     html = client.get("/p/P-1?lang=en").get_data(as_text=True)
     assert re.findall(r'class="port-row" data-state="(\w+)"', html) == [
         "free", "in_use", "finished", "fault"]
-    for word in ("Free", "In use", "Finished", "Fault"):
+    for word in ("Free", "Fault"):
         assert f"</span>{word}</span>" in html
+    assert '</span>In use<small class="detail"><b class="left unknown">' in html
+    assert ('</span>Finished<small class="detail">Full 30 min ago, bike still plugged in'
+            in html)
     assert html.count("for 30 min") == 4
     assert "← Lane" in html
     assert client.get("/p/P-2?lang=en").get_data(as_text=True).count(">Offline</span>") == 2

@@ -91,9 +91,14 @@ def test_add_pile_shows_secret_once_and_stores_only_its_hash(app, client, admin,
     login(client, "root")
     r = post_form(client, "/staff/alleys/lane/piles/new", {
         "id": "JRX-001", "label": "1号桩", "ports": "10", "location_note": "巷口", "enabled": "y"})
-    assert r.status_code == 200
+    # Post/redirect/get: the secret shows on the next page, once; a reload cannot repeat it.
+    assert r.status_code == 302 and r.headers["Location"] == "/staff/piles/JRX-001/secret"
+    r = client.get(r.headers["Location"])
     assert r.headers["Cache-Control"] == "no-store"
-    secret = re.search(r'<code class="secret">([^<]+)</code>', r.get_data(as_text=True)).group(1)
+    secret = re.search(r'<code class="secret"[^>]*>([^<]+)</code>', r.get_data(as_text=True)).group(1)
+    assert "data-copy=" in r.get_data(as_text=True) and "mqtt-auth" in r.get_data(as_text=True)
+    again = client.get("/staff/piles/JRX-001/secret").get_data(as_text=True)
+    assert secret not in again and 'class="secret"' not in again
     with app.app_context():
         pile = db.session.get(Pile, "JRX-001")
         assert pile.label == "1号桩" and len(pile.ports) == 10 and pile.location_note == "巷口"
@@ -126,8 +131,10 @@ def test_new_secret_asks_first_then_shows_it_once(app, client, admin, alley_with
     with app.app_context():
         assert db.session.get(Pile, "P-1").secret_hash == old  # asking changes nothing
     r = client.post("/staff/piles/P-1/secret", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert r.status_code == 302
+    r = client.get(r.headers["Location"])
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
-    secret = re.search(r'<code class="secret">([^<]+)</code>', r.get_data(as_text=True)).group(1)
+    secret = re.search(r'<code class="secret"[^>]*>([^<]+)</code>', r.get_data(as_text=True)).group(1)
     with app.app_context():
         new = db.session.get(Pile, "P-1").secret_hash
     assert new != old and verify_secret(secret, new)
@@ -149,6 +156,10 @@ def test_qr_sheet_has_one_code_per_pile_opening_its_page(app, client, admin, all
         assert svgs[pid] in html  # the code of exactly this address
         assert f"{base}/p/{pid}" in html
         assert client.get(f"/p/{pid}").status_code == 200
+    # The local default address would print useless codes: the sheet warns.
+    assert 'class="warn-box"' in html and "PUBLIC_BASE_URL" in html
+    app.config["PUBLIC_BASE_URL"] = "https://chargers.example.cn"
+    assert 'class="warn-box"' not in client.get("/staff/alleys/lane/qr").get_data(as_text=True)
 
 
 def test_staff_pages_render_for_a_phone(client, admin, alley_with_pile):

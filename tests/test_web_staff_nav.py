@@ -74,10 +74,11 @@ def evening(app, client, admin, alley_with_pile):
 
 
 def _staff_get_endpoints(app) -> set[str]:
-    """Every staff page a browser opens (GET), except the list's JSON feed."""
+    """Every staff page a browser opens (GET), except the list's JSON feed and a
+    resident's report photo (an image, shown on an alert that has one)."""
     return {r.endpoint for r in app.url_map.iter_rules()
             if r.endpoint.startswith("staff.") and "GET" in r.methods
-            and r.endpoint != "staff.alerts_feed"}
+            and r.endpoint not in ("staff.alerts_feed", "staff.report_photo")}
 
 
 def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client, evening):
@@ -141,8 +142,11 @@ def test_alley_page_links_to_alerts_contacts_and_pile_controls(client, evening):
 
 def test_pile_control_asks_before_whole_pile_actions_and_shows_port_alerts(client, evening):
     html = client.get("/staff/piles/P-1/control?lang=en").get_data(as_text=True)
-    assert html.count("data-confirm=") == 2  # disable (or enable) is not asked; reset is
-    assert "Restart P-1 now?" in html
+    # Whole pile: disable and reset ask; each port's stop and disable ask too, saying
+    # what they interrupt (issue 11); enable never asks.
+    assert "Restart P-1 now?" in html and "Take the whole pile P-1 out of service?" in html
+    assert html.count('data-confirm="Disable port ') == 4
+    assert "It stays off until enabled." in html
     assert f'href="/staff/alerts/{evening}"' in html
     assert 'src="/static/confirm.js"' in html
     assert client.get("/static/confirm.js").status_code == 200

@@ -17,6 +17,7 @@ from .maintenance import (
 from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
+from .reports import ProblemReport
 
 __all__ = [
     "Alert",
@@ -39,6 +40,7 @@ __all__ = [
     "Overstay",
     "Pile",
     "Port",
+    "ProblemReport",
     "ProcessedMessage",
     "Rejection",
     "SeqGap",

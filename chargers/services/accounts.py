@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import ApiToken, User, utcnow
 from ..models.accounts import ROLES
 from .alleys import find_alley
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 
 MIN_PASSWORD = 8
 # Hash checked when the user does not exist, so both paths take the same time.
@@ -119,3 +119,81 @@ def get_user(name: str) -> User:
     if user is None:
         raise NotFound("user.not_found", name=name)
     return user
+
+
+# --- accounts in the web: an admin manages staff (each function commits) ------------
+
+
+def _admin_only(by: User | None) -> None:
+    if by is None or not by.is_admin:
+        raise Forbidden("account.admin_only")
+
+
+def list_users(by: User) -> list[User]:
+    """Every account, admins first, then by name (admins only)."""
+    _admin_only(by)
+    return list(db.session.scalars(select(User).order_by(User.role, User.name)))
+
+
+def get_account(by: User, user_id: int) -> User:
+    """One account by id (admins only)."""
+    _admin_only(by)
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("account.not_found")
+    return user
+
+
+def create_account(by: User, name: str, password: str, role: str,
+                   alley_slugs: list[str]) -> User:
+    """An admin creates a staff account (or another admin). Commits."""
+    _admin_only(by)
+    return create_user(name, password, role, alley_slugs)
+
+
+def update_account(by: User, user_id: int, role: str, alley_slugs: list[str]) -> User:
+    """Change an account's role and alleys. An admin cannot demote themself (there
+    must always be one who can undo it). Commits."""
+    user = get_account(by, user_id)
+    if role not in ROLES:
+        raise Invalid("account.role", roles=", ".join(ROLES))
+    if user.id == by.id and role != "admin":
+        raise Conflict("account.self_demote")
+    found = []
+    for slug in alley_slugs:
+        alley = find_alley(slug)
+        if alley is None:
+            raise NotFound("alley.unknown", slug=slug)
+        found.append(alley)
+    user.role, user.alleys = role, found
+    db.session.commit()
+    return user
+
+
+def reset_password(by: User, user_id: int, password: str) -> User:
+    """Set a new password; the account's open sessions end. Commits."""
+    user = get_account(by, user_id)
+    if len(password or "") < MIN_PASSWORD:
+        raise Invalid("account.password_short", n=MIN_PASSWORD)
+    user.password_hash = generate_password_hash(password)
+    user.session_nonce = secrets.token_hex(8)
+    db.session.commit()
+    return user
+
+
+def set_active(by: User, user_id: int, active: bool) -> User:
+    """Disable (sessions end, API tokens stop working) or enable an account. Commits."""
+    user = get_account(by, user_id)
+    if user.id == by.id and not active:
+        raise Conflict("account.self_disable")
+    user.active = active
+    if not active:
+        user.session_nonce = secrets.token_hex(8)
+    db.session.commit()
+    return user
+
+
+def revoke_account_token(by: User, user_id: int, token_id: int,
+                         now: datetime | None = None) -> ApiToken:
+    """An admin revokes one of an account's API tokens. Commits."""
+    return revoke_token(get_account(by, user_id), token_id, now)

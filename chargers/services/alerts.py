@@ -30,6 +30,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
+from ..protocol.codes import FAULT_CODES, FIRE_CODES
 from ..settings import AlertRules
 from . import scope
 from .errors import Conflict, Invalid, NotFound
@@ -39,6 +40,9 @@ STATUSES = ("active", "acknowledged", "cleared")
 OPEN = ("active", "acknowledged")
 OFFLINE = "offline"
 DATA_LOSS = "data_loss"
+# Residents' problem reports (services/reports.py): alerts for staff, never a cut-off.
+REPORT_CODES = ("report_burning", "report_no_power", "report_damaged", "report_other")
+NO_CUTOFF = (OFFLINE, *REPORT_CODES)
 
 
 def _open_alert(pile_id: str, port: int | None, code: str) -> Alert | None:
@@ -68,8 +72,10 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     alert.record("raised", now, note=detail, data=data)
     db.session.flush()
     if alert.severity == "critical":
-        if pile.alley.auto_cutoff and code != OFFLINE:
-            sent = commands.cutoff(pile, port, alert, now)
+        if pile.alley.auto_cutoff and code not in NO_CUTOFF:
+            # Fire first: smoke or heat on one port makes the whole pile unsafe, so
+            # the cut-off covers every port and the pile.
+            sent = commands.cutoff(pile, None if code in FIRE_CODES else port, alert, now)
             alert.cutoff_done = True
             alert.record("cutoff_sent", now, data={"commands": [commands.brief(c) for c in sent]})
         notify.queue_for_alert(alert, level=1, reason="new", now=now, paging=rules.paging)
@@ -157,6 +163,21 @@ def on_data_loss(pile: Pile, missing: int, now: datetime, *, rules: AlertRules) 
         db.session.flush()
         return
     _open(pile, None, DATA_LOSS, float(missing), None, now, now, rules, data)
+
+
+def on_report(pile: Pile, port: int | None, code: str, now: datetime, *,
+              rules: AlertRules) -> Alert:
+    """A resident reported a problem (code one of REPORT_CODES): open its alert, or bump
+    the open one. A critical report (a burning smell) pages at once; no report cuts
+    power (NO_CUTOFF). Does not commit."""
+    alert = _open_alert(pile.id, port, code)
+    if alert is not None:
+        alert.count += 1
+        alert.last_seen_at = max(alert.last_seen_at, now)
+        alert.record("repeated", now)
+        db.session.flush()
+        return alert
+    return _open(pile, port, code, None, None, now, now, rules)
 
 
 def on_pile_online(pile: Pile, now: datetime, *, rules: AlertRules) -> None:
@@ -334,8 +355,16 @@ def acknowledge(user: User, alert_id: int, note: str | None = None,
     return alert
 
 
-def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -> Alert:
-    """Staff close the alert with a note (what was found, what was done). Commits."""
+def still_reported(alert: Alert) -> bool:
+    """The pile itself still reports this fault: an open device-fault alert the pile
+    has not cleared (resolving it then needs an explicit override)."""
+    return alert.status in OPEN and alert.code in FAULT_CODES
+
+
+def resolve(user: User, alert_id: int, note: str, now: datetime | None = None, *,
+            override: bool = False) -> Alert:
+    """Staff close the alert with a note (what was found, what was done). While the pile
+    still reports the fault, only with `override` (the note is the reason). Commits."""
     now = now or utcnow()
     note = (note or "").strip()
     if not note:
@@ -343,12 +372,15 @@ def resolve(user: User, alert_id: int, note: str, now: datetime | None = None) -
     alert = get_alert(user, alert_id)
     if alert.status == "cleared":
         raise Conflict("alert.already_cleared")
+    if still_reported(alert) and not override:
+        raise Conflict("alert.still_reported")
+    still_reported_before = still_reported(alert)
     alert.status = "cleared"
     alert.cleared_at = now
     alert.cleared_by = user.id
     alert.note = note
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by = now, user.id
-    alert.record("resolved", now, user, note)
+    alert.record("resolved_override" if still_reported_before else "resolved", now, user, note)
     db.session.commit()
     return alert

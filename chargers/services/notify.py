@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import smtplib
 import socket
 import urllib.error
@@ -52,6 +53,7 @@ CHANNELS = ("webhook", "email")
 WEBHOOK_FORMATS = ("auto", "wecom", "dingtalk", "feishu")
 LEVELS = (1, 2)
 
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 
 
 # --- contacts ----------------------------------------------------------------------
@@ -66,6 +68,9 @@ class ContactInput:
     target: str
     level: int = 1
     webhook_format: str = "auto"
+    # One contact setting: with `public`, name and phone show on the residents' pages.
+    phone: str = ""
+    public: bool = False
 
 
 def _alley(user: User | None, slug: str) -> Alley:
@@ -99,8 +104,14 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
         raise Invalid("contact.email_target")
     if len(target) > 512:
         raise Invalid("contact.target_length", max=512)
+    phone = (data.phone or "").strip()
+    if phone and not PHONE_RE.match(phone):
+        raise Invalid("contact.phone")
+    if data.public and not phone:
+        raise Invalid("contact.public_needs_phone")
     contact = Contact(alley_id=alley.id, name=name, channel=data.channel, target=target,
-                      level=data.level, webhook_format=data.webhook_format)
+                      level=data.level, webhook_format=data.webhook_format, phone=phone,
+                      public=bool(data.public))
     db.session.add(contact)
     db.session.commit()
     return contact
@@ -117,6 +128,37 @@ def delete_contact(user: User | None, contact_id: int) -> str:
     db.session.delete(contact)
     db.session.commit()
     return alley.slug
+
+
+def public_contacts(alley_id: int) -> list[Contact]:
+    """Who looks after the alley's piles, as residents see them (name and phone)."""
+    stmt = (select(Contact).where(Contact.alley_id == alley_id, Contact.public.is_(True))
+            .order_by(Contact.level, Contact.id))
+    return list(db.session.scalars(stmt))
+
+
+def send_test(user: User | None, contact_id: int, now: datetime, *, paging: Paging,
+              delivery: Delivery) -> tuple[bool, str]:
+    """Send a test message to a contact in scope now, without queueing, in
+    `paging.language`: (delivered, the failure's reason or ""). Changes nothing stored."""
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound("contact.not_found")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact.not_found")
+    when = now.astimezone(alleys.zone(alley, paging.default_timezone))
+    with force_locale(paging.language):
+        subject = _("[Test] %(alley)s", alley=alley.name)
+        text = "\n".join((_("%(alley)s: this is a test notification; nothing to do.",
+                            alley=alley.name), f"{when:%Y-%m-%d %H:%M:%S}"))
+    try:
+        if contact.channel == "webhook":
+            send_webhook(contact.target, webhook_body(
+                webhook_flavour(contact.webhook_format, contact.target), text), delivery)
+        else:
+            send_email(contact.target, subject, text, delivery)
+    except DeliveryError as exc:
+        return False, str(exc)
+    return True, ""
 
 
 # --- composing ---------------------------------------------------------------------
@@ -168,6 +210,7 @@ def _compose(alert: Alert, reason: str, now: datetime, paging: Paging) -> tuple[
         _("Time: %(t)s (%(zone)s)", t=f"{alert.raised_at.astimezone(tz):%Y-%m-%d %H:%M:%S}",
           zone=alley.timezone),
         _("Pile: %(label)s (%(id)s) · %(where)s", label=pile.label, id=pile.id, where=where),
+        *([_("Location: %(note)s", note=pile.location_note)] if pile.location_note else []),
         _("Count: %(n)d", n=alert.count),
     ]
     if alert.value is not None:

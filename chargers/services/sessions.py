@@ -185,3 +185,15 @@ def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int =
                          ChargingSession.created_at)
     stmt = stmt.order_by(when.desc(), ChargingSession.id.desc())
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def active_by_port(pile_id: str) -> dict[int, ChargingSession]:
+    """The pile's active session on each port (the newest, if the pile left several
+    open), so a stop or disable can say what it interrupts."""
+    out: dict[int, ChargingSession] = {}
+    stmt = (select(ChargingSession).where(ChargingSession.pile_id == pile_id,
+                                          ChargingSession.status == "active")
+            .order_by(ChargingSession.id))
+    for s in db.session.scalars(stmt):
+        out[s.port] = s
+    return out

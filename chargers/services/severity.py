@@ -25,10 +25,16 @@ DEFAULT_SEVERITY = {
     "other": "warning",
     # Not a device fault: a jump in the pile's `seq` (messages possibly lost).
     "data_loss": "minor",
+    # Residents' reports (services/reports.py): a burning smell pages at once.
+    "report_burning": "critical",
+    "report_no_power": "major",
+    "report_damaged": "major",
+    "report_other": "minor",
 }
-# Alert codes that are about the link, not the hardware: they never make a port
-# unavailable to residents.
-NOT_HARDWARE = ("offline", "data_loss")
+# Alert codes that are about the link, not the hardware, or only a resident's word:
+# they never make a port unavailable to residents (staff look and decide).
+NOT_HARDWARE = ("offline", "data_loss", "report_burning", "report_no_power",
+                "report_damaged", "report_other")
 
 
 def severity_for(code: str, overrides: Mapping[str, str] | None = None) -> str:

@@ -69,8 +69,11 @@ def init_app(app: Flask) -> None:
             body, status = json_error(exc.code or 500, code, exc.description or exc.name)
             return body, status, headers
         # Werkzeug's stock English paragraph adds nothing to the heading, which the
-        # page says in its own language.
-        return render_template("error.html", status=exc.code), exc.code, headers
+        # page says in its own language; a rate limit that has its own words (e.g. the
+        # residents' reports) says them.
+        limit = getattr(exc, "limit", None)
+        message = exc.description if getattr(limit, "error_message", None) else None
+        return render_template("error.html", status=exc.code, message=message), exc.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -27,6 +27,8 @@ class AcknowledgeBody(_Strict):
 
 class ResolveBody(_Strict):
     note: str = Field(min_length=1, max_length=2000)
+    # The pile still reports the fault: resolve anyway (the note says why).
+    override: bool = False
 
 
 class CommandBody(_Strict):
@@ -110,7 +112,7 @@ def acknowledge(user, alert_id: int):
 @token_required
 def resolve(user, alert_id: int):
     data = body(ResolveBody)
-    return jsonify(alert_json(alerts.resolve(user, alert_id, data.note)))
+    return jsonify(alert_json(alerts.resolve(user, alert_id, data.note, override=data.override)))
 
 
 @bp.post("/piles/<pile_id>/commands")

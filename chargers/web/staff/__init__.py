@@ -24,4 +24,4 @@ def _nav() -> dict:
             "failed_jobs": failed_now}
 
 
-from . import alerts, ingest, maintenance, registry, wording  # noqa: E402,F401
+from . import accounts, alerts, ingest, maintenance, readings, registry, reports, wording  # noqa: E402,F401
