@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.brokers import free_port, wait_for_port
+from tests.brokers import free_port, skip_unless, wait_for_port
 from tests.ingest_support import ROOT
 
 redis = pytest.importorskip("redis")
@@ -29,7 +29,7 @@ def redis_prefix():
         r = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
         r.ping()
     except redis.RedisError as exc:
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+        skip_unless(False, f"Redis at {REDIS_URL} ({exc})")
     prefix = f"chargers-test-{secrets.token_hex(4)}"
     yield prefix
     for key in r.scan_iter(f"*{prefix}*"):
