@@ -56,6 +56,9 @@ class Config:
     HEARTBEAT_INTERVAL_S = _env_int("HEARTBEAT_INTERVAL_S", 60)
     MAX_PAYLOAD_BYTES = _env_int("MAX_PAYLOAD_BYTES", 4096)
     DEDUP_RETENTION_DAYS = _env_int("DEDUP_RETENTION_DAYS", 7)
+    # A jump in a pile's `seq` is possible data loss only when the missing numbers have
+    # not arrived (late, out of order) within this many seconds.
+    SEQ_GAP_WINDOW_S = _env_int("SEQ_GAP_WINDOW_S", 120)
     # A started session with no meter reading for this long is closed (status timeout).
     SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 

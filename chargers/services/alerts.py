@@ -152,6 +152,14 @@ def on_data_loss(pile: Pile, missing: int, now: datetime) -> None:
     _open(pile, None, DATA_LOSS, float(missing), note, now, now)
 
 
+def on_data_recovered(pile: Pile, now: datetime) -> None:
+    """The messages a `data_loss` alert missed all arrived late after all: clear it.
+    Does not commit."""
+    alert = _open_alert(pile.id, None, DATA_LOSS)
+    if alert is not None:
+        _clear(alert, now, now, "cleared_filled", None)
+
+
 def on_pile_online(pile: Pile, now: datetime) -> None:
     """The pile came (back) online: clear its offline alert. Does not commit."""
     alert = _open_alert(pile.id, None, OFFLINE)

@@ -71,11 +71,22 @@ def alive(pile: Pile, at: datetime, now: datetime, heartbeat_s: int) -> None:
 
 
 def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
-         seq: int | None, at: datetime) -> None:
-    """A (re)boot: hardware facts, and a new `seq` baseline."""
+         seq: int | None, at: datetime, gaps: list[SeqGap] | None = None,
+         now: datetime | None = None) -> None:
+    """A (re)boot: hardware facts, and a new `seq` baseline. The pile's gaps still
+    waiting can no longer be told apart from its new numbers: what is missing from
+    them is lost (a `data_loss` alert), and they are closed."""
     pile.model, pile.firmware, pile.max_power_w = model, firmware, max_power_w
     pile.last_boot_at = at
     pile.last_seq = seq
+    if gaps:
+        now = now or at
+        missing = sum(_remaining(g) for g in gaps if g.status == "open")
+        for g in gaps:
+            g.status, g.resolved_at = "closed", now
+        gaps.clear()
+        if missing:
+            alerts.on_data_loss(pile, missing, now)
     if ports != pile.port_count:
         # The hardware is the truth about how many ports there are.
         log.warning("pile %s boots with %d ports, registered with %d", pile.id, ports,
@@ -84,22 +95,89 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
         piles.resize_ports(pile, ports)
 
 
-def check_seq(pile: Pile, seq: int | None, now: datetime) -> bool:
-    """False when `seq` is at or below the last one seen since boot (a replay);
-    otherwise advance the baseline, recording a SeqGap (and a staff alert) for a jump."""
+# Gaps whose missing numbers may still arrive: `open` ones, and `lost` ones (alerted).
+FILLABLE = ("open", "lost")
+
+
+def _remaining(gap: SeqGap) -> int:
+    return gap.missing - len((gap.extra or {}).get("arrived", ()))
+
+
+def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap]) -> bool:
+    """Whether a message with this `seq` is new since the pile's boot.
+
+    A higher `seq` advances the baseline; a jump records an `open` SeqGap (added to
+    `gaps`, the pile's fillable gaps), which is possible data loss only if the missing
+    numbers have not arrived within the window (`expire_seq_gaps`). A lower `seq` is a
+    late message when it is one of a gap's missing numbers not seen yet (applied, and
+    the gap filled once all arrived, clearing a `data_loss` alert it raised); any
+    other lower or equal `seq` is a replay (False)."""
     if seq is None:
         return True
     last = pile.last_seq
-    if last is not None and seq <= last:
-        return False
-    if last is not None and seq > last + 1:
-        db.session.add(SeqGap(pile_id=pile.id, expected_seq=last + 1, got_seq=seq,
-                              missing=seq - last - 1, detected_at=now))
-        log.warning("pile %s: seq jumped from %d to %d (%d messages possibly lost)",
-                    pile.id, last, seq, seq - last - 1)
-        alerts.on_data_loss(pile, seq - last - 1, now)
-    pile.last_seq = seq
-    return True
+    if last is None or seq > last:
+        if last is not None and seq > last + 1:
+            gap = SeqGap(pile_id=pile.id, expected_seq=last + 1, got_seq=seq,
+                         missing=seq - last - 1, detected_at=now, status="open", extra={})
+            db.session.add(gap)
+            gaps.append(gap)
+            log.info("pile %s: seq jumped from %d to %d (%d messages not arrived yet)",
+                     pile.id, last, seq, seq - last - 1)
+        pile.last_seq = seq
+        return True
+    for gap in gaps:
+        if gap.status in FILLABLE and gap.expected_seq <= seq < gap.got_seq:
+            arrived = list((gap.extra or {}).get("arrived", ()))
+            if seq in arrived:
+                return False
+            arrived.append(seq)
+            gap.extra = {**(gap.extra or {}), "arrived": sorted(arrived)}
+            if len(arrived) >= gap.missing:
+                was_lost = gap.status == "lost"
+                gap.status, gap.resolved_at = "filled", now
+                if was_lost and not any(g.status == "lost" for g in gaps):
+                    alerts.on_data_recovered(pile, now)
+            return True
+    return False
+
+
+def fillable_gaps(pile_ids) -> dict[str, list[SeqGap]]:
+    """The piles' gaps that late messages may still fill, by pile."""
+    out: dict[str, list[SeqGap]] = {p: [] for p in pile_ids}
+    if out:
+        with db.session.no_autoflush:
+            for gap in db.session.scalars(
+                    select(SeqGap).where(SeqGap.pile_id.in_(out), SeqGap.status.in_(FILLABLE))
+                    .order_by(SeqGap.id)):
+                out[gap.pile_id].append(gap)
+    return out
+
+
+def expire_seq_gaps(now: datetime, window_s: int) -> int:
+    """Gaps still open past the window are possible data loss: `lost`, and a
+    `data_loss` alert for their pile (commits). Returns how many. Locks the piles,
+    as the ingest does, so a late message filling a gap at the same moment waits."""
+    cutoff = now - timedelta(seconds=window_s)
+    due = select(SeqGap.pile_id).where(SeqGap.status == "open", SeqGap.detected_at <= cutoff)
+    pile_ids = sorted(set(db.session.scalars(due)))
+    n = 0
+    for pile in db.session.scalars(select(Pile).where(Pile.id.in_(pile_ids))
+                                   .order_by(Pile.id).with_for_update()):
+        gaps = db.session.scalars(
+            select(SeqGap).where(SeqGap.pile_id == pile.id, SeqGap.status == "open",
+                                 SeqGap.detected_at <= cutoff)
+            .execution_options(populate_existing=True)).all()
+        missing = 0
+        for gap in gaps:
+            gap.status, gap.resolved_at = "lost", now
+            missing += _remaining(gap)
+            log.warning("pile %s: seq %d..%d: %d messages did not arrive within %d s",
+                        pile.id, gap.expected_seq, gap.got_seq - 1, _remaining(gap), window_s)
+        if missing:
+            alerts.on_data_loss(pile, missing, now)
+        n += len(gaps)
+    db.session.commit()
+    return n
 
 
 def sweep_offline(now: datetime, heartbeat_s: int) -> list[str]:

@@ -53,7 +53,8 @@ PORT_STATUS_LABELS = {
 EVENT_LABELS = {
     "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
     "resolved": _l("resolved"), "cleared_by_device": _l("cleared by the pile"),
-    "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
+    "cleared_online": _l("pile back online"),
+    "cleared_filled": _l("missing messages arrived late"), "flap": _l("flap (nobody paged)"),
     "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
     "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
     "command_timeout": _l("command unanswered"), "notified": _l("notified"),
