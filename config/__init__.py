@@ -43,6 +43,10 @@ class Config:
     # The worker's MQTT version: "3.1.1" (clean_session=False) or "5" (clean_start=False
     # with a session expiry; lets a broker name the sender in a user property).
     MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "3.1.1")
+    # Several workers: each with its own WORKER_NAME (client id MQTT_CLIENT_ID-NAME)
+    # takes the device topics through `$share/MQTT_SHARE_GROUP/…`. Empty: one worker.
+    WORKER_NAME = os.environ.get("WORKER_NAME", "")
+    MQTT_SHARE_GROUP = os.environ.get("MQTT_SHARE_GROUP", "chargers")
     # Where the embedded broker writes the address it actually listens on.
     EMBEDDED_BROKER_FILE = os.environ.get(
         "EMBEDDED_BROKER_FILE", str(ROOT / "instance" / "broker.json")
