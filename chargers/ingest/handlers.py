@@ -160,7 +160,8 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
-            data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions)
+            data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
+            batch.samples)
     elif kind == "fault":
         alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
                             value=data.value, detail=data.detail, at=at, time_source=source,
@@ -183,19 +184,24 @@ def _throttle() -> ledger.RejectionThrottle:
 
 
 def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings) -> None:
-    """Tell the batch which piles and message ids are coming, so it loads them at once."""
+    """Tell the batch which piles, message ids and charging sessions are coming, so it
+    loads them at once (one query each for the batch)."""
     pile_ids: set[str] = set()
     keys: set[tuple[str, str]] = set()
+    refs: set[tuple[str, str]] = set()
     for m in messages:
         try:
             pile_id = topics.parse(m.topic, settings.prefix).pile_id
         except topics.TopicError:
             continue
         pile_ids.add(pile_id)
-        msg_id = payloads.peek_id(m.payload, settings.max_bytes)
+        msg_id, ref = payloads.peek_id_and_session(m.payload, settings.max_bytes)
         if msg_id is not None:
             keys.add((pile_id, msg_id))
+        if ref is not None:
+            refs.add((pile_id, ref))
     batch.prefetch(pile_ids, keys)
+    sessions.prefetch(refs, batch.sessions)
 
 
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:

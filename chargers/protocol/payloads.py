@@ -208,6 +208,25 @@ def peek_id(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
+def peek_id_and_session(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES
+                        ) -> tuple[str | None, str | None]:
+    """(`id`, `session`) when they look like ones, without validating anything else:
+    to prefetch a batch's ledger entries and charging sessions in one query each."""
+    if len(raw) > max_bytes:
+        return None, None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    out = []
+    for key in ("id", "session"):
+        value = data.get(key)
+        out.append(value if isinstance(value, str) and 0 < len(value) <= 64 else None)
+    return out[0], out[1]
+
+
 def decode_online(raw: bytes) -> bool:
     """The retained `online` payload: exactly `1` or `0` (not JSON)."""
     if raw == b"1":

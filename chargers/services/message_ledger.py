@@ -13,11 +13,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import IngestCounter, Pile, ProcessedMessage, Rejection, SeqGap
+from ..models import IngestCounter, MeterSample, Pile, ProcessedMessage, Rejection, SeqGap
 from . import scope
 
 KEEP_REJECTIONS = 1000
@@ -96,6 +96,9 @@ class IngestBatch:
     sessions: dict = field(default_factory=dict)
     # pile id → its seq gaps that late messages may still fill
     gaps: dict = field(default_factory=dict)
+    # ledger rows and meter readings of the batch, written by flush() in one INSERT each
+    ledger_rows: list = field(default_factory=list)
+    samples: list = field(default_factory=list)  # (ChargingSession, row)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]]) -> None:
         """Load the batch's piles with their ports, and which of its (pile, msg id)
@@ -175,13 +178,25 @@ class IngestBatch:
 
     def record(self, pile_id: str, msg_id: str, kind: str, received_at: datetime) -> None:
         """Enter (pile, msg id) in the ledger: later copies are duplicates."""
-        db.session.add(ProcessedMessage(pile_id=pile_id, msg_id=msg_id, kind=kind,
-                                        received_at=received_at))
+        self.ledger_rows.append({"pile_id": pile_id, "msg_id": msg_id, "kind": kind,
+                                 "received_at": received_at})
         self.seen.add((pile_id, msg_id))
 
     def flush(self) -> None:
-        """Write counter increments (one atomic upsert each: several workers add to
-        the same rows); prune old rejections when some were added."""
+        """Write the batch: pending objects (one UPDATE per touched pile, port and
+        session), the ledger rows and meter readings (one multi-row INSERT each; the
+        ledger's unique (pile, msg id) is the guard against applying a message
+        twice: a clash fails the batch, which is then retried message by message),
+        counter increments (one atomic upsert each: several workers add to the same
+        rows); prune old rejections when some were added."""
+        db.session.flush()
+        if self.ledger_rows:
+            db.session.execute(insert(ProcessedMessage), self.ledger_rows)
+            self.ledger_rows = []
+        if self.samples:
+            db.session.execute(insert(MeterSample),
+                               [{**row, "session_id": s.id} for s, row in self.samples])
+            self.samples = []
         if self.counts:
             db.session.flush()
             add_counts(dict(self.counts), self.now)
@@ -197,13 +212,13 @@ def add_counts(counts: dict[str, int], now: datetime) -> None:
     UPDATE (PostgreSQL and SQLite), in key order so that two workers never deadlock."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as upsert
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as upsert
     else:  # pragma: no cover - the two databases this runs on
         raise RuntimeError(f"no counter upsert for {dialect}")
     for key in sorted(counts):
-        stmt = insert(IngestCounter).values(key=key, count=counts[key], last_at=now)
+        stmt = upsert(IngestCounter).values(key=key, count=counts[key], last_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[IngestCounter.key],
             set_={"count": IngestCounter.count + stmt.excluded.count, "last_at": now})
