@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, g, render_template
+from flask_babel import get_locale
 
 from ..services import alleys, availability, piles
+from . import viewcache
 from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
@@ -25,13 +27,25 @@ def index():
 
 @bp.get("/a/<slug>")
 def alley(slug: str):
-    """One alley: each pile and port with its state and for how long."""
+    """One alley: each pile and port with its state and for how long. Anonymous
+    requests are served from the view cached for the alley's state version (and the
+    minute: the page says how long ago), with ETag / 304."""
+    state = availability.alley_state(slug) if viewcache.cacheable() else None
+    if state is None:
+        return _alley_page(slug)
+    now = datetime.now(UTC)
+    key = ("page", state[0], str(get_locale()), state[1], now.strftime("%Y%m%d%H%M"))
+    return viewcache.respond(key, lambda: _alley_page(slug, now).encode(), "text/html")
+
+
+def _alley_page(slug: str, now: datetime | None = None) -> str:
     alley = alleys.get_alley(None, slug)
     g.tz = alley.timezone
     view = availability.alley_view(alley)
     view.piles = by_label(view.piles)  # 2号桩 before 10号桩
     return render_template("resident/alley.html", alley=alley, view=view,
-                           counts=view.counts(), refresh=REFRESH_SECONDS, now=datetime.now(UTC))
+                           counts=view.counts(), refresh=REFRESH_SECONDS,
+                           now=now or datetime.now(UTC))
 
 
 @bp.get("/p/<pile_id>")

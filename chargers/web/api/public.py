@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import current_app, jsonify
 
 from ...services import alleys, availability
+from .. import viewcache
 from . import bp
 from .common import iso
 
@@ -31,8 +32,18 @@ def list_alleys():
 
 @bp.get("/alleys/<slug>")
 def get_alley(slug: str):
+    """The alley's availability; built once per state version of the alley (ETag)."""
+    state = availability.alley_state(slug)
+    if state is None or not viewcache.cacheable():
+        return jsonify(_alley_json(slug))
+    return viewcache.respond(("api", state[0], state[1]),
+                             lambda: current_app.json.dumps(_alley_json(slug)).encode(),
+                             "application/json")
+
+
+def _alley_json(slug: str) -> dict:
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
-    return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
-                    "free": view.free, "ports": view.ports, "counts": view.counts(),
-                    "piles": [pile_json(p) for p in view.piles]})
+    return {"slug": view.slug, "name": view.name, "timezone": alley.timezone,
+            "free": view.free, "ports": view.ports, "counts": view.counts(),
+            "piles": [pile_json(p) for p in view.piles]}
