@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install migrate seed lint clean
+.PHONY: run test install migrate seed lint clean bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: seed
 
 test: install
 	$(BIN)/pytest -q
+
+# The benchmarks once (a few minutes on 2 cores): bench/results.json (see bench/README.md).
+bench: install
+	$(BIN)/python bench/run_all.py
 
 lint: install
 	$(BIN)/ruff check chargers config tests
