@@ -287,3 +287,29 @@ def _counters(app) -> dict[str, int]:
         out = {r.key: r.count for r in db.session.scalars(select(IngestCounter))}
         db.session.rollback()
         return out
+
+
+def test_web_processes_hear_alley_versions_from_postgresql(app):
+    """The web's version watcher (LISTEN) learns a bump at the ingest's commit, so a
+    request for an unchanged alley needs no query and a changed one is rebuilt."""
+    from sqlalchemy.engine import make_url
+
+    from chargers.ingest import handlers
+    from chargers.web.viewcache import VersionWatcher
+    from tests.ingest_support import incoming
+
+    [pile_id] = seed(app, 1)
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    watcher = VersionWatcher(url.render_as_string(hide_password=False))
+    assert watcher.ok.wait(10)
+    with app.app_context():
+        alley = db.session.scalar(select(Alley))
+        state = (alley.id, alley.state_version)
+    watcher.remember("big", state)
+    assert watcher.lookup("big") == state
+    with app.app_context():
+        handlers.process([incoming("status", pile=pile_id, port=1, status="charging")])
+        db.session.refresh(alley)
+        new = alley.state_version
+    assert new > state[1]
+    wait_for(lambda: watcher.lookup("big") == (state[0], new), 10, "the NOTIFY")

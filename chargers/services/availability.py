@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import event, inspect, or_, select, update
+from sqlalchemy import event, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -145,6 +145,9 @@ VISIBLE = {
 }
 
 
+NOTIFY_CHANNEL = "chargers_alley_state"
+
+
 def _changed(obj, names) -> bool:
     state = inspect(obj)
     return any(state.attrs[n].history.has_changes() for n in names)
@@ -180,8 +183,14 @@ def _bump_state_versions(session, _flush_context) -> None:
     if pile_ids:
         which = or_(which, alleys.c.id.in_(
             select(piles.c.alley_id).where(piles.c.id.in_(sorted(pile_ids)))))
-    session.connection().execute(
-        update(alleys).where(which).values(state_version=alleys.c.state_version + 1))
+    conn = session.connection()
+    bumped = conn.execute(
+        update(alleys).where(which).values(state_version=alleys.c.state_version + 1)
+        .returning(alleys.c.id, alleys.c.state_version)).all()
+    if bumped and conn.dialect.name == "postgresql":
+        # Delivered at commit to every web process listening (web/viewcache.py).
+        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL,
+                                           ",".join(f"{i}:{v}" for i, v in bumped))))
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Alley) and obj not in session.dirty:
             session.expire(obj, ["state_version"])

@@ -30,7 +30,7 @@ def alley(slug: str):
     """One alley: each pile and port with its state and for how long. Anonymous
     requests are served from the view cached for the alley's state version (and the
     minute: the page says how long ago), with ETag / 304."""
-    state = availability.alley_state(slug) if viewcache.cacheable() else None
+    state = viewcache.alley_state(slug) if viewcache.cacheable() else None
     if state is None:
         return _alley_page(slug)
     now = datetime.now(UTC)

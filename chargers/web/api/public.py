@@ -33,7 +33,7 @@ def list_alleys():
 @bp.get("/alleys/<slug>")
 def get_alley(slug: str):
     """The alley's availability; built once per state version of the alley (ETag)."""
-    state = availability.alley_state(slug)
+    state = viewcache.alley_state(slug)
     if state is None or not viewcache.cacheable():
         return jsonify(_alley_json(slug))
     return viewcache.respond(("api", state[0], state[1]),
