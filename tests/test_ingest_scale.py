@@ -309,7 +309,6 @@ def test_web_processes_hear_alley_versions_from_postgresql(app):
     assert watcher.lookup("big") == state
     with app.app_context():
         handlers.process([incoming("status", pile=pile_id, port=1, status="charging")])
-        db.session.refresh(alley)
-        new = alley.state_version
+        new = db.session.scalar(select(Alley.state_version))
     assert new > state[1]
     wait_for(lambda: watcher.lookup("big") == (state[0], new), 10, "the NOTIFY")
