@@ -90,8 +90,9 @@ def test_out_of_order_messages_all_land_and_a_filled_gap_raises_nothing(app):
         assert port.status == "finishing"
         db.session.refresh(gap)
         assert gap.status == "filled" and gap.extra["arrived"] == [1, 2, 3, 4, 5]
-        # each number once: the same seq again under a new id is a replay
-        assert handlers.process([incoming("heartbeat", seq=3)]) == ["rejected:replay"]
+        # each number once: the same seq again under a new id (and its old time) is a replay
+        assert handlers.process([incoming("heartbeat", seq=3, ts=ts(t0 + timedelta(minutes=2)))]
+                                ) == ["rejected:replay"]
     assert expire(app, 3600) == 0
 
 
@@ -122,3 +123,33 @@ def test_expire_is_a_service_with_a_chosen_now(app):
         handlers.process([incoming("boot", seq=0), incoming("heartbeat", seq=3)])
         assert presence.expire_seq_gaps(datetime.now(UTC), 60) == 0
         assert presence.expire_seq_gaps(datetime.now(UTC) + timedelta(seconds=61), 60) == 1
+
+
+def test_messages_that_overtake_their_boot_start_the_new_sequence(app):
+    """Two workers may apply a pile's first messages after a reboot before its boot:
+    they are newer by the pile's clock, so they start the new sequence; the late boot
+    fills its 0; nothing is a replay, and nothing is lost."""
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    with app.app_context():
+        handlers.process([incoming("boot", seq=0, ts=ts(t0)),
+                          *[incoming("heartbeat", seq=i, ts=ts(t0 + timedelta(minutes=i)))
+                            for i in range(1, 8)]])
+        t1 = t0 + timedelta(minutes=20)  # the pile reboots: seq from 0 again
+        out = handlers.process([
+            incoming("status", port=1, status="charging", seq=2, ts=ts(t1 + timedelta(seconds=2))),
+            incoming("status", port=1, status="occupied", seq=1, ts=ts(t1 + timedelta(seconds=1))),
+        ])
+        assert out == ["accepted", "accepted"]
+        pile = db.session.get(Pile, "P-1")
+        assert pile.last_seq == 2
+        assert handlers.process([incoming("boot", seq=0, ts=ts(t1))]) == ["accepted"]
+        assert handlers.process([incoming("heartbeat", seq=3, ts=ts(t1 + timedelta(seconds=3)))]
+                                ) == ["accepted"]
+        assert db.session.get(Pile, "P-1").last_seq == 3
+        port = db.session.scalar(select(Port).where(Port.pile_id == "P-1", Port.number == 1))
+        assert port.status == "charging"
+        assert {g.status for g in db.session.scalars(select(SeqGap))} == {"filled"}
+        # and an old message of the previous sequence is still a replay
+        assert handlers.process([incoming("heartbeat", seq=1, ts=ts(t0 + timedelta(minutes=1)))]
+                                ) == ["rejected:replay"]
+    assert expire(app, 3600) == 0

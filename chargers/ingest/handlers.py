@@ -124,11 +124,12 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now,
-                                                       batch.seq_gaps(pile.id)):
+    at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
+    if topic.kind != "boot" and not presence.check_seq(
+            pile, data.seq, batch.now, batch.seq_gaps(pile.id),
+            at if source == "device" else None):
         raise Rejected("replay", f"seq {data.seq} already seen since boot", pile.id)
 
-    at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
     _dispatch(topic.kind, pile, data, at, source, msg, batch, settings)
     presence.seen(pile, msg.arrived_at)
     batch.record(pile.id, data.id, topic.kind, msg.arrived_at)
@@ -142,7 +143,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
                       max_power_w=data.max_power_w, seq=data.seq, at=at,
-                      gaps=batch.seq_gaps(pile.id), now=now)
+                      gaps=batch.seq_gaps(pile.id), now=now, device_time=source == "device")
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
     elif kind == "heartbeat":
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s)

@@ -61,6 +61,9 @@ class Pile(db.Model):
     last_boot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Highest `seq` seen since the pile's last boot; a jump records a SeqGap.
     last_seq: Mapped[int | None] = mapped_column(Integer)
+    # The newest pile-clock time among the messages since that boot: a lower `seq`
+    # with a newer time means the pile rebooted and its `boot` is still on the way.
+    last_seq_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
 

@@ -72,27 +72,48 @@ def alive(pile: Pile, at: datetime, now: datetime, heartbeat_s: int) -> None:
 
 def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
          seq: int | None, at: datetime, gaps: list[SeqGap] | None = None,
-         now: datetime | None = None) -> None:
+         now: datetime | None = None, device_time: bool = False) -> None:
     """A (re)boot: hardware facts, and a new `seq` baseline. The pile's gaps still
     waiting can no longer be told apart from its new numbers: what is missing from
-    them is lost (a `data_loss` alert), and they are closed."""
-    pile.model, pile.firmware, pile.max_power_w = model, firmware, max_power_w
+    them is lost (a `data_loss` alert), and they are closed.
+
+    A boot older by the pile's clock (`device_time`) than messages already applied
+    since the last baseline arrived late (several workers): those messages started
+    the new sequence already (`check_seq`), so it only fills its own number."""
+    now = now or at
+    gaps = gaps if gaps is not None else []
+    if device_time and pile.last_seq_at is not None and at < pile.last_seq_at:
+        _hardware(pile, model, firmware, ports, max_power_w)
+        if pile.last_boot_at is None or at > pile.last_boot_at:
+            pile.last_boot_at = at
+        if seq is not None:
+            check_seq(pile, seq, now, gaps)
+        return
+    _hardware(pile, model, firmware, ports, max_power_w)
     pile.last_boot_at = at
     pile.last_seq = seq
-    if gaps:
-        now = now or at
-        missing = sum(_remaining(g) for g in gaps if g.status == "open")
-        for g in gaps:
-            g.status, g.resolved_at = "closed", now
-        gaps.clear()
-        if missing:
-            alerts.on_data_loss(pile, missing, now)
+    pile.last_seq_at = at if device_time else None
+    _close_gaps(pile, gaps, now)
+
+
+def _hardware(pile: Pile, model: str, firmware: str, ports: int, max_power_w: int) -> None:
+    pile.model, pile.firmware, pile.max_power_w = model, firmware, max_power_w
     if ports != pile.port_count:
         # The hardware is the truth about how many ports there are.
         log.warning("pile %s boots with %d ports, registered with %d", pile.id, ports,
                     pile.port_count)
         pile.extra = {**(pile.extra or {}), "registered_ports": pile.port_count}
         piles.resize_ports(pile, ports)
+
+
+def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime) -> None:
+    """A new sequence: the old one's open gaps are lost (alert), all are closed."""
+    missing = sum(_remaining(g) for g in gaps if g.status == "open")
+    for g in gaps:
+        g.status, g.resolved_at = "closed", now
+    gaps.clear()
+    if missing:
+        alerts.on_data_loss(pile, missing, now)
 
 
 # Gaps whose missing numbers may still arrive: `open` ones, and `lost` ones (alerted).
@@ -103,15 +124,19 @@ def _remaining(gap: SeqGap) -> int:
     return gap.missing - len((gap.extra or {}).get("arrived", ()))
 
 
-def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap]) -> bool:
-    """Whether a message with this `seq` is new since the pile's boot.
+def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap],
+              at: datetime | None = None) -> bool:
+    """Whether a message with this `seq` is new since the pile's boot. `at`: the
+    message's time when it is the pile's own clock (else None).
 
     A higher `seq` advances the baseline; a jump records an `open` SeqGap (added to
     `gaps`, the pile's fillable gaps), which is possible data loss only if the missing
     numbers have not arrived within the window (`expire_seq_gaps`). A lower `seq` is a
     late message when it is one of a gap's missing numbers not seen yet (applied, and
-    the gap filled once all arrived, clearing a `data_loss` alert it raised); any
-    other lower or equal `seq` is a replay (False)."""
+    the gap filled once all arrived, clearing a `data_loss` alert it raised). A lower
+    `seq` with a newer pile clock than anything since the baseline means the pile
+    rebooted and its `boot` (seq 0) is still on the way: a new sequence starts, with
+    0…seq-1 waiting. Any other lower or equal `seq` is a replay (False)."""
     if seq is None:
         return True
     last = pile.last_seq
@@ -124,7 +149,27 @@ def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap]) ->
             log.info("pile %s: seq jumped from %d to %d (%d messages not arrived yet)",
                      pile.id, last, seq, seq - last - 1)
         pile.last_seq = seq
+        _newest(pile, at)
         return True
+    if _fill(pile, seq, now, gaps):
+        _newest(pile, at)
+        return True
+    if at is not None and pile.last_seq_at is not None and at > pile.last_seq_at:
+        log.info("pile %s: seq %d after %d, newer by its clock: rebooted, boot on the way",
+                 pile.id, seq, last)
+        _close_gaps(pile, gaps, now)
+        pile.last_seq, pile.last_seq_at = -1, None  # the boot's 0 is still to come
+        return check_seq(pile, seq, now, gaps, at)
+    return False
+
+
+def _newest(pile: Pile, at: datetime | None) -> None:
+    if at is not None and (pile.last_seq_at is None or at > pile.last_seq_at):
+        pile.last_seq_at = at
+
+
+def _fill(pile: Pile, seq: int, now: datetime, gaps: list[SeqGap]) -> bool:
+    """`seq` is one of a gap's missing numbers not seen yet: note it (True)."""
     for gap in gaps:
         if gap.status in FILLABLE and gap.expected_seq <= seq < gap.got_seq:
             arrived = list((gap.extra or {}).get("arrived", ()))

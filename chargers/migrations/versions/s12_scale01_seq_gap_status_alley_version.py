@@ -30,9 +30,14 @@ def upgrade():
     with op.batch_alter_table('alleys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('state_version', sa.Integer(), nullable=False,
                                       server_default='0'))
+    with op.batch_alter_table('piles', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_seq_at', chargers.models.base.UTCDateTime(),
+                                      nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table('piles', schema=None) as batch_op:
+        batch_op.drop_column('last_seq_at')
     with op.batch_alter_table('alleys', schema=None) as batch_op:
         batch_op.drop_column('state_version')
     with op.batch_alter_table('seq_gaps', schema=None) as batch_op:
