@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from chargers.extensions import db
 from chargers.ingest import handlers
@@ -153,3 +153,22 @@ def test_messages_that_overtake_their_boot_start_the_new_sequence(app):
         assert handlers.process([incoming("heartbeat", seq=1, ts=ts(t0 + timedelta(minutes=1)))]
                                 ) == ["rejected:replay"]
     assert expire(app, 3600) == 0
+
+
+def test_first_contact_out_of_order_and_joining_a_running_sequence(app):
+    with app.app_context():
+        # a pile first heard: its boot and first message overtaken by the second
+        t0 = datetime.now(UTC) - timedelta(minutes=5)
+        assert handlers.process([incoming("heartbeat", seq=2, ts=ts(t0 + timedelta(seconds=2)))]
+                                ) == ["accepted"]
+        assert handlers.process([incoming("heartbeat", seq=1, ts=ts(t0 + timedelta(seconds=1))),
+                                 incoming("boot", seq=0, ts=ts(t0))]) == ["accepted", "accepted"]
+        [gap] = db.session.scalars(select(SeqGap)).all()
+        assert (gap.expected_seq, gap.got_seq, gap.status) == (0, 2, "filled")
+        # (a boot newer than them, by a wrong clock, also fills its 0: nothing lost)
+        assert data_loss_alerts() == []
+        # the backend joining a pile far into its sequence takes it as the baseline
+        db.session.get(Pile, "P-1").last_seq = None
+        db.session.commit()
+        assert handlers.process([incoming("heartbeat", seq=50_000)]) == ["accepted"]
+        assert db.session.scalar(select(func.count()).select_from(SeqGap)) == 1

@@ -90,6 +90,8 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
             check_seq(pile, seq, now, gaps)
         return
     _hardware(pile, model, firmware, ports, max_power_w)
+    if seq is not None:
+        _fill(pile, seq, now, gaps)  # a first contact's gap waited for this boot's 0
     pile.last_boot_at = at
     pile.last_seq = seq
     pile.last_seq_at = at if device_time else None
@@ -116,6 +118,10 @@ def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime) -> None:
         alerts.on_data_loss(pile, missing, now)
 
 
+# A pile first heard (no baseline) with a `seq` up to this: 0…seq-1 may still arrive.
+# Above, the backend joins a running sequence and takes it as the baseline.
+FIRST_CONTACT_GAP = 1000
+
 # Gaps whose missing numbers may still arrive: `open` ones, and `lost` ones (alerted).
 FILLABLE = ("open", "lost")
 
@@ -140,6 +146,10 @@ def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap],
     if seq is None:
         return True
     last = pile.last_seq
+    if last is None and seq <= FIRST_CONTACT_GAP:
+        # Never heard since a boot: a low number is the start of a sequence whose
+        # first messages (the boot among them) may still be on the way.
+        last = pile.last_seq = -1
     if last is None or seq > last:
         if last is not None and seq > last + 1:
             gap = SeqGap(pile_id=pile.id, expected_seq=last + 1, got_seq=seq,
