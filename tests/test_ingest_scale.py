@@ -311,7 +311,7 @@ def test_web_processes_hear_alley_versions_from_postgresql(app):
     with app.app_context():
         alley = db.session.scalar(select(Alley))
         state = (alley.id, alley.state_version)
-    watcher.remember("big", state)
+    watcher.remember("big", state, watcher.generation)
     assert watcher.lookup("big") == state
     with app.app_context():
         handlers.process([incoming("status", pile=pile_id, port=1, status="charging")])

@@ -61,11 +61,15 @@ class VersionWatcher:
         self._lock = threading.Lock()
         self._versions: dict[int, int] = {}
         self._slugs: dict[str, int] = {}
+        # +1 whenever what it knew is forgotten: a version read from the database
+        # before then may have missed a notification, and is not kept.
+        self.generation = 0
         self._thread = threading.Thread(target=self._run, name="alley-versions", daemon=True)
         self._thread.start()
 
     def _forget(self) -> None:
         with self._lock:
+            self.generation += 1
             self._versions.clear()
             self._slugs.clear()
 
@@ -106,11 +110,14 @@ class VersionWatcher:
                 return None
             return alley_id, self._versions[alley_id]
 
-    def remember(self, slug: str, state: tuple[int, int]) -> None:
-        """A version read from the database; a newer one announced meanwhile wins."""
+    def remember(self, slug: str, state: tuple[int, int], generation: int) -> None:
+        """A version read from the database (after `generation` was read); a newer one
+        announced meanwhile wins."""
         if not self.ok.is_set():
             return
         with self._lock:
+            if generation != self.generation:
+                return
             self._slugs[slug] = state[0]
             self._versions[state[0]] = max(state[1], self._versions.get(state[0], -1))
 
@@ -136,13 +143,15 @@ def alley_state(slug: str) -> tuple[int, int] | None:
     from ..services import availability
 
     watcher = _watcher()
+    generation = None
     if watcher is not None:
+        generation = watcher.generation
         known = watcher.lookup(slug)
         if known is not None:
             return known
     state = availability.alley_state(slug)
     if watcher is not None and state is not None:
-        watcher.remember(slug, state)
+        watcher.remember(slug, state, generation)
     return state
 
 
