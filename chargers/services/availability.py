@@ -191,8 +191,9 @@ def _bump_state_versions(session, _flush_context) -> None:
         # Delivered at commit to every web process listening (web/viewcache.py).
         conn.execute(select(func.pg_notify(NOTIFY_CHANNEL,
                                            ",".join(f"{i}:{v}" for i, v in bumped))))
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Alley) and obj not in session.dirty:
+    for alley_id, _ in bumped:
+        obj = session.identity_map.get(session.identity_key(Alley, alley_id))
+        if obj is not None and obj not in session.dirty:
             session.expire(obj, ["state_version"])
 
 

@@ -111,8 +111,7 @@ class IngestBatch:
         with db.session.no_autoflush:
             found = db.session.scalars(
                 select(Pile).where(Pile.id.in_(pile_ids)).order_by(Pile.id)
-                .with_for_update(of=Pile).options(selectinload(Pile.ports))
-                .execution_options(populate_existing=True))
+                .with_for_update(of=Pile).options(selectinload(Pile.ports)))
             for pile in found:
                 self.piles[pile.id] = pile
             for pile_id in pile_ids:
