@@ -13,6 +13,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
+from . import settings
 from .ingest.client import IngestClient
 from .models import utcnow
 from .scheduler import build_scheduler
@@ -106,7 +107,7 @@ def _direct_dispatch(app: Flask, ingest: IngestClient):
         if created.is_set():
             created.clear()
             with app.app_context():
-                commands.dispatch_pending(ingest.publish)
+                commands.dispatch_pending(ingest.publish, None, settings.commands(app.config))
 
     return after_commit
 

@@ -28,7 +28,7 @@ def pile(broker, alley_with_pile):
     p.close()
 
 
-def test_smoke_cuts_the_port_off_over_the_broker(worker, pile):
+def test_smoke_cuts_the_port_off_over_the_broker(worker, pile, app_ctx):
     pile.online()
     pile.send("boot", seq=0, ports=4)
     pile.send("fault", seq=1, port=3, code="smoke", active=True, value=0.9)
@@ -69,7 +69,7 @@ def test_smoke_cuts_the_port_off_over_the_broker(worker, pile):
 
 
 def test_offline_alert_raised_by_the_job_and_cleared_when_the_pile_returns(
-        worker, pile, broker, alley_with_pile):
+        worker, pile, broker, alley_with_pile, app_ctx):
     pile.online()
     pile.send("boot", seq=0, ports=4)
     poll(lambda: db.session.get(PileRow, "P-1").online, timeout=10, what="pile online")

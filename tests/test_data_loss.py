@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, ChargingSession, Pile, Port, SeqGap
@@ -121,8 +122,9 @@ def test_a_late_fill_clears_the_alert_and_boot_resets(app):
 def test_expire_is_a_service_with_a_chosen_now(app):
     with app.app_context():
         handlers.process([incoming("boot", seq=0), incoming("heartbeat", seq=3)])
-        assert presence.expire_seq_gaps(datetime.now(UTC), 60) == 0
-        assert presence.expire_seq_gaps(datetime.now(UTC) + timedelta(seconds=61), 60) == 1
+        assert presence.expire_seq_gaps(datetime.now(UTC), 60, settings.alerts(app.config)) == 0
+        assert presence.expire_seq_gaps(datetime.now(UTC) + timedelta(seconds=61), 60,
+                                        settings.alerts(app.config)) == 1
 
 
 def test_messages_that_overtake_their_boot_start_the_new_sequence(app):

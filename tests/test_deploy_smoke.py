@@ -6,6 +6,7 @@ alley. Skipped, saying why, when a part is missing."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def test_deploy_smoke_script_serves_a_simulated_alley():
     why = _postgres()
     if why:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432/test: {why}")
+    try:
+        socket.create_connection(("127.0.0.1", 6379), 3).close()
+    except OSError as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379 (production rate limits): {exc}")
     result = subprocess.run([str(ROOT / "deploy" / "smoke.sh")], cwd=ROOT, capture_output=True,
                             text=True, timeout=400)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]

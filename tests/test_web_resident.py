@@ -11,7 +11,7 @@ import pytest
 from chargers.extensions import db
 from chargers.models import Alert, Alley, Pile
 
-from .conftest import bearer
+from .conftest import bearer, loaded
 from .webtools import set_ports
 
 STATE_WORDS = {
@@ -23,7 +23,7 @@ STATE_WORDS = {
 
 
 @pytest.fixture
-def busy_alley(client, admin, alley_with_pile):
+def busy_alley(app, client, admin, alley_with_pile):
     """Alley `lane` with one port in each resident-facing state (and more).
 
     P-1: free, in use, finished, fault (the port reports faulted)
@@ -36,17 +36,18 @@ def busy_alley(client, admin, alley_with_pile):
         r = client.post("/api/v1/piles", json={"id": pid, "alley": "lane", "ports": n},
                         headers=bearer(token))
         assert r.status_code == 201
-    set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=30)
-    set_ports("P-2", ["available", "charging"], online=False, minutes_ago=125)
-    p3 = set_ports("P-3", ["available", "unavailable"])
-    p3.ports[0].enabled = False
-    set_ports("P-4", ["available", "available"])
-    db.session.add(Alert(pile_id="P-4", port=1, code="smoke", severity="critical"))
-    alley = db.session.query(Alley).filter_by(slug="lane").one()
-    alley.contacts = "网格员 王阿姨 13800001234"
-    alley.address = "九如巷 5 号"
-    db.session.commit()
-    return alley
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=30)
+        set_ports("P-2", ["available", "charging"], online=False, minutes_ago=125)
+        p3 = set_ports("P-3", ["available", "unavailable"])
+        p3.ports[0].enabled = False
+        set_ports("P-4", ["available", "available"])
+        db.session.add(Alert(pile_id="P-4", port=1, code="smoke", severity="critical"))
+        alley = db.session.query(Alley).filter_by(slug="lane").one()
+        alley.contacts = "网格员 王阿姨 13800001234"
+        alley.address = "九如巷 5 号"
+        db.session.commit()
+        return loaded(alley)
 
 
 def cell_states(html: str) -> list[str]:
@@ -136,6 +137,16 @@ def test_piles_in_natural_order(client, admin):
     assert re.findall(r'href="/p/(J-\d+)"', html) == ["J-1", "J-2", "J-10"]
 
 
+def test_api_lists_an_alleys_piles_in_natural_order_too(client, admin):
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "jr", "name": "JR"}, headers=bearer(token))
+    for n in (10, 2, 1):
+        client.post("/api/v1/piles", json={"id": f"JRX-{n}", "alley": "jr", "ports": 1},
+                    headers=bearer(token))
+    piles = client.get("/api/v1/alleys/jr").json["piles"]
+    assert [p["id"] for p in piles] == ["JRX-1", "JRX-2", "JRX-10"]
+
+
 def test_public_pages_show_no_personal_data(client, busy_alley, make_staff):
     make_staff("wang-grid", ["lane"])
     for url in ("/", "/a/lane", "/p/P-1", "/api/v1/alleys", "/api/v1/alleys/lane"):
@@ -163,16 +174,17 @@ def test_unknown_alley_is_a_404_page(client, app):
     assert r.status_code == 404 and "text/html" in r.content_type
 
 
-def test_pile_out_of_service_and_offline_headers(client, busy_alley):
-    pile = db.session.get(Pile, "P-3")
-    pile.enabled = False
-    db.session.commit()
+def test_pile_out_of_service_and_offline_headers(app, client, busy_alley):
+    with app.app_context():
+        pile = db.session.get(Pile, "P-3")
+        pile.enabled = False
+        db.session.commit()
     html = client.get("/a/lane?lang=en").get_data(as_text=True)
     assert re.search(r'<span class="n warn">Out of service</span>', html)
     assert re.search(r'<span class="n warn">Offline</span>', html)
 
 
-def test_times_are_shown_in_the_alleys_zone(client, admin, alley_with_pile):
+def test_times_are_shown_in_the_alleys_zone(app, client, admin, alley_with_pile):
     from datetime import UTC, datetime
 
     _, token = admin
@@ -181,11 +193,12 @@ def test_times_are_shown_in_the_alleys_zone(client, admin, alley_with_pile):
     client.post("/api/v1/piles", json={"id": "L-1", "alley": "ldn", "ports": 1},
                 headers=bearer(token))
     at = datetime(2026, 1, 2, 1, 30, tzinfo=UTC)
-    for pid in ("P-1", "L-1"):
-        pile = set_ports(pid, ["available"] * len(db.session.get(Pile, pid).ports))
-        pile.online_since = at
-        for port in pile.ports:
-            port.status_since = at
-    db.session.commit()
+    with app.app_context():
+        for pid in ("P-1", "L-1"):
+            pile = set_ports(pid, ["available"] * len(db.session.get(Pile, pid).ports))
+            pile.online_since = at
+            for port in pile.ports:
+                port.status_since = at
+        db.session.commit()
     assert "01-02 09:30" in client.get("/p/P-1").get_data(as_text=True)  # Asia/Shanghai
     assert "01-02 01:30" in client.get("/p/L-1").get_data(as_text=True)  # Europe/London

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 
+from .. import settings
 from ..services import message_ledger, presence, sessions
 from . import JobContext, job
 
@@ -14,7 +15,8 @@ from . import JobContext, job
 def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
     """Piles silent for three heartbeat intervals go offline. (None when nothing
     changed: this runs every 30 s and need not fill the log.)"""
-    marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"])
+    marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"],
+                                    settings.alerts(current_app.config))
     return f"{len(marked)} piles marked offline: {', '.join(marked[:20])}" if marked else None
 
 
@@ -37,5 +39,6 @@ def prune_ledger(now: datetime, ctx: JobContext) -> str | None:
 def seq_gaps(now: datetime, ctx: JobContext) -> str | None:
     """A pile's missing `seq` numbers that did not arrive late within the window are
     possible data loss (a staff alert)."""
-    n = presence.expire_seq_gaps(now, current_app.config["SEQ_GAP_WINDOW_S"])
+    n = presence.expire_seq_gaps(now, current_app.config["SEQ_GAP_WINDOW_S"],
+                                 settings.alerts(current_app.config))
     return f"{n} seq gaps not filled in time: data_loss" if n else None

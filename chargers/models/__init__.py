@@ -6,8 +6,16 @@ from .base import UTCDateTime, utcnow
 from .charging import ChargingSession, MeterSample
 from .commands import Command
 from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
+from .maintenance import (
+    InspectionPlan,
+    InspectionRecord,
+    InspectionReminder,
+    Overstay,
+    WorkOrder,
+    WorkOrderEvent,
+)
 from .notifications import Contact, Notification
-from .ops import JobRun, Lease
+from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
 
 __all__ = [
@@ -20,10 +28,15 @@ __all__ = [
     "Contact",
     "FaultEvent",
     "IngestCounter",
+    "InspectionPlan",
+    "InspectionRecord",
+    "InspectionReminder",
     "JobRun",
+    "JobRunLog",
     "Lease",
     "MeterSample",
     "Notification",
+    "Overstay",
     "Pile",
     "Port",
     "ProcessedMessage",
@@ -31,6 +44,8 @@ __all__ = [
     "SeqGap",
     "UTCDateTime",
     "User",
+    "WorkOrder",
+    "WorkOrderEvent",
     "user_alleys",
     "utcnow",
 ]

@@ -37,7 +37,8 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    # Why it was sent: new, resend or escalation.
+    # Why it was sent: new, resend or escalation (alerts); due, overdue or escalation
+    # (inspection reminders, alert_id NULL).
     reason: Mapped[str] = mapped_column(String(16), default="new")
     channel: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(512))

@@ -1,4 +1,8 @@
-"""Staff accounts: create, authenticate, API tokens."""
+"""Staff accounts: create, authenticate, API tokens.
+
+Who commits: `create_user`, `end_sessions`, `issue_token`, `revoke_token` and
+`user_for_token` (it stamps the token's last use) commit; `authenticate`, `load_user`
+and `get_user` only read."""
 
 from __future__ import annotations
 
@@ -24,18 +28,18 @@ def create_user(name: str, password: str, role: str, alley_slugs: list[str] = ()
     """A staff account; the password is stored with scrypt (werkzeug's default KDF)."""
     name = name.strip()
     if not name:
-        raise Invalid("name: required")
+        raise Invalid("user.name_required")
     if role not in ROLES:
-        raise Invalid(f"role: one of {', '.join(ROLES)}")
+        raise Invalid("user.role_unknown", choices=", ".join(ROLES))
     if len(password) < MIN_PASSWORD:
-        raise Invalid(f"password: at least {MIN_PASSWORD} characters")
+        raise Invalid("user.password_short", n=MIN_PASSWORD)
     if db.session.scalar(select(User).where(User.name == name)):
-        raise Conflict(f"user {name!r} exists")
+        raise Conflict("user.exists", name=name)
     alleys = []
     for slug in alley_slugs:
         alley = find_alley(slug)
         if alley is None:
-            raise NotFound(f"no such alley {slug!r}")
+            raise NotFound("alley.unknown", slug=slug)
         alleys.append(alley)
     user = User(
         name=name,
@@ -103,7 +107,7 @@ def revoke_token(user: User, token_id: int, now: datetime | None = None) -> ApiT
     """Revoke one of the user's tokens."""
     row = db.session.get(ApiToken, token_id)
     if row is None or row.user_id != user.id:
-        raise NotFound("no such token")
+        raise NotFound("token.not_found")
     row.revoked_at = row.revoked_at or now or utcnow()
     db.session.commit()
     return row
@@ -113,5 +117,5 @@ def get_user(name: str) -> User:
     """A user by name."""
     user = db.session.scalar(select(User).where(User.name == name))
     if user is None:
-        raise NotFound(f"no such user {name!r}")
+        raise NotFound("user.not_found", name=name)
     return user

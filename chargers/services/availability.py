@@ -2,7 +2,8 @@
 
 A port is free when its last status is `available`, its pile is online, both are
 enabled, and neither the port nor its pile has an active fault (contract rule).
-"""
+
+Read only: nothing here writes or commits."""
 
 from __future__ import annotations
 

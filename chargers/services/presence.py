@@ -4,6 +4,7 @@ the pile's `seq` (gaps = possible data loss, going back = replay).
 
 Functions taking a Pile are called by the ingest inside its batch: they change
 objects and flush at most, never commit. `sweep_offline` is a job and commits.
+Those that may raise or clear an alert take the `settings.AlertRules` to do it by.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Pile, SeqGap
+from ..settings import AlertRules
 from . import alerts, piles
 
 log = logging.getLogger(__name__)
 MISSED_HEARTBEATS = 3
 
 
-def set_online(pile: Pile, online: bool, now: datetime, *, reason: str = "will") -> None:
+def set_online(pile: Pile, online: bool, now: datetime, *, rules: AlertRules,
+               reason: str = "will") -> None:
     """Record the pile's online state; the alerts hear of real changes only."""
     if online:
         pile.offline_reason = None
         if not pile.online:
             pile.online, pile.online_since = True, now
-            alerts.on_pile_online(pile, now)
+            alerts.on_pile_online(pile, now, rules=rules)
         return
     if pile.online:
         pile.online, pile.online_since = False, now
@@ -38,21 +41,22 @@ def set_online(pile: Pile, online: bool, now: datetime, *, reason: str = "will")
         pile.offline_reason = "will"
 
 
-def online_message(pile: Pile, online: bool, arrived_at: datetime, *, retained: bool) -> None:
+def online_message(pile: Pile, online: bool, arrived_at: datetime, *, retained: bool,
+                   rules: AlertRules) -> None:
     """The pile's `online` topic said `1` or `0`. A retained `1` replayed on our
     (re)subscribe for a pile we found silent says nothing new: it stays offline."""
     if retained and online and not pile.online and pile.offline_reason == "heartbeat":
         return
     seen(pile, arrived_at)
-    set_online(pile, online, arrived_at)
+    set_online(pile, online, arrived_at, rules=rules)
 
 
 def heartbeat(pile: Pile, rssi: int | None, at: datetime, now: datetime,
-              heartbeat_s: int) -> None:
+              heartbeat_s: int, rules: AlertRules) -> None:
     """A heartbeat: keep the signal strength, and the pile is alive."""
     if rssi is not None:
         pile.extra = {**(pile.extra or {}), "rssi": rssi}
-    alive(pile, at, now, heartbeat_s)
+    alive(pile, at, now, heartbeat_s, rules)
 
 
 def seen(pile: Pile, arrived_at: datetime) -> None:
@@ -61,18 +65,20 @@ def seen(pile: Pile, arrived_at: datetime) -> None:
         pile.last_seen_at = arrived_at
 
 
-def alive(pile: Pile, at: datetime, now: datetime, heartbeat_s: int) -> None:
+def alive(pile: Pile, at: datetime, now: datetime, heartbeat_s: int,
+          rules: AlertRules) -> None:
     """A heartbeat or boot: revive a pile that was marked offline for silence, when
     the message is fresh. After a last will only `online 1` brings it back, so an
     old message processed late cannot make a dead pile look alive."""
     fresh = at >= now - timedelta(seconds=MISSED_HEARTBEATS * heartbeat_s)
     if not pile.online and pile.offline_reason != "will" and fresh:
-        set_online(pile, True, now)
+        set_online(pile, True, now, rules=rules)
 
 
 def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
          seq: int | None, at: datetime, gaps: list[SeqGap] | None = None,
-         now: datetime | None = None, device_time: bool = False) -> None:
+         now: datetime | None = None, device_time: bool = False,
+         rules: AlertRules) -> None:
     """A (re)boot: hardware facts, and a new `seq` baseline. The pile's gaps still
     waiting can no longer be told apart from its new numbers: what is missing from
     them is lost (a `data_loss` alert), and they are closed.
@@ -87,15 +93,15 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
         if pile.last_boot_at is None or at > pile.last_boot_at:
             pile.last_boot_at = at
         if seq is not None:
-            check_seq(pile, seq, now, gaps)
+            check_seq(pile, seq, now, gaps, rules=rules)
         return
     _hardware(pile, model, firmware, ports, max_power_w)
     if seq is not None:
-        _fill(pile, seq, now, gaps)  # a first contact's gap waited for this boot's 0
+        _fill(pile, seq, now, gaps, rules)  # a first contact's gap waited for this boot's 0
     pile.last_boot_at = at
     pile.last_seq = seq
     pile.last_seq_at = at if device_time else None
-    _close_gaps(pile, gaps, now)
+    _close_gaps(pile, gaps, now, rules)
 
 
 def _hardware(pile: Pile, model: str, firmware: str, ports: int, max_power_w: int) -> None:
@@ -108,14 +114,14 @@ def _hardware(pile: Pile, model: str, firmware: str, ports: int, max_power_w: in
         piles.resize_ports(pile, ports)
 
 
-def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime) -> None:
+def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime, rules: AlertRules) -> None:
     """A new sequence: the old one's open gaps are lost (alert), all are closed."""
     missing = sum(_remaining(g) for g in gaps if g.status == "open")
     for g in gaps:
         g.status, g.resolved_at = "closed", now
     gaps.clear()
     if missing:
-        alerts.on_data_loss(pile, missing, now)
+        alerts.on_data_loss(pile, missing, now, rules=rules)
 
 
 # A pile first heard (no baseline) with a `seq` up to this: 0…seq-1 may still arrive.
@@ -131,7 +137,7 @@ def _remaining(gap: SeqGap) -> int:
 
 
 def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap],
-              at: datetime | None = None) -> bool:
+              at: datetime | None = None, *, rules: AlertRules) -> bool:
     """Whether a message with this `seq` is new since the pile's boot. `at`: the
     message's time when it is the pile's own clock (else None).
 
@@ -161,15 +167,15 @@ def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap],
         pile.last_seq = seq
         _newest(pile, at)
         return True
-    if _fill(pile, seq, now, gaps):
+    if _fill(pile, seq, now, gaps, rules):
         _newest(pile, at)
         return True
     if at is not None and pile.last_seq_at is not None and at > pile.last_seq_at:
         log.info("pile %s: seq %d after %d, newer by its clock: rebooted, boot on the way",
                  pile.id, seq, last)
-        _close_gaps(pile, gaps, now)
+        _close_gaps(pile, gaps, now, rules)
         pile.last_seq, pile.last_seq_at = -1, None  # the boot's 0 is still to come
-        return check_seq(pile, seq, now, gaps, at)
+        return check_seq(pile, seq, now, gaps, at, rules=rules)
     return False
 
 
@@ -178,7 +184,7 @@ def _newest(pile: Pile, at: datetime | None) -> None:
         pile.last_seq_at = at
 
 
-def _fill(pile: Pile, seq: int, now: datetime, gaps: list[SeqGap]) -> bool:
+def _fill(pile: Pile, seq: int, now: datetime, gaps: list[SeqGap], rules: AlertRules) -> bool:
     """`seq` is one of a gap's missing numbers not seen yet: note it (True)."""
     for gap in gaps:
         if gap.status in FILLABLE and gap.expected_seq <= seq < gap.got_seq:
@@ -191,7 +197,7 @@ def _fill(pile: Pile, seq: int, now: datetime, gaps: list[SeqGap]) -> bool:
                 was_lost = gap.status == "lost"
                 gap.status, gap.resolved_at = "filled", now
                 if was_lost and not any(g.status == "lost" for g in gaps):
-                    alerts.on_data_recovered(pile, now)
+                    alerts.on_data_recovered(pile, now, rules=rules)
             return True
     return False
 
@@ -208,7 +214,7 @@ def fillable_gaps(pile_ids) -> dict[str, list[SeqGap]]:
     return out
 
 
-def expire_seq_gaps(now: datetime, window_s: int) -> int:
+def expire_seq_gaps(now: datetime, window_s: int, rules: AlertRules) -> int:
     """Gaps still open past the window are possible data loss: `lost`, and a
     `data_loss` alert for their pile (commits). Returns how many. Locks the piles,
     as the ingest does, so a late message filling a gap at the same moment waits."""
@@ -229,13 +235,13 @@ def expire_seq_gaps(now: datetime, window_s: int) -> int:
             log.warning("pile %s: seq %d..%d: %d messages did not arrive within %d s",
                         pile.id, gap.expected_seq, gap.got_seq - 1, _remaining(gap), window_s)
         if missing:
-            alerts.on_data_loss(pile, missing, now)
+            alerts.on_data_loss(pile, missing, now, rules=rules)
         n += len(gaps)
     db.session.commit()
     return n
 
 
-def sweep_offline(now: datetime, heartbeat_s: int) -> list[str]:
+def sweep_offline(now: datetime, heartbeat_s: int, rules: AlertRules) -> list[str]:
     """Mark offline every online pile silent for three heartbeat intervals (commits).
     Returns the ids marked."""
     cutoff = now - timedelta(seconds=MISSED_HEARTBEATS * heartbeat_s)
@@ -244,6 +250,6 @@ def sweep_offline(now: datetime, heartbeat_s: int) -> list[str]:
                            (Pile.last_seen_at.is_(None)) | (Pile.last_seen_at < cutoff))
     ).all()
     for pile in stale:
-        set_online(pile, False, now, reason="heartbeat")
+        set_online(pile, False, now, reason="heartbeat", rules=rules)
     db.session.commit()
     return [p.id for p in stale]

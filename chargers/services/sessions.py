@@ -202,7 +202,7 @@ def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int =
         scope.check_pile(user, db.session.get(Pile, pile_id))
         stmt = stmt.where(ChargingSession.pile_id == pile_id)
     elif user is None:
-        raise NotFound("no such pile")
+        raise NotFound("pile.not_found")
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     # Newest by when the charge happened (arrival order differs after an outage).
     when = func.coalesce(ChargingSession.started_at, ChargingSession.ended_at,

@@ -1,9 +1,9 @@
 """Severity of an alert, from its code; a deployment may change the mapping
-(config ALERT_SEVERITY, e.g. "communication=minor")."""
+(config ALERT_SEVERITY, e.g. "communication=minor", passed in by the caller)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from collections.abc import Mapping
 
 SEVERITIES = ("critical", "major", "minor", "warning")
 # Sort key: critical first.
@@ -31,8 +31,9 @@ DEFAULT_SEVERITY = {
 NOT_HARDWARE = ("offline", "data_loss")
 
 
-def severity_for(code: str) -> str:
-    """The severity of `code` in this deployment (unknown codes are warnings)."""
-    overrides = current_app.config.get("ALERT_SEVERITY") or {}
+def severity_for(code: str, overrides: Mapping[str, str] | None = None) -> str:
+    """The severity of `code` in this deployment, given its overrides (unknown codes
+    are warnings)."""
+    overrides = overrides or {}
     value = overrides.get(code) or DEFAULT_SEVERITY.get(code, "warning")
     return value if value in RANK else DEFAULT_SEVERITY.get(code, "warning")

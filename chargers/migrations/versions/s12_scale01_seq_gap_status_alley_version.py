@@ -1,7 +1,7 @@
 """seq gaps wait for late messages; alleys carry a state version
 
 Revision ID: s12_scale01
-Revises: d616304ad0e1
+Revises: m10_maint01
 Create Date: 2026-11-30 00:20:00
 
 """
@@ -12,7 +12,7 @@ import chargers.models.base
 
 
 revision = 's12_scale01'
-down_revision = 'd616304ad0e1'
+down_revision = "m10_maint01"
 branch_labels = None
 depends_on = None
 

@@ -6,6 +6,7 @@ from flask import current_app, jsonify
 
 from ...services import alleys, availability
 from .. import viewcache
+from ..ordering import by_label
 from . import bp
 from .common import iso
 
@@ -44,6 +45,7 @@ def get_alley(slug: str):
 def _alley_json(slug: str) -> dict:
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
+    view.piles = by_label(view.piles)  # as on the pages: 2号桩 before 10号桩
     return {"slug": view.slug, "name": view.name, "timezone": alley.timezone,
             "free": view.free, "ports": view.ports, "counts": view.counts(),
             "piles": [pile_json(p) for p in view.piles]}

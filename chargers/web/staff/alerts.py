@@ -16,14 +16,16 @@ from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAre
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
+from ... import outcomes
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
 from ...services import alleys, commands, notify, piles
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
+from ..guard import DB_INT_MAX
 from . import bp
-from .wording import ACTION_LABELS, say
+from .wording import ACTION_LABELS
 
 REFRESH_MS = 5000
 
@@ -45,7 +47,7 @@ class CommandForm(FlaskForm):
 
     action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
     port = IntegerField(validators=[Optional(), NumberRange(1, MAX_PORTS)])
-    alert_id = IntegerField(validators=[Optional()])
+    alert_id = IntegerField(validators=[Optional(), NumberRange(1, DB_INT_MAX)])
 
 
 class ContactForm(FlaskForm):
@@ -148,7 +150,7 @@ def alert_resolve(alert_id: int):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
@@ -178,7 +180,7 @@ def pile_command(pile_id: str):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
         flash(_("%(action)s · %(where)s: sent to the pile.",
@@ -198,7 +200,7 @@ def alley_contacts(slug: str):
                 name=form.name.data, channel=form.channel.data, target=form.target.data,
                 level=form.level.data, webhook_format=form.webhook_format.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))

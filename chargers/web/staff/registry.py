@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ... import outcomes, settings
 from ...services import alerts as alert_svc
 from ...services import alleys, availability, piles, qrcodes
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
 from . import bp
-from .wording import say
 
 
 @bp.get("/")
@@ -36,9 +36,11 @@ def alley_new():
     form = AlleyForm()
     if form.validate_on_submit():
         try:
-            alley = alleys.create_alley(_alley_input(form), by=current_user)
+            alley = alleys.create_alley(_alley_input(form),
+                                        settings.alley_defaults(current_app.config),
+                                        by=current_user)
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Alley added."), "ok")
             return redirect(url_for("staff.alley_detail", slug=alley.slug))
@@ -77,7 +79,7 @@ def alley_edit(slug: str):
         try:
             alleys.update_alley(current_user, slug, data)
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=slug))
@@ -104,7 +106,7 @@ def pile_new(slug: str):
                 id=form.id.data, alley=slug, ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data, enabled=form.enabled.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             return render_template("staff/pile_secret.html", pile=pile, secret=secret)
     return render_template("staff/pile_form.html", form=form, alley=alley, pile=None)
@@ -124,7 +126,7 @@ def pile_edit(pile_id: str):
                 ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data or "", enabled=form.enabled.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=pile.alley.slug))
@@ -152,5 +154,7 @@ def pile_secret(pile_id: str):
 def qr_sheet(slug: str):
     """A printable sheet, one QR code per pile, each opening the pile's public page."""
     alley = alleys.get_alley(current_user, slug)
-    codes = [(p, qrcodes.pile_qr_svg(p.id), qrcodes.pile_url(p.id)) for p in by_label(alley.piles)]
+    base = current_app.config["PUBLIC_BASE_URL"]
+    codes = [(p, qrcodes.pile_qr_svg(p.id, base), qrcodes.pile_url(p.id, base))
+             for p in by_label(alley.piles)]
     return render_template("staff/qr_sheet.html", alley=alley, codes=codes)
