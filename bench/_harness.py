@@ -378,3 +378,76 @@ def load_note() -> str:
 
 def python() -> str:
     return f"Python {sys.version.split()[0]}"
+
+
+# -- the web, as deployed ---------------------------------------------------------------
+
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+
+
+class Web:
+    """gunicorn with the deployed settings (deploy/gunicorn.conf.py: sync workers),
+    `workers` processes, on a free port; the app of wsgi.py plus a trivial JSON route
+    `/__bench/trivial` (bench/_web_app.py) to compare against."""
+
+    def __init__(self, env: dict, workdir: Path, workers: int = 2):
+        self.port = free_port()
+        self.log_path = workdir / "gunicorn.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [GUNICORN, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             "--pythonpath", str(ROOT / "bench"), "-w", str(workers),
+             "-b", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null",
+             "_web_app:app"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_until(self._ready, 60, step=0.2, what="gunicorn")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/__bench/trivial", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+SET_STATES = """
+import random, sys
+from datetime import UTC, datetime, timedelta
+from wsgi import app
+from chargers.extensions import db
+from chargers.models import Pile
+random.seed(7)
+with app.app_context():
+    now = datetime.now(UTC)
+    for pile in db.session.query(Pile):
+        pile.online, pile.online_since, pile.last_seen_at = True, now, now
+        for port in pile.ports:
+            port.status = random.choice(["available", "available", "charging", "occupied",
+                                         "finishing"])
+            port.status_since = port.status_ts = now - timedelta(minutes=random.randint(1, 300))
+    db.session.commit()
+"""
+
+
+def set_states(env: dict) -> None:
+    """Piles online, ports in a plausible mix of states (commits)."""
+    subprocess.run([PY, "-c", SET_STATES], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)

@@ -42,6 +42,9 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     dbsetup.init_app(app)
+    from .services.availability import install_state_versions
+
+    install_state_versions()
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)

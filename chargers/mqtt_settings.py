@@ -4,6 +4,8 @@ embedded broker writes when it starts (MQTT_URL empty)."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -41,6 +43,16 @@ def login_name(username: str | None, client_id: str) -> str | None:
     if username and (client_id == username or client_id.startswith(f"{username}-")):
         return client_id
     return username
+
+
+def backend_client_ids(config, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The client ids the backend's processes use: MQTT_CLIENT_ID (the one worker, and
+    the web), MQTT_CLIENT_ID-jobs (`flask jobs run`), MQTT_CLIENT_ID-<name> for each of
+    WORKER_NAMES (several named workers), then `extra`; once each."""
+    base = config["MQTT_CLIENT_ID"]
+    names = re.split(r"[\s,]+", config.get("WORKER_NAMES") or "")
+    ids = [base, f"{base}-jobs", *(f"{base}-{n}" for n in names if n), *extra]
+    return tuple(dict.fromkeys(ids))
 
 
 def broker_address(config) -> BrokerAddress | None:

@@ -43,6 +43,14 @@ class Config:
     # The worker's MQTT version: "3.1.1" (clean_session=False) or "5" (clean_start=False
     # with a session expiry; lets a broker name the sender in a user property).
     MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "3.1.1")
+    # Several workers: each with its own WORKER_NAME (client id MQTT_CLIENT_ID-NAME)
+    # takes the device topics through `$share/MQTT_SHARE_GROUP/…`. Empty: one worker.
+    WORKER_NAME = os.environ.get("WORKER_NAME", "")
+    MQTT_SHARE_GROUP = os.environ.get("MQTT_SHARE_GROUP", "chargers")
+    # The names of all the workers that will run (space or comma separated, e.g.
+    # "w1 w2"): `flask mqtt-auth` and `flask broker` give each MQTT_CLIENT_ID-<name> a
+    # login of its own (the broker binds client ids to logins).
+    WORKER_NAMES = os.environ.get("WORKER_NAMES", "")
     # Where the development broker (`flask broker`) writes the address it actually
     # listens on and the backend's login.
     EMBEDDED_BROKER_FILE = os.environ.get(
@@ -59,6 +67,9 @@ class Config:
     HEARTBEAT_INTERVAL_S = _env_int("HEARTBEAT_INTERVAL_S", 60)
     MAX_PAYLOAD_BYTES = _env_int("MAX_PAYLOAD_BYTES", 4096)
     DEDUP_RETENTION_DAYS = _env_int("DEDUP_RETENTION_DAYS", 7)
+    # A jump in a pile's `seq` is possible data loss only when the missing numbers have
+    # not arrived (late, out of order) within this many seconds.
+    SEQ_GAP_WINDOW_S = _env_int("SEQ_GAP_WINDOW_S", 120)
     # A started session with no meter reading for this long is closed (status timeout).
     SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 

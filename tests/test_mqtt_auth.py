@@ -239,6 +239,39 @@ def test_acl_stops_spoofing_and_snooping(secured_mosquitto, two_piles, peers):
     assert all(m.payload != b'{"id":"c-evil"}' for m in got)
 
 
+def test_named_workers_each_have_a_login_and_share_the_device_topics(app, runner, two_piles,
+                                                                    tmp_path):
+    """WORKER_NAMES: each worker MQTT_CLIENT_ID-<name> logs in under its own name
+    (neither takes the other's session) and may take the shared subscription."""
+    app.config["WORKER_NAMES"] = "w1, w2"
+    out = tmp_path / "auth"
+    result = runner.invoke(args=["mqtt-auth", "--out", str(out), "--backend-user", "chargers-backend",
+                                 "--backend-password", BACKEND[1]])
+    assert result.exit_code == 0, result.output
+    users = [line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()]
+    assert users[:4] == ["chargers-backend", "chargers-backend-jobs", "chargers-backend-w1",
+                         "chargers-backend-w2"]
+
+    broker = start_secured(out, tmp_path / "mosquitto")
+    made = []
+    try:
+        from chargers.mqtt_settings import login_name
+        from chargers.worker import worker_identity
+
+        for name in ("w1", "w2"):
+            client_id, group = worker_identity(app.config, name)
+            peer = Peer(broker.port, client_id, login_name("chargers-backend", client_id), BACKEND[1])
+            made.append(peer)
+            assert peer.connect(), client_id
+            assert peer.subscribe(f"$share/{group}/{PREFIX}/#") == 1
+        time.sleep(0.5)
+        assert [p.disconnects for p in made] == [0, 0]
+    finally:
+        for peer in made:
+            peer.close()
+        broker.stop()
+
+
 @pytest.mark.parametrize(("user", "topic", "action", "ok"), [
     ("P-1", "chargers/v1/P-1/status", "publish", True),
     ("P-1", "chargers/v1/P-2/status", "publish", False),
@@ -255,6 +288,10 @@ def test_acl_stops_spoofing_and_snooping(secured_mosquitto, two_piles, peers):
     ("backend", "chargers/v1/P-1/cmd", "publish", True),
     ("backend", "chargers/v1/P-1/status", "publish", False),
     ("backend", "#", "subscribe", False),
+    ("backend-w1", "$share/chargers/chargers/v1/#", "subscribe", True),
+    ("backend-w1", "$share/chargers/#", "subscribe", False),
+    ("P-1", "$share/g/chargers/v1/#", "subscribe", False),
+    ("P-1", "$share/g/chargers/v1/P-1/cmd", "subscribe", True),
     ("P+", "chargers/v1/P+/status", "publish", False),
     (None, "chargers/v1/P-1/status", "publish", False),
 ])

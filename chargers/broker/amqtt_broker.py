@@ -64,6 +64,7 @@ from amqtt.session import OUTGOING, Session
 from amqtt.utils import format_client_message, gen_client_id
 from flask import Flask
 
+from ..mqtt_settings import backend_client_ids
 from ..services import mqtt_auth
 from . import BACKEND_USER, DEFAULT_PORT, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 
@@ -376,7 +377,7 @@ async def start_broker(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_
                 f"{__name__}.PileAuthPlugin": {
                     "check_pile": pile_checker(app), "backend_user": BACKEND_USER,
                     "backend_password": password,
-                    "backend_client_ids": (client_id, f"{client_id}-jobs")},
+                    "backend_client_ids": backend_client_ids(app.config)},
                 f"{__name__}.PileAclPlugin": {"prefix": prefix, "backend_user": BACKEND_USER},
             },
         }

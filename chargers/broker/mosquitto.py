@@ -27,7 +27,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from flask import Flask
 
-from ..mqtt_settings import login_name
+from ..mqtt_settings import backend_client_ids, login_name
 from ..protocol import topics
 from ..services import mqtt_auth
 from ..services.errors import DomainError
@@ -110,7 +110,7 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
     workdir.mkdir(parents=True, exist_ok=True)
     client_id = app.config["MQTT_CLIENT_ID"]
     backend = mqtt_auth.BackendCredentials(BACKEND_USER, secrets.token_urlsafe(24),
-                                           (client_id, f"{client_id}-jobs"))
+                                           backend_client_ids(app.config))
     prefix = app.config["MQTT_TOPIC_PREFIX"]
 
     def write_auth(unless: list[str] | None = None) -> list[str]:

@@ -13,6 +13,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..mqtt_settings import backend_client_ids as backend_client_ids_of
 from ..mqtt_settings import parse_url
 from ..services import mqtt_auth
 from ..services.errors import DomainError
@@ -60,7 +61,8 @@ def broker_command(host, port, kind, unless_mqtt_url, verbose):
 @click.option("--backend-password", help="Backend's MQTT password (default: from MQTT_URL).")
 @click.option("--backend-client-id", "backend_client_ids", multiple=True,
               help="Another backend process's client id (`<user>-<suffix>`: it logs in under it); "
-                   "MQTT_CLIENT_ID and MQTT_CLIENT_ID-jobs are always included.")
+                   "MQTT_CLIENT_ID, MQTT_CLIENT_ID-jobs and MQTT_CLIENT_ID-<name> for each of "
+                   "WORKER_NAMES are always included.")
 @with_appcontext
 def mqtt_auth_command(out_dir, backend_user, backend_password, backend_client_ids):
     """Write a Mosquitto password file, ACL and settings: every registered pile with
@@ -74,9 +76,8 @@ def mqtt_auth_command(out_dir, backend_user, backend_password, backend_client_id
     if not backend_user or not backend_password:
         raise click.ClickException("need the backend's login: set MQTT_URL=mqtt://user:pass@host:port "
                                    "or pass --backend-user and --backend-password")
-    client_id = current_app.config["MQTT_CLIENT_ID"]
     credentials = mqtt_auth.BackendCredentials(
-        backend_user, backend_password, (client_id, f"{client_id}-jobs", *backend_client_ids))
+        backend_user, backend_password, backend_client_ids_of(current_app.config, backend_client_ids))
     try:
         result = mqtt_auth.write_mosquitto_files(out_dir, credentials,
                                                  current_app.config["MQTT_TOPIC_PREFIX"])

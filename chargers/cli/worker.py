@@ -21,12 +21,17 @@ def _logging() -> None:
 
 
 @click.command("worker")
-def worker_command():
-    """Run the MQTT ingest and the scheduled jobs (one per deployment)."""
+@click.option("--name", default=None,
+              help="This worker's name when running several (default: WORKER_NAME). "
+                   "Client id MQTT_CLIENT_ID-NAME, shared subscription of MQTT_SHARE_GROUP; "
+                   "only the lease holder runs the scheduled jobs.")
+def worker_command(name):
+    """Run the MQTT ingest and the scheduled jobs (one per deployment, or several
+    named workers on a shared subscription)."""
     from .. import worker
 
     _logging()
-    status = worker.run(current_app._get_current_object())
+    status = worker.run(current_app._get_current_object(), name)
     if status:
         sys.exit(status)
 

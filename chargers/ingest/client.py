@@ -98,8 +98,13 @@ def make_paho_client(app: Flask, address: BrokerAddress, client_id: str, *, pers
 class IngestClient:
     """The MQTT door of the worker. start() → runs in background threads; stop()."""
 
-    def __init__(self, app: Flask, *, batch_max: int = BATCH_MAX, batch_wait_s: float = BATCH_WAIT_S):
+    def __init__(self, app: Flask, *, batch_max: int = BATCH_MAX, batch_wait_s: float = BATCH_WAIT_S,
+                 client_id: str | None = None, share_group: str | None = None):
         self.app = app
+        # One of several workers: its own client id (and persistent session), and the
+        # device topics through the shared subscription `$share/<group>/…`.
+        self.client_id = client_id or app.config["MQTT_CLIENT_ID"]
+        self.share_group = share_group or None
         self.settings = handlers.Settings.from_config(app.config)
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.inbox: queue.Queue[Received] = queue.Queue()
@@ -123,7 +128,7 @@ class IngestClient:
         address = wait_for_broker(self.app, self.stopping)
         if address is None:
             return False
-        client, kwargs = make_paho_client(self.app, address, self.app.config["MQTT_CLIENT_ID"],
+        client, kwargs = make_paho_client(self.app, address, self.client_id,
                                           persistent=True, manual_ack=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
@@ -134,7 +139,7 @@ class IngestClient:
         self.client = client
         self._login = (address.username, address.password)
         log.info("connecting to %s:%d as %s (MQTT %s, persistent session)", address.host,
-                 address.port, self.app.config["MQTT_CLIENT_ID"], "5" if self.v5 else "3.1.1")
+                 address.port, self.client_id, "5" if self.v5 else "3.1.1")
         client.connect_async(address.host, address.port, keepalive=KEEPALIVE_S, **kwargs)
         client.loop_start()
         self._worker = threading.Thread(target=self._process_loop, name="ingest-batches",
@@ -174,15 +179,30 @@ class IngestClient:
                 return
             self.generation += 1
             log.info("connected (session_present=%s)", int(flags.session_present))
-            sub = topics.subscription(self.settings.prefix)
-            if self.v5:
-                # no_local: our own `cmd` publications do not come back to us.
-                client.subscribe(sub, options=SubscribeOptions(qos=1, noLocal=True))
-            else:
-                client.subscribe(sub, qos=1)
+            for sub in self.subscriptions():
+                if self.v5 and not sub.startswith("$share/"):
+                    # no_local: our own `cmd` publications do not come back to us
+                    # (MQTT 5 forbids it on a shared subscription).
+                    client.subscribe(sub, options=SubscribeOptions(qos=1, noLocal=True))
+                elif self.v5:
+                    client.subscribe(sub, options=SubscribeOptions(qos=1))
+                else:
+                    client.subscribe(sub, qos=1)
             self.connected.set()
         except Exception:
             log.exception("on_connect failed")
+
+    def subscriptions(self) -> list[str]:
+        """The device topics; with a share group, through the shared subscription,
+        plus every fault on a subscription of our own: the broker hands a shared
+        message to one member, possibly a dead one that queues it, and a smoke alarm
+        must not wait for that worker's return. Every live worker gets each fault
+        then; the ledger applies it once."""
+        sub = topics.subscription(self.settings.prefix)
+        if not self.share_group:
+            return [sub]
+        return [f"$share/{self.share_group}/{sub}",
+                topics.build(self.settings.prefix, "+", "fault")]
 
     def _refresh_login(self, client: mqtt.Client) -> None:
         """With the embedded broker (no MQTT_URL), a restarted broker has a new
@@ -193,8 +213,7 @@ class IngestClient:
             address = broker_address(self.app.config)
             if address is None or (address.username, address.password) == self._login:
                 return
-            client.username_pw_set(login_name(address.username, self.app.config["MQTT_CLIENT_ID"]),
-                                    address.password)
+            client.username_pw_set(login_name(address.username, self.client_id), address.password)
             self._login = (address.username, address.password)
             log.info("embedded broker restarted: using its new backend login")
         except Exception:
@@ -206,7 +225,7 @@ class IngestClient:
             if bad:
                 log.error("subscription refused: %s", bad)
             else:
-                log.info("subscribed to %s (QoS 1)", topics.subscription(self.settings.prefix))
+                log.info("subscribed to %s (QoS 1)", " + ".join(self.subscriptions()))
         except Exception:
             log.exception("on_subscribe failed")
 

@@ -135,11 +135,12 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now,
-                                                               settings.alerts):
-        raise Rejected("replay", f"seq {data.seq} not after {pile.last_seq} since boot", pile.id)
-
     at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
+    if topic.kind != "boot" and not presence.check_seq(
+            pile, data.seq, batch.now, batch.seq_gaps(pile.id),
+            at if source == "device" else None, rules=settings.alerts):
+        raise Rejected("replay", f"seq {data.seq} already seen since boot", pile.id)
+
     _dispatch(topic.kind, pile, data, at, source, msg, batch, settings)
     presence.seen(pile, msg.arrived_at)
     batch.record(pile.id, data.id, topic.kind, msg.arrived_at)
@@ -152,7 +153,9 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     now = batch.now
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
-                      max_power_w=data.max_power_w, seq=data.seq, at=at)
+                      max_power_w=data.max_power_w, seq=data.seq, at=at,
+                      gaps=batch.seq_gaps(pile.id), now=now, device_time=source == "device",
+                      rules=settings.alerts)
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
     elif kind == "heartbeat":
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
@@ -171,7 +174,8 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
-            data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions)
+            data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
+            batch.samples)
     elif kind == "fault":
         alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
                             value=data.value, detail=data.detail, at=at, time_source=source,
@@ -194,19 +198,24 @@ def _throttle() -> ledger.RejectionThrottle:
 
 
 def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings) -> None:
-    """Tell the batch which piles and message ids are coming, so it loads them at once."""
+    """Tell the batch which piles, message ids and charging sessions are coming, so it
+    loads them at once (one query each for the batch)."""
     pile_ids: set[str] = set()
     keys: set[tuple[str, str]] = set()
+    refs: set[tuple[str, str]] = set()
     for m in messages:
         try:
             pile_id = topics.parse(m.topic, settings.prefix).pile_id
         except topics.TopicError:
             continue
         pile_ids.add(pile_id)
-        msg_id = payloads.peek_id(m.payload, settings.max_bytes)
+        msg_id, ref = payloads.peek_id_and_session(m.payload, settings.max_bytes)
         if msg_id is not None:
             keys.add((pile_id, msg_id))
+        if ref is not None:
+            refs.add((pile_id, ref))
     batch.prefetch(pile_ids, keys)
+    sessions.prefetch(refs, batch.sessions)
 
 
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:

@@ -32,3 +32,13 @@ def prune_ledger(now: datetime, ctx: JobContext) -> str | None:
     """Keep the idempotency ledger to its retention window."""
     n = message_ledger.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
     return f"{n} ledger entries pruned" if n else None
+
+
+@job("seq-gaps", "interval", "Seq gaps not filled within SEQ_GAP_WINDOW_S: data_loss alert",
+     seconds=15)
+def seq_gaps(now: datetime, ctx: JobContext) -> str | None:
+    """A pile's missing `seq` numbers that did not arrive late within the window are
+    possible data loss (a staff alert)."""
+    n = presence.expire_seq_gaps(now, current_app.config["SEQ_GAP_WINDOW_S"],
+                                 settings.alerts(current_app.config))
+    return f"{n} seq gaps not filled in time: data_loss" if n else None

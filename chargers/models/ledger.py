@@ -72,7 +72,13 @@ class FaultEvent(db.Model):
 
 
 class SeqGap(db.Model):
-    """A jump in a pile's `seq`: messages possibly lost between pile and backend."""
+    """A jump in a pile's `seq`: messages possibly lost between pile and backend.
+
+    `status`: `open` (the missing numbers may still arrive, within SEQ_GAP_WINDOW_S),
+    `filled` (they all arrived late: nothing lost), `lost` (the window passed: a
+    `data_loss` alert; still filled, and the alert cleared, if they do arrive) or
+    `closed` (lost, and the pile rebooted: its new numbers cannot fill it).
+    `extra["arrived"]`: the missing numbers that arrived so far."""
 
     __tablename__ = "seq_gaps"
 
@@ -82,4 +88,6 @@ class SeqGap(db.Model):
     got_seq: Mapped[int] = mapped_column(Integer)
     missing: Mapped[int] = mapped_column(Integer)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)

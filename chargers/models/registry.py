@@ -29,6 +29,9 @@ class Alley(db.Model):
     tariff_cents_per_kwh: Mapped[int] = mapped_column(Integer, default=100)
     # A critical fault cuts the port off at once (stop + disable), unless switched off.
     auto_cutoff: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by every change residents can see (a port, a pile, an alert): the key of
+    # the alley's cached view and of its ETag.
+    state_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(
@@ -58,6 +61,9 @@ class Pile(db.Model):
     last_boot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Highest `seq` seen since the pile's last boot; a jump records a SeqGap.
     last_seq: Mapped[int | None] = mapped_column(Integer)
+    # The newest pile-clock time among the messages since that boot: a lower `seq`
+    # with a newer time means the pile rebooted and its `boot` is still on the way.
+    last_seq_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
 

@@ -180,6 +180,14 @@ def on_report(pile: Pile, port: int | None, code: str, now: datetime, *,
     return _open(pile, port, code, None, None, now, now, rules)
 
 
+def on_data_recovered(pile: Pile, now: datetime, *, rules: AlertRules) -> None:
+    """The messages a `data_loss` alert missed all arrived late after all: clear it.
+    Does not commit."""
+    alert = _open_alert(pile.id, None, DATA_LOSS)
+    if alert is not None:
+        _clear(alert, now, now, "cleared_filled", None, rules)
+
+
 def on_pile_online(pile: Pile, now: datetime, *, rules: AlertRules) -> None:
     """The pile came (back) online: clear its offline alert. Does not commit."""
     alert = _open_alert(pile.id, None, OFFLINE)

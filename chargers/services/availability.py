@@ -16,7 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import event, func, inspect, or_, select, update
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import Alert, Alley, Pile, Port
@@ -187,3 +188,81 @@ def alley_views(alleys: list[Alley]) -> list[AlleyView]:
     """Views of several alleys, sharing one fault query."""
     faults = _faults([p.id for a in alleys for p in a.piles])
     return [AlleyView(a.slug, a.name, [_pile_view(p, faults) for p in a.piles]) for a in alleys]
+
+
+# -- the alley's state version: what a cached view of it is keyed by ------------------
+
+# Attributes that change what residents see; a change of any bumps the alley's version.
+VISIBLE = {
+    Alley: ("name", "street", "community", "address", "timezone"),
+    Pile: ("alley_id", "label", "location_note", "port_count", "enabled", "online",
+           "online_since"),
+    Port: ("number", "status", "status_since", "error", "enabled"),
+    Alert: ("status", "port", "code", "severity", "pile_id"),
+}
+
+
+NOTIFY_CHANNEL = "chargers_alley_state"
+
+
+def _changed(obj, names) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[n].history.has_changes() for n in names)
+
+
+def _bump_state_versions(session, _flush_context) -> None:
+    """after_flush: +1 on the state version of every alley whose visible state this
+    flush changed (a port's status, a pile going offline, an alert raised or
+    cleared, staff edits), in the same transaction. Heartbeats and meter readings
+    change nothing visible and bump nothing."""
+    alley_ids: set[int] = set()
+    pile_ids: set[str] = set()
+    for obj in [*session.new, *session.dirty, *session.deleted]:
+        names = VISIBLE.get(type(obj))
+        if names is None:
+            continue
+        if obj in session.dirty and not _changed(obj, names):
+            continue
+        if isinstance(obj, Alley):
+            if obj.id is not None:
+                alley_ids.add(obj.id)
+        elif isinstance(obj, Pile):
+            if obj.alley_id is not None:
+                alley_ids.add(obj.alley_id)
+            old = inspect(obj).attrs["alley_id"].history.deleted
+            alley_ids.update(a for a in old or () if a is not None)
+        elif obj.pile_id is not None:
+            pile_ids.add(obj.pile_id)
+    if not alley_ids and not pile_ids:
+        return
+    alleys, piles = Alley.__table__, Pile.__table__
+    which = alleys.c.id.in_(sorted(alley_ids))
+    if pile_ids:
+        which = or_(which, alleys.c.id.in_(
+            select(piles.c.alley_id).where(piles.c.id.in_(sorted(pile_ids)))))
+    conn = session.connection()
+    bumped = conn.execute(
+        update(alleys).where(which).values(state_version=alleys.c.state_version + 1)
+        .returning(alleys.c.id, alleys.c.state_version)).all()
+    if bumped and conn.dialect.name == "postgresql":
+        # Delivered at commit to every web process listening (web/viewcache.py).
+        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL,
+                                           ",".join(f"{i}:{v}" for i, v in bumped))))
+    for alley_id, _ in bumped:
+        obj = session.identity_map.get(session.identity_key(Alley, alley_id))
+        if obj is not None and obj not in session.dirty:
+            session.expire(obj, ["state_version"])
+
+
+def install_state_versions() -> None:
+    """Hook the version bump onto every ORM session (once per process)."""
+    if not event.contains(Session, "after_flush", _bump_state_versions):
+        event.listen(Session, "after_flush", _bump_state_versions)
+
+
+def alley_state(slug: str) -> tuple[int, int] | None:
+    """(alley id, state version) of the alley, or None: one cheap query, to decide
+    whether a cached view of it is still good."""
+    row = db.session.execute(
+        select(Alley.id, Alley.state_version).where(Alley.slug == slug)).first()
+    return (row[0], row[1] or 0) if row else None

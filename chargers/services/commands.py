@@ -156,8 +156,17 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
     the pile answers a repeated id with the same ack.
     """
     sent = 0
-    stmt = select(Command).where(Command.status == "pending").order_by(Command.created_at)
-    for cmd in list(db.session.scalars(stmt.limit(limit))):
+    stmt = select(Command.id).where(Command.status == "pending").order_by(Command.created_at)
+    for cmd_id in list(db.session.scalars(stmt.limit(limit))):
+        # Several workers may dispatch at once (a fire cut-off is published by the
+        # worker that applied the fault): each command is taken under a row lock
+        # that the others skip (PostgreSQL), and only while still pending.
+        cmd = db.session.scalar(
+            select(Command).where(Command.id == cmd_id, Command.status == "pending")
+            .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+        if cmd is None:
+            db.session.rollback()
+            continue
         now_ = now or utcnow()
         pile = db.session.get(Pile, cmd.pile_id)
         try:

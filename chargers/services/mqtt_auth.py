@@ -110,6 +110,13 @@ def allowed(username: str | None, topic: str, action: str, *, prefix: str, backe
     """The access rule for one user, topic (or filter for SUBSCRIBE) and action."""
     if not username or not topic:
         return False
+    if action != PUBLISH and topic.startswith("$share/"):
+        # A shared subscription (several named workers): the rule is the filter's,
+        # as Mosquitto checks it, without `$share/<group>/`.
+        parts = topic.split("/", 2)
+        if len(parts) < 3 or not parts[1] or any(c in parts[1] for c in "+#"):
+            return False
+        topic = parts[2]
     if is_backend(username, backend_user):
         if action == PUBLISH:
             return _covered(topic, f"{prefix}/+/cmd")

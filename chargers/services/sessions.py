@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from ..extensions import db
 from ..models import ChargingSession, MeterSample, Pile, User
@@ -43,6 +43,21 @@ def _get(pile: Pile, ref: str, cache: dict | None) -> ChargingSession | None:
     if cache is not None and s is not None:
         cache[key] = s
     return s
+
+
+def prefetch(keys: set[tuple[str, str]], cache: dict) -> None:
+    """Load the sessions (pile, ref) a batch names into `cache` in one query; the
+    ones that do not exist are cached as None (no lookup per message then)."""
+    keys = {k for k in keys if k not in cache}
+    if not keys:
+        return
+    with db.session.no_autoflush:
+        found = db.session.scalars(select(ChargingSession).where(
+            tuple_(ChargingSession.pile_id, ChargingSession.session_ref).in_(sorted(keys))))
+        for s in found:
+            cache[(s.pile_id, s.session_ref)] = s
+    for k in keys:
+        cache.setdefault(k, None)
 
 
 def _new(pile: Pile, port: int, ref: str, status: str, time_source: str,
@@ -133,17 +148,26 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
     return s
 
 
-def on_meter(pile: Pile, r: Reading, cache: dict | None = None) -> MeterSample:
-    """Keep the reading; it advances an open session's energy (never backwards)."""
+def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
+             samples: list | None = None) -> MeterSample | None:
+    """Keep the reading; it advances an open session's energy (never backwards).
+    With `samples` (the ingest batch's), the reading is appended there as
+    (session, row) and written with the batch's others in one INSERT."""
     s = _get(pile, r.ref, cache)
     if s is None:
         s = _new(pile, r.port, r.ref, "orphan", r.time_source, cache)
-    if s.id is None:
-        db.session.flush()  # the sample needs the session's id
     if s.status in OPEN and (s.ended_at is None):
         s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
         if s.last_meter_at is None or r.at > s.last_meter_at:
             s.last_meter_at = r.at
+    if samples is not None:
+        samples.append((s, {"pile_id": pile.id, "port": r.port, "ts": r.at,
+                            "received_at": r.received_at, "power_w": r.power_w,
+                            "energy_wh": r.energy_wh, "voltage_v": r.voltage_v,
+                            "current_a": r.current_a, "temp_c": r.temp_c}))
+        return None
+    if s.id is None:
+        db.session.flush()  # the sample needs the session's id
     sample = MeterSample(pile_id=pile.id, port=r.port, session_id=s.id, ts=r.at,
                          received_at=r.received_at, power_w=r.power_w, energy_wh=r.energy_wh,
                          voltage_v=r.voltage_v, current_a=r.current_a, temp_c=r.temp_c)

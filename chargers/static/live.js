@@ -20,7 +20,7 @@
   function refresh() {
     if (busy || document.hidden) return;
     busy = true;
-    fetch(window.location.href, { credentials: "same-origin", cache: "no-store",
+    fetch(window.location.href, { credentials: "same-origin", cache: "no-cache",
                                   headers: { "Accept": "text/html" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {

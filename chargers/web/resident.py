@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
@@ -14,6 +15,7 @@ from ..extensions import limiter
 from ..outcomes import render
 from ..services import alleys, availability, notify, overstay, piles, reports, time_left
 from ..services.errors import Invalid
+from . import viewcache
 from .forms import ReportForm
 from .guard import accepts_upload
 from .ordering import by_label
@@ -33,12 +35,23 @@ def index():
 
 @bp.get("/a/<slug>")
 def alley(slug: str):
-    """One alley: each pile and port with its state and for how long."""
+    """One alley: each pile and port with its state and for how long. Anonymous
+    requests are served from the view cached for the alley's state version (and the
+    minute: the page says how long ago), with ETag / 304."""
+    state = viewcache.alley_state(slug) if viewcache.cacheable() else None
+    if state is None:
+        return _alley_page(slug)
+    now = datetime.now(UTC)
+    key = ("page", state[0], str(get_locale()), state[1], now.strftime("%Y%m%d%H%M"))
+    return viewcache.respond(key, lambda: _alley_page(slug, now).encode(), "text/html")
+
+
+def _alley_page(slug: str, now: datetime | None = None) -> str:
     alley = alleys.get_alley(None, slug)
     g.tz = alley.timezone
     view = availability.alley_view(alley)
     view.piles = by_label(view.piles)  # 2号桩 before 10号桩
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     next_free = time_left.fill(view.piles, alley.id, now)
     return render_template("resident/alley.html", alley=alley, view=view, next_free=next_free,
                            counts=view.counts(), refresh=REFRESH_SECONDS, now=now,

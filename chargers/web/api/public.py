@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import jsonify
+from flask import current_app, jsonify
 
 from ...services import alleys, availability, time_left
+from .. import viewcache
 from ..ordering import by_label
 from . import bp
 from .common import iso
@@ -40,11 +41,24 @@ def list_alleys():
 
 @bp.get("/alleys/<slug>")
 def get_alley(slug: str):
+    """The alley's availability; built once per state version of the alley and minute
+    (ETag)."""
+    state = viewcache.alley_state(slug)
+    if state is None or not viewcache.cacheable():
+        return jsonify(_alley_json(slug))
+    # The minute is part of the key: the time-left estimates move with the clock.
+    minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
+    return viewcache.respond(("api", state[0], state[1], minute),
+                             lambda: current_app.json.dumps(_alley_json(slug)).encode(),
+                             "application/json")
+
+
+def _alley_json(slug: str) -> dict:
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
     view.piles = by_label(view.piles)  # as on the pages: 2号桩 before 10号桩
     next_free = time_left.fill(view.piles, alley.id, datetime.now(UTC))
-    return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
-                    "free": view.free, "ports": view.ports, "counts": view.counts(),
-                    "next_free_minutes": next_free,
-                    "piles": [pile_json(p) for p in view.piles]})
+    return {"slug": view.slug, "name": view.name, "timezone": alley.timezone,
+            "free": view.free, "ports": view.ports, "counts": view.counts(),
+            "next_free_minutes": next_free,
+            "piles": [pile_json(p) for p in view.piles]}

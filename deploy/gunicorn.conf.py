@@ -1,0 +1,19 @@
+"""gunicorn settings of the web (deploy/chargers-web.service runs
+`gunicorn -c deploy/gunicorn.conf.py wsgi:app`). Sync workers: each request is short
+(the alley view is cached per state version); 2 × cores + 1 is gunicorn's rule, but
+the database and the ingest workers share the machine, so the unit sets -w."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5  # behind nginx: connections to the upstream are reused
+max_requests = 20000  # recycle a worker now and then (bounded memory)
+max_requests_jitter = 2000
+forwarded_allow_ips = "127.0.0.1"
+accesslog = "-"
+errorlog = "-"
