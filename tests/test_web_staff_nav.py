@@ -21,7 +21,7 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, AlertEvent, InspectionPlan, Pile, User
-from chargers.services import alerts, commands, maintenance, notify, photos
+from chargers.services import alerts, commands, maintenance, notify, photos, presence
 from chargers.web.staff.wording import event_text
 
 from .webtools import login
@@ -60,6 +60,10 @@ def evening(app, client, admin, alley_with_pile):
             _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
             _incoming("status", "{not json"),
         ], now=NOW)
+        # seq 1-5 never arrive: after the window the gap is possible data loss
+        window = app.config["SEQ_GAP_WINDOW_S"]
+        presence.expire_seq_gaps(NOW + timedelta(seconds=window), window,
+                                 settings.alerts(current_app.config))
         # A signed check with a photo whose failed item opened a work order.
         plan = db.session.scalar(db.select(InspectionPlan).where(InspectionPlan.kind == "daily"))
         image = io.BytesIO()
