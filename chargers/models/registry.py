@@ -29,6 +29,9 @@ class Alley(db.Model):
     tariff_cents_per_kwh: Mapped[int] = mapped_column(Integer, default=100)
     # A critical fault cuts the port off at once (stop + disable), unless switched off.
     auto_cutoff: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Billing: sessions on unknown cards may charge on (reviewed later) instead of being
+    # stopped by the balance guard after its grace.
+    allow_unbilled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(
