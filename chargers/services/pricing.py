@@ -4,8 +4,8 @@ Rules (printed on the receipt, tested in tests/test_pricing.py):
 
 - **Which tariff**: the one in force at the session's start (latest `effective_from`
   at or before `started_at`); a later change never reprices it.
-- **Duration** is `ended_at - started_at` in whole UTC seconds (fractions dropped), so midnight, month ends and the
-  alley's time zone change nothing.
+- **Duration** is `ended_at - started_at` in whole UTC seconds (fractions dropped), so
+  midnight, month ends and the alley's time zone change nothing.
 - **Free minutes**: a session that lasts no longer than them pays nothing at all. A longer
   one pays from its start.
 - **Float after full**: when the battery is reported full (stop reason `full`, or power
