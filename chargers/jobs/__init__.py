@@ -46,7 +46,7 @@ def all_jobs() -> dict[str, Job]:
     """Every registered job, by id."""
     # The modules that define jobs register them on import (imported here, not at the
     # top, because they import `job` from this module).
-    from . import alerts, ingest  # noqa: F401
+    from . import alerts, billing, ingest  # noqa: F401
 
     return REGISTRY
 

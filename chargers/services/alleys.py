@@ -51,7 +51,8 @@ def may_create_alley(user: User | None) -> bool:
 
 
 def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
-    """A new alley with the deployment's default tariff and time zone unless given.
+    """A new alley with the deployment's default tariff (its first Tariff version, in
+    force from now) and time zone unless given.
     `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
     if by is not None and not may_create_alley(by):
         raise Forbidden("admins only")
@@ -69,6 +70,10 @@ def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
     )
     _apply(alley, data)
     db.session.add(alley)
+    db.session.flush()
+    from .tariffs import first_tariff  # tariffs builds on this module
+
+    first_tariff(alley)
     db.session.commit()
     return alley
 

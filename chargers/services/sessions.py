@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import ChargingSession, MeterSample, Pile, User
-from . import scope
+from ..models import ChargingSession, MeterSample, Pile, User, utcnow
+from . import scope, settlement
 from .errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,11 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
         s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source, cache)
     elif s.status == "stopped":
         return s  # already ended by the pile
-    elif s.amount_cents is not None:
-        # Closed by timeout and already settled: the bill never changes.
-        log.warning("pile %s session %s: stop after settlement ignored", pile.id, ev.ref)
+    elif s.settled_at is not None and s.amount_cents is not None:
+        # Closed by timeout and already settled: the bill never changes; the
+        # difference waits for staff as an adjustment.
+        log.warning("pile %s session %s: stop after settlement: adjustment", pile.id, ev.ref)
+        settlement.on_late_stop(s, ev.at, ev.energy_wh, ev.reason, utcnow())
         return s
     s.ended_at = ev.at if s.started_at is None else max(ev.at, s.started_at)
     s.energy_wh = ev.energy_wh
