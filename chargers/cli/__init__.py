@@ -1,7 +1,7 @@
 """Every `flask --app wsgi …` command of the project, one module per area:
 `users` (staff accounts and tokens), `demo` (seed-demo), `worker` (worker, jobs),
-`devices` (broker, mqtt-auth, simulate), `billing` (billing verify). Commands are doors like the web: they parse
-arguments and call services (or the worker/simulator runtimes)."""
+`devices` (broker, mqtt-auth, simulate), `billing` (billing verify). Commands are doors
+like the web: they parse arguments and call services (or the worker/simulator runtimes)."""
 
 from __future__ import annotations
 
