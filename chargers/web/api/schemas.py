@@ -4,6 +4,8 @@ A create body is its update body with the identifying fields required."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...protocol.codes import MAX_PORTS, PILE_ID_PATTERN
@@ -41,3 +43,21 @@ class PileCreate(PileUpdate):
     id: str = Field(pattern=PILE_ID_PATTERN)
     alley: str = Field(min_length=1, max_length=64)
     ports: int = Field(ge=1, le=MAX_PORTS)
+
+
+class AccountCreate(_Strict):
+    alley: str = Field(min_length=1, max_length=64)
+    cards: list[str] = Field(min_length=1, max_length=20)
+    kind: str = Field(pattern=r"^(prepaid|monthly|exempt)$")
+    household: str = Field("", max_length=64)
+    name: str = Field("", max_length=64)
+    phone: str = Field("", max_length=32)
+    monthly_from: datetime | None = Field(None, strict=False)  # RFC 3339 text
+    monthly_until: datetime | None = Field(None, strict=False)
+    monthly_hours: int | None = Field(None, ge=0, le=24 * 31)
+
+
+class Money(_Strict):
+    amount_cents: int = Field(gt=0, le=1_000_000)
+    method: str = Field(pattern=r"^(cash|wechat|alipay|bank|other)$")
+    receipt: str | None = Field(None, max_length=64)
