@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from ..services import settlement
+from ..services import guard, settlement
 from . import JobContext, job
 
 
@@ -22,4 +22,16 @@ def settle(now: datetime, ctx: JobContext) -> str | None:
     counts = settlement.settle(now, settle_rule())
     if counts:
         return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return None
+
+
+@job("balance-guard", "interval",
+     "Stop sessions past their balance or monthly hours, or on unknown cards after a grace",
+     seconds=10)
+def balance_guard(now: datetime, ctx: JobContext) -> str | None:
+    """Running sessions that must stop get `stop` through the command service."""
+    rule = guard.GuardRule(unknown_card_grace_s=current_app.config["BILLING_UNKNOWN_CARD_GRACE_S"])
+    counts = guard.check(now, rule)
+    if counts:
+        return "stop asked: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     return None
