@@ -1,0 +1,62 @@
+"""Money and tariffs as pages show them: fen as yuan text (integer arithmetic only) and
+the posted prices of an alley (明码标价), electricity and service fee apart."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_babel import gettext as _
+
+from ..models import Alley, utcnow
+
+
+def yuan(fen: int | None) -> str:
+    """1234 → "¥12.34"; None → "—". No float touches the amount."""
+    if fen is None:
+        return "—"
+    sign = "-" if fen < 0 else ""
+    fen = abs(int(fen))
+    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+
+
+def step_rule(step_minutes: int) -> str:
+    """The billing step as a sentence for residents."""
+    if step_minutes <= 1:
+        return _("Time is charged per started minute.")
+    if step_minutes % 60 == 0:
+        return _("Time is charged per started %(n)d hour(s).", n=step_minutes // 60)
+    return _("Time is charged per started %(n)d minutes.", n=step_minutes)
+
+
+def posted_tariff(alley: Alley):
+    """The tariff in force now for an alley (or None), for the tariff block."""
+    from ..services import tariffs
+
+    return tariffs.current(alley, utcnow())
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["yuan"] = yuan
+    app.jinja_env.filters["kwh"] = kwh
+    app.jinja_env.filters["duration"] = duration
+    app.jinja_env.globals["step_rule"] = step_rule
+    app.jinja_env.globals["posted_tariff"] = posted_tariff
+
+
+def kwh(wh) -> str:
+    """Wh (a number or exact text) → kWh text with 3 decimals ("1500" → "1.500")."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    if wh is None:
+        return "—"
+    value = Decimal(str(wh)) / Decimal(1000)
+    return str(value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP))
+
+
+def duration(seconds: int | None) -> str:
+    """Seconds as "2 h 05 min" / "7 min"."""
+    if seconds is None:
+        return "—"
+    minutes = int(seconds) // 60
+    if minutes < 60:
+        return _("%(m)d min", m=minutes)
+    return _("%(h)d h %(m)02d min", h=minutes // 60, m=minutes % 60)
