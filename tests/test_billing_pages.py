@@ -3,7 +3,6 @@ account' (rate limited), and the staff pages with CSV exports."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -13,7 +12,8 @@ from chargers.models import ChargingSession, MoneyAudit
 from chargers.services import settlement
 
 from .billing_support import T0, finished, set_tariff
-from .conftest import PASSWORD, bearer
+from .conftest import bearer
+from .webtools import csrf_from, login
 
 TIERS = [{"max_w": 180, "cents_per_hour": 20}, {"max_w": 360, "cents_per_hour": 30},
          {"max_w": 1200, "cents_per_hour": 80}]
@@ -72,7 +72,7 @@ def test_my_account_by_card_and_phone_digits_is_rate_limited(app, client, admin,
     _, token = admin
     settled_session(app, client, token)
     page = client.get("/a/lane/account?lang=en").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    csrf = csrf_from(page)
 
     def look(card, last4):
         return client.post("/a/lane/account?lang=en", data={"csrf_token": csrf, "card": card,
@@ -91,7 +91,7 @@ def test_staff_pages_and_csv_exports(app, client, admin, alley_with_pile):
     tiered(app)
     _, token = admin
     acc, _ = settled_session(app, client, token)
-    client.post("/login", data={"name": "root", "password": PASSWORD})
+    login(client, "root")
     for url in ("/staff/billing/lane", "/staff/billing/lane/tariffs",
                 "/staff/billing/lane/accounts", f"/staff/billing/accounts/{acc}",
                 "/staff/billing/review", "/staff/billing/adjustments",
@@ -110,14 +110,14 @@ def test_staff_top_up_and_refund_are_audited(app, client, admin, alley_with_pile
     r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["Z"], "kind": "prepaid"},
                     headers=bearer(token))
     acc = r.json["id"]
-    client.post("/login", data={"name": "root", "password": PASSWORD})
+    login(client, "root")
     page = client.get(f"/staff/billing/accounts/{acc}").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    csrf = csrf_from(page)
     r = client.post(f"/staff/billing/accounts/{acc}/topup", data={
-        "csrf_token": csrf, "amount_cents": "500", "method": "wechat", "receipt": "NO-1"})
+        "t-csrf_token": csrf, "t-amount_cents": "500", "t-method": "wechat", "t-receipt": "NO-1"})
     assert r.status_code == 302
     r = client.post(f"/staff/billing/accounts/{acc}/refund", data={
-        "csrf_token": csrf, "amount_cents": "200", "method": "cash", "reason": "moving out"})
+        "r-csrf_token": csrf, "r-amount_cents": "200", "r-method": "cash", "r-reason": "moving out"})
     assert r.status_code == 302
     assert client.get(f"/api/v1/accounts/{acc}", headers=bearer(token)).json["balance_cents"] == 300
     with app.app_context():

@@ -12,10 +12,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-METHOD_CHOICES = [("cash", _l("Cash")), ("wechat", _l("WeChat Pay")), ("alipay", _l("Alipay")),
-                  ("bank", _l("Bank transfer")), ("other", _l("Other"))]
+METHOD_CHOICES = [SelectChoice("cash", _l("Cash")), SelectChoice("wechat", _l("WeChat Pay")), SelectChoice("alipay", _l("Alipay")),
+                  SelectChoice("bank", _l("Bank transfer")), SelectChoice("other", _l("Other"))]
 
 
 class LookupForm(FlaskForm):
@@ -27,9 +28,9 @@ class LookupForm(FlaskForm):
 class AccountForm(FlaskForm):
     cards = StringField(_l("Cards (separated by spaces)"),
                         validators=[DataRequired(), Length(max=400)])
-    kind = SelectField(_l("Kind"), choices=[("prepaid", _l("Prepaid")),
-                                            ("monthly", _l("Monthly card")),
-                                            ("exempt", _l("Exempt (the community pays)"))])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice("prepaid", _l("Prepaid")),
+                                            SelectChoice("monthly", _l("Monthly card")),
+                                            SelectChoice("exempt", _l("Exempt (the community pays)"))])
     household = StringField(_l("Household (door number)"), validators=[Optional(), Length(max=64)])
     name = StringField(_l("Name"), validators=[Optional(), Length(max=64)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
@@ -51,8 +52,8 @@ class TariffForm(FlaskForm):
     electricity_cents_per_kwh = IntegerField(_l("Electricity (fen per kWh)"),
                                              validators=[DataRequired(), NumberRange(0, 100000)])
     service_scheme = SelectField(_l("Service fee"), choices=[
-        ("tier_hour", _l("By power tier, per hour")), ("kwh", _l("Per kWh")),
-        ("flat_hour", _l("Flat, per hour")), ("none", _l("None"))])
+        SelectChoice("tier_hour", _l("By power tier, per hour")), SelectChoice("kwh", _l("Per kWh")),
+        SelectChoice("flat_hour", _l("Flat, per hour")), SelectChoice("none", _l("None"))])
     service_tiers = TextAreaField(
         _l("Power tiers: one per line, 'max watts: fen per hour'"),
         default="180: 20\n360: 30\n540: 40\n800: 60\n1200: 80", validators=[Optional()])

@@ -40,6 +40,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["step_rule"] = step_rule
     app.jinja_env.globals["posted_tariff"] = posted_tariff
+    app.jinja_env.globals["outcome_text"] = _outcome_text
+
+
+def _outcome_text(code: str, params) -> str:
+    from ..outcomes import render
+
+    return render(code, params or {})
 
 
 def kwh(wh) -> str:

@@ -22,4 +22,4 @@ def _nav() -> dict:
     return {"nav_alert_counts": lambda: count_open(current_user)}
 
 
-from . import alerts, ingest, registry, wording  # noqa: E402,F401
+from . import alerts, billing, ingest, registry, wording  # noqa: E402,F401
