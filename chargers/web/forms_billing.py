@@ -15,8 +15,9 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
-METHOD_CHOICES = [SelectChoice("cash", _l("Cash")), SelectChoice("wechat", _l("WeChat Pay")), SelectChoice("alipay", _l("Alipay")),
-                  SelectChoice("bank", _l("Bank transfer")), SelectChoice("other", _l("Other"))]
+METHOD_CHOICES = [SelectChoice("cash", _l("Cash")), SelectChoice("wechat", _l("WeChat Pay")),
+                  SelectChoice("alipay", _l("Alipay")), SelectChoice("bank", _l("Bank transfer")),
+                  SelectChoice("other", _l("Other"))]
 
 
 class LookupForm(FlaskForm):
