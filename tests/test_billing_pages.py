@@ -124,3 +124,50 @@ def test_staff_top_up_and_refund_are_audited(app, client, admin, alley_with_pile
         actions = [(a.action, a.user_id is not None, a.at is not None)
                    for a in db.session.scalars(select(MoneyAudit).order_by(MoneyAudit.id))]
     assert ("money.topup", True, True) in actions and ("money.refund", True, True) in actions
+
+
+def test_billing_api_is_documented_and_answers_match(app, client, admin, alley_with_pile):
+    from openapi_schema_validator import OAS31Validator
+    from openapi_spec_validator import validate
+
+    from chargers.web.api import billing
+    from chargers.web.api.docs import load_spec
+
+    from .test_web_openapi import _rules
+
+    spec = load_spec()
+    validate(spec)
+    for method, path in sorted(_rules(app, billing)):
+        op = spec["paths"][path][method.lower()]
+        assert op["summary"] and "401" in op["responses"], (method, path)
+
+    def check(instance, ref):
+        OAS31Validator({"$ref": f"#/components/schemas/{ref}",
+                        "components": spec["components"]}).validate(instance)
+
+    tiered(app)
+    _, token = admin
+    acc, _ = settled_session(app, client, token)
+    h = bearer(token)
+    check(client.get(f"/api/v1/accounts/{acc}", headers=h).json, "Account")
+    for item in client.get("/api/v1/sessions?pile=P-1", headers=h).json:
+        check(item, "Session")
+    r = client.post(f"/api/v1/accounts/{acc}/topups", json={"amount_cents": 5, "method": "cash"},
+                    headers=h)
+    check(r.json, "MoneyOut")
+    for t in client.get("/api/v1/alleys/lane/tariffs", headers=h).json:
+        check(t, "Tariff")
+    draft = {"electricity_cents_per_kwh": 60, "service_scheme": "tier_hour",
+             "service_tiers": TIERS, "step_minutes": 60}
+    r = client.post("/api/v1/alleys/lane/tariffs/preview", json=draft, headers=h)
+    assert r.status_code == 200 and len(r.json) == 5
+    r = client.post("/api/v1/alleys/lane/tariffs", json={**draft, "effective_from":
+                                                         "2030-01-01T00:00:00+08:00"}, headers=h)
+    assert r.status_code == 201, r.json
+    check(r.json, "Tariff")
+    r = client.post("/api/v1/alleys/lane/tariffs", json={**draft, "effective_from":
+                                                         "2020-01-01T00:00:00+08:00"}, headers=h)
+    assert r.status_code == 422 and r.json["error"]["code"] == "invalid"
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["C-1"], "kind": "prepaid"},
+                    headers=h)
+    assert r.status_code == 409

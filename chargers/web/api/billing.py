@@ -1,15 +1,16 @@
-"""Staff calls of billing: resident accounts and top-ups (openapi_billing.yaml)."""
+"""Staff calls of billing (openapi_billing.yaml): resident accounts, top-ups and refunds,
+tariff versions and their preview, the review list and adjustments."""
 
 from __future__ import annotations
 
 from flask import jsonify, request
 
 from ...models import ResidentAccount, utcnow
-from ...services import ledger, residents
+from ...services import alleys, ledger, residents, settlement, tariffs
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
-from .schemas import AccountCreate, Money
+from .schemas import AccountCreate, Decision, Money, TariffCreate
 
 
 def account_json(a: ResidentAccount) -> dict:
@@ -66,3 +67,86 @@ def refund(user, account_id: int):
     return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
                     "method": data.method, "receipt": data.receipt,
                     "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+
+def tariff_json(t) -> dict:
+    return {"id": t.id, "effective_from": iso(t.effective_from),
+            "electricity_cents_per_kwh": t.electricity_cents_per_kwh,
+            "service_scheme": t.service_scheme, "service_tiers": t.service_tiers,
+            "service_cents": t.service_cents, "step_minutes": t.step_minutes,
+            "free_minutes": t.free_minutes, "minimum_cents": t.minimum_cents,
+            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes}
+
+
+def _tariff_input(data: TariffCreate) -> tariffs.TariffInput:
+    d = data.model_dump()
+    return tariffs.TariffInput(**d)
+
+
+@bp.get("/alleys/<slug>/tariffs")
+@token_required
+def list_tariffs(user, slug: str):
+    return jsonify([tariff_json(t) for t in tariffs.versions(alleys.get_alley(user, slug))])
+
+
+@bp.post("/alleys/<slug>/tariffs")
+@token_required
+def create_tariff(user, slug: str):
+    data = body(TariffCreate)
+    alleys.get_alley(user, slug)
+    return jsonify(tariff_json(tariffs.create(user, slug, _tariff_input(data), utcnow()))), 201
+
+
+@bp.post("/alleys/<slug>/tariffs/preview")
+@token_required
+def preview_tariff(user, slug: str):
+    data = body(TariffCreate)
+    alleys.get_alley(user, slug)
+    out = tariffs.preview(_tariff_input(data), utcnow())
+    return jsonify([{"sample": label, "energy_cents": p.energy_cents,
+                     "service_cents": p.service_cents, "amount_cents": p.amount_cents,
+                     "rules": list(p.rules)} for label, p in out])
+
+
+def review_json(i) -> dict:
+    return {"id": i.id, "session": i.session_id, "reason": i.reason, "status": i.status,
+            "account": i.account_id, "note": i.note, "created_at": iso(i.created_at),
+            "resolved_at": iso(i.resolved_at)}
+
+
+def adjustment_json(a) -> dict:
+    return {"id": a.id, "session": a.session_id, "cause": a.cause,
+            "delta_cents": a.delta_cents, "status": a.status, "note": a.note,
+            "created_at": iso(a.created_at), "decided_at": iso(a.decided_at)}
+
+
+@bp.get("/review")
+@token_required
+def list_review(user):
+    return jsonify([review_json(i) for i in settlement.list_review(
+        user, request.args.get("status", "open"))])
+
+
+@bp.post("/review/<int:item_id>")
+@token_required
+def decide_review(user, item_id: int):
+    data = body(Decision)
+    item = settlement.resolve_review(user, item_id, account_id=data.account,
+                                     waive=bool(data.waive), note=data.note, now=utcnow())
+    return jsonify(review_json(item))
+
+
+@bp.get("/adjustments")
+@token_required
+def list_adjustments(user):
+    return jsonify([adjustment_json(a) for a in settlement.list_adjustments(
+        user, request.args.get("status", "pending"))])
+
+
+@bp.post("/adjustments/<int:adjustment_id>")
+@token_required
+def decide_adjustment(user, adjustment_id: int):
+    data = body(Decision)
+    adj = settlement.decide_adjustment(user, adjustment_id, bool(data.approve), data.note,
+                                       utcnow())
+    return jsonify(adjustment_json(adj))

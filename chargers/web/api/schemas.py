@@ -61,3 +61,28 @@ class Money(_Strict):
     amount_cents: int = Field(gt=0, le=1_000_000)
     method: str = Field(pattern=r"^(cash|wechat|alipay|bank|other)$")
     receipt: str | None = Field(None, max_length=64)
+
+
+class TierIn(_Strict):
+    max_w: int = Field(gt=0, le=100_000)
+    cents_per_hour: int = Field(ge=0, le=100_000)
+
+
+class TariffCreate(_Strict):
+    electricity_cents_per_kwh: int = Field(ge=0, le=100_000)
+    service_scheme: str = Field(pattern=r"^(tier_hour|kwh|flat_hour|none)$")
+    service_tiers: list[TierIn] = Field(default_factory=list, max_length=20)
+    service_cents: int = Field(0, ge=0, le=100_000)
+    step_minutes: int = Field(1, ge=1, le=1440)
+    free_minutes: int = Field(0, ge=0, le=1440)
+    minimum_cents: int = Field(0, ge=0, le=100_000)
+    cap_cents: int | None = Field(None, ge=0, le=1_000_000)
+    full_float_minutes: int | None = Field(None, ge=0, le=1440)
+    effective_from: datetime | None = Field(None, strict=False)  # RFC 3339; None: a draft
+
+
+class Decision(_Strict):
+    note: str = Field(min_length=1, max_length=200)
+    approve: bool | None = None  # adjustments
+    account: int | None = None  # review: assign to this account
+    waive: bool | None = None  # review: waive instead
