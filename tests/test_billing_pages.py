@@ -46,7 +46,7 @@ def test_alley_and_pile_pages_post_the_prices(app, client, alley_with_pile):
         html = client.get(url).get_data(as_text=True)
         assert "¥0.62" in html and "kWh" in html  # electricity
         assert "¥0.20" in html and "¥0.30" in html and "¥0.80" in html  # service table
-        assert "180" in html and "360" in html and "1200" in html
+        assert "180" in html and "360" in html and "&gt; 360 W" in html
         assert "¥0.10" in html and "¥5.00" in html  # minimum, cap
         assert "30" in html and "5" in html and "60" in html  # step, free, float
 
