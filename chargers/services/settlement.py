@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -39,6 +39,7 @@ from ..models import (
     Alley,
     ChargingSession,
     LedgerAccount,
+    LedgerEntry,
     MeterSample,
     Pile,
     Posting,
@@ -114,12 +115,9 @@ class _Book:
         return self.accounts[key]
 
 
-def _usage(s: ChargingSession, samples: list[pricing.Sample]) -> pricing.Usage:
-    return pricing.Usage(s.started_at, s.ended_at, s.energy_wh or 0, samples, s.stop_reason)
-
-
-def _monthly_covers(acc: ResidentAccount, s: ChargingSession) -> bool:
-    """A monthly card covers a session started in its period, within its hours."""
+def _monthly_covers(acc: ResidentAccount, s, pending: list[dict] = ()) -> bool:
+    """A monthly card covers a session started in its period, within its hours
+    (counting sessions already covered, also those of this batch in `pending`)."""
     if acc.monthly_from is None or acc.monthly_until is None:
         return False
     if not acc.monthly_from <= s.started_at < acc.monthly_until:
@@ -127,6 +125,8 @@ def _monthly_covers(acc: ResidentAccount, s: ChargingSession) -> bool:
     if acc.monthly_hours is None:
         return True
     used = monthly_used_seconds(acc, exclude=s.id)
+    used += sum(v["b_bill"]["duration_s"] for v in pending
+                if v["b_account_id"] == acc.id and v["b_billing"] == "covered")
     mine = (s.ended_at - s.started_at).total_seconds()
     return used + mine <= acc.monthly_hours * 3600
 
@@ -144,17 +144,22 @@ def monthly_used_seconds(acc: ResidentAccount, exclude: int | None = None) -> fl
 
 def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
     """Claim, price and post up to `n` sessions in one transaction (commits).
-    Returns how many were claimed."""
+    Returns how many were claimed.
+
+    The writes are a few multi-row statements per batch (Core, not the ORM's unit of
+    work): one UPDATE of the sessions, one INSERT of the postings (ids returned in
+    order), one of their entries, one of review items, one UPDATE per moved balance."""
     counts = counts if counts is not None else Counter()
     ids = claim(now, n)
     if not ids:
         db.session.commit()
         return 0
-    sessions = list(db.session.scalars(select(ChargingSession)
-                                       .where(ChargingSession.id.in_(ids))
-                                       .order_by(ChargingSession.id)))
+    cs = ChargingSession
+    rows = db.session.execute(
+        select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
+               cs.stop_reason).where(cs.id.in_(ids)).order_by(cs.id)).all()
     piles = {p.id: p for p in db.session.scalars(
-        select(Pile).where(Pile.id.in_({s.pile_id for s in sessions})))}
+        select(Pile).where(Pile.id.in_({r.pile_id for r in rows})))}
     alleys = {a.id: a for a in db.session.scalars(
         select(Alley).where(Alley.id.in_({p.alley_id for p in piles.values()})))}
     samples: dict[int, list[pricing.Sample]] = defaultdict(list)
@@ -162,7 +167,7 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
             select(MeterSample.session_id, MeterSample.ts, MeterSample.power_w,
                    MeterSample.energy_wh).where(MeterSample.session_id.in_(ids))):
         samples[sid].append(pricing.Sample(ts, w, e))
-    cards = {s.card for s in sessions if s.card}
+    cards = {r.card for r in rows if r.card}
     holders: dict[tuple[int, str], int] = {}
     card_alleys: dict[str, set[int]] = defaultdict(set)
     if cards:
@@ -182,60 +187,102 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
                 .order_by(LedgerAccount.id).with_for_update()):
             balances[la.resident_id] = la
     book = _Book()
-    for s in sessions:
-        alley = alleys[piles[s.pile_id].alley_id]
-        spec = book.tariff(alley, s.started_at)
-        priced = pricing.price(spec, _usage(s, samples.get(s.id, [])))
-        payer: LedgerAccount | None = None
+    # Every ledger account the batch may touch exists (with an id) before the loop.
+    for alley_id in {p.alley_id for p in piles.values()}:
+        for kind in ("electricity", "service", "covered"):
+            book.account(alley_id, kind)
+    for acc in residents.values():
+        if acc.id not in balances:
+            balances[acc.id] = ledger.resident_account(acc)
+    db.session.flush()
+
+    updates: list[dict] = []
+    postings: list[dict] = []
+    lines: list[list[tuple[int, int]]] = []
+    reviews: list[dict] = []
+    for r in rows:
+        alley = alleys[piles[r.pile_id].alley_id]
+        spec = book.tariff(alley, r.started_at)
+        usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
+                              samples.get(r.id, []), r.stop_reason)
+        priced = pricing.price(spec, usage)
+        values = {"b_id": r.id, "b_billing": None, "b_account_id": None}
         review = None
         acc = None
-        if not s.card:
+        if not r.card:
             review = "no_card"
-        elif (alley.id, s.card) in holders:
-            acc = residents[holders[(alley.id, s.card)]]
+        elif (alley.id, r.card) in holders:
+            acc = residents[holders[(alley.id, r.card)]]
         else:
-            review = "other_alley" if card_alleys.get(s.card) else "unknown_card"
+            review = "other_alley" if card_alleys.get(r.card) else "unknown_card"
+        payer = None
         if acc is not None:
-            if acc.kind == "exempt" or (acc.kind == "monthly" and _monthly_covers(acc, s)):
-                payer, s.billing = book.account(alley.id, "covered"), "covered"
+            if acc.kind == "exempt" or (acc.kind == "monthly"
+                                        and _monthly_covers(acc, r, pending=updates)):
+                payer, values["b_billing"] = book.account(alley.id, "covered"), "covered"
             else:
-                payer = balances.get(acc.id) or ledger.resident_account(acc)
-                balances[acc.id] = payer
+                payer = balances[acc.id]
                 available = int(payer.balance_cents) + book.deltas[payer.id]
                 priced = pricing.limit_to(priced, available)
-                s.billing = "charged"
-            s.account_id = acc.id
-        _write(s, priced)
+                values["b_billing"] = "charged"
+            values["b_account_id"] = acc.id
+        _write(values, priced)
+        updates.append(values)
         if review:
-            s.billing = "review"
-            db.session.add(ReviewItem(session_id=s.id, alley_id=alley.id, reason=review,
-                                      created_at=now))
+            values["b_billing"] = "review"
+            reviews.append({"session_id": r.id, "alley_id": alley.id, "reason": review,
+                            "status": "open", "note": "", "created_at": now})
             counts["review"] += 1
             continue
-        lines = [(payer, -priced.amount_cents),
-                 (book.account(alley.id, "electricity"), priced.energy_cents),
-                 (book.account(alley.id, "service"), priced.service_cents)]
-        db.session.flush()  # ledger accounts made above need ids
-        for la, c in lines:
-            book.deltas[la.id] += c
-        ledger.post(f"charge:{s.id}", "charge", alley.id, lines, now=now, session_id=s.id,
-                    apply_balances=False)
-        counts["free" if priced.amount_cents == 0 else s.billing] += 1
-    db.session.flush()
+        entry = [(payer.id, -priced.amount_cents),
+                 (book.account(alley.id, "electricity").id, priced.energy_cents),
+                 (book.account(alley.id, "service").id, priced.service_cents)]
+        for acc_id, c in entry:
+            book.deltas[acc_id] += c
+        postings.append({"key": f"charge:{r.id}", "kind": "charge", "alley_id": alley.id,
+                         "session_id": r.id, "reverses_id": None, "method": None,
+                         "receipt": None, "reason": "", "created_at": now, "created_by": None})
+        lines.append(entry)
+        counts["free" if priced.amount_cents == 0 else values["b_billing"]] += 1
+
+    t = cs.__table__
+    db.session.execute(
+        update(t).where(t.c.id == bindparam("b_id")).values(
+            **{c: bindparam("b_" + c) for c in _WRITTEN}),
+        updates, execution_options={"synchronize_session": False})
+    if reviews:
+        db.session.execute(insert(ReviewItem.__table__), reviews)
+    if postings:
+        pt = Posting.__table__
+        posted = db.session.execute(
+            insert(pt).returning(pt.c.id, sort_by_parameter_order=True), postings).scalars()
+        entries = [{"posting_id": pid, "account_id": acc_id, "amount_cents": c}
+                   for pid, entry in zip(posted, lines, strict=True)
+                   for acc_id, c in entry if c != 0]
+        if entries:
+            db.session.execute(insert(LedgerEntry.__table__), entries)
     ledger.apply_deltas(book.deltas)
     db.session.commit()
     return len(ids)
 
 
-def _write(s: ChargingSession, priced: pricing.Priced) -> None:
-    s.energy_cents, s.service_cents = priced.energy_cents, priced.service_cents
-    s.amount_cents = priced.amount_cents
-    s.tariff_id = priced.tariff_id
-    s.tariff_cents_per_kwh = priced.electricity_cents_per_kwh
-    s.tier = None if priced.tier is None else str(priced.tier)
-    s.tier_evidence = priced.tier_evidence
-    s.bill = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
-    s.receipt_token = secrets.token_urlsafe(16)
+# Session columns settlement writes (besides settled_at, set by the claim).
+_WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
+            "tariff_cents_per_kwh", "tier", "tier_evidence", "bill", "receipt_token",
+            "billing", "account_id")
+
+
+def _write(values: dict, priced: pricing.Priced) -> None:
+    """The settled figures of one session into `values` (bind names `b_<column>`)."""
+    values["b_energy_cents"] = priced.energy_cents
+    values["b_service_cents"] = priced.service_cents
+    values["b_amount_cents"] = priced.amount_cents
+    values["b_tariff_id"] = priced.tariff_id
+    values["b_tariff_cents_per_kwh"] = priced.electricity_cents_per_kwh
+    values["b_tier"] = None if priced.tier is None else str(priced.tier)
+    values["b_tier_evidence"] = priced.tier_evidence
+    values["b_bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
+    values["b_receipt_token"] = secrets.token_urlsafe(16)
 
 
 # --- after settlement ------------------------------------------------------------
@@ -282,10 +329,12 @@ def _charge_posting(session_id: int) -> Posting | None:
     return db.session.scalar(select(Posting).where(Posting.key == f"charge:{session_id}"))
 
 
-def _payer_of(p: Posting) -> LedgerAccount:
-    """The account a charge posting debited."""
-    return next(e.account for e in p.entries
-                if e.account.kind in ("resident", "covered", "waived"))
+def _payer_of(s: ChargingSession, alley_id: int) -> LedgerAccount:
+    """The ledger account that paid a settled session (also when its charge was 0 and
+    the posting has no entries)."""
+    if s.billing == "charged" and s.account_id:
+        return ledger.account(alley_id, "resident", s.account_id)
+    return ledger.account(alley_id, "waived" if s.billing == "waived" else "covered")
 
 
 def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note: str,
@@ -304,7 +353,8 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
         if charge is None:
             raise Invalid("adjustment.not_charged")
         de, ds = adj.data.get("energy_delta_cents", 0), adj.data.get("service_delta_cents", 0)
-        lines = [(_payer_of(charge), -(de + ds)),
+        session = db.session.get(ChargingSession, adj.session_id)
+        lines = [(_payer_of(session, adj.alley_id), -(de + ds)),
                  (ledger.account(adj.alley_id, "electricity"), de),
                  (ledger.account(adj.alley_id, "service"), ds)]
         db.session.flush()
