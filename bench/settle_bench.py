@@ -13,6 +13,9 @@ with enough money). Figures:
 - plain SQL pass: one `UPDATE ... SET energy_cents = round(...), service_cents = ...,
   amount_cents = ...` over the same finished rows (no ledger, no Python), timed, then
   undone (untimed) so settlement starts from the same state;
+- plain client pass: the same rows read in batches into Python, the amounts computed
+  with integers and written back by one executemany UPDATE per batch (no rules, no
+  ledger), timed, then undone;
 - settle: `settlement.settle(now)` in process, batches of --batch sessions each in one
   transaction (claim, price, post, commit), sessions per second;
 - second run: settle again; it must settle 0 sessions and write no posting, and
@@ -119,6 +122,44 @@ def plain_pass(app, kind: str) -> tuple[float, int]:
     return took, n
 
 
+def plain_client_pass(app, batch: int) -> float:
+    """The same rows through the client with no rules: read them in batches, compute the
+    three amounts in Python (integers), write them back with one executemany UPDATE per
+    batch and commit per batch (what settlement does, minus pricing and the ledger)."""
+    from sqlalchemy import bindparam, select, text, update
+
+    from chargers.extensions import db
+    from chargers.models import ChargingSession as CS
+
+    t_ = CS.__table__
+    stmt = update(t_).where(t_.c.id == bindparam("b_id")).values(
+        energy_cents=bindparam("b_e"), service_cents=bindparam("b_s"),
+        amount_cents=bindparam("b_a"))
+    with app.app_context():
+        t = time.perf_counter()
+        last = 0
+        while True:
+            rows = db.session.execute(
+                select(CS.id, CS.energy_wh, CS.started_at, CS.ended_at)
+                .where(CS.id > last, CS.settled_at.is_(None)).order_by(CS.id).limit(batch)).all()
+            if not rows:
+                break
+            values = []
+            for r in rows:
+                e = (int(r.energy_wh) * 60 + 500) // 1000
+                steps = -(-int((r.ended_at - r.started_at).total_seconds()) // 1800)
+                s_ = (steps * 30 * 40 + 30) // 60
+                values.append({"b_id": r.id, "b_e": e, "b_s": s_, "b_a": e + s_})
+            db.session.execute(stmt, values)
+            db.session.commit()
+            last = rows[-1].id
+        took = time.perf_counter() - t
+        db.session.execute(text("UPDATE charging_sessions SET energy_cents = NULL, "
+                                "service_cents = NULL, amount_cents = NULL"))
+        db.session.commit()
+    return took
+
+
 def run(kind: str, n: int, batch: int, accounts: int) -> dict:
     from sqlalchemy import func, select
 
@@ -142,6 +183,7 @@ def run(kind: str, n: int, batch: int, accounts: int) -> dict:
             seed(app, n, accounts)
             seed_s = time.perf_counter() - t
             plain_s, plain_rows = plain_pass(app, kind)
+            client_s = plain_client_pass(app, batch)
             with app.app_context():
                 now = T0 + timedelta(days=365)
                 t = time.perf_counter()
@@ -165,9 +207,12 @@ def run(kind: str, n: int, batch: int, accounts: int) -> dict:
     return {
         "sessions": n, "seed_s": round(seed_s, 1), "plain_rows": plain_rows,
         "plain_s": round(plain_s, 2), "plain_rows_per_s": round(plain_rows / plain_s),
+        "plain_client_s": round(client_s, 2),
+        "plain_client_rows_per_s": round(plain_rows / client_s) if client_s else None,
         "settled": settled, "counts": dict(counts), "settle_s": round(settle_s, 1),
         "settle_sessions_per_s": round(settled / settle_s) if settle_s else None,
         "ratio_to_plain": round(settle_s / plain_s, 1) if plain_s else None,
+        "ratio_to_plain_client": round(settle_s / client_s, 1) if client_s else None,
         "second_run_settled": sum(again.values()), "second_run_s": round(again_s, 2),
         "postings_changed_by_second_run": postings_after - postings,
         "unsettled_left": unsettled, "verify_problems": len(problems),

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -155,7 +155,8 @@ class Priced:
     tariff_id: int | None = None
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        """Plain JSON values (shallow: the tier evidence is already plain)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["full_at"] = self.full_at.isoformat() if self.full_at else None
         d["rules"] = list(self.rules)
         return d

@@ -253,11 +253,14 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
     if reviews:
         db.session.execute(insert(ReviewItem.__table__), reviews)
     if postings:
-        pt = Posting.__table__
-        posted = db.session.execute(
-            insert(pt).returning(pt.c.id, sort_by_parameter_order=True), postings).scalars()
-        entries = [{"posting_id": pid, "account_id": acc_id, "amount_cents": c}
-                   for pid, entry in zip(posted, lines, strict=True)
+        # Plain executemany, then the ids by key: RETURNING in parameter order would
+        # make SQLite insert row by row.
+        db.session.execute(insert(Posting.__table__), postings)
+        keys = [p["key"] for p in postings]
+        ids_by_key = dict(db.session.execute(select(Posting.key, Posting.id)
+                                             .where(Posting.key.in_(keys))).all())
+        entries = [{"posting_id": ids_by_key[key], "account_id": acc_id, "amount_cents": c}
+                   for key, entry in zip(keys, lines, strict=True)
                    for acc_id, c in entry if c != 0]
         if entries:
             db.session.execute(insert(LedgerEntry.__table__), entries)
