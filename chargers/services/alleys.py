@@ -16,7 +16,7 @@ from .errors import Conflict, Forbidden, Invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 EDITABLE = ("name", "street", "community", "address", "timezone", "contacts",
-            "tariff_cents_per_kwh", "auto_cutoff")
+            "tariff_cents_per_kwh", "auto_cutoff", "allow_unbilled")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class AlleyInput:
     contacts: str | None = None
     tariff_cents_per_kwh: int | None = None
     auto_cutoff: bool | None = None
+    allow_unbilled: bool | None = None  # sessions on unknown cards may go on
 
 
 def _check(data: AlleyInput) -> None:

@@ -24,6 +24,7 @@ class AlleyUpdate(_Strict):
     contacts: str | None = Field(None, max_length=2000)
     tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
     auto_cutoff: bool | None = None
+    allow_unbilled: bool | None = None
 
 
 class AlleyCreate(AlleyUpdate):
