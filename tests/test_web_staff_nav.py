@@ -18,7 +18,7 @@ from flask_babel import refresh
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, Pile
-from chargers.services import alerts, commands, notify
+from chargers.services import alerts, commands, notify, residents
 from chargers.web.staff.wording import event_note
 
 from .webtools import login
@@ -49,6 +49,8 @@ def evening(app, client, admin, alley_with_pile):
     commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
     db.session.commit()
     commands.expire(now=NOW)
+    residents.create_account(user, residents.AccountInput(alley="lane", cards=["C-1"],
+                                                           household="3-201"), NOW)
     ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
     handlers.process([
         _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),

@@ -34,12 +34,36 @@ def posted_tariff(alley: Alley):
     return tariffs.current(alley, utcnow())
 
 
+def billing_word(code: str | None) -> str:
+    """A billing code (account kind, ledger account kind, posting kind, review reason,
+    billing state, service scheme) in the page's language."""
+    words = {
+        "prepaid": _("Prepaid"), "monthly": _("Monthly card"),
+        "exempt": _("Exempt (the community pays)"),
+        "resident": _("Resident balance"), "electricity": _("Electricity takings"),
+        "service": _("Service fee takings"), "cash": _("Cash and payments received"),
+        "covered": _("Paid by the community"), "waived": _("Waived"),
+        "charge": _("Charge"), "topup": _("Top-up"), "refund": _("Refund"),
+        "adjustment": _("Adjustment"), "reversal": _("Reversal"),
+        "no_card": _("No card"), "unknown_card": _("Unknown card"),
+        "other_alley": _("Card of another alley"),
+        "charged": _("Charged"), "review": _("In review"),
+        "tier_hour": _("By power tier, per hour"), "kwh": _("Per kWh"),
+        "flat_hour": _("Flat, per hour"), "none": _("None"),
+        "balance": _("balance used up"), "monthly_hours": _("monthly hours used up"),
+        "monthly_busy": _("another session on the monthly card"),
+        "unknown_card": _("Unknown card"),
+    }
+    return words.get(code or "", code or "—")
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["yuan"] = yuan
     app.jinja_env.filters["kwh"] = kwh
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["step_rule"] = step_rule
     app.jinja_env.globals["posted_tariff"] = posted_tariff
+    app.jinja_env.globals["billing_word"] = billing_word
     app.jinja_env.globals["outcome_text"] = _outcome_text
 
 
