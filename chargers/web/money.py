@@ -52,7 +52,6 @@ def billing_word(code: str | None) -> str:
         "flat_hour": _("Flat, per hour"), "none": _("None"),
         "balance": _("balance used up"), "monthly_hours": _("monthly hours used up"),
         "monthly_busy": _("another session on the monthly card"),
-        "unknown_card": _("Unknown card"),
     }
     return words.get(code or "", code or "—")
 
