@@ -227,3 +227,44 @@ def test_a_run_killed_mid_batch_then_rerun_charges_each_once(app, app_config, cl
         assert sorted(keys) == sorted(f"charge:{i}" for i in range(1, 13))
         assert ledger.verify() == []
     assert balance(client, token, acc) == 10_000 - sum(10 * (i + 1) for i in range(12))
+
+
+def test_a_mistaken_top_up_is_corrected_by_a_reversal_once(app, client, admin, alley_with_pile):
+    _, token = admin
+    acc = make_account(client, token, ["C-1"])
+    r = client.post(f"/api/v1/accounts/{acc}/topups", json={"amount_cents": 5000,
+                                                            "method": "cash"}, headers=bearer(token))
+    posting = r.json["id"]
+    r = client.post(f"/api/v1/postings/{posting}/reverse", json={"note": "typed 5000 for 500"},
+                    headers=bearer(token))
+    assert r.status_code == 201 and r.json["reverses"] == posting
+    r = client.post(f"/api/v1/postings/{posting}/reverse", json={"note": "again"},
+                    headers=bearer(token))
+    assert r.status_code == 409
+    assert balance(client, token, acc) == 0
+    with app.app_context():
+        kinds = [p.kind for p in db.session.scalars(select(Posting).order_by(Posting.id))]
+        assert kinds == ["topup", "reversal"]  # the original stays
+        assert ledger.verify() == []
+
+
+def test_more_energy_after_settlement_updates_one_pending_adjustment(app, client, admin,
+                                                                     alley_with_pile):
+    from chargers.models import Pile
+    from chargers.services import sessions
+
+    _, token = admin
+    make_account(client, token, ["C-1"], topup=1000)
+    with app.app_context():
+        set_tariff("lane", electricity_cents_per_kwh=100)
+        s = finished("P-1", "m", "C-1", 60, 1000, status="timeout")
+        db.session.commit()
+        settlement.settle(NOW)
+        pile = db.session.get(Pile, "P-1")
+        for wh in (1200, 1300):
+            sessions.on_meter(pile, sessions.Reading(
+                1, "m", 100.0, wh, None, None, None, T0 + timedelta(minutes=70), NOW, "device"))
+            db.session.commit()
+        adjs = db.session.scalars(select(Adjustment)).all()
+        assert len(adjs) == 1 and adjs[0].delta_cents == 30 and adjs[0].status == "pending"
+        assert db.session.get(ChargingSession, s.id).amount_cents == 100

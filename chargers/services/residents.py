@@ -176,3 +176,28 @@ def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSessi
     return list(db.session.scalars(
         select(ChargingSession).where(ChargingSession.account_id == acc.id)
         .order_by(ChargingSession.settled_at.desc()).limit(limit)))
+
+
+def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
+    """Correct a top-up or refund recorded by mistake: a reversal posting with the
+    opposite entries (the original stays). Once per posting; a reason is required.
+    Audited. Commits."""
+    from ..models import Posting
+
+    p = db.session.get(Posting, posting_id)
+    if p is None or p.kind not in ("topup", "refund"):
+        raise NotFound("money.not_found")
+    scope.check_alley(user, db.session.get(Alley, p.alley_id), "posting")
+    if not reason.strip():
+        raise Invalid("review.reason_required")
+    by = user.id if user else None
+    try:
+        r = ledger.reverse(p, now=now, by=by, reason=reason)
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("money.reversed") from None
+    ledger.audit("money.reversal", p.alley_id, by, now, posting=p.id, reversal=r.id,
+                 kind=p.kind, reason=reason)
+    db.session.commit()
+    return r

@@ -142,7 +142,9 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None) -> MeterSample:
         s = _new(pile, r.port, r.ref, "orphan", r.time_source, cache)
     if s.id is None:
         db.session.flush()  # the sample needs the session's id
-    if s.status in OPEN and (s.ended_at is None):
+    if s.settled_at is not None and s.amount_cents is not None:
+        settlement.on_late_meter(s, r.at, r.energy_wh, utcnow())
+    elif s.status in OPEN and (s.ended_at is None):
         s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
         if s.last_meter_at is None or r.at > s.last_meter_at:
             s.last_meter_at = r.at

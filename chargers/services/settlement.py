@@ -304,28 +304,42 @@ def _reprice(s: ChargingSession, ended_at: datetime, energy_wh: float,
 
 
 def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
-                 stop_reason: str | None, now: datetime) -> Adjustment | None:
-    """A stop for a session already settled: the difference as a pending Adjustment
-    (once per cause), never a silent rebill. Adds, does not commit."""
-    new = _reprice(s, max(ended_at, s.started_at), energy_wh, stop_reason)
+                 stop_reason: str | None, now: datetime,
+                 cause: str = "late_stop") -> Adjustment | None:
+    """News for a session already settled (a late stop, more energy): the difference
+    as a pending Adjustment, never a silent rebill. While one is pending for the session
+    it is brought up to date rather than another added. Adds, does not commit."""
+    ended_at = max(ended_at, s.started_at)
+    new = _reprice(s, ended_at, energy_wh, stop_reason)
     de = new.energy_cents - (s.energy_cents or 0)
     ds = new.service_cents - (s.service_cents or 0)
     if de == 0 and ds == 0 and energy_wh == s.energy_wh:
         return None
-    cause = f"late_stop:{ended_at.isoformat()}"[:64]
-    if db.session.scalar(select(Adjustment.id).where(Adjustment.session_id == s.id,
-                                                     Adjustment.cause == cause)):
-        return None
-    pile = db.session.get(Pile, s.pile_id)
-    adj = Adjustment(session_id=s.id, alley_id=pile.alley_id, cause=cause,
-                     delta_cents=de + ds, created_at=now,
-                     data={"energy_delta_cents": de, "service_delta_cents": ds,
-                           "energy_wh": [s.energy_wh, energy_wh],
-                           "ended_at": [s.ended_at.isoformat() if s.ended_at else None,
-                                        ended_at.isoformat()],
-                           "stop_reason": stop_reason})
-    db.session.add(adj)
+    data = {"energy_delta_cents": de, "service_delta_cents": ds,
+            "energy_wh": [s.energy_wh, energy_wh],
+            "ended_at": [s.ended_at.isoformat() if s.ended_at else None, ended_at.isoformat()],
+            "stop_reason": stop_reason}
+    adj = db.session.scalar(select(Adjustment).where(Adjustment.session_id == s.id,
+                                                     Adjustment.status == "pending"))
+    if adj is None:
+        pile = db.session.get(Pile, s.pile_id)
+        adj = Adjustment(session_id=s.id, alley_id=pile.alley_id, created_at=now,
+                         cause=f"{cause}:{ended_at.isoformat()}"[:64], delta_cents=de + ds,
+                         data=data)
+        db.session.add(adj)
+    else:
+        adj.cause, adj.delta_cents, adj.data = (f"{cause}:{ended_at.isoformat()}"[:64],
+                                                de + ds, data)
     return adj
+
+
+def on_late_meter(s: ChargingSession, at: datetime, energy_wh: float,
+                  now: datetime) -> Adjustment | None:
+    """A meter reading with more energy for a session already settled. Adds."""
+    if energy_wh <= (s.energy_wh or 0):
+        return None
+    return on_late_stop(s, max(at, s.ended_at or at), energy_wh, s.stop_reason, now,
+                        cause="late_meter")
 
 
 def _charge_posting(session_id: int) -> Posting | None:

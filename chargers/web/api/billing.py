@@ -150,3 +150,12 @@ def decide_adjustment(user, adjustment_id: int):
     adj = settlement.decide_adjustment(user, adjustment_id, bool(data.approve), data.note,
                                        utcnow())
     return jsonify(adjustment_json(adj))
+
+
+@bp.post("/postings/<int:posting_id>/reverse")
+@token_required
+def reverse_posting(user, posting_id: int):
+    data = body(Decision)
+    r = residents.reverse(user, posting_id, data.note, utcnow())
+    return jsonify({"id": r.id, "reverses": posting_id, "kind": r.kind,
+                    "created_at": iso(r.created_at)}), 201

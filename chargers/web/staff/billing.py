@@ -258,3 +258,22 @@ def billing_ledger_csv(slug: str):
              p.created_by or "", p.reason]
             for p, e, a in billing_reports.iter_ledger(alley))
     return _csv(f"ledger-{slug}.csv", header, rows)
+
+
+@bp.post("/billing/postings/<int:posting_id>/reverse")
+def billing_reverse(posting_id: int):
+    """Correct a mistaken top-up or refund by a reversal posting."""
+    form = DecisionForm()
+    account_id = request.form.get("account", type=int)
+    if form.validate_on_submit():
+        try:
+            residents.reverse(current_user, posting_id, form.note.data, utcnow())
+        except DomainError as exc:
+            _fail(exc)
+        else:
+            flash(_("Reversed."), "ok")
+    else:
+        flash(_("Give a reason."), "error")
+    if account_id:
+        return redirect(url_for("staff.billing_account", account_id=account_id))
+    return redirect(url_for("staff.dashboard"))
