@@ -15,7 +15,10 @@ class ChargingSession(db.Model):
     """One charge on one port, from the pile's session start/stop (and meters)."""
 
     __tablename__ = "charging_sessions"
-    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),)
+    # (settled_at, id): settlement takes the next unsettled sessions in id order
+    # straight from this index, however many are settled already.
+    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),
+                      Index("ix_charging_sessions_unsettled", "settled_at", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
@@ -53,7 +56,7 @@ class ChargingSession(db.Model):
     # When the balance guard asked the pile to stop (once per session) and why.
     guard_stop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     guard_reason: Mapped[str | None] = mapped_column(String(32))
-    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     pile = relationship("Pile")
