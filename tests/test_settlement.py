@@ -268,3 +268,19 @@ def test_more_energy_after_settlement_updates_one_pending_adjustment(app, client
         adjs = db.session.scalars(select(Adjustment)).all()
         assert len(adjs) == 1 and adjs[0].delta_cents == 30 and adjs[0].status == "pending"
         assert db.session.get(ChargingSession, s.id).amount_cents == 100
+
+
+def test_changing_the_alley_price_adds_a_tariff_version_from_now(app, client, admin,
+                                                                 alley_with_pile):
+    _, token = admin
+    r = client.patch("/api/v1/alleys/lane", json={"tariff_cents_per_kwh": 70},
+                     headers=bearer(token))
+    assert r.status_code == 200
+    with app.app_context():
+        from chargers.services import alleys
+
+        alley = alleys.find_alley("lane")
+        new, first = tariffs.versions(alley)
+        assert (new.electricity_cents_per_kwh, first.electricity_cents_per_kwh) == (
+            70, app.config["DEFAULT_TARIFF_CENTS_PER_KWH"])
+        assert tariffs.in_force(alley, first.effective_from) == first  # the past keeps its price

@@ -90,7 +90,14 @@ def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
     """Change an alley's editable fields (its slug stays)."""
     alley = get_alley(user, slug)
     _check(data)
+    old_price = alley.tariff_cents_per_kwh
     _apply(alley, data)
+    if alley.tariff_cents_per_kwh != old_price:
+        # Prices are versioned: the new electricity price is a tariff version from now
+        # (sessions already started keep theirs).
+        from .tariffs import new_electricity_price
+
+        new_electricity_price(alley, user)
     db.session.commit()
     return alley
 

@@ -68,6 +68,29 @@ def first_tariff(alley: Alley, now: datetime | None = None) -> Tariff:
     return t
 
 
+def new_electricity_price(alley: Alley, user: User | None,
+                          now: datetime | None = None) -> Tariff:
+    """A version of the tariff in force now with the alley's new electricity price,
+    taking effect now. Audited. Adds, does not commit."""
+    from ..models import utcnow
+
+    now = now or utcnow()
+    cur = in_force(alley, now)
+    fields = ({k: getattr(cur, k) for k in ("service_scheme", "service_tiers", "service_cents",
+                                            "step_minutes", "free_minutes", "minimum_cents",
+                                            "cap_cents", "full_float_minutes")}
+              if cur else {"service_scheme": "none", "service_tiers": []})
+    t = Tariff(alley_id=alley.id, effective_from=now, created_at=now,
+               created_by=user.id if user else None,
+               electricity_cents_per_kwh=alley.tariff_cents_per_kwh, **fields)
+    db.session.add(t)
+    db.session.flush()
+    audit("tariff.created", alley.id, user.id if user else None, now, tariff=t.id,
+          effective_from=now.isoformat(), electricity_cents_per_kwh=t.electricity_cents_per_kwh,
+          service_scheme=t.service_scheme)
+    return t
+
+
 def versions(alley: Alley) -> list[Tariff]:
     """The alley's tariffs that take effect, newest first."""
     return list(db.session.scalars(
