@@ -171,3 +171,27 @@ def test_billing_api_is_documented_and_answers_match(app, client, admin, alley_w
     r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["C-1"], "kind": "prepaid"},
                     headers=h)
     assert r.status_code == 409
+
+
+def test_staff_tariff_preview_then_save(app, client, admin, alley_with_pile):
+    login(client, "root")
+    page = client.get("/staff/billing/lane/tariffs?lang=en").get_data(as_text=True)
+    form = {"csrf_token": csrf_from(page), "electricity_cents_per_kwh": "60",
+            "service_scheme": "tier_hour", "service_tiers": "180: 20\n360: 30\n1200: 80",
+            "service_cents": "0", "step_minutes": "60", "free_minutes": "5",
+            "minimum_cents": "0", "preview_only": "y"}
+    html = client.post("/staff/billing/lane/tariffs?lang=en", data=form).get_data(as_text=True)
+    assert "Preview on sample sessions" in html and "8h_400w" in html
+    with app.app_context():
+        from chargers.models import Tariff
+        assert db.session.query(Tariff).count() == 1  # a preview saves nothing
+    form.pop("preview_only")
+    form["effective_from"] = "2031-01-01T00:00"
+    r = client.post("/staff/billing/lane/tariffs?lang=en", data=form)
+    assert r.status_code == 302
+    with app.app_context():
+        from chargers.models import MoneyAudit, Tariff
+        assert db.session.query(Tariff).count() == 2
+        t = db.session.query(Tariff).order_by(Tariff.id.desc()).first()
+        assert t.effective_from.isoformat() == "2030-12-31T16:00:00+00:00"  # alley time
+        assert [a.action for a in db.session.query(MoneyAudit)] == ["tariff.created"]
