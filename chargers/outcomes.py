@@ -30,6 +30,7 @@ MESSAGES: dict[str, object] = {
     "adjustment.not_charged": _l("The session has not been charged yet: resolve its review first"),
     "adjustment.not_found": _l("No such adjustment"),
     "adjustment.rejected": _l("Adjustment %(adjustment)s rejected"),
+    "guard.stop": _l("Session %(session)s stopped: %(reason)s"),
     "ledger.unbalanced": _l("Posting %(key)s does not balance"),
     "money.amount": _l("Amount: 1 to %(max)s fen"),
     "money.duplicate": _l("This payment was already recorded"),
