@@ -52,8 +52,9 @@ def billing_word(code: str | None) -> str:
         "flat_hour": _("Flat, per hour"), "none": _("None"),
         "balance": _("balance used up"), "monthly_hours": _("monthly hours used up"),
         "monthly_busy": _("another session on the monthly card"),
-        "wechat": _("WeChat Pay"), "alipay": _("Alipay"), "bank": _("Bank transfer"),
-        "other": _("Other"),
+        "method:cash": _("Cash"), "method:wechat": _("WeChat Pay"),
+        "method:alipay": _("Alipay"), "method:bank": _("Bank transfer"),
+        "method:other": _("Other"),
     }
     return words.get(code or "", code or "—")
 
