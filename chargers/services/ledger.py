@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -88,12 +88,15 @@ def post(key: str, kind: str, alley_id: int, lines: Iterable[tuple[LedgerAccount
 
 
 def apply_deltas(deltas: dict[int, int]) -> None:
-    """Move balance caches by `deltas` {ledger account id: fen} atomically in SQL."""
-    for acc_id, delta in sorted(deltas.items()):
-        if delta:
-            db.session.execute(update(LedgerAccount).where(LedgerAccount.id == acc_id)
-                               .values(balance_cents=LedgerAccount.balance_cents + delta)
-                               .execution_options(synchronize_session=False))
+    """Move balance caches by `deltas` {ledger account id: fen} atomically in SQL
+    (`balance = balance + delta`, one executemany statement, ids in order)."""
+    rows = [{"b_id": acc_id, "b_delta": delta} for acc_id, delta in sorted(deltas.items())
+            if delta]
+    if not rows:
+        return
+    t = LedgerAccount.__table__
+    db.session.execute(update(t).where(t.c.id == bindparam("b_id"))
+                       .values(balance_cents=t.c.balance_cents + bindparam("b_delta")), rows)
     # Objects already loaded must re-read the cache the database just moved.
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, LedgerAccount) and obj.id in deltas:

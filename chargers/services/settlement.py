@@ -31,6 +31,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from ..extensions import db
 from ..models import (
@@ -177,7 +178,8 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
             holders[(alley_id, card)] = acc_id
             card_alleys[card].add(alley_id)
     residents = {a.id: a for a in db.session.scalars(
-        select(ResidentAccount).where(ResidentAccount.id.in_(set(holders.values()))))}
+        select(ResidentAccount).where(ResidentAccount.id.in_(set(holders.values())))
+        .options(lazyload(ResidentAccount.cards)))}
     # Lock the payers' balances (PostgreSQL; ordered to avoid deadlocks) so two runs
     # never spend the same balance twice.
     balances: dict[int, LedgerAccount] = {}
