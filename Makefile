@@ -4,15 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install migrate seed lint clean
+.PHONY: run test install install-dev migrate seed lint clean
 
+# One stamp per set: what the service runs on (requirements.txt), and that plus the
+# test and development tools (requirements-dev.txt). A changed file reinstalls.
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements.txt requirements-dev.txt
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
 
 migrate: install
 	$(FLASK) db upgrade
@@ -20,17 +29,18 @@ migrate: install
 seed: migrate
 	$(FLASK) seed-demo
 
-# Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler),
-# the embedded broker and simulated piles (Procfile); Ctrl-C stops them all.
-# A broker file left by a killed run would point the others at a dead port.
+# Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler), the
+# broker (Mosquitto when installed, else the embedded one) and simulated piles
+# (Procfile); Ctrl-C stops them all. A broker file left by a killed run would point
+# the others at a dead port.
 run: seed
 	rm -f instance/broker.json
 	$(BIN)/honcho -f Procfile start
 
-test: install
+test: install-dev
 	$(BIN)/pytest -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check chargers config tests
 
 clean:

@@ -16,6 +16,9 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     if overrides:
         app.config.update(overrides)
     _ensure_sqlite_dir(app)
+    from .web.guard import init_app as init_guard
+
+    init_guard(app)  # before any route: the `int` converter, the request check
 
     register_extensions(app)
     register_blueprints(app)

@@ -33,6 +33,16 @@ def parse_url(url: str) -> BrokerAddress:
     )
 
 
+def login_name(username: str | None, client_id: str) -> str | None:
+    """The username a backend connection logs in with: its client id when that is
+    `username` or `<username>-<suffix>`, else `username`. The generated broker
+    configuration binds client ids to logins (Mosquitto's use_username_as_clientid),
+    so each backend process (worker, `jobs run`) needs a login of its own."""
+    if username and (client_id == username or client_id.startswith(f"{username}-")):
+        return client_id
+    return username
+
+
 def broker_address(config) -> BrokerAddress | None:
     """The configured broker; None when the embedded broker has not started yet."""
     if config.get("MQTT_URL"):

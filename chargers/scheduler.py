@@ -45,6 +45,16 @@ def next_run(job: Job, now: datetime) -> datetime | None:
     return trigger.get_next_fire_time(None, now)
 
 
+def next_run_after(job: Job, last_started: datetime | None, now: datetime) -> datetime | None:
+    """When the running worker will next fire the job: an interval job one interval
+    after its last start (if that is still ahead), otherwise the trigger's next time
+    after `now`. A time in the past means the worker is not running it."""
+    trigger = make_trigger(job)
+    if job.trigger == "interval" and last_started is not None:
+        return trigger.get_next_fire_time(last_started, now)
+    return trigger.get_next_fire_time(None, now)
+
+
 def build_scheduler(app: Flask, ctx: JobContext, jobs: dict[str, Job] | None = None) -> BackgroundScheduler:
     """A scheduler (not started) with every job."""
     scheduler = BackgroundScheduler(
@@ -52,8 +62,9 @@ def build_scheduler(app: Flask, ctx: JobContext, jobs: dict[str, Job] | None = N
         job_defaults={"coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S, "max_instances": 1},
     )
     for job in (jobs or all_jobs()).values():
+        extra = {"next_run_time": datetime.now(UTC)} if job.run_at_start else {}
         scheduler.add_job(_run_scheduled, make_trigger(job), args=(app, job, ctx), id=job.id,
-                          name=job.description or job.id, replace_existing=True)
+                          name=job.description or job.id, replace_existing=True, **extra)
     return scheduler
 
 

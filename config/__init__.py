@@ -43,10 +43,13 @@ class Config:
     # The worker's MQTT version: "3.1.1" (clean_session=False) or "5" (clean_start=False
     # with a session expiry; lets a broker name the sender in a user property).
     MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "3.1.1")
-    # Where the embedded broker writes the address it actually listens on.
+    # Where the development broker (`flask broker`) writes the address it actually
+    # listens on and the backend's login.
     EMBEDDED_BROKER_FILE = os.environ.get(
         "EMBEDDED_BROKER_FILE", str(ROOT / "instance" / "broker.json")
     )
+    # Where `flask broker` keeps Mosquitto's generated configuration and its data.
+    BROKER_DIR = os.environ.get("BROKER_DIR", str(ROOT / "instance" / "mosquitto"))
     DEFAULT_TIMEZONE = os.environ.get("DEFAULT_TIMEZONE", "Asia/Shanghai")
     DEFAULT_TARIFF_CENTS_PER_KWH = _env_int("DEFAULT_TARIFF_CENTS_PER_KWH", 100)
     # A pile's clock is believed when within this many seconds of arrival time
@@ -96,6 +99,32 @@ class Config:
     SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "")
     SMTP_TIMEOUT_S = _env_int("SMTP_TIMEOUT_S", 10)
 
+    # Maintenance and the fire-safety routine (issue 10).
+    # Reminders go out from this local hour of each alley's day.
+    INSPECTION_REMIND_HOUR = _env_int("INSPECTION_REMIND_HOUR", 8)
+    # A check overdue this many days is escalated to level-2 contacts.
+    INSPECTION_ESCALATE_DAYS = _env_int("INSPECTION_ESCALATE_DAYS", 3)
+    # A pile with this many faults within this many days, or a meter temperature above
+    # this, gets one unscheduled inspection work order.
+    FAULT_INSPECTION_COUNT = _env_int("FAULT_INSPECTION_COUNT", 3)
+    FAULT_INSPECTION_WINDOW_DAYS = _env_int("FAULT_INSPECTION_WINDOW_DAYS", 7)
+    FAULT_INSPECTION_TEMP_C = _env_int("FAULT_INSPECTION_TEMP_C", 70)
+    # A finished port still plugged in this long is an overstay.
+    OVERSTAY_MINUTES = _env_int("OVERSTAY_MINUTES", 30)
+    # Inspection photos: where (under instance/ by default), largest upload, longest side.
+    MAINTENANCE_PHOTO_DIR = os.environ.get(
+        "MAINTENANCE_PHOTO_DIR", str(ROOT / "instance" / "maintenance-photos"))
+    MAINTENANCE_PHOTO_MAX_BYTES = _env_int("MAINTENANCE_PHOTO_MAX_BYTES", 10 * 1024 * 1024)
+    MAINTENANCE_PHOTO_MAX_PX = _env_int("MAINTENANCE_PHOTO_MAX_PX", 1600)
+    # Housekeeping (job `retention`): ages in days, rows deleted per transaction.
+    RETENTION_METER_DAYS = _env_int("RETENTION_METER_DAYS", 180)
+    RETENTION_NOTIFICATION_DAYS = _env_int("RETENTION_NOTIFICATION_DAYS", 90)
+    RETENTION_REJECTION_DAYS = _env_int("RETENTION_REJECTION_DAYS", 30)
+    RETENTION_JOB_RUN_DAYS = _env_int("RETENTION_JOB_RUN_DAYS", 30)
+    RETENTION_BATCH = _env_int("RETENTION_BATCH", 1000)
+
+    # Largest request body the app reads (413 beyond it; JSON under /api/).
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 256 * 1024)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
@@ -103,10 +132,18 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_TIME_LIMIT = None
+    # Where login attempts are counted. memory:// is per process: with several web
+    # processes each counts alone, so production refuses it (use redis://…).
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # Prefix of the limiter's keys in a shared store (several deployments, one Redis).
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "chargers")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")  # per address
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
+    # Residents' problem reports (报修): per address, and where their photos are kept.
+    REPORT_RATE_LIMIT = os.environ.get("REPORT_RATE_LIMIT", "5 per hour")
+    REPORT_PHOTO_DIR = os.environ.get("REPORT_PHOTO_DIR", str(ROOT / "instance" / "reports"))
+    REPORT_PHOTO_MAX_BYTES = _env_int("REPORT_PHOTO_MAX_BYTES", 8 * 1024 * 1024)
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = DEFAULT_TIMEZONE
     LANGUAGES = ("zh", "en")
@@ -141,6 +178,11 @@ class ProductionConfig(Config):
         missing = [k for k in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(k)]
         if missing:
             raise RuntimeError(f"production config needs {', '.join(missing)} in the environment")
+        store = os.environ.get("RATELIMIT_STORAGE_URI", "memory://").strip()
+        if not store or store.startswith("memory://"):
+            raise RuntimeError(
+                "production config needs RATELIMIT_STORAGE_URI of a store shared by every web "
+                "process (e.g. redis://127.0.0.1:6379/0), not the in-process memory://")
 
 
 CONFIGS = {

@@ -34,7 +34,17 @@ sys.path.insert(0, str(ROOT))
 from chargers import create_app  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.ingest import handlers  # noqa: E402
-from chargers.models import Alert, Command, Notification, Pile, User  # noqa: E402
+from chargers.models import (  # noqa: E402
+    Alert,
+    Alley,
+    ChargingSession,
+    Command,
+    Contact,
+    MeterSample,
+    Notification,
+    Pile,
+    User,
+)
 from chargers.services import alerts, commands, demo, notify  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -173,6 +183,78 @@ def seed_alerts(now: datetime) -> None:
         at=t + timedelta(seconds=170))
 
 
+def _curve(minutes: int, peak: float, cc_minutes: int, tau: float) -> list[tuple[int, float, float]]:
+    """(minute, W, Wh so far) every 5 minutes of a charge: a short ramp, constant power
+    for `cc_minutes`, then an exponential taper with time constant `tau` minutes."""
+    import math
+
+    rows, wh = [], 0.0
+    for m in range(1, minutes + 1):
+        if m < 10:
+            w = peak * (0.3 + 0.07 * m)
+        elif m < cc_minutes:
+            w = peak
+        else:
+            w = peak * math.exp(-(m - cc_minutes) / tau)
+        wh += w / 60
+        if m % 5 == 0 or m == minutes:
+            rows.append((m, round(w, 1), round(wh, 1)))
+    return rows
+
+
+def seed_sessions(now: datetime) -> None:
+    """体育场路 at its busiest: every port taken; each charging port has a session with
+    meter readings at a different point of its charge, and both alleys have a month of
+    full charges, so the pages can estimate time left. One 九如巷 contact is shown to
+    residents as who looks after the piles."""
+    rnd = random.Random(11)
+    piles = db.session.scalars(db.select(Pile).where(Pile.id.like("TYC-%"))
+                               .order_by(Pile.id)).all()
+    ref = 0
+    for pile in piles:
+        for port in pile.ports:
+            if port.status == "faulted" or (pile.id == "TYC-003" and port.number == 5):
+                continue
+            port.status = rnd.choices(["charging", "finishing", "occupied"], [80, 15, 5])[0]
+            elapsed = rnd.randint(12, 140)
+            port.status_since = now - timedelta(minutes=elapsed if port.status != "finishing"
+                                                 else rnd.randint(3, 50))
+            if port.status != "charging":
+                continue
+            ref += 1
+            start = now - timedelta(minutes=elapsed)
+            curve = _curve(elapsed, rnd.choice([380.0, 400.0, 420.0]), 95, 22.0)
+            s = ChargingSession(pile_id=pile.id, port=port.number, session_ref=f"live-{ref}",
+                                status="active", started_at=start, energy_wh=curve[-1][2],
+                                start_meter_wh=0.0, last_meter_at=start + timedelta(minutes=elapsed))
+            db.session.add(s)
+            db.session.flush()
+            db.session.add_all([MeterSample(pile_id=pile.id, port=port.number, session_id=s.id,
+                                            ts=start + timedelta(minutes=m), power_w=w, energy_wh=wh)
+                                for m, w, wh in curve])
+    every = db.session.scalars(db.select(Pile).order_by(Pile.id)).all()
+    for day in range(1, 30):
+        for pile in rnd.sample(every, 6):
+            ref += 1
+            minutes = rnd.randint(120, 170)
+            start = now - timedelta(days=day, minutes=rnd.randint(0, 600))
+            curve = _curve(minutes, rnd.choice([380.0, 400.0, 420.0]), 95, 22.0)
+            s = ChargingSession(pile_id=pile.id, port=1, session_ref=f"old-{ref}", status="stopped",
+                                started_at=start, ended_at=start + timedelta(minutes=minutes),
+                                energy_wh=curve[-1][2], stop_reason="full", start_meter_wh=0.0)
+            db.session.add(s)
+            db.session.flush()
+            db.session.add_all([MeterSample(pile_id=pile.id, port=1, session_id=s.id,
+                                            ts=start + timedelta(minutes=m), power_w=w, energy_wh=wh)
+                                for m, w, wh in curve])
+    for slug in ("jiuru", "tiyuchang"):
+        alley = db.session.scalar(db.select(Alley).where(Alley.slug == slug))
+        db.session.add(Contact(alley_id=alley.id, name="王师傅（网格员）", level=1, channel="email",
+                               target=f"wang.{slug}@example.cn", phone="138 0571 2046",
+                               public=True))
+    db.session.commit()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,6 +275,8 @@ def shoot(url: str, out: Path, size=SIZE) -> None:
             chromium(), "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-first-run", "--hide-scrollbars", f"--user-data-dir={profile}",
+            # The pages follow the browser's language unless chosen: a Chinese phone.
+            "--lang=zh-CN", "--accept-lang=zh-CN,zh",
             f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", url,
         ], check=True, capture_output=True, timeout=60)
     print("wrote", out)
@@ -282,6 +366,7 @@ def main() -> None:
             demo.seed(Path(tmp) / "secrets.json")
             seed_states(now)
             seed_alerts(now)
+            seed_sessions(now)
         base, server = serve(app)
         staff_base, staff_server = serve(LoggedIn(app, admin_cookie(app)))
         try:
@@ -303,6 +388,12 @@ def main() -> None:
             shoot(f"{base}/", DOCS / "index-phone.png")
             shoot(f"{staff_base}/staff/alleys/jiuru", DOCS / "staff-phone.png")
             shoot(f"{staff_base}/staff/alerts", DOCS / "staff-alerts-phone.png")
+            # Issue 11: time left, the fire banner, the report form, the staff desk.
+            shoot(f"{base}/a/tiyuchang", DOCS / "alley-estimates-phone.png")
+            shoot(f"{base}/p/TYC-002", DOCS / "pile-estimates-phone.png")
+            shoot(f"{base}/p/JRX-004", DOCS / "fire-banner-phone.png")
+            shoot(f"{base}/p/JRX-002/report", DOCS / "report-form-phone.png")
+            shoot(f"{staff_base}/staff/", DOCS / "staff-desk-phone.png")
         finally:
             server.shutdown()
             staff_server.shutdown()

@@ -1,11 +1,18 @@
 """Shared fixtures: app → client → runner (flaskr style), a fresh temp-file SQLite
 database per test, staff users with tokens, and (from tests/brokers.py) a real MQTT
 broker: `broker`, a private Mosquitto or the embedded broker (CHARGERS_TEST_BROKER=
-mosquitto|embedded; default Mosquitto where installed), and `mosquitto`."""
+mosquitto|embedded; default Mosquitto where installed), and `mosquitto`.
+
+As in the Flask tutorial, no fixture holds an app context across requests: each
+request gets its own (and its own `g`), and a test that touches the database directly
+opens one itself with `with app.app_context():`, or takes `app_ctx` when it makes no
+request at all. The client refuses a request made inside a held context."""
 
 from __future__ import annotations
 
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 
 from chargers import create_app
 from chargers.extensions import db as _db
@@ -23,6 +30,7 @@ def app_config(tmp_path):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite'}",
         "SECRET_KEY": "test-secret",
         "EMBEDDED_BROKER_FILE": str(tmp_path / "broker.json"),
+        "MAINTENANCE_PHOTO_DIR": str(tmp_path / "photos"),
         "MQTT_URL": "",
         "RATELIMIT_STORAGE_URI": "memory://",
     }
@@ -30,17 +38,39 @@ def app_config(tmp_path):
 
 @pytest.fixture
 def app(app_config):
+    """The app on a fresh database. No app context is held: as in the Flask tutorial,
+    every request gets its own, and a test that touches the database directly opens
+    one itself (`with app.app_context():`)."""
     app = create_app(app_config, config_name="testing")
     with app.app_context():
         _db.create_all()
-        yield app
-        _db.session.remove()
+    yield app
+    with app.app_context():
         _db.engine.dispose()
+
+
+class Client(FlaskClient):
+    """The test client, refusing a request made while the test holds an app context:
+    the request would share that context's `g` and database session instead of
+    getting its own, as it does in production."""
+
+    def open(self, *args, **kwargs):
+        assert not has_app_context(), "make requests outside `with app.app_context():`"
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
 def client(app):
+    app.test_client_class = Client
     return app.test_client()
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An app context for the whole test, for tests that call services and models
+    directly and make no request (the client refuses to run inside it)."""
+    with app.app_context():
+        yield app
 
 
 @pytest.fixture
@@ -51,8 +81,17 @@ def runner(app):
 @pytest.fixture
 def admin(app):
     """An admin account and its API token: (user, token)."""
-    user = accounts.create_user("root", PASSWORD, "admin")
-    return user, accounts.issue_token(user)
+    with app.app_context():
+        user = accounts.create_user("root", PASSWORD, "admin")
+        token = accounts.issue_token(user)
+        return loaded(user), token
+
+
+def loaded(obj):
+    """`obj` with its columns loaded, to be read (id, name, ...) after its app context
+    has ended; use its id to load it again in another context."""
+    _db.session.refresh(obj)
+    return obj
 
 
 def bearer(token: str) -> dict:
@@ -64,8 +103,10 @@ def make_staff(app):
     """make_staff(name, [slugs]) → (user, token) for a staff member of those alleys."""
 
     def make(name: str, slugs: list[str]):
-        user = accounts.create_user(name, PASSWORD, "staff", slugs)
-        return user, accounts.issue_token(user)
+        with app.app_context():
+            user = accounts.create_user(name, PASSWORD, "staff", slugs)
+            token = accounts.issue_token(user)
+            return loaded(user), token
 
     return make
 

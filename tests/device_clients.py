@@ -44,6 +44,8 @@ class Peer:
         self.inbox: list[Received] = []
         self.connack: mqtt.ReasonCode | None = None
         self.session_present: bool | None = None
+        self.disconnects = 0  # times the connection ended other than by close()
+        self._closing = False
         self._connected = threading.Event()
         self._subacks: dict[int, list] = {}
         self._lock = threading.Lock()
@@ -55,7 +57,12 @@ class Peer:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.on_disconnect = lambda *a, **k: self._connected.set()  # hung up: no CONNACK
+        self.client.on_disconnect = self._on_disconnect
+
+    def _on_disconnect(self, *args, **kwargs):
+        if not self._closing:
+            self.disconnects += 1
+        self._connected.set()  # hung up: no CONNACK
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None):
         self.connack = reason_code
@@ -74,6 +81,7 @@ class Peer:
         """Connect; True when the broker accepted, False when it refused or hung up."""
         self._connected.clear()
         self.connack = None
+        self._closing = False
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except OSError:
@@ -115,6 +123,7 @@ class Peer:
             sock.close()
 
     def close(self) -> None:
+        self._closing = True
         self.client.disconnect()
         self.client.loop_stop()
 

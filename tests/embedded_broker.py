@@ -62,7 +62,8 @@ class EmbeddedBroker(Broker):
             log.write(f"--- start {self.starts}\n")
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port", str(self.port)],
+                [sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--kind", "embedded",
+                 "--port", str(self.port)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         proc = self.proc
         wait_until(lambda: self.file.exists() or proc.poll() is not None, 30, "the broker file")

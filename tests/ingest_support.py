@@ -16,6 +16,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from flask import has_app_context
 
 from chargers.extensions import db
 from chargers.ingest.handlers import Incoming
@@ -71,11 +72,13 @@ def incoming(kind: str, payload: bytes | dict | None = None, pile: str = "P-1",
 
 def poll(fn, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
     """Call fn until it returns a truthy value (returned) or the deadline passes.
-    Rolls the test's DB session back each time so it sees other processes' commits."""
+    Inside an app context, rolls the test's DB session back each time so that it sees
+    other processes' commits (outside one, fn makes requests or reads no database)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        db.session.rollback()
+        if has_app_context():
+            db.session.rollback()
         last = fn()
         if last:
             return last

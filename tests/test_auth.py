@@ -61,7 +61,7 @@ def test_logout_invalidates_the_old_session_cookie(app, client, admin):
     assert r.status_code == 302 and "/login" in r.headers["Location"]
 
 
-def test_csrf_refusal_changes_nothing(client, admin, alley_with_pile):
+def test_csrf_refusal_changes_nothing(app, client, admin, alley_with_pile):
     # Login without a token: refused.
     r = client.post("/login", data={"name": "root", "password": PASSWORD})
     assert r.status_code == 400 and "表单已过期" in r.get_data(as_text=True)
@@ -70,16 +70,18 @@ def test_csrf_refusal_changes_nothing(client, admin, alley_with_pile):
     # An alley form posted without a token: refused, nothing created.
     r = client.post("/staff/alleys/new", data={"slug": "evil", "name": "Evil"})
     assert r.status_code == 400
-    assert db.session.query(Alley).filter_by(slug="evil").count() == 0
+    with app.app_context():
+        assert db.session.query(Alley).filter_by(slug="evil").count() == 0
     # A wrong token is as bad as none.
     r = client.post("/staff/alleys/new", data={"slug": "evil", "name": "Evil", "csrf_token": "x"})
     assert r.status_code == 400
-    assert db.session.query(Alley).filter_by(slug="evil").count() == 0
-    # A new secret without a token: refused, the old one still stands.
-    old = db.session.get(Pile, "P-1").secret_hash
+    with app.app_context():
+        assert db.session.query(Alley).filter_by(slug="evil").count() == 0
+        # A new secret without a token: refused, the old one still stands.
+        old = db.session.get(Pile, "P-1").secret_hash
     assert client.post("/staff/piles/P-1/secret").status_code == 400
-    db.session.expire_all()
-    assert db.session.get(Pile, "P-1").secret_hash == old
+    with app.app_context():
+        assert db.session.get(Pile, "P-1").secret_hash == old
     # Logout without a token: refused, still logged in.
     assert client.post("/logout").status_code == 400
     assert client.get("/staff/").status_code == 200
@@ -118,6 +120,8 @@ def test_session_cookie_secure_in_production_settings(app_config, tmp_path, monk
 
     monkeypatch.setenv("SECRET_KEY", "prod-secret")
     monkeypatch.setenv("DATABASE_URL", app_config["SQLALCHEMY_DATABASE_URI"])
+    # Production needs a shared rate-limit store; this test keeps app_config's memory://.
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
     prod = create_app({**app_config, "RATELIMIT_ENABLED": True}, config_name="production")
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     with prod.app_context():

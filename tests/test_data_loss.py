@@ -15,21 +15,22 @@ pytestmark = pytest.mark.usefixtures("alley_with_pile")
 
 
 def test_seq_gap_raises_one_data_loss_alert_that_keeps_ports_free(app, client):
-    handlers.process([incoming("boot", seq=0)])
-    pile = db.session.get(Pile, "P-1")
-    pile.online = True
-    for p in pile.ports:
-        p.status = "available"
-    db.session.commit()
+    with app.app_context():
+        handlers.process([incoming("boot", seq=0)])
+        pile = db.session.get(Pile, "P-1")
+        pile.online = True
+        for p in pile.ports:
+            p.status = "available"
+        db.session.commit()
 
-    handlers.process([incoming("heartbeat", seq=1), incoming("heartbeat", seq=5)])
-    handlers.process([incoming("heartbeat", seq=9)])
+        handlers.process([incoming("heartbeat", seq=1), incoming("heartbeat", seq=5)])
+        handlers.process([incoming("heartbeat", seq=9)])
 
-    alerts = db.session.scalars(select(Alert).where(Alert.code == "data_loss")).all()
-    assert len(alerts) == 1
-    alert = alerts[0]
-    assert alert.port is None and alert.status == "active" and alert.severity == "minor"
-    assert alert.count == 2 and alert.value == 3 + 3
+        alerts = db.session.scalars(select(Alert).where(Alert.code == "data_loss")).all()
+        assert len(alerts) == 1
+        alert = alerts[0]
+        assert alert.port is None and alert.status == "active" and alert.severity == "minor"
+        assert alert.count == 2 and alert.value == 3 + 3
     # A link problem, not a hardware fault: residents still see the ports free.
     ports = client.get("/api/v1/alleys/lane").json["piles"][0]["ports"]
     assert all(p["free"] for p in ports)

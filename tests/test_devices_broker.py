@@ -1,6 +1,8 @@
-"""The embedded broker (`flask --app wsgi broker`), run as a subprocess against a
-temp database: it authenticates piles and the backend, enforces the ACL, and keeps
-QoS 1 messages for the backend's offline persistent session."""
+"""The development broker (`flask --app wsgi broker`), run as a subprocess against a
+temp database. The embedded one (`--kind embedded`, amqtt) authenticates piles and
+the backend, binds client ids to logins, enforces the ACL, and keeps QoS 1 messages
+for the backend's offline persistent session; the Mosquitto one (`--kind mosquitto`,
+the default where installed) runs Mosquitto with the generated configuration."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.brokers import MOSQUITTO, free_port, skip_unless
+from tests.conftest import bearer
 from tests.device_clients import Peer, wait_until
 from tests.embedded_broker import embedded_broker
 
@@ -142,17 +146,21 @@ def test_messages_before_the_backends_first_connect_are_kept(embedded, peers):
         b'{"id":"b0"}', b'{"id":"b1"}', b'{"id":"b2"}']
 
 
-def test_takes_a_free_port_when_the_preferred_one_is_taken(app, app_config, tmp_path):
+@pytest.mark.parametrize("kind", ["embedded", "mosquitto"])
+def test_takes_a_free_port_when_the_preferred_one_is_taken(app, app_config, tmp_path, kind):
     import socket
 
+    if kind == "mosquitto":
+        skip_unless(MOSQUITTO, "mosquitto binary")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
         env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"],
-               "EMBEDDED_BROKER_FILE": str(tmp_path / "b.json"), "MQTT_URL": ""}
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
-                                 str(busy)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+               "EMBEDDED_BROKER_FILE": str(tmp_path / "b.json"), "MQTT_URL": "",
+               "BROKER_DIR": str(tmp_path / "mosquitto")}
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--kind", kind,
+                                 "--port", str(busy)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         try:
             wait_until(lambda: (tmp_path / "b.json").exists() or proc.poll() is not None, 30, "b.json")
@@ -302,7 +310,7 @@ def test_simulator_follows_a_restarted_embedded_broker(app, app_config, alley_wi
 def test_subscription_table_can_change_while_iterated():
     """amqtt walks its subscription table across awaits while other connections
     subscribe; the broker's table iterates over a snapshot of its keys."""
-    from chargers.broker import _SnapshotDict
+    from chargers.broker.amqtt_broker import _SnapshotDict
 
     table = _SnapshotDict({"a/#": [], "b/#": []})
     seen = []
@@ -310,3 +318,118 @@ def test_subscription_table_can_change_while_iterated():
         seen.append(topic)
         table[f"new/{topic}"] = []  # a plain dict raises RuntimeError here
     assert seen == ["a/#", "b/#"] and len(table) == 4
+
+
+def test_a_pile_cannot_take_the_backends_client_id(embedded, peers, client, admin):
+    """Client ids are bound to logins: a pile's login with the backend's client id
+    (or a pile registered under one of the backend's names) is refused, and the
+    backend's queue survives the attempt."""
+    port = embedded["port"]
+    login = (embedded["username"], embedded["password"])
+    backend = peers(port, "chargers-backend", *login, clean_session=False)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    backend.close()
+    pile = peers(port, "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    for n in range(10):
+        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+
+    for client_id in ("chargers-backend", "chargers-backend-jobs"):
+        assert not peers(port, client_id, "P-1", embedded["secret"], clean_session=True).connect()
+    r = client.post("/api/v1/piles", json={"id": "chargers-backend-jobs", "alley": "lane", "ports": 1},
+                    headers=bearer(admin[1]))
+    assert r.status_code == 201, r.json  # the registry allows the name; the broker does not
+    assert not peers(port, "chargers-backend-jobs", "chargers-backend-jobs", r.json["secret"],
+                     clean_session=True).connect()
+    assert pile.disconnects == 0
+
+    back = peers(port, "chargers-backend", *login, clean_session=False)
+    assert back.connect() and back.session_present
+    got = back.wait_for(f"{PREFIX}/P-1/heartbeat", 10, timeout=20)
+    assert [json.loads(m.payload)["id"] for m in got] == [f"h{n}" for n in range(10)]
+
+
+def test_a_health_probe_leaves_no_warning(embedded, app, client, tmp_path):
+    """/healthz connects to the broker and hangs up before any CONNECT; amqtt logged
+    a warning for each one."""
+    import socket
+
+    app.config["EMBEDDED_BROKER_FILE"] = str(embedded["file"])
+    for _ in range(3):
+        assert client.get("/healthz").json["checks"]["mqtt"] == "ok"
+    with socket.create_connection(("127.0.0.1", embedded["port"])):
+        pass
+    # A refused login after the probes: once it is in the log, so would they be.
+    backend = Peer(embedded["port"], "x", embedded["username"], "wrong")
+    assert not backend.connect()
+    log = tmp_path / "broker.log"  # the `embedded` fixture's
+    wait_until(lambda: "refused login" in log.read_text(), 10, "the refused login in the log")
+    assert "WARNING" not in log.read_text().split("refused login")[0]
+
+
+def test_refuses_an_amqtt_it_was_not_written_for(monkeypatch):
+    from chargers.broker import amqtt_broker
+
+    amqtt_broker.check_amqtt_version()  # the pinned one
+    monkeypatch.setattr(amqtt_broker, "version", lambda name: "0.13.0")
+    with pytest.raises(RuntimeError, match="written for amqtt 0.12.1, not 0.13.0"):
+        amqtt_broker.check_amqtt_version()
+
+
+def test_mosquitto_with_the_generated_configuration(app, app_config, alley_with_pile, client, admin,
+                                                    peers, tmp_path):
+    """`flask broker` where Mosquitto is installed: the generated password file, ACL
+    and client-id binding, persistence in BROKER_DIR, the address file, the worker's
+    session ready before the first pile; a pile registered while it runs can
+    connect; SIGTERM stops Mosquitto."""
+    skip_unless(MOSQUITTO, "mosquitto binary")
+    info_file = tmp_path / "b.json"
+    workdir = tmp_path / "mosquitto"
+    env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": "",
+           "EMBEDDED_BROKER_FILE": str(info_file), "BROKER_DIR": str(workdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "broker", "--port",
+                             str(free_port())], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: info_file.exists() or proc.poll() is not None, 30, "the broker file")
+        info = json.loads(info_file.read_text())
+        assert stat.S_IMODE(info_file.stat().st_mode) == 0o600
+        conf = (workdir / "mosquitto.conf").read_text()
+        assert f"listener {info['port']} 127.0.0.1" in conf and "use_username_as_clientid true" in conf
+        assert f"persistence_location {workdir}/" in conf
+
+        port = info["port"]
+        assert not peers(port, "anon").connect()
+        assert not peers(port, "P-1", "P-1", "wrong").connect()
+        pile = peers(port, "P-1", "P-1", alley_with_pile)
+        assert pile.connect()
+        pile.publish(f"{PREFIX}/P-1/boot", b'{"id":"early"}')  # before the worker's first connect
+        backend = peers(port, "chargers-backend", info["username"], info["password"], clean_session=False)
+        assert backend.connect()
+        assert backend.session_present  # made by `flask broker` before it wrote the file
+        assert backend.wait_for(f"{PREFIX}/P-1/boot")[0].payload == b'{"id":"early"}'
+        assert backend.subscribe(f"{PREFIX}/#") == 1
+        jobs = peers(port, "chargers-backend-jobs", "chargers-backend-jobs", info["password"])
+        assert jobs.connect()
+        pile.publish(f"{PREFIX}/P-2/status", b'{"id":"spoof"}')  # the ACL drops it
+        pile.publish(f"{PREFIX}/P-1/status", b'{"id":"own"}')
+        backend.wait_for(f"{PREFIX}/P-1/status")
+        assert backend.received(f"{PREFIX}/P-2/status") == []
+
+        r = client.post("/api/v1/piles", json={"id": "P-2", "alley": "lane", "ports": 2},
+                        headers=bearer(admin[1]))
+        assert r.status_code == 201, r.json
+        late = Peer(port, "P-2", "P-2", r.json["secret"])
+        try:
+            wait_until(lambda: late.connect(timeout=2), 30, "the new pile's login")
+        finally:
+            late.close()
+        assert backend.disconnects == 0 and jobs.disconnects == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "MQTT broker (Mosquitto) listening on 127.0.0.1:" in out
+    assert not info_file.exists()
+    assert (workdir / "mosquitto.db").exists()  # saved at shutdown

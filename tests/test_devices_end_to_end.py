@@ -31,7 +31,8 @@ def processed(pile_id: str) -> int:
                              .where(ProcessedMessage.pile_id == pile_id))
 
 
-def test_worker_killed_mid_stream_loses_and_doubles_nothing(app, app_config, alley_with_pile, tmp_path):
+def test_worker_killed_mid_stream_loses_and_doubles_nothing(app, app_config, alley_with_pile, tmp_path,
+                                                           app_ctx):
     info_file = Path(app_config["EMBEDDED_BROKER_FILE"])
     env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "MQTT_URL": "",
            "EMBEDDED_BROKER_FILE": str(info_file)}
@@ -80,7 +81,8 @@ def test_worker_killed_mid_stream_loses_and_doubles_nothing(app, app_config, all
                 worker.wait(20)
 
 
-def test_worker_follows_a_restarted_embedded_broker(app, app_config, alley_with_pile, tmp_path):
+def test_worker_follows_a_restarted_embedded_broker(app, app_config, alley_with_pile, tmp_path,
+                                                    app_ctx):
     """Whatever CHARGERS_TEST_BROKER says: the embedded broker restarts (SIGTERM)
     with a new backend password; the worker takes it from the broker file, comes
     back on the same port and applies what the pile sends after the restart."""

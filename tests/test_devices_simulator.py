@@ -42,7 +42,9 @@ def run_sim(app, alley_with_pile, broker):
     started: list[tuple[Simulation, threading.Thread]] = []
 
     def start(speed: float = 120, seed: int = 7, **behaviour) -> Simulation:
-        sim = Simulation(alley_piles("lane"), {"P-1": alley_with_pile}, parse_url(broker.url),
+        with app.app_context():
+            piles = alley_piles("lane")
+        sim = Simulation(piles, {"P-1": alley_with_pile}, parse_url(broker.url),
                          PREFIX, speed=speed, behaviour=Behaviour(**{**FAST, **behaviour}), seed=seed)
         thread = threading.Thread(target=sim.run, kwargs={"duration": 120}, daemon=True)
         thread.start()

@@ -38,3 +38,19 @@ def test_production_refuses_without_secrets(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(config_name="production")
+
+
+def test_production_refuses_an_in_process_rate_limit_store(monkeypatch):
+    import pytest
+
+    monkeypatch.setenv("SECRET_KEY", "s" * 32)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://127.0.0.1/test")
+    for value in (None, "memory://", ""):
+        if value is None:
+            monkeypatch.delenv("RATELIMIT_STORAGE_URI", raising=False)
+        else:
+            monkeypatch.setenv("RATELIMIT_STORAGE_URI", value)
+        with pytest.raises(RuntimeError, match="RATELIMIT_STORAGE_URI"):
+            create_app(config_name="production")
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/0")
+    create_app(config_name="production")  # starts (no socket opened by create_app)

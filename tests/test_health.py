@@ -31,7 +31,8 @@ def test_embedded_broker_not_started_is_named(app, client):
 
 def test_worker_shown_from_its_lease(app, client):
     assert client.get("/healthz").json["worker"] == "not running"
-    leases.acquire("worker", "host:1", datetime.now(UTC), 30)
+    with app.app_context():
+        leases.acquire("worker", "host:1", datetime.now(UTC), 30)
     assert client.get("/healthz").json["worker"] == "running (host:1)"
 
 

@@ -8,7 +8,6 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
-from flask import g
 from sqlalchemy import select
 
 from chargers.extensions import db
@@ -49,7 +48,8 @@ def test_no_ack_while_the_database_is_down_then_ack_after_commit(app, alley_with
     ic._apply_and_ack(received(3))
     assert calls == [3, 3, 3]
     assert ic.client.acked == [1, 2, 3]
-    assert db.session.scalar(select(Port.status).where(Port.number == 1)) == "charging"
+    with app.app_context():
+        assert db.session.scalar(select(Port.status).where(Port.number == 1)) == "charging"
 
 
 def test_stopping_during_database_outage_acks_nothing(app, alley_with_pile, monkeypatch):
@@ -94,9 +94,9 @@ def test_jobs_list_and_run(app, runner, alley_with_pile):
     out = runner.invoke(args=["jobs", "run", "offline-sweep"])
     assert out.exit_code == 0, out.output
     assert "offline-sweep: done" in out.output
-    run = db.session.get(JobRun, "offline-sweep")
-    db.session.refresh(run)
-    assert run.status == "ok" and run.finished_at <= datetime.now(UTC)
+    with app.app_context():
+        run = db.session.get(JobRun, "offline-sweep")
+        assert run.status == "ok" and run.finished_at <= datetime.now(UTC)
     out = runner.invoke(args=["jobs", "list"])
     assert re.search(r"offline-sweep\t\S+.*\t20\d\d-\S+\tok\t", out.output), out.output
     assert runner.invoke(args=["jobs", "run", "nope"]).exit_code != 0
@@ -106,7 +106,6 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def login(client, name: str) -> None:
-    g.pop("csrf_token", None)
     token = CSRF.search(client.get("/login?lang=en").get_data(as_text=True)).group(1)
     r = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 302
@@ -114,8 +113,9 @@ def login(client, name: str) -> None:
 
 @pytest.mark.usefixtures("alley_with_pile")
 def test_staff_ingest_page_is_scoped(app, client, admin, make_staff):
-    handlers.process([incoming("status", payload=b"<script>alert(1)</script>"),
-                      incoming("heartbeat", seq=0), incoming("heartbeat", seq=5)])
+    with app.app_context():
+        handlers.process([incoming("status", payload=b"<script>alert(1)</script>"),
+                          incoming("heartbeat", seq=0), incoming("heartbeat", seq=5)])
     login(client, "root")
     page = client.get("/staff/ingest?lang=en").get_data(as_text=True)
     assert "malformed" in page and "4 messages missing" in page
@@ -145,7 +145,8 @@ def test_mqtt5_sender_property_reaches_the_handlers(app, alley_with_pile):
     ic._on_message(None, None, msg)
     [r] = ic._take()
     assert r.msg.sender == "P-2" and r.mid == 7
-    assert handlers.process([r.msg]) == ["rejected:sender_mismatch"]
+    with app.app_context():
+        assert handlers.process([r.msg]) == ["rejected:sender_mismatch"]
 
 
 def test_a_failing_callback_does_not_escape(app):

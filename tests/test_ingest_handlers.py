@@ -54,14 +54,14 @@ def state_snapshot():
             count(ProcessedMessage), count(SeqGap))
 
 
-def test_status_lands_and_ledger_records_it(app):
+def test_status_lands_and_ledger_records_it(app, app_ctx):
     assert run(incoming("status", port=2, status="charging")) == ["accepted"]
     assert port(2).status == "charging"
     assert counter("accepted:status") == 1
     assert count(ProcessedMessage) == 1
 
 
-def test_duplicate_changes_nothing(app):
+def test_duplicate_changes_nothing(app, app_ctx):
     first = body("status", port=1, status="occupied")
     assert run(incoming("status", first)) == ["accepted"]
     snap = state_snapshot()
@@ -71,7 +71,7 @@ def test_duplicate_changes_nothing(app):
     assert counter("duplicate") == 2
 
 
-def test_duplicate_within_one_batch(app):
+def test_duplicate_within_one_batch(app, app_ctx):
     m = body("meter", session="T9", energy_wh=3.0)
     assert run(incoming("meter", m), incoming("meter", m)) == ["accepted", "duplicate"]
     assert count(MeterSample) == 1
@@ -111,7 +111,7 @@ BAD = [
 
 
 @pytest.mark.parametrize("reason,spec", BAD, ids=[f"{r}-{i}" for i, (r, _) in enumerate(BAD)])
-def test_bad_input_is_rejected_counted_and_harmless(app, reason, spec):
+def test_bad_input_is_rejected_counted_and_harmless(app, reason, spec, app_ctx):
     spec = dict(spec)
     kind = spec.pop("kind")
     before = state_snapshot()
@@ -129,12 +129,12 @@ def test_bad_input_is_rejected_counted_and_harmless(app, reason, spec):
     assert after[5:8] == before[5:8]
 
 
-def test_our_own_commands_are_ignored(app):
+def test_our_own_commands_are_ignored(app, app_ctx):
     assert run(incoming("cmd", {"id": "c1", "ts": ts(), "action": "reset"})) == ["ignored"]
     assert count(Rejection) == 0
 
 
-def test_time_source_device_or_server(app):
+def test_time_source_device_or_server(app, app_ctx):
     now = datetime.now(UTC)
     run(incoming("fault", body("fault", ts=ts(now - timedelta(minutes=3))), arrived_at=now),
         incoming("fault", body("fault", ts="2000-01-01T00:00:07+08:00"), arrived_at=now),
@@ -145,7 +145,7 @@ def test_time_source_device_or_server(app):
     assert events[1].ts == now and events[2].ts == now
 
 
-def test_older_status_does_not_overwrite_newer(app):
+def test_older_status_does_not_overwrite_newer(app, app_ctx):
     now = datetime.now(UTC)
     run(incoming("status", port=1, status="charging", ts=ts(now)),
         incoming("status", port=1, status="occupied", ts=ts(now - timedelta(seconds=5))))
@@ -164,11 +164,12 @@ def test_one_charge_gives_one_session_with_its_energy(app, client, admin):
     msgs += [incoming("session", event="stop", port=3, session="T1001", energy_wh=30.0,
                       reason="full", ts=ts(t0 + timedelta(minutes=6))),
              incoming("status", port=3, status="finishing", ts=ts(t0 + timedelta(minutes=6)))]
-    assert set(run(*msgs)) == {"accepted"}
-    s = db.session.scalars(select(ChargingSession)).one()
-    assert (s.status, s.port, s.card, s.energy_wh, s.stop_reason) == ("stopped", 3, "C-42", 30.0, "full")
-    assert s.ended_at - s.started_at == timedelta(minutes=6, seconds=-5)
-    assert count(MeterSample) == 5
+    with app.app_context():
+        assert set(run(*msgs)) == {"accepted"}
+        s = db.session.scalars(select(ChargingSession)).one()
+        assert (s.status, s.port, s.card, s.energy_wh, s.stop_reason) == ("stopped", 3, "C-42", 30.0, "full")
+        assert s.ended_at - s.started_at == timedelta(minutes=6, seconds=-5)
+        assert count(MeterSample) == 5
     r = client.get("/api/v1/sessions?pile=P-1", headers=bearer(admin[1]))
     assert r.status_code == 200
     [row] = r.json
@@ -176,7 +177,7 @@ def test_one_charge_gives_one_session_with_its_energy(app, client, admin):
     assert row["pile"] == "P-1" and row["port"] == 3
 
 
-def test_stop_before_start_is_reconciled(app):
+def test_stop_before_start_is_reconciled(app, app_ctx):
     t0 = datetime.now(UTC) - timedelta(minutes=10)
     run(incoming("session", event="stop", port=2, session="X", energy_wh=50.0, reason="unplugged",
                  ts=ts(t0 + timedelta(minutes=5))))
@@ -189,7 +190,7 @@ def test_stop_before_start_is_reconciled(app):
     assert count(ChargingSession) == 1
 
 
-def test_meter_for_unknown_session_then_start(app):
+def test_meter_for_unknown_session_then_start(app, app_ctx):
     t0 = datetime.now(UTC) - timedelta(minutes=10)
     run(incoming("meter", port=4, session="M", energy_wh=7.0, ts=ts(t0 + timedelta(minutes=1))))
     s = db.session.scalars(select(ChargingSession)).one()
@@ -200,7 +201,7 @@ def test_meter_for_unknown_session_then_start(app):
     assert db.session.scalar(select(MeterSample.session_id)) == s.id
 
 
-def test_start_that_never_stops_is_closed_by_job(app):
+def test_start_that_never_stops_is_closed_by_job(app, app_ctx):
     from chargers.jobs import all_jobs, run_job
 
     t0 = datetime.now(UTC) - timedelta(hours=3)
@@ -220,7 +221,7 @@ def test_start_that_never_stops_is_closed_by_job(app):
     assert (s.status, s.energy_wh) == ("stopped", 12.0)
 
 
-def test_seq_gap_and_replay(app):
+def test_seq_gap_and_replay(app, app_ctx):
     run(incoming("boot", seq=0))
     run(incoming("heartbeat", seq=1), incoming("heartbeat", seq=2))
     assert count(SeqGap) == 0
@@ -234,7 +235,7 @@ def test_seq_gap_and_replay(app):
         "accepted", "accepted"]
 
 
-def test_boot_updates_pile_info_and_ports(app):
+def test_boot_updates_pile_info_and_ports(app, app_ctx):
     run(incoming("boot", model="EB-12", firmware="3.0", ports=6, max_power_w=1200))
     pile = db.session.get(Pile, "P-1")
     assert (pile.model, pile.firmware, pile.max_power_w, pile.port_count) == ("EB-12", "3.0", 1200, 6)
@@ -242,7 +243,7 @@ def test_boot_updates_pile_info_and_ports(app):
     assert run(incoming("status", port=6, status="available")) == ["accepted"]
 
 
-def test_online_will_and_heartbeat_sweep(app):
+def test_online_will_and_heartbeat_sweep(app, app_ctx):
     from chargers.jobs import all_jobs, run_job
 
     now = datetime.now(UTC)
@@ -277,7 +278,7 @@ def test_online_will_and_heartbeat_sweep(app):
     assert not pile.online
 
 
-def test_poison_message_does_not_block_the_batch(app, monkeypatch):
+def test_poison_message_does_not_block_the_batch(app, monkeypatch, app_ctx):
     from chargers.services import alerts
 
     def boom(*a, **k):
@@ -292,7 +293,8 @@ def test_poison_message_does_not_block_the_batch(app, monkeypatch):
 
 
 def test_rejections_api_and_staff_page(app, client, admin, make_staff):
-    run(incoming("status", payload=b"garbage"), incoming("status", pile="NOPE"))
+    with app.app_context():
+        run(incoming("status", payload=b"garbage"), incoming("status", pile="NOPE"))
     r = client.get("/api/v1/rejections", headers=bearer(admin[1]))
     assert r.status_code == 200
     assert [x["reason"] for x in r.json] == ["unknown_pile", "malformed"]
@@ -304,7 +306,7 @@ def test_rejections_api_and_staff_page(app, client, admin, make_staff):
     assert client.get("/api/v1/rejections").status_code == 401
 
 
-def test_ledger_prune_job(app):
+def test_ledger_prune_job(app, app_ctx):
     from chargers.jobs import all_jobs, run_job
 
     old = datetime.now(UTC) - timedelta(days=30)
@@ -314,7 +316,8 @@ def test_ledger_prune_job(app):
 
 
 def test_metrics_show_counters(app, client):
-    run(incoming("status", payload=b"{"), incoming("heartbeat"))
+    with app.app_context():
+        run(incoming("status", payload=b"{"), incoming("heartbeat"))
     text = client.get("/metrics").get_data(as_text=True)
     assert 'chargers_ingest_rejected_total{reason="malformed"} 1.0' in text
     assert json  # keep import for payload helpers
@@ -323,9 +326,10 @@ def test_metrics_show_counters(app, client):
 def test_sessions_newest_first_paged_and_documented(app, client, admin):
     t0 = datetime.now(UTC) - timedelta(hours=1)
     # the later charge arrives first (say, after an outage)
-    run(incoming("session", event="start", port=2, session="late", meter_wh=0,
-                 ts=ts(t0 + timedelta(minutes=30))),
-        incoming("session", event="start", port=1, session="early", meter_wh=0, ts=ts(t0)))
+    with app.app_context():
+        run(incoming("session", event="start", port=2, session="late", meter_wh=0,
+                     ts=ts(t0 + timedelta(minutes=30))),
+            incoming("session", event="start", port=1, session="early", meter_wh=0, ts=ts(t0)))
     rows = client.get("/api/v1/sessions?pile=P-1", headers=bearer(admin[1])).json
     assert [r["session"] for r in rows] == ["late", "early"]
     rows = client.get("/api/v1/sessions?pile=P-1&limit=1&offset=1", headers=bearer(admin[1])).json
@@ -335,7 +339,7 @@ def test_sessions_newest_first_paged_and_documented(app, client, admin):
     assert "get" in paths["/sessions"] and "get" in paths["/rejections"]
 
 
-def test_a_flood_is_counted_in_full_but_kept_in_moderation(app):
+def test_a_flood_is_counted_in_full_but_kept_in_moderation(app, app_ctx):
     now = datetime.now(UTC)
     flood = [incoming("status", pile="STRANGER", arrived_at=now) for _ in range(50)]
     assert run(*flood) == ["rejected:unknown_pile"] * 50

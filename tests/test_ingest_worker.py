@@ -45,7 +45,7 @@ def pile(broker, alley_with_pile):
         pass
 
 
-def test_statuses_and_one_charge_reach_the_api(worker, pile, client, admin):
+def test_statuses_and_one_charge_reach_the_api(app, worker, pile, client, admin):
     pile.online()
     pile.send("boot", seq=0, ports=4)
     pile.send("status", seq=1, port=3, status="occupied")
@@ -63,8 +63,9 @@ def test_statuses_and_one_charge_reach_the_api(worker, pile, client, admin):
               reason="unplugged")
     pile.send("session", seq=10, event="start", port=2, session="T1002", meter_wh=16.0)
 
-    poll(lambda: counter("duplicate") == 1 and counter("accepted:session") == 4,
-         what="all messages applied")
+    with app.app_context():
+        poll(lambda: counter("duplicate") == 1 and counter("accepted:session") == 4,
+             what="all messages applied")
     alley = client.get("/api/v1/alleys/lane").json
     [p] = alley["piles"]
     assert p["online"] is True
@@ -74,11 +75,12 @@ def test_statuses_and_one_charge_reach_the_api(worker, pile, client, admin):
     assert len(rows) == 2
     assert (by_ref["T1001"]["energy_wh"], by_ref["T1001"]["status"]) == (16.0, "stopped")
     assert (by_ref["T1002"]["energy_wh"], by_ref["T1002"]["status"]) == (8.0, "stopped")
-    assert count(MeterSample) == 3
-    assert count(Rejection) == 0
+    with app.app_context():
+        assert count(MeterSample) == 3
+        assert count(Rejection) == 0
 
 
-def test_each_bad_input_is_rejected_counted_and_harmless(worker, pile, broker):
+def test_each_bad_input_is_rejected_counted_and_harmless(worker, pile, broker, app_ctx):
     pile.online()
     poll(lambda: db.session.get(Pile, "P-1").online, what="pile online")
     bad = [
@@ -107,16 +109,17 @@ def test_each_bad_input_is_rejected_counted_and_harmless(worker, pile, broker):
         "unavailable", "charging", "unavailable", "unavailable"]
 
 
-def test_last_will_marks_the_pile_offline(worker, pile, client):
+def test_last_will_marks_the_pile_offline(app, worker, pile, client):
     pile.online()
     poll(lambda: client.get("/api/v1/alleys/lane").json["piles"][0]["online"], what="online")
     pile.vanish()
     poll(lambda: not client.get("/api/v1/alleys/lane").json["piles"][0]["online"],
          what="offline by last will")
-    assert db.session.get(Pile, "P-1").offline_reason == "will"
+    with app.app_context():
+        assert db.session.get(Pile, "P-1").offline_reason == "will"
 
 
-def test_messages_sent_while_the_worker_is_down_all_arrive(worker, pile):
+def test_messages_sent_while_the_worker_is_down_all_arrive(worker, pile, app_ctx):
     assert worker.stop("term") == 0
     sent = [pile.send("meter", session="T7", energy_wh=float(i)) for i in range(200)]
     worker.start()
@@ -126,7 +129,7 @@ def test_messages_sent_while_the_worker_is_down_all_arrive(worker, pile):
     assert count(ProcessedMessage) == len({m["id"] for m in sent}) == 200
 
 
-def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(worker, pile):
+def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(worker, pile, app_ctx):
     infos = []
     ids = []
     for i in range(600):
@@ -150,8 +153,8 @@ def test_sigkill_mid_stream_loses_nothing_and_doubles_nothing(worker, pile):
 
 
 @pytest.mark.parametrize("sig", ["term", "kill"])
-def test_broker_restart_is_survived(worker, pile, broker, sig):
-    """A graceful restart (T4) and a crash (T5) of the broker: the worker and the
+def test_broker_restart_is_survived(worker, pile, broker, sig, app_ctx):
+    """A graceful restart and a crash of the broker: the worker and the
     pile reconnect, the worker resubscribes, nothing acknowledged is lost."""
     first = [pile.send("meter", session="B", energy_wh=float(i))["id"] for i in range(50)]
     poll(lambda: count(MeterSample) == 50, what="first half")
@@ -168,7 +171,8 @@ def test_broker_restart_is_survived(worker, pile, broker, sig):
     assert worker.output().count("connected (session_present=") >= 2
 
 
-def test_mqtt5_session_with_expiry_keeps_the_backlog(app, alley_with_pile, broker, tmp_path):
+def test_mqtt5_session_with_expiry_keeps_the_backlog(app, alley_with_pile, broker, tmp_path,
+                                                     app_ctx):
     """MQTT 5: clean_start=False plus a session expiry (paho's default clean start
     would drop the session, paho issue #877)."""
     if not broker.mqtt5:
@@ -190,7 +194,7 @@ def test_mqtt5_session_with_expiry_keeps_the_backlog(app, alley_with_pile, broke
         w.stop("term")
 
 
-def test_broker_down_when_the_worker_starts(app, alley_with_pile, broker, tmp_path):
+def test_broker_down_when_the_worker_starts(app, alley_with_pile, broker, tmp_path, app_ctx):
     broker.stop("term")
     w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path)
     w.start()
@@ -209,7 +213,7 @@ def test_broker_down_when_the_worker_starts(app, alley_with_pile, broker, tmp_pa
         assert w.stop("term") == 0
 
 
-def test_backlog_across_a_broker_restart(worker, pile, broker):
+def test_backlog_across_a_broker_restart(worker, pile, broker, app_ctx):
     """Sent while the worker is away, then the broker restarts. Mosquitto
     (`persistence true`) keeps the backlog; the embedded broker keeps sessions in
     memory and loses it, as documented, and the pile's `seq` shows the hole."""
@@ -241,9 +245,9 @@ def test_worker_waiting_for_the_embedded_broker_stops_on_sigterm(app, tmp_path):
     assert w.stop("term", timeout=10) == 0
 
 
-def test_broker_queue_overflow_shows_as_a_seq_gap(app, alley_with_pile, tmp_path):
+def test_broker_queue_overflow_shows_as_a_seq_gap(app, alley_with_pile, tmp_path, app_ctx):
     """The broker drops past max_queued_messages while the worker is away; the
-    pile's `seq` tells staff how many were lost (reliability case T29).
+    pile's `seq` tells staff how many were lost.
     Mosquitto only: the embedded broker has no queue cap to configure (it keeps
     everything in memory); tests/test_ingest_handlers.py covers the gap logic."""
     from chargers.models import SeqGap

@@ -22,7 +22,7 @@ from chargers.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
-# Tables every later feature stands on (the registry and accounts of issue 2).
+# Tables every later feature stands on (the registry and the staff accounts).
 CORE_TABLES = {"alembic_version", "alleys", "piles", "ports", "users", "user_alleys", "api_tokens"}
 
 

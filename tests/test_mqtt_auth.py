@@ -1,23 +1,26 @@
-"""`flask mqtt-auth`: the Mosquitto password file and ACL, checked with a real,
-private Mosquitto (allow_anonymous false, password_file, acl_file)."""
+"""`flask mqtt-auth`: the Mosquitto password file, ACL and settings, checked with a
+real, private Mosquitto running the generated settings (allow_anonymous false,
+password_file, acl_file, use_username_as_clientid)."""
 
 from __future__ import annotations
 
 import json
 import stat
+import time
 
 import pytest
 
 from chargers.services import mqtt_auth
-from tests.brokers import MOSQUITTO, Mosquitto
+from tests.brokers import MOSQUITTO, Mosquitto, skip_unless
 from tests.conftest import bearer
+from tests.device_clients import Peer
 
 PREFIX = "chargers/v1"
 BACKEND = ("backend", "backend-pass-123")
 
 
 @pytest.fixture
-def two_piles(client, admin, alley_with_pile):
+def two_piles(app, client, admin, alley_with_pile):
     """P-1 (from alley_with_pile) and P-2 in alley `lane`, plus a disabled P-3:
     {pile_id: secret}."""
     _, token = admin
@@ -30,7 +33,8 @@ def two_piles(client, admin, alley_with_pile):
         if not enabled:
             from chargers.services import piles
 
-            piles.set_pile_enabled(None, pile_id, False)
+            with app.app_context():
+                piles.set_pile_enabled(None, pile_id, False)
     return secrets
 
 
@@ -43,19 +47,20 @@ def auth_files(runner, two_piles, tmp_path):
     return out
 
 
-@pytest.fixture
-def secured_mosquitto(auth_files, tmp_path):
-    if not MOSQUITTO:
-        pytest.skip("mosquitto binary not installed")
-    workdir = tmp_path / "mosquitto"
+def start_secured(auth_dir, workdir) -> Mosquitto:
+    """A private Mosquitto with the generated settings file of `auth_dir`."""
+    skip_unless(MOSQUITTO, "mosquitto binary")
     workdir.mkdir()
     # tests/brokers.py keeps Mosquitto as root here, so it reads the 600 files; in
     # production chown them to the `mosquitto` user.
-    broker = Mosquitto(workdir, extra_conf=(
-        "allow_anonymous false\n"
-        f"password_file {auth_files / 'passwd'}\n"
-        f"acl_file {auth_files / 'acl'}\n"))
+    broker = Mosquitto(workdir, extra_conf=(auth_dir / "mosquitto-auth.conf").read_text())
     broker.start()
+    return broker
+
+
+@pytest.fixture
+def secured_mosquitto(auth_files, tmp_path):
+    broker = start_secured(auth_files, tmp_path / "mosquitto")
     yield broker
     broker.stop()
 
@@ -70,6 +75,100 @@ def test_files_list_every_pile_and_backend_privately(auth_files, two_piles):
     assert f"pattern write {PREFIX}/%u/#" in acl
     assert f"pattern read {PREFIX}/%u/cmd" in acl
     assert f"user backend\ntopic read {PREFIX}/#\ntopic write {PREFIX}/+/cmd" in acl
+    conf = (auth_files / "mosquitto-auth.conf").read_text().splitlines()
+    assert {"allow_anonymous false", "use_username_as_clientid true",
+            f"password_file {(auth_files / 'passwd').resolve()}",
+            f"acl_file {(auth_files / 'acl').resolve()}"} <= set(conf)
+
+
+def test_each_backend_process_has_a_login(runner, two_piles, tmp_path):
+    """Client ids are bound to logins, so the worker (MQTT_CLIENT_ID), `jobs run`
+    (`<id>-jobs`) and any further backend process log in under their own names."""
+    out = tmp_path / "auth"
+    result = runner.invoke(args=["mqtt-auth", "--out", str(out), "--backend-user", "chargers-backend",
+                                 "--backend-password", BACKEND[1],
+                                 "--backend-client-id", "chargers-backend-2"])
+    assert result.exit_code == 0, result.output
+    users = [line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()]
+    assert users == ["chargers-backend", "chargers-backend-jobs", "chargers-backend-2",
+                     "P-1", "P-2", "P-3"]
+    acl = (out / "acl").read_text()
+    for user in users[:3]:
+        assert f"user {user}\ntopic read {PREFIX}/#\ntopic write {PREFIX}/+/cmd" in acl
+
+    broker = start_secured(out, tmp_path / "mosquitto")
+    try:
+        from chargers.mqtt_settings import login_name
+
+        made = []
+        for client_id in users[:3]:  # all at once: none displaces another
+            peer = Peer(broker.port, client_id, login_name("chargers-backend", client_id), BACKEND[1])
+            made.append(peer)
+            assert peer.connect(), client_id
+        time.sleep(0.5)
+        assert [p.disconnects for p in made] == [0, 0, 0]
+    finally:
+        for peer in made:
+            peer.close()
+        broker.stop()
+
+
+def test_a_pile_cannot_take_over_the_backends_session(secured_mosquitto, two_piles, peers):
+    """A pile's login with the backend's client id (clean session) neither displaces
+    the backend nor wipes its persistent session: every message queued for it while
+    it was away arrives."""
+    port = secured_mosquitto.port
+    backend = peers(port, "backend", *BACKEND, clean_session=False)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    pile = peers(port, "P-2", "P-2", two_piles["P-2"])
+    assert pile.connect()
+
+    # Online: the takeover attempt does not drop the backend's connection.
+    for client_id in ("backend", "chargers-backend"):
+        attacker = peers(port, client_id, "P-1", two_piles["P-1"], clean_session=True)
+        attacker.connect()  # accepted as P-1 (its own id), or refused: never as the backend
+        attacker.close()
+    pile.publish(f"{PREFIX}/P-2/heartbeat", b'{"id":"live"}')
+    backend.wait_for(f"{PREFIX}/P-2/heartbeat")
+    assert backend.disconnects == 0
+
+    # Offline: 40 heartbeats queued, then the takeover attempt, then the backend returns.
+    backend.close()
+    for n in range(20):
+        pile.publish(f"{PREFIX}/P-2/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+    attacker = peers(port, "backend", "P-1", two_piles["P-1"], clean_session=True)
+    attacker.connect()
+    attacker.subscribe(f"{PREFIX}/#")
+    for n in range(20, 40):
+        pile.publish(f"{PREFIX}/P-2/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+    attacker.close()
+    assert attacker.received() == []
+    assert pile.disconnects == 0
+
+    back = peers(port, "backend", *BACKEND, clean_session=False)
+    assert back.connect()
+    assert back.session_present
+    got = back.wait_for(f"{PREFIX}/P-2/heartbeat", 40, timeout=20)
+    assert [json.loads(m.payload)["id"] for m in got] == [f"h{n}" for n in range(40)]
+
+
+def test_a_pile_cannot_take_over_another_piles_session(secured_mosquitto, two_piles, peers):
+    port = secured_mosquitto.port
+    backend = peers(port, "backend", *BACKEND)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/+/online") == 1
+    victim = peers(port, "P-2", "P-2", two_piles["P-2"])
+    assert victim.connect()
+    attacker = peers(port, "P-2", "P-1", two_piles["P-1"], clean_session=True)
+    attacker.connect()
+    # Whatever the attacker connected as, it speaks only as P-1 …
+    attacker.publish(f"{PREFIX}/P-2/online", b"0")
+    victim.publish(f"{PREFIX}/P-2/online", b"1")
+    got = backend.wait_for(f"{PREFIX}/P-2/online")
+    assert [m.payload for m in got] == [b"1"]
+    # … and P-2 is still connected.
+    assert victim.disconnects == 0
 
 
 def test_backend_login_comes_from_mqtt_url(app, runner, alley_with_pile, tmp_path):
@@ -161,3 +260,54 @@ def test_acl_stops_spoofing_and_snooping(secured_mosquitto, two_piles, peers):
 ])
 def test_access_rule(user, topic, action, ok):
     assert mqtt_auth.allowed(user, topic, action, prefix=PREFIX, backend_user="backend") is ok
+
+
+def test_jobs_run_does_not_wipe_the_workers_session(app, app_config, runner, client, admin, two_piles,
+                                                    tmp_path):
+    """`flask jobs run` publishes under its own login (`<client id>-jobs`): with client
+    ids bound to logins, sharing the worker's login would have made its clean session
+    replace, and wipe, the worker's. Here the worker is away with 20 messages queued,
+    `jobs run commands-dispatch` sends a command, and the worker finds all 20."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    password = "worker-pass-123"
+    out = tmp_path / "auth"
+    result = runner.invoke(args=["mqtt-auth", "--out", str(out), "--backend-user", "chargers-backend",
+                                 "--backend-password", password])
+    assert result.exit_code == 0, result.output
+    broker = start_secured(out, tmp_path / "mosquitto")
+    made = []
+    try:
+        worker = Peer(broker.port, "chargers-backend", "chargers-backend", password, clean_session=False)
+        made.append(worker)
+        assert worker.connect() and worker.subscribe(f"{PREFIX}/#") == 1
+        worker.close()
+        pile = Peer(broker.port, "P-1", "P-1", two_piles["P-1"])
+        made.append(pile)
+        assert pile.connect() and pile.subscribe(f"{PREFIX}/P-1/cmd") == 1
+        for n in range(20):
+            pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+
+        r = client.post("/api/v1/piles/P-1/commands", json={"action": "reset"}, headers=bearer(admin[1]))
+        assert r.status_code in (200, 201, 202), r.json
+        env = {**os.environ, "DATABASE_URL": app_config["SQLALCHEMY_DATABASE_URI"], "CHARGERS_ENV": "testing",
+               "MQTT_URL": f"mqtt://chargers-backend:{password}@127.0.0.1:{broker.port}",
+               "MQTT_CLIENT_ID": "chargers-backend"}
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "run",
+                               "commands-dispatch"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(pile.wait_for(f"{PREFIX}/P-1/cmd")[0].payload)["action"] == "reset"
+
+        back = Peer(broker.port, "chargers-backend", "chargers-backend", password, clean_session=False)
+        made.append(back)
+        assert back.connect() and back.session_present
+        got = back.wait_for(f"{PREFIX}/P-1/heartbeat", 20, timeout=20)
+        assert [json.loads(m.payload)["id"] for m in got] == [f"h{n}" for n in range(20)]
+    finally:
+        for peer in made:
+            peer.close()
+        broker.stop()

@@ -13,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
+from flask import current_app
 from sqlalchemy import select
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alert, Alley, Contact, Notification, Pile
@@ -111,7 +113,8 @@ def add_contacts(*rows):
 
 
 def smoke(now=T0, port=3):
-    alerts.on_fault(db.session.get(Pile, "P-1"), port, "smoke", True, None, None, now, now)
+    alerts.on_fault(db.session.get(Pile, "P-1"), port, "smoke", True, None, None, now, now,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
     return db.session.scalars(select(Alert).order_by(Alert.id.desc())).first()
 
@@ -120,7 +123,8 @@ def deliver(now):
     return all_jobs()["notify-deliver"].func(now, None)
 
 
-def test_webhook_and_email_delivered_after_two_failures(alley_with_pile, receiver, mailbox):
+def test_webhook_and_email_delivered_after_two_failures(alley_with_pile, receiver, mailbox,
+                                                        app_ctx):
     add_contacts(("Wang", 1, "webhook", receiver.url, "auto"),
                  ("Li", 1, "email", "li@example.org", "auto"))
     alert = smoke()
@@ -146,7 +150,8 @@ def test_webhook_and_email_delivered_after_two_failures(alley_with_pile, receive
     assert "smoke" in subject and "烟雾" in subject and "Lane" in subject
 
 
-def test_gives_up_after_max_attempts_and_robot_errors_count_as_failures(app, alley_with_pile):
+def test_gives_up_after_max_attempts_and_robot_errors_count_as_failures(app, alley_with_pile,
+                                                                        app_ctx):
     app.config["NOTIFY_MAX_ATTEMPTS"] = 3
     refusing = Receiver(answer={"errcode": 93000, "errmsg": "invalid webhook url"})
     try:
@@ -171,7 +176,7 @@ def test_webhook_body_suits_each_robot():
     assert notify.webhook_body("wecom", "hi") == {"msgtype": "text", "text": {"content": "hi"}}
 
 
-def test_resend_and_escalation_by_the_clock(alley_with_pile):
+def test_resend_and_escalation_by_the_clock(alley_with_pile, app_ctx):
     # (alley_with_pile made the admin `root`, who acknowledges at the end)
     add_contacts(("Wang", 1, "webhook", "https://qyapi.weixin.qq.com/x", "auto"),
                  ("Chief", 2, "email", "chief@example.org", "auto"))
@@ -207,16 +212,17 @@ def _admin():
     return db.session.scalar(select(User).where(User.name == "root"))
 
 
-def test_non_critical_alerts_are_not_chased(alley_with_pile):
+def test_non_critical_alerts_are_not_chased(alley_with_pile, app_ctx):
     add_contacts(("Wang", 1, "webhook", "https://qyapi.weixin.qq.com/x", "auto"))
-    alerts.on_fault(db.session.get(Pile, "P-1"), 1, "overload", True, None, None, T0, T0)
+    alerts.on_fault(db.session.get(Pile, "P-1"), 1, "overload", True, None, None, T0, T0,
+                    rules=settings.alerts(current_app.config))
     db.session.commit()
     assert all_jobs()["alerts-notify"].func(at(61), None) == "1 alert(s) paged"
     assert all_jobs()["alerts-escalate"].func(at(3600), None) is None
     assert db.session.query(Notification).count() == 1
 
 
-def test_contacts_api(client, admin, make_staff, alley_with_pile):
+def test_contacts_api(app, client, admin, make_staff, alley_with_pile):
     _, token = admin
     r = client.post("/api/v1/alleys/lane/contacts", headers=bearer(token), json={
         "name": "Wang", "channel": "webhook", "target": "https://oapi.dingtalk.com/robot/send?x=1"})
@@ -232,18 +238,19 @@ def test_contacts_api(client, admin, make_staff, alley_with_pile):
     client.post("/api/v1/alleys", json={"slug": "other", "name": "Other"}, headers=bearer(token))
     _, theirs = make_staff("other-staff", ["other"])
     assert client.get("/api/v1/alleys/lane/contacts", headers=bearer(theirs)).status_code == 404
-    cid = db.session.scalars(select(Contact)).one().id
-    smoke()  # a notification to this contact stays after the contact goes
+    with app.app_context():
+        cid = db.session.scalars(select(Contact)).one().id
+        smoke()  # a notification to this contact stays after the contact goes
     assert client.delete(f"/api/v1/contacts/{cid}", headers=bearer(theirs)).status_code == 404
     assert client.delete(f"/api/v1/contacts/{cid}", headers=bearer(token)).status_code == 204
-    assert db.session.query(Contact).count() == 0
-    n = db.session.scalars(select(Notification)).one()
-    db.session.refresh(n)
-    assert n.contact_id is None and n.target.startswith("https://oapi.dingtalk.com")
-    assert n.payload == {"msgtype": "text", "text": {"content": n.body}}
+    with app.app_context():
+        assert db.session.query(Contact).count() == 0
+        n = db.session.scalars(select(Notification)).one()
+        assert n.contact_id is None and n.target.startswith("https://oapi.dingtalk.com")
+        assert n.payload == {"msgtype": "text", "text": {"content": n.body}}
 
 
-def test_one_broken_message_does_not_stop_the_others(app, alley_with_pile, receiver):
+def test_one_broken_message_does_not_stop_the_others(app, alley_with_pile, receiver, app_ctx):
     receiver.fail = 0
     add_contacts(("Broken", 1, "email", "x@example.org", "auto"),
                  ("Wang", 1, "webhook", receiver.url, "auto"))

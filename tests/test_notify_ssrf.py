@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chargers import settings
 from chargers.services.notify import DeliveryError, send_webhook
 
 
@@ -45,21 +46,21 @@ def receiver():
     r.close()
 
 
-def test_private_address_refused_unless_allowed(app, receiver):
+def test_private_address_refused_unless_allowed(app, app_ctx, receiver):
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     with pytest.raises(DeliveryError, match="non-public"):
-        send_webhook(receiver.url, {"msgtype": "text"})
+        send_webhook(receiver.url, {"msgtype": "text"}, settings.delivery(app.config))
     assert receiver.hits == 0
     app.config["WEBHOOK_ALLOW_PRIVATE"] = True
-    send_webhook(receiver.url, {"msgtype": "text"})
+    send_webhook(receiver.url, {"msgtype": "text"}, settings.delivery(app.config))
     assert receiver.hits == 1
 
 
-def test_redirect_is_not_followed(app, receiver):
+def test_redirect_is_not_followed(app, app_ctx, receiver):
     redirecting = _Receiver(status=302, location=receiver.url)
     try:
         with pytest.raises(DeliveryError, match="HTTP 302"):
-            send_webhook(redirecting.url, {"msgtype": "text"})
+            send_webhook(redirecting.url, {"msgtype": "text"}, settings.delivery(app.config))
         assert redirecting.hits == 1 and receiver.hits == 0
     finally:
         redirecting.close()

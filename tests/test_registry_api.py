@@ -1,13 +1,13 @@
 """The registry API: each call's success and every error status of the contract."""
 
 from chargers.extensions import db
-from chargers.models import Pile
+from chargers.models import Pile, User
 from chargers.services.secrets import verify_secret
 
 from .conftest import bearer
 
 
-def test_create_alley_and_pile_shows_secret_once_and_stores_hash(client, admin):
+def test_create_alley_and_pile_shows_secret_once_and_stores_hash(app, client, admin):
     _, token = admin
     r = client.post("/api/v1/alleys", json={"slug": "jiuru", "name": "九如巷"},
                     headers=bearer(token))
@@ -18,10 +18,11 @@ def test_create_alley_and_pile_shows_secret_once_and_stores_hash(client, admin):
     assert r.status_code == 201
     secret = r.json["secret"]
     assert len(secret) >= 32
-    pile = db.session.get(Pile, "JRX-001")
-    assert secret not in pile.secret_hash and pile.secret_hash.startswith("$7$")
-    assert verify_secret(secret, pile.secret_hash)
-    assert len(pile.ports) == 10
+    with app.app_context():
+        pile = db.session.get(Pile, "JRX-001")
+        assert secret not in pile.secret_hash and pile.secret_hash.startswith("$7$")
+        assert verify_secret(secret, pile.secret_hash)
+        assert len(pile.ports) == 10
     # never shown again
     r = client.get("/api/v1/piles/JRX-001", headers=bearer(token))
     assert r.status_code == 200 and "secret" not in r.json
@@ -91,7 +92,7 @@ def test_staff_scoped_to_their_alleys(client, admin, make_staff, alley_with_pile
     assert client.get("/api/v1/piles", headers=h).json == []
 
 
-def test_update_disable_rotate_and_list(client, admin, alley_with_pile):
+def test_update_disable_rotate_and_list(app, client, admin, alley_with_pile):
     _, token = admin
     h = bearer(token)
     r = client.patch("/api/v1/piles/P-1", json={"label": "东口", "ports": 6}, headers=h)
@@ -100,10 +101,11 @@ def test_update_disable_rotate_and_list(client, admin, alley_with_pile):
     assert client.post("/api/v1/piles/P-1/disable", headers=h).json["enabled"] is False
     assert client.get("/api/v1/alleys/lane").json["piles"][0]["ports"][0]["state"] == "out_of_service"
     assert client.post("/api/v1/piles/P-1/enable", headers=h).json["enabled"] is True
-    old = db.session.get(Pile, "P-1").secret_hash
+    with app.app_context():
+        old = db.session.get(Pile, "P-1").secret_hash
     r = client.post("/api/v1/piles/P-1/secret", headers=h)
-    db.session.expire_all()
-    new_hash = db.session.get(Pile, "P-1").secret_hash
+    with app.app_context():
+        new_hash = db.session.get(Pile, "P-1").secret_hash
     assert new_hash != old and verify_secret(r.json["secret"], new_hash)
     client.post("/api/v1/piles", json={"id": "P-2", "alley": "lane", "ports": 2}, headers=h)
     ids = [p["id"] for p in client.get("/api/v1/piles", headers=h).json]
@@ -113,12 +115,14 @@ def test_update_disable_rotate_and_list(client, admin, alley_with_pile):
     assert r.status_code == 200 and r.json["tariff_cents_per_kwh"] == 120
 
 
-def test_revoked_token_is_refused(client, admin, runner):
+def test_revoked_token_is_refused(app, client, admin, runner):
     user, token = admin
     assert client.get("/api/v1/piles", headers=bearer(token)).status_code == 200
     from chargers.services import accounts
 
-    accounts.revoke_token(user, user.tokens[0].id)
+    with app.app_context():
+        user = db.session.get(User, user.id)
+        accounts.revoke_token(user, user.tokens[0].id)
     assert client.get("/api/v1/piles", headers=bearer(token)).status_code == 401
 
 

@@ -18,6 +18,7 @@ from chargers import create_app
 from chargers.extensions import db
 from chargers.models import ChargingSession, JobRun, Posting
 from chargers.services import accounts, alleys, ledger, piles, residents
+from chargers.settings import AlleyDefaults
 
 from .billing_support import T0, finished, set_tariff
 from .ingest_support import ROOT
@@ -52,7 +53,7 @@ def populate(url: str) -> tuple[int, int]:
     with app.app_context():
         db.create_all()
         admin = accounts.create_user("root", "correct-horse-battery", "admin")
-        alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), by=admin)
+        alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(), by=admin)
         piles.register_pile(admin, piles.PileInput(id="P-1", alley="lane", ports=4))
         set_tariff("lane", electricity_cents_per_kwh=100)
         a = residents.create_account(admin, residents.AccountInput(alley="lane", cards=["A"]), T0)

@@ -11,7 +11,7 @@ import pytest
 from chargers.extensions import db
 from chargers.models import Alert, Alley, Pile
 
-from .conftest import bearer
+from .conftest import bearer, loaded
 from .webtools import set_ports
 
 STATE_WORDS = {
@@ -23,7 +23,7 @@ STATE_WORDS = {
 
 
 @pytest.fixture
-def busy_alley(client, admin, alley_with_pile):
+def busy_alley(app, client, admin, alley_with_pile):
     """Alley `lane` with one port in each resident-facing state (and more).
 
     P-1: free, in use, finished, fault (the port reports faulted)
@@ -36,17 +36,19 @@ def busy_alley(client, admin, alley_with_pile):
         r = client.post("/api/v1/piles", json={"id": pid, "alley": "lane", "ports": n},
                         headers=bearer(token))
         assert r.status_code == 201
-    set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=30)
-    set_ports("P-2", ["available", "charging"], online=False, minutes_ago=125)
-    p3 = set_ports("P-3", ["available", "unavailable"])
-    p3.ports[0].enabled = False
-    set_ports("P-4", ["available", "available"])
-    db.session.add(Alert(pile_id="P-4", port=1, code="smoke", severity="critical"))
-    alley = db.session.query(Alley).filter_by(slug="lane").one()
-    alley.contacts = "网格员 王阿姨 13800001234"
-    alley.address = "九如巷 5 号"
-    db.session.commit()
-    return alley
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=30)
+        set_ports("P-2", ["available", "charging"], online=False, minutes_ago=125)
+        p3 = set_ports("P-3", ["available", "unavailable"])
+        p3.ports[0].enabled = False
+        set_ports("P-4", ["available", "available"])
+        # (not a fire code: smoke would make the whole pile unsafe, tests/test_resident_fire.py)
+        db.session.add(Alert(pile_id="P-4", port=1, code="over_current", severity="major"))
+        alley = db.session.query(Alley).filter_by(slug="lane").one()
+        alley.contacts = "网格员 王阿姨 13800001234"
+        alley.address = "九如巷 5 号"
+        db.session.commit()
+        return loaded(alley)
 
 
 def cell_states(html: str) -> list[str]:
@@ -73,11 +75,12 @@ def test_alley_page_shows_each_port_state_in_words_with_counts(client, busy_alle
         assert legend_count(html, state) == n
         assert words[state] in html
     # Each cell carries its word (for screen readers) and how long it has been so.
-    assert "Port 2: In use, 30 min" in html
-    assert "Port 3: Finished, 30 min" in html
-    assert "Port 1: Offline, 2h 5m" in html
+    assert "Port 2: In use, for 30 min, No basis yet to estimate when it will be done" in html
+    # A finished port does not read like a free one.
+    assert "Port 3: Finished, Full 30 min ago, bike still plugged in" in html
+    assert "Port 1: Offline, for 2h 5m" in html
     # The big number at the top is the free count.
-    assert re.search(r'<span class="big">2</span>', html)
+    assert re.search(r'<span class="big" data-free="2">2</span>', html)
     # Each pile links to its own page.
     for pid in ("P-1", "P-2", "P-3", "P-4"):
         assert f'href="/p/{pid}"' in html
@@ -89,7 +92,7 @@ def test_alley_page_in_chinese_by_default(client, busy_alley):
     assert '<html lang="zh-CN">' in html
     for state, word in STATE_WORDS["zh"].items():
         assert word in html, state
-    assert "2 号插口: 充电中, 30 分钟" in html
+    assert "2 号插口: 充电中, 已 30 分钟" in html
     assert 'href="/a/lane?lang=en"' in html  # the English switch keeps the page
 
 
@@ -108,8 +111,11 @@ def test_pile_page_shows_each_port_with_word_and_since(client, busy_alley):
     html = client.get("/p/P-1?lang=en").get_data(as_text=True)
     assert re.findall(r'class="port-row" data-state="(\w+)"', html) == [
         "free", "in_use", "finished", "fault"]
-    for word in ("Free", "In use", "Finished", "Fault"):
+    for word in ("Free", "Fault"):
         assert f"</span>{word}</span>" in html
+    assert '</span>In use<small class="detail"><b class="left unknown">' in html
+    assert ('</span>Finished<small class="detail">Full 30 min ago, bike still plugged in'
+            in html)
     assert html.count("for 30 min") == 4
     assert "← Lane" in html
     assert client.get("/p/P-2?lang=en").get_data(as_text=True).count(">Offline</span>") == 2
@@ -134,6 +140,16 @@ def test_piles_in_natural_order(client, admin):
                                            "label": f"{n}号桩"}, headers=bearer(token))
     html = client.get("/a/jr").get_data(as_text=True)
     assert re.findall(r'href="/p/(J-\d+)"', html) == ["J-1", "J-2", "J-10"]
+
+
+def test_api_lists_an_alleys_piles_in_natural_order_too(client, admin):
+    _, token = admin
+    client.post("/api/v1/alleys", json={"slug": "jr", "name": "JR"}, headers=bearer(token))
+    for n in (10, 2, 1):
+        client.post("/api/v1/piles", json={"id": f"JRX-{n}", "alley": "jr", "ports": 1},
+                    headers=bearer(token))
+    piles = client.get("/api/v1/alleys/jr").json["piles"]
+    assert [p["id"] for p in piles] == ["JRX-1", "JRX-2", "JRX-10"]
 
 
 def test_public_pages_show_no_personal_data(client, busy_alley, make_staff):
@@ -163,16 +179,17 @@ def test_unknown_alley_is_a_404_page(client, app):
     assert r.status_code == 404 and "text/html" in r.content_type
 
 
-def test_pile_out_of_service_and_offline_headers(client, busy_alley):
-    pile = db.session.get(Pile, "P-3")
-    pile.enabled = False
-    db.session.commit()
+def test_pile_out_of_service_and_offline_headers(app, client, busy_alley):
+    with app.app_context():
+        pile = db.session.get(Pile, "P-3")
+        pile.enabled = False
+        db.session.commit()
     html = client.get("/a/lane?lang=en").get_data(as_text=True)
     assert re.search(r'<span class="n warn">Out of service</span>', html)
     assert re.search(r'<span class="n warn">Offline</span>', html)
 
 
-def test_times_are_shown_in_the_alleys_zone(client, admin, alley_with_pile):
+def test_times_are_shown_in_the_alleys_zone(app, client, admin, alley_with_pile):
     from datetime import UTC, datetime
 
     _, token = admin
@@ -181,11 +198,12 @@ def test_times_are_shown_in_the_alleys_zone(client, admin, alley_with_pile):
     client.post("/api/v1/piles", json={"id": "L-1", "alley": "ldn", "ports": 1},
                 headers=bearer(token))
     at = datetime(2026, 1, 2, 1, 30, tzinfo=UTC)
-    for pid in ("P-1", "L-1"):
-        pile = set_ports(pid, ["available"] * len(db.session.get(Pile, pid).ports))
-        pile.online_since = at
-        for port in pile.ports:
-            port.status_since = at
-    db.session.commit()
+    with app.app_context():
+        for pid in ("P-1", "L-1"):
+            pile = set_ports(pid, ["available"] * len(db.session.get(Pile, pid).ports))
+            pile.online_since = at
+            for port in pile.ports:
+                port.status_since = at
+        db.session.commit()
     assert "01-02 09:30" in client.get("/p/P-1").get_data(as_text=True)  # Asia/Shanghai
     assert "01-02 01:30" in client.get("/p/L-1").get_data(as_text=True)  # Europe/London

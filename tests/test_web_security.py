@@ -1,5 +1,5 @@
 """Hostile names show as text on public and staff pages; security headers on every
-response (OWASP ASVS 5.3, 14.4; reliability cases T27, T28)."""
+response (OWASP ASVS 5.3, 14.4)."""
 
 from __future__ import annotations
 
@@ -66,10 +66,11 @@ def test_hostile_names_are_text_on_staff_pages(client, hostile):
     assert "value=\"y&#39; onfocus=&#39;alert(3)\"" in form
 
 
-def test_names_round_trip_unchanged(client, hostile):
+def test_names_round_trip_unchanged(app, client, hostile):
     """Escaping is on output only: the stored values are what staff typed."""
-    assert db.session.query(Alley).filter_by(slug="evil").one().name == SCRIPT
-    assert db.session.get(Pile, "E-1").label == ATTR
+    with app.app_context():
+        assert db.session.query(Alley).filter_by(slug="evil").one().name == SCRIPT
+        assert db.session.get(Pile, "E-1").label == ATTR
     assert client.get("/api/v1/alleys/evil").json["name"] == SCRIPT
 
 
@@ -122,3 +123,14 @@ def test_errors_never_show_a_stack_trace(client, app):
     assert r.status_code == 404
     body = r.get_data(as_text=True)
     assert "Traceback" not in body and "<script>alert" not in body
+
+
+def test_a_login_does_not_leak_into_another_clients_requests(app, client, admin):
+    """Each request has its own app context: the user Flask-Login keeps in `g` for
+    one client's request is not seen by another client's next request."""
+    assert login(client, "root").status_code == 302
+    assert client.get("/staff/").status_code == 200
+    stranger = app.test_client()
+    r = stranger.get("/staff/")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    assert client.get("/staff/").status_code == 200

@@ -5,6 +5,7 @@ no English the services wrote (audit notes, codes)."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -12,14 +13,16 @@ from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
-from flask import g
+from flask import current_app
 from flask_babel import refresh
+from PIL import Image
 
+from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import Alert, Pile
-from chargers.services import alerts, commands, notify, residents
-from chargers.web.staff.wording import event_note
+from chargers.models import Alert, AlertEvent, InspectionPlan, Pile, User
+from chargers.services import alerts, commands, maintenance, notify, photos, residents
+from chargers.web.staff.wording import event_text
 
 from .webtools import login
 
@@ -36,37 +39,48 @@ def _incoming(kind: str, body: str, pile: str = "P-1") -> handlers.Incoming:
 def evening(app, client, admin, alley_with_pile):
     """Lane's pile with a smoke alert cut off (one command refused, one unanswered),
     a contact, a seq gap and a rejected message; logged in as the admin."""
-    user, _ = admin
-    notify.add_contact(user, "lane", notify.ContactInput(
-        name="Wang", channel="webhook", target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"))
-    pile = db.session.get(Pile, "P-1")
-    alerts.on_fault(pile, 2, "smoke", True, None, "smoke in the box", NOW - timedelta(minutes=3),
-                    NOW - timedelta(minutes=3))
-    db.session.commit()
-    alert = db.session.query(Alert).one()
-    commands.dispatch_pending(lambda topic, body: None, now=NOW - timedelta(minutes=3))
-    stop = next(c for c in commands.list_commands(user, pile_id="P-1") if c.action == "stop")
-    commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
-    db.session.commit()
-    commands.expire(now=NOW)
-    residents.create_account(user, residents.AccountInput(alley="lane", cards=["C-1"],
-                                                           household="3-201"), NOW)
-    ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
-    handlers.process([
-        _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
-        _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
-        _incoming("status", "{not json"),
-    ], now=NOW)
-    g.pop("csrf_token", None)
+    with app.app_context():
+        user = db.session.get(User, admin[0].id)
+        notify.add_contact(user, "lane", notify.ContactInput(
+            name="Wang", channel="webhook", target="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"))
+        pile = db.session.get(Pile, "P-1")
+        alerts.on_fault(pile, 2, "smoke", True, None, "smoke in the box", NOW - timedelta(minutes=3),
+                        NOW - timedelta(minutes=3), rules=settings.alerts(current_app.config))
+        db.session.commit()
+        alert = db.session.query(Alert).one()
+        commands.dispatch_pending(lambda topic, body: None, NOW - timedelta(minutes=3),
+                                  settings.commands(current_app.config))
+        stop = next(c for c in commands.list_commands(user, pile_id="P-1") if c.action == "stop")
+        commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
+        db.session.commit()
+        commands.expire(NOW, settings.commands(current_app.config))
+        residents.create_account(user, residents.AccountInput(alley="lane", cards=["C-1"],
+                                                               household="3-201"), NOW)
+        ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
+        handlers.process([
+            _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
+            _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
+            _incoming("status", "{not json"),
+        ], now=NOW)
+        # A signed check with a photo whose failed item opened a work order.
+        plan = db.session.scalar(db.select(InspectionPlan).where(InspectionPlan.kind == "daily"))
+        image = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(image, "PNG")
+        photo = photos.store(image.getvalue(), photos.PhotoRule.from_config(app.config))
+        maintenance.record_inspection(user, plan.id, maintenance.RecordInput(
+            [maintenance.ItemResult(i["key"], "fail" if n == 0 else "pass")
+             for n, i in enumerate(plan.checklist)], photos=[photo]))
+        alert_id = alert.id
     assert login(client, "root").status_code == 302
-    return alert.id
+    return alert_id
 
 
 def _staff_get_endpoints(app) -> set[str]:
-    """Every staff page a browser opens (GET), except the list's JSON feed."""
+    """Every staff page a browser opens (GET), except the list's JSON feed and a
+    resident's report photo (an image, shown on an alert that has one)."""
     return {r.endpoint for r in app.url_map.iter_rules()
             if r.endpoint.startswith("staff.") and "GET" in r.methods
-            and r.endpoint != "staff.alerts_feed"}
+            and r.endpoint not in ("staff.alerts_feed", "staff.report_photo")}
 
 
 def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client, evening):
@@ -82,6 +96,8 @@ def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client,
         assert r.status_code == 200, (path, r.status_code)
         parts = urlsplit(path)
         reached.add(adapter.match(parts.path, method="GET")[0])
+        if r.mimetype != "text/html":  # a photo, a CSV: nothing to follow
+            continue
         for href in HREF.findall(r.get_data(as_text=True)):
             href = unescape(href)
             target = urlsplit(href)
@@ -92,7 +108,7 @@ def test_every_staff_page_is_reached_by_clicking_from_the_dashboard(app, client,
     assert _staff_get_endpoints(app) <= reached, _staff_get_endpoints(app) - reached
 
 
-def test_header_shows_sections_with_the_open_alert_count(client, evening):
+def test_header_shows_sections_with_the_open_alert_count(app, client, evening):
     html = client.get("/staff/?lang=en").get_data(as_text=True)
     nav = re.search(r'<nav class="staff-nav".*?</nav>', html, re.S).group(0)
     assert 'href="/staff/alerts"' in nav and 'href="/staff/ingest"' in nav
@@ -102,14 +118,15 @@ def test_header_shows_sections_with_the_open_alert_count(client, evening):
     ingest = client.get("/staff/ingest?lang=en").get_data(as_text=True)
     assert 'href="/staff/ingest" aria-current="page"' in ingest
     token = _csrf(client, f"/staff/alerts/{evening}")
-    for alert in db.session.query(Alert).all():
-        client.post(f"/staff/alerts/{alert.id}/acknowledge", data={"csrf_token": token})
+    with app.app_context():
+        alert_ids = [a.id for a in db.session.query(Alert).all()]
+    for alert_id in alert_ids:
+        client.post(f"/staff/alerts/{alert_id}/acknowledge", data={"csrf_token": token})
     nav = client.get("/staff/?lang=en").get_data(as_text=True)
     assert '<span class="count' not in re.search(r'<nav class="staff-nav".*?</nav>', nav, re.S).group(0)
 
 
 def _csrf(client, path: str) -> str:
-    g.pop("csrf_token", None)
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"',
                      client.get(path).get_data(as_text=True)).group(1)
 
@@ -127,8 +144,11 @@ def test_alley_page_links_to_alerts_contacts_and_pile_controls(client, evening):
 
 def test_pile_control_asks_before_whole_pile_actions_and_shows_port_alerts(client, evening):
     html = client.get("/staff/piles/P-1/control?lang=en").get_data(as_text=True)
-    assert html.count("data-confirm=") == 2  # disable (or enable) is not asked; reset is
-    assert "Restart P-1 now?" in html
+    # Whole pile: disable and reset ask; each port's stop and disable ask too, saying
+    # what they interrupt (issue 11); enable never asks.
+    assert "Restart P-1 now?" in html and "Take the whole pile P-1 out of service?" in html
+    assert html.count('data-confirm="Disable port ') == 4
+    assert "It stays off until enabled." in html
     assert f'href="/staff/alerts/{evening}"' in html
     assert 'src="/static/confirm.js"' in html
     assert client.get("/static/confirm.js").status_code == 200
@@ -160,28 +180,37 @@ def test_chinese_pages_show_no_english(client, evening, path):
     assert words - ALLOWED == set()
 
 
+def _entry(action: str, note: str | None = None, **data) -> str:
+    """An alert-history entry as the services write it (a code, data and the words of
+    people or piles), read as the page shows it."""
+    return event_text(AlertEvent(action=action, note=note, data=data or None))
+
+
 def test_audit_notes_read_in_the_page_language(app):
+    stop7 = {"action": "stop", "port": 7, "id": "c-1"}
+    disable7 = {"action": "disable", "port": 7, "id": "c-2"}
     with app.test_request_context("/?lang=en"):
         refresh()
-        assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
+        assert _entry("cutoff_sent", commands=[stop7, disable7]) == \
             "Stop charging · port 7; Disable · port 7"
-        assert event_note("reset pile (c-0123abcd): busy", "command_rejected") == \
+        assert _entry("command_rejected", "busy",
+                      command={"action": "reset", "port": None, "id": "c-0123abcd"}) == \
             "Reset pile · whole pile · busy"
-        assert event_note("stop port 2 (c-99): no ack from the pile", "command_timeout") == \
-            "Stop charging · port 2"
-        assert event_note("level 1+2: no contacts", "renotified") == "level 1+2: nobody (no contacts)"
-        assert event_note("12 message(s) missing", "raised") == "12 messages missing"
-        assert event_note("smoke in the box", "raised") == "smoke in the box"  # the pile's
-        # staff's own words and anything unknown stay as written
-        assert event_note("stop port 1", "acknowledged") == "stop port 1"
-        assert event_note("something new", "command") == "something new"
+        assert _entry("command_timeout", command={"action": "stop", "port": 2, "id": "c-99"},
+                      outcome="no_ack") == "Stop charging · port 2"
+        assert _entry("renotified", levels=[1, 2], contacts=[]) == "level 1+2: nobody (no contacts)"
+        assert _entry("raised", missing=12) == "12 messages missing"
+        assert _entry("raised", "smoke in the box") == "smoke in the box"  # the pile's
+        # staff's own words, and entries from before codes, stay as written
+        assert _entry("acknowledged", "stop port 1") == "stop port 1"
+        assert _entry("command", "something new") == "something new"
     with app.test_request_context("/?lang=zh"):
         refresh()
-        assert event_note("stop port 7, disable port 7", "cutoff_sent") == \
+        assert _entry("cutoff_sent", commands=[stop7, disable7]) == \
             "停止充电 · 7 号插口; 停用 · 7 号插口"
-        assert event_note("cleared within 120 s: nobody paged", "flap") == "120 秒内已恢复，未通知任何人"
+        assert _entry("flap", debounce_s=120) == "120 秒内已恢复，未通知任何人"
         # in the page's zone (Asia/Shanghai by default)
-        assert event_note("last heard 2026-11-27T07:37:05+00:00", "raised") == "最后联系 11-27 15:37:05"
+        assert _entry("raised", last_heard="2026-11-27T07:37:05+00:00") == "最后联系 11-27 15:37:05"
 
 
 def test_refusals_and_not_found_read_in_the_page_language(client, evening):

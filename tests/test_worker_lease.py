@@ -1,4 +1,4 @@
-"""One worker per deployment: a lease in the database (T21). A second worker stands
+"""One worker per deployment: a lease in the database. A second worker stands
 by, and takes over when the first stops, dies, or its lease expires."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.ingest_support import Worker
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
 
-def test_one_holder_until_expiry(app):
+def test_one_holder_until_expiry(app_ctx):
     assert leases.acquire("worker", "hostA:1", T0, 30)
     assert not leases.acquire("worker", "hostB:2", T0 + timedelta(seconds=10), 30)
     assert leases.acquire("worker", "hostA:1", T0 + timedelta(seconds=20), 30)  # renew
@@ -25,13 +25,13 @@ def test_one_holder_until_expiry(app):
     assert leases.current_holder("worker") == "hostB:2"
 
 
-def test_release_hands_over_at_once(app):
+def test_release_hands_over_at_once(app_ctx):
     assert leases.acquire("worker", "hostA:1", T0, 30)
     leases.release("worker", "hostA:1")
     assert leases.acquire("worker", "hostB:2", T0 + timedelta(seconds=1), 30)
 
 
-def test_a_dead_process_on_this_host_is_taken_over_at_once(app):
+def test_a_dead_process_on_this_host_is_taken_over_at_once(app_ctx):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     dead = f"{leases.holder_id().rpartition(':')[0]}:{proc.pid}"

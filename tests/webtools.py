@@ -35,7 +35,8 @@ def post_form(client, url: str, data: dict, form_url: str | None = None):
 
 def set_ports(pile_id: str, statuses: list[str], *, online: bool = True,
               minutes_ago: int = 30) -> Pile:
-    """Put a pile online (or not) and its ports in these statuses, `minutes_ago` old."""
+    """Put a pile online (or not) and its ports in these statuses, `minutes_ago` old.
+    Call it inside `with app.app_context():`."""
     pile = db.session.get(Pile, pile_id)
     since = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     pile.online = online

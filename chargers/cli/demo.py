@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from flask import current_app
 
+from .. import settings
 from ..services import demo
 
 
@@ -14,7 +15,7 @@ from ..services import demo
 def seed_demo():
     """Create the demo alleys (九如巷, 体育场路) and their piles."""
     secrets_file = Path(current_app.instance_path) / "demo-pile-secrets.json"
-    summary = demo.seed(secrets_file)
+    summary = demo.seed(secrets_file, settings.alley_defaults(current_app.config))
     click.echo(f"demo: {summary['piles']} piles ({summary['piles_created']} new); "
                f"pile secrets in {secrets_file}")
     if summary["admin_created"]:

@@ -1,4 +1,4 @@
-"""Commands for the device side: the embedded broker, simulated piles and the
+"""Commands for the device side: the development broker, simulated piles and the
 Mosquitto password/ACL files. Thin wrappers over chargers.broker,
 chargers.simulator and chargers.services.mqtt_auth."""
 
@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from ..mqtt_settings import parse_url
 from ..services import mqtt_auth
@@ -21,11 +23,16 @@ from ..simulator import Behaviour, Simulation, alley_piles, broker_address, load
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=1883, show_default=True, type=int,
               help="Preferred port; a free one is used (and printed) when it is taken.")
+@click.option("--kind", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True,
+              help="Mosquitto (auto: when installed) or the embedded amqtt broker.")
 @click.option("--unless-mqtt-url", is_flag=True,
               help="When MQTT_URL is set, start nothing and wait for Ctrl-C (for the Procfile).")
 @click.option("-v", "--verbose", is_flag=True, help="Log amqtt's connection chatter too.")
-def broker_command(host, port, unless_mqtt_url, verbose):
-    """Run the embedded MQTT broker (development; production uses Mosquitto)."""
+def broker_command(host, port, kind, unless_mqtt_url, verbose):
+    """Run the development MQTT broker: Mosquitto with the generated configuration
+    (password file, ACL, persistence in instance/mosquitto/), or the embedded amqtt
+    broker where Mosquitto is missing. Production runs its own Mosquitto."""
     from .. import broker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -38,7 +45,12 @@ def broker_command(host, port, unless_mqtt_url, verbose):
         click.echo("MQTT_URL is set: no embedded broker; idling until stopped")
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return
-    broker.serve(current_app._get_current_object(), host, port, echo=click.echo)
+    try:
+        status = broker.serve(current_app._get_current_object(), host, port, kind, echo=click.echo)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    if status:
+        sys.exit(status)
 
 
 @click.command("mqtt-auth")
@@ -46,9 +58,14 @@ def broker_command(host, port, unless_mqtt_url, verbose):
               help="Folder for `passwd` and `acl` (Mosquitto password_file / acl_file).")
 @click.option("--backend-user", help="Backend's MQTT username (default: from MQTT_URL).")
 @click.option("--backend-password", help="Backend's MQTT password (default: from MQTT_URL).")
-def mqtt_auth_command(out_dir, backend_user, backend_password):
-    """Write a Mosquitto password file and ACL: every registered pile with its secret's
-    hash, the backend user from MQTT_URL; a pile may use only its own topics."""
+@click.option("--backend-client-id", "backend_client_ids", multiple=True,
+              help="Another backend process's client id (`<user>-<suffix>`: it logs in under it); "
+                   "MQTT_CLIENT_ID and MQTT_CLIENT_ID-jobs are always included.")
+@with_appcontext
+def mqtt_auth_command(out_dir, backend_user, backend_password, backend_client_ids):
+    """Write a Mosquitto password file, ACL and settings: every registered pile with
+    its secret's hash, the backend's logins (user from MQTT_URL); a pile may use only
+    its own topics, and every client id is bound to its login."""
     url = current_app.config.get("MQTT_URL")
     if url and not (backend_user and backend_password):
         address = parse_url(url)
@@ -57,17 +74,18 @@ def mqtt_auth_command(out_dir, backend_user, backend_password):
     if not backend_user or not backend_password:
         raise click.ClickException("need the backend's login: set MQTT_URL=mqtt://user:pass@host:port "
                                    "or pass --backend-user and --backend-password")
+    client_id = current_app.config["MQTT_CLIENT_ID"]
+    credentials = mqtt_auth.BackendCredentials(
+        backend_user, backend_password, (client_id, f"{client_id}-jobs", *backend_client_ids))
     try:
-        result = mqtt_auth.write_mosquitto_files(
-            out_dir, mqtt_auth.BackendCredentials(backend_user, backend_password),
-            current_app.config["MQTT_TOPIC_PREFIX"])
+        result = mqtt_auth.write_mosquitto_files(out_dir, credentials,
+                                                 current_app.config["MQTT_TOPIC_PREFIX"])
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"wrote {result['passwd']} ({result['piles']} piles + backend user {backend_user}) "
-               f"and {result['acl']}")
-    click.echo("in mosquitto.conf: allow_anonymous false / password_file "
-               f"{result['passwd'].resolve()} / acl_file {result['acl'].resolve()}; "
-               "then reload mosquitto (SIGHUP)")
+    click.echo(f"wrote {result['passwd']} ({result['piles']} piles + backend logins "
+               f"{', '.join(credentials.login_names)}), {result['acl']} and {result['conf']}")
+    click.echo(f"add the lines of {result['conf'].resolve()} to mosquitto.conf (or include its "
+               "folder with include_dir), then reload mosquitto (SIGHUP)")
 
 
 @click.command("simulate")
@@ -83,6 +101,7 @@ def mqtt_auth_command(out_dir, backend_user, backend_password):
               help="Share of ports plugged in right at the start (a livelier demo).")
 @click.option("--seed", type=int, help="Random seed, for a reproducible run.")
 @click.option("--wait", default=120.0, show_default=True, help="Seconds to wait for the embedded broker.")
+@with_appcontext
 def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_charging, seed, wait):
     """Simulated piles of an alley: connect with their secrets, boot, and residents
     charge on them; Ctrl-C stops."""

@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..models import utcnow
-from ..mqtt_settings import BrokerAddress, broker_address
+from ..mqtt_settings import BrokerAddress, broker_address, login_name
 from ..protocol import topics
 from ..services.message_ledger import excerpt
 from . import handlers
@@ -89,7 +89,7 @@ def make_paho_client(app: Flask, address: BrokerAddress, client_id: str, *, pers
                              manual_ack=manual_ack)
         connect_kwargs = {}
     if address.username:
-        client.username_pw_set(address.username, address.password)
+        client.username_pw_set(login_name(address.username, client_id), address.password)
     if address.tls:
         client.tls_set()
     return client, connect_kwargs
@@ -193,7 +193,8 @@ class IngestClient:
             address = broker_address(self.app.config)
             if address is None or (address.username, address.password) == self._login:
                 return
-            client.username_pw_set(address.username, address.password)
+            client.username_pw_set(login_name(address.username, self.app.config["MQTT_CLIENT_ID"]),
+                                    address.password)
             self._login = (address.username, address.password)
             log.info("embedded broker restarted: using its new backend login")
         except Exception:

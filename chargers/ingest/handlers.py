@@ -4,7 +4,11 @@ calls out. Testable without a broker: `process(messages)` in an app context.
 Every message ends as exactly one outcome: `accepted`, `duplicate`, `ignored` (our
 own `cmd` topic) or `rejected:<reason>`. A rejection is counted and kept for staff
 and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
-unknown_pile, oversized, malformed, invalid, port_out_of_range, replay, error.
+unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, replay, error.
+
+A message delivered with the retain flag is old news (the broker replays what it
+stored when we (re)subscribe): on every topic but `online` it is rejected as
+`retained` and changes nothing, whatever its payload says.
 
 `process` applies a batch in one transaction and commits; if that fails it
 applies the messages one by one, so a message that breaks a handler (a bug) is
@@ -22,12 +26,14 @@ from datetime import datetime
 
 from sqlalchemy import exc as sa_exc
 
+from .. import settings as app_settings
 from ..extensions import db
 from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
 from ..services import alerts, ports, presence, sessions
 from ..services import message_ledger as ledger
 from ..services.commands import on_ack
+from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +57,14 @@ class Settings:
     max_bytes: int
     clock: ledger.ClockRule
     heartbeat_s: int
+    alerts: AlertRules
 
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
                    clock=ledger.ClockRule.from_config(config),
-                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"])
+                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
+                   alerts=app_settings.alerts(config))
 
 
 class Rejected(Exception):
@@ -99,6 +107,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
         raise Rejected(exc.reason, str(exc)) from None
     if topic.kind == codes.COMMAND_KIND:
         return "ignored"  # our own commands to the piles
+    if msg.retained and topic.kind != "online":
+        raise Rejected("retained", "delivered with the retain flag: old news", topic.pile_id)
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
     pile = batch.pile(topic.pile_id)
@@ -110,7 +120,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
             online = payloads.decode_online(msg.payload)
         except payloads.PayloadError as exc:
             raise Rejected(exc.reason, exc.detail, pile.id) from None
-        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained)
+        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained,
+                                rules=settings.alerts)
         batch.count("accepted:online")
         return "accepted"
 
@@ -124,7 +135,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now):
+    if topic.kind != "boot" and not presence.check_seq(pile, data.seq, batch.now,
+                                                               settings.alerts):
         raise Rejected("replay", f"seq {data.seq} not after {pile.last_seq} since boot", pile.id)
 
     at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
@@ -141,9 +153,10 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
                       max_power_w=data.max_power_w, seq=data.seq, at=at)
-        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s)
+        presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
     elif kind == "heartbeat":
-        presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s)
+        presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
+                           settings.alerts)
     elif kind == "status":
         port = ports.port_of(pile, data.port)
         if not ports.apply_status(port, data.status, data.error, at):
@@ -162,7 +175,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
     elif kind == "fault":
         alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
                             value=data.value, detail=data.detail, at=at, time_source=source,
-                            received_at=msg.arrived_at, now=now)
+                            received_at=msg.arrived_at, now=now, rules=settings.alerts)
     elif kind == "ack":
         on_ack(pile, data.cmd, data.result, data.detail, now)
     else:  # pragma: no cover - topics.parse admits only the kinds above

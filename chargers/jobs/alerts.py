@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app
+
+from .. import settings
 from ..services import alerts, commands, notify
 from . import JobContext, job
 
@@ -13,7 +16,7 @@ from . import JobContext, job
      seconds=1)
 def dispatch_commands(now: datetime, ctx: JobContext) -> str | None:
     """Send what staff or the automatic cut-off asked for."""
-    n = commands.dispatch_pending(ctx.publish, now)
+    n = commands.dispatch_pending(ctx.publish, now, settings.commands(current_app.config))
     return f"{n} command(s) sent" if n else None
 
 
@@ -21,7 +24,7 @@ def dispatch_commands(now: datetime, ctx: JobContext) -> str | None:
      seconds=5)
 def expire_commands(now: datetime, ctx: JobContext) -> str | None:
     """No answer from the pile: the command failed."""
-    n = commands.expire(now)
+    n = commands.expire(now, settings.commands(current_app.config))
     return f"{n} command(s) timed out" if n else None
 
 
@@ -29,7 +32,7 @@ def expire_commands(now: datetime, ctx: JobContext) -> str | None:
      seconds=30)
 def offline_alerts(now: datetime, ctx: JobContext) -> str | None:
     """Offline as an alert, after OFFLINE_GRACE_S."""
-    n = alerts.raise_offline_alerts(now)
+    n = alerts.raise_offline_alerts(now, settings.alerts(current_app.config))
     return f"{n} offline alert(s) raised" if n else None
 
 
@@ -37,7 +40,7 @@ def offline_alerts(now: datetime, ctx: JobContext) -> str | None:
      seconds=10)
 def notify_new_alerts(now: datetime, ctx: JobContext) -> str | None:
     """Non-critical alerts page once they outlast the flap debounce."""
-    n = alerts.notify_debounced(now)
+    n = alerts.notify_debounced(now, settings.alerts(current_app.config))
     return f"{n} alert(s) paged" if n else None
 
 
@@ -45,7 +48,7 @@ def notify_new_alerts(now: datetime, ctx: JobContext) -> str | None:
      "Re-send unacknowledged critical alerts and escalate to level-2 contacts", seconds=60)
 def page_unacknowledged(now: datetime, ctx: JobContext) -> str | None:
     """Nobody answered: say it again, then tell the next person."""
-    resent, escalated = alerts.page_unacknowledged(now)
+    resent, escalated = alerts.page_unacknowledged(now, settings.alerts(current_app.config))
     if resent or escalated:
         return f"{resent} re-sent, {escalated} escalated"
     return None
@@ -55,7 +58,7 @@ def page_unacknowledged(now: datetime, ctx: JobContext) -> str | None:
      seconds=5)
 def deliver_notifications(now: datetime, ctx: JobContext) -> str | None:
     """Send due messages; failures wait with exponential backoff."""
-    sent, failed = notify.deliver_due(now)
+    sent, failed = notify.deliver_due(now, settings.delivery(current_app.config))
     if sent or failed:
         return f"{sent} sent, {failed} failed"
     return None

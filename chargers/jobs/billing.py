@@ -6,20 +6,16 @@ from datetime import datetime
 
 from flask import current_app
 
+from .. import settings
 from ..services import guard, settlement
 from . import JobContext, job
-
-
-def settle_rule() -> settlement.SettleRule:
-    """Settlement settings from config."""
-    return settlement.SettleRule(batch_size=current_app.config["SETTLE_BATCH_SIZE"])
 
 
 @job("settle", "interval", "Price finished sessions and post each to the ledger once",
      minutes=1)
 def settle(now: datetime, ctx: JobContext) -> str | None:
     """Every finished, unbilled session: priced and posted exactly once."""
-    counts = settlement.settle(now, settle_rule())
+    counts = settlement.settle(now, settings.settle(current_app.config))
     if counts:
         return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     return None
@@ -30,8 +26,7 @@ def settle(now: datetime, ctx: JobContext) -> str | None:
      seconds=10)
 def balance_guard(now: datetime, ctx: JobContext) -> str | None:
     """Running sessions that must stop get `stop` through the command service."""
-    rule = guard.GuardRule(unknown_card_grace_s=current_app.config["BILLING_UNKNOWN_CARD_GRACE_S"])
-    counts = guard.check(now, rule)
+    counts = guard.check(now, settings.guard(current_app.config))
     if counts:
         return "stop asked: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     return None

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 
+from .. import settings
 from ..services import message_ledger, presence, sessions
 from . import JobContext, job
 
@@ -14,7 +15,8 @@ from . import JobContext, job
 def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
     """Piles silent for three heartbeat intervals go offline. (None when nothing
     changed: this runs every 30 s and need not fill the log.)"""
-    marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"])
+    marked = presence.sweep_offline(now, current_app.config["HEARTBEAT_INTERVAL_S"],
+                                    settings.alerts(current_app.config))
     return f"{len(marked)} piles marked offline: {', '.join(marked[:20])}" if marked else None
 
 

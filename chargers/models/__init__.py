@@ -17,9 +17,18 @@ from .billing import (
 from .charging import ChargingSession, MeterSample
 from .commands import Command
 from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
+from .maintenance import (
+    InspectionPlan,
+    InspectionRecord,
+    InspectionReminder,
+    Overstay,
+    WorkOrder,
+    WorkOrderEvent,
+)
 from .notifications import Contact, Notification
-from .ops import JobRun, Lease
+from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
+from .reports import ProblemReport
 
 __all__ = [
     "AccountCard",
@@ -40,17 +49,25 @@ __all__ = [
     "Contact",
     "FaultEvent",
     "IngestCounter",
+    "InspectionPlan",
+    "InspectionRecord",
+    "InspectionReminder",
     "JobRun",
+    "JobRunLog",
     "Lease",
     "MeterSample",
     "Notification",
+    "Overstay",
     "Pile",
     "Port",
+    "ProblemReport",
     "ProcessedMessage",
     "Rejection",
     "SeqGap",
     "UTCDateTime",
     "User",
+    "WorkOrder",
+    "WorkOrderEvent",
     "user_alleys",
     "utcnow",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -39,19 +39,31 @@ class Alert(db.Model):
     cutoff_done: Mapped[bool] = mapped_column(Boolean, default=False)
 
     pile = relationship("Pile")
+    # Who acknowledged and who cleared it, for display: read-only (the services set
+    # the id columns) so that a list can load them eagerly instead of one query each.
+    acknowledger = relationship("User", foreign_keys=[acknowledged_by], viewonly=True)
+    clearer = relationship("User", foreign_keys=[cleared_by], viewonly=True)
     events: Mapped[list[AlertEvent]] = relationship(
         back_populates="alert", order_by="AlertEvent.at", cascade="all, delete-orphan"
     )
 
-    def record(self, action: str, at: datetime, user=None, note: str | None = None) -> AlertEvent:
-        """Add one change to the alert's audit trail (who, when, what)."""
-        event = AlertEvent(action=action, at=at, user_id=user.id if user else None, note=note)
+    def record(self, action: str, at: datetime, user=None, note: str | None = None,
+               data: dict | None = None) -> AlertEvent:
+        """Add one change to the alert's audit trail: who, when, what (`action`, a code
+        of labels.EVENT_LABELS, with its parameters in `data`), and the words of a
+        person or of the pile (`note`), kept as they were written."""
+        event = AlertEvent(action=action, at=at, user_id=user.id if user else None, note=note,
+                           data=data or None)
         self.events.append(event)
         return event
 
 
 class AlertEvent(db.Model):
-    """Every change to an alert: who, when, what."""
+    """Every change to an alert: who, when, what. `action` is a code and `data` its
+    structured parameters (commands, levels and contacts paged, counts, times), read
+    through the label tables in the reader's language; `note` holds only words a
+    person or the pile wrote (staff's note, the pile's fault detail). Rows written
+    before `data` existed keep the service's English sentence in `note`."""
 
     __tablename__ = "alert_events"
 
@@ -60,6 +72,7 @@ class AlertEvent(db.Model):
     action: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     alert: Mapped[Alert] = relationship(back_populates="events")

@@ -25,6 +25,18 @@ class Command(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    detail: Mapped[str | None] = mapped_column(Text)
+    # Our own word on the outcome, a code (`no_ack`, `unsent`, `late`), apart from
+    # the pile's own words in its ack (`pile_detail`, column `detail`).
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    pile_detail: Mapped[str | None] = mapped_column("detail", Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+
+    @property
+    def detail(self) -> str | None:
+        """The outcome in English for the API and logs: our word on it, then the pile's."""
+        from ..outcomes import english
+
+        ours = english(f"command.{self.outcome}") if self.outcome else ""
+        parts = [p for p in (ours, self.pile_detail) if p]
+        return "; ".join(parts) or None

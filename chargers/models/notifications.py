@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -24,6 +24,10 @@ class Contact(db.Model):
     target: Mapped[str] = mapped_column(String(512))  # URL or address
     # Webhook body: wecom / dingtalk / feishu, or auto (chosen by the URL's host).
     webhook_format: Mapped[str] = mapped_column(String(16), default="auto")
+    # One contact setting for staff and residents: a contact with a phone and `public`
+    # is shown on the residents' pages as who looks after the piles (the service phone).
+    phone: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     alley = relationship("Alley")
@@ -37,7 +41,8 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
-    # Why it was sent: new, resend or escalation.
+    # Why it was sent: new, resend or escalation (alerts); due, overdue or escalation
+    # (inspection reminders, alert_id NULL).
     reason: Mapped[str] = mapped_column(String(16), default="new")
     channel: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(512))

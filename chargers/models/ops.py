@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Float, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -21,6 +21,22 @@ class JobRun(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="never")  # ok / error / running
+    summary: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRunLog(db.Model):
+    """History of runs: every failure, and every run that did something or belongs
+    to a job that runs less often than once a minute (the busy per-second jobs' idle
+    ticks are not kept). Trimmed by the `retention` job."""
+
+    __tablename__ = "job_run_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(16))  # ok / error
     summary: Mapped[str | None] = mapped_column(Text)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -62,8 +63,21 @@ def _rfc3339(value: object) -> datetime:
         raise ValueError("ts is not a valid date-time") from None
 
 
+def _storable(value: str) -> str:
+    """Text a database can keep: no NUL (PostgreSQL refuses it) and no lone surrogate
+    (not encodable as UTF-8). JSON escapes (`\\u0000`, `\\ud800`) can carry both."""
+    if "\x00" in value:
+        raise ValueError("NUL character not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("lone surrogate not allowed") from None
+    return value
+
+
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
-Text64 = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, AfterValidator(_storable)]
+Text64 = Annotated[Text, Field(min_length=1, max_length=64)]
 Port = Annotated[int, Field(ge=1, le=MAX_PORTS)]
 Watts = Annotated[float, Field(ge=0, le=100_000)]
 # Session energy of an e-bike charge is well under 10 kWh; a pile's lifetime meter
@@ -130,13 +144,13 @@ class Fault(Envelope):
     code: Literal[FAULT_CODES]  # type: ignore[valid-type]
     active: bool
     value: Annotated[float, Field(ge=-1e9, le=1e9)] | None = None
-    detail: Annotated[str, Field(max_length=1000)] | None = None
+    detail: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 class Ack(Envelope):
     cmd: Text64
     result: Literal[ACK_RESULTS]  # type: ignore[valid-type]
-    detail: Annotated[str, Field(max_length=1000)] | None = None
+    detail: Annotated[Text, Field(max_length=1000)] | None = None
 
 
 SessionEvent = Annotated[SessionStart | SessionStop, Field(discriminator="event")]
@@ -205,7 +219,12 @@ def peek_id(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
     except (ValueError, RecursionError):
         return None
     value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return None
+    try:
+        return _storable(value)
+    except ValueError:  # a NUL would break the batch's query on PostgreSQL
+        return None
 
 
 def decode_online(raw: bytes) -> bool:

@@ -1,4 +1,7 @@
-"""Alleys: create, update, list with free-port counts."""
+"""Alleys: create, update, list with free-port counts.
+
+`create_alley` and `update_alley` commit; the rest only read. A new alley's defaults
+come in as a `settings.AlleyDefaults` from the door."""
 
 from __future__ import annotations
 
@@ -6,11 +9,11 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, available_timezones
 
-from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alley, User
+from ..settings import AlleyDefaults
 from . import scope
 from .errors import Conflict, Forbidden, Invalid
 
@@ -37,13 +40,13 @@ class AlleyInput:
 
 def _check(data: AlleyInput) -> None:
     if data.slug is not None and not SLUG_RE.match(data.slug):
-        raise Invalid("slug: lower-case letters, digits and dashes, up to 64")
+        raise Invalid("alley.slug_format")
     if data.name is not None and not data.name.strip():
-        raise Invalid("name: required")
+        raise Invalid("alley.name_required")
     if data.timezone is not None and data.timezone not in available_timezones():
-        raise Invalid(f"timezone: unknown zone {data.timezone!r}")
+        raise Invalid("alley.timezone_unknown", zone=data.timezone)
     if data.tariff_cents_per_kwh is not None and not 0 <= data.tariff_cents_per_kwh <= 100_000:
-        raise Invalid("tariff_cents_per_kwh: 0 to 100000")
+        raise Invalid("alley.tariff_range", max=100_000)
 
 
 def may_create_alley(user: User | None) -> bool:
@@ -51,23 +54,22 @@ def may_create_alley(user: User | None) -> bool:
     return user is not None and user.is_admin
 
 
-def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
+def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None) -> Alley:
     """A new alley with the deployment's default tariff (its first Tariff version, in
     force from now) and time zone unless given.
     `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
     if by is not None and not may_create_alley(by):
-        raise Forbidden("admins only")
+        raise Forbidden("user.admins_only")
     if not data.slug or not data.name:
-        raise Invalid("slug and name are required")
+        raise Invalid("alley.slug_and_name_required")
     _check(data)
     if find_alley(data.slug):
-        raise Conflict(f"alley {data.slug!r} exists")
-    cfg = current_app.config
+        raise Conflict("alley.exists", slug=data.slug)
     alley = Alley(
         slug=data.slug,
         name=data.name.strip(),
-        timezone=cfg["DEFAULT_TIMEZONE"],
-        tariff_cents_per_kwh=cfg["DEFAULT_TARIFF_CENTS_PER_KWH"],
+        timezone=defaults.timezone,
+        tariff_cents_per_kwh=defaults.tariff_cents_per_kwh,
     )
     _apply(alley, data)
     db.session.add(alley)
@@ -75,6 +77,10 @@ def create_alley(data: AlleyInput, *, by: User | None = None) -> Alley:
     from .tariffs import first_tariff  # tariffs builds on this module
 
     first_tariff(alley)
+
+    from . import maintenance  # the fire-safety routine starts with the alley
+
+    maintenance.seed_default_plans(alley)
     db.session.commit()
     return alley
 
@@ -102,12 +108,12 @@ def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
     return alley
 
 
-def zone(alley: Alley) -> ZoneInfo:
-    """The alley's time zone (the deployment's default if its name is not known)."""
+def zone(alley: Alley, default: str = "UTC") -> ZoneInfo:
+    """The alley's time zone (`default`, the deployment's, if its name is not known)."""
     try:
         return ZoneInfo(alley.timezone)
     except (KeyError, ValueError):
-        return ZoneInfo(current_app.config["DEFAULT_TIMEZONE"])
+        return ZoneInfo(default)
 
 
 def find_alley(slug: str) -> Alley | None:

@@ -6,7 +6,13 @@ A command is written `pending`; the `commands-dispatch` job publishes it (QoS 1)
 `commands-timeout`). An accepted enable/disable is mirrored on Port.enabled /
 Pile.enabled, so our records follow what the pile actually did.
 
-`on_ack` is called by the MQTT ingest inside its batch transaction; it does not commit.
+Who commits: `create`, `cutoff` and `on_ack` (the ingest's batch) add and flush only;
+`issue` (staff), `dispatch_pending` and `expire` (jobs) commit. Publishing and timeouts
+follow a `settings.CommandRules` passed in by the door.
+
+A command's outcome is a code (`Command.outcome`: no_ack, unsent, late) beside the
+pile's own words (`Command.pile_detail`); its entries in an alert's history are codes
+with the command as data.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from blinker import Namespace
-from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Alert, Command, Pile, User, utcnow
 from ..protocol.codes import ACK_RESULTS, COMMAND_ACTIONS
+from ..settings import CommandRules
 from . import alleys, piles, ports, scope
 from .errors import Invalid, NotFound
 
@@ -43,19 +49,20 @@ def _new_id() -> str:
     return "c-" + secrets.token_hex(8)
 
 
-def where(port: int | None) -> str:
-    return "pile" if port is None else f"port {port}"
+def brief(cmd: Command) -> dict:
+    """The command as an alert-history entry's data."""
+    return {"action": cmd.action, "port": cmd.port, "id": cmd.id}
 
 
 def _check(pile: Pile, port: int | None, action: str) -> None:
     if action not in ACTIONS:
-        raise Invalid(f"action: one of {', '.join(ACTIONS)}")
+        raise Invalid("command.action_unknown", choices=", ".join(ACTIONS))
     if action == "stop" and port is None:
-        raise Invalid("port: required to stop a session")
+        raise Invalid("command.stop_needs_port")
     if action == "reset" and port is not None:
-        raise Invalid("port: a reset is for the whole pile")
+        raise Invalid("command.reset_whole_pile")
     if port is not None and not 1 <= port <= pile.port_count:
-        raise Invalid(f"port: 1 to {pile.port_count}")
+        raise Invalid("command.port_range", n=pile.port_count)
 
 
 def create(pile: Pile, port: int | None, action: str, now: datetime, *,
@@ -92,10 +99,10 @@ def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int
     if alert_id is not None:
         alert = db.session.get(Alert, alert_id)
         if alert is None or alert.pile_id != pile.id:
-            raise NotFound("no such alert on this pile")
+            raise NotFound("alert.not_found")
     cmd = create(pile, port, action, now, alert=alert, user=user)
     if alert is not None:
-        alert.record("command", now, user, note=f"{action} {where(port)} ({cmd.id})")
+        alert.record("command", now, user, data={"command": brief(cmd)})
     db.session.commit()
     return cmd
 
@@ -104,15 +111,15 @@ def get_command(user: User | None, command_id: str) -> Command:
     """One command of a pile in the user's scope."""
     cmd = db.session.get(Command, command_id)
     if cmd is None:
-        raise NotFound("no such command")
+        raise NotFound("command.not_found")
     scope.check_pile(user, db.session.get(Pile, cmd.pile_id))
     return cmd
 
 
 def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: int | None = None,
-                  limit: int = 20) -> list[Command]:
+                  limit: int = 20, offset: int = 0) -> list[Command]:
     """Recent commands in scope, newest first, of one pile (404 outside scope) and/or
-    one alert."""
+    one alert; `offset` skips that many of the newest."""
     if pile_id is not None:
         scope.check_pile(user, db.session.get(Pile, pile_id))
     stmt = select(Command).join(Pile, Command.pile_id == Pile.id)
@@ -121,25 +128,27 @@ def list_commands(user: User | None, *, pile_id: str | None = None, alert_id: in
         stmt = stmt.where(Command.pile_id == pile_id)
     if alert_id is not None:
         stmt = stmt.where(Command.alert_id == alert_id)
-    return list(db.session.scalars(stmt.order_by(Command.created_at.desc()).limit(limit)))
+    return list(db.session.scalars(stmt.order_by(Command.created_at.desc(), Command.id.desc())
+                                    .limit(limit).offset(offset)))
 
 
-def topic(pile_id: str) -> str:
-    """The pile's command topic."""
-    return f"{current_app.config['MQTT_TOPIC_PREFIX']}/{pile_id}/cmd"
+def topic(pile_id: str, prefix: str) -> str:
+    """The pile's command topic under the deployment's topic prefix."""
+    return f"{prefix}/{pile_id}/cmd"
 
 
-def payload(cmd: Command, pile: Pile, now: datetime) -> dict:
+def payload(cmd: Command, pile: Pile, now: datetime, default_timezone: str = "UTC") -> dict:
     """The contract's command body; `ts` in the alley's zone, with its offset."""
-    body = {"id": cmd.id, "ts": now.astimezone(alleys.zone(pile.alley)).isoformat(timespec="seconds"),
+    tz = alleys.zone(pile.alley, default_timezone)
+    body = {"id": cmd.id, "ts": now.astimezone(tz).isoformat(timespec="seconds"),
             "action": cmd.action}
     if cmd.port is not None:
         body["port"] = cmd.port
     return body
 
 
-def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None = None,
-                     limit: int = 100) -> int:
+def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
+                     rules: CommandRules, limit: int = 100) -> int:
     """Publish pending commands, oldest first, marking each `sent` right after its
     publish. A failed publish stops the round; the rest wait for the next. Commits.
 
@@ -152,7 +161,8 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None 
         now_ = now or utcnow()
         pile = db.session.get(Pile, cmd.pile_id)
         try:
-            publish(topic(cmd.pile_id), payload(cmd, pile, now_))
+            publish(topic(cmd.pile_id, rules.topic_prefix),
+                    payload(cmd, pile, now_, rules.default_timezone))
         except Exception as exc:  # the broker is away: keep it pending
             log.warning("command %s to %s not published: %s", cmd.id, cmd.pile_id, exc)
             break
@@ -163,20 +173,19 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None 
     return sent
 
 
-def expire(now: datetime | None = None) -> int:
+def expire(now: datetime | None, rules: CommandRules) -> int:
     """Sent commands with no ack after COMMAND_TIMEOUT_S, and commands that could not
     be published for COMMAND_UNSENT_TIMEOUT_S, become `timeout`. Commits."""
     now = now or utcnow()
-    cfg = current_app.config
-    sent_before = now - timedelta(seconds=cfg["COMMAND_TIMEOUT_S"])
-    made_before = now - timedelta(seconds=cfg["COMMAND_UNSENT_TIMEOUT_S"])
+    sent_before = now - timedelta(seconds=rules.timeout_s)
+    made_before = now - timedelta(seconds=rules.unsent_timeout_s)
     stmt = select(Command).where(
         ((Command.status == "sent") & (Command.sent_at <= sent_before))
         | ((Command.status == "pending") & (Command.created_at <= made_before))
     )
     n = 0
     for cmd in db.session.scalars(stmt):
-        cmd.detail = "no ack from the pile" if cmd.status == "sent" else "never published"
+        cmd.outcome = "no_ack" if cmd.status == "sent" else "unsent"
         cmd.status = "timeout"
         cmd.answered_at = now
         _note_on_alert(cmd, now)
@@ -190,9 +199,11 @@ def _note_on_alert(cmd: Command, now: datetime) -> None:
         return
     alert = db.session.get(Alert, cmd.alert_id)
     if alert is not None:
-        detail = f": {cmd.detail}" if cmd.detail else ""
-        alert.record(f"command_{cmd.status}", now,
-                     note=f"{cmd.action} {where(cmd.port)} ({cmd.id}){detail}")
+        data = {"command": brief(cmd)}
+        if cmd.outcome:
+            data["outcome"] = cmd.outcome
+        # The pile's own words, if it gave any, as it wrote them.
+        alert.record(f"command_{cmd.status}", now, note=cmd.pile_detail, data=data)
 
 
 def _mirror(cmd: Command, pile: Pile) -> None:
@@ -225,7 +236,8 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
     late = cmd.status == "timeout"
     cmd.status = result
     cmd.answered_at = now
-    cmd.detail = ("late ack; " if late else "") + (detail or "") or None
+    cmd.outcome = "late" if late else None
+    cmd.pile_detail = detail or None
     if result == "accepted":
         _mirror(cmd, pile)
     _note_on_alert(cmd, now)

@@ -1,4 +1,6 @@
-"""Demo data: Jiuru Alley (九如巷) and Tiyuchang Road (体育场路) with their piles."""
+"""Demo data: Jiuru Alley (九如巷) and Tiyuchang Road (体育场路) with their piles.
+
+`seed` commits; new alleys get the `settings.AlleyDefaults` it is handed."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Pile, User
-from . import accounts, alleys, piles
+from ..settings import AlleyDefaults
+from . import accounts, alleys, maintenance, piles
 from .secrets import hash_secret, new_secret
 
 DEMO_ALLEYS = [
@@ -36,7 +39,7 @@ DEMO_ALLEYS = [
 DEMO_ADMIN = ("admin", "admin-demo-123")
 
 
-def seed(secrets_file: Path) -> dict:
+def seed(secrets_file: Path, defaults: AlleyDefaults) -> dict:
     """Create the demo alleys and piles if missing, issue every demo pile a fresh
     secret and write them to `secrets_file` (for the simulator). Returns a summary."""
     secrets_out: dict[str, str] = {}
@@ -45,7 +48,8 @@ def seed(secrets_file: Path) -> dict:
         slug = spec["alley"].slug
         alley = alleys.find_alley(slug)
         if alley is None:
-            alley = alleys.create_alley(spec["alley"])
+            alley = alleys.create_alley(spec["alley"], defaults)  # with the default inspection plans
+        maintenance.seed_default_plans(alley)  # an alley made before plans existed
         for n in range(1, spec["piles"] + 1):
             pile_id = f"{spec['prefix']}-{n:03d}"
             place = spec["places"][(n - 1) % len(spec["places"])]

@@ -15,25 +15,18 @@ the command service with the reason recorded on the session and in the money aud
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import AccountCard, Alley, ChargingSession, MeterSample, Pile
+from ..settings import GuardRule  # re-exported: built by the doors
 from . import commands, ledger, pricing, residents
 from .settlement import monthly_used_seconds
 from .tariffs import in_force
 
 REASONS = ("balance", "monthly_hours", "monthly_busy", "unknown_card")
-
-
-@dataclass(frozen=True)
-class GuardRule:
-    """Settings of the guard (built by the door from config)."""
-
-    unknown_card_grace_s: int = 120
 
 
 def running_cost(s: ChargingSession, alley: Alley, now: datetime) -> int:

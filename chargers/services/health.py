@@ -1,5 +1,6 @@
 """Is the system well? The database answers a query; the broker accepts a TCP
-connection. Used by GET /healthz."""
+connection. Used by GET /healthz, which passes the broker's address in (None when
+the embedded broker has not written its file)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import text
 
 from ..extensions import db
 from ..models import Lease, utcnow
-from ..mqtt_settings import broker_address
+from ..mqtt_settings import BrokerAddress
 
 
 @dataclass
@@ -40,8 +40,7 @@ def _database() -> str:
         return f"error: {type(exc).__name__}"
 
 
-def _broker() -> str:
-    address = broker_address(current_app.config)
+def _broker(address: BrokerAddress | None) -> str:
     if address is None:
         return "error: embedded broker not started"
     try:
@@ -63,8 +62,8 @@ def _worker(now: datetime) -> str:
     return f"running ({lease.holder})"
 
 
-def check(now: datetime | None = None) -> HealthReport:
-    """Run every check."""
-    report = HealthReport({"database": _database(), "mqtt": _broker()})
+def check(broker: BrokerAddress | None, now: datetime | None = None) -> HealthReport:
+    """Run every check; `broker` is where the MQTT broker should answer."""
+    report = HealthReport({"database": _database(), "mqtt": _broker(broker)})
     report.info["worker"] = _worker(now or utcnow())
     return report

@@ -1,6 +1,8 @@
 """Leases: one holder at a time for a named role (the worker), renewed while it
 lives, taken over when it expires — or at once when its holder was a process on this
-machine that no longer exists (a killed worker restarted on the same host)."""
+machine that no longer exists (a killed worker restarted on the same host).
+
+`acquire` and `release` commit (each is its own short transaction); the rest read."""
 
 from __future__ import annotations
 

@@ -54,6 +54,12 @@ def excerpt(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
     return text[:limit] + ("…" if len(text) > limit or len(raw) > limit * 4 else "")
 
 
+def storable(text: str) -> str:
+    """`text` as any database keeps it: NUL (refused by PostgreSQL) and lone
+    surrogates (not UTF-8) replaced. A rejected topic or detail can hold either."""
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 class RejectionThrottle:
     """At most `per_minute` kept rejections per (reason, pile) per minute: a pile
     (or a stranger) flooding garbage is still counted in full, but cannot push every
@@ -133,8 +139,9 @@ class IngestBatch:
         self.count(f"rejected:{reason}")
         if self.throttle is not None and not self.throttle.allow(reason, pile_id, received_at):
             return False
-        db.session.add(Rejection(reason=reason, topic=topic[:255], pile_id=pile_id,
-                                 detail=detail[:1000], payload_excerpt=excerpt(raw),
+        db.session.add(Rejection(reason=reason, topic=storable(topic)[:255],
+                                 pile_id=storable(pile_id) if pile_id else None,
+                                 detail=storable(detail)[:1000], payload_excerpt=excerpt(raw),
                                  received_at=received_at))
         self.rejected += 1
         return True

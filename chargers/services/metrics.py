@@ -1,5 +1,7 @@
 """Prometheus metrics, computed from the database at scrape time so that any web
-process answers for the whole system (the worker is another process)."""
+process answers for the whole system (the worker is another process).
+
+Read only: nothing here writes or commits."""
 
 from __future__ import annotations
 

@@ -11,6 +11,14 @@ Channels:
   {"msg_type": "text", "content": {"text": ...}}. The contact's `webhook_format`
   picks one; `auto` goes by the URL's host (WeCom's shape for unknown hosts).
 - email: plain text over SMTP (smtplib; SMTP_* config).
+
+Messages are written in the deployment's language (`settings.Paging.language`,
+Chinese by default) through Babel and the label tables of chargers.labels, with the
+codes themselves in English beside the words.
+
+Who commits: `add_contact`, `delete_contact` and `deliver_due` commit;
+`queue_for_alert` adds and flushes inside its caller's transaction. Settings come in
+as `settings.Paging` (composing) and `settings.Delivery` (sending).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import smtplib
 import socket
 import urllib.error
@@ -27,11 +36,14 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
+from ..labels import CODE_LABELS, NOTIFY_SUBJECT_PREFIXES, SEVERITY_LABELS
 from ..models import Alert, Alley, Contact, Notification, User, utcnow
+from ..settings import Delivery, Paging
 from . import alleys, scope
 from .errors import Invalid, NotFound
 
@@ -41,15 +53,7 @@ CHANNELS = ("webhook", "email")
 WEBHOOK_FORMATS = ("auto", "wecom", "dingtalk", "feishu")
 LEVELS = (1, 2)
 
-SEVERITY_ZH = {"critical": "严重", "major": "重要", "minor": "次要", "warning": "提示"}
-CODE_ZH = {
-    "smoke": "烟雾", "over_temperature": "过温", "over_current": "过流", "overload": "过载",
-    "ground_fault": "漏电/接地故障", "relay_stuck": "继电器粘连", "offline": "离线",
-    "over_voltage": "过压", "under_voltage": "欠压", "meter_failure": "计量故障",
-    "communication": "通信故障", "other": "其他故障",
-    "data_loss": "可能丢失数据",
-}
-REASON_ZH = {"new": "", "resend": "【未确认·重发】", "escalation": "【升级】"}
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 
 
 # --- contacts ----------------------------------------------------------------------
@@ -64,6 +68,9 @@ class ContactInput:
     target: str
     level: int = 1
     webhook_format: str = "auto"
+    # One contact setting: with `public`, name and phone show on the residents' pages.
+    phone: str = ""
+    public: bool = False
 
 
 def _alley(user: User | None, slug: str) -> Alley:
@@ -82,23 +89,29 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
     alley = _alley(user, slug)
     name, target = (data.name or "").strip(), (data.target or "").strip()
     if not name or len(name) > 64:
-        raise Invalid("name: 1 to 64 characters")
+        raise Invalid("contact.name_length")
     if data.channel not in CHANNELS:
-        raise Invalid(f"channel: one of {', '.join(CHANNELS)}")
+        raise Invalid("contact.channel_unknown", choices=", ".join(CHANNELS))
     if data.level not in LEVELS:
-        raise Invalid("level: 1 (first) or 2 (escalation)")
+        raise Invalid("contact.level_range")
     if data.webhook_format not in WEBHOOK_FORMATS:
-        raise Invalid(f"webhook_format: one of {', '.join(WEBHOOK_FORMATS)}")
+        raise Invalid("contact.webhook_format_unknown", choices=", ".join(WEBHOOK_FORMATS))
     if data.channel == "webhook":
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise Invalid("target: an http(s) URL for a webhook")
+            raise Invalid("contact.webhook_target")
     elif "@" not in target or any(c.isspace() for c in target):
-        raise Invalid("target: an e-mail address")
+        raise Invalid("contact.email_target")
     if len(target) > 512:
-        raise Invalid("target: at most 512 characters")
+        raise Invalid("contact.target_length", max=512)
+    phone = (data.phone or "").strip()
+    if phone and not PHONE_RE.match(phone):
+        raise Invalid("contact.phone")
+    if data.public and not phone:
+        raise Invalid("contact.public_needs_phone")
     contact = Contact(alley_id=alley.id, name=name, channel=data.channel, target=target,
-                      level=data.level, webhook_format=data.webhook_format)
+                      level=data.level, webhook_format=data.webhook_format, phone=phone,
+                      public=bool(data.public))
     db.session.add(contact)
     db.session.commit()
     return contact
@@ -109,11 +122,43 @@ def delete_contact(user: User | None, contact_id: int) -> str:
     the alley's slug. Commits."""
     contact = db.session.get(Contact, contact_id)
     if contact is None:
-        raise NotFound("no such contact")
-    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact")
+        raise NotFound("contact.not_found")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id),
+                              "contact.not_found")
     db.session.delete(contact)
     db.session.commit()
     return alley.slug
+
+
+def public_contacts(alley_id: int) -> list[Contact]:
+    """Who looks after the alley's piles, as residents see them (name and phone)."""
+    stmt = (select(Contact).where(Contact.alley_id == alley_id, Contact.public.is_(True))
+            .order_by(Contact.level, Contact.id))
+    return list(db.session.scalars(stmt))
+
+
+def send_test(user: User | None, contact_id: int, now: datetime, *, paging: Paging,
+              delivery: Delivery) -> tuple[bool, str]:
+    """Send a test message to a contact in scope now, without queueing, in
+    `paging.language`: (delivered, the failure's reason or ""). Changes nothing stored."""
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound("contact.not_found")
+    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact.not_found")
+    when = now.astimezone(alleys.zone(alley, paging.default_timezone))
+    with force_locale(paging.language):
+        subject = _("[Test] %(alley)s", alley=alley.name)
+        text = "\n".join((_("%(alley)s: this is a test notification; nothing to do.",
+                            alley=alley.name), f"{when:%Y-%m-%d %H:%M:%S}"))
+    try:
+        if contact.channel == "webhook":
+            send_webhook(contact.target, webhook_body(
+                webhook_flavour(contact.webhook_format, contact.target), text), delivery)
+        else:
+            send_email(contact.target, subject, text, delivery)
+    except DeliveryError as exc:
+        return False, str(exc)
+    return True, ""
 
 
 # --- composing ---------------------------------------------------------------------
@@ -138,44 +183,56 @@ def webhook_body(flavour: str, text: str) -> dict:
     return {"msgtype": "text", "text": {"content": text}}
 
 
-def compose(alert: Alert, reason: str, now: datetime) -> tuple[str, str]:
-    """(subject, text) of a message about `alert`: Chinese first, codes in English,
-    times in the alley's zone, with a link to the alert."""
+def compose(alert: Alert, reason: str, now: datetime, paging: Paging) -> tuple[str, str]:
+    """(subject, text) of a message about `alert` in `paging.language`, codes in
+    English beside their labels, times in the alley's zone, with a link to the alert."""
+    with force_locale(paging.language):
+        return _compose(alert, reason, now, paging)
+
+
+def _label(table: dict, code: str) -> str:
+    return str(table[code]) if code in table else code
+
+
+def _compose(alert: Alert, reason: str, now: datetime, paging: Paging) -> tuple[str, str]:
     pile = alert.pile
     alley = pile.alley
-    tz = alleys.zone(alley)
-    where = "整桩" if alert.port is None else f"{alert.port}号口"
-    code = f"{CODE_ZH.get(alert.code, alert.code)} ({alert.code})"
-    sev = f"{SEVERITY_ZH.get(alert.severity, alert.severity)} {alert.severity}"
-    subject = f"{REASON_ZH.get(reason, '')}[{sev}] {code} · {alley.name} {pile.label} {where}"
+    tz = alleys.zone(alley, paging.default_timezone)
+    where = _("whole pile") if alert.port is None else _("port %(n)d", n=alert.port)
+    code = f"{_label(CODE_LABELS, alert.code)} ({alert.code})"
+    sev = f"{_label(SEVERITY_LABELS, alert.severity)} {alert.severity}"
+    prefix = str(NOTIFY_SUBJECT_PREFIXES.get(reason) or "")
+    subject = f"{prefix}[{sev}] {code} · {alley.name} {pile.label} {where}"
     subject = " ".join(subject.split())  # one line: e-mail headers take no line breaks
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    base = paging.public_base_url.rstrip("/")
     lines = [
         subject,
-        f"时间 time: {alert.raised_at.astimezone(tz):%Y-%m-%d %H:%M:%S} ({alley.timezone})",
-        f"桩 pile: {pile.label} ({pile.id}) · {where}",
-        f"次数 count: {alert.count}",
+        _("Time: %(t)s (%(zone)s)", t=f"{alert.raised_at.astimezone(tz):%Y-%m-%d %H:%M:%S}",
+          zone=alley.timezone),
+        _("Pile: %(label)s (%(id)s) · %(where)s", label=pile.label, id=pile.id, where=where),
+        *([_("Location: %(note)s", note=pile.location_note)] if pile.location_note else []),
+        _("Count: %(n)d", n=alert.count),
     ]
     if alert.value is not None:
-        lines.append(f"读数 value: {alert.value:g}")
+        lines.append(_("Reading: %(value)s", value=f"{alert.value:g}"))
     if alert.cutoff_done:
-        lines.append("已自动断电 cut off: stop + disable sent")
+        lines.append(_("Cut off automatically: stop + disable sent"))
     if reason != "new":
         minutes = int((now - alert.raised_at).total_seconds() // 60)
-        lines.append(f"已 {minutes} 分钟无人确认 unacknowledged for {minutes} min")
+        lines.append(_("Unacknowledged for %(n)d min", n=minutes))
     lines.append(f"{base}/staff/alerts/{alert.id}")
     return subject, "\n".join(lines)
 
 
 def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
-                    now: datetime) -> int:
+                    now: datetime, paging: Paging) -> int:
     """One outbox row per contact of the alert's alley at `level`; records it on the
     alert (notified_at / last_notified_at / escalated_at and an AlertEvent).
     Adds and flushes, never commits."""
     levels = (level,) if isinstance(level, int) else tuple(level)
     stmt = select(Contact).where(Contact.alley_id == alert.pile.alley_id, Contact.level.in_(levels))
     contacts = list(db.session.scalars(stmt.order_by(Contact.level, Contact.id)))
-    subject, text = compose(alert, reason, now)
+    subject, text = compose(alert, reason, now, paging)
     for c in contacts:
         body = webhook_body(webhook_flavour(c.webhook_format, c.target), text) \
             if c.channel == "webhook" else {}
@@ -189,8 +246,28 @@ def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
         alert.notified_at = alert.notified_at or now
         alert.last_notified_at = now
     action = {"new": "notified", "resend": "renotified", "escalation": "escalated"}[reason]
-    who = ", ".join(c.name for c in contacts) or "no contacts"
-    alert.record(action, now, note=f"level {'+'.join(map(str, levels))}: {who}")
+    alert.record(action, now, data={"levels": list(levels),
+                                    "contacts": [c.name for c in contacts]})
+    db.session.flush()
+    return len(contacts)
+
+
+def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subject: str,
+                  text: str, now: datetime) -> int:
+    """One outbox row per contact of the alley at `level` for a message that is not
+    about an alert (e.g. an inspection reminder); `reason` says why (a short code).
+    Returns how many were queued. Adds and flushes, never commits."""
+    levels = (level,) if isinstance(level, int) else tuple(level)
+    stmt = select(Contact).where(Contact.alley_id == alley_id, Contact.level.in_(levels))
+    contacts = list(db.session.scalars(stmt.order_by(Contact.level, Contact.id)))
+    subject = " ".join(subject.split())[:255]  # one line: e-mail headers take no breaks
+    for c in contacts:
+        body = webhook_body(webhook_flavour(c.webhook_format, c.target), text) \
+            if c.channel == "webhook" else {}
+        db.session.add(Notification(alert_id=None, contact_id=c.id, reason=reason,
+                                    channel=c.channel, target=c.target, subject=subject,
+                                    body=text, payload=body, status="pending", attempts=0,
+                                    next_attempt_at=now, created_at=now))
     db.session.flush()
     return len(contacts)
 
@@ -212,11 +289,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def _check_public(url: str) -> None:
+def _check_public(url: str, allow_private: bool) -> None:
     """Refuse a webhook whose host resolves to a private, loopback, link-local or
     reserved address (staff type these URLs; the worker must not become a way into
     the internal network). WEBHOOK_ALLOW_PRIVATE lifts it (development, tests)."""
-    if current_app.config.get("WEBHOOK_ALLOW_PRIVATE"):
+    if allow_private:
         return
     parts = urlsplit(url)
     try:
@@ -229,13 +306,13 @@ def _check_public(url: str) -> None:
             raise DeliveryError(f"refused: {parts.hostname} is a non-public address ({address})")
 
 
-def send_webhook(url: str, body: dict) -> None:
+def send_webhook(url: str, body: dict, delivery: Delivery) -> None:
     """POST the JSON; a non-2xx status or a robot's non-zero errcode/code fails."""
-    _check_public(url)
+    _check_public(url, delivery.webhook_allow_private)
     data = json.dumps(body, ensure_ascii=False).encode()
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": "application/json; charset=utf-8"})
-    timeout = current_app.config["WEBHOOK_TIMEOUT_S"]
+    timeout = delivery.webhook_timeout_s
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             raw = resp.read(65536)
@@ -255,51 +332,50 @@ def send_webhook(url: str, body: dict) -> None:
                 raise DeliveryError(f"robot refused: {key}={answer[key]} {why}".strip())
 
 
-def send_email(to: str, subject: str, text: str) -> None:
+def send_email(to: str, subject: str, text: str, delivery: Delivery) -> None:
     """A plain-text e-mail over SMTP, with STARTTLS / SSL and login when configured."""
-    cfg = current_app.config
-    if not cfg["SMTP_HOST"]:
+    cfg = delivery
+    if not cfg.smtp_host:
         raise DeliveryError("SMTP_HOST is not set")
     msg = EmailMessage()
-    msg["From"] = cfg["SMTP_FROM"]
+    msg["From"] = cfg.smtp_from
     msg["To"] = to
     msg["Subject"] = subject
     msg.set_content(text)
-    security = cfg["SMTP_SECURITY"]
+    security = cfg.smtp_security
     cls = smtplib.SMTP_SSL if security == "ssl" else smtplib.SMTP
     try:
-        with cls(cfg["SMTP_HOST"], cfg["SMTP_PORT"], timeout=cfg["SMTP_TIMEOUT_S"]) as smtp:
+        with cls(cfg.smtp_host, cfg.smtp_port, timeout=cfg.smtp_timeout_s) as smtp:
             if security == "starttls":
                 smtp.starttls()
-            if cfg["SMTP_USER"]:
-                smtp.login(cfg["SMTP_USER"], cfg["SMTP_PASSWORD"])
+            if cfg.smtp_user:
+                smtp.login(cfg.smtp_user, cfg.smtp_password)
             smtp.send_message(msg)
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"SMTP: {exc}") from None
 
 
-def backoff(attempts: int) -> timedelta:
+def backoff(attempts: int, delivery: Delivery) -> timedelta:
     """Wait before the next try after `attempts` failures: base·2^(n-1), capped."""
-    cfg = current_app.config
-    seconds = cfg["NOTIFY_BACKOFF_BASE_S"] * 2 ** max(0, attempts - 1)
-    return timedelta(seconds=min(seconds, cfg["NOTIFY_BACKOFF_MAX_S"]))
+    seconds = delivery.backoff_base_s * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(seconds, delivery.backoff_max_s))
 
 
-def _send(n: Notification) -> None:
+def _send(n: Notification, delivery: Delivery) -> None:
     if n.channel == "webhook":
-        send_webhook(n.target, n.payload)
+        send_webhook(n.target, n.payload, delivery)
     elif n.channel == "email":
-        send_email(n.target, n.subject, n.body)
+        send_email(n.target, n.subject, n.body, delivery)
     else:
         raise DeliveryError(f"unknown channel {n.channel!r}")
 
 
-def deliver_due(now: datetime | None = None, limit: int = 50) -> tuple[int, int]:
+def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tuple[int, int]:
     """Try every pending notification whose time has come, oldest first; commit after
     each. A failure is retried after `backoff(attempts)`, and given up (`failed`)
     after NOTIFY_MAX_ATTEMPTS. Returns (sent, failed tries)."""
     now = now or utcnow()
-    max_attempts = current_app.config["NOTIFY_MAX_ATTEMPTS"]
+    max_attempts = delivery.max_attempts
     stmt = (select(Notification.id)
             .where(Notification.status == "pending", Notification.next_attempt_at <= now)
             .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
@@ -311,14 +387,14 @@ def deliver_due(now: datetime | None = None, limit: int = 50) -> tuple[int, int]
         if n is None or n.status != "pending":
             continue
         try:
-            _send(n)
+            _send(n, delivery)
         except Exception as exc:  # one bad message must not stop the others
             n.attempts += 1
             n.last_error = str(exc)[:1000]
             if n.attempts >= max_attempts:
                 n.status = "failed"
             else:
-                n.next_attempt_at = now + backoff(n.attempts)
+                n.next_attempt_at = now + backoff(n.attempts, delivery)
             failed += 1
             log.warning("notification %s to %s failed (try %s): %s", n.id, n.target,
                         n.attempts, exc)

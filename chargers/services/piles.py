@@ -1,4 +1,8 @@
-"""Piles and their ports: register, update, enable/disable, new secret."""
+"""Piles and their ports: register, update, enable/disable, new secret.
+
+Who commits: `register_pile`, `update_pile` and `rotate_secret` (staff) commit;
+`resize_ports` and `set_pile_enabled` change objects inside their caller's
+transaction; `get_pile` and `list_piles` only read."""
 
 from __future__ import annotations
 
@@ -29,14 +33,14 @@ class PileInput:
 def register_pile(user: User | None, data: PileInput) -> tuple[Pile, str]:
     """A new pile with its ports; returns it with its MQTT secret, which is not kept."""
     if not data.id or not PILE_ID_RE.match(data.id):
-        raise Invalid("id: 1-64 letters, digits, '_' or '-'")
+        raise Invalid("pile.id_format")
     if data.ports is None or not 1 <= data.ports <= MAX_PORTS:
-        raise Invalid(f"ports: 1 to {MAX_PORTS}")
+        raise Invalid("pile.ports_range", n=MAX_PORTS)
     if not data.alley:
-        raise Invalid("alley: required")
+        raise Invalid("pile.alley_required")
     alley = alleys.get_alley(user, data.alley)
     if db.session.get(Pile, data.id):
-        raise Conflict(f"pile {data.id!r} exists")
+        raise Conflict("pile.exists", id=data.id)
     secret = new_secret()
     pile = Pile(
         id=data.id,
@@ -84,7 +88,7 @@ def update_pile(user: User | None, pile_id: str, data: PileInput) -> Pile:
     pile = get_pile(user, pile_id)
     if data.label is not None:
         if not data.label.strip():
-            raise Invalid("label: must not be empty")
+            raise Invalid("pile.label_empty")
         pile.label = data.label.strip()
     if data.location_note is not None:
         pile.location_note = data.location_note.strip()
@@ -94,7 +98,7 @@ def update_pile(user: User | None, pile_id: str, data: PileInput) -> Pile:
         pile.alley = alleys.get_alley(user, data.alley)
     if data.ports is not None:
         if not 1 <= data.ports <= MAX_PORTS:
-            raise Invalid(f"ports: 1 to {MAX_PORTS}")
+            raise Invalid("pile.ports_range", n=MAX_PORTS)
         resize_ports(pile, data.ports)
     db.session.commit()
     return pile

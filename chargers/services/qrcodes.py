@@ -6,17 +6,16 @@ import io
 
 import qrcode
 import qrcode.image.svg
-from flask import current_app
 
 
-def pile_url(pile_id: str) -> str:
-    """The public address of the pile's page."""
-    return f"{current_app.config['PUBLIC_BASE_URL'].rstrip('/')}/p/{pile_id}"
+def pile_url(pile_id: str, base_url: str) -> str:
+    """The public address of the pile's page under the deployment's PUBLIC_BASE_URL."""
+    return f"{base_url.rstrip('/')}/p/{pile_id}"
 
 
-def pile_qr_svg(pile_id: str) -> str:
+def pile_qr_svg(pile_id: str, base_url: str) -> str:
     """An SVG QR code of pile_url() (no external requests, prints sharp)."""
-    img = qrcode.make(pile_url(pile_id), image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    img = qrcode.make(pile_url(pile_id, base_url), image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
     buf = io.BytesIO()
     img.save(buf)
     svg = buf.getvalue().decode()

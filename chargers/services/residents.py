@@ -89,7 +89,7 @@ def get_account(user: User | None, account_id: int) -> ResidentAccount:
     acc = db.session.get(ResidentAccount, account_id)
     if acc is None:
         raise NotFound("account.not_found")
-    scope.check_alley(user, acc.alley, "account")
+    scope.check_alley(user, acc.alley, "account.not_found")
     return acc
 
 
@@ -187,7 +187,7 @@ def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
     p = db.session.get(Posting, posting_id)
     if p is None or p.kind not in ("topup", "refund"):
         raise NotFound("money.not_found")
-    scope.check_alley(user, db.session.get(Alley, p.alley_id), "posting")
+    scope.check_alley(user, db.session.get(Alley, p.alley_id), "money.not_found")
     if not reason.strip():
         raise Invalid("review.reason_required")
     by = user.id if user else None

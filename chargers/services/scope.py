@@ -1,4 +1,6 @@
-"""Who may see what: admins see every alley, staff only the alleys they are given."""
+"""Who may see what: admins see every alley, staff only the alleys they are given.
+
+Read only: nothing here writes or commits."""
 
 from __future__ import annotations
 
@@ -41,12 +43,12 @@ def limit_by_pile(stmt: Select, user: User | None, pile_id_column) -> Select:
     return stmt.join(Pile, Pile.id == pile_id_column).where(Pile.alley_id.in_(ids))
 
 
-def check_alley(user: User | None, alley: Alley | None, what: str = "alley", *,
+def check_alley(user: User | None, alley: Alley | None, missing: str = "alley.not_found", *,
                 public: bool = False) -> Alley:
     """The alley itself, or NotFound when it is missing or outside the user's scope.
     With `public`, no user (a resident) may see every alley."""
     if alley is None or not _in_scope(user, alley.id, public):
-        raise NotFound(f"no such {what}")
+        raise NotFound(missing)
     return alley
 
 
@@ -54,5 +56,5 @@ def check_pile(user: User | None, pile: Pile | None, *, public: bool = False) ->
     """The pile itself, or NotFound when it is missing or outside the user's scope.
     With `public`, no user (a resident) may see every pile."""
     if pile is None or not _in_scope(user, pile.alley_id, public):
-        raise NotFound("no such pile")
+        raise NotFound("pile.not_found")
     return pile

@@ -182,10 +182,22 @@ def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int =
         scope.check_pile(user, db.session.get(Pile, pile_id))
         stmt = stmt.where(ChargingSession.pile_id == pile_id)
     elif user is None:
-        raise NotFound("no such pile")
+        raise NotFound("pile.not_found")
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     # Newest by when the charge happened (arrival order differs after an outage).
     when = func.coalesce(ChargingSession.started_at, ChargingSession.ended_at,
                          ChargingSession.created_at)
     stmt = stmt.order_by(when.desc(), ChargingSession.id.desc())
     return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+
+
+def active_by_port(pile_id: str) -> dict[int, ChargingSession]:
+    """The pile's active session on each port (the newest, if the pile left several
+    open), so a stop or disable can say what it interrupts."""
+    out: dict[int, ChargingSession] = {}
+    stmt = (select(ChargingSession).where(ChargingSession.pile_id == pile_id,
+                                          ChargingSession.status == "active")
+            .order_by(ChargingSession.id))
+    for s in db.session.scalars(stmt):
+        out[s.port] = s
+    return out

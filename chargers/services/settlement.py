@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
@@ -49,18 +48,11 @@ from ..models import (
     Tariff,
     User,
 )
+from ..settings import SettleRule  # re-exported: built by the doors
 from . import ledger, pricing, scope
 from .errors import Invalid, NotFound
 
 FINISHED = ("stopped", "timeout")
-
-
-@dataclass(frozen=True)
-class SettleRule:
-    """Settings of a settlement run (built by the door from config)."""
-
-    batch_size: int = 500
-    max_batches: int | None = None  # None: until nothing is left
 
 
 def claim(now: datetime, n: int) -> list[int]:
@@ -77,9 +69,10 @@ def claim(now: datetime, n: int) -> list[int]:
     return sorted(db.session.scalars(stmt).all())
 
 
-def settle(now: datetime, rule: SettleRule = SettleRule()) -> Counter:
+def settle(now: datetime, rule: SettleRule | None = None) -> Counter:
     """Settle every finished unsettled session, batch by batch (commits each batch).
     Returns counts by outcome (charged, covered, review, free)."""
+    rule = rule or SettleRule()
     counts: Counter = Counter()
     batches = 0
     while rule.max_batches is None or batches < rule.max_batches:
@@ -363,7 +356,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
     adj = db.session.get(Adjustment, adjustment_id)
     if adj is None:
         raise NotFound("adjustment.not_found")
-    scope.check_alley(user, db.session.get(Alley, adj.alley_id), "adjustment")
+    scope.check_alley(user, db.session.get(Alley, adj.alley_id), "adjustment.not_found")
     if adj.status != "pending":
         raise Invalid("adjustment.decided")
     by = user.id if user else None
@@ -397,7 +390,7 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
     item = db.session.get(ReviewItem, item_id)
     if item is None:
         raise NotFound("review.not_found")
-    scope.check_alley(user, db.session.get(Alley, item.alley_id), "review item")
+    scope.check_alley(user, db.session.get(Alley, item.alley_id), "review.not_found")
     if item.status != "open":
         raise Invalid("review.decided")
     if not note.strip():

@@ -1,9 +1,9 @@
 """Severity of an alert, from its code; a deployment may change the mapping
-(config ALERT_SEVERITY, e.g. "communication=minor")."""
+(config ALERT_SEVERITY, e.g. "communication=minor", passed in by the caller)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from collections.abc import Mapping
 
 SEVERITIES = ("critical", "major", "minor", "warning")
 # Sort key: critical first.
@@ -25,14 +25,21 @@ DEFAULT_SEVERITY = {
     "other": "warning",
     # Not a device fault: a jump in the pile's `seq` (messages possibly lost).
     "data_loss": "minor",
+    # Residents' reports (services/reports.py): a burning smell pages at once.
+    "report_burning": "critical",
+    "report_no_power": "major",
+    "report_damaged": "major",
+    "report_other": "minor",
 }
-# Alert codes that are about the link, not the hardware: they never make a port
-# unavailable to residents.
-NOT_HARDWARE = ("offline", "data_loss")
+# Alert codes that are about the link, not the hardware, or only a resident's word:
+# they never make a port unavailable to residents (staff look and decide).
+NOT_HARDWARE = ("offline", "data_loss", "report_burning", "report_no_power",
+                "report_damaged", "report_other")
 
 
-def severity_for(code: str) -> str:
-    """The severity of `code` in this deployment (unknown codes are warnings)."""
-    overrides = current_app.config.get("ALERT_SEVERITY") or {}
+def severity_for(code: str, overrides: Mapping[str, str] | None = None) -> str:
+    """The severity of `code` in this deployment, given its overrides (unknown codes
+    are warnings)."""
+    overrides = overrides or {}
     value = overrides.get(code) or DEFAULT_SEVERITY.get(code, "warning")
     return value if value in RANK else DEFAULT_SEVERITY.get(code, "warning")

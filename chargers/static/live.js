@@ -7,7 +7,9 @@
   "use strict";
   var root = document.querySelector("[data-live]");
   if (!root || !window.fetch || !window.DOMParser) return;
-  var every = Math.max(10, parseInt(root.getAttribute("data-live"), 10) || 30) * 1000;
+  // Residents' pages ask for 30 s; a staff control page for a few seconds, so a
+  // command is seen going pending → sent → done.
+  var every = Math.max(3, parseInt(root.getAttribute("data-live"), 10) || 30) * 1000;
   var timer = null, busy = false;
 
   function markStale() {
@@ -27,6 +29,8 @@
         var cur = document.querySelector("[data-live]");
         if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
         if (doc.title) document.title = doc.title;
+        // Others (notify-free.js) follow the fresh numbers.
+        document.dispatchEvent(new CustomEvent("live:updated"));
       })
       .catch(markStale)
       .then(function () { busy = false; });

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .. import outcomes
 from ..services.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def init_app(app: Flask) -> None:
     def domain_error(exc: DomainError):
         if _wants_json():
             return json_error(exc.status, exc.family, exc.message)
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+        return render_template("error.html", status=exc.status,
+                               message=outcomes.render(exc.code, exc.params)), exc.status
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -58,13 +60,24 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
+        # The exception's own headers (405: Allow; 429: Retry-After), not its HTML type.
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        if exc.response is not None:  # e.g. Flask-Limiter's 429 carries its headers here
+            headers += [(k, v) for k, v in exc.response.headers.items()
+                        if k.lower() in ("retry-after", "allow")]
         if _wants_json():
-            return json_error(exc.code or 500, code, exc.description or exc.name)
-        return render_template("error.html", status=exc.code, message=exc.description), exc.code
+            body, status = json_error(exc.code or 500, code, exc.description or exc.name)
+            return body, status, headers
+        # Werkzeug's stock English paragraph adds nothing to the heading, which the
+        # page says in its own language; a rate limit that has its own words (e.g. the
+        # residents' reports) says them.
+        limit = getattr(exc, "limit", None)
+        message = exc.description if getattr(limit, "error_message", None) else None
+        return render_template("error.html", status=exc.code, message=message), exc.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_json():
             return json_error(500, "internal", "internal error")
-        return render_template("error.html", status=500, message="internal error"), 500
+        return render_template("error.html", status=500), 500

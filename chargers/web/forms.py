@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
+from flask_wtf.file import FileAllowed, FileField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from ..protocol.codes import MAX_PORTS, PILE_ID_PATTERN
@@ -45,3 +55,21 @@ class PileForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
+
+
+class ReportForm(FlaskForm):
+    """A resident reports a problem with a pile (报修). Port choices are set per pile."""
+
+    port = SelectField(_l("Which port"), coerce=str, validators=[DataRequired()])
+    kind = RadioField(_l("What is wrong"), validators=[DataRequired()], choices=[
+        SelectChoice("no_power", _l("No power")),
+        SelectChoice("damaged", _l("Damaged socket")),
+        SelectChoice("burning", _l("Burning smell or smoke")),
+        SelectChoice("other", _l("Something else")),
+    ])
+    photo = FileField(_l("Photo (optional)"), validators=[
+        FileAllowed(["jpg", "jpeg", "png", "webp", "gif"], _l("A photo, please"))])
+    phone = StringField(_l("Your phone (optional, so staff can call back)"),
+                        validators=[Optional(), Length(max=32),
+                                    Regexp(r"^\+?[0-9][0-9 -]{4,30}$",
+                                           message=_l("That does not look like a phone number"))])

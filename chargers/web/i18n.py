@@ -11,7 +11,8 @@ from flask_babel import gettext as _
 
 
 def select_locale() -> str:
-    """?lang= (remembered in the session), else the saved choice, else Chinese."""
+    """?lang= (remembered in the session), else the saved choice, else the browser's
+    Accept-Language, else Chinese."""
     langs = current_app.config["LANGUAGES"]
     asked = request.args.get("lang")
     if asked in langs:
@@ -20,7 +21,8 @@ def select_locale() -> str:
     saved = session.get("lang")
     if saved in langs:
         return saved
-    return current_app.config["BABEL_DEFAULT_LOCALE"]
+    # Werkzeug matches "zh-CN", "en-GB"… on their primary tag.
+    return request.accept_languages.best_match(langs) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
 def select_timezone() -> str:
@@ -49,6 +51,50 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     if hours < 24:
         return _("%(h)dh %(m)dm", h=hours, m=minutes)
     return _("%(d)d days", d=hours // 24)
+
+
+def for_how_long(value: datetime | None, now: datetime | None = None) -> str:
+    """"for 5 min" (已 5 分钟), or "just now" alone: never "for just now"."""
+    if value is None:
+        return ""
+    now = now or datetime.now(UTC)
+    if (now - value).total_seconds() < 60:
+        return _("just now")
+    return _("for %(d)s", d=ago(value, now))
+
+
+def full_since(value: datetime | None, now: datetime | None = None) -> str:
+    """A finished port: how long ago the battery was full, and that the bike is still
+    there (so nobody takes it for a free port)."""
+    now = now or datetime.now(UTC)
+    if value is None or (now - value).total_seconds() < 60:
+        return _("Full just now, bike still plugged in")
+    return _("Full %(d)s ago, bike still plugged in", d=ago(value, now))
+
+
+def time_left(est) -> str:
+    """A port's estimated time left in words; says so plainly when there is no basis."""
+    if est is None or est.minutes is None:
+        return _("No basis yet to estimate when it will be done")
+    if est.minutes <= 1:
+        return _("Almost done")
+    return _("About %(d)s left", d=duration(est.minutes))
+
+
+def duration(minutes: int) -> str:
+    """A number of minutes in words ("25 min", "1h 20m")."""
+    if minutes < 60:
+        return _("%(n)d min", n=minutes)
+    hours, minutes = divmod(minutes, 60)
+    return _("%(h)dh %(m)dm", h=hours, m=minutes)
+
+
+def power_energy(est) -> str:
+    """The latest reading of a port in use: "380 W · 0.42 kWh so far"."""
+    if est is None or est.power_w is None:
+        return ""
+    return _("%(w)d W · %(kwh).2f kWh so far", w=round(est.power_w),
+             kwh=(est.energy_wh or 0) / 1000)
 
 
 def short_ago(value: datetime | None, now: datetime | None = None) -> str:
@@ -111,12 +157,27 @@ def _fresh_choice() -> None:
     refresh()
 
 
+def _vary(resp):
+    """Pages follow the browser's language (and the chosen one, in the session cookie):
+    a shared cache must keep one copy per language."""
+    if resp.mimetype == "text/html":
+        resp.vary.add("Accept-Language")
+        resp.vary.add("Cookie")
+    return resp
+
+
 def init_template_helpers(app: Flask) -> None:
     """Filters and globals every template can use; a fresh locale per request."""
     app.before_request(_fresh_choice)
+    app.after_request(_vary)
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["short_ago"] = short_ago
+    app.jinja_env.filters["for_how_long"] = for_how_long
+    app.jinja_env.filters["full_since"] = full_since
+    app.jinja_env.globals["time_left"] = time_left
+    app.jinja_env.globals["power_energy"] = power_energy
+    app.jinja_env.globals["duration"] = duration
     app.jinja_env.globals["state_symbol"] = state_symbol
     app.jinja_env.globals["lang_url"] = lang_url
     app.jinja_env.globals["get_locale"] = get_locale

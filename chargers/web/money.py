@@ -66,13 +66,23 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["step_rule"] = step_rule
     app.jinja_env.globals["posted_tariff"] = posted_tariff
     app.jinja_env.globals["billing_word"] = billing_word
-    app.jinja_env.globals["outcome_text"] = _outcome_text
+    app.jinja_env.globals["audit_text"] = audit_text
 
 
-def _outcome_text(code: str, params) -> str:
-    from ..outcomes import render
+def audit_text(action: str, data) -> str:
+    """A billing audit entry (action code + its data) in the page's language."""
+    from ..labels import MONEY_AUDIT_LABELS
 
-    return render(code, params or {})
+    label = MONEY_AUDIT_LABELS.get(action)
+    if label is None:
+        return action
+    params = dict(data or {})
+    if "reason" in params:  # a guard's reason code, in words
+        params["reason"] = billing_word(params["reason"])
+    try:
+        return str(label) % params
+    except (KeyError, TypeError, ValueError):
+        return str(label)
 
 
 def kwh(wh) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
+from ..mqtt_settings import broker_address
 from ..services import health, metrics
 
 bp = Blueprint("ops", __name__)
@@ -11,7 +12,7 @@ bp = Blueprint("ops", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    report = health.check()
+    report = health.check(broker_address(current_app.config))
     return jsonify(report.as_dict()), (200 if report.ok else 503)
 
 

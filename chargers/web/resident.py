@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
-from ..services import alleys, availability, piles
+from .. import settings
+from ..extensions import limiter
+from ..outcomes import render
+from ..services import alleys, availability, notify, overstay, piles, reports, time_left
+from ..services.errors import Invalid
+from .forms import ReportForm
+from .guard import accepts_upload
 from .ordering import by_label
 
 bp = Blueprint("resident", __name__)
@@ -30,8 +38,13 @@ def alley(slug: str):
     g.tz = alley.timezone
     view = availability.alley_view(alley)
     view.piles = by_label(view.piles)  # 2号桩 before 10号桩
-    return render_template("resident/alley.html", alley=alley, view=view,
-                           counts=view.counts(), refresh=REFRESH_SECONDS, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    next_free = time_left.fill(view.piles, alley.id, now)
+    return render_template("resident/alley.html", alley=alley, view=view, next_free=next_free,
+                           counts=view.counts(), refresh=REFRESH_SECONDS, now=now,
+                           overstay_minutes=overstay.minutes_by_port([p.id for p in view.piles],
+                                                                     now=now),
+                           service_contacts=notify.public_contacts(alley.id))
 
 
 @bp.get("/p/<pile_id>")
@@ -40,5 +53,60 @@ def pile(pile_id: str):
     pile = piles.get_pile(None, pile_id)
     g.tz = pile.alley.timezone
     view = availability.pile_view(pile)
+    now = datetime.now(UTC)
+    time_left.fill([view], pile.alley_id, now)
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
-                           refresh=REFRESH_SECONDS, now=datetime.now(UTC))
+                           refresh=REFRESH_SECONDS, now=now,
+                           overstay_minutes=overstay.minutes_by_port([pile.id], now=now),
+                           service_contacts=notify.public_contacts(pile.alley_id))
+
+
+def report_settings() -> settings.ReportSettings:
+    """The reports' settings from config (services never read config themselves)."""
+    return settings.reports(current_app.config)
+
+
+@bp.route("/p/<pile_id>/report", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"],
+               error_message=lambda: _("Many reports have come from this connection already: "
+                                       "please try again later, or call the number on the pile."))
+@accepts_upload("REPORT_PHOTO_MAX_BYTES")
+def report(pile_id: str):
+    """Report a problem with this pile (报修): reaches staff as an alert."""
+    pile = piles.get_pile(None, pile_id)
+    g.tz = pile.alley.timezone
+    form = ReportForm()
+    form.port.choices = [SelectChoice("", _("Choose a port"))] + [
+        SelectChoice(str(n), _("Port %(n)d", n=n)) for n in range(1, pile.port_count + 1)
+    ] + [SelectChoice("pile", _("The whole pile / not sure"))]
+    if request.method == "GET" and request.args.get("port", "").isdigit():
+        form.port.data = request.args["port"]
+    if form.validate_on_submit():
+        upload = form.photo.data
+        photo = None
+        if upload and getattr(upload, "filename", ""):
+            photo = upload.stream.read(current_app.config["REPORT_PHOTO_MAX_BYTES"] + 1)
+        try:
+            reports.submit(reports.ReportInput(
+                pile_id=pile.id, port=None if form.port.data == "pile" else int(form.port.data),
+                kind=form.kind.data, phone=form.phone.data or "", photo=photo,
+                remote_addr=request.remote_addr), report_settings(), datetime.now(UTC),
+                rules=settings.alerts(current_app.config))
+        except Invalid as exc:
+            form.photo.errors = [*form.photo.errors, render(exc.code, exc.params)] \
+                if exc.code.startswith("report.photo") else form.photo.errors
+            if not exc.code.startswith("report.photo"):
+                flash(render(exc.code, exc.params), "error")
+        else:
+            return redirect(url_for("resident.report_sent", pile_id=pile.id))
+    return render_template("resident/report.html", pile=pile, alley=pile.alley, form=form,
+                           kinds=reports.KINDS), (400 if form.errors else 200)
+
+
+@bp.get("/p/<pile_id>/report/sent")
+def report_sent(pile_id: str):
+    """After a report (post/redirect/get): the resident sees it was sent."""
+    pile = piles.get_pile(None, pile_id)
+    g.tz = pile.alley.timezone
+    return render_template("resident/report_sent.html", pile=pile, alley=pile.alley,
+                           service_contacts=notify.public_contacts(pile.alley_id))

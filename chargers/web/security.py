@@ -59,19 +59,7 @@ def set_headers(resp: Response) -> Response:
     return resp
 
 
-# Per-request values that extensions keep in `g`. `g` belongs to the app context, and
-# when one is already pushed (tests, CLI scripts) every request reuses it: a user, a
-# CSRF token or a nonce would then leak from one request (or client) into the next.
-PER_REQUEST = ("_login_user", "csrf_token", "csp_nonce", "tz")
-
-
-def _fresh_request_state() -> None:
-    for key in PER_REQUEST:
-        g.pop(key, None)
-
-
 def init_app(app: Flask) -> None:
     """Register the header hook and the `csp_nonce()` template global."""
-    app.before_request_funcs.setdefault(None, []).insert(0, _fresh_request_state)
     app.after_request(set_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

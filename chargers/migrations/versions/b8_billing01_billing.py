@@ -13,7 +13,7 @@ import chargers.models.base
 
 # revision identifiers, used by Alembic.
 revision = 'b8_billing01'
-down_revision = 'd616304ad0e1'
+down_revision = "r11_resid01"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,9 @@
-"""The JSON API under /api/v1 (described in openapi.yaml beside this file)."""
+"""The JSON API under /api/v1.
+
+One module per area defines its routes on `bp` and documents them in
+`openapi_<module>.yaml` beside it (docs.py merges those into openapi.yaml; a test
+checks that every route is documented by its module). A new API module: the .py,
+its import below, and its YAML."""
 
 from flask import Blueprint
 

@@ -12,6 +12,7 @@ from ...protocol.codes import COMMAND_ACTIONS, MAX_PORTS
 from ...services import alerts, commands, notify
 from ...services.alerts import AlertFilter
 from ..access import token_required
+from ..guard import DB_INT_MAX
 from . import bp
 from .common import body, iso, page_args
 
@@ -26,12 +27,14 @@ class AcknowledgeBody(_Strict):
 
 class ResolveBody(_Strict):
     note: str = Field(min_length=1, max_length=2000)
+    # The pile still reports the fault: resolve anyway (the note says why).
+    override: bool = False
 
 
 class CommandBody(_Strict):
     action: Literal[COMMAND_ACTIONS]  # type: ignore[valid-type]
     port: int | None = Field(None, ge=1, le=MAX_PORTS)
-    alert: int | None = None  # the alert this answers, recorded in its history
+    alert: int | None = Field(None, ge=1, le=DB_INT_MAX)  # the alert this answers, recorded in its history
 
 
 class ContactBody(_Strict):
@@ -47,18 +50,14 @@ def _user_name(user: User | None) -> str | None:
 
 
 def alert_json(a: Alert) -> dict:
-    """The contract's fields first, then the rest of the alert."""
-    from ...extensions import db
-
-    def name(uid):
-        return _user_name(db.session.get(User, uid)) if uid else None
-
+    """The contract's fields first, then the rest of the alert. The users come from
+    the alert's relationships, loaded with the list (services.alerts.list_alerts)."""
     return {"id": a.id, "pile": a.pile_id, "port": a.port, "code": a.code,
             "severity": a.severity, "status": a.status, "raised_at": iso(a.raised_at),
             "count": a.count, "alley": a.pile.alley.slug, "last_seen_at": iso(a.last_seen_at),
             "value": a.value, "acknowledged_at": iso(a.acknowledged_at),
-            "acknowledged_by": name(a.acknowledged_by), "cleared_at": iso(a.cleared_at),
-            "cleared_by": name(a.cleared_by), "note": a.note, "flapped": a.flapped,
+            "acknowledged_by": _user_name(a.acknowledger), "cleared_at": iso(a.cleared_at),
+            "cleared_by": _user_name(a.clearer), "note": a.note, "flapped": a.flapped,
             "cutoff_done": a.cutoff_done, "notified_at": iso(a.notified_at),
             "escalated_at": iso(a.escalated_at)}
 
@@ -90,8 +89,8 @@ def list_alerts(user):
 @token_required
 def get_alert(user, alert_id: int):
     a = alerts.get_alert(user, alert_id)
-    history = [{"action": e.action, "at": iso(e.at), "by": _user_name(e.user), "note": e.note}
-               for e in a.events]
+    history = [{"action": e.action, "at": iso(e.at), "by": _user_name(e.user), "note": e.note,
+                "data": e.data} for e in a.events]
     cmds = commands.list_commands(user, alert_id=a.id, limit=100)
     sent = [{"id": n.id, "channel": n.channel, "target": n.target, "reason": n.reason,
              "status": n.status, "attempts": n.attempts, "sent_at": iso(n.sent_at),
@@ -113,7 +112,7 @@ def acknowledge(user, alert_id: int):
 @token_required
 def resolve(user, alert_id: int):
     data = body(ResolveBody)
-    return jsonify(alert_json(alerts.resolve(user, alert_id, data.note)))
+    return jsonify(alert_json(alerts.resolve(user, alert_id, data.note, override=data.override)))
 
 
 @bp.post("/piles/<pile_id>/commands")
@@ -127,9 +126,9 @@ def send_command(user, pile_id: str):
 @bp.get("/piles/<pile_id>/commands")
 @token_required
 def pile_commands(user, pile_id: str):
-    limit, _ = page_args()
-    return jsonify([command_json(c) for c in commands.list_commands(user, pile_id=pile_id,
-                                                                    limit=limit)])
+    limit, offset = page_args()
+    rows = commands.list_commands(user, pile_id=pile_id, limit=limit, offset=offset)
+    return jsonify([command_json(c) for c in rows])
 
 
 @bp.get("/commands/<command_id>")

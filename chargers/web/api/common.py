@@ -6,30 +6,32 @@ from datetime import datetime
 
 from flask import request
 from pydantic import BaseModel
+from werkzeug.exceptions import BadRequest
 
 from ...services.errors import Invalid
+from ..guard import DB_INT_MAX, json_body
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
 def page_args() -> tuple[int, int]:
-    """`limit` (default 100, at most 1000) and `offset` from the query string."""
+    """`limit` (default 100, at most 1000) and `offset` (0 to DB_INT_MAX) from the
+    query string."""
     try:
         limit = int(request.args.get("limit", DEFAULT_LIMIT))
         offset = int(request.args.get("offset", 0))
     except ValueError:
-        raise Invalid("limit and offset must be integers") from None
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise Invalid(f"limit: 1 to {MAX_LIMIT}; offset: 0 or more")
+        raise Invalid("api.page_integers") from None
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= DB_INT_MAX:
+        raise Invalid("api.page_range", max=MAX_LIMIT, max_offset=DB_INT_MAX)
     return limit, offset
 
 
 def body(model: type[BaseModel]) -> BaseModel:
-    """The JSON body validated by `model` (400 when it is not a JSON object)."""
-    data = request.get_json(silent=True)
+    """The JSON body (checked at the door by guard.json_body) validated by `model`
+    (400 when it is not a JSON object)."""
+    data = json_body()
     if not isinstance(data, dict):
-        from werkzeug.exceptions import BadRequest
-
         raise BadRequest("the body must be a JSON object")
     return model.model_validate(data)
 

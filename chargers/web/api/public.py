@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import jsonify
 
-from ...services import alleys, availability
+from ...services import alleys, availability, time_left
+from ..ordering import by_label
 from . import bp
 from .common import iso
 
 
 def port_json(p: availability.PortView) -> dict:
-    return {"port": p.port, "status": p.status, "state": p.state, "free": p.free,
-            "since": iso(p.since)}
+    out = {"port": p.port, "status": p.status, "state": p.state, "free": p.free,
+           "since": iso(p.since)}
+    e = p.estimate
+    if e is not None:
+        out["time_left"] = {"minutes": e.minutes, "basis": e.basis, "power_w": e.power_w,
+                            "energy_wh": e.energy_wh}
+    return out
 
 
 def pile_json(p: availability.PileView) -> dict:
     return {"id": p.id, "label": p.label, "location_note": p.location_note,
             "online": p.online, "enabled": p.enabled, "free": p.free,
+            "unsafe": p.unsafe, "fire": [{"port": port, "code": code} for port, code in p.fire],
             "ports": [port_json(x) for x in p.ports]}
 
 
@@ -33,6 +42,9 @@ def list_alleys():
 def get_alley(slug: str):
     alley = alleys.get_alley(None, slug)
     view = availability.alley_view(alley)
+    view.piles = by_label(view.piles)  # as on the pages: 2号桩 before 10号桩
+    next_free = time_left.fill(view.piles, alley.id, datetime.now(UTC))
     return jsonify({"slug": view.slug, "name": view.name, "timezone": alley.timezone,
                     "free": view.free, "ports": view.ports, "counts": view.counts(),
+                    "next_free_minutes": next_free,
                     "piles": [pile_json(p) for p in view.piles]})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
+from ... import settings
 from ...models import Alley, Pile
 from ...services import alleys, piles
 from ..access import token_required
@@ -33,7 +34,8 @@ def pile_json(p: Pile) -> dict:
 @token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()), by=user)
+    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()),
+                                settings.alley_defaults(current_app.config), by=user)
     return jsonify(alley_json(alley)), 201
 
 

@@ -18,8 +18,20 @@ def _nav() -> dict:
     """The header's open-alert badge, counted only when a page's header shows it
     (a callable: fragments such as the alerts feed never pay for the query)."""
     from ...services.alerts import count_open
+    from ...services.jobruns import failed_now
 
-    return {"nav_alert_counts": lambda: count_open(current_user)}
+    return {"nav_alert_counts": lambda: count_open(current_user),
+            "failed_jobs": failed_now}
 
 
-from . import alerts, billing, ingest, registry, wording  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    accounts,
+    alerts,
+    billing,
+    ingest,
+    maintenance,
+    readings,
+    registry,
+    reports,
+    wording,
+)

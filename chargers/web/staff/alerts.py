@@ -7,23 +7,34 @@ Every page works without JavaScript; static/alerts.js only refreshes the list fr
 
 from __future__ import annotations
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional
 
+from ... import outcomes, settings
+from ...extensions import db
+from ...models import Contact, utcnow
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
-from ...services import alleys, commands, notify, piles
+from ...services import alleys, commands, notify, piles, reports, sessions
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
+from ..guard import DB_INT_MAX
 from . import bp
-from .wording import ACTION_LABELS, say
+from .wording import ACTION_LABELS
 
 REFRESH_MS = 5000
 
@@ -34,9 +45,11 @@ class NoteForm(FlaskForm):
 
 
 class ResolveForm(FlaskForm):
-    """Resolve: the note is required (what was found, what was done)."""
+    """Resolve: the note is required (what was found, what was done); while the pile
+    still reports the fault, an explicit override too (the note is the reason)."""
 
     note = TextAreaField(_l("What was found and done"), validators=[DataRequired(), Length(max=2000)])
+    override = BooleanField(_l("The pile still reports this fault: resolve anyway (say why above)"))
 
 
 class CommandForm(FlaskForm):
@@ -45,7 +58,7 @@ class CommandForm(FlaskForm):
 
     action = HiddenField(validators=[AnyOf(commands.ACTIONS)])
     port = IntegerField(validators=[Optional(), NumberRange(1, MAX_PORTS)])
-    alert_id = IntegerField(validators=[Optional()])
+    alert_id = IntegerField(validators=[Optional(), NumberRange(1, DB_INT_MAX)])
 
 
 class ContactForm(FlaskForm):
@@ -60,6 +73,8 @@ class ContactForm(FlaskForm):
     webhook_format = SelectField(_l("Robot"), choices=[
         SelectChoice("auto", _l("Automatic (by address)")), SelectChoice("wecom", "企业微信 WeCom"),
         SelectChoice("dingtalk", "钉钉 DingTalk"), SelectChoice("feishu", "飞书 Feishu")])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
+    public = BooleanField(_l("Show name and phone to residents (looks after the piles)"))
 
 
 def _filter_args() -> dict:
@@ -79,6 +94,18 @@ def _list(args: dict):
     return alert_svc.list_alerts(current_user, f, triage=True, limit=200)
 
 
+def _filter_counts(args: dict) -> dict[str, int]:
+    """The chips' numbers: what the current alley and status filter holds, by severity
+    (all severities, so each chip says what choosing it would show)."""
+    f = AlertFilter(status=None if args["status"] == "all" else args["status"],
+                    alley=args["alley"] or None)
+    out = dict.fromkeys(SEVERITIES, 0) | {"unacknowledged": 0}
+    for a in alert_svc.list_alerts(current_user, f, limit=None):
+        out[a.severity] = out.get(a.severity, 0) + 1
+        out["unacknowledged"] += a.status == "active"
+    return out
+
+
 def _list_url(args: dict) -> str:
     """The list with these filters: where acknowledging from the list returns to."""
     return url_for("staff.alerts", **{k: v for k, v in args.items() if v})
@@ -90,7 +117,7 @@ def alerts():
     args = _filter_args()
     return render_template(
         "staff/alerts.html", rows=_list(args), args=args, list_url=_list_url(args),
-        counts=alert_svc.count_open(current_user),
+        counts=_filter_counts(args),
         alleys=alleys.list_alleys(current_user), severities=SEVERITIES, confirm=NoteForm(),
         refresh_ms=REFRESH_MS, feed_url=url_for("staff.alerts_feed", **args),
         refresh=30)  # without JavaScript, base.html reloads the page this often
@@ -103,7 +130,8 @@ def alerts_feed():
     counts = alert_svc.count_open(current_user)
     html = render_template("staff/_alert_list.html", rows=_list(args), confirm=NoteForm(),
                            args=args, list_url=_list_url(args))
-    counts_html = render_template("staff/_alert_counts.html", counts=counts)
+    counts_html = render_template("staff/_alert_counts.html", counts=_filter_counts(args),
+                                  args=args)
     return jsonify({"html": html, "counts_html": counts_html, "counts": counts})
 
 
@@ -114,7 +142,9 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
         "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
-        notes=notify.notifications_for(alert.id))
+        notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id),
+        still_reported=alert_svc.still_reported(alert),
+        sessions=sessions.active_by_port(alert.pile_id), now=utcnow())
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -144,11 +174,13 @@ def alert_resolve(alert_id: int):
         flash(_("Say what was found or done."), "error")
         return _alert_page(alert_id, resolve_form=form), 422
     try:
-        alert_svc.resolve(current_user, alert_id, form.note.data)
+        alert_svc.resolve(current_user, alert_id, form.note.data, override=form.override.data)
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
+        if exc.code == "alert.still_reported":
+            return _alert_page(alert_id, resolve_form=form), 409
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
@@ -162,7 +194,8 @@ def pile_control(pile_id: str):
     open_alerts = alert_svc.open_alerts_by(current_user, lambda a: a.port, pile=pile.id)
     return render_template("staff/pile_control.html", pile=pile, confirm=NoteForm(),
                            cmds=commands.list_commands(current_user, pile_id=pile.id, limit=30),
-                           open_alerts=open_alerts)
+                           open_alerts=open_alerts, sessions=sessions.active_by_port(pile.id),
+                           now=utcnow())
 
 
 @bp.post("/piles/<pile_id>/command")
@@ -178,7 +211,7 @@ def pile_command(pile_id: str):
     except DomainError as exc:
         if exc.status == 404:
             raise
-        flash(say(exc.message), "error")
+        flash(outcomes.render(exc.code, exc.params), "error")
     else:
         where = _("port %(n)d", n=cmd.port) if cmd.port else _("whole pile")
         flash(_("%(action)s · %(where)s: sent to the pile.",
@@ -196,14 +229,34 @@ def alley_contacts(slug: str):
         try:
             notify.add_contact(current_user, slug, notify.ContactInput(
                 name=form.name.data, channel=form.channel.data, target=form.target.data,
-                level=form.level.data, webhook_format=form.webhook_format.data))
+                level=form.level.data, webhook_format=form.webhook_format.data,
+                phone=form.phone.data or "", public=form.public.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Contact added."), "ok")
             return redirect(url_for("staff.alley_contacts", slug=slug))
     return render_template("staff/alert_contacts.html", alley=alley, form=form,
                            contacts=notify.list_contacts(current_user, slug), confirm=NoteForm())
+
+
+@bp.post("/contacts/<int:contact_id>/test")
+def contact_test(contact_id: int):
+    """Send a test notification now and say how it went."""
+    if not NoteForm().validate_on_submit():
+        abort(400)
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        abort(404)
+    ok, why = notify.send_test(current_user, contact_id, utcnow(),
+                               paging=settings.paging(current_app.config),
+                               delivery=settings.delivery(current_app.config))
+    if ok:
+        flash(_("Test notification delivered to %(name)s.", name=contact.name), "ok")
+    else:
+        flash(_("Test notification to %(name)s failed: %(why)s", name=contact.name, why=why),
+              "error")
+    return redirect(url_for("staff.alley_contacts", slug=contact.alley.slug))
 
 
 @bp.post("/contacts/<int:contact_id>/delete")

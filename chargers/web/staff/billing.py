@@ -11,7 +11,16 @@ import csv
 import io
 from datetime import UTC, datetime
 
-from flask import Response, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -224,7 +233,7 @@ def _csv(name: str, header: list[str], rows) -> Response:
                 buf.truncate()
         yield buf.getvalue()
 
-    return Response(generate(), mimetype="text/csv; charset=utf-8",
+    return Response(stream_with_context(generate()), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 

@@ -6,26 +6,26 @@ asking for another alley's page gets 404, exactly as the API answers."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from flask import abort, flash, g, redirect, render_template, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ... import outcomes, settings
 from ...services import alerts as alert_svc
-from ...services import alleys, availability, piles, qrcodes
+from ...services import alleys, availability, desk, piles, qrcodes
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
 from . import bp
-from .wording import say
 
 
 @bp.get("/")
 def dashboard():
-    """The alleys this staff member looks after, with free, fault and offline counts."""
-    rows = alleys.list_alleys(current_user)
-    return render_template("staff/dashboard.html", alleys=availability.alley_views(rows),
-                           open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile.alley.slug))
+    """The desk: per alley, open alerts by severity, offline piles, ports out of
+    service; the most urgent alley first."""
+    return render_template("staff/dashboard.html", rows=desk.desk(current_user))
 
 
 @bp.route("/alleys/new", methods=["GET", "POST"])
@@ -36,9 +36,11 @@ def alley_new():
     form = AlleyForm()
     if form.validate_on_submit():
         try:
-            alley = alleys.create_alley(_alley_input(form), by=current_user)
+            alley = alleys.create_alley(_alley_input(form),
+                                        settings.alley_defaults(current_app.config),
+                                        by=current_user)
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Alley added."), "ok")
             return redirect(url_for("staff.alley_detail", slug=alley.slug))
@@ -78,7 +80,7 @@ def alley_edit(slug: str):
         try:
             alleys.update_alley(current_user, slug, data)
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=slug))
@@ -105,10 +107,17 @@ def pile_new(slug: str):
                 id=form.id.data, alley=slug, ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data, enabled=form.enabled.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
-            return render_template("staff/pile_secret.html", pile=pile, secret=secret)
+            return _show_secret_once(pile.id, secret)
     return render_template("staff/pile_form.html", form=form, alley=alley, pile=None)
+
+
+def _show_secret_once(pile_id: str, secret: str):
+    """Post/redirect/get: the new secret rides in the (signed, HttpOnly) session to the
+    next GET, which shows it and forgets it; reloading that page cannot issue another."""
+    session["new_pile_secret"] = {"pile": pile_id, "secret": secret}
+    return redirect(url_for("staff.pile_secret_confirm", pile_id=pile_id))
 
 
 @bp.route("/piles/<pile_id>/edit", methods=["GET", "POST"])
@@ -125,7 +134,7 @@ def pile_edit(pile_id: str):
                 ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data or "", enabled=form.enabled.data))
         except DomainError as exc:
-            flash(say(exc.message), "error")
+            flash(outcomes.render(exc.code, exc.params), "error")
         else:
             flash(_("Saved."), "ok")
             return redirect(url_for("staff.alley_detail", slug=pile.alley.slug))
@@ -134,8 +143,13 @@ def pile_edit(pile_id: str):
 
 @bp.get("/piles/<pile_id>/secret")
 def pile_secret_confirm(pile_id: str):
-    """Ask before issuing a new secret: the old one stops working at once."""
+    """The secret just issued, shown this once (after the redirect); otherwise ask
+    before issuing a new one: the old one stops working at once."""
     pile = piles.get_pile(current_user, pile_id)
+    fresh = session.get("new_pile_secret")
+    if fresh and fresh.get("pile") == pile.id:
+        session.pop("new_pile_secret")
+        return render_template("staff/pile_secret.html", pile=pile, secret=fresh["secret"])
     return render_template("staff/pile_secret_confirm.html", pile=pile, form=ConfirmForm())
 
 
@@ -146,12 +160,17 @@ def pile_secret(pile_id: str):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     pile, secret = piles.rotate_secret(current_user, pile_id)
-    return render_template("staff/pile_secret.html", pile=pile, secret=secret)
+    return _show_secret_once(pile.id, secret)
 
 
 @bp.get("/alleys/<slug>/qr")
 def qr_sheet(slug: str):
     """A printable sheet, one QR code per pile, each opening the pile's public page."""
     alley = alleys.get_alley(current_user, slug)
-    codes = [(p, qrcodes.pile_qr_svg(p.id), qrcodes.pile_url(p.id)) for p in by_label(alley.piles)]
-    return render_template("staff/qr_sheet.html", alley=alley, codes=codes)
+    base_url = current_app.config["PUBLIC_BASE_URL"]
+    codes = [(p, qrcodes.pile_qr_svg(p.id, base_url), qrcodes.pile_url(p.id, base_url))
+             for p in by_label(alley.piles)]
+    host = (urlsplit(base_url).hostname or "").lower()
+    local = host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.") or not host
+    return render_template("staff/qr_sheet.html", alley=alley, codes=codes,
+                           local_base_url=base_url if local else None)

@@ -1,7 +1,7 @@
-"""The embedded MQTT broker (amqtt) for the one-command run (`make run`).
-
-Production uses Mosquitto with the files of `flask mqtt-auth`; with no MQTT_URL,
-`flask --app wsgi broker` runs this in-process broker instead. It is never
+"""The embedded MQTT broker (amqtt): the fallback of `flask --app wsgi broker` where
+the Mosquitto binary is missing (chargers/broker/mosquitto.py runs Mosquitto
+otherwise). Every line that touches amqtt lives in this module, and it refuses to
+start on any amqtt but the version it was written for (AMQTT_VERSION). It is never
 anonymous: amqtt keeps QoS 1 messages for an offline persistent session only when
 the session is authenticated (anonymous, it dropped 100 of 100). Piles log in with
 their id and secret (checked against the database, the same `$7$` hash Mosquitto
@@ -28,7 +28,12 @@ amqtt 0.12.1 is corrected where it would lose, leak or mislabel messages
   subscribed to, past the ACL; here only the client's own, ACL-checked;
 - messages published before the backend's first connect were not kept for it; the
   broker creates the backend's persistent session at start, subscribed to
-  `{prefix}/#`, and drops that placeholder subscription once the backend makes its own.
+  `{prefix}/#`, and drops that placeholder subscription once the backend makes its own;
+- a TCP connection closed before its CONNECT (every /healthz probe) logged a warning.
+
+Client ids are bound to logins, as Mosquitto's `use_username_as_clientid` does for
+the generated configuration: a pile connects only with its own id as client id, and
+never with one of the backend's (services.mqtt_auth.is_backend).
 
 Sessions live in memory: a restart of this broker loses queued messages (Mosquitto
 with `persistence true` does not). There is no size cap on messages here; the
@@ -38,17 +43,13 @@ ingest refuses oversized payloads itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
-import json
 import logging
-import os
 import secrets
 import signal
-import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +64,31 @@ from amqtt.session import OUTGOING, Session
 from amqtt.utils import format_client_message, gen_client_id
 from flask import Flask
 
-from .services import mqtt_auth
+from ..services import mqtt_auth
+from . import BACKEND_USER, DEFAULT_PORT, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 
-log = logging.getLogger("chargers.broker")
+log = logging.getLogger("chargers.broker.amqtt")
 
-BACKEND_USER = "chargers-backend"
-DEFAULT_PORT = 1883
+# The corrections below replace amqtt internals of this exact release.
+AMQTT_VERSION = "0.12.1"
+# What a connection closed before its CONNECT (a /healthz TCP probe) is called here.
+_PROBE = "closed before CONNECT"
+
+
+def check_amqtt_version() -> None:
+    """Refuse to run on an amqtt this module was not written for."""
+    installed = version("amqtt")
+    if installed != AMQTT_VERSION:
+        raise RuntimeError(f"the embedded broker is written for amqtt {AMQTT_VERSION}, not {installed}; "
+                           f"install amqtt=={AMQTT_VERSION} (requirements.txt) or Mosquitto")
+
+
+class _QuietProbes(logging.Filter):
+    """amqtt logs "Failed to initialize client session" at WARNING for a connection
+    closed before its CONNECT: every health check would add one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _PROBE not in record.getMessage()
 
 
 class PileAuthPlugin(BaseAuthPlugin):
@@ -80,6 +100,7 @@ class PileAuthPlugin(BaseAuthPlugin):
         check_pile: Any = None  # (pile_id, secret) -> bool, blocking (runs in a thread)
         backend_user: str = BACKEND_USER
         backend_password: str = ""
+        backend_client_ids: tuple[str, ...] = ()
 
     async def authenticate(self, *, session: Session) -> bool | None:
         """True for the backend's credentials or a pile's id + secret."""
@@ -89,12 +110,12 @@ class PileAuthPlugin(BaseAuthPlugin):
             password = password.decode("utf-8", "replace")
         if not username or not password:
             return False
-        if username == cfg.backend_user:
+        if mqtt_auth.is_backend(username, cfg.backend_user):
             return bool(cfg.backend_password) and hmac.compare_digest(
                 password.encode(), cfg.backend_password.encode())
         # The contract: client id == username == pile id. Tying them keeps one pile
-        # from taking over another's session.
-        if session.client_id != username:
+        # from taking over another's session, or the backend's.
+        if session.client_id != username or username in cfg.backend_client_ids:
             return False
         try:
             return bool(await asyncio.to_thread(cfg.check_pile, username, password))
@@ -226,8 +247,9 @@ class ChargersBroker(Broker):
         except MQTTError as exc:
             await writer.close()
             raise MQTTError(exc) from exc
-        except NoDataError as exc:
-            raise AMQTTError(exc) from exc
+        except NoDataError as exc:  # nothing came: a TCP probe such as /healthz
+            log.debug("connection from %s:%s %s", remote_address, remote_port, _PROBE)
+            raise AMQTTError(_PROBE) from exc
 
         if not await self._authenticate(client_session, None):
             where = format_client_message(address=remote_address, port=remote_port)
@@ -321,43 +343,11 @@ class ChargersBroker(Broker):
             task.add_done_callback(_background.discard)
 
 
-def _write_private_json(path: Path, data: dict) -> None:
-    """Atomic write, mode 600: the file holds the backend's password."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        # As the listener itself will (asyncio sets it): without it, the clients'
-        # connections to a just-stopped broker (TIME_WAIT) made a restart move port.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def pile_checker(app: Flask) -> Callable[[str, str], bool]:
     """A thread-safe (pile_id, secret) -> bool over the app's database."""
 
     def check(pile_id: str, secret: str) -> bool:
-        from .extensions import db
+        from ..extensions import db
 
         with app.app_context():
             try:
@@ -368,37 +358,26 @@ def pile_checker(app: Flask) -> Callable[[str, str], bool]:
     return check
 
 
-@dataclass
-class BrokerInfo:
-    """Where the embedded broker listens and the backend's login."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-
-    def as_dict(self) -> dict:
-        return {"host": self.host, "port": self.port, "username": self.username, "password": self.password}
-
-
 async def start_broker(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                        ) -> tuple[ChargersBroker, BrokerInfo]:
     """Start the broker on `host:port`, or on a free port when that one is taken;
     returns the running broker and its address and backend credentials."""
+    check_amqtt_version()
+    logging.getLogger("amqtt.broker").addFilter(_QuietProbes())
     password = secrets.token_urlsafe(24)
     prefix = app.config["MQTT_TOPIC_PREFIX"]
     client_id = app.config["MQTT_CLIENT_ID"]
-    candidates = [port] if port and _port_free(host, port) else []
-    candidates += [_free_port(host) for _ in range(3)]
+    candidates = candidate_ports(host, port)
     last_error: Exception | None = None
     for candidate in candidates:
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{host}:{candidate}"}},
             "plugins": {
-                "chargers.broker.PileAuthPlugin": {
+                f"{__name__}.PileAuthPlugin": {
                     "check_pile": pile_checker(app), "backend_user": BACKEND_USER,
-                    "backend_password": password},
-                "chargers.broker.PileAclPlugin": {"prefix": prefix, "backend_user": BACKEND_USER},
+                    "backend_password": password,
+                    "backend_client_ids": (client_id, f"{client_id}-jobs")},
+                f"{__name__}.PileAclPlugin": {"prefix": prefix, "backend_user": BACKEND_USER},
             },
         }
         broker = ChargersBroker(config, backend_client_id=client_id, backend_user=BACKEND_USER,
@@ -421,9 +400,9 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         # A stale file from a killed run would send clients to a dead port.
         info_file.unlink(missing_ok=True)
         broker, info = await start_broker(app, host, port)
-        _write_private_json(info_file, info.as_dict())
+        write_private_json(info_file, info.as_dict())
         note = "" if info.port == port else f" ({host}:{port} is taken)"
-        echo(f"embedded MQTT broker listening on {info.host}:{info.port}{note}; "
+        echo(f"embedded MQTT broker (amqtt) listening on {info.host}:{info.port}{note}; "
              f"backend login in {info_file}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -432,9 +411,7 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         try:
             await stop.wait()
         finally:
-            with contextlib.suppress(OSError, ValueError):
-                if json.loads(info_file.read_text()).get("port") == info.port:
-                    info_file.unlink()
+            remove_info_file(info_file, info.port)
             await broker.shutdown()
             echo("embedded MQTT broker stopped")
 

@@ -1,0 +1,83 @@
+"""Label tables: the words for the codes the services store (fault codes, severities,
+alert statuses, alert-history actions, command actions and outcomes, rejection
+reasons, notification reasons, states and channels, billing audit actions), marked for Babel.
+
+Shared by the staff pages (web/staff/wording.py) and the notifications
+(services/notify.py), which render them in the page's or the alley's language.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+REJECTION_LABELS = {
+    "bad_topic": _l("Unknown topic"), "unknown_kind": _l("Unknown message kind"),
+    "sender_mismatch": _l("Sent by another pile"), "unknown_pile": _l("Pile not registered"),
+    "retained": _l("Retained message (old news)"),
+    "oversized": _l("Too large"), "malformed": _l("Not valid JSON"),
+    "invalid": _l("Fields not as the protocol says"), "port_out_of_range": _l("No such port"),
+    "replay": _l("Old sequence number (replay)"), "error": _l("Failed to process"),
+}
+NOTIFY_REASON_LABELS = {"new": _l("first page"), "resend": _l("reminder"),
+                        "escalation": _l("escalation")}
+NOTIFY_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("delivered"),
+                        "failed": _l("gave up")}
+CHANNEL_LABELS = {"webhook": _l("Group robot"), "email": _l("E-mail")}
+
+CODE_LABELS = {
+    "smoke": _l("Smoke"), "over_temperature": _l("Over-temperature"),
+    "over_current": _l("Over-current"), "overload": _l("Overload"),
+    "ground_fault": _l("Ground fault"), "relay_stuck": _l("Relay stuck"),
+    "offline": _l("Offline"), "over_voltage": _l("Over-voltage"),
+    "under_voltage": _l("Under-voltage"), "meter_failure": _l("Meter failure"),
+    "communication": _l("Communication fault"), "other": _l("Other fault"),
+    "data_loss": _l("Possible data loss"),
+    "report_burning": _l("Resident reports burning smell or smoke"),
+    "report_no_power": _l("Resident reports no power"),
+    "report_damaged": _l("Resident reports damaged socket"),
+    "report_other": _l("Resident reports a problem"),
+}
+SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
+                   "warning": _l("Warning")}
+STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledged"),
+                 "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
+ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
+                 "enable": _l("Enable"), "reset": _l("Reset pile")}
+PORT_STATUS_LABELS = {
+    "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
+    "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
+}
+EVENT_LABELS = {
+    "raised": _l("raised"), "repeated": _l("reported again"), "acknowledged": _l("acknowledged"),
+    "resolved": _l("resolved"), "resolved_override": _l("resolved anyway (pile still reporting)"),
+    "cleared_by_device": _l("cleared by the pile"),
+    "cleared_online": _l("pile back online"), "flap": _l("flap (nobody paged)"),
+    "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
+    "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
+    "command_timeout": _l("command unanswered"), "notified": _l("notified"),
+    "renotified": _l("notified again"), "escalated": _l("escalated"),
+    "stale_clear_ignored": _l("late clear ignored"), "stale_raise_ignored": _l("late report ignored"),
+}
+COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
+                         "accepted": _l("done"), "rejected": _l("refused by the pile"),
+                         "timeout": _l("no answer")}
+# What we add to a command's outcome beyond its status (the pile's own words follow).
+COMMAND_OUTCOME_LABELS = {"no_ack": None, "unsent": _l("never sent: broker away"),
+                          "late": _l("answered late")}
+# The subject line of a notification that is not the first page.
+NOTIFY_SUBJECT_PREFIXES = {"new": "", "resend": _l("[Unacknowledged · re-sent]"),
+                           "escalation": _l("[Escalated]")}
+
+# The billing audit trail (MoneyAudit.action, with its JSON data as the parameters).
+MONEY_AUDIT_LABELS = {
+    "account.created": _l("Account %(account)s created"),
+    "adjustment.approved": _l("Adjustment %(adjustment)s approved"),
+    "adjustment.rejected": _l("Adjustment %(adjustment)s rejected"),
+    "guard.stop": _l("Session %(session)s stopped: %(reason)s"),
+    "money.refund": _l("Refund recorded"),
+    "money.reversal": _l("A top-up or refund was reversed"),
+    "money.topup": _l("Top-up recorded"),
+    "review.assigned": _l("Session assigned to an account"),
+    "review.waived": _l("Session waived"),
+    "tariff.created": _l("Tariff %(tariff)s will take effect at %(effective_from)s"),
+}

@@ -1,0 +1,70 @@
+"""The staff desk: per alley in the user's scope, what needs someone now (open alerts by
+severity, offline piles, ports out of service), most urgent alley first. Read only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models import User
+from . import alerts, alleys, availability
+from .severity import RANK, SEVERITIES
+
+
+@dataclass
+class AlleyDesk:
+    slug: str
+    name: str
+    ports: int
+    free: int
+    alerts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    unacknowledged: int = 0
+    critical_unacknowledged: int = 0
+    worst: str | None = None  # severity of the worst open alert
+    offline: list[availability.PileView] = field(default_factory=list)
+    out_of_service: list[tuple[str, int | None]] = field(default_factory=list)  # (label, port)
+    unsafe: list[availability.PileView] = field(default_factory=list)  # fire alarms
+
+    @property
+    def open_alerts(self) -> int:
+        return sum(self.alerts.values())
+
+    @property
+    def calm(self) -> bool:
+        return not (self.open_alerts or self.offline or self.out_of_service or self.unsafe)
+
+    def urgency(self) -> tuple:
+        """Sort key: a fire first, then unacknowledged critical, critical, major…,
+        offline piles, ports out of service."""
+        return (-len(self.unsafe), -self.critical_unacknowledged,
+                *(-self.alerts[s] for s in SEVERITIES), -self.unacknowledged,
+                -len(self.offline), -len(self.out_of_service), self.name)
+
+
+def desk(user: User) -> list[AlleyDesk]:
+    """The desk rows of the user's alleys, most urgent first."""
+    views = availability.alley_views(alleys.list_alleys(user))
+    rows = {v.slug: AlleyDesk(v.slug, v.name, v.ports, v.free) for v in views}
+    for v in views:
+        row = rows[v.slug]
+        for pile in v.piles:
+            label = pile.label or pile.id
+            if pile.fire:
+                row.unsafe.append(pile)
+            if not pile.enabled:
+                row.out_of_service.append((label, None))
+                continue
+            if not pile.online:
+                row.offline.append(pile)
+                continue
+            row.out_of_service += [(label, p.port) for p in pile.ports
+                                   if p.state == "out_of_service"]
+    for a in alerts.list_alerts(user, alerts.AlertFilter(status="open"), limit=None):
+        row = rows.get(a.pile.alley.slug)
+        if row is None:
+            continue
+        row.alerts[a.severity] = row.alerts.get(a.severity, 0) + 1
+        row.unacknowledged += a.status == "active"
+        row.critical_unacknowledged += a.status == "active" and a.severity == "critical"
+        if row.worst is None or RANK[a.severity] < RANK[row.worst]:
+            row.worst = a.severity
+    return sorted(rows.values(), key=AlleyDesk.urgency)

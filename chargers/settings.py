@@ -1,0 +1,164 @@
+"""Settings the services need, as small frozen objects built from the app's config in
+one place. Services never read `current_app.config`: a door (view, job, command, ingest
+handler) calls one of these constructors and passes the object in, so a test can hand
+a service exactly the rules it wants.
+
+    rules = settings.alerts(current_app.config)
+    alerts.raise_offline_alerts(now, rules)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How a notification about an alert is written: in which language, with links to
+    which address, times in which zone when an alley's own is unknown."""
+
+    public_base_url: str = "http://127.0.0.1:5000"
+    language: str = "zh"
+    default_timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """When alerts page, flap, go offline, re-send and escalate; severity overrides."""
+
+    debounce_s: int = 60
+    offline_grace_s: int = 300
+    resend_minutes: int = 10
+    escalate_minutes: int = 15
+    severity: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+    paging: Paging = field(default_factory=Paging)
+
+
+@dataclass(frozen=True)
+class CommandRules:
+    """Where commands are published and how long a pile has to answer."""
+
+    topic_prefix: str = "chargers/v1"
+    timeout_s: int = 30
+    unsent_timeout_s: int = 300
+    default_timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How the notification outbox is delivered: retries, webhooks, SMTP."""
+
+    max_attempts: int = 8
+    backoff_base_s: int = 30
+    backoff_max_s: int = 3600
+    webhook_timeout_s: int = 10
+    webhook_allow_private: bool = False
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "chargers@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_security: str = ""
+    smtp_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class AlleyDefaults:
+    """What a new alley gets unless told otherwise."""
+
+    timezone: str = "Asia/Shanghai"
+    tariff_cents_per_kwh: int = 100
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Residents' problem reports: where photos go and how big they may be."""
+
+    photo_dir: Path = Path("instance/reports")
+    photo_max_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SettleRule:
+    """Settings of a settlement run: sessions per batch (one transaction each), and at
+    most how many batches (None: until nothing is left)."""
+
+    batch_size: int = 500
+    max_batches: int | None = None
+
+
+@dataclass(frozen=True)
+class GuardRule:
+    """Settings of the balance guard: how long a session on an unknown card may run
+    before it is stopped (unless its alley allows unbilled charging)."""
+
+    unknown_card_grace_s: int = 120
+
+
+def paging(config: Mapping) -> Paging:
+    """Notifications are written in the deployment's first language (LANGUAGES[0],
+    Chinese by default): alleys carry no language of their own yet."""
+    return Paging(public_base_url=config["PUBLIC_BASE_URL"],
+                  language=(config.get("LANGUAGES") or ("zh",))[0],
+                  default_timezone=config["DEFAULT_TIMEZONE"])
+
+
+def alerts(config: Mapping) -> AlertRules:
+    """ALERT_DEBOUNCE_S, OFFLINE_GRACE_S, ALERT_RESEND/ESCALATE_MINUTES, ALERT_SEVERITY."""
+    return AlertRules(debounce_s=config["ALERT_DEBOUNCE_S"],
+                      offline_grace_s=config["OFFLINE_GRACE_S"],
+                      resend_minutes=config["ALERT_RESEND_MINUTES"],
+                      escalate_minutes=config["ALERT_ESCALATE_MINUTES"],
+                      severity=_frozen(config.get("ALERT_SEVERITY")),
+                      paging=paging(config))
+
+
+def commands(config: Mapping) -> CommandRules:
+    """MQTT_TOPIC_PREFIX, COMMAND_TIMEOUT_S, COMMAND_UNSENT_TIMEOUT_S."""
+    return CommandRules(topic_prefix=config["MQTT_TOPIC_PREFIX"],
+                        timeout_s=config["COMMAND_TIMEOUT_S"],
+                        unsent_timeout_s=config["COMMAND_UNSENT_TIMEOUT_S"],
+                        default_timezone=config["DEFAULT_TIMEZONE"])
+
+
+def delivery(config: Mapping) -> Delivery:
+    """NOTIFY_*, WEBHOOK_*, SMTP_*."""
+    return Delivery(max_attempts=config["NOTIFY_MAX_ATTEMPTS"],
+                    backoff_base_s=config["NOTIFY_BACKOFF_BASE_S"],
+                    backoff_max_s=config["NOTIFY_BACKOFF_MAX_S"],
+                    webhook_timeout_s=config["WEBHOOK_TIMEOUT_S"],
+                    webhook_allow_private=bool(config.get("WEBHOOK_ALLOW_PRIVATE")),
+                    smtp_host=config["SMTP_HOST"], smtp_port=config["SMTP_PORT"],
+                    smtp_from=config["SMTP_FROM"], smtp_user=config["SMTP_USER"],
+                    smtp_password=config["SMTP_PASSWORD"],
+                    smtp_security=config["SMTP_SECURITY"],
+                    smtp_timeout_s=config["SMTP_TIMEOUT_S"])
+
+
+def alley_defaults(config: Mapping) -> AlleyDefaults:
+    """DEFAULT_TIMEZONE, DEFAULT_TARIFF_CENTS_PER_KWH."""
+    return AlleyDefaults(timezone=config["DEFAULT_TIMEZONE"],
+                         tariff_cents_per_kwh=config["DEFAULT_TARIFF_CENTS_PER_KWH"])
+
+
+def reports(config: Mapping) -> ReportSettings:
+    """REPORT_PHOTO_DIR, REPORT_PHOTO_MAX_BYTES."""
+    return ReportSettings(photo_dir=Path(config["REPORT_PHOTO_DIR"]),
+                          photo_max_bytes=config["REPORT_PHOTO_MAX_BYTES"])
+
+
+def settle(config: Mapping) -> SettleRule:
+    """Settlement settings."""
+    return SettleRule(batch_size=config["SETTLE_BATCH_SIZE"])
+
+
+def guard(config: Mapping) -> GuardRule:
+    """Balance guard settings."""
+    return GuardRule(unknown_card_grace_s=config["BILLING_UNKNOWN_CARD_GRACE_S"])

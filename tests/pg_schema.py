@@ -1,0 +1,33 @@
+"""A throwaway PostgreSQL schema in database `test` on 127.0.0.1:5432 (as in
+tests/test_migrations.py), for tests that run the app on PostgreSQL as well."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
+
+
+@contextmanager
+def throwaway_schema(tag: str = "chargers_test") -> Iterator[str]:
+    """The SQLAlchemy URL of a new schema (search_path), dropped afterwards; skips the
+    test when no server answers."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, connect_timeout=3,
+                                autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT} database {PG_DB!r} "
+                    f"({str(exc).strip().splitlines()[0]})")
+    schema = f"{tag}_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/{PG_DB}"
+               f"?options=-csearch_path%3D{schema}")
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
