@@ -30,20 +30,20 @@ def alley_sessions(alley: Alley, *, limit: int | None = 200) -> list[ChargingSes
     return list(db.session.scalars(stmt))
 
 
-def iter_alley_sessions(alley: Alley) -> Iterator[ChargingSession]:
+def iter_alley_sessions(alley_id: int) -> Iterator[ChargingSession]:
     """Every session of the alley, oldest first, streamed (for the CSV export)."""
     stmt = (select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
-            .where(Pile.alley_id == alley.id).order_by(ChargingSession.id)
+            .where(Pile.alley_id == alley_id).order_by(ChargingSession.id)
             .execution_options(yield_per=1000))
     yield from db.session.scalars(stmt)
 
 
-def iter_ledger(alley: Alley) -> Iterator[tuple[Posting, LedgerEntry, LedgerAccount]]:
+def iter_ledger(alley_id: int) -> Iterator[tuple[Posting, LedgerEntry, LedgerAccount]]:
     """Every ledger line of the alley, in posting order (for the CSV export)."""
     stmt = (select(Posting, LedgerEntry, LedgerAccount)
             .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
             .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-            .where(Posting.alley_id == alley.id).order_by(Posting.id, LedgerEntry.id)
+            .where(Posting.alley_id == alley_id).order_by(Posting.id, LedgerEntry.id)
             .execution_options(yield_per=1000))
     yield from db.session.execute(stmt)
 

@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from flask import (
-    Response,
-    flash,
-    g,
-    redirect,
-    render_template,
-    request,
-    stream_with_context,
-    url_for,
-)
+from flask import Response, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -217,55 +209,67 @@ def billing_sessions(slug: str):
                            rows=billing_reports.alley_sessions(alley))
 
 
-def _csv(name: str, header: list[str], rows) -> Response:
-    """A CSV download in UTF-8 with a BOM (Excel then reads Chinese correctly)."""
+def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
+    """A CSV download in UTF-8 with a BOM (Excel then reads Chinese correctly), streamed.
+    `rows` is called while the body is sent, inside an application context of its own
+    (held only while the body is read, so an unread download holds nothing)."""
+    app = current_app._get_current_object()
 
     def generate():
         buf = io.StringIO()
         w = csv.writer(buf)
         buf.write(BOM)
         w.writerow(header)
-        for row in rows:
-            w.writerow(row)
-            if buf.tell() > 64_000:
-                yield buf.getvalue()
-                buf.seek(0)
-                buf.truncate()
+        with app.app_context():
+            for row in rows():
+                w.writerow(row)
+                if buf.tell() > 64_000:
+                    yield buf.getvalue()
+                    buf.seek(0)
+                    buf.truncate()
         yield buf.getvalue()
 
-    return Response(stream_with_context(generate()), mimetype="text/csv; charset=utf-8",
+    return Response(generate(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _local(alley, value: datetime | None) -> str:
-    return value.astimezone(alleys.zone(alley)).isoformat(timespec="seconds") if value else ""
+def _local(tz, value: datetime | None) -> str:
+    return value.astimezone(tz).isoformat(timespec="seconds") if value else ""
 
 
 @bp.get("/billing/<slug>/sessions.csv")
 def billing_sessions_csv(slug: str):
     alley = alleys.get_alley(current_user, slug)
+    alley_id, tz = alley.id, alleys.zone(alley)
     header = [_("Session"), _("Pile"), _("Port"), _("Card"), _("Start"), _("End"),
               _("Energy (Wh)"), _("Electricity (fen)"), _("Service (fen)"), _("Total (fen)"),
               _("Tariff"), _("Tier"), _("Billing"), _("Receipt")]
     base = request.host_url.rstrip("/")
-    rows = ([s.id, s.pile_id, s.port, s.card or "", _local(alley, s.started_at),
-             _local(alley, s.ended_at), s.energy_wh, s.energy_cents, s.service_cents,
-             s.amount_cents, s.tariff_id or "", s.tier or "", s.billing or "",
-             f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
-            for s in billing_reports.iter_alley_sessions(alley))
+
+    def rows():
+        return ([s.id, s.pile_id, s.port, s.card or "", _local(tz, s.started_at),
+                 _local(tz, s.ended_at), s.energy_wh, s.energy_cents, s.service_cents,
+                 s.amount_cents, s.tariff_id or "", s.tier or "", s.billing or "",
+                 f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
+                for s in billing_reports.iter_alley_sessions(alley_id))
+
     return _csv(f"sessions-{slug}.csv", header, rows)
 
 
 @bp.get("/billing/<slug>/ledger.csv")
 def billing_ledger_csv(slug: str):
     alley = alleys.get_alley(current_user, slug)
+    alley_id, tz = alley.id, alleys.zone(alley)
     header = [_("Posting"), _("Key"), _("Kind"), _("Time"), _("Account"), _("Amount (fen)"),
               _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
               _("Reason")]
-    rows = ([p.id, p.key, p.kind, _local(alley, p.created_at), a.code, e.amount_cents,
-             p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
-             p.created_by or "", p.reason]
-            for p, e, a in billing_reports.iter_ledger(alley))
+
+    def rows():
+        return ([p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
+                 p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
+                 p.created_by or "", p.reason]
+                for p, e, a in billing_reports.iter_ledger(alley_id))
+
     return _csv(f"ledger-{slug}.csv", header, rows)
 
 
