@@ -195,3 +195,23 @@ def test_staff_tariff_preview_then_save(app, client, admin, alley_with_pile):
         t = db.session.query(Tariff).order_by(Tariff.id.desc()).first()
         assert t.effective_from.isoformat() == "2030-12-31T16:00:00+00:00"  # alley time
         assert [a.action for a in db.session.query(MoneyAudit)] == ["tariff.created"]
+
+
+def test_desk_shows_todays_takings_per_alley(app, client, admin, alley_with_pile):
+    tiered(app)
+    _, token = admin
+    settled_session(app, client, token)
+    from chargers.models import User
+    from chargers.services import desk
+
+    with app.app_context():
+        s = db.session.scalar(select(ChargingSession))
+        user = db.session.get(User, admin[0].id)
+        today = {d.slug: d.takings_today_cents for d in desk.desk(user, T0 + timedelta(hours=3))}
+        tomorrow = {d.slug: d.takings_today_cents for d in desk.desk(user, T0 + timedelta(days=1))}
+    assert today == {"lane": s.amount_cents} and s.amount_cents > 0
+    assert tomorrow == {"lane": 0}  # a new day in the alley's zone starts from nothing
+    login(client, "root")
+    html = client.get("/staff/?lang=en").get_data(as_text=True)
+    assert "today&#39;s takings" in html or "today's takings" in html
+    assert 'href="/staff/billing/lane"' in html

@@ -1,11 +1,13 @@
 """Read-only views of billing for staff pages and CSV exports: sessions with their
-amounts, ledger lines, an account's postings, an alley's ledger balances."""
+amounts, ledger lines, an account's postings, an alley's ledger balances, today's
+takings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import (
@@ -71,3 +73,28 @@ def audit_trail(alley: Alley, limit: int = 100) -> list[tuple[MoneyAudit, User |
     return list(db.session.execute(
         select(MoneyAudit, User).outerjoin(User, User.id == MoneyAudit.user_id)
         .where(MoneyAudit.alley_id == alley.id).order_by(MoneyAudit.id.desc()).limit(limit)))
+
+
+def takings_today(alley_list: Iterable[Alley], now: datetime) -> dict[int, int]:
+    """Per alley id: what the ledger credited to its electricity and service takings
+    since midnight in the alley's zone (charges, less adjustments), in fen."""
+    from .alleys import zone
+
+    starts = {}
+    for a in alley_list:
+        tz = zone(a)
+        starts[a.id] = datetime.combine(now.astimezone(tz).date(), time(), tz)
+    if not starts:
+        return {}
+    rows = db.session.execute(
+        select(LedgerAccount.alley_id, func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+        .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .join(Posting, Posting.id == LedgerEntry.posting_id)
+        .where(LedgerAccount.kind.in_(("electricity", "service")),
+               LedgerAccount.resident_id.is_(None),
+               or_(*(((LedgerAccount.alley_id == aid) & (Posting.created_at >= start))
+                     for aid, start in starts.items())))
+        .group_by(LedgerAccount.alley_id))
+    out = dict.fromkeys(starts, 0)
+    out.update({aid: int(total) for aid, total in rows})
+    return out
