@@ -47,6 +47,7 @@ def seed(app, n: int, accounts: int) -> None:
     """One alley, 20 piles, `accounts` prepaid accounts with money, n finished sessions."""
     from sqlalchemy import insert, select
 
+    from chargers import settings
     from chargers.extensions import db
     from chargers.models import Alley, ChargingSession, Tariff, User
     from chargers.services import accounts as users
@@ -54,7 +55,8 @@ def seed(app, n: int, accounts: int) -> None:
 
     with app.app_context():
         admin = users.create_user("bench", "correct-horse-battery", "admin")
-        alleys.create_alley(alleys.AlleyInput(slug="bench", name="Bench"), by=admin)
+        alleys.create_alley(alleys.AlleyInput(slug="bench", name="Bench"),
+                            settings.alley_defaults(app.config), by=admin)
         for i in range(20):
             piles.register_pile(admin, piles.PileInput(id=f"B-{i:02d}", alley="bench", ports=10))
         alley = db.session.scalar(select(Alley))
