@@ -26,6 +26,7 @@ MESSAGES: dict[str, object] = {
     "account.not_found": _l("No such account"),
     "account.password_short": _l("The password needs at least %(n)d characters"),
     "account.phone": _l("Phone: digits only"),
+    "account.resident_not_found": _l("No such resident account"),
     "account.role": _l("Role: one of %(roles)s"),
     "account.self_demote": _l("You cannot take away your own admin role"),
     "account.self_disable": _l("You cannot disable your own account"),

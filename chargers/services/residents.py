@@ -88,8 +88,8 @@ def get_account(user: User | None, account_id: int) -> ResidentAccount:
     """An account in the user's alleys (404 otherwise)."""
     acc = db.session.get(ResidentAccount, account_id)
     if acc is None:
-        raise NotFound("account.not_found")
-    scope.check_alley(user, acc.alley, "account.not_found")
+        raise NotFound("account.resident_not_found")
+    scope.check_alley(user, acc.alley, "account.resident_not_found")
     return acc
 
 
