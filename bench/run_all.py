@@ -74,7 +74,11 @@ def main(argv=None) -> int:
             "minutes": round((time.time() - started) / 60, 1),
         },
     }
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    # Merge into the file: other scripts (bench/settle_bench.py) keep their keys there.
+    out = Path(args.out)
+    merged = json.loads(out.read_text()) if out.exists() else {}
+    merged.update(results)
+    out.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"\nwrote {args.out}:\n{json.dumps(results, indent=2)}")
     return 0
 

@@ -56,12 +56,13 @@ def register_blueprints(app: Flask) -> None:
     from .extensions import csrf
     from .web.api import bp as api_bp
     from .web.auth import bp as auth_bp
+    from .web.billing import bp as billing_bp
     from .web.ops import bp as ops_bp
     from .web.resident import bp as resident_bp
     from .web.staff import bp as staff_bp
 
     csrf.exempt(api_bp)  # the API takes Bearer tokens, never the login cookie
-    for bp in (resident_bp, auth_bp, staff_bp, api_bp, ops_bp):
+    for bp in (resident_bp, billing_bp, auth_bp, staff_bp, api_bp, ops_bp):
         app.register_blueprint(bp)
     from .web.security import init_app as init_security_headers
     init_security_headers(app)
@@ -74,9 +75,11 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
+    from .web import money
     from .web.i18n import init_template_helpers
 
     init_template_helpers(app)
+    money.init_app(app)
 
 
 def register_commands(app: Flask) -> None:

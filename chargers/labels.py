@@ -1,6 +1,6 @@
 """Label tables: the words for the codes the services store (fault codes, severities,
 alert statuses, alert-history actions, command actions and outcomes, rejection
-reasons, notification reasons, states and channels), marked for Babel.
+reasons, notification reasons, states and channels, billing audit actions), marked for Babel.
 
 Shared by the staff pages (web/staff/wording.py) and the notifications
 (services/notify.py), which render them in the page's or the alley's language.
@@ -68,3 +68,17 @@ COMMAND_OUTCOME_LABELS = {"no_ack": None, "unsent": _l("never sent: broker away"
 # The subject line of a notification that is not the first page.
 NOTIFY_SUBJECT_PREFIXES = {"new": "", "resend": _l("[Unacknowledged · re-sent]"),
                            "escalation": _l("[Escalated]")}
+
+# The billing audit trail (MoneyAudit.action, with its JSON data as the parameters).
+MONEY_AUDIT_LABELS = {
+    "account.created": _l("Account %(account)s created"),
+    "adjustment.approved": _l("Adjustment %(adjustment)s approved"),
+    "adjustment.rejected": _l("Adjustment %(adjustment)s rejected"),
+    "guard.stop": _l("Session %(session)s stopped: %(reason)s"),
+    "money.refund": _l("Refund recorded"),
+    "money.reversal": _l("A top-up or refund was reversed"),
+    "money.topup": _l("Top-up recorded"),
+    "review.assigned": _l("Session assigned to an account"),
+    "review.waived": _l("Session waived"),
+    "tariff.created": _l("Tariff %(tariff)s will take effect at %(effective_from)s"),
+}

@@ -85,6 +85,23 @@ class ReportSettings:
     photo_max_bytes: int = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class SettleRule:
+    """Settings of a settlement run: sessions per batch (one transaction each), and at
+    most how many batches (None: until nothing is left)."""
+
+    batch_size: int = 500
+    max_batches: int | None = None
+
+
+@dataclass(frozen=True)
+class GuardRule:
+    """Settings of the balance guard: how long a session on an unknown card may run
+    before it is stopped (unless its alley allows unbilled charging)."""
+
+    unknown_card_grace_s: int = 120
+
+
 def paging(config: Mapping) -> Paging:
     """Notifications are written in the deployment's first language (LANGUAGES[0],
     Chinese by default): alleys carry no language of their own yet."""
@@ -135,3 +152,13 @@ def reports(config: Mapping) -> ReportSettings:
     """REPORT_PHOTO_DIR, REPORT_PHOTO_MAX_BYTES."""
     return ReportSettings(photo_dir=Path(config["REPORT_PHOTO_DIR"]),
                           photo_max_bytes=config["REPORT_PHOTO_MAX_BYTES"])
+
+
+def settle(config: Mapping) -> SettleRule:
+    """Settlement settings."""
+    return SettleRule(batch_size=config["SETTLE_BATCH_SIZE"])
+
+
+def guard(config: Mapping) -> GuardRule:
+    """Balance guard settings."""
+    return GuardRule(unknown_card_grace_s=config["BILLING_UNKNOWN_CARD_GRACE_S"])

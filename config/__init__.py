@@ -73,6 +73,14 @@ class Config:
     # A started session with no meter reading for this long is closed (status timeout).
     SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 
+    # Billing. Sessions settled per transaction by the `settle` job.
+    SETTLE_BATCH_SIZE = _env_int("SETTLE_BATCH_SIZE", 500)
+    # A session on an unknown card is stopped after this many seconds, unless its alley
+    # allows unbilled charging.
+    BILLING_UNKNOWN_CARD_GRACE_S = _env_int("BILLING_UNKNOWN_CARD_GRACE_S", 120)
+    # 'My account' look-ups per address (card + last 4 phone digits).
+    ACCOUNT_LOOKUP_RATE_LIMIT = os.environ.get("ACCOUNT_LOOKUP_RATE_LIMIT", "10 per hour")
+
     # Alerts, commands and notifications.
     # Per-deployment severity changes, e.g. "communication=minor,other=major".
     ALERT_SEVERITY = _env_map("ALERT_SEVERITY")

@@ -21,7 +21,7 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, AlertEvent, InspectionPlan, Pile, User
-from chargers.services import alerts, commands, maintenance, notify, photos, presence
+from chargers.services import alerts, commands, maintenance, notify, photos, presence, residents
 from chargers.web.staff.wording import event_text
 
 from .webtools import login
@@ -54,6 +54,8 @@ def evening(app, client, admin, alley_with_pile):
         commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
         db.session.commit()
         commands.expire(NOW, settings.commands(current_app.config))
+        residents.create_account(user, residents.AccountInput(alley="lane", cards=["C-1"],
+                                                               household="3-201"), NOW)
         ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
         handlers.process([
             _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),

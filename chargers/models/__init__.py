@@ -3,6 +3,17 @@
 from .accounts import ApiToken, User, user_alleys
 from .alerts import Alert, AlertEvent
 from .base import UTCDateTime, utcnow
+from .billing import (
+    AccountCard,
+    Adjustment,
+    LedgerAccount,
+    LedgerEntry,
+    MoneyAudit,
+    Posting,
+    ResidentAccount,
+    ReviewItem,
+    Tariff,
+)
 from .charging import ChargingSession, MeterSample
 from .commands import Command
 from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
@@ -20,6 +31,15 @@ from .registry import Alley, Pile, Port
 from .reports import ProblemReport
 
 __all__ = [
+    "AccountCard",
+    "Adjustment",
+    "LedgerAccount",
+    "LedgerEntry",
+    "MoneyAudit",
+    "Posting",
+    "ResidentAccount",
+    "ReviewItem",
+    "Tariff",
     "Alert",
     "AlertEvent",
     "Alley",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -15,7 +15,10 @@ class ChargingSession(db.Model):
     """One charge on one port, from the pile's session start/stop (and meters)."""
 
     __tablename__ = "charging_sessions"
-    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),)
+    # (settled_at, id): settlement takes the next unsettled sessions in id order
+    # straight from this index, however many are settled already.
+    __table_args__ = (UniqueConstraint("pile_id", "session_ref"),
+                      Index("ix_charging_sessions_unsettled", "settled_at", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
@@ -34,8 +37,25 @@ class ChargingSession(db.Model):
     # Whether started_at/ended_at come from the pile's clock ("device") or from
     # arrival time ("server") because the pile's clock was implausible.
     time_source: Mapped[str] = mapped_column(String(8), default="device")
-    amount_cents: Mapped[int | None] = mapped_column(Integer)  # set once, at settlement
+    # Set once, at settlement (then never changed): amount = energy + service, in fen.
+    energy_cents: Mapped[int | None] = mapped_column(Integer)
+    service_cents: Mapped[int | None] = mapped_column(Integer)
+    amount_cents: Mapped[int | None] = mapped_column(Integer)
     tariff_cents_per_kwh: Mapped[int | None] = mapped_column(Integer)
+    tariff_id: Mapped[int | None] = mapped_column(ForeignKey("tariffs.id"))
+    # The power tier (its index in the tariff's table, e.g. "2") and the readings
+    # that chose it; `bill` is the priced breakdown the receipt shows.
+    tier: Mapped[str | None] = mapped_column(String(16))
+    tier_evidence: Mapped[dict | None] = mapped_column(JSON)
+    bill: Mapped[dict | None] = mapped_column(JSON)
+    # charged / covered (exempt, monthly card) / review / waived
+    billing: Mapped[str | None] = mapped_column(String(16), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("resident_accounts.id"),
+                                                   index=True)
+    receipt_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # When the balance guard asked the pile to stop (once per session) and why.
+    guard_stop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    guard_reason: Mapped[str | None] = mapped_column(String(32))
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -32,6 +32,9 @@ class Alley(db.Model):
     # Bumped by every change residents can see (a port, a pile, an alert): the key of
     # the alley's cached view and of its ETag.
     state_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Billing: sessions on unknown cards may charge on (reviewed later) instead of being
+    # stopped by the balance guard after its grace.
+    allow_unbilled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(

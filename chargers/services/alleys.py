@@ -19,7 +19,7 @@ from .errors import Conflict, Forbidden, Invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 EDITABLE = ("name", "street", "community", "address", "timezone", "contacts",
-            "tariff_cents_per_kwh", "auto_cutoff")
+            "tariff_cents_per_kwh", "auto_cutoff", "allow_unbilled")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class AlleyInput:
     contacts: str | None = None
     tariff_cents_per_kwh: int | None = None
     auto_cutoff: bool | None = None
+    allow_unbilled: bool | None = None  # sessions on unknown cards may go on
 
 
 def _check(data: AlleyInput) -> None:
@@ -54,7 +55,8 @@ def may_create_alley(user: User | None) -> bool:
 
 
 def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None) -> Alley:
-    """A new alley with the deployment's default tariff and time zone unless given.
+    """A new alley with the deployment's default tariff (its first Tariff version, in
+    force from now) and time zone unless given.
     `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
     if by is not None and not may_create_alley(by):
         raise Forbidden("user.admins_only")
@@ -72,6 +74,10 @@ def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None =
     _apply(alley, data)
     db.session.add(alley)
     db.session.flush()
+    from .tariffs import first_tariff  # tariffs builds on this module
+
+    first_tariff(alley)
+
     from . import maintenance  # the fire-safety routine starts with the alley
 
     maintenance.seed_default_plans(alley)
@@ -90,7 +96,14 @@ def update_alley(user: User | None, slug: str, data: AlleyInput) -> Alley:
     """Change an alley's editable fields (its slug stays)."""
     alley = get_alley(user, slug)
     _check(data)
+    old_price = alley.tariff_cents_per_kwh
     _apply(alley, data)
+    if alley.tariff_cents_per_kwh != old_price:
+        # Prices are versioned: the new electricity price is a tariff version from now
+        # (sessions already started keep theirs).
+        from .tariffs import new_electricity_price
+
+        new_electricity_price(alley, user)
     db.session.commit()
     return alley
 

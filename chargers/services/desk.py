@@ -1,12 +1,14 @@
 """The staff desk: per alley in the user's scope, what needs someone now (open alerts by
-severity, offline piles, ports out of service), most urgent alley first. Read only."""
+severity, offline piles, ports out of service), most urgent alley first, with today's
+takings. Read only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from ..models import User
-from . import alerts, alleys, availability
+from ..models import User, utcnow
+from . import alerts, alleys, availability, billing_reports
 from .severity import RANK, SEVERITIES
 
 
@@ -23,6 +25,7 @@ class AlleyDesk:
     offline: list[availability.PileView] = field(default_factory=list)
     out_of_service: list[tuple[str, int | None]] = field(default_factory=list)  # (label, port)
     unsafe: list[availability.PileView] = field(default_factory=list)  # fire alarms
+    takings_today_cents: int = 0  # electricity + service fees credited since midnight
 
     @property
     def open_alerts(self) -> int:
@@ -40,10 +43,15 @@ class AlleyDesk:
                 -len(self.offline), -len(self.out_of_service), self.name)
 
 
-def desk(user: User) -> list[AlleyDesk]:
+def desk(user: User, now: datetime | None = None) -> list[AlleyDesk]:
     """The desk rows of the user's alleys, most urgent first."""
-    views = availability.alley_views(alleys.list_alleys(user))
+    alley_list = alleys.list_alleys(user)
+    views = availability.alley_views(alley_list)
     rows = {v.slug: AlleyDesk(v.slug, v.name, v.ports, v.free) for v in views}
+    takings = billing_reports.takings_today(alley_list, now or utcnow())
+    for a in alley_list:
+        if a.slug in rows:
+            rows[a.slug].takings_today_cents = takings.get(a.id, 0)
     for v in views:
         row = rows[v.slug]
         for pile in v.piles:

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, tuple_
 
 from ..extensions import db
-from ..models import ChargingSession, MeterSample, Pile, User
-from . import scope
+from ..models import ChargingSession, MeterSample, Pile, User, utcnow
+from . import scope, settlement
 from .errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,11 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
         s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source, cache)
     elif s.status == "stopped":
         return s  # already ended by the pile
-    elif s.amount_cents is not None:
-        # Closed by timeout and already settled: the bill never changes.
-        log.warning("pile %s session %s: stop after settlement ignored", pile.id, ev.ref)
+    elif s.settled_at is not None and s.amount_cents is not None:
+        # Closed by timeout and already settled: the bill never changes; the
+        # difference waits for staff as an adjustment.
+        log.warning("pile %s session %s: stop after settlement: adjustment", pile.id, ev.ref)
+        settlement.on_late_stop(s, ev.at, ev.energy_wh, ev.reason, utcnow())
         return s
     s.ended_at = ev.at if s.started_at is None else max(ev.at, s.started_at)
     s.energy_wh = ev.energy_wh
@@ -156,7 +158,10 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
     s = _get(pile, r.ref, cache)
     if s is None:
         s = _new(pile, r.port, r.ref, "orphan", r.time_source, cache)
-    if s.status in OPEN and (s.ended_at is None):
+    if s.settled_at is not None and s.amount_cents is not None:
+        # Settled already (closed by timeout): the bill never changes; staff get an adjustment.
+        settlement.on_late_meter(s, r.at, r.energy_wh, utcnow())
+    elif s.status in OPEN and (s.ended_at is None):
         s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
         if s.last_meter_at is None or r.at > s.last_meter_at:
             s.last_meter_at = r.at

@@ -40,6 +40,7 @@ class AlleyForm(FlaskForm):
         _l("Tariff (fen per kWh)"), validators=[Optional(), NumberRange(0, 100000)]
     )
     auto_cutoff = BooleanField(_l("Cut a port off at once on smoke or over-temperature"))
+    allow_unbilled = BooleanField(_l("Let sessions on unknown cards charge (reviewed later)"))
 
 
 class PileForm(FlaskForm):

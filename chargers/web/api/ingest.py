@@ -14,8 +14,22 @@ from .common import iso, page_args
 def session_json(s: ChargingSession) -> dict:
     return {"id": s.id, "pile": s.pile_id, "port": s.port, "session": s.session_ref,
             "started_at": iso(s.started_at), "ended_at": iso(s.ended_at),
-            "energy_wh": s.energy_wh, "amount_cents": s.amount_cents, "status": s.status,
+            "card": s.card, "energy_wh": s.energy_wh, "energy_cents": s.energy_cents,
+            "service_cents": s.service_cents, "amount_cents": s.amount_cents,
+            "tariff": tariff_json(s), "status": s.status,
             "stop_reason": s.stop_reason, "time_source": s.time_source}
+
+
+def tariff_json(s: ChargingSession) -> dict | None:
+    """The prices a settled session was charged at (None until settled)."""
+    if s.bill is None:
+        return None
+    b = s.bill
+    return {"id": s.tariff_id, "electricity_cents_per_kwh": b.get("electricity_cents_per_kwh"),
+            "service_scheme": b.get("service_scheme"),
+            "service_unit_cents": b.get("service_unit_cents"),
+            "step_minutes": b.get("step_minutes"), "tier": b.get("tier"),
+            "tier_max_w": b.get("tier_max_w")}
 
 
 def rejection_json(r: Rejection) -> dict:

@@ -17,6 +17,7 @@ def alley_json(a: Alley) -> dict:
     return {"slug": a.slug, "name": a.name, "street": a.street, "community": a.community,
             "address": a.address, "timezone": a.timezone, "contacts": a.contacts,
             "tariff_cents_per_kwh": a.tariff_cents_per_kwh, "auto_cutoff": a.auto_cutoff,
+            "allow_unbilled": a.allow_unbilled,
             "piles": len(a.piles), "created_at": iso(a.created_at)}
 
 

@@ -4,6 +4,8 @@ A create body is its update body with the identifying fields required."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...protocol.codes import MAX_PORTS, PILE_ID_PATTERN
@@ -22,6 +24,7 @@ class AlleyUpdate(_Strict):
     contacts: str | None = Field(None, max_length=2000)
     tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
     auto_cutoff: bool | None = None
+    allow_unbilled: bool | None = None
 
 
 class AlleyCreate(AlleyUpdate):
@@ -41,3 +44,46 @@ class PileCreate(PileUpdate):
     id: str = Field(pattern=PILE_ID_PATTERN)
     alley: str = Field(min_length=1, max_length=64)
     ports: int = Field(ge=1, le=MAX_PORTS)
+
+
+class AccountCreate(_Strict):
+    alley: str = Field(min_length=1, max_length=64)
+    cards: list[str] = Field(min_length=1, max_length=20)
+    kind: str = Field(pattern=r"^(prepaid|monthly|exempt)$")
+    household: str = Field("", max_length=64)
+    name: str = Field("", max_length=64)
+    phone: str = Field("", max_length=32)
+    monthly_from: datetime | None = Field(None, strict=False)  # RFC 3339 text
+    monthly_until: datetime | None = Field(None, strict=False)
+    monthly_hours: int | None = Field(None, ge=0, le=24 * 31)
+
+
+class Money(_Strict):
+    amount_cents: int = Field(gt=0, le=1_000_000)
+    method: str = Field(pattern=r"^(cash|wechat|alipay|bank|other)$")
+    receipt: str | None = Field(None, max_length=64)
+
+
+class TierIn(_Strict):
+    max_w: int = Field(gt=0, le=100_000)
+    cents_per_hour: int = Field(ge=0, le=100_000)
+
+
+class TariffCreate(_Strict):
+    electricity_cents_per_kwh: int = Field(ge=0, le=100_000)
+    service_scheme: str = Field(pattern=r"^(tier_hour|kwh|flat_hour|none)$")
+    service_tiers: list[TierIn] = Field(default_factory=list, max_length=20)
+    service_cents: int = Field(0, ge=0, le=100_000)
+    step_minutes: int = Field(1, ge=1, le=1440)
+    free_minutes: int = Field(0, ge=0, le=1440)
+    minimum_cents: int = Field(0, ge=0, le=100_000)
+    cap_cents: int | None = Field(None, ge=0, le=1_000_000)
+    full_float_minutes: int | None = Field(None, ge=0, le=1440)
+    effective_from: datetime | None = Field(None, strict=False)  # RFC 3339; None: a draft
+
+
+class Decision(_Strict):
+    note: str = Field(min_length=1, max_length=200)
+    approve: bool | None = None  # adjustments
+    account: int | None = None  # review: assign to this account
+    waive: bool | None = None  # review: waive instead

@@ -24,4 +24,14 @@ def _nav() -> dict:
             "failed_jobs": failed_now}
 
 
-from . import accounts, alerts, ingest, maintenance, readings, registry, reports, wording  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    accounts,
+    alerts,
+    billing,
+    ingest,
+    maintenance,
+    readings,
+    registry,
+    reports,
+    wording,
+)

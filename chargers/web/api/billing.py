@@ -1,0 +1,161 @@
+"""Staff calls of billing (openapi_billing.yaml): resident accounts, top-ups and refunds,
+tariff versions and their preview, the review list and adjustments."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+
+from ...models import ResidentAccount, utcnow
+from ...services import alleys, ledger, residents, settlement, tariffs
+from ..access import token_required
+from . import bp
+from .common import body, iso, page_args
+from .schemas import AccountCreate, Decision, Money, TariffCreate
+
+
+def account_json(a: ResidentAccount) -> dict:
+    return {"id": a.id, "alley": a.alley.slug, "cards": [c.card for c in a.cards],
+            "kind": a.kind, "household": a.household, "name": a.name, "phone": a.phone,
+            "monthly_from": iso(a.monthly_from), "monthly_until": iso(a.monthly_until),
+            "monthly_hours": a.monthly_hours, "balance_cents": ledger.balance(a),
+            "created_at": iso(a.created_at)}
+
+
+@bp.post("/accounts")
+@token_required
+def create_account(user):
+    data = body(AccountCreate)
+    acc = residents.create_account(user, residents.AccountInput(**data.model_dump()), utcnow())
+    return jsonify(account_json(acc)), 201
+
+
+@bp.get("/accounts")
+@token_required
+def list_accounts(user):
+    limit, offset = page_args()
+    rows = residents.list_accounts(user, request.args.get("alley") or None, limit=limit,
+                                   offset=offset)
+    return jsonify([account_json(a) for a in rows])
+
+
+@bp.get("/accounts/<int:account_id>")
+@token_required
+def get_account(user, account_id: int):
+    return jsonify(account_json(residents.get_account(user, account_id)))
+
+
+@bp.post("/accounts/<int:account_id>/topups")
+@token_required
+def top_up(user, account_id: int):
+    data = body(Money)
+    key = request.headers.get("Idempotency-Key") or None
+    p = residents.top_up(user, account_id, data.amount_cents, data.method, data.receipt,
+                         utcnow(), key=f"{account_id}:{key}"[:80] if key else None)
+    acc = residents.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
+                    "method": data.method, "receipt": data.receipt,
+                    "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+
+@bp.post("/accounts/<int:account_id>/refunds")
+@token_required
+def refund(user, account_id: int):
+    data = body(Money)
+    p = residents.refund(user, account_id, data.amount_cents, data.method, data.receipt,
+                         utcnow())
+    acc = residents.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
+                    "method": data.method, "receipt": data.receipt,
+                    "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+
+def tariff_json(t) -> dict:
+    return {"id": t.id, "effective_from": iso(t.effective_from),
+            "electricity_cents_per_kwh": t.electricity_cents_per_kwh,
+            "service_scheme": t.service_scheme, "service_tiers": t.service_tiers,
+            "service_cents": t.service_cents, "step_minutes": t.step_minutes,
+            "free_minutes": t.free_minutes, "minimum_cents": t.minimum_cents,
+            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes}
+
+
+def _tariff_input(data: TariffCreate) -> tariffs.TariffInput:
+    d = data.model_dump()
+    return tariffs.TariffInput(**d)
+
+
+@bp.get("/alleys/<slug>/tariffs")
+@token_required
+def list_tariffs(user, slug: str):
+    return jsonify([tariff_json(t) for t in tariffs.versions(alleys.get_alley(user, slug))])
+
+
+@bp.post("/alleys/<slug>/tariffs")
+@token_required
+def create_tariff(user, slug: str):
+    data = body(TariffCreate)
+    alleys.get_alley(user, slug)
+    return jsonify(tariff_json(tariffs.create(user, slug, _tariff_input(data), utcnow()))), 201
+
+
+@bp.post("/alleys/<slug>/tariffs/preview")
+@token_required
+def preview_tariff(user, slug: str):
+    data = body(TariffCreate)
+    alleys.get_alley(user, slug)
+    out = tariffs.preview(_tariff_input(data), utcnow())
+    return jsonify([{"sample": label, "energy_cents": p.energy_cents,
+                     "service_cents": p.service_cents, "amount_cents": p.amount_cents,
+                     "rules": list(p.rules)} for label, p in out])
+
+
+def review_json(i) -> dict:
+    return {"id": i.id, "session": i.session_id, "reason": i.reason, "status": i.status,
+            "account": i.account_id, "note": i.note, "created_at": iso(i.created_at),
+            "resolved_at": iso(i.resolved_at)}
+
+
+def adjustment_json(a) -> dict:
+    return {"id": a.id, "session": a.session_id, "cause": a.cause,
+            "delta_cents": a.delta_cents, "status": a.status, "note": a.note,
+            "created_at": iso(a.created_at), "decided_at": iso(a.decided_at)}
+
+
+@bp.get("/review")
+@token_required
+def list_review(user):
+    return jsonify([review_json(i) for i in settlement.list_review(
+        user, request.args.get("status", "open"))])
+
+
+@bp.post("/review/<int:item_id>")
+@token_required
+def decide_review(user, item_id: int):
+    data = body(Decision)
+    item = settlement.resolve_review(user, item_id, account_id=data.account,
+                                     waive=bool(data.waive), note=data.note, now=utcnow())
+    return jsonify(review_json(item))
+
+
+@bp.get("/adjustments")
+@token_required
+def list_adjustments(user):
+    return jsonify([adjustment_json(a) for a in settlement.list_adjustments(
+        user, request.args.get("status", "pending"))])
+
+
+@bp.post("/adjustments/<int:adjustment_id>")
+@token_required
+def decide_adjustment(user, adjustment_id: int):
+    data = body(Decision)
+    adj = settlement.decide_adjustment(user, adjustment_id, bool(data.approve), data.note,
+                                       utcnow())
+    return jsonify(adjustment_json(adj))
+
+
+@bp.post("/postings/<int:posting_id>/reverse")
+@token_required
+def reverse_posting(user, posting_id: int):
+    data = body(Decision)
+    r = residents.reverse(user, posting_id, data.note, utcnow())
+    return jsonify({"id": r.id, "reverses": posting_id, "kind": r.kind,
+                    "created_at": iso(r.created_at)}), 201

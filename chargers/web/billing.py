@@ -1,0 +1,47 @@
+"""Residents' billing pages: a session's receipt at an unguessable link, and 'My
+account' (card + last 4 phone digits → balance, monthly card, recent receipts; rate
+limited, nothing else personal)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, g, render_template
+
+from ..extensions import db, limiter
+from ..models import Pile, Tariff
+from ..services import alleys, ledger, residents, settlement
+from .forms_billing import LookupForm
+
+bp = Blueprint("billing", __name__)
+
+
+@bp.get("/r/<token>")
+def receipt(token: str):
+    """One settled session's receipt."""
+    s = settlement.receipt(token)
+    if s is None:
+        abort(404)
+    pile = db.session.get(Pile, s.pile_id)
+    g.tz = pile.alley.timezone
+    tariff = db.session.get(Tariff, s.tariff_id) if s.tariff_id else None
+    return render_template("billing/receipt.html", s=s, b=s.bill or {}, pile=pile,
+                           alley=pile.alley, tariff=tariff)
+
+
+@bp.route("/a/<slug>/account", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["ACCOUNT_LOOKUP_RATE_LIMIT"], methods=["POST"])
+def my_account(slug: str):
+    """Look up one's own account by card and the phone's last 4 digits."""
+    alley = alleys.get_alley(None, slug)
+    g.tz = alley.timezone
+    form = LookupForm()
+    acc = None
+    tried = False
+    if form.validate_on_submit():
+        tried = True
+        acc = residents.lookup(alley, form.card.data.strip(), form.phone_last4.data)
+    return render_template(
+        "billing/my_account.html", alley=alley, form=form, tried=tried, acc=acc,
+        balance=ledger.balance(acc) if acc else None,
+        sessions=residents.recent_sessions(acc) if acc else [],
+        used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
+        and acc.monthly_from else None)

@@ -1,0 +1,80 @@
+"""Forms of billing pages (Flask-WTF: validation and CSRF)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+
+METHOD_CHOICES = [SelectChoice("cash", _l("Cash")), SelectChoice("wechat", _l("WeChat Pay")),
+                  SelectChoice("alipay", _l("Alipay")), SelectChoice("bank", _l("Bank transfer")),
+                  SelectChoice("other", _l("Other"))]
+
+
+class LookupForm(FlaskForm):
+    card = StringField(_l("Card number"), validators=[DataRequired(), Length(max=64)])
+    phone_last4 = StringField(_l("Last 4 digits of your phone"),
+                              validators=[DataRequired(), Regexp(r"^[0-9]{4}$")])
+
+
+class AccountForm(FlaskForm):
+    cards = StringField(_l("Cards (separated by spaces)"),
+                        validators=[DataRequired(), Length(max=400)])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice("prepaid", _l("Prepaid")),
+                                            SelectChoice("monthly", _l("Monthly card")),
+                                            SelectChoice("exempt", _l("Exempt (the community pays)"))])
+    household = StringField(_l("Household (door number)"), validators=[Optional(), Length(max=64)])
+    name = StringField(_l("Name"), validators=[Optional(), Length(max=64)])
+    phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
+    monthly_from = DateTimeLocalField(_l("Monthly card from"), validators=[Optional()])
+    monthly_until = DateTimeLocalField(_l("Monthly card until"), validators=[Optional()])
+    monthly_hours = IntegerField(_l("Monthly hours (empty: unlimited)"),
+                                 validators=[Optional(), NumberRange(0, 744)])
+
+
+class MoneyForm(FlaskForm):
+    amount_cents = IntegerField(_l("Amount (fen)"), validators=[DataRequired(),
+                                                               NumberRange(1, 1_000_000)])
+    method = SelectField(_l("Method"), choices=METHOD_CHOICES)
+    receipt = StringField(_l("Receipt number"), validators=[Optional(), Length(max=64)])
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=200)])
+
+
+class TariffForm(FlaskForm):
+    electricity_cents_per_kwh = IntegerField(_l("Electricity (fen per kWh)"),
+                                             validators=[DataRequired(), NumberRange(0, 100000)])
+    service_scheme = SelectField(_l("Service fee"), choices=[
+        SelectChoice("tier_hour", _l("By power tier, per hour")), SelectChoice("kwh", _l("Per kWh")),
+        SelectChoice("flat_hour", _l("Flat, per hour")), SelectChoice("none", _l("None"))])
+    service_tiers = TextAreaField(
+        _l("Power tiers: one per line, 'max watts: fen per hour'"),
+        default="180: 20\n360: 30\n540: 40\n800: 60\n1200: 80", validators=[Optional()])
+    service_cents = IntegerField(_l("Service fee (fen per kWh or per hour)"),
+                                 default=0, validators=[Optional(), NumberRange(0, 100000)])
+    step_minutes = IntegerField(_l("Billing step (minutes)"), default=1,
+                                validators=[DataRequired(), NumberRange(1, 1440)])
+    free_minutes = IntegerField(_l("Free minutes"), default=0,
+                                validators=[Optional(), NumberRange(0, 1440)])
+    minimum_cents = IntegerField(_l("Minimum (fen)"), default=0,
+                                 validators=[Optional(), NumberRange(0, 100000)])
+    cap_cents = IntegerField(_l("Cap per session (fen, empty: none)"),
+                             validators=[Optional(), NumberRange(0, 1000000)])
+    full_float_minutes = IntegerField(_l("Minutes charged after full (empty: until unplugged)"),
+                                      validators=[Optional(), NumberRange(0, 1440)])
+    effective_from = DateTimeLocalField(_l("Takes effect at (alley time)"),
+                                        validators=[Optional()])
+    preview_only = BooleanField(_l("Preview only"))
+
+
+class DecisionForm(FlaskForm):
+    account_id = IntegerField(_l("Account number"), validators=[Optional()])
+    note = StringField(_l("Reason"), validators=[DataRequired(), Length(max=200)])
