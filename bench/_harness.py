@@ -200,11 +200,12 @@ def migrate(env: dict) -> None:
 SEED = """
 import sys
 from wsgi import app
+from chargers import settings
 from chargers.services.alleys import AlleyInput, create_alley
 from chargers.services.piles import PileInput, register_pile
 slug, ports, ids = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 with app.app_context():
-    create_alley(AlleyInput(slug=slug, name="Bench " + slug))
+    create_alley(AlleyInput(slug=slug, name="Bench " + slug), settings.alley_defaults(app.config))
     for pid in ids:
         register_pile(None, PileInput(id=pid, alley=slug, ports=ports))
 """

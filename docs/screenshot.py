@@ -31,7 +31,9 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chargers import create_app  # noqa: E402
+from flask import current_app  # noqa: E402
+
+from chargers import create_app, settings  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.ingest import handlers  # noqa: E402
 from chargers.models import (  # noqa: E402
@@ -104,7 +106,7 @@ def seed_alerts(now: datetime) -> None:
 
     def flush_commands(at: datetime) -> list[Command]:
         sent: list[Command] = []
-        commands.dispatch_pending(lambda topic, body: None, now=at)
+        commands.dispatch_pending(lambda topic, body: None, at, settings.commands(current_app.config))
         for c in db.session.scalars(db.select(Command).where(Command.status == "sent")):
             sent.append(c)
         return sent
@@ -113,7 +115,7 @@ def seed_alerts(now: datetime) -> None:
     t = now - timedelta(minutes=40)
     run(_msg("JRX-002", "fault", t, {"id": "f-1", "port": 3, "code": "over_current",
                                       "active": True, "value": 16.4}), at=t)
-    alerts.notify_debounced(now=t + timedelta(minutes=2))
+    alerts.notify_debounced(t + timedelta(minutes=2), settings.alerts(current_app.config))
     a = db.session.scalar(db.select(Alert).where(Alert.code == "over_current"))
     alerts.acknowledge(admin, a.id, "已到场，插头发黑，先停用该口", now=t + timedelta(minutes=9))
     commands.issue(admin, "JRX-002", 3, "disable", alert_id=a.id, now=t + timedelta(minutes=10))
@@ -167,7 +169,7 @@ def seed_alerts(now: datetime) -> None:
     db.session.commit()
 
     # JRX-011 has been away 47 minutes: the offline job raises its alert.
-    alerts.raise_offline_alerts(now=now)
+    alerts.raise_offline_alerts(now, settings.alerts(current_app.config))
 
     # The ingest page: a seq gap, a replay, a stranger, some rubbish.
     t = now - timedelta(minutes=15)
