@@ -162,3 +162,19 @@ def settle(config: Mapping) -> SettleRule:
 def guard(config: Mapping) -> GuardRule:
     """Balance guard settings."""
     return GuardRule(unknown_card_grace_s=config["BILLING_UNKNOWN_CARD_GRACE_S"])
+
+
+@dataclass(frozen=True)
+class CloseRule:
+    """Monthly close: the local hour on the 1st from which the past month closes, how
+    many months one run may close, the loss percent above which reconciliation flags."""
+
+    hour: int = 2
+    max_months: int = 24
+    loss_pct: int = 8
+
+
+def close(config: Mapping) -> CloseRule:
+    """Monthly close and reconciliation settings."""
+    return CloseRule(hour=config.get("CLOSE_HOUR", 2),
+                     loss_pct=config.get("RECONCILE_LOSS_PCT", 8))

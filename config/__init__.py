@@ -67,6 +67,11 @@ class Config:
     # A session on an unknown card is stopped after this many seconds, unless its alley
     # allows unbilled charging.
     BILLING_UNKNOWN_CARD_GRACE_S = _env_int("BILLING_UNKNOWN_CARD_GRACE_S", 120)
+    # Monthly close (`statements-monthly`): the local hour on the 1st from which the past
+    # month closes; reconciliation flags a month whose grid kWh exceed the piles' metered
+    # kWh by more than this percent of the grid kWh.
+    CLOSE_HOUR = _env_int("CLOSE_HOUR", 2)
+    RECONCILE_LOSS_PCT = _env_int("RECONCILE_LOSS_PCT", 8)
     # 'My account' look-ups per address (card + last 4 phone digits).
     ACCOUNT_LOOKUP_RATE_LIMIT = os.environ.get("ACCOUNT_LOOKUP_RATE_LIMIT", "10 per hour")
 
