@@ -278,3 +278,53 @@ def statements_for(close: MonthClose) -> list[tuple[Statement, ResidentAccount]]
         select(Statement, ResidentAccount)
         .join(ResidentAccount, ResidentAccount.id == Statement.resident_id)
         .where(Statement.close_id == close.id).order_by(ResidentAccount.id)).all())
+
+
+def get_close(user, slug: str, month: str) -> MonthClose:
+    """A closed month of an alley in the user's scope (404 otherwise)."""
+    from . import alleys
+    from .errors import NotFound
+
+    alley = alleys.get_alley(user, slug)
+    mc = db.session.scalar(select(MonthClose).where(MonthClose.alley_id == alley.id,
+                                                    MonthClose.month == month))
+    if mc is None:
+        raise NotFound("month.not_found", month=month)
+    return mc
+
+
+def publish(user, slug: str, month: str, now: datetime) -> MonthClose:
+    """Publish (公示) a closed month: stamped, with the grid bill as entered now copied
+    in (and locked). Once only. Audited. Commits."""
+    from . import ledger, reconciliation
+    from .errors import Conflict
+
+    mc = get_close(user, slug, month)
+    if mc.published_at is not None:
+        raise Conflict("month.published", month=month)
+    bill = reconciliation.grid_bill(mc.alley_id, month)
+    mc.published_at, mc.published_by = now, user.id if user else None
+    mc.published_grid_wh = bill.grid_wh if bill else None
+    mc.published_grid_cents = bill.amount_cents if bill else None
+    ledger.audit("month.published", mc.alley_id, user.id if user else None, now, month=month)
+    db.session.commit()
+    return mc
+
+
+def published(alley_id: int) -> list[MonthClose]:
+    """The alley's published months, newest first (for the public page)."""
+    return list(db.session.scalars(select(MonthClose).where(
+        MonthClose.alley_id == alley_id, MonthClose.published_at.is_not(None))
+        .order_by(MonthClose.month.desc())))
+
+
+def published_month(alley_id: int, month: str) -> MonthClose:
+    """One published month (404 for a month not closed or not published)."""
+    from .errors import NotFound
+
+    mc = db.session.scalar(select(MonthClose).where(
+        MonthClose.alley_id == alley_id, MonthClose.month == month,
+        MonthClose.published_at.is_not(None)))
+    if mc is None:
+        raise NotFound("month.not_found", month=month)
+    return mc
