@@ -86,6 +86,7 @@ MESSAGES: dict[str, object] = {
     "grid.month": _l("Month: YYYY-MM"),
     "grid.published": _l("The month %(month)s is published; its grid bill is locked."),
     "month.not_found": _l("No closed month %(month)s."),
+    "statement.not_found": _l("No such statement."),
     "month.published": _l("The month %(month)s is already published."),
     "money.amount": _l("Amount: 1 to %(max)s fen"),
     "money.duplicate": _l("This payment was already recorded"),

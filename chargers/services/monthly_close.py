@@ -328,3 +328,16 @@ def published_month(alley_id: int, month: str) -> MonthClose:
     if mc is None:
         raise NotFound("month.not_found", month=month)
     return mc
+
+
+def get_statement(user, statement_id: int) -> tuple[Statement, ResidentAccount]:
+    """A statement with its account, in the user's alleys (404 otherwise)."""
+    from . import scope
+    from .errors import NotFound
+
+    st = db.session.get(Statement, statement_id)
+    acc = db.session.get(ResidentAccount, st.resident_id) if st else None
+    if st is None or acc is None:
+        raise NotFound("statement.not_found")
+    scope.check_alley(user, acc.alley, "statement.not_found")
+    return st, acc

@@ -1,0 +1,128 @@
+"""Pages of the monthly close: staff months, grid bill, publication, statements, the
+takings dashboard, XLSX/CSV exports read back; the public month page and A4 notice
+show charts drawn on the server and nothing personal."""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from chargers.extensions import db
+from chargers.models import LedgerAccount, LedgerEntry, Posting, PostingMonth, Statement, User
+from chargers.services import residents
+
+from .billing_support import finished, set_tariff
+from .test_monthly_close import close, local, settle
+from .test_settlement import make_account
+from .webtools import csrf_from, login, post_form
+
+
+def closed_november(app, client, admin):
+    user, token = admin
+    acc = make_account(client, token, ["C-77"], phone="13912345678")
+    with app.app_context():
+        boss = db.session.get(User, user.id)
+        set_tariff("lane", electricity_cents_per_kwh=60, service_scheme="flat_hour",
+                   service_cents=40, step_minutes=60)
+        residents.top_up(boss, acc, 5000, "cash", "R-9", local(2026, 11, 1, 9, 0))
+        for i, day in enumerate((3, 3, 10, 17, 30)):
+            finished("P-1", f"s{i}", "C-77", 120, 1500, port=1 + i % 2,
+                     start=local(2026, 11, day, 20, 0))
+        db.session.commit()
+        finished("P-1", "anon", None, 60, 800, start=local(2026, 11, 12, 8, 0))
+        db.session.commit()
+        settle(local(2026, 11, 30, 23, 0))
+        assert close(local(2026, 12, 1, 2, 5)) == "closed lane 2026-11"
+    return acc
+
+
+def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, alley_with_pile):
+    closed_november(app, client, admin)
+    login(client, "root")
+    html = client.get("/staff/months/lane").get_data(as_text=True)
+    assert "2026-11" in html
+    # Not published: the public page does not have it.
+    assert client.get("/a/lane/accounts/2026-11").status_code == 404
+    assert "2026-11" not in client.get("/a/lane/accounts").get_data(as_text=True)
+
+    url = "/staff/months/lane/2026-11"
+    r = post_form(client, url, {"grid_kwh": "10", "amount_cents": "560", "note": "bill 11"})
+    assert r.status_code == 302
+    html = client.get(url + "?lang=en").get_data(as_text=True)
+    # 6 sessions: 5 × 1.5 + 0.8 = 8.3 kWh metered; grid 10 kWh → 17.0 % loss, flagged.
+    assert "8.3 kWh" in html and "10.0 kWh" in html and "17.0%" in html
+    assert 'class="flag"' in html and "<svg" in html
+    r = post_form(client, url + "/publish", {}, form_url=url)
+    assert r.status_code == 302
+
+    page = client.get("/a/lane/accounts/2026-11?lang=zh").get_data(as_text=True)
+    assert page.count("<svg") == 3 and "<rect" in page and "<script>" not in page
+    assert "¥5.60" in page and "17.0%" in page
+    for personal in ("C-77", "13912345678", "5678", "3-201"):
+        assert personal not in page
+    notice = client.get("/a/lane/accounts/2026-11/notice?lang=zh").get_data(as_text=True)
+    assert "<svg" in notice and "2026-11" in notice and "C-77" not in notice
+    assert "2026-11" in client.get("/a/lane/accounts").get_data(as_text=True)
+    # Locked after publication.
+    token = csrf_from(client.get("/staff/months/lane").get_data(as_text=True))
+    client.post(url, data={"grid_kwh": "9", "amount_cents": "1", "csrf_token": token})
+    assert client.get(url).status_code == 200
+    with app.app_context():
+        from chargers.services import reconciliation
+        assert reconciliation.grid_bill(1, "2026-11").grid_wh == 10_000
+
+
+def test_exports_read_back_match_the_ledger_and_statements(app, client, admin, alley_with_pile):
+    acc = closed_november(app, client, admin)
+    login(client, "root")
+    r = client.get("/staff/months/lane/ledger.xlsx")
+    assert r.status_code == 200 and r.mimetype.endswith("spreadsheetml.sheet")
+    ws = load_workbook(io.BytesIO(r.data), read_only=True).worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    with app.app_context():
+        expected = db.session.execute(
+            select(Posting.id, Posting.key, Posting.kind, LedgerAccount.code,
+                   LedgerEntry.amount_cents, PostingMonth.month)
+            .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .outerjoin(PostingMonth, PostingMonth.posting_id == Posting.id)
+            .order_by(Posting.id, LedgerEntry.id)).all()
+        got = [(x[0], x[1], x[2], x[4], x[5], x[12]) for x in rows[1:]]
+        assert got == [tuple(e) for e in expected]
+        assert sum(x[5] for x in rows[1:]) == 0  # double entry: everything sums to zero
+        st = db.session.scalar(select(Statement).where(Statement.resident_id == acc))
+        st_id, closing = st.id, st.closing_cents
+    assert len(rows) == len(expected) + 1
+
+    r = client.get("/staff/months/lane/2026-11/statements.xlsx")
+    ws = load_workbook(io.BytesIO(r.data), read_only=True).worksheets[0]
+    srows = list(ws.iter_rows(values_only=True))
+    mine = [x for x in srows[1:] if x[0] == acc][0]
+    assert mine[2] == "C-77" and mine[4] == 0 and mine[5] == 5000 and mine[9] == closing
+    assert mine[9] == mine[4] + mine[5] + mine[6] + mine[7] + mine[8] and mine[10] == 5
+
+    csv = client.get("/staff/months/lane/2026-11/statements.csv").data.decode("utf-8")
+    assert csv.startswith("\ufeff") and "C-77" in csv
+    csv = client.get("/staff/months/lane/ledger.csv?lang=zh").data.decode("utf-8")
+    assert csv.startswith("\ufeff") and "2026-11" in csv
+    assert client.get("/staff/months/lane/ledger.pdf").status_code == 404
+
+    html = client.get(f"/staff/statements/{st_id}?lang=en").get_data(as_text=True)
+    assert "¥50.00" in html and "P-1" in html
+    for period in ("day", "week", "month"):
+        html = client.get(f"/staff/money/lane?period={period}").get_data(as_text=True)
+        assert html.count("<svg") == 3
+
+
+def test_other_staff_cannot_see_the_alley_months(app, client, admin, alley_with_pile, make_staff):
+    closed_november(app, client, admin)
+    make_staff("other", [])
+    login(client, "other")
+    assert client.get("/staff/months/lane").status_code == 404
+    assert client.get("/staff/months/lane/2026-11").status_code == 404
+    assert client.get("/staff/months/lane/ledger.xlsx").status_code == 404
+    with app.app_context():
+        st_id = db.session.scalar(select(Statement.id))
+    assert client.get(f"/staff/statements/{st_id}").status_code == 404
