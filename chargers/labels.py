@@ -79,6 +79,8 @@ MONEY_AUDIT_LABELS = {
     "money.refund": _l("Refund recorded"),
     "money.reversal": _l("A top-up or refund was reversed"),
     "money.topup": _l("Top-up recorded"),
+    "reminder.channels": _l("Reminder channels of account %(account)s set"),
+    "reminder.settings": _l("Reminder thresholds set"),
     "review.assigned": _l("Session assigned to an account"),
     "review.waived": _l("Session waived"),
     "tariff.created": _l("Tariff %(tariff)s will take effect at %(effective_from)s"),

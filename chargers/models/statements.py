@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Integer,
     String,
@@ -123,3 +124,24 @@ class Reminder(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     channels: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReminderSettings(db.Model):
+    """An alley's reminder rules (absent: the deployment's defaults)."""
+
+    __tablename__ = "reminder_settings"
+
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), primary_key=True)
+    low_balance_cents: Mapped[int] = mapped_column(Integer)
+    monthly_days: Mapped[int] = mapped_column(Integer)
+
+
+class ResidentChannels(db.Model):
+    """How a resident account hears its reminders: e-mail and/or SMS to its phone."""
+
+    __tablename__ = "resident_channels"
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"),
+                                             primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    sms: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -23,3 +23,10 @@ class GridBillForm(FlaskForm):
 
 class PublishForm(FlaskForm):
     """Only the CSRF token."""
+
+
+class ReminderSettingsForm(FlaskForm):
+    low_balance_cents = IntegerField(_l("Remind when a prepaid balance is below (fen)"),
+                                     validators=[InputRequired(), NumberRange(min=0, max=1_000_000)])
+    monthly_days = IntegerField(_l("Remind this many days before a monthly card ends"),
+                                validators=[InputRequired(), NumberRange(min=0, max=60)])

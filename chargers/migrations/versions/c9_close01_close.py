@@ -1,8 +1,8 @@
-"""close: month closes, statements, posting months, grid bills, reminders
+"""close: month closes, statements, posting months, grid bills, reminders and their settings
 
 Revision ID: c9_close01
 Revises: b8_billing01
-Create Date: 2026-11-30 01:24:22.946917
+Create Date: 2026-11-30 01:29:38.716148
 
 """
 from alembic import op
@@ -69,6 +69,13 @@ def upgrade():
     with op.batch_alter_table('month_closes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_month_closes_alley_id'), ['alley_id'], unique=False)
 
+    op.create_table('reminder_settings',
+    sa.Column('alley_id', sa.Integer(), nullable=False),
+    sa.Column('low_balance_cents', sa.Integer(), nullable=False),
+    sa.Column('monthly_days', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['alley_id'], ['alleys.id'], name=op.f('fk_reminder_settings_alley_id_alleys')),
+    sa.PrimaryKeyConstraint('alley_id', name=op.f('pk_reminder_settings'))
+    )
     op.create_table('reminders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=96), nullable=False),
@@ -87,6 +94,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_reminders_alley_id'), ['alley_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reminders_resident_id'), ['resident_id'], unique=False)
 
+    op.create_table('resident_channels',
+    sa.Column('resident_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('sms', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['resident_id'], ['resident_accounts.id'], name=op.f('fk_resident_channels_resident_id_resident_accounts')),
+    sa.PrimaryKeyConstraint('resident_id', name=op.f('pk_resident_channels'))
+    )
     op.create_table('statements',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('close_id', sa.Integer(), nullable=False),
@@ -140,11 +154,13 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_statements_alley_id'))
 
     op.drop_table('statements')
+    op.drop_table('resident_channels')
     with op.batch_alter_table('reminders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_reminders_resident_id'))
         batch_op.drop_index(batch_op.f('ix_reminders_alley_id'))
 
     op.drop_table('reminders')
+    op.drop_table('reminder_settings')
     with op.batch_alter_table('month_closes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_month_closes_alley_id'))
 

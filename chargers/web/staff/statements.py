@@ -19,10 +19,17 @@ from ... import settings
 from ...extensions import db
 from ...models import utcnow
 from ...outcomes import render as outcome
-from ...services import alleys, billing_reports, money_dashboard, monthly_close, reconciliation
+from ...services import (
+    alleys,
+    billing_reports,
+    money_dashboard,
+    monthly_close,
+    reconciliation,
+    reminders,
+)
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
-from ..forms_statements import GridBillForm, PublishForm
+from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
 from . import bp
 from .billing import _csv, _local
 
@@ -39,7 +46,10 @@ def months(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
     rows = [(mc, reconciliation.reconcile(mc, _rule())) for mc in monthly_close.closes(alley.id)]
-    return render_template("staff/statements/months.html", alley=alley, rows=rows, kwh1=kwh1)
+    low, days = reminders.alley_settings(alley.id, settings.reminders(current_app.config))
+    form = ReminderSettingsForm(low_balance_cents=low, monthly_days=days)
+    return render_template("staff/statements/months.html", alley=alley, rows=rows, kwh1=kwh1,
+                           reminder_form=form)
 
 
 @bp.route("/months/<slug>/<month>", methods=["GET", "POST"])
@@ -183,3 +193,54 @@ def ledger_export(slug: str, fmt: str):
     if fmt == "xlsx":
         return _xlsx(f"ledger-{slug}.xlsx", _("Ledger"), header, rows)
     abort(404)
+
+
+# Account pages: statements, reminders and channels --------------------------------
+
+def init_app(app) -> None:
+    """Template helpers for the account pages (staff and 'My account')."""
+
+    def reminder_word(kind: str) -> str:
+        return {"low_balance": _("Low balance"), "negative": _("Balance below zero"),
+                "monthly_end": _("Monthly card ending"), "statement": _("Statement ready"),
+                "published": _("Month published")}.get(kind, kind)
+
+    app.jinja_env.globals.update(account_statements=monthly_close.statements_of,
+                                 account_reminders=reminders.for_account,
+                                 account_channels=reminders.channels,
+                                 reminder_word=reminder_word)
+
+
+@bp.record_once
+def _register(state) -> None:
+    init_app(state.app)
+
+
+@bp.post("/accounts/<int:account_id>/channels")
+def account_channels_set(account_id: int):
+    form = PublishForm()  # CSRF only; the fields are read below
+    if form.validate_on_submit():
+        try:
+            reminders.set_channels(current_user, account_id, request.form.get("email", ""),
+                                   request.form.get("sms") == "1", utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved."), "ok")
+    return redirect(url_for("staff.billing_account", account_id=account_id))
+
+
+@bp.post("/months/<slug>/reminders")
+def reminder_settings_set(slug: str):
+    form = ReminderSettingsForm()
+    if form.validate_on_submit():
+        try:
+            reminders.set_alley_settings(current_user, slug, form.low_balance_cents.data,
+                                         form.monthly_days.data, utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved."), "ok")
+    else:
+        flash(_("Check the numbers."), "error")
+    return redirect(url_for("staff.months", slug=slug))
