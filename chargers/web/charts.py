@@ -65,13 +65,15 @@ def kwh1(wh: int) -> str:
 
 
 def series_charts(rows: Sequence[dict], labels: Sequence[str],
-                  tick_labels: Sequence[str] | None = None, tick_every: int = 5) -> list[Chart]:
+                  tick_labels: Sequence[str] | None = None, tick_every: int = 5, *,
+                  width: int = 360, height: int = 150) -> list[Chart]:
     """kWh, sessions and takings charts of rows with energy_wh, sessions, takings_cents."""
     from flask_babel import gettext as _
 
     from .money import yuan
 
-    kw = {"tick_labels": tick_labels, "tick_every": tick_every}
+    kw = {"tick_labels": tick_labels, "tick_every": tick_every, "width": width,
+          "height": height}
     return [
         bar_chart(_("Energy (kWh)"), labels, [r["energy_wh"] for r in rows], fmt=kwh1, **kw),
         bar_chart(_("Sessions"), labels, [r["sessions"] for r in rows], **kw),
@@ -79,8 +81,11 @@ def series_charts(rows: Sequence[dict], labels: Sequence[str],
     ]
 
 
-def month_charts(daily: Sequence[dict]) -> list[Chart]:
-    """The three day-by-day charts of a closed month (MonthClose.daily)."""
+def month_charts(daily: Sequence[dict], *, wide: bool = False) -> list[Chart]:
+    """The three day-by-day charts of a closed month (MonthClose.daily); `wide` for
+    the A4 notice (one chart per row, flatter)."""
     labels = [d["day"] for d in daily]
     ticks = [str(int(d["day"][8:])) for d in daily]
+    if wide:
+        return series_charts(daily, labels, ticks, width=720, height=100)
     return series_charts(daily, labels, ticks)

@@ -4,10 +4,9 @@ Nothing personal: only alley totals."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, render_template
+from flask import Blueprint, current_app, g, render_template, request, url_for
 
 from .. import settings
-from ..models import utcnow
 from ..services import alleys, monthly_close, reconciliation
 from .charts import kwh1, month_charts
 
@@ -47,6 +46,9 @@ def month(slug: str, month: str):
 def notice(slug: str, month: str):
     """The A4 notice for the notice board (print it from the browser)."""
     alley, mc, rec = _month(slug, month)
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
+    online = f"{base.rstrip('/')}{url_for('accounts.month', slug=slug, month=month)}"
     return render_template("resident/accounts_notice.html", alley=alley, mc=mc, rec=rec,
-                           charts=month_charts(mc.daily), kwh1=kwh1, now=utcnow(),
+                           online=online,
+                           charts=month_charts(mc.daily, wide=True), kwh1=kwh1,
                            threshold=settings.close(current_app.config).loss_pct)
