@@ -126,3 +126,36 @@ def test_other_staff_cannot_see_the_alley_months(app, client, admin, alley_with_
     with app.app_context():
         st_id = db.session.scalar(select(Statement.id))
     assert client.get(f"/staff/statements/{st_id}").status_code == 404
+
+
+def test_api_months_grid_publish_and_statements(app, client, admin, alley_with_pile):
+    from .conftest import bearer
+    from .test_web_openapi import _check
+
+    acc = closed_november(app, client, admin)
+    _, token = admin
+    h = bearer(token)
+    with app.app_context():
+        from chargers.web.api.docs import load_spec
+        spec = load_spec()
+    r = client.get("/api/v1/alleys/lane/months", headers=h)
+    assert r.status_code == 200 and [m["month"] for m in r.json] == ["2026-11"]
+    _check(spec, r.json[0], "Month")
+    r = client.put("/api/v1/alleys/lane/months/2026-11/grid", headers=h,
+                   json={"reading_start_kwh": "100", "reading_end_kwh": "109.5",
+                         "amount_cents": 532})
+    assert r.status_code == 200 and r.json["grid_wh"] == 9500, r.json
+    _check(spec, r.json, "Grid")
+    m = client.get("/api/v1/alleys/lane/months/2026-11", headers=h).json
+    assert m["reconciliation"]["loss_permille"] == 126 and m["reconciliation"]["flagged"]
+    assert len(m["daily"]) == 30
+    _check(spec, m, "Month")
+    r = client.put("/api/v1/alleys/lane/months/2026-11/grid", headers=h, json={"amount_cents": 1})
+    assert r.status_code == 422 and r.json["error"]["code"] == "invalid"
+    r = client.post("/api/v1/alleys/lane/months/2026-11/publish", headers=h)
+    assert r.status_code == 200 and r.json["published_at"]
+    assert client.post("/api/v1/alleys/lane/months/2026-11/publish", headers=h).status_code == 409
+    assert client.get("/api/v1/alleys/lane/months/2026-12", headers=h).status_code == 404
+    sts = client.get(f"/api/v1/accounts/{acc}/statements", headers=h).json
+    assert [s["month"] for s in sts] == ["2026-11"] and len(sts[0]["sessions"]) == 5
+    _check(spec, sts[0], "Statement")
