@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from chargers.extensions import db
@@ -13,9 +14,21 @@ from chargers.models import MonthClose, Posting, PostingMonth, Statement, User
 from chargers.services import ledger, monthly_close, residents
 
 from .billing_support import finished, set_tariff
+from .pg_schema import throwaway_schema
 from .test_settlement import make_account
 
 SH = monthly_close.ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_config(app_config, request):
+    """The close on SQLite, then on PostgreSQL (a throwaway schema)."""
+    if request.param == "sqlite":
+        yield app_config
+        return
+    with throwaway_schema("chargers_close") as url:
+        app_config["SQLALCHEMY_DATABASE_URI"] = url
+        yield app_config
 
 
 def local(*args) -> datetime:

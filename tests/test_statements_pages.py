@@ -159,3 +159,34 @@ def test_api_months_grid_publish_and_statements(app, client, admin, alley_with_p
     sts = client.get(f"/api/v1/accounts/{acc}/statements", headers=h).json
     assert [s["month"] for s in sts] == ["2026-11"] and len(sts[0]["sessions"]) == 5
     _check(spec, sts[0], "Statement")
+
+
+def test_dashboard_buckets_by_local_day_week_and_month(app, client, admin, alley_with_pile):
+    from datetime import date
+
+    from chargers.models import Alley
+    from chargers.services import money_dashboard
+
+    with app.app_context():
+        set_tariff("lane", electricity_cents_per_kwh=100)
+        # 23:30 Shanghai on Sunday 29 November (15:30 UTC), and 00:30 on Monday 30 November.
+        finished("P-1", "a", None, 30, 1000, start=local(2026, 11, 29, 23, 0))
+        finished("P-1", "b", None, 30, 2000, port=2, start=local(2026, 11, 30, 0, 0))
+        finished("P-1", "c", None, 30, 500, port=3, start=local(2026, 10, 31, 12, 0))
+        db.session.commit()
+        settle(local(2026, 11, 30, 1, 0))
+        alley = db.session.scalar(select(Alley))
+        now = local(2026, 11, 30, 12, 0)
+        days = {r["start"]: r for r in money_dashboard.series(alley, "day", now)}
+        assert len(days) == 31 and max(days) == date(2026, 11, 30)
+        assert (days[date(2026, 11, 29)]["sessions"], days[date(2026, 11, 29)]["energy_wh"],
+                days[date(2026, 11, 29)]["takings_cents"]) == (1, 1000, 100)
+        assert days[date(2026, 11, 30)]["energy_wh"] == 2000
+        weeks = {r["start"]: r for r in money_dashboard.series(alley, "week", now)}
+        assert weeks[date(2026, 11, 30)]["sessions"] == 1  # Monday starts the week
+        assert weeks[date(2026, 11, 23)]["sessions"] == 1
+        months = {r["start"]: r for r in money_dashboard.series(alley, "month", now)}
+        assert len(months) == 12
+        assert (months[date(2026, 11, 1)]["sessions"], months[date(2026, 10, 1)]["sessions"]) == (
+            2, 1)
+        assert months[date(2026, 11, 1)]["takings_cents"] == 300
