@@ -130,3 +130,33 @@ def test_missed_runs_close_every_past_month_and_wait_for_settlement(
         assert months == ["2026-09", "2026-10", "2026-11"]
         sep = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-09"))
         assert (sep.sessions, sep.electricity_cents) == (1, 20)
+
+
+def test_a_charge_posted_after_the_close_lands_in_the_next_month(app, client, admin,
+                                                                 alley_with_pile):
+    """A November session on an unknown card, assigned to an account in December: its
+    charge (effective at the session's end, in November) is counted in December."""
+    from chargers.models import ReviewItem
+    from chargers.services import settlement
+
+    user, token = admin
+    acc = make_account(client, token, ["C-1"], topup=1000)
+    with app.app_context():
+        boss = db.session.get(User, user.id)
+        set_tariff("lane", electricity_cents_per_kwh=100)
+        finished("P-1", "x", "LOST-CARD", 60, 1500, start=local(2026, 11, 20, 20, 0))
+        db.session.commit()
+        assert settle(local(2026, 11, 20, 22, 0)) == "1 review"
+        close(local(2026, 12, 1, 2, 30))
+        nov = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-11"))
+        assert (nov.sessions, nov.electricity_cents) == (1, 0)  # not charged yet
+        item = db.session.scalar(select(ReviewItem))
+        settlement.resolve_review(boss, item.id, account_id=acc, waive=False,
+                                  note="card of 3-201", now=local(2026, 12, 2, 9, 0))
+        close(local(2027, 1, 1, 2, 30))
+        dec = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-12"))
+        assert (dec.sessions, dec.electricity_cents) == (0, 150)
+        st = db.session.scalar(select(Statement).where(Statement.month == "2026-12",
+                                                       Statement.resident_id == acc))
+        assert st.charges_cents == -150 and st.closing_cents == st.opening_cents - 150
+        assert nov.electricity_cents == 0  # November stays as it was closed
