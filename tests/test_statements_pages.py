@@ -190,3 +190,36 @@ def test_dashboard_buckets_by_local_day_week_and_month(app, client, admin, alley
         assert (months[date(2026, 11, 1)]["sessions"], months[date(2026, 10, 1)]["sessions"]) == (
             2, 1)
         assert months[date(2026, 11, 1)]["takings_cents"] == 300
+
+
+def test_month_pages_are_reached_by_clicking_from_the_staff_desk(app, client, admin,
+                                                                alley_with_pile):
+    import re
+    from collections import deque
+    from html import unescape
+    from urllib.parse import urlsplit
+
+    closed_november(app, client, admin)
+    login(client, "root")
+    adapter = app.url_map.bind("localhost")
+    seen, reached, todo = set(), set(), deque(["/staff/"])
+    while todo:
+        path = todo.popleft()
+        if path in seen:
+            continue
+        seen.add(path)
+        r = client.get(path)
+        data = r.get_data()  # read to the end: a streamed CSV then ends its app context
+        r.close()
+        assert r.status_code == 200, (path, r.status_code)
+        reached.add(adapter.match(urlsplit(path).path, method="GET")[0])
+        if r.mimetype != "text/html":
+            continue
+        for href in re.findall(r'href="([^"]+)"', data.decode()):
+            t = urlsplit(unescape(href))
+            if not t.netloc and t.path.startswith("/staff/") and "lang=" not in t.query:
+                todo.append(t.path + (f"?{t.query}" if t.query else ""))
+    mine = {r.endpoint for r in app.url_map.iter_rules()
+            if r.endpoint.startswith("staff.") and "GET" in r.methods
+            and r.rule.startswith(("/staff/months", "/staff/money", "/staff/statements"))}
+    assert len(mine) == 6 and mine <= reached, mine - reached
