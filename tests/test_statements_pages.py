@@ -116,6 +116,29 @@ def test_exports_read_back_match_the_ledger_and_statements(app, client, admin, a
         assert html.count("<svg") == 3
 
 
+def test_xlsx_keeps_text_that_looks_like_a_formula(app, client, admin, alley_with_pile):
+    from datetime import timedelta
+
+    from chargers.models import utcnow
+
+    _, token = admin
+    h = {"Authorization": f"Bearer {token}"}
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["F-1"], "kind": "prepaid",
+                                              "household": '=HYPERLINK("http://x")'}, headers=h)
+    assert r.status_code == 201
+    client.post(f"/api/v1/accounts/{r.json['id']}/topups", headers=h,
+                json={"amount_cents": 100, "method": "cash"})
+    with app.app_context():
+        assert close(utcnow() + timedelta(days=40))
+    login(client, "root")
+    with app.app_context():
+        month = db.session.scalar(select(Statement.month))
+    r = client.get(f"/staff/months/lane/{month}/statements.xlsx")
+    ws = load_workbook(io.BytesIO(r.data)).worksheets[0]
+    cell = [row for row in ws.iter_rows() if row[0].value == 1][0][1]
+    assert cell.value == '=HYPERLINK("http://x")' and cell.data_type == "s"
+
+
 def test_other_staff_cannot_see_the_alley_months(app, client, admin, alley_with_pile, make_staff):
     closed_november(app, client, admin)
     make_staff("other", [])

@@ -161,12 +161,24 @@ def _ledger_rows(alley):
 def _xlsx(name: str, title: str, header: list, rows) -> Response:
     """An XLSX download (openpyxl, write-only: rows streamed into the workbook)."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title[:31])
-    ws.append(header)
+
+    def cells(row):
+        # Text stays text: openpyxl would store "=…" (a household, a reason) as a formula.
+        for v in row:
+            if isinstance(v, str):
+                c = WriteOnlyCell(ws, value=v)
+                c.data_type = "s"
+                yield c
+            else:
+                yield v
+
+    ws.append(list(cells(header)))
     for row in rows:
-        ws.append(row)
+        ws.append(list(cells(row)))
     buf = io.BytesIO()
     wb.save(buf)
     return Response(buf.getvalue(), mimetype=XLSX,
