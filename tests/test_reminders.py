@@ -232,6 +232,7 @@ def test_statement_ready_and_published_month_noticed_to_robots(app, client, admi
     endpoint, box = outboxes
     user, token = admin
     acc = make_account(client, token, ["C-6"], phone="13800006666")
+    idle = make_account(client, token, ["C-7"], phone="13800007777")  # an empty month
     with app.app_context():
         boss = db.session.get(User, user.id)
         alley = db.session.scalar(select(Alley).where(Alley.slug == "lane"))
@@ -240,6 +241,7 @@ def test_statement_ready_and_published_month_noticed_to_robots(app, client, admi
                                webhook_format="auto"))
         db.session.commit()
         reminders.set_channels(boss, acc, "", True, utcnow())
+        reminders.set_channels(boss, idle, "", True, utcnow())
         residents.top_up(boss, acc, 2000, "cash", "R1", local(2026, 10, 5, 9, 0))
         assert all_jobs()["statements-monthly"].func(local(2026, 11, 1, 3, 0), None)
         now = local(2026, 11, 1, 3, 5)

@@ -7,7 +7,8 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
 - `negative:<account>:<last top-up posting id>` — a prepaid balance below zero;
   (a new top-up makes a new key, so the next time the balance runs low it reminds again);
 - `monthly_end:<account>:<end date>` — a monthly card ending within N days;
-- `statement:<account>:<month>` — the newest statement is ready;
+- `statement:<account>:<month>` — the newest statement is ready (not for an empty
+  month: no balance, no movement, no session);
 - `published:<alley>:<month>` — a month published (公示): to the alley's webhook
   contacts (group robots) at level 1.
 
@@ -216,7 +217,9 @@ def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
             wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}",
                            {"until": until}))
         st = latest_statement.get(acc.id)
-        if st is not None:
+        if st is not None and (st.closing_cents or st.opening_cents or st.sessions
+                               or st.topups_cents or st.charges_cents or st.refunds_cents
+                               or st.adjustments_cents):  # an empty month: nothing to tell
             wanted.append(("statement", f"statement:{acc.id}:{st.month}",
                            {"month": st.month, "balance": _yuan(st.closing_cents),
                             "url": f"{base}/a/{alley.slug}/account"}))
