@@ -232,7 +232,7 @@ def test_statement_ready_and_published_month_noticed_to_robots(app, client, admi
     endpoint, box = outboxes
     user, token = admin
     acc = make_account(client, token, ["C-6"], phone="13800006666")
-    idle = make_account(client, token, ["C-7"], phone="13800007777")  # an empty month
+    idle = make_account(client, token, ["C-7"], kind="exempt", phone="13800007777")
     with app.app_context():
         boss = db.session.get(User, user.id)
         alley = db.session.scalar(select(Alley).where(Alley.slug == "lane"))
