@@ -52,6 +52,24 @@ class CommandRules:
 
 
 @dataclass(frozen=True)
+class SmsConfig:
+    """SMS_*: Aliyun SendSms endpoint, AccessKey pair, approved signature name (签名)
+    and the template code of each reminder kind (see chargers.services.sms)."""
+
+    endpoint: str = "https://dysmsapi.aliyuncs.com/"
+    access_key_id: str = ""
+    access_key_secret: str = ""
+    sign_name: str = ""
+    region: str = "cn-hangzhou"
+    timeout_s: int = 10
+    templates: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.access_key_id and self.access_key_secret and self.sign_name)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """How the notification outbox is delivered: retries, webhooks, SMTP."""
 
@@ -67,6 +85,7 @@ class Delivery:
     smtp_password: str = ""
     smtp_security: str = ""
     smtp_timeout_s: int = 10
+    sms: SmsConfig = field(default_factory=SmsConfig)
 
 
 @dataclass(frozen=True)
@@ -139,7 +158,20 @@ def delivery(config: Mapping) -> Delivery:
                     smtp_from=config["SMTP_FROM"], smtp_user=config["SMTP_USER"],
                     smtp_password=config["SMTP_PASSWORD"],
                     smtp_security=config["SMTP_SECURITY"],
-                    smtp_timeout_s=config["SMTP_TIMEOUT_S"])
+                    smtp_timeout_s=config["SMTP_TIMEOUT_S"], sms=sms(config))
+
+
+def sms(config: Mapping) -> SmsConfig:
+    """SMS_* (Aliyun SendSms)."""
+    templates = {kind: config.get(f"SMS_TEMPLATE_{kind.upper()}", "")
+                 for kind in ("low_balance", "negative", "monthly_end", "statement")}
+    return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
+                     access_key_id=config.get("SMS_ACCESS_KEY_ID", ""),
+                     access_key_secret=config.get("SMS_ACCESS_KEY_SECRET", ""),
+                     sign_name=config.get("SMS_SIGN_NAME", ""),
+                     region=config.get("SMS_REGION", "cn-hangzhou"),
+                     timeout_s=config.get("SMS_TIMEOUT_S", 10),
+                     templates=_frozen(templates))
 
 
 def alley_defaults(config: Mapping) -> AlleyDefaults:
@@ -162,3 +194,37 @@ def settle(config: Mapping) -> SettleRule:
 def guard(config: Mapping) -> GuardRule:
     """Balance guard settings."""
     return GuardRule(unknown_card_grace_s=config["BILLING_UNKNOWN_CARD_GRACE_S"])
+
+
+@dataclass(frozen=True)
+class CloseRule:
+    """Monthly close: the local hour on the 1st from which the past month closes, how
+    many months one run may close, the loss percent above which reconciliation flags."""
+
+    hour: int = 2
+    max_months: int = 24
+    loss_pct: int = 8
+
+
+def close(config: Mapping) -> CloseRule:
+    """Monthly close and reconciliation settings."""
+    return CloseRule(hour=config.get("CLOSE_HOUR", 2),
+                     loss_pct=config.get("RECONCILE_LOSS_PCT", 8))
+
+
+@dataclass(frozen=True)
+class ReminderRule:
+    """Residents' reminders: the default low-balance threshold (fen) and how many days
+    before a monthly card ends (alleys may set their own), the public address for
+    links, the language of the messages."""
+
+    low_balance_cents: int = 500
+    monthly_days: int = 3
+    paging: Paging = field(default_factory=Paging)
+
+
+def reminders(config: Mapping) -> ReminderRule:
+    """REMINDER_* and the paging settings."""
+    return ReminderRule(low_balance_cents=config.get("REMINDER_LOW_BALANCE_CENTS", 500),
+                        monthly_days=config.get("REMINDER_MONTHLY_DAYS", 3),
+                        paging=paging(config))

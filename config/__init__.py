@@ -78,6 +78,11 @@ class Config:
     # A session on an unknown card is stopped after this many seconds, unless its alley
     # allows unbilled charging.
     BILLING_UNKNOWN_CARD_GRACE_S = _env_int("BILLING_UNKNOWN_CARD_GRACE_S", 120)
+    # Monthly close (`statements-monthly`): the local hour on the 1st from which the past
+    # month closes; reconciliation flags a month whose grid kWh exceed the piles' metered
+    # kWh by more than this percent of the grid kWh.
+    CLOSE_HOUR = _env_int("CLOSE_HOUR", 2)
+    RECONCILE_LOSS_PCT = _env_int("RECONCILE_LOSS_PCT", 8)
     # 'My account' look-ups per address (card + last 4 phone digits).
     ACCOUNT_LOOKUP_RATE_LIMIT = os.environ.get("ACCOUNT_LOOKUP_RATE_LIMIT", "10 per hour")
 
@@ -109,6 +114,22 @@ class Config:
     # "starttls", "ssl" or "" (plain, e.g. a local relay).
     SMTP_SECURITY = os.environ.get("SMTP_SECURITY", "")
     SMTP_TIMEOUT_S = _env_int("SMTP_TIMEOUT_S", 10)
+    # Residents' SMS reminders through Aliyun SendSms (RPC signature v1, HMAC-SHA1):
+    # endpoint, AccessKey pair, approved signature name and one approved template code
+    # per reminder kind (params: balance, threshold, until, month, alley, url).
+    SMS_ENDPOINT = os.environ.get("SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com/")
+    SMS_ACCESS_KEY_ID = os.environ.get("SMS_ACCESS_KEY_ID", "")
+    SMS_ACCESS_KEY_SECRET = os.environ.get("SMS_ACCESS_KEY_SECRET", "")
+    SMS_SIGN_NAME = os.environ.get("SMS_SIGN_NAME", "")
+    SMS_REGION = os.environ.get("SMS_REGION", "cn-hangzhou")
+    SMS_TIMEOUT_S = _env_int("SMS_TIMEOUT_S", 10)
+    SMS_TEMPLATE_LOW_BALANCE = os.environ.get("SMS_TEMPLATE_LOW_BALANCE", "")
+    SMS_TEMPLATE_NEGATIVE = os.environ.get("SMS_TEMPLATE_NEGATIVE", "")
+    SMS_TEMPLATE_MONTHLY_END = os.environ.get("SMS_TEMPLATE_MONTHLY_END", "")
+    SMS_TEMPLATE_STATEMENT = os.environ.get("SMS_TEMPLATE_STATEMENT", "")
+    # Reminders (job `reminders`): defaults for alleys without their own setting.
+    REMINDER_LOW_BALANCE_CENTS = _env_int("REMINDER_LOW_BALANCE_CENTS", 500)
+    REMINDER_MONTHLY_DAYS = _env_int("REMINDER_MONTHLY_DAYS", 3)
 
     # Maintenance and the fire-safety routine (issue 10).
     # Reminders go out from this local hour of each alley's day.

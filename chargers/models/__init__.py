@@ -29,8 +29,24 @@ from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
 from .reports import ProblemReport
+from .statements import (
+    GridBill,
+    MonthClose,
+    PostingMonth,
+    Reminder,
+    ReminderSettings,
+    ResidentChannels,
+    Statement,
+)
 
 __all__ = [
+    "GridBill",
+    "MonthClose",
+    "PostingMonth",
+    "Reminder",
+    "ReminderSettings",
+    "ResidentChannels",
+    "Statement",
     "AccountCard",
     "Adjustment",
     "LedgerAccount",

@@ -366,6 +366,15 @@ def _send(n: Notification, delivery: Delivery) -> None:
         send_webhook(n.target, n.payload, delivery)
     elif n.channel == "email":
         send_email(n.target, n.subject, n.body, delivery)
+    elif n.channel == "sms":  # residents' reminders (chargers.services.reminders)
+        from . import sms
+
+        cfg = delivery.sms
+        try:
+            sms.send_sms(cfg, n.target, cfg.templates.get(n.payload.get("template", ""), ""),
+                         n.payload.get("params", {}), out_id=f"n{n.id}")
+        except sms.SmsError as exc:
+            raise DeliveryError(str(exc)) from None
     else:
         raise DeliveryError(f"unknown channel {n.channel!r}")
 

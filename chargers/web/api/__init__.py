@@ -10,4 +10,4 @@ from flask import Blueprint
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Each module adds its routes to `bp`.
-from . import alerts, billing, docs, ingest, public, registry  # noqa: E402,F401
+from . import alerts, billing, docs, ingest, public, registry, statements  # noqa: E402,F401

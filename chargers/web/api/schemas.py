@@ -87,3 +87,16 @@ class Decision(_Strict):
     approve: bool | None = None  # adjustments
     account: int | None = None  # review: assign to this account
     waive: bool | None = None  # review: waive instead
+
+
+KWH_TEXT = r"^[0-9]{1,9}(\.[0-9]{1,3})?$"
+
+
+class GridIn(_Strict):
+    """A month's grid meter readings and/or bill (kWh as decimal text, money in fen)."""
+
+    grid_kwh: str | None = Field(None, pattern=KWH_TEXT)
+    reading_start_kwh: str | None = Field(None, pattern=KWH_TEXT)
+    reading_end_kwh: str | None = Field(None, pattern=KWH_TEXT)
+    amount_cents: int = Field(ge=0, le=10_000_000_000)
+    note: str = Field("", max_length=255)

@@ -33,5 +33,6 @@ from . import (  # noqa: E402,F401
     readings,
     registry,
     reports,
+    statements,
     wording,
 )

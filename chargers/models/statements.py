@@ -1,0 +1,147 @@
+"""Monthly close: the snapshot of each closed month per alley (`MonthClose`) and per
+resident account (`Statement`), which ledger posting belongs to which month
+(`PostingMonth`), the grid meter readings / bill staff enter for a month (`GridBill`)
+and the reminders already sent (`Reminder`, one row per condition).
+
+A closed month never changes: its rows are written once by the close. A posting is
+assigned to a month when that month closes (see chargers.services.monthly_close), so a
+correction posted after a close lands in the next month still open.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class MonthClose(db.Model):
+    """An alley's closed month (local calendar month `month` = "YYYY-MM"): its totals,
+    frozen at the close; `daily` holds the per-day figures for the charts."""
+
+    __tablename__ = "month_closes"
+    __table_args__ = (UniqueConstraint("alley_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)  # UTC of local 1st 00:00
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    energy_wh: Mapped[int] = mapped_column(BigInteger, default=0)  # metered by the piles
+    electricity_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    service_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    topups_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunds_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    adjustments_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    covered_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    waived_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    postings: Mapped[int] = mapped_column(Integer, default=0)
+    daily: Mapped[list] = mapped_column(JSON, default=list)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Publication (公示): the grid bill is copied in when staff publish.
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_grid_wh: Mapped[int | None] = mapped_column(BigInteger)
+    published_grid_cents: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Statement(db.Model):
+    """A resident account's statement for a closed month (frozen at the close)."""
+
+    __tablename__ = "statements"
+    __table_args__ = (UniqueConstraint("resident_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    close_id: Mapped[int] = mapped_column(ForeignKey("month_closes.id"), index=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    opening_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    topups_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    charges_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # <= 0
+    refunds_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # <= 0
+    adjustments_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    closing_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # [{"id", "ended_at" (ISO UTC), "pile", "port", "energy_wh", "amount_cents", "billing"}]
+    sessions: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PostingMonth(db.Model):
+    """Which closed month a ledger posting was counted in (written once at the close)."""
+
+    __tablename__ = "posting_months"
+
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"), primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+
+
+class GridBill(db.Model):
+    """The alley's grid meter readings and/or bill for a month, entered by staff; the
+    month's account compares `grid_wh` with the piles' metered energy."""
+
+    __tablename__ = "grid_bills"
+    __table_args__ = (UniqueConstraint("alley_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    reading_start_wh: Mapped[int | None] = mapped_column(BigInteger)
+    reading_end_wh: Mapped[int | None] = mapped_column(BigInteger)
+    grid_wh: Mapped[int] = mapped_column(BigInteger)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(String(255), default="")
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    entered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Reminder(db.Model):
+    """A reminder sent once for one condition; `key` names the condition, e.g.
+    `low:<account>:<topup posting id>` or `statement:<account>:2026-11`."""
+
+    __tablename__ = "reminders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("resident_accounts.id"),
+                                                    index=True)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    channels: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReminderSettings(db.Model):
+    """An alley's reminder rules (absent: the deployment's defaults)."""
+
+    __tablename__ = "reminder_settings"
+
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"), primary_key=True)
+    low_balance_cents: Mapped[int] = mapped_column(Integer)
+    monthly_days: Mapped[int] = mapped_column(Integer)
+
+
+class ResidentChannels(db.Model):
+    """How a resident account hears its reminders: e-mail and/or SMS to its phone."""
+
+    __tablename__ = "resident_channels"
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"),
+                                             primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), default="")
+    sms: Mapped[bool] = mapped_column(Boolean, default=False)

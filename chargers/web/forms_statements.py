@@ -1,0 +1,32 @@
+"""Forms of the monthly-close pages (Flask-WTF: validation and CSRF)."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+
+KWH = Regexp(r"^[0-9]{1,9}(\.[0-9]{1,3})?$", message=_l("A number of kWh, e.g. 1234.5"))
+
+
+class GridBillForm(FlaskForm):
+    grid_kwh = StringField(_l("Grid energy for the month (kWh)"), validators=[Optional(), KWH])
+    reading_start_kwh = StringField(_l("Or: meter reading at the start (kWh)"),
+                                    validators=[Optional(), KWH])
+    reading_end_kwh = StringField(_l("Meter reading at the end (kWh)"),
+                                  validators=[Optional(), KWH])
+    amount_cents = IntegerField(_l("Bill amount (fen)"),
+                                validators=[InputRequired(), NumberRange(min=0, max=10**10)])
+    note = StringField(_l("Note"), validators=[Optional(), Length(max=255)])
+
+
+class PublishForm(FlaskForm):
+    """Only the CSRF token."""
+
+
+class ReminderSettingsForm(FlaskForm):
+    low_balance_cents = IntegerField(_l("Remind when a prepaid balance is below (fen)"),
+                                     validators=[InputRequired(), NumberRange(min=0, max=1_000_000)])
+    monthly_days = IntegerField(_l("Remind this many days before a monthly card ends"),
+                                validators=[InputRequired(), NumberRange(min=0, max=60)])

@@ -1,0 +1,258 @@
+"""Staff pages of the monthly close: closed months with their account, reconciliation
+(grid bill form) and publication; statements; the money dashboard with server-drawn
+charts; exports of statements and the ledger as XLSX and CSV (UTF-8 with BOM).
+
+Pages translate forms into service calls; the rules are in services/monthly_close,
+services/reconciliation and services/money_dashboard."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from ... import settings
+from ...extensions import db
+from ...models import utcnow
+from ...outcomes import render as outcome
+from ...services import (
+    alleys,
+    billing_reports,
+    money_dashboard,
+    monthly_close,
+    reconciliation,
+    reminders,
+)
+from ...services.errors import DomainError
+from ..charts import kwh1, month_charts, series_charts
+from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
+from . import bp
+from .billing import _csv, _local
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _rule():
+    return settings.close(current_app.config)
+
+
+@bp.get("/months/<slug>")
+def months(slug: str):
+    """The alley's closed months with their totals and reconciliation."""
+    alley = alleys.get_alley(current_user, slug)
+    g.tz = alley.timezone
+    rows = [(mc, reconciliation.reconcile(mc, _rule())) for mc in monthly_close.closes(alley.id)]
+    low, days = reminders.alley_settings(alley.id, settings.reminders(current_app.config))
+    form = ReminderSettingsForm(low_balance_cents=low, monthly_days=days)
+    return render_template("staff/statements/months.html", alley=alley, rows=rows, kwh1=kwh1,
+                           reminder_form=form)
+
+
+@bp.route("/months/<slug>/<month>", methods=["GET", "POST"])
+def month(slug: str, month: str):
+    """One closed month: its account, the grid bill form, publication, statements."""
+    alley = alleys.get_alley(current_user, slug)
+    g.tz = alley.timezone
+    mc = monthly_close.get_close(current_user, slug, month)
+    bill = reconciliation.grid_bill(alley.id, month)
+    form = GridBillForm(obj=None)
+    if request.method == "GET" and bill is not None:
+        form.grid_kwh.data = kwh1(bill.grid_wh) if bill.reading_start_wh is None else ""
+        form.amount_cents.data = bill.amount_cents
+        form.note.data = bill.note
+    if form.validate_on_submit():
+        try:
+            reconciliation.set_grid_bill(current_user, slug, reconciliation.GridInput(
+                month=month, grid_kwh=form.grid_kwh.data or None,
+                amount_cents=form.amount_cents.data,
+                reading_start_kwh=form.reading_start_kwh.data or None,
+                reading_end_kwh=form.reading_end_kwh.data or None,
+                note=form.note.data or ""), utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Grid bill saved."), "ok")
+            return redirect(url_for("staff.month", slug=slug, month=month))
+    return render_template("staff/statements/month.html", alley=alley, mc=mc, form=form,
+                           publish_form=PublishForm(), rec=reconciliation.reconcile(mc, _rule()),
+                           charts=month_charts(mc.daily), kwh1=kwh1, threshold=_rule().loss_pct,
+                           statements=monthly_close.statements_for(mc))
+
+
+@bp.post("/months/<slug>/<month>/publish")
+def month_publish(slug: str, month: str):
+    form = PublishForm()
+    if form.validate_on_submit():
+        try:
+            monthly_close.publish(current_user, slug, month, utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Published: the month is on the alley's public page."), "ok")
+    return redirect(url_for("staff.month", slug=slug, month=month))
+
+
+@bp.get("/statements/<int:statement_id>")
+def statement(statement_id: int):
+    st, acc = monthly_close.get_statement(current_user, statement_id)
+    g.tz = acc.alley.timezone
+    sessions = [(datetime.fromisoformat(s["ended_at"]), s) for s in st.sessions]
+    return render_template("staff/statements/statement.html", st=st, acc=acc, alley=acc.alley,
+                           sessions=sessions, kwh1=kwh1)
+
+
+@bp.get("/money/<slug>")
+def money(slug: str):
+    """Takings, kWh and sessions per day, week or month, drawn on the server."""
+    alley = alleys.get_alley(current_user, slug)
+    g.tz = alley.timezone
+    period = request.args.get("period", "day")
+    if period not in money_dashboard.PERIODS:
+        period = "day"
+    rows = money_dashboard.series(alley, period, utcnow())
+    if period == "day":
+        labels = [r["start"].isoformat() for r in rows]
+        ticks = [f"{r['start'].month}/{r['start'].day}" for r in rows]
+        every = 7
+    elif period == "week":
+        labels = [r["start"].isoformat() for r in rows]
+        ticks = [f"{r['start'].month}/{r['start'].day}" for r in rows]
+        every = 3
+    else:
+        labels = [r["start"].strftime("%Y-%m") for r in rows]
+        ticks = [str(r["start"].month) for r in rows]
+        every = 1
+    return render_template("staff/statements/money.html", alley=alley, period=period,
+                           rows=list(zip(labels, rows, strict=True)), kwh1=kwh1,
+                           charts=series_charts(rows, labels, ticks, every))
+
+
+# Exports -----------------------------------------------------------------------------
+
+def _statement_rows(mc):
+    header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (fen)"),
+              _("Top-ups (fen)"), _("Charges (fen)"), _("Refunds (fen)"),
+              _("Adjustments (fen)"), _("Closing (fen)"), _("Sessions")]
+    rows = ([acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
+             st.opening_cents, st.topups_cents, st.charges_cents, st.refunds_cents,
+             st.adjustments_cents, st.closing_cents, len(st.sessions)]
+            for st, acc in monthly_close.statements_for(mc))
+    return header, rows
+
+
+def _ledger_rows(alley):
+    header = [_("Posting"), _("Key"), _("Kind"), _("Time"), _("Account"), _("Amount (fen)"),
+              _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
+              _("Reason"), _("Month")]
+    counted = dict(db.session.execute(select(monthly_close.PostingMonth.posting_id,
+                                             monthly_close.PostingMonth.month)
+                                      .where(monthly_close.PostingMonth.alley_id == alley.id)).all())
+    rows = ([p.id, p.key, p.kind, _local(alley, p.created_at), a.code, e.amount_cents,
+             p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
+             p.created_by or "", p.reason, counted.get(p.id, "")]
+            for p, e, a in billing_reports.iter_ledger(alley))
+    return header, rows
+
+
+def _xlsx(name: str, title: str, header: list, rows) -> Response:
+    """An XLSX download (openpyxl, write-only: rows streamed into the workbook)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(title[:31])
+
+    def cells(row):
+        # Text stays text: openpyxl would store "=…" (a household, a reason) as a formula.
+        for v in row:
+            if isinstance(v, str):
+                c = WriteOnlyCell(ws, value=v)
+                c.data_type = "s"
+                yield c
+            else:
+                yield v
+
+    ws.append(list(cells(header)))
+    for row in rows:
+        ws.append(list(cells(row)))
+    buf = io.BytesIO()
+    wb.save(buf)
+    return Response(buf.getvalue(), mimetype=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/months/<slug>/<month>/statements.<fmt>")
+def statements_export(slug: str, month: str, fmt: str):
+    mc = monthly_close.get_close(current_user, slug, month)
+    header, rows = _statement_rows(mc)
+    if fmt == "csv":
+        return _csv(f"statements-{slug}-{month}.csv", header, rows)
+    if fmt == "xlsx":
+        return _xlsx(f"statements-{slug}-{month}.xlsx", month, header, rows)
+    abort(404)
+
+
+@bp.get("/months/<slug>/ledger.<fmt>")
+def ledger_export(slug: str, fmt: str):
+    alley = alleys.get_alley(current_user, slug)
+    header, rows = _ledger_rows(alley)
+    if fmt == "csv":
+        return _csv(f"ledger-{slug}.csv", header, rows)
+    if fmt == "xlsx":
+        return _xlsx(f"ledger-{slug}.xlsx", _("Ledger"), header, rows)
+    abort(404)
+
+
+# Account pages: statements, reminders and channels --------------------------------
+
+def init_app(app) -> None:
+    """Template helpers for the account pages (staff and 'My account')."""
+
+    def reminder_word(kind: str) -> str:
+        return {"low_balance": _("Low balance"), "negative": _("Balance below zero"),
+                "monthly_end": _("Monthly card ending"), "statement": _("Statement ready"),
+                "published": _("Month published")}.get(kind, kind)
+
+    app.jinja_env.globals.update(account_statements=monthly_close.statements_of,
+                                 account_reminders=reminders.for_account,
+                                 account_channels=reminders.channels,
+                                 reminder_word=reminder_word)
+
+
+@bp.record_once
+def _register(state) -> None:
+    init_app(state.app)
+
+
+@bp.post("/accounts/<int:account_id>/channels")
+def account_channels_set(account_id: int):
+    form = PublishForm()  # CSRF only; the fields are read below
+    if form.validate_on_submit():
+        try:
+            reminders.set_channels(current_user, account_id, request.form.get("email", ""),
+                                   request.form.get("sms") == "1", utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved."), "ok")
+    return redirect(url_for("staff.billing_account", account_id=account_id))
+
+
+@bp.post("/months/<slug>/reminders")
+def reminder_settings_set(slug: str):
+    form = ReminderSettingsForm()
+    if form.validate_on_submit():
+        try:
+            reminders.set_alley_settings(current_user, slug, form.low_balance_cents.data,
+                                         form.monthly_days.data, utcnow())
+        except DomainError as exc:
+            flash(outcome(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved."), "ok")
+    else:
+        flash(_("Check the numbers."), "error")
+    return redirect(url_for("staff.months", slug=slug))
