@@ -11,6 +11,7 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import current_app
@@ -20,8 +21,17 @@ from PIL import Image
 from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import Alert, AlertEvent, InspectionPlan, Pile, User
-from chargers.services import alerts, commands, maintenance, notify, photos, presence, residents
+from chargers.models import Alert, AlertEvent, Alley, InspectionPlan, Pile, User
+from chargers.services import (
+    alerts,
+    commands,
+    maintenance,
+    monthly_close,
+    notify,
+    photos,
+    presence,
+    residents,
+)
 from chargers.web.staff.wording import event_text
 
 from .webtools import login
@@ -74,6 +84,9 @@ def evening(app, client, admin, alley_with_pile):
         maintenance.record_inspection(user, plan.id, maintenance.RecordInput(
             [maintenance.ItemResult(i["key"], "fail" if n == 0 else "pass")
              for n, i in enumerate(plan.checklist)], photos=[photo]))
+        # A closed month (its statement and export pages are reached from the desk).
+        lane = db.session.scalar(db.select(Alley).where(Alley.slug == "lane"))
+        monthly_close.close_month(lane, monthly_close.local_month(NOW, ZoneInfo(lane.timezone)), NOW)
         alert_id = alert.id
     assert login(client, "root").status_code == 302
     return alert_id

@@ -8,6 +8,7 @@ services/reconciliation and services/money_dashboard."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -134,31 +135,38 @@ def money(slug: str):
 # Exports -----------------------------------------------------------------------------
 
 def _statement_rows(mc):
+    """The header and a function yielding the rows (called while the download is
+    written, in an application context of its own for a streamed CSV)."""
     header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (fen)"),
               _("Top-ups (fen)"), _("Charges (fen)"), _("Refunds (fen)"),
               _("Adjustments (fen)"), _("Closing (fen)"), _("Sessions")]
-    rows = ([acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
+    rows = [[acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
              st.opening_cents, st.topups_cents, st.charges_cents, st.refunds_cents,
              st.adjustments_cents, st.closing_cents, len(st.sessions)]
-            for st, acc in monthly_close.statements_for(mc))
-    return header, rows
+            for st, acc in monthly_close.statements_for(mc)]
+    return header, lambda: rows
 
 
 def _ledger_rows(alley):
+    """The header and a function yielding the ledger lines (see _statement_rows)."""
     header = [_("Posting"), _("Key"), _("Kind"), _("Time"), _("Account"), _("Amount (fen)"),
               _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
               _("Reason"), _("Month")]
-    counted = dict(db.session.execute(select(monthly_close.PostingMonth.posting_id,
-                                             monthly_close.PostingMonth.month)
-                                      .where(monthly_close.PostingMonth.alley_id == alley.id)).all())
-    rows = ([p.id, p.key, p.kind, _local(alley, p.created_at), a.code, e.amount_cents,
-             p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
-             p.created_by or "", p.reason, counted.get(p.id, "")]
-            for p, e, a in billing_reports.iter_ledger(alley))
+    alley_id, tz = alley.id, alleys.zone(alley)
+
+    def rows():
+        counted = dict(db.session.execute(
+            select(monthly_close.PostingMonth.posting_id, monthly_close.PostingMonth.month)
+            .where(monthly_close.PostingMonth.alley_id == alley_id)).all())
+        for p, e, a in billing_reports.iter_ledger(alley_id):
+            yield [p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
+                   p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
+                   p.created_by or "", p.reason, counted.get(p.id, "")]
+
     return header, rows
 
 
-def _xlsx(name: str, title: str, header: list, rows) -> Response:
+def _xlsx(name: str, title: str, header: list, rows: Callable[[], Iterable[list]]) -> Response:
     """An XLSX download (openpyxl, write-only: rows streamed into the workbook)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -177,7 +185,7 @@ def _xlsx(name: str, title: str, header: list, rows) -> Response:
                 yield v
 
     ws.append(list(cells(header)))
-    for row in rows:
+    for row in rows():
         ws.append(list(cells(row)))
     buf = io.BytesIO()
     wb.save(buf)
