@@ -164,7 +164,8 @@ def delivery(config: Mapping) -> Delivery:
 def sms(config: Mapping) -> SmsConfig:
     """SMS_* (Aliyun SendSms)."""
     templates = {kind: config.get(f"SMS_TEMPLATE_{kind.upper()}", "")
-                 for kind in ("low_balance", "negative", "monthly_end", "statement")}
+                 for kind in ("low_balance", "negative", "monthly_end", "statement",
+                              "overstay")}
     return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
                      access_key_id=config.get("SMS_ACCESS_KEY_ID", ""),
                      access_key_secret=config.get("SMS_ACCESS_KEY_SECRET", ""),
@@ -227,4 +228,22 @@ def reminders(config: Mapping) -> ReminderRule:
     """REMINDER_* and the paging settings."""
     return ReminderRule(low_balance_cents=config.get("REMINDER_LOW_BALANCE_CENTS", 500),
                         monthly_days=config.get("REMINDER_MONTHLY_DAYS", 3),
+                        paging=paging(config))
+
+
+@dataclass(frozen=True)
+class OverstayRule:
+    """Overstays: a finished port still plugged in `minutes` is one; its card holder is
+    nudged then and again every `nudge_minutes` while it lasts (0: never nudged), in
+    the language of `paging`."""
+
+    minutes: int = 30
+    nudge_minutes: int = 30
+    paging: Paging = field(default_factory=Paging)
+
+
+def overstay(config: Mapping) -> OverstayRule:
+    """OVERSTAY_MINUTES, OVERSTAY_NUDGE_MINUTES and the paging settings."""
+    return OverstayRule(minutes=config["OVERSTAY_MINUTES"],
+                        nudge_minutes=config.get("OVERSTAY_NUDGE_MINUTES", 30),
                         paging=paging(config))

@@ -127,6 +127,7 @@ class Config:
     SMS_TEMPLATE_NEGATIVE = os.environ.get("SMS_TEMPLATE_NEGATIVE", "")
     SMS_TEMPLATE_MONTHLY_END = os.environ.get("SMS_TEMPLATE_MONTHLY_END", "")
     SMS_TEMPLATE_STATEMENT = os.environ.get("SMS_TEMPLATE_STATEMENT", "")
+    SMS_TEMPLATE_OVERSTAY = os.environ.get("SMS_TEMPLATE_OVERSTAY", "")  # alley, pile, port, minutes
     # Reminders (job `reminders`): defaults for alleys without their own setting.
     REMINDER_LOW_BALANCE_CENTS = _env_int("REMINDER_LOW_BALANCE_CENTS", 500)
     REMINDER_MONTHLY_DAYS = _env_int("REMINDER_MONTHLY_DAYS", 3)
@@ -143,6 +144,9 @@ class Config:
     FAULT_INSPECTION_TEMP_C = _env_int("FAULT_INSPECTION_TEMP_C", 70)
     # A finished port still plugged in this long is an overstay.
     OVERSTAY_MINUTES = _env_int("OVERSTAY_MINUTES", 30)
+    # Its card holder is nudged (e-mail/SMS per account) then and every this many
+    # minutes while it lasts; 0 = never.
+    OVERSTAY_NUDGE_MINUTES = _env_int("OVERSTAY_NUDGE_MINUTES", 30)
     # Inspection photos: where (under instance/ by default), largest upload, longest side.
     MAINTENANCE_PHOTO_DIR = os.environ.get(
         "MAINTENANCE_PHOTO_DIR", str(ROOT / "instance" / "maintenance-photos"))

@@ -87,12 +87,14 @@ def test_a_finished_port_past_its_overstay_asks_to_move_the_bike(app, client, al
     """Issue 10's overstay on the residents' finished port: 'full N min ago, bike still
     plugged in', then the nudge once the overstay job has recorded it."""
     from chargers.services import overstay
+    from chargers.settings import OverstayRule
 
     with app.app_context():
         set_ports("P-1", ["finishing", "finishing", "available", "available"], minutes_ago=45)
         db.session.get(Pile, "P-1").ports[1].status_since = datetime.now(UTC)
         db.session.commit()
-        assert overstay.scan(40) == (1, 0)  # port 1 only: port 2 finished just now
+        # port 1 only: port 2 finished just now
+        assert overstay.scan(OverstayRule(minutes=40)) == (1, 0, 0)
     html = client.get("/p/P-1?lang=en").get_data(as_text=True)
     assert html.count("bike still plugged in") == 2
     assert html.count("please move your bike") == 1

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from flask import current_app
 
+from .. import settings
 from ..services import maintenance, overstay, retention
 from . import JobContext, job
 
@@ -38,11 +39,15 @@ def fault_inspections(now: datetime, ctx: JobContext) -> str | None:
     return f"{n} inspection order(s) opened" if n else None
 
 
-@job("overstay", "interval", "Notice finished ports still plugged in", minutes=1)
+@job("overstay", "interval",
+     "Notice finished ports still plugged in and nudge the card holder", minutes=1)
 def overstays(now: datetime, ctx: JobContext) -> str | None:
-    """Open and close Overstay rows for the residents' page."""
-    opened, closed = overstay.scan(current_app.config["OVERSTAY_MINUTES"], now)
-    return f"{opened} overstay(s) noticed, {closed} ended" if opened or closed else None
+    """Open and close Overstay rows for the residents' page; nudge card holders."""
+    opened, closed, nudged = overstay.scan(settings.overstay(current_app.config), now)
+    out = f"{opened} overstay(s) noticed, {closed} ended" if opened or closed else ""
+    if nudged:
+        out = (out + ", " if out else "") + f"{nudged} card holder(s) nudged"
+    return out or None
 
 
 # 19:30 UTC is 03:30 in China, the quietest hour; also once at worker start.

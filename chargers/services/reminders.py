@@ -12,6 +12,9 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
 - `published:<alley>:<month>` — a month published (公示): to the alley's webhook
   contacts (group robots) at level 1.
 
+Other services reach a resident through the same channels with `queue_to_account`
+(the overstay nudge: kind `overstay`, no Reminder row).
+
 Residents hear by e-mail and/or SMS (ResidentChannels; SMS through
 chargers.services.sms at delivery). A condition with no channel is still recorded
 (shown on the account pages). `run` commits (one transaction per reminder).
@@ -135,6 +138,10 @@ def _compose(kind: str, data: dict) -> tuple[str, str]:
         return (_("Charging statement for %(month)s", **data),
                 _("%(alley)s, account %(household)s: your statement for %(month)s is ready. "
                   "Balance at the end of the month: %(balance)s yuan. See %(url)s", **data))
+    if kind == "overstay":
+        return (_("Please move your bike: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: your bike has been fully charged "
+                  "for %(minutes)s minutes. Please move it so a neighbour can charge.", **data))
     return (_("Public accounts for %(month)s", **data),
             _("%(alley)s: the charging piles' accounts for %(month)s are published: "
               "%(url)s", **data))
@@ -153,30 +160,46 @@ def _remember(key: str, kind: str, alley_id: int, resident_id: int | None, data:
     return r
 
 
-def _queue(r: Reminder, acc: ResidentAccount | None, rule: ReminderRule, now: datetime) -> None:
-    with force_locale(rule.paging.language):
-        subject, text = _compose(r.kind, dict(r.data))
-    subject = " ".join(subject.split())[:255]
+def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
+                     now: datetime) -> list[str]:
+    """Queue the message of `kind` (written from `data` in `language`) to a resident
+    account's channels: its e-mail address and/or SMS to its phone (ResidentChannels).
+    Returns the channels queued (none when the account has none). No commit."""
+    with force_locale(language):
+        subject, text = _compose(kind, dict(data))
     rows = []
-    if acc is not None:
-        ch = db.session.get(ResidentChannels, acc.id)
-        if ch and ch.email:
-            rows.append(("email", ch.email, {}))
-        if ch and ch.sms and acc.phone:
-            params = {k: str(v) for k, v in r.data.items() if k != "url"}
-            rows.append(("sms", acc.phone, {"template": r.kind, "params": params}))
-    else:
-        for c in db.session.scalars(select(Contact).where(
-                Contact.alley_id == r.alley_id, Contact.level == 1,
-                Contact.channel == "webhook").order_by(Contact.id)):
-            rows.append(("webhook", c.target, notify.webhook_body(
-                notify.webhook_flavour(c.webhook_format, c.target), text)))
+    ch = db.session.get(ResidentChannels, acc.id)
+    if ch and ch.email:
+        rows.append(("email", ch.email, {}))
+    if ch and ch.sms and acc.phone:
+        params = {k: str(v) for k, v in data.items() if k != "url"}
+        rows.append(("sms", acc.phone, {"template": kind, "params": params}))
+    return _outbox(kind, subject, text, rows, now)
+
+
+def _outbox(kind: str, subject: str, text: str, rows: list[tuple[str, str, dict]],
+            now: datetime) -> list[str]:
+    subject = " ".join(subject.split())[:255]
     for channel, target, payload in rows:
-        db.session.add(Notification(alert_id=None, contact_id=None, reason=r.kind[:16],
+        db.session.add(Notification(alert_id=None, contact_id=None, reason=kind[:16],
                                     channel=channel, target=target, subject=subject,
                                     body=text, payload=payload, status="pending",
                                     attempts=0, next_attempt_at=now, created_at=now))
-    r.channels = [c for c, _t, _p in rows]
+    return [c for c, _t, _p in rows]
+
+
+def _queue(r: Reminder, acc: ResidentAccount | None, rule: ReminderRule, now: datetime) -> None:
+    if acc is not None:
+        r.channels = queue_to_account(acc, r.kind, r.data, rule.paging.language, now)
+        return
+    with force_locale(rule.paging.language):
+        subject, text = _compose(r.kind, dict(r.data))
+    rows = [("webhook", c.target, notify.webhook_body(
+                notify.webhook_flavour(c.webhook_format, c.target), text))
+            for c in db.session.scalars(select(Contact).where(
+                Contact.alley_id == r.alley_id, Contact.level == 1,
+                Contact.channel == "webhook").order_by(Contact.id))]
+    r.channels = _outbox(r.kind, subject, text, rows, now)
 
 
 def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
