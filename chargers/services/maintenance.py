@@ -46,7 +46,7 @@ from ..models import (
     utcnow,
 )
 from . import alleys, commands, notify, scope
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid
 
 KINDS = ("daily", "monthly", "quarterly", "custom")
 UNITS = ("day", "week", "month")
@@ -169,10 +169,7 @@ def seed_default_plans(alley: Alley, now: datetime | None = None) -> list[Inspec
 
 def get_plan(user: User | None, plan_id: int) -> InspectionPlan:
     """One plan of an alley in the user's scope."""
-    plan = db.session.get(InspectionPlan, plan_id)
-    if plan is None:
-        raise NotFound("maintenance.no_plan")
-    scope.check_alley(user, plan.alley, "maintenance.no_plan")
+    plan = scope.get_in_alley(user, InspectionPlan, plan_id, "maintenance.no_plan")
     return plan
 
 
@@ -351,10 +348,7 @@ def record_inspection(user: User, plan_id: int, data: RecordInput,
 
 def get_record(user: User | None, record_id: int) -> InspectionRecord:
     """One record of an alley in scope."""
-    record = db.session.get(InspectionRecord, record_id)
-    if record is None:
-        raise NotFound("maintenance.no_record")
-    scope.check_alley(user, record.alley, "maintenance.no_record")
+    record = scope.get_in_alley(user, InspectionRecord, record_id, "maintenance.no_record")
     return record
 
 
@@ -427,10 +421,7 @@ def open_order(user: User, slug: str, kind: str, note: str, *, pile_id: str | No
 
 def get_order(user: User | None, order_id: int) -> WorkOrder:
     """One work order of an alley in scope."""
-    order = db.session.get(WorkOrder, order_id)
-    if order is None:
-        raise NotFound("maintenance.no_order")
-    scope.check_alley(user, order.alley, "maintenance.no_order")
+    order = scope.get_in_alley(user, WorkOrder, order_id, "maintenance.no_order")
     return order
 
 

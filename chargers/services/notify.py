@@ -45,7 +45,7 @@ from ..labels import CODE_LABELS, NOTIFY_SUBJECT_PREFIXES, SEVERITY_LABELS
 from ..models import Alert, Alley, Contact, Notification, User, utcnow
 from ..settings import Delivery, Paging
 from . import alleys, scope
-from .errors import Invalid, NotFound
+from .errors import Invalid
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,8 @@ def add_contact(user: User | None, slug: str, data: ContactInput) -> Contact:
 def delete_contact(user: User | None, contact_id: int) -> str:
     """Remove a contact of an alley in scope (its past notifications stay); returns
     the alley's slug. Commits."""
-    contact = db.session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound("contact.not_found")
-    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id),
-                              "contact.not_found")
+    contact = scope.get_in_alley(user, Contact, contact_id, "contact.not_found")
+    alley = contact.alley
     db.session.delete(contact)
     db.session.commit()
     return alley.slug
@@ -141,10 +138,8 @@ def send_test(user: User | None, contact_id: int, now: datetime, *, paging: Pagi
               delivery: Delivery) -> tuple[bool, str]:
     """Send a test message to a contact in scope now, without queueing, in
     `paging.language`: (delivered, the failure's reason or ""). Changes nothing stored."""
-    contact = db.session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound("contact.not_found")
-    alley = scope.check_alley(user, db.session.get(Alley, contact.alley_id), "contact.not_found")
+    contact = scope.get_in_alley(user, Contact, contact_id, "contact.not_found")
+    alley = contact.alley
     when = now.astimezone(alleys.zone(alley, paging.default_timezone))
     with force_locale(paging.language):
         subject = _("[Test] %(alley)s", alley=alley.name)

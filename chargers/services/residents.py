@@ -86,10 +86,7 @@ def create_account(user: User | None, data: AccountInput, now: datetime) -> Resi
 
 def get_account(user: User | None, account_id: int) -> ResidentAccount:
     """An account in the user's alleys (404 otherwise)."""
-    acc = db.session.get(ResidentAccount, account_id)
-    if acc is None:
-        raise NotFound("account.resident_not_found")
-    scope.check_alley(user, acc.alley, "account.resident_not_found")
+    acc = scope.get_in_alley(user, ResidentAccount, account_id, "account.resident_not_found")
     return acc
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Select
 
+from ..extensions import db
 from ..models import Alley, Pile, User
 from .errors import NotFound
 
@@ -58,3 +59,13 @@ def check_pile(user: User | None, pile: Pile | None, *, public: bool = False) ->
     if pile is None or not _in_scope(user, pile.alley_id, public):
         raise NotFound("pile.not_found")
     return pile
+
+
+def get_in_alley(user: User | None, model, row_id: int, missing: str):
+    """The row of `model` (one with an `alley_id`) with this id, or NotFound(missing)
+    when there is none or its alley is outside the user's scope."""
+    row = db.session.get(model, row_id)
+    if row is None:
+        raise NotFound(missing)
+    check_alley(user, db.session.get(Alley, row.alley_id), missing)
+    return row

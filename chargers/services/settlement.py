@@ -50,7 +50,7 @@ from ..models import (
 )
 from ..settings import SettleRule  # re-exported: built by the doors
 from . import ledger, pricing, scope
-from .errors import Invalid, NotFound
+from .errors import Invalid
 
 FINISHED = ("stopped", "timeout")
 
@@ -353,10 +353,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
                       now: datetime) -> Adjustment:
     """Staff approve (post the difference to the session's payer) or reject an
     adjustment. Audited. Commits."""
-    adj = db.session.get(Adjustment, adjustment_id)
-    if adj is None:
-        raise NotFound("adjustment.not_found")
-    scope.check_alley(user, db.session.get(Alley, adj.alley_id), "adjustment.not_found")
+    adj = scope.get_in_alley(user, Adjustment, adjustment_id, "adjustment.not_found")
     if adj.status != "pending":
         raise Invalid("adjustment.decided")
     by = user.id if user else None
@@ -387,10 +384,7 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
     """Staff assign a reviewed session to an account of its alley (charged at its
     amount) or waive it (the alley's `waived` account bears it), with a reason.
     Audited. Commits."""
-    item = db.session.get(ReviewItem, item_id)
-    if item is None:
-        raise NotFound("review.not_found")
-    scope.check_alley(user, db.session.get(Alley, item.alley_id), "review.not_found")
+    item = scope.get_in_alley(user, ReviewItem, item_id, "review.not_found")
     if item.status != "open":
         raise Invalid("review.decided")
     if not note.strip():
