@@ -13,9 +13,11 @@ PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 
 
 @contextmanager
-def throwaway_schema(tag: str = "chargers_test") -> Iterator[str]:
+def throwaway_schema(tag: str = "chargers_test", user: str | None = None) -> Iterator[str]:
     """The SQLAlchemy URL of a new schema (search_path), dropped afterwards; skips the
-    test when no server answers."""
+    test when no server answers. A schema rather than a database: the test role may
+    not create databases, and the search_path puts every table (alembic_version too)
+    into it. `user` names the role in the URL (for subprocesses run as another user)."""
     psycopg = pytest.importorskip("psycopg")
     try:
         admin = psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, connect_timeout=3,
@@ -26,8 +28,14 @@ def throwaway_schema(tag: str = "chargers_test") -> Iterator[str]:
     schema = f"{tag}_{secrets.token_hex(4)}"
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield (f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/{PG_DB}"
+        login = f"{user}@" if user else ""
+        yield (f"postgresql+psycopg://{login}{PG_HOST}:{PG_PORT}/{PG_DB}"
                f"?options=-csearch_path%3D{schema}")
     finally:
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+def schema_of(url: str) -> str:
+    """The schema name in a URL made by throwaway_schema."""
+    return url.rsplit("search_path%3D", 1)[1]

@@ -8,7 +8,6 @@ off within seconds (faults also come on a non-shared subscription to every worke
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections import Counter
@@ -34,28 +33,16 @@ from chargers.models import (
 from chargers.services import piles as piles_service
 from tests.ingest_support import PREFIX, Worker, ts
 from tests.ingest_support import Pile as PileClient
+from tests.pg_schema import throwaway_schema
 
-PG = "127.0.0.1", 5432, "test"
 N_PILES, PORTS, PER_PILE = 50, 4, 200  # 10,000 messages
 
 
 @pytest.fixture
 def pg_schema():
     """A private schema in the `test` database, dropped afterwards."""
-    psycopg = pytest.importorskip("psycopg")
-    host, port, name = PG
-    try:
-        admin = psycopg.connect(host=host, port=port, dbname=name, connect_timeout=3,
-                                autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {host}:{port}/{name}: {str(exc).strip()[:200]}")
-    schema = f"chargers_scale_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"postgresql+psycopg://{host}:{port}/{name}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with throwaway_schema("chargers_scale") as url:
+        yield url
 
 
 @pytest.fixture

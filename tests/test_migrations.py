@@ -7,7 +7,6 @@ logging, which must not leak into the rest of the test session."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +19,9 @@ from sqlalchemy import create_engine, inspect, text
 import chargers.models  # noqa: F401  (every table on db.metadata)
 from chargers.extensions import db
 
+from .pg_schema import schema_of, throwaway_schema
+
 ROOT = Path(__file__).resolve().parent.parent
-PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 # Tables every later feature stands on (the registry and the staff accounts).
 CORE_TABLES = {"alembic_version", "alleys", "piles", "ports", "users", "user_alleys", "api_tokens"}
 
@@ -75,25 +75,10 @@ def test_models_match_migrations_on_sqlite(tmp_path):
 
 @pytest.fixture
 def pg_url():
-    """A private schema in the `test` database on 127.0.0.1:5432, dropped afterwards.
-
-    The schema (not a new database) because the test role may not create databases;
-    the URL's search_path puts every table, alembic_version included, into it."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, connect_timeout=3,
-                                autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server answers at {PG_HOST}:{PG_PORT} database {PG_DB!r} "
-                    f"({str(exc).strip().splitlines()[0]})")
-    schema = f"chargers_test_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (f"postgresql+psycopg://{PG_HOST}:{PG_PORT}/{PG_DB}"
-               f"?options=-csearch_path%3D{schema}"), schema
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    """A private schema in the `test` database on 127.0.0.1:5432, dropped afterwards:
+    (its URL, its name)."""
+    with throwaway_schema() as url:
+        yield url, schema_of(url)
 
 
 def test_upgrade_from_empty_on_postgresql(pg_url):

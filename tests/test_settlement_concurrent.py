@@ -6,7 +6,6 @@ session is charged exactly once and `billing verify` agrees."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from datetime import timedelta
@@ -22,27 +21,15 @@ from chargers.settings import AlleyDefaults
 
 from .billing_support import T0, finished, set_tariff
 from .ingest_support import ROOT
+from .pg_schema import throwaway_schema
 
-PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "test"
 SESSIONS = 1200
 
 
 @pytest.fixture
 def pg_schema_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(host=PG_HOST, port=PG_PORT, dbname=PG_DB, connect_timeout=3,
-                                autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_HOST}:{PG_PORT}: {exc}")
-    schema = f"chargers_settle_{secrets.token_hex(4)}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield (f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{PG_DB}"
-               f"?options=-csearch_path%3D{schema}")
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with throwaway_schema("chargers_settle", user="postgres") as url:
+        yield url
 
 
 def populate(url: str) -> tuple[int, int]:

@@ -153,6 +153,22 @@ def billing_refund(account_id: int):
     return _money_action(account_id, refund=True)
 
 
+def _decide(decide, back: str):
+    """A staff decision on a review item or an adjustment: the form's reason is
+    required; the service's refusal is flashed; back to the list."""
+    form = DecisionForm()
+    if form.validate_on_submit():
+        try:
+            decide(form)
+        except DomainError as exc:
+            _fail(exc)
+        else:
+            flash(_("Saved."), "ok")
+    else:
+        flash(_("Give a reason."), "error")
+    return redirect(url_for(back))
+
+
 @bp.get("/billing/review")
 def billing_review():
     return render_template("staff/billing/review.html",
@@ -162,19 +178,10 @@ def billing_review():
 
 @bp.post("/billing/review/<int:item_id>")
 def billing_review_decide(item_id: int):
-    form = DecisionForm()
-    if form.validate_on_submit():
-        try:
-            settlement.resolve_review(current_user, item_id, account_id=form.account_id.data,
-                                      waive=request.form.get("action") == "waive",
-                                      note=form.note.data, now=utcnow())
-        except DomainError as exc:
-            _fail(exc)
-        else:
-            flash(_("Saved."), "ok")
-    else:
-        flash(_("Give a reason."), "error")
-    return redirect(url_for("staff.billing_review"))
+    return _decide(lambda form: settlement.resolve_review(
+        current_user, item_id, account_id=form.account_id.data,
+        waive=request.form.get("action") == "waive", note=form.note.data, now=utcnow()),
+        "staff.billing_review")
 
 
 @bp.get("/billing/adjustments")
@@ -186,19 +193,9 @@ def billing_adjustments():
 
 @bp.post("/billing/adjustments/<int:adjustment_id>")
 def billing_adjustment_decide(adjustment_id: int):
-    form = DecisionForm()
-    if form.validate_on_submit():
-        try:
-            settlement.decide_adjustment(current_user, adjustment_id,
-                                         request.form.get("action") == "approve",
-                                         form.note.data, utcnow())
-        except DomainError as exc:
-            _fail(exc)
-        else:
-            flash(_("Saved."), "ok")
-    else:
-        flash(_("Give a reason."), "error")
-    return redirect(url_for("staff.billing_adjustments"))
+    return _decide(lambda form: settlement.decide_adjustment(
+        current_user, adjustment_id, request.form.get("action") == "approve",
+        form.note.data, utcnow()), "staff.billing_adjustments")
 
 
 @bp.get("/billing/<slug>/sessions")
