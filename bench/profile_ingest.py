@@ -109,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", default="as-is", choices=list(VARIANTS),
                     help="as-is, or a proposed change patched in for this run only")
     ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
+    ap.add_argument("--dump", default=None, help="also write the raw profile here (pstats)")
     args = ap.parse_args(argv)
     if args.db == "postgres" and (why := h.Database.postgres_reachable()):
         print(f"PostgreSQL not reachable ({why})")
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
           + ", ".join(f"{k} {v}" for k, v in statements.most_common()))
     if args.no_profile:
         return 0
+    if args.dump:
+        prof.dump_stats(args.dump)
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(args.top)
     print(s.getvalue())

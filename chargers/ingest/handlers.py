@@ -161,7 +161,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
                            settings.alerts)
     elif kind == "status":
-        port = ports.port_of(pile, data.port)
+        port = batch.port(pile, data.port)
         if not ports.apply_status(port, data.status, data.error, at):
             batch.count("stale:status")
     elif kind == "session":
@@ -203,18 +203,21 @@ def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings:
     pile_ids: set[str] = set()
     keys: set[tuple[str, str]] = set()
     refs: set[tuple[str, str]] = set()
+    status_ports: set[tuple[str, int]] = set()
     for m in messages:
         try:
-            pile_id = topics.parse(m.topic, settings.prefix).pile_id
+            topic = topics.parse(m.topic, settings.prefix)
         except topics.TopicError:
             continue
-        pile_ids.add(pile_id)
-        msg_id, ref = payloads.peek_id_and_session(m.payload, settings.max_bytes)
-        if msg_id is not None:
-            keys.add((pile_id, msg_id))
-        if ref is not None:
-            refs.add((pile_id, ref))
-    batch.prefetch(pile_ids, keys)
+        pile_ids.add(topic.pile_id)
+        seen = payloads.peek(m.payload, settings.max_bytes)
+        if seen.id is not None:
+            keys.add((topic.pile_id, seen.id))
+        if seen.session is not None:
+            refs.add((topic.pile_id, seen.session))
+        if topic.kind == "status" and seen.port is not None:
+            status_ports.add((topic.pile_id, seen.port))
+    batch.prefetch(pile_ids, keys, status_ports)
     sessions.prefetch(refs, batch.sessions)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -227,24 +227,31 @@ def peek_id(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> str | None:
         return None
 
 
-def peek_id_and_session(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES
-                        ) -> tuple[str | None, str | None]:
-    """(`id`, `session`) when they look like ones, without validating anything else:
-    to prefetch a batch's ledger entries and charging sessions in one query each."""
+class Peek(NamedTuple):
+    id: str | None
+    session: str | None
+    port: int | None
+
+
+def peek(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Peek:
+    """`id`, `session` and `port` when they look like ones, without validating anything
+    else: to prefetch a batch's ledger entries, charging sessions and ports in one
+    query each."""
     if len(raw) > max_bytes:
-        return None, None
+        return Peek(None, None, None)
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
-        return None, None
+        return Peek(None, None, None)
     if not isinstance(data, dict):
-        return None, None
+        return Peek(None, None, None)
     out = []
     for key in ("id", "session"):
         value = data.get(key)
         out.append(value if isinstance(value, str) and 0 < len(value) <= 64
                    and _is_storable(value) else None)
-    return out[0], out[1]
+    port = data.get("port")
+    return Peek(out[0], out[1], port if type(port) is int and 1 <= port <= MAX_PORTS else None)
 
 
 def _is_storable(value: str) -> bool:

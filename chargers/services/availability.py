@@ -255,11 +255,12 @@ def _bump_state_versions(session, _flush_context) -> None:
     change nothing visible and bump nothing."""
     alley_ids: set[int] = set()
     pile_ids: set[str] = set()
-    for obj in [*session.new, *session.dirty, *session.deleted]:
+    dirty = session.dirty  # a set computed on each access: once, not per object
+    for obj in [*session.new, *dirty, *session.deleted]:
         names = VISIBLE.get(type(obj))
         if names is None:
             continue
-        if obj in session.dirty and not _changed(obj, names):
+        if obj in dirty and not _changed(obj, names):
             continue
         if isinstance(obj, Alley):
             if obj.id is not None:
@@ -288,7 +289,7 @@ def _bump_state_versions(session, _flush_context) -> None:
                                            ",".join(f"{i}:{v}" for i, v in bumped))))
     for alley_id, _ in bumped:
         obj = session.identity_map.get(session.identity_key(Alley, alley_id))
-        if obj is not None and obj not in session.dirty:
+        if obj is not None and obj not in dirty:
             session.expire(obj, ["state_version"])
 
 

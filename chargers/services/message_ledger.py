@@ -13,12 +13,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import delete, func, insert, select, tuple_
 
 from ..extensions import db
-from ..models import IngestCounter, MeterSample, Pile, ProcessedMessage, Rejection, SeqGap
+from ..models import (
+    IngestCounter,
+    MeterSample,
+    Pile,
+    Port,
+    ProcessedMessage,
+    Rejection,
+    SeqGap,
+)
 from . import scope
+from .ports import port_of
 
 KEEP_REJECTIONS = 1000
 EXCERPT_CHARS = 200
@@ -105,23 +113,34 @@ class IngestBatch:
     # ledger rows and meter readings of the batch, written by flush() in one INSERT each
     ledger_rows: list = field(default_factory=list)
     samples: list = field(default_factory=list)  # (ChargingSession, row)
+    # (pile id, port number) → Port named by the batch's status messages
+    ports: dict = field(default_factory=dict)
 
-    def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]]) -> None:
-        """Load the batch's piles with their ports, and which of its (pile, msg id)
-        pairs the ledger already holds: two queries for the batch instead of several
-        per message (measured in bench/profile_ingest.py).
+    def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
+                 port_keys: set[tuple[str, int]] = frozenset()) -> None:
+        """Load the batch's piles, the ports its status messages name, and which of its
+        (pile, msg id) pairs the ledger already holds: a few queries for the batch
+        instead of several per message (measured in bench/profile_ingest.py). Only
+        the named ports: loading every port of every pile was most of a batch's
+        database time once a batch spans hundreds of piles.
 
         The piles are locked (SELECT … FOR UPDATE, in id order; PostgreSQL) before the
         ledger is read: a second worker applying messages of the same pile waits for
-        this batch's commit, then sees its ledger rows and its pile state."""
+        this batch's commit, then sees its ledger rows and its pile state. A pile's
+        ports are changed only under its pile's lock."""
         with db.session.no_autoflush:
             found = db.session.scalars(
                 select(Pile).where(Pile.id.in_(pile_ids)).order_by(Pile.id)
-                .with_for_update(of=Pile).options(selectinload(Pile.ports)))
+                .with_for_update(of=Pile))
             for pile in found:
                 self.piles[pile.id] = pile
             for pile_id in pile_ids:
                 self.piles.setdefault(pile_id, None)
+            port_keys = {k for k in port_keys if self.piles.get(k[0]) is not None}
+            if port_keys:
+                for port in db.session.scalars(select(Port).where(
+                        tuple_(Port.pile_id, Port.number).in_(sorted(port_keys)))):
+                    self.ports[(port.pile_id, port.number)] = port
             if msg_keys:
                 rows = db.session.execute(
                     select(ProcessedMessage.pile_id, ProcessedMessage.msg_id).where(
@@ -141,6 +160,11 @@ class IngestBatch:
             with db.session.no_autoflush:
                 self.piles[pile_id] = db.session.get(Pile, pile_id, with_for_update=True)
         return self.piles[pile_id]
+
+    def port(self, pile: Pile, number: int) -> Port | None:
+        """The pile's port `number` (prefetched, or through the pile's ports)."""
+        found = self.ports.get((pile.id, number))
+        return found if found is not None else port_of(pile, number)
 
     def seq_gaps(self, pile_id: str) -> list[SeqGap]:
         """The pile's fillable seq gaps (loaded once per batch, kept up to date)."""
