@@ -305,3 +305,64 @@ def test_web_processes_hear_alley_versions_from_postgresql(app):
         new = db.session.scalar(select(Alley.state_version))
     assert new > state[1]
     wait_for(lambda: watcher.lookup("big") == (state[0], new), 10, "the NOTIFY")
+
+
+def _hold_pile_lock(url: str, pile_id: str):
+    """Another worker's transaction holding `pile_id`'s row lock: (connection, release)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = psycopg.connect(host=u.host, port=u.port, dbname=u.database,
+                           options=u.query["options"])
+    conn.execute("SELECT id FROM piles WHERE id = %s FOR UPDATE", (pile_id,))
+    return conn
+
+
+def test_a_batch_leaves_piles_another_worker_holds_for_later(app):
+    """With may_defer, messages of a pile whose lock another transaction holds come
+    back `deferred` and change nothing; the rest of the batch is applied at once. The
+    same messages handed in again once the lock is gone are applied, once."""
+    from chargers.ingest import handlers
+    from tests.ingest_support import incoming
+
+    held, free = seed(app, 2)
+    other = _hold_pile_lock(app.config["SQLALCHEMY_DATABASE_URI"], held)
+    msgs = [incoming("status", pile=held, port=1, status="charging", seq=1),
+            incoming("status", pile=free, port=1, status="charging", seq=1),
+            incoming("heartbeat", pile=held, seq=2)]
+    try:
+        with app.app_context():
+            assert handlers.process(msgs, may_defer=True) == [
+                handlers.DEFERRED, "accepted", handlers.DEFERRED]
+            assert db.session.scalar(select(func.count()).select_from(ProcessedMessage)
+                                     .where(ProcessedMessage.pile_id == held)) == 0
+            assert _counters(app).get("accepted:status") == 1
+    finally:
+        other.rollback()
+        other.close()
+    with app.app_context():
+        again = [msgs[0], msgs[2]]
+        assert handlers.process(again, may_defer=True) == ["accepted", "accepted"]
+        assert handlers.process(again, may_defer=True) == ["duplicate", "duplicate"]
+        assert db.session.scalar(select(func.count()).select_from(ProcessedMessage)) == 3
+
+
+def test_a_batch_whose_piles_are_all_held_waits_for_them(app):
+    """When every pile of a batch is locked elsewhere, deferring would only spin: the
+    batch waits for the lock as without may_defer, and applies everything."""
+    from chargers.ingest import handlers
+    from tests.ingest_support import incoming
+
+    [held] = seed(app, 1)
+    other = _hold_pile_lock(app.config["SQLALCHEMY_DATABASE_URI"], held)
+    releaser = threading.Timer(0.5, other.rollback)
+    releaser.start()
+    try:
+        with app.app_context():
+            out = handlers.process([incoming("status", pile=held, port=2, status="charging")],
+                                   may_defer=True)
+        assert out == ["accepted"]
+    finally:
+        releaser.join()
+        other.close()

@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import paho.mqtt.client as mqtt
 from flask import Flask
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 200
 BATCH_WAIT_S = 0.05
+# A message left for later this many times goes in a batch that waits for pile locks,
+# so no message waits on a busy pile for ever.
+MAX_DEFERRALS = 3
 KEEPALIVE_S = 60
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: how long the broker keeps our session
 SENDER_PROPERTY = "sender"  # MQTT 5 user property naming the publisher, when a broker adds it
@@ -52,6 +55,7 @@ class Received:
     mid: int
     qos: int
     generation: int  # which connection delivered it: acks go only on that one
+    deferrals: int = 0  # batches that left it for later (its pile locked by another worker)
 
 
 def wait_for_broker(app: Flask, stop: threading.Event | None = None,
@@ -108,6 +112,8 @@ class IngestClient:
         self.settings = handlers.Settings.from_config(app.config)
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.inbox: queue.Queue[Received] = queue.Queue()
+        # Deferred by the last batch (another worker held their piles): first in the next.
+        self.carry: list[Received] = []
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.generation = 0
@@ -258,12 +264,14 @@ class IngestClient:
     # -- the processing thread -----------------------------------------------------------
 
     def _take(self) -> list[Received]:
-        """Up to batch_max messages: the first within 0.5 s, the rest within batch_wait_s."""
-        try:
-            first = self.inbox.get(timeout=0.5)
-        except queue.Empty:
-            return []
-        batch = [first]
+        """Up to batch_max messages: those deferred by the last batch first, else the
+        first within 0.5 s; the rest within batch_wait_s."""
+        batch, self.carry = self.carry, []
+        if not batch:
+            try:
+                batch = [self.inbox.get(timeout=0.5)]
+            except queue.Empty:
+                return []
         deadline = time.monotonic() + self.batch_wait_s
         while len(batch) < self.batch_max:
             left = deadline - time.monotonic()
@@ -286,10 +294,12 @@ class IngestClient:
 
     def _apply_and_ack(self, batch: list[Received]) -> None:
         delay = 0.5
+        may_defer = all(r.deferrals < MAX_DEFERRALS for r in batch)
         while True:
             try:
                 with self.app.app_context():
-                    outcomes = handlers.process([r.msg for r in batch], self.settings)
+                    outcomes = handlers.process([r.msg for r in batch], self.settings,
+                                                may_defer=may_defer)
                 break
             except handlers.DatabaseUnavailable as exc:
                 log.warning("database unavailable (%s); retrying %d messages in %.1f s",
@@ -299,9 +309,14 @@ class IngestClient:
             if self.stopping.wait(delay):
                 return  # leave them unacknowledged: redelivered after restart
             delay = min(delay * 2, 30)
-        for outcome in outcomes:
+        done = []
+        for r, outcome in zip(batch, outcomes, strict=True):
+            if outcome == handlers.DEFERRED:  # not applied: unacknowledged, tried again
+                self.carry.append(replace(r, deferrals=r.deferrals + 1))
+                continue
+            done.append(r)
             self.stats[outcome.partition(":")[0]] = self.stats.get(outcome.partition(":")[0], 0) + 1
-        self._ack(batch)
+        self._ack(done)
         if self.after_commit is not None:
             try:
                 self.after_commit()

@@ -2,7 +2,9 @@
 calls out. Testable without a broker: `process(messages)` in an app context.
 
 Every message ends as exactly one outcome: `accepted`, `duplicate`, `ignored` (our
-own `cmd` topic) or `rejected:<reason>`. A rejection is counted and kept for staff
+own `cmd` topic) or `rejected:<reason>`; or, when the caller allows it, `deferred`:
+another worker held the pile's lock, nothing was done, and the caller hands the
+message in again with a later batch. A rejection is counted and kept for staff
 and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
 unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, replay, error.
 
@@ -36,6 +38,8 @@ from ..services.commands import on_ack
 from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
+
+DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,8 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
         raise Rejected("retained", "delivered with the retain flag: old news", topic.pile_id)
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
+    if topic.pile_id in batch.busy:
+        return DEFERRED
     pile = batch.pile(topic.pile_id)
     if pile is None:
         raise Rejected("unknown_pile", "pile not registered", topic.pile_id)
@@ -197,7 +203,8 @@ def _throttle() -> ledger.RejectionThrottle:
                                              ledger.RejectionThrottle())
 
 
-def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings) -> None:
+def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings,
+              skip_locked: bool = False) -> None:
     """Tell the batch which piles, message ids and charging sessions are coming, so it
     loads them at once (one query each for the batch)."""
     pile_ids: set[str] = set()
@@ -217,13 +224,14 @@ def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings:
             refs.add((topic.pile_id, seen.session))
         if topic.kind == "status" and seen.port is not None:
             status_ports.add((topic.pile_id, seen.port))
-    batch.prefetch(pile_ids, keys, status_ports)
+    batch.prefetch(pile_ids, keys, status_ports, skip_locked=skip_locked)
     sessions.prefetch(refs, batch.sessions)
 
 
-def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> list[str]:
+def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
+         may_defer: bool = False) -> list[str]:
     batch = ledger.IngestBatch(now=now, throttle=_throttle())
-    _prefetch(batch, messages, settings)
+    _prefetch(batch, messages, settings, skip_locked=may_defer)
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
     db.session.commit()
@@ -231,8 +239,10 @@ def _run(messages: Sequence[Incoming], settings: Settings, now: datetime) -> lis
 
 
 def process(messages: Sequence[Incoming], settings: Settings | None = None,
-            now: datetime | None = None) -> list[str]:
-    """Apply `messages` and commit; one outcome per message, in order.
+            now: datetime | None = None, *, may_defer: bool = False) -> list[str]:
+    """Apply `messages` and commit; one outcome per message, in order. With
+    `may_defer`, messages of piles another worker has locked come back `deferred`
+    (see IngestBatch.prefetch) instead of waiting for that worker's commit.
 
     Needs an app context. Raises DatabaseUnavailable when the database does not
     answer (nothing is committed then)."""
@@ -243,7 +253,7 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
     if not messages:
         return []
     try:
-        return _run(messages, settings, now)
+        return _run(messages, settings, now, may_defer)
     except Exception as exc:  # noqa: BLE001 - sorted out below
         db.session.rollback()
         if _db_down(exc):

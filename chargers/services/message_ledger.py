@@ -115,9 +115,12 @@ class IngestBatch:
     samples: list = field(default_factory=list)  # (ChargingSession, row)
     # (pile id, port number) → Port named by the batch's status messages
     ports: dict = field(default_factory=dict)
+    # piles another worker had locked (prefetch with skip_locked): their messages wait
+    busy: set = field(default_factory=set)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
-                 port_keys: set[tuple[str, int]] = frozenset()) -> None:
+                 port_keys: set[tuple[str, int]] = frozenset(), *,
+                 skip_locked: bool = False) -> None:
         """Load the batch's piles, the ports its status messages name, and which of its
         (pile, msg id) pairs the ledger already holds: a few queries for the batch
         instead of several per message (measured in bench/profile_ingest.py). Only
@@ -127,14 +130,27 @@ class IngestBatch:
         The piles are locked (SELECT … FOR UPDATE, in id order; PostgreSQL) before the
         ledger is read: a second worker applying messages of the same pile waits for
         this batch's commit, then sees its ledger rows and its pile state. A pile's
-        ports are changed only under its pile's lock."""
+        ports are changed only under its pile's lock.
+
+        With `skip_locked`, piles another worker holds are not waited for: they go to
+        `busy`, and their messages are left for a later batch (`apply` says
+        "deferred"), so two workers whose batches share some piles still work side by
+        side. When every pile of the batch is held elsewhere it waits as without."""
         with db.session.no_autoflush:
-            found = db.session.scalars(
-                select(Pile).where(Pile.id.in_(pile_ids)).order_by(Pile.id)
-                .with_for_update(of=Pile))
+            query = select(Pile).where(Pile.id.in_(pile_ids)).order_by(Pile.id)
+            found = list(db.session.scalars(
+                query.with_for_update(of=Pile, skip_locked=skip_locked)))
+            if skip_locked:
+                missing = pile_ids - {p.id for p in found}
+                if missing:
+                    self.busy = set(db.session.scalars(
+                        select(Pile.id).where(Pile.id.in_(missing))))
+                if self.busy and not found:
+                    self.busy = set()
+                    found = list(db.session.scalars(query.with_for_update(of=Pile)))
             for pile in found:
                 self.piles[pile.id] = pile
-            for pile_id in pile_ids:
+            for pile_id in pile_ids - self.busy:
                 self.piles.setdefault(pile_id, None)
             port_keys = {k for k in port_keys if self.piles.get(k[0]) is not None}
             if port_keys:
