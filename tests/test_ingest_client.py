@@ -37,11 +37,11 @@ def test_no_ack_while_the_database_is_down_then_ack_after_commit(app, alley_with
     real = handlers.process
     calls = []
 
-    def flaky(messages, settings=None, now=None):
+    def flaky(messages, settings=None, now=None, **kw):
         calls.append(len(messages))
         if len(calls) < 3:
             raise handlers.DatabaseUnavailable("database is locked")
-        return real(messages, settings, now)
+        return real(messages, settings, now, **kw)
 
     monkeypatch.setattr(handlers, "process", flaky)
     monkeypatch.setattr(ic.stopping, "wait", lambda t: False)  # no real back-off sleeps
@@ -153,3 +153,28 @@ def test_a_failing_callback_does_not_escape(app):
     ic = client_mod.IngestClient(app)
     ic._on_message(None, None, object())  # not a message at all: logged, not raised
     assert ic.inbox.empty()
+
+
+def test_deferred_messages_are_not_acked_and_come_first_in_the_next_batch(app, monkeypatch):
+    """A message the batch left for later (its pile locked by another worker) is not
+    acknowledged, is handed in again ahead of newer ones, and after MAX_DEFERRALS goes
+    in a batch that waits for locks (may_defer False)."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
+    ic.client, ic.generation = FakePaho(), 1
+    seen = []
+
+    def defer_first(messages, settings=None, now=None, *, may_defer=False):
+        seen.append(([m.payload for m in messages], may_defer))
+        return [handlers.DEFERRED if may_defer and i == 0 else "accepted"
+                for i in range(len(messages))]
+
+    monkeypatch.setattr(handlers, "process", defer_first)
+    first, *rest = received(3)
+    ic._apply_and_ack([first, rest[0]])
+    assert ic.client.acked == [2]
+    ic.inbox.put(rest[1])
+    for _ in range(client_mod.MAX_DEFERRALS):
+        ic._apply_and_ack(ic._take())
+    assert seen[1][0][0] == first.msg.payload  # the deferred one first
+    assert [may for _, may in seen] == [True] * client_mod.MAX_DEFERRALS + [False]
+    assert sorted(ic.client.acked) == [1, 2, 3] and not ic.carry
