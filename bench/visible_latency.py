@@ -7,10 +7,13 @@ deployed) shows the port in that status.
 
 `make bench` runs it at half the sustained PostgreSQL ingest rate measured just
 before. Every message changes one port's status (occupied → charging → finishing →
-available → …, ports in turn). A poller asks the API back to back (with
-If-None-Match, so an unchanged alley is a 304) and stamps the first time each port
-shows each status; a status overtaken before any poll saw it is not counted (the
-share counted is printed). Resolution: one API round trip. Nothing asserts a speed.
+available → …, ports in turn). A poller asks the API every --poll-ms (default 20 ms;
+0 = back to back) with If-None-Match, so an unchanged alley is a 304, and stamps the
+first time each port shows each status; a status overtaken before any poll saw it is
+not counted (the share counted is printed). Resolution: the poll interval plus one API
+round trip. A back-to-back poller is itself a web load of hundreds of requests a
+second competing for the same 2 cores as the worker; web_rps.py measures that load on
+its own. Nothing asserts a speed.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ CYCLE = ("occupied", "charging", "finishing", "available")
 
 
 class Poller(threading.Thread):
-    def __init__(self, port: int, slug: str):
+    def __init__(self, port: int, slug: str, interval_s: float = 0.0):
         super().__init__(daemon=True)
+        self.interval_s = interval_s
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         self.path = f"/api/v1/alleys/{slug}"
         self.stop = threading.Event()
@@ -46,7 +50,7 @@ class Poller(threading.Thread):
 
     def run(self):
         etag = None
-        while not self.stop.is_set():
+        while not self.stop.wait(self.interval_s):
             try:
                 self.conn.request("GET", self.path, headers={"If-None-Match": etag} if etag else {})
                 r = self.conn.getresponse()
@@ -75,13 +79,15 @@ def main(argv=None) -> int:
     ap.add_argument("--piles", type=int, default=20)
     ap.add_argument("--ports", type=int, default=10)
     ap.add_argument("--db", default="postgres", choices=["postgres", "sqlite"])
+    ap.add_argument("--poll-ms", type=float, default=20, help="API poll interval (0: back to back)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.db == "postgres" and h.Database.postgres_reachable():
         print("PostgreSQL not reachable: using SQLite")
         args.db = "sqlite"
     print(f"publish → visible in the API: {args.rate:.0f} msg/s for {args.seconds:.0f} s, "
-          f"{args.piles} piles x {args.ports} ports, {args.db}; {h.python()}; {h.load_note()}",
+          f"{args.piles} piles x {args.ports} ports, {args.db}, API polled every "
+          f"{args.poll_ms:.0f} ms; {h.python()}; {h.load_note()}",
           flush=True)
     pile_ids = [f"V-{i:03d}" for i in range(args.piles)]
     with tempfile.TemporaryDirectory(prefix="chargers-bench-vis-") as tmp:
@@ -97,7 +103,7 @@ def main(argv=None) -> int:
             worker = h.Worker(env, wd)
             worker.wait_subscribed()
             web = h.Web(env, wd, 2)
-            poller = Poller(web.port, "vis")
+            poller = Poller(web.port, "vis", args.poll_ms / 1000)
             pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="vis-pub",
                               protocol=mqtt.MQTTv311)
             pub.max_inflight_messages_set(1000)
@@ -148,7 +154,8 @@ def main(argv=None) -> int:
                 db.close()
     n = sum(1 for key, _, _ in sent if key[2] > 0)
     res = {"visible_p50_ms": h.median(lat), "visible_p99_ms": h.pct(lat, 99),
-           "rate": achieved, "counted": len(lat), "published": n, "polls": poller.polls}
+           "rate": achieved, "counted": len(lat), "published": n, "polls": poller.polls,
+           "poll_ms": args.poll_ms}
     print(f"  {len(lat)} of {n} status changes seen ({poller.polls} API polls); publish → "
           f"visible p50 {res['visible_p50_ms']:.0f} ms, p99 {res['visible_p99_ms']:.0f} ms "
           f"at {achieved:.0f} msg/s")
