@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "docs"))
 import screenshot  # noqa: E402  (docs/screenshot.py: serve, shoot, seed_states)
 from sqlalchemy import select  # noqa: E402
 
-from chargers import create_app  # noqa: E402
+from chargers import create_app, settings  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.models import Alley, ChargingSession, MeterSample, Tariff, User  # noqa: E402
 from chargers.services import demo, residents, settlement  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> None:
         now = datetime.now(UTC)
         with app.app_context():
             db.create_all()
-            demo.seed(Path(tmp) / "secrets.json")
+            demo.seed(Path(tmp) / "secrets.json", settings.alley_defaults(app.config))
             screenshot.seed_states(now)
             token = seed_billing(now)
             pile = db.session.scalar(select(Alley).where(Alley.slug == "jiuru")).piles[3].id

@@ -365,7 +365,7 @@ def main() -> None:
         now = datetime.now(UTC)
         with app.app_context():
             db.create_all()
-            demo.seed(Path(tmp) / "secrets.json")
+            demo.seed(Path(tmp) / "secrets.json", settings.alley_defaults(app.config))
             seed_states(now)
             seed_alerts(now)
             seed_sessions(now)

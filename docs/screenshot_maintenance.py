@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "docs"))
 
 import screenshot as shots  # noqa: E402
 
-from chargers import create_app  # noqa: E402
+from chargers import create_app, settings  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.jobs import all_jobs, run_job  # noqa: E402
 from chargers.models import InspectionPlan, Pile, User, WorkOrder  # noqa: E402
@@ -130,7 +130,7 @@ def main() -> None:
         now = datetime.now(UTC)
         with app.app_context():
             db.create_all()
-            demo.seed(Path(tmp) / "secrets.json")
+            demo.seed(Path(tmp) / "secrets.json", settings.alley_defaults(app.config))
             shots.seed_states(now)
             monthly_id = seed_records(now)
             assert db.session.get(Pile, "JRX-004") is not None

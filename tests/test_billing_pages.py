@@ -215,3 +215,42 @@ def test_desk_shows_todays_takings_per_alley(app, client, admin, alley_with_pile
     html = client.get("/staff/?lang=en").get_data(as_text=True)
     assert "today&#39;s takings" in html or "today's takings" in html
     assert 'href="/staff/billing/lane"' in html
+
+
+def test_staff_sessions_filter_by_local_date_and_card_with_totals_and_pages(
+        app, client, admin, alley_with_pile, monkeypatch):
+    """Local dates of the alley (Asia/Shanghai): a session started 2026-11-29 23:30
+    local (15:30 UTC) is on the 29th, one at 00:30 local on the 30th (16:30 UTC the
+    29th) is on the 30th. Totals cover the filter, pages of PAGE_SIZE, and the CSV
+    exports what the filter shows."""
+    from chargers.web.staff import billing as billing_pages
+
+    with app.app_context():
+        late = T0.replace(hour=15, minute=30)  # 23:30 in Shanghai, 29 Nov
+        finished("P-1", "A", "C-1", 30, 100, start=late)
+        finished("P-1", "B", "C-2", 30, 200, start=late + timedelta(hours=1))  # 30 Nov
+        finished("P-1", "C", "C-2", 30, 300, start=late + timedelta(hours=2))  # 30 Nov
+        db.session.commit()
+        settlement.settle(T0 + timedelta(days=1))
+    login(client, "root")
+
+    def page(query):
+        return client.get(f"/staff/billing/lane/sessions?lang=en&{query}").get_data(as_text=True)
+
+    html = page("start=2026-11-30&end=2026-11-30")
+    assert "C-2" in html and "C-1" not in html.split("<tbody>")[1]
+    assert "Sessions: 2" in html and "0.500 kWh" in html  # 200 + 300 Wh
+    html = page("start=2026-11-29&end=2026-11-29")
+    assert "Sessions: 1" in html and "C-1" in html.split("<tbody>")[1]
+    assert "Sessions: 1" in page("card=C-1")
+    assert "Sessions: 3" in page("start=not-a-date")  # a bad value filters nothing
+    assert "No sessions match." in page("card=nobody")
+
+    monkeypatch.setattr(billing_pages, "PAGE_SIZE", 2)
+    first, second = page(""), page("page=2")
+    assert "Older" in first and "Newer" not in first
+    assert "Newer" in second and "Older" not in second
+    assert second.split("<tbody>")[1].count("<tr>") == 1
+
+    csv = client.get("/staff/billing/lane/sessions.csv?card=C-2").get_data(as_text=True)
+    assert csv.count("\n") == 3 and "C-1" not in csv  # header + 2 sessions

@@ -5,7 +5,8 @@ takings."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -21,21 +22,65 @@ from ..models import (
     ResidentAccount,
     User,
 )
+from . import alleys
 
 
-def alley_sessions(alley: Alley, *, limit: int | None = 200) -> list[ChargingSession]:
-    """The alley's sessions, newest first (settled ones carry amounts)."""
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which of an alley's sessions: started on local dates `start`..`end` of the
+    alley (inclusive; None = open), on `card` (None = any)."""
+
+    start: date | None = None
+    end: date | None = None
+    card: str | None = None
+
+
+def _sessions(alley: Alley, f: SessionFilter):
     stmt = (select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
-            .where(Pile.alley_id == alley.id).order_by(ChargingSession.id.desc()))
-    if limit:
-        stmt = stmt.limit(limit)
-    return list(db.session.scalars(stmt))
+            .where(Pile.alley_id == alley.id))
+    tz = alleys.zone(alley)
+    if f.start:
+        stmt = stmt.where(ChargingSession.started_at
+                          >= datetime.combine(f.start, time.min, tzinfo=tz).astimezone(UTC))
+    if f.end:
+        stmt = stmt.where(ChargingSession.started_at < datetime.combine(
+            f.end + timedelta(days=1), time.min, tzinfo=tz).astimezone(UTC))
+    if f.card:
+        stmt = stmt.where(ChargingSession.card == f.card)
+    return stmt
 
 
-def iter_alley_sessions(alley_id: int) -> Iterator[ChargingSession]:
-    """Every session of the alley, oldest first, streamed (for the CSV export)."""
-    stmt = (select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
-            .where(Pile.alley_id == alley_id).order_by(ChargingSession.id)
+def alley_sessions(alley: Alley, f: SessionFilter = SessionFilter(), *, offset: int = 0,
+                   limit: int = 100) -> list[ChargingSession]:
+    """A page of the alley's sessions, newest first (settled ones carry amounts)."""
+    return list(db.session.scalars(_sessions(alley, f).order_by(ChargingSession.id.desc())
+                                   .offset(offset).limit(limit)))
+
+
+@dataclass(frozen=True)
+class SessionTotals:
+    sessions: int
+    energy_wh: float
+    energy_cents: int
+    service_cents: int
+    amount_cents: int
+
+
+def session_totals(alley: Alley, f: SessionFilter = SessionFilter()) -> SessionTotals:
+    """Count and sums of the filtered sessions (amounts of the settled ones)."""
+    cs = _sessions(alley, f).subquery()
+    row = db.session.execute(select(
+        func.count(), func.coalesce(func.sum(cs.c.energy_wh), 0),
+        func.coalesce(func.sum(cs.c.energy_cents), 0),
+        func.coalesce(func.sum(cs.c.service_cents), 0),
+        func.coalesce(func.sum(cs.c.amount_cents), 0))).one()
+    return SessionTotals(row[0], float(row[1]), int(row[2]), int(row[3]), int(row[4]))
+
+
+def iter_alley_sessions(alley: Alley, f: SessionFilter = SessionFilter()
+                        ) -> Iterator[ChargingSession]:
+    """The filtered sessions of the alley, oldest first, streamed (for the CSV export)."""
+    stmt = (_sessions(alley, f).order_by(ChargingSession.id)
             .execution_options(yield_per=1000))
     yield from db.session.scalars(stmt)
 

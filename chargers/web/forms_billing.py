@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     IntegerField,
     SelectField,
@@ -78,3 +79,16 @@ class TariffForm(FlaskForm):
 class DecisionForm(FlaskForm):
     account_id = IntegerField(_l("Account number"), validators=[Optional()])
     note = StringField(_l("Reason"), validators=[DataRequired(), Length(max=200)])
+
+
+class SessionFilterForm(FlaskForm):
+    """The staff sessions list and its CSV: local dates of the alley (inclusive), a
+    card, a page (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    start = DateField(_l("From"), validators=[Optional()])
+    end = DateField(_l("To"), validators=[Optional()])
+    card = StringField(_l("Card"), validators=[Optional(), Length(max=64)])
+    page = IntegerField(validators=[Optional(), NumberRange(min=1, max=100_000)])

@@ -20,7 +20,13 @@ from ...models import utcnow
 from ...outcomes import render as outcome
 from ...services import alleys, billing_reports, ledger, residents, settlement, tariffs
 from ...services.errors import DomainError
-from ..forms_billing import AccountForm, DecisionForm, MoneyForm, TariffForm
+from ..forms_billing import (
+    AccountForm,
+    DecisionForm,
+    MoneyForm,
+    SessionFilterForm,
+    TariffForm,
+)
 from . import bp
 
 BOM = "\ufeff"
@@ -198,12 +204,33 @@ def billing_adjustment_decide(adjustment_id: int):
         form.note.data, utcnow()), "staff.billing_adjustments")
 
 
+PAGE_SIZE = 100
+
+
+def _session_filter() -> tuple[SessionFilterForm, billing_reports.SessionFilter, int]:
+    """The list's filter from the query string (a bad value is ignored, not an error)."""
+    form = SessionFilterForm(request.args)
+    form.validate()
+
+    def ok(field):
+        return None if field.errors else field.data
+
+    f = billing_reports.SessionFilter(ok(form.start), ok(form.end),
+                                      (ok(form.card) or "").strip() or None)
+    return form, f, ok(form.page) or 1
+
+
 @bp.get("/billing/<slug>/sessions")
 def billing_sessions(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
-    return render_template("staff/billing/sessions.html", alley=alley,
-                           rows=billing_reports.alley_sessions(alley))
+    form, f, page = _session_filter()
+    rows = billing_reports.alley_sessions(alley, f, offset=(page - 1) * PAGE_SIZE,
+                                          limit=PAGE_SIZE + 1)
+    args = {k: v for k, v in request.args.items() if v and k != "page"}
+    return render_template("staff/billing/sessions.html", alley=alley, form=form,
+                           rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
+                           args=args, totals=billing_reports.session_totals(alley, f))
 
 
 def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
@@ -237,7 +264,8 @@ def _local(tz, value: datetime | None) -> str:
 @bp.get("/billing/<slug>/sessions.csv")
 def billing_sessions_csv(slug: str):
     alley = alleys.get_alley(current_user, slug)
-    alley_id, tz = alley.id, alleys.zone(alley)
+    tz = alleys.zone(alley)
+    f = _session_filter()[1]
     header = [_("Session"), _("Pile"), _("Port"), _("Card"), _("Start"), _("End"),
               _("Energy (Wh)"), _("Electricity (fen)"), _("Service (fen)"), _("Total (fen)"),
               _("Tariff"), _("Tier"), _("Billing"), _("Receipt")]
@@ -248,7 +276,7 @@ def billing_sessions_csv(slug: str):
                  _local(tz, s.ended_at), s.energy_wh, s.energy_cents, s.service_cents,
                  s.amount_cents, s.tariff_id or "", s.tier or "", s.billing or "",
                  f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
-                for s in billing_reports.iter_alley_sessions(alley_id))
+                for s in billing_reports.iter_alley_sessions(alleys.find_alley(slug), f))
 
     return _csv(f"sessions-{slug}.csv", header, rows)
 
