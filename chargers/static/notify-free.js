@@ -1,14 +1,16 @@
 /* "Tell me when a port is free": while the alley page is open and the switch is on, ring
    (a short beep made here, no sound file), vibrate and show a browser notification when
-   the free count, refreshed in place by live.js, goes from zero to above zero. Nothing
-   leaves the page; without JavaScript the switch stays hidden. */
+   the free count, refreshed in place by live.js, goes from zero to above zero. The
+   notification goes through a service worker's registration where there is one
+   (notify-sw.js; Android needs it), else through `new Notification`. Nothing leaves the
+   page; without JavaScript the switch stays hidden. */
 (function () {
   "use strict";
   var box = document.querySelector("[data-notify-free]");
   if (!box) return;
   var toggle = box.querySelector("[data-notify-toggle]");
   var status = box.querySelector("[data-notify-status]");
-  var on = false, audio = null, last = freeNow();
+  var on = false, audio = null, worker = null, last = freeNow();
   box.hidden = false;
 
   function freeNow() {
@@ -33,8 +35,13 @@
     try { beep(); } catch (e) { /* no sound: the notification still shows */ }
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
     if (granted()) {
-      try { new Notification(box.dataset.title, { body: box.dataset.body, tag: "port-free" }); }
-      catch (e) { /* e.g. Android wants a service worker: the sound and text remain */ }
+      var options = { body: box.dataset.body, tag: "port-free", data: { url: location.href } };
+      if (worker) {
+        worker.showNotification(box.dataset.title, options).catch(function () {});
+      } else {
+        try { new Notification(box.dataset.title, options); }
+        catch (e) { /* no service worker here: the sound and text remain */ }
+      }
     }
     say(box.dataset.fired);
   }
@@ -43,6 +50,11 @@
     on = toggle.checked;
     last = freeNow();
     if (!on) { say(""); return; }
+    // Android shows notifications only through a service worker's registration.
+    if (!worker && "serviceWorker" in navigator && box.dataset.worker) {
+      navigator.serviceWorker.register(box.dataset.worker).then(function (r) { worker = r; },
+                                                                function () { worker = null; });
+    }
     // Made during the tap, so the browser lets it play later.
     var Ctx = window.AudioContext || window.webkitAudioContext;
     if (!audio && Ctx) { try { audio = new Ctx(); } catch (e) { audio = null; } }
