@@ -400,15 +400,17 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     async def main() -> None:
         # A stale file from a killed run would send clients to a dead port.
         info_file.unlink(missing_ok=True)
+        # Handlers first: whoever sees the file may stop us at once, and must get a
+        # clean stop (file removed), not a default SIGTERM death.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         broker, info = await start_broker(app, host, port)
         write_private_json(info_file, info.as_dict())
         note = "" if info.port == port else f" ({host}:{port} is taken)"
         echo(f"embedded MQTT broker (amqtt) listening on {info.host}:{info.port}{note}; "
              f"backend login in {info_file}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
             await stop.wait()
         finally:

@@ -12,7 +12,8 @@ acknowledge each message to the broker only after its effect is committed.
 - paho callbacks only queue; a processing thread takes up to BATCH_MAX messages
   (or what arrived within BATCH_WAIT_S), applies them in one app context and one
   transaction, commits, then acks. While the database is down it acks nothing,
-  backs off and retries the same batch.
+  backs off and retries the same batch. Messages the batch deferred (their pile was
+  locked by another worker) stay unacknowledged and go first into the next batch.
 """
 
 from __future__ import annotations
@@ -313,6 +314,7 @@ class IngestClient:
         for r, outcome in zip(batch, outcomes, strict=True):
             if outcome == handlers.DEFERRED:  # not applied: unacknowledged, tried again
                 self.carry.append(replace(r, deferrals=r.deferrals + 1))
+                self.stats["deferred"] = self.stats.get("deferred", 0) + 1
                 continue
             done.append(r)
             self.stats[outcome.partition(":")[0]] = self.stats.get(outcome.partition(":")[0], 0) + 1
