@@ -4,7 +4,8 @@ bench/results.json with the figures of issue 12. Each script still runs alone.
     .venv/bin/python bench/run_all.py [--messages 10000] [--seconds 10]
 
 1. ingest_throughput.py: raw broker, worker on SQLite, on PostgreSQL, and two workers on
-   PostgreSQL (shared subscription), the same burst from the same publishers;
+   PostgreSQL (shared subscription), the same burst from the same publishers (50 piles);
+   then raw, one and two PostgreSQL workers with the burst spread over 500 piles;
 2. visible_latency.py at half the sustained PostgreSQL rate just measured;
 3. web_rps.py: the alley API and page vs a trivial endpoint, gunicorn as deployed.
 """
@@ -40,6 +41,11 @@ def main(argv=None) -> int:
     started = time.time()
     ing = run("ingest_throughput.py", "--messages", str(args.messages), "--inflight", "20",
               "--db", "sqlite,postgres,postgres2w")
+    # The same burst spread over 500 piles (a district rather than one big alley): one
+    # worker, then two on the shared subscription. With 50 piles every batch of either
+    # worker holds nearly every pile, so two workers mostly take turns on the pile locks.
+    city = run("ingest_throughput.py", "--messages", str(args.messages), "--inflight", "20",
+               "--piles", "500", "--db", "postgres,postgres2w")
     raw = ing.get("raw_msgs_per_s", 0.0)
     pg = ing.get("postgres_msgs_per_s", 0.0)
     vis = run("visible_latency.py", "--rate", f"{max(pg / 2, 20):.0f}",
@@ -56,6 +62,12 @@ def main(argv=None) -> int:
         "ingest_sqlite_ratio": ratio(ing.get("sqlite_msgs_per_s"), raw),
         "ingest_pg_ratio": ratio(pg, raw),
         "ingest_pg_2w_msgs_per_s": round(ing.get("postgres2w_msgs_per_s", 0.0), 1),
+        "ingest_pg_2w_ratio_to_1w": ratio(ing.get("postgres2w_msgs_per_s"), pg),
+        "ingest_pg_500piles_msgs_per_s": round(city.get("postgres_msgs_per_s", 0.0), 1),
+        "ingest_pg_2w_500piles_msgs_per_s": round(city.get("postgres2w_msgs_per_s", 0.0), 1),
+        "ingest_pg_2w_500piles_ratio_to_1w": ratio(city.get("postgres2w_msgs_per_s"),
+                                                   city.get("postgres_msgs_per_s")),
+        "raw_500piles_msgs_per_s": round(city.get("raw_msgs_per_s", 0.0), 1),
         "visible_p50_ms": round(vis["visible_p50_ms"], 1),
         "visible_p99_ms": round(vis["visible_p99_ms"], 1),
         "api_rps": round(web["api"]["rps"], 1),
@@ -66,7 +78,9 @@ def main(argv=None) -> int:
         "api_p99_ms": round(web["api"]["p99_ms"], 1),
         "page_p99_ms": round(web["page"]["p99_ms"], 1),
         "_notes": {
-            "exactly_once": {k.removesuffix("_exactly_once"): v for k, v in ing.items()
+            "exactly_once": {k.removesuffix("_exactly_once"): v
+                             for k, v in [*ing.items(), *((f"500piles_{k}", v)
+                                                          for k, v in city.items())]
                              if k.endswith("_exactly_once")},
             "visible_rate_msgs_per_s": round(vis.get("rate", 0.0), 1),
             "load_tool": web["api"].get("tool"),
