@@ -162,7 +162,8 @@ def plain_client_pass(app, batch: int) -> float:
     return took
 
 
-def run(kind: str, n: int, batch: int, accounts: int) -> dict:
+def run(kind: str, n: int, batch: int, accounts: int, profile: bool = False,
+        baselines: bool = True) -> dict:
     from sqlalchemy import func, select
 
     from chargers import create_app
@@ -184,13 +185,28 @@ def run(kind: str, n: int, batch: int, accounts: int) -> dict:
             t = time.perf_counter()
             seed(app, n, accounts)
             seed_s = time.perf_counter() - t
-            plain_s, plain_rows = plain_pass(app, kind)
-            client_s = plain_client_pass(app, batch)
+            plain_s, plain_rows, client_s = 0.0, n, 0.0
+            if baselines:
+                plain_s, plain_rows = plain_pass(app, kind)
+                client_s = plain_client_pass(app, batch)
             with app.app_context():
                 now = T0 + timedelta(days=365)
+                prof = None
+                if profile:
+                    import cProfile
+
+                    prof = cProfile.Profile()
+                    prof.enable()
                 t = time.perf_counter()
                 counts = settlement.settle(now, settlement.SettleRule(batch_size=batch))
                 settle_s = time.perf_counter() - t
+                if prof:
+                    import pstats
+
+                    prof.disable()
+                    st = pstats.Stats(prof).strip_dirs()
+                    st.sort_stats("tottime").print_stats(35)
+                    st.sort_stats("cumulative").print_stats(45)
                 settled = sum(counts.values())
                 postings = db.session.scalar(select(func.count()).select_from(Posting))
                 t = time.perf_counter()
@@ -208,7 +224,8 @@ def run(kind: str, n: int, batch: int, accounts: int) -> dict:
             database.close()
     return {
         "sessions": n, "seed_s": round(seed_s, 1), "plain_rows": plain_rows,
-        "plain_s": round(plain_s, 2), "plain_rows_per_s": round(plain_rows / plain_s),
+        "plain_s": round(plain_s, 2),
+        "plain_rows_per_s": round(plain_rows / plain_s) if plain_s else None,
         "plain_client_s": round(client_s, 2),
         "plain_client_rows_per_s": round(plain_rows / client_s) if client_s else None,
         "settled": settled, "counts": dict(counts), "settle_s": round(settle_s, 1),
@@ -228,6 +245,10 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgres")
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--accounts", type=int, default=1000)
+    ap.add_argument("--profile", action="store_true",
+                    help="cProfile the settle run and print the top functions")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip the plain passes (with --profile; figures not merged)")
     args = ap.parse_args()
     out = {}
     print(h.load_note(), "·", h.python())
@@ -235,8 +256,11 @@ def main() -> None:
         if kind == "postgres" and (why := h.Database.postgres_reachable()):
             print(f"postgres skipped: {why}")
             continue
-        r = run(kind, args.sessions, args.batch, args.accounts)
+        r = run(kind, args.sessions, args.batch, args.accounts, args.profile,
+                not args.no_baselines)
         print(kind, json.dumps(r))
+        if args.profile or args.no_baselines:
+            continue  # a profiled run's figures are not the benchmark's
         for k, v in r.items():
             if isinstance(v, int | float):
                 out[f"settle_{kind}_{k}"] = v
