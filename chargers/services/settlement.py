@@ -308,15 +308,18 @@ def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
             "stop_reason": stop_reason}
     adj = db.session.scalar(select(Adjustment).where(Adjustment.session_id == s.id,
                                                      Adjustment.status == "pending"))
+    cause_text = f"{cause}:{ended_at.isoformat()}"[:64]
+    if db.session.scalar(select(Adjustment.id).where(
+            Adjustment.session_id == s.id, Adjustment.cause == cause_text,
+            Adjustment.status != "pending")) is not None:
+        return None  # the same news again, already decided by staff
     if adj is None:
         pile = db.session.get(Pile, s.pile_id)
         adj = Adjustment(session_id=s.id, alley_id=pile.alley_id, created_at=now,
-                         cause=f"{cause}:{ended_at.isoformat()}"[:64], delta_cents=de + ds,
-                         data=data)
+                         cause=cause_text, delta_cents=de + ds, data=data)
         db.session.add(adj)
     else:
-        adj.cause, adj.delta_cents, adj.data = (f"{cause}:{ended_at.isoformat()}"[:64],
-                                                de + ds, data)
+        adj.cause, adj.delta_cents, adj.data = cause_text, de + ds, data
     return adj
 
 
