@@ -3,7 +3,7 @@ SQL pass over the same rows, on SQLite and PostgreSQL; then a second run that mu
 change nothing.
 
     .venv/bin/python bench/settle_bench.py [--sessions 1000000] [--db sqlite,postgres]
-        [--batch 500] [--accounts 1000]
+        [--batch 2000] [--accounts 1000]
 
 Each database is a throwaway one (bench/_harness.Database), migrated with
 `flask db upgrade`. Sessions are bulk-inserted (a flat_hour tariff; 1 in 50 sessions
@@ -325,7 +325,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--db", default="sqlite,postgres")
-    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--accounts", type=int, default=1000)
     ap.add_argument("--profile", action="store_true",
                     help="cProfile the settle run and print the top functions")
