@@ -5,7 +5,8 @@ On PostgreSQL each call is ONE statement whose rows travel as a single JSON docu
 one round trip per batch instead of one statement per row (psycopg's executemany), the
 same text for any number of rows, and one string to send (json.dumps is C; psycopg
 quotes array elements in Python, which made `unnest` of arrays slower still).
-Elsewhere (SQLite, in process) a plain executemany is already the fast way.
+On SQLite (in process, no round trips) a driver-level executemany is the fast way;
+RETURNING goes as multi-row INSERTs.
 
 Values go through each column's own type (UTCDateTime, JSON, …) as with the ORM.
 The caller owns the transaction.
@@ -17,7 +18,7 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Table, bindparam, insert, text, update
+from sqlalchemy import JSON, Table, text
 
 from ..extensions import db
 
@@ -42,7 +43,8 @@ def _recordset(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> tuple
         proc = col.type._cached_bind_processor(dialect)
         if proc is not None and not isinstance(col.type, JSON):
             procs[name] = proc
-        defs.append(f"{name} {col.type.compile(dialect=dialect)}")
+        defs.append(f"{dialect.identifier_preparer.quote(name)} "
+                    f"{col.type.compile(dialect=dialect)}")
     data = []
     for r in rows:
         d = {c: r[c] for c in cols}
@@ -54,24 +56,50 @@ def _recordset(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> tuple
             {"rows": json.dumps(data, default=_iso, separators=(",", ":"))})
 
 
+def _bound(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> list[tuple]:
+    """The rows as tuples of driver values, each through its column's bind processing
+    (what SQLAlchemy would do, without its per-row, per-parameter machinery)."""
+    dialect = db.session.get_bind().dialect
+    procs = [(i, p) for i, c in enumerate(cols)
+             if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
+    out = []
+    for r in rows:
+        values = [r[c] for c in cols]
+        for i, proc in procs:
+            values[i] = proc(values[i])
+        out.append(tuple(values))
+    return out
+
+
+def _names(cols: Sequence[str]) -> list[str]:
+    quote = db.session.get_bind().dialect.identifier_preparer.quote
+    return [quote(c) for c in cols]
+
+
+# SQLite's limit of bound parameters per statement is 32766; stay well below.
+_SQLITE_PARAMS = 10_000
+
+
 def update_many(table: Table, rows: Sequence[dict], set_: Sequence[str],
                 add: Sequence[str] = (), key: str = "id") -> None:
     """For each row: `SET col = row[col]` for `set_`, `col = col + row[col]` for `add`,
     where `key = row[key]`."""
     if not rows:
         return
+    cols = [*set_, *add, key]
+    names = _names(cols)
+    assignments = ([f"{n} = v.{n}" for n in names[:len(set_)]]
+                   + [f"{n} = t.{n} + v.{n}" for n in names[len(set_):-1]])
     if _pg():
-        source, params = _recordset(table, rows, [key, *set_, *add])
-        assignments = [f"{c} = v.{c}" for c in set_] + [f"{c} = t.{c} + v.{c}" for c in add]
+        source, params = _recordset(table, rows, cols)
         db.session.execute(text(f"UPDATE {table.name} AS t SET {', '.join(assignments)} "
-                                f"FROM {source} WHERE t.{key} = v.{key}"), params)
+                                f"FROM {source} WHERE t.{names[-1]} = v.{names[-1]}"), params)
         return
-    values = {c: bindparam("b_" + c) for c in set_}
-    values.update({c: table.c[c] + bindparam("b_" + c) for c in add})
-    db.session.execute(update(table).where(table.c[key] == bindparam("b_" + key))
-                       .values(**values),
-                       [{"b_" + c: r[c] for c in (key, *set_, *add)} for r in rows],
-                       execution_options={"synchronize_session": False})
+    assignments = ([f"{n} = ?" for n in names[:len(set_)]]
+                   + [f"{n} = {n} + ?" for n in names[len(set_):-1]])
+    db.session.connection().exec_driver_sql(
+        f"UPDATE {table.name} SET {', '.join(assignments)} WHERE {names[-1]} = ?",
+        _bound(table, rows, cols))
 
 
 def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = ()) -> list:
@@ -79,17 +107,25 @@ def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = (
     inserted rows, in no particular order."""
     if not rows:
         return []
+    cols = list(rows[0])
+    names = ", ".join(_names(cols))
+    ret = f" RETURNING {', '.join(_names(returning))}" if returning else ""
     if _pg():
-        cols = list(rows[0])
         source, params = _recordset(table, rows, cols)
-        ret = f" RETURNING {', '.join(returning)}" if returning else ""
         result = db.session.execute(text(
-            f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(cols)} "
-            f"FROM {source}{ret}"), params)
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source}{ret}"), params)
         return result.all() if returning else []
-    if returning:
-        # Unordered RETURNING lets SQLAlchemy batch the rows into multi-row INSERTs.
-        stmt = insert(table).returning(*(table.c[c] for c in returning))
-        return db.session.execute(stmt, list(rows)).all()
-    db.session.execute(insert(table), list(rows))
-    return []
+    conn = db.session.connection()
+    one = f"({', '.join('?' * len(cols))})"
+    values = _bound(table, rows, cols)
+    if not returning:
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES {one}", values)
+        return []
+    # RETURNING needs one statement per chunk of rows (multi-row VALUES).
+    out, step = [], _SQLITE_PARAMS // len(cols)
+    for i in range(0, len(values), step):
+        chunk = values[i:i + step]
+        out += conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * len(chunk))}{ret}",
+            tuple(v for row in chunk for v in row)).all()
+    return out
