@@ -55,10 +55,11 @@ from .errors import Invalid
 FINISHED = ("stopped", "timeout")
 
 
-def claim(now: datetime, n: int) -> list[int]:
-    """Mark up to `n` finished unsettled sessions as ours (see the module docstring)."""
+def claim(now: datetime, n: int, after: int = 0) -> list[int]:
+    """Mark up to `n` finished unsettled sessions with ids above `after` as ours (see
+    the module docstring)."""
     cs = ChargingSession
-    todo = (select(cs.id).where(cs.settled_at.is_(None), cs.status.in_(FINISHED),
+    todo = (select(cs.id).where(cs.id > after, cs.settled_at.is_(None), cs.status.in_(FINISHED),
                                 cs.started_at.is_not(None), cs.ended_at.is_not(None))
             .order_by(cs.id).limit(n))
     if db.session.get_bind().dialect.name == "postgresql":
@@ -75,8 +76,13 @@ def settle(now: datetime, rule: SettleRule | None = None) -> Counter:
     rule = rule or SettleRule()
     counts: Counter = Counter()
     batches = 0
+    after = 0
     while rule.max_batches is None or batches < rule.max_batches:
-        n = settle_batch(now, rule.batch_size, counts)
+        # Each batch starts above the last one: when PostgreSQL's statistics still say
+        # "all unsettled" (a large backlog) it scans by id from the start, and every
+        # batch would walk over all the rows already settled (quadratic in the backlog).
+        # Rows below that another run held are that run's, or the next run's.
+        n, after = settle_batch(now, rule.batch_size, counts, after)
         batches += 1
         if n < rule.batch_size:
             break
@@ -136,19 +142,20 @@ def monthly_used_seconds(acc: ResidentAccount, exclude: int | None = None) -> fl
     return sum((e - s).total_seconds() for s, e in rows if s and e)
 
 
-def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
-    """Claim, price and post up to `n` sessions in one transaction (commits).
-    Returns how many were claimed.
+def settle_batch(now: datetime, n: int, counts: Counter | None = None,
+                 after: int = 0) -> tuple[int, int]:
+    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
+    (commits). Returns how many were claimed and the highest id claimed (or `after`).
 
     The writes are a few multi-row statements per batch (chargers.models.bulk, not the
     ORM's unit of work): the UPDATE of the sessions, the INSERT of the postings (ids
     returned with their keys), of their entries, of review items, and the balance
     moves; on PostgreSQL each is one statement."""
     counts = counts if counts is not None else Counter()
-    ids = claim(now, n)
+    ids = claim(now, n, after)
     if not ids:
         db.session.commit()
-        return 0
+        return 0, after
     cs = ChargingSession
     rows = db.session.execute(
         select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
@@ -253,7 +260,7 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
         for p, entry in zip(postings, lines, strict=True) for acc_id, c in entry if c != 0])
     ledger.apply_deltas(book.deltas)
     db.session.commit()
-    return len(ids)
+    return len(ids), ids[-1]
 
 
 # Session columns settlement writes (besides settled_at, set by the claim).
