@@ -109,7 +109,7 @@ class SettleRule:
     """Settings of a settlement run: sessions per batch (one transaction each), and at
     most how many batches (None: until nothing is left)."""
 
-    batch_size: int = 500
+    batch_size: int = 2000
     max_batches: int | None = None
 
 

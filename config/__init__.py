@@ -74,7 +74,7 @@ class Config:
     SESSION_STALE_S = _env_int("SESSION_STALE_S", 2 * 3600)
 
     # Billing. Sessions settled per transaction by the `settle` job.
-    SETTLE_BATCH_SIZE = _env_int("SETTLE_BATCH_SIZE", 500)
+    SETTLE_BATCH_SIZE = _env_int("SETTLE_BATCH_SIZE", 2000)
     # A session on an unknown card is stopped after this many seconds, unless its alley
     # allows unbilled charging.
     BILLING_UNKNOWN_CARD_GRACE_S = _env_int("BILLING_UNKNOWN_CARD_GRACE_S", 120)

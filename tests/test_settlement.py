@@ -191,7 +191,7 @@ app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": "x"}, co
 real, seen = settlement._write, []
 def write(values, priced):
     real(values, priced)
-    seen.append(values["b_id"])
+    seen.append(values["id"])
     if len(seen) == 3:  # mid-batch, after pricing three sessions
         os.kill(os.getpid(), signal.SIGKILL)
 settlement._write = write

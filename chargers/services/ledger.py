@@ -17,11 +17,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import ChargingSession, LedgerAccount, LedgerEntry, Posting, ResidentAccount
+from ..models import ChargingSession, LedgerAccount, LedgerEntry, Posting, ResidentAccount, bulk
 from .errors import Invalid
 
 
@@ -89,14 +89,17 @@ def post(key: str, kind: str, alley_id: int, lines: Iterable[tuple[LedgerAccount
 
 def apply_deltas(deltas: dict[int, int]) -> None:
     """Move balance caches by `deltas` {ledger account id: fen} atomically in SQL
-    (`balance = balance + delta`, one executemany statement, ids in order)."""
-    rows = [{"b_id": acc_id, "b_delta": delta} for acc_id, delta in sorted(deltas.items())
+    (`balance = balance + delta`, one multi-row statement)."""
+    rows = [{"id": acc_id, "balance_cents": delta} for acc_id, delta in sorted(deltas.items())
             if delta]
     if not rows:
         return
-    t = LedgerAccount.__table__
-    db.session.execute(update(t).where(t.c.id == bindparam("b_id"))
-                       .values(balance_cents=t.c.balance_cents + bindparam("b_delta")), rows)
+    # Lock the rows in id order first (PostgreSQL): the multi-row UPDATE takes them in
+    # any order, and two runs taking the same rows in different orders would deadlock.
+    db.session.execute(select(LedgerAccount.id)
+                       .where(LedgerAccount.id.in_([r["id"] for r in rows]))
+                       .order_by(LedgerAccount.id).with_for_update())
+    bulk.update_many(LedgerAccount.__table__, rows, set_=(), add=("balance_cents",))
     # Objects already loaded must re-read the cache the database just moved.
     for obj in list(db.session.identity_map.values()):
         if isinstance(obj, LedgerAccount) and obj.id in deltas:

@@ -156,10 +156,13 @@ class Priced:
 
     def as_dict(self) -> dict:
         """Plain JSON values (shallow: the tier evidence is already plain)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = {name: getattr(self, name) for name in _PRICED_FIELDS}
         d["full_at"] = self.full_at.isoformat() if self.full_at else None
         d["rules"] = list(self.rules)
         return d
+
+
+_PRICED_FIELDS = tuple(f.name for f in fields(Priced))  # fields() is slow per call
 
 
 def tariff_at(tariffs: Sequence, at: datetime):

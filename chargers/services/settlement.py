@@ -28,9 +28,8 @@ import secrets
 from collections import Counter, defaultdict
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload
 
 from ..extensions import db
 from ..models import (
@@ -47,6 +46,7 @@ from ..models import (
     ReviewItem,
     Tariff,
     User,
+    bulk,
 )
 from ..settings import SettleRule  # re-exported: built by the doors
 from . import ledger, pricing, scope
@@ -55,10 +55,11 @@ from .errors import Invalid
 FINISHED = ("stopped", "timeout")
 
 
-def claim(now: datetime, n: int) -> list[int]:
-    """Mark up to `n` finished unsettled sessions as ours (see the module docstring)."""
+def claim(now: datetime, n: int, after: int = 0) -> list[int]:
+    """Mark up to `n` finished unsettled sessions with ids above `after` as ours (see
+    the module docstring)."""
     cs = ChargingSession
-    todo = (select(cs.id).where(cs.settled_at.is_(None), cs.status.in_(FINISHED),
+    todo = (select(cs.id).where(cs.id > after, cs.settled_at.is_(None), cs.status.in_(FINISHED),
                                 cs.started_at.is_not(None), cs.ended_at.is_not(None))
             .order_by(cs.id).limit(n))
     if db.session.get_bind().dialect.name == "postgresql":
@@ -75,8 +76,13 @@ def settle(now: datetime, rule: SettleRule | None = None) -> Counter:
     rule = rule or SettleRule()
     counts: Counter = Counter()
     batches = 0
+    after = 0
     while rule.max_batches is None or batches < rule.max_batches:
-        n = settle_batch(now, rule.batch_size, counts)
+        # Each batch starts above the last one: when PostgreSQL's statistics still say
+        # "all unsettled" (a large backlog) it scans by id from the start, and every
+        # batch would walk over all the rows already settled (quadratic in the backlog).
+        # Rows below that another run held are that run's, or the next run's.
+        n, after = settle_batch(now, rule.batch_size, counts, after)
         batches += 1
         if n < rule.batch_size:
             break
@@ -119,8 +125,8 @@ def _monthly_covers(acc: ResidentAccount, s, pending: list[dict] = ()) -> bool:
     if acc.monthly_hours is None:
         return True
     used = monthly_used_seconds(acc, exclude=s.id)
-    used += sum(v["b_bill"]["duration_s"] for v in pending
-                if v["b_account_id"] == acc.id and v["b_billing"] == "covered")
+    used += sum(v["bill"]["duration_s"] for v in pending
+                if v["account_id"] == acc.id and v["billing"] == "covered")
     mine = (s.ended_at - s.started_at).total_seconds()
     return used + mine <= acc.monthly_hours * 3600
 
@@ -136,18 +142,20 @@ def monthly_used_seconds(acc: ResidentAccount, exclude: int | None = None) -> fl
     return sum((e - s).total_seconds() for s, e in rows if s and e)
 
 
-def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
-    """Claim, price and post up to `n` sessions in one transaction (commits).
-    Returns how many were claimed.
+def settle_batch(now: datetime, n: int, counts: Counter | None = None,
+                 after: int = 0) -> tuple[int, int]:
+    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
+    (commits). Returns how many were claimed and the highest id claimed (or `after`).
 
-    The writes are a few multi-row statements per batch (Core, not the ORM's unit of
-    work): one UPDATE of the sessions, one INSERT of the postings (ids returned in
-    order), one of their entries, one of review items, one UPDATE per moved balance."""
+    The writes are a few multi-row statements per batch (chargers.models.bulk, not the
+    ORM's unit of work): the UPDATE of the sessions, the INSERT of the postings (ids
+    returned with their keys), of their entries, of review items, and the balance
+    moves; on PostgreSQL each is one statement."""
     counts = counts if counts is not None else Counter()
-    ids = claim(now, n)
+    ids = claim(now, n, after)
     if not ids:
         db.session.commit()
-        return 0
+        return 0, after
     cs = ChargingSession
     rows = db.session.execute(
         select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
@@ -170,17 +178,20 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
                 .where(AccountCard.card.in_(cards))):
             holders[(alley_id, card)] = acc_id
             card_alleys[card].add(alley_id)
-    residents = {a.id: a for a in db.session.scalars(
-        select(ResidentAccount).where(ResidentAccount.id.in_(set(holders.values())))
-        .options(lazyload(ResidentAccount.cards)))}
+    # Plain rows, not ORM objects: a batch reads hundreds of accounts only to look.
+    ra = ResidentAccount
+    residents = {a.id: a for a in db.session.execute(
+        select(ra.id, ra.alley_id, ra.kind, ra.monthly_from, ra.monthly_until,
+               ra.monthly_hours).where(ra.id.in_(set(holders.values()))))}
     # Lock the payers' balances (PostgreSQL; ordered to avoid deadlocks) so two runs
     # never spend the same balance twice.
     balances: dict[int, LedgerAccount] = {}
     if residents:
-        for la in db.session.scalars(
-                select(LedgerAccount).where(LedgerAccount.resident_id.in_(residents))
-                .order_by(LedgerAccount.id).with_for_update()):
-            balances[la.resident_id] = la
+        la = LedgerAccount
+        for row in db.session.execute(
+                select(la.id, la.resident_id, la.balance_cents)
+                .where(la.resident_id.in_(residents)).order_by(la.id).with_for_update()):
+            balances[row.resident_id] = row
     book = _Book()
     # Every ledger account the batch may touch exists (with an id) before the loop.
     for alley_id in {p.alley_id for p in piles.values()}:
@@ -201,7 +212,7 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
         usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
                               samples.get(r.id, []), r.stop_reason)
         priced = pricing.price(spec, usage)
-        values = {"b_id": r.id, "b_billing": None, "b_account_id": None}
+        values = {"id": r.id, "billing": None, "account_id": None}
         review = None
         acc = None
         if not r.card:
@@ -214,17 +225,17 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
         if acc is not None:
             if acc.kind == "exempt" or (acc.kind == "monthly"
                                         and _monthly_covers(acc, r, pending=updates)):
-                payer, values["b_billing"] = book.account(alley.id, "covered"), "covered"
+                payer, values["billing"] = book.account(alley.id, "covered"), "covered"
             else:
                 payer = balances[acc.id]
                 available = int(payer.balance_cents) + book.deltas[payer.id]
                 priced = pricing.limit_to(priced, available)
-                values["b_billing"] = "charged"
-            values["b_account_id"] = acc.id
+                values["billing"] = "charged"
+            values["account_id"] = acc.id
         _write(values, priced)
         updates.append(values)
         if review:
-            values["b_billing"] = "review"
+            values["billing"] = "review"
             reviews.append({"session_id": r.id, "alley_id": alley.id, "reason": review,
                             "status": "open", "note": "", "created_at": now})
             counts["review"] += 1
@@ -238,30 +249,18 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None) -> int:
                          "session_id": r.id, "reverses_id": None, "method": None,
                          "receipt": None, "reason": "", "created_at": now, "created_by": None})
         lines.append(entry)
-        counts["free" if priced.amount_cents == 0 else values["b_billing"]] += 1
+        counts["free" if priced.amount_cents == 0 else values["billing"]] += 1
 
-    t = cs.__table__
-    db.session.execute(
-        update(t).where(t.c.id == bindparam("b_id")).values(
-            **{c: bindparam("b_" + c) for c in _WRITTEN}),
-        updates, execution_options={"synchronize_session": False})
-    if reviews:
-        db.session.execute(insert(ReviewItem.__table__), reviews)
-    if postings:
-        # Plain executemany, then the ids by key: RETURNING in parameter order would
-        # make SQLite insert row by row.
-        db.session.execute(insert(Posting.__table__), postings)
-        keys = [p["key"] for p in postings]
-        ids_by_key = dict(db.session.execute(select(Posting.key, Posting.id)
-                                             .where(Posting.key.in_(keys))).all())
-        entries = [{"posting_id": ids_by_key[key], "account_id": acc_id, "amount_cents": c}
-                   for key, entry in zip(keys, lines, strict=True)
-                   for acc_id, c in entry if c != 0]
-        if entries:
-            db.session.execute(insert(LedgerEntry.__table__), entries)
+    bulk.update_many(cs.__table__, updates, _WRITTEN)
+    bulk.insert_many(ReviewItem.__table__, reviews)
+    # The postings' ids come back with their keys (in no particular order).
+    ids_by_key = dict(bulk.insert_many(Posting.__table__, postings, returning=("key", "id")))
+    bulk.insert_many(LedgerEntry.__table__, [
+        {"posting_id": ids_by_key[p["key"]], "account_id": acc_id, "amount_cents": c}
+        for p, entry in zip(postings, lines, strict=True) for acc_id, c in entry if c != 0])
     ledger.apply_deltas(book.deltas)
     db.session.commit()
-    return len(ids)
+    return len(ids), ids[-1]
 
 
 # Session columns settlement writes (besides settled_at, set by the claim).
@@ -271,16 +270,16 @@ _WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
 
 
 def _write(values: dict, priced: pricing.Priced) -> None:
-    """The settled figures of one session into `values` (bind names `b_<column>`)."""
-    values["b_energy_cents"] = priced.energy_cents
-    values["b_service_cents"] = priced.service_cents
-    values["b_amount_cents"] = priced.amount_cents
-    values["b_tariff_id"] = priced.tariff_id
-    values["b_tariff_cents_per_kwh"] = priced.electricity_cents_per_kwh
-    values["b_tier"] = None if priced.tier is None else str(priced.tier)
-    values["b_tier_evidence"] = priced.tier_evidence
-    values["b_bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
-    values["b_receipt_token"] = secrets.token_urlsafe(16)
+    """The settled figures of one session into `values` (by column name)."""
+    values["energy_cents"] = priced.energy_cents
+    values["service_cents"] = priced.service_cents
+    values["amount_cents"] = priced.amount_cents
+    values["tariff_id"] = priced.tariff_id
+    values["tariff_cents_per_kwh"] = priced.electricity_cents_per_kwh
+    values["tier"] = None if priced.tier is None else str(priced.tier)
+    values["tier_evidence"] = priced.tier_evidence
+    values["bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
+    values["receipt_token"] = secrets.token_urlsafe(16)
 
 
 # --- after settlement ------------------------------------------------------------
@@ -316,15 +315,18 @@ def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
             "stop_reason": stop_reason}
     adj = db.session.scalar(select(Adjustment).where(Adjustment.session_id == s.id,
                                                      Adjustment.status == "pending"))
+    cause_text = f"{cause}:{ended_at.isoformat()}"[:64]
+    if db.session.scalar(select(Adjustment.id).where(
+            Adjustment.session_id == s.id, Adjustment.cause == cause_text,
+            Adjustment.status != "pending")) is not None:
+        return None  # the same news again, already decided by staff
     if adj is None:
         pile = db.session.get(Pile, s.pile_id)
         adj = Adjustment(session_id=s.id, alley_id=pile.alley_id, created_at=now,
-                         cause=f"{cause}:{ended_at.isoformat()}"[:64], delta_cents=de + ds,
-                         data=data)
+                         cause=cause_text, delta_cents=de + ds, data=data)
         db.session.add(adj)
     else:
-        adj.cause, adj.delta_cents, adj.data = (f"{cause}:{ended_at.isoformat()}"[:64],
-                                                de + ds, data)
+        adj.cause, adj.delta_cents, adj.data = cause_text, de + ds, data
     return adj
 
 

@@ -1,0 +1,81 @@
+"""chargers.models.bulk writes what the ORM would, on SQLite (executemany) and on
+PostgreSQL (one statement over json_to_recordset): typed values (UTC datetimes, JSON,
+NULLs, text with quotes), RETURNING by key, `col = col + delta`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from chargers import create_app
+from chargers.extensions import db
+from chargers.models import ChargingSession, LedgerAccount, Posting, bulk
+from chargers.services import accounts, alleys, ledger, piles
+from chargers.settings import AlleyDefaults
+
+from .pg_schema import throwaway_schema
+
+T = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request, tmp_path):
+    def make(url):
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x", "MQTT_URL": ""},
+                         config_name="testing")
+        with app.app_context():
+            db.create_all()
+            admin = accounts.create_user("root", "correct-horse-battery", "admin")
+            alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(),
+                                by=admin)
+            piles.register_pile(admin, piles.PileInput(id="P-1", alley="lane", ports=2))
+            db.session.commit()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+
+    if request.param == "sqlite":
+        yield from make(f"sqlite:///{tmp_path / 'bulk.sqlite'}")
+    else:
+        with throwaway_schema("chargers_bulk") as url:
+            yield from make(url)
+
+
+def test_insert_update_and_returning_match_the_orm(app):
+    rows = [{"pile_id": "P-1", "port": 1, "session_ref": f's"{i}\\', "card": None,
+             "status": "stopped", "started_at": T + timedelta(minutes=i),
+             "ended_at": T + timedelta(minutes=i + 30), "energy_wh": 0.1 * i,
+             "time_source": "device", "created_at": T} for i in range(5)]
+    bulk.insert_many(ChargingSession.__table__, rows)
+    ids = db.session.scalars(select(ChargingSession.id).order_by(ChargingSession.id)).all()
+    bill = {"rules": ["cap"], "quantity": "1.5", "text": 'a "quoted" \\ 元'}
+    bulk.update_many(ChargingSession.__table__, [
+        {"id": i, "settled_at": T, "amount_cents": n, "bill": dict(bill, n=n),
+         "tier_evidence": None, "billing": "charged"} for n, i in enumerate(ids)],
+        ("settled_at", "amount_cents", "bill", "tier_evidence", "billing"))
+    back = bulk.insert_many(Posting.__table__, [
+        {"key": f"charge:{i}", "kind": "charge", "alley_id": 1, "session_id": i,
+         "reverses_id": None, "method": None, "receipt": None, "reason": "",
+         "created_at": T, "created_by": None} for i in ids], returning=("key", "id"))
+    db.session.commit()
+    assert sorted(k for k, _ in back) == sorted(f"charge:{i}" for i in ids)
+    assert dict(back) == dict(db.session.execute(select(Posting.key, Posting.id)).all())
+    got = db.session.scalars(select(ChargingSession).order_by(ChargingSession.id)).all()
+    for n, s in enumerate(got):
+        assert s.session_ref == f's"{n}\\' and s.energy_wh == pytest.approx(0.1 * n)
+        assert s.started_at == T + timedelta(minutes=n) and s.settled_at == T
+        assert s.bill == dict(bill, n=n) and s.tier_evidence is None
+        assert (s.amount_cents, s.billing, s.card) == (n, "charged", None)
+
+
+def test_update_adds_deltas(app):
+    acc = ledger.account(1, "electricity")
+    other = ledger.account(1, "service")
+    db.session.flush()
+    ledger.apply_deltas({acc.id: 7, other.id: -3})
+    ledger.apply_deltas({acc.id: 5})
+    db.session.commit()
+    assert (db.session.get(LedgerAccount, acc.id).balance_cents,
+            db.session.get(LedgerAccount, other.id).balance_cents) == (12, -3)
