@@ -121,7 +121,13 @@ def _as_epoch(value) -> float:
 
 
 class LedgerPoller(threading.Thread):
-    """Reads new ledger rows every 0.1 s; stamps each with the time it was first seen."""
+    """Reads new ledger rows every 0.1 s; stamps each with the time it was first seen.
+
+    Rows are read from a window below the highest id seen (LOOKBACK): with two workers
+    ids are taken at insert and become visible at commit, so a batch of lower ids can
+    commit after a batch of higher ones."""
+
+    LOOKBACK = 5000  # far more ledger rows than two workers' batches hold uncommitted
 
     def __init__(self, db: h.Database):
         super().__init__(daemon=True)
@@ -136,7 +142,7 @@ class LedgerPoller(threading.Thread):
             try:
                 rows = self.db.rows("SELECT id, pile_id, msg_id, received_at FROM "
                                     "processed_messages WHERE id > :last ORDER BY id",
-                                    last=self.last_id)
+                                    last=self.last_id - self.LOOKBACK)
             except Exception as exc:  # noqa: BLE001 - a locked SQLite: try next tick
                 print(f"  (poll failed: {type(exc).__name__})", file=sys.stderr)
                 continue
