@@ -139,11 +139,38 @@ def plain_pass(app, kind: str) -> tuple[float, int]:
     return took, n
 
 
+def _unsettled_batches(batch: int):
+    """The unsettled sessions (id, energy, start, end) in id order, `batch` at a time;
+    the caller writes and commits each batch before asking for the next."""
+    from sqlalchemy import select
+
+    from chargers.extensions import db
+    from chargers.models import ChargingSession as CS
+
+    last = 0
+    while True:
+        rows = db.session.execute(
+            select(CS.id, CS.energy_wh, CS.started_at, CS.ended_at)
+            .where(CS.id > last, CS.settled_at.is_(None)).order_by(CS.id).limit(batch)).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1].id
+
+
+def _plain_amounts(r) -> tuple[int, int, int]:
+    """(electricity fen, service fen, seconds) of a row under the seeded flat tariff, in
+    plain integers and no rules: 60 fen/kWh; 40 fen/h by started half hour."""
+    duration = int((r.ended_at - r.started_at).total_seconds())
+    e = (int(r.energy_wh) * 60 + 500) // 1000
+    return e, (-(-duration // 1800) * 30 * 40 + 30) // 60, duration
+
+
 def plain_client_pass(app, batch: int) -> float:
     """The same rows through the client with no rules: read them in batches, compute the
     three amounts in Python (integers), write them back with one executemany UPDATE per
     batch and commit per batch (what settlement does, minus pricing and the ledger)."""
-    from sqlalchemy import bindparam, select, text, update
+    from sqlalchemy import bindparam, text, update
 
     from chargers.extensions import db
     from chargers.models import ChargingSession as CS
@@ -154,22 +181,13 @@ def plain_client_pass(app, batch: int) -> float:
         amount_cents=bindparam("b_a"))
     with app.app_context():
         t = time.perf_counter()
-        last = 0
-        while True:
-            rows = db.session.execute(
-                select(CS.id, CS.energy_wh, CS.started_at, CS.ended_at)
-                .where(CS.id > last, CS.settled_at.is_(None)).order_by(CS.id).limit(batch)).all()
-            if not rows:
-                break
+        for rows in _unsettled_batches(batch):
             values = []
             for r in rows:
-                e = (int(r.energy_wh) * 60 + 500) // 1000
-                steps = -(-int((r.ended_at - r.started_at).total_seconds()) // 1800)
-                s_ = (steps * 30 * 40 + 30) // 60
+                e, s_, _ = _plain_amounts(r)
                 values.append({"b_id": r.id, "b_e": e, "b_s": s_, "b_a": e + s_})
             db.session.execute(stmt, values)
             db.session.commit()
-            last = rows[-1].id
         took = time.perf_counter() - t
         db.session.execute(text("UPDATE charging_sessions SET energy_cents = NULL, "
                                 "service_cents = NULL, amount_cents = NULL"))
@@ -199,20 +217,11 @@ def plain_writes_pass(app, batch: int, kind: str) -> float:
         acc = [ledger.account(alley_id, k).id for k in ("covered", "electricity", "service")]
         db.session.commit()
         t = time.perf_counter()
-        last = 0
-        while True:
-            rows = db.session.execute(
-                select(CS.id, CS.energy_wh, CS.started_at, CS.ended_at)
-                .where(CS.id > last, CS.settled_at.is_(None)).order_by(CS.id).limit(batch)).all()
-            if not rows:
-                break
+        for rows in _unsettled_batches(batch):
             now = T0 + timedelta(days=365)
             updates, postings, lines = [], [], []
             for r in rows:
-                duration = int((r.ended_at - r.started_at).total_seconds())
-                e = (int(r.energy_wh) * 60 + 500) // 1000
-                steps = -(-duration // 1800)
-                s_ = (steps * 30 * 40 + 30) // 60
+                e, s_, duration = _plain_amounts(r)
                 bill = dict.fromkeys(BILL_KEYS, 0)
                 bill.update(energy_cents=e, service_cents=s_, amount_cents=e + s_,
                             duration_s=duration, rules=[])
@@ -234,7 +243,6 @@ def plain_writes_pass(app, batch: int, kind: str) -> float:
                 for p, amounts in zip(postings, lines, strict=True)
                 for a, c in zip(acc, amounts, strict=True) if c])
             db.session.commit()
-            last = rows[-1].id
         took = time.perf_counter() - t
         db.session.execute(text("DELETE FROM ledger_entries WHERE posting_id IN "
                                 "(SELECT id FROM postings WHERE key LIKE 'plain:%')"))
