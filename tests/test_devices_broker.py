@@ -99,20 +99,27 @@ def test_retained_online_reaches_backend_but_not_other_piles(embedded, peers, cl
     assert [m.topic for m in p2.received()] == [f"{PREFIX}/P-2/cmd"]
 
 
+def _heartbeats_while_the_backend_is_away(embedded, peers, n: int):
+    """The backend subscribes with a persistent session and leaves; pile P-1 then
+    publishes heartbeats h0..h<n-1> (QoS 1). Returns the pile's connected peer."""
+    backend = peers(embedded["port"], "chargers-backend", embedded["username"],
+                    embedded["password"], clean_session=False)
+    assert backend.connect()
+    assert backend.subscribe(f"{PREFIX}/#") == 1
+    backend.close()
+    pile = peers(embedded["port"], "P-1", "P-1", embedded["secret"])
+    assert pile.connect()
+    for i in range(n):
+        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{i}"}).encode())
+    return pile
+
+
 def test_offline_persistent_backend_session_gets_every_message(embedded, peers):
     """The check the STYLE note asks for: authenticated, clean_session=False, 50 QoS 1
     messages while the backend is away; all arrive once it is back, none retained."""
     port = embedded["port"]
     login = (embedded["username"], embedded["password"])
-    backend = peers(port, "chargers-backend", *login, clean_session=False)
-    assert backend.connect()
-    assert backend.subscribe(f"{PREFIX}/#") == 1
-    backend.close()
-
-    pile = peers(port, "P-1", "P-1", embedded["secret"])
-    assert pile.connect()
-    for n in range(50):
-        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+    _heartbeats_while_the_backend_is_away(embedded, peers, 50)
 
     # A wrong password with the backend's client id must not wipe the queue.
     assert not peers(port, "chargers-backend", login[0], "wrong", clean_session=True).connect()
@@ -326,14 +333,7 @@ def test_a_pile_cannot_take_the_backends_client_id(embedded, peers, client, admi
     backend's queue survives the attempt."""
     port = embedded["port"]
     login = (embedded["username"], embedded["password"])
-    backend = peers(port, "chargers-backend", *login, clean_session=False)
-    assert backend.connect()
-    assert backend.subscribe(f"{PREFIX}/#") == 1
-    backend.close()
-    pile = peers(port, "P-1", "P-1", embedded["secret"])
-    assert pile.connect()
-    for n in range(10):
-        pile.publish(f"{PREFIX}/P-1/heartbeat", json.dumps({"id": f"h{n}"}).encode())
+    pile = _heartbeats_while_the_backend_is_away(embedded, peers, 10)
 
     for client_id in ("chargers-backend", "chargers-backend-jobs"):
         assert not peers(port, client_id, "P-1", embedded["secret"], clean_session=True).connect()
