@@ -43,6 +43,11 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     login(client, "root")
     html = client.get("/staff/months/lane").get_data(as_text=True)
     assert "2026-11" in html
+    # The reminder settings form once, in the body (it was once pasted into <title>
+    # and <head> as well).
+    head, body = html.split("</head>")
+    assert "<form" not in head and "<" not in head.split("<title>")[1].split("</title>")[0]
+    assert body.count('name="low_balance_cents"') == 1
     # Not published: the public page does not have it.
     assert client.get("/a/lane/accounts/2026-11").status_code == 404
     assert "2026-11" not in client.get("/a/lane/accounts").get_data(as_text=True)
