@@ -110,6 +110,8 @@ def main(argv=None) -> int:
                     help="as-is, or a proposed change patched in for this run only")
     ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
     ap.add_argument("--dump", default=None, help="also write the raw profile here (pstats)")
+    ap.add_argument("--sql-time", action="store_true",
+                    help="also print the time spent in the driver per kind of statement")
     args = ap.parse_args(argv)
     if args.db == "postgres" and (why := h.Database.postgres_reachable()):
         print(f"PostgreSQL not reachable ({why})")
@@ -140,6 +142,8 @@ def main(argv=None) -> int:
             msgs = [handlers.Incoming(t, json.dumps(b).encode(), datetime.now(UTC)) for t, b in flat]
             kinds = Counter(t.rsplit("/", 1)[1] for t, _ in flat)
             statements: Counter = Counter()
+            sql_time: Counter = Counter()
+            sql_calls: Counter = Counter()
             with app.app_context():
                 settings = handlers.Settings.from_config(app.config)
 
@@ -147,6 +151,13 @@ def main(argv=None) -> int:
                 def count(conn, cursor, statement, parameters, context, executemany):
                     statements[statement.split(None, 1)[0].upper()
                                + (" (many)" if executemany else "")] += 1
+                    context._bench_t0 = time.perf_counter()
+
+                @event.listens_for(sa.engine, "after_cursor_execute")
+                def timed(conn, cursor, statement, parameters, context, executemany):
+                    key = " ".join(statement.split())[:90] + (" (many)" if executemany else "")
+                    sql_time[key] += time.perf_counter() - context._bench_t0
+                    sql_calls[key] += 1
 
                 prof = cProfile.Profile()
                 t0 = time.perf_counter()
@@ -168,6 +179,11 @@ def main(argv=None) -> int:
     total = sum(statements.values())
     print(f"SQL statements: {total} ({total / n:.2f} per message): "
           + ", ".join(f"{k} {v}" for k, v in statements.most_common()))
+    if args.sql_time:
+        print(f"time in the driver (execute → result), {sum(sql_time.values()) * 1000:.0f} ms "
+              f"of {elapsed * 1000:.0f} ms:")
+        for key, t in sql_time.most_common(15):
+            print(f"  {t * 1000:7.1f} ms {sql_calls[key]:5d}x  {key}")
     if args.no_profile:
         return 0
     if args.dump:

@@ -79,3 +79,28 @@ def test_update_adds_deltas(app):
     db.session.commit()
     assert (db.session.get(LedgerAccount, acc.id).balance_cents,
             db.session.get(LedgerAccount, other.id).balance_cents) == (12, -3)
+
+
+def test_upsert_add_creates_then_adds(app):
+    from chargers.models import IngestCounter
+
+    table = IngestCounter.__table__
+    bulk.upsert_add(table, [{"key": "b", "count": 2, "last_at": T},
+                            {"key": "a", "count": 1, "last_at": T}],
+                    key="key", add=["count"], set_=["last_at"])
+    later = T + timedelta(minutes=1)
+    bulk.upsert_add(table, [{"key": "a", "count": 5, "last_at": later},
+                            {"key": "c", "count": 3, "last_at": later}],
+                    key="key", add=["count"], set_=["last_at"])
+    got = {c.key: (c.count, c.last_at) for c in db.session.scalars(select(IngestCounter))}
+    assert got == {"a": (6, later), "b": (2, T), "c": (3, later)}
+
+
+def test_one_of_matches_in(app):
+    from chargers.models import Pile
+
+    piles.register_pile(accounts.get_user("root"),
+                        piles.PileInput(id="P-2", alley="lane", ports=2))
+    for wanted in (["P-1"], ["P-2", "P-1", "P-2"], [], ["nope"]):
+        got = set(db.session.scalars(select(Pile.id).where(bulk.one_of(Pile.id, wanted))))
+        assert got == set(wanted) - {"nope"}

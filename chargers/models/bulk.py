@@ -18,7 +18,8 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Table, text
+from sqlalchemy import JSON, Table, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..extensions import db
 
@@ -129,3 +130,40 @@ def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = (
             f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * len(chunk))}{ret}",
             tuple(v for row in chunk for v in row)).all()
     return out
+
+
+def upsert_add(table: Table, rows: Sequence[dict], key: str, add: Sequence[str],
+               set_: Sequence[str] = ()) -> None:
+    """Insert each row; where its `key` exists already, `col = col + row[col]` for `add`
+    and `col = row[col]` for `set_`. One statement; rows are written in key order, so
+    two writers adding to the same rows take their locks in one order."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda r: r[key])
+    cols = [key, *add, *set_]
+    names = _names(cols)
+    k = names[0]
+    if _pg():
+        changes = ([f"{n} = {table.name}.{n} + EXCLUDED.{n}" for n in names[1:1 + len(add)]]
+                   + [f"{n} = EXCLUDED.{n}" for n in names[1 + len(add):]])
+        source, params = _recordset(table, rows, cols)
+        db.session.execute(text(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} "
+            f"FROM {source} ORDER BY v.{k} ON CONFLICT ({k}) DO UPDATE SET {', '.join(changes)}"),
+            params)
+        return
+    changes = ([f"{n} = {n} + excluded.{n}" for n in names[1:1 + len(add)]]
+               + [f"{n} = excluded.{n}" for n in names[1 + len(add):]])
+    db.session.connection().exec_driver_sql(
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT ({k}) DO UPDATE SET {', '.join(changes)}", _bound(table, rows, cols))
+
+
+def one_of(column, values):
+    """`column IN (values)` whose SQL text does not depend on how many values there are:
+    `= ANY(:array)` on PostgreSQL, so psycopg parses it once and the server reuses one
+    prepared statement (an IN list is a new statement for every length). SQLite: IN."""
+    values = sorted(set(values))
+    if _pg():
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..models import (
@@ -24,6 +24,7 @@ from ..models import (
     ProcessedMessage,
     Rejection,
     SeqGap,
+    bulk,
 )
 from . import scope
 from .ports import port_of
@@ -137,14 +138,14 @@ class IngestBatch:
         "deferred"), so two workers whose batches share some piles still work side by
         side. When every pile of the batch is held elsewhere it waits as without."""
         with db.session.no_autoflush:
-            query = select(Pile).where(Pile.id.in_(pile_ids)).order_by(Pile.id)
+            query = select(Pile).where(bulk.one_of(Pile.id, pile_ids)).order_by(Pile.id)
             found = list(db.session.scalars(
                 query.with_for_update(of=Pile, skip_locked=skip_locked)))
             if skip_locked:
                 missing = pile_ids - {p.id for p in found}
                 if missing:
                     self.busy = set(db.session.scalars(
-                        select(Pile.id).where(Pile.id.in_(missing))))
+                        select(Pile.id).where(bulk.one_of(Pile.id, missing))))
                 if self.busy and not found:
                     self.busy = set()
                     found = list(db.session.scalars(query.with_for_update(of=Pile)))
@@ -154,14 +155,18 @@ class IngestBatch:
                 self.piles.setdefault(pile_id, None)
             port_keys = {k for k in port_keys if self.piles.get(k[0]) is not None}
             if port_keys:
+                # Two lists instead of pairs (one statement text for any batch); the
+                # few extra ports they match are left out here.
                 for port in db.session.scalars(select(Port).where(
-                        tuple_(Port.pile_id, Port.number).in_(sorted(port_keys)))):
-                    self.ports[(port.pile_id, port.number)] = port
+                        bulk.one_of(Port.pile_id, {p for p, _ in port_keys}),
+                        bulk.one_of(Port.number, {n for _, n in port_keys}))):
+                    if (port.pile_id, port.number) in port_keys:
+                        self.ports[(port.pile_id, port.number)] = port
             if msg_keys:
                 rows = db.session.execute(
                     select(ProcessedMessage.pile_id, ProcessedMessage.msg_id).where(
-                        ProcessedMessage.pile_id.in_(pile_ids),
-                        ProcessedMessage.msg_id.in_({m for _, m in msg_keys})))
+                        bulk.one_of(ProcessedMessage.pile_id, pile_ids),
+                        bulk.one_of(ProcessedMessage.msg_id, {m for _, m in msg_keys})))
                 self.known = {(p, m) for p, m in rows} & msg_keys
             from .presence import fillable_gaps
 
@@ -230,45 +235,35 @@ class IngestBatch:
 
     def flush(self) -> None:
         """Write the batch: pending objects (one UPDATE per touched pile, port and
-        session), the ledger rows and meter readings (one multi-row INSERT each; the
-        ledger's unique (pile, msg id) is the guard against applying a message
-        twice: a clash fails the batch, which is then retried message by message),
-        counter increments (one atomic upsert each: several workers add to the same
-        rows); prune old rejections when some were added."""
+        session), the ledger rows and meter readings (one INSERT each; the ledger's
+        unique (pile, msg id) is the guard against applying a message twice: a clash
+        fails the batch, which is then retried message by message), the counters (one
+        atomic upsert: several workers add to the same rows); prune old rejections when
+        some were added."""
         db.session.flush()
         if self.ledger_rows:
-            db.session.execute(insert(ProcessedMessage), self.ledger_rows)
+            bulk.insert_many(ProcessedMessage.__table__, self.ledger_rows)
             self.ledger_rows = []
         if self.samples:
-            db.session.execute(insert(MeterSample),
-                               [{**row, "session_id": s.id} for s, row in self.samples])
+            bulk.insert_many(MeterSample.__table__,
+                             [{**row, "session_id": s.id} for s, row in self.samples])
             self.samples = []
         if self.counts:
-            db.session.flush()
             add_counts(dict(self.counts), self.now)
         if self.rejected:
+            db.session.flush()
             prune_rejections()
-        db.session.flush()
         self.counts.clear()
         self.rejected = 0
 
 
 def add_counts(counts: dict[str, int], now: datetime) -> None:
-    """counter += n for each key, created at 0 when missing: INSERT … ON CONFLICT DO
-    UPDATE (PostgreSQL and SQLite), in key order so that two workers never deadlock."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    else:  # pragma: no cover - the two databases this runs on
-        raise RuntimeError(f"no counter upsert for {dialect}")
-    for key in sorted(counts):
-        stmt = upsert(IngestCounter).values(key=key, count=counts[key], last_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[IngestCounter.key],
-            set_={"count": IngestCounter.count + stmt.excluded.count, "last_at": now})
-        db.session.execute(stmt)
+    """counter += n for each key, created at 0 when missing: one INSERT … ON CONFLICT
+    DO UPDATE (PostgreSQL and SQLite), rows in key order so that two workers never
+    deadlock."""
+    bulk.upsert_add(IngestCounter.__table__,
+                    [{"key": k, "count": n, "last_at": now} for k, n in counts.items()],
+                    key="key", add=["count"], set_=["last_at"])
     # The ORM's copies (if any were loaded) are stale now.
     for obj in [o for o in db.session.identity_map.values() if isinstance(o, IngestCounter)]:
         db.session.expire(obj)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Pile, SeqGap
+from ..models import Pile, SeqGap, bulk
 from ..settings import AlertRules
 from . import alerts, piles
 
@@ -208,7 +208,8 @@ def fillable_gaps(pile_ids) -> dict[str, list[SeqGap]]:
     if out:
         with db.session.no_autoflush:
             for gap in db.session.scalars(
-                    select(SeqGap).where(SeqGap.pile_id.in_(out), SeqGap.status.in_(FILLABLE))
+                    select(SeqGap).where(bulk.one_of(SeqGap.pile_id, out),
+                                        SeqGap.status.in_(FILLABLE))
                     .order_by(SeqGap.id)):
                 out[gap.pile_id].append(gap)
     return out

@@ -18,10 +18,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import ChargingSession, MeterSample, Pile, User, utcnow
+from ..models import ChargingSession, MeterSample, Pile, User, bulk, utcnow
 from . import scope, settlement
 from .errors import NotFound
 
@@ -52,10 +52,14 @@ def prefetch(keys: set[tuple[str, str]], cache: dict) -> None:
     if not keys:
         return
     with db.session.no_autoflush:
+        # Two lists instead of pairs (one statement text for any batch); the few
+        # extra sessions they match are left out.
         found = db.session.scalars(select(ChargingSession).where(
-            tuple_(ChargingSession.pile_id, ChargingSession.session_ref).in_(sorted(keys))))
+            bulk.one_of(ChargingSession.pile_id, {p for p, _ in keys}),
+            bulk.one_of(ChargingSession.session_ref, {r for _, r in keys})))
         for s in found:
-            cache[(s.pile_id, s.session_ref)] = s
+            if (s.pile_id, s.session_ref) in keys:
+                cache[(s.pile_id, s.session_ref)] = s
     for k in keys:
         cache.setdefault(k, None)
 
