@@ -163,7 +163,7 @@ def test_deferred_messages_are_not_acked_and_come_first_in_the_next_batch(app, m
     ic.client, ic.generation = FakePaho(), 1
     seen = []
 
-    def defer_first(messages, settings=None, now=None, *, may_defer=False):
+    def defer_first(messages, settings=None, now=None, *, may_defer=False, **_):
         seen.append(([m.payload for m in messages], may_defer))
         return [handlers.DEFERRED if may_defer and i == 0 else "accepted"
                 for i in range(len(messages))]
@@ -178,3 +178,27 @@ def test_deferred_messages_are_not_acked_and_come_first_in_the_next_batch(app, m
     assert seen[1][0][0] == first.msg.payload  # the deferred one first
     assert [may for _, may in seen] == [True] * client_mod.MAX_DEFERRALS + [False]
     assert sorted(ic.client.acked) == [1, 2, 3] and not ic.carry
+
+
+def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, monkeypatch):
+    """A worker alone takes every pile of a batch; once a batch reports a pile held by
+    another worker, the batches of the next CONTENTION_S take PILE_SHARE of them."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
+    ic.client, ic.generation = FakePaho(), 1
+    shares, contended = [], iter([False, True, False])
+
+    def process(messages, settings=None, now=None, *, may_defer=False, pile_share=None,
+                report=None):
+        shares.append(pile_share)
+        report["contended"] = next(contended)
+        return ["accepted"] * len(messages)
+
+    monkeypatch.setattr(handlers, "process", process)
+    for r in received(3):
+        ic._apply_and_ack([r])
+    assert shares == [None, None, client_mod.PILE_SHARE]
+    ic._contended_until = 0  # CONTENTION_S later
+    monkeypatch.setattr(handlers, "process", lambda m, s=None, n=None, **kw: (
+        shares.append(kw.get("pile_share")), ["accepted"] * len(m))[1])
+    ic._apply_and_ack(received(1))
+    assert shares[-1] is None

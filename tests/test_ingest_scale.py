@@ -366,3 +366,30 @@ def test_a_batch_whose_piles_are_all_held_waits_for_them(app):
     finally:
         releaser.join()
         other.close()
+
+
+def test_a_batch_takes_its_share_of_piles_and_says_when_it_met_another_worker(app):
+    """With pile_share 0.5 a batch takes the first half of its piles (in the order
+    the messages name them) and leaves the others' messages `deferred:later`; a pile
+    another worker holds is `deferred`, and the report says the batch met it."""
+    from chargers.ingest import handlers
+    from tests.ingest_support import incoming
+
+    a, b, c, d = seed(app, 4)
+    msgs = [incoming("heartbeat", pile=p, seq=1) for p in (c, a, d, b)]
+    with app.app_context():
+        report: dict = {}
+        out = handlers.process(msgs, may_defer=True, pile_share=0.5, report=report)
+        assert out == ["accepted", "accepted", handlers.DEFERRED_LATER, handlers.DEFERRED_LATER]
+        assert report == {"contended": False}
+    other = _hold_pile_lock(app.config["SQLALCHEMY_DATABASE_URI"], d)
+    try:
+        with app.app_context():
+            again = [incoming("heartbeat", pile=p, seq=2) for p in (d, b)]
+            report = {}
+            out = handlers.process(again, may_defer=True, pile_share=0.5, report=report)
+            assert out == [handlers.DEFERRED, "accepted"]
+            assert report == {"contended": True}
+    finally:
+        other.rollback()
+        other.close()

@@ -43,8 +43,14 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 200
 BATCH_WAIT_S = 0.05
 # A message left for later this many times goes in a batch that waits for pile locks,
-# so no message waits on a busy pile for ever.
+# so no message waits on a busy pile for ever. (Deferred messages lead the next batch,
+# and their piles come first in its share.)
 MAX_DEFERRALS = 3
+# After a batch found a pile held by another worker, for this long each batch takes
+# only PILE_SHARE of its piles (handlers.process): two workers then apply disjoint
+# halves side by side. One worker alone never finds a pile held, and takes all.
+CONTENTION_S = 2.0
+PILE_SHARE = 0.5
 KEEPALIVE_S = 60
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: how long the broker keeps our session
 SENDER_PROPERTY = "sender"  # MQTT 5 user property naming the publisher, when a broker adds it
@@ -123,6 +129,7 @@ class IngestClient:
         self.v5 = str(app.config.get("MQTT_PROTOCOL", "3.1.1")) == "5"
         self._worker: threading.Thread | None = None
         self.stats = {"accepted": 0, "duplicate": 0, "rejected": 0, "ignored": 0}
+        self._contended_until = 0.0  # monotonic time: see CONTENTION_S
         self._last_stats = time.monotonic()
         # Called after every committed batch (the worker wakes the command dispatcher).
         self.after_commit: Callable[[], None] | None = None
@@ -296,11 +303,15 @@ class IngestClient:
     def _apply_and_ack(self, batch: list[Received]) -> None:
         delay = 0.5
         may_defer = all(r.deferrals < MAX_DEFERRALS for r in batch)
+        report: dict = {}
+        kwargs = {"may_defer": may_defer, "report": report}
+        if may_defer and time.monotonic() < self._contended_until:
+            kwargs["pile_share"] = PILE_SHARE
         while True:
             try:
                 with self.app.app_context():
                     outcomes = handlers.process([r.msg for r in batch], self.settings,
-                                                may_defer=may_defer)
+                                                **kwargs)
                 break
             except handlers.DatabaseUnavailable as exc:
                 log.warning("database unavailable (%s); retrying %d messages in %.1f s",
@@ -310,9 +321,12 @@ class IngestClient:
             if self.stopping.wait(delay):
                 return  # leave them unacknowledged: redelivered after restart
             delay = min(delay * 2, 30)
+        if report.get("contended"):
+            self._contended_until = time.monotonic() + CONTENTION_S
         done = []
         for r, outcome in zip(batch, outcomes, strict=True):
-            if outcome == handlers.DEFERRED:  # not applied: unacknowledged, tried again
+            if outcome in (handlers.DEFERRED, handlers.DEFERRED_LATER):
+                # Not applied: unacknowledged, first in the next batch.
                 self.carry.append(replace(r, deferrals=r.deferrals + 1))
                 self.stats["deferred"] = self.stats.get("deferred", 0) + 1
                 continue

@@ -2,9 +2,10 @@
 calls out. Testable without a broker: `process(messages)` in an app context.
 
 Every message ends as exactly one outcome: `accepted`, `duplicate`, `ignored` (our
-own `cmd` topic) or `rejected:<reason>`; or, when the caller allows it, `deferred`:
-another worker held the pile's lock, nothing was done, and the caller hands the
-message in again with a later batch. A rejection is counted and kept for staff
+own `cmd` topic) or `rejected:<reason>`; or, when the caller allows it, `deferred`
+(another worker held the pile's lock) or `deferred:later` (the batch had taken its
+share of piles): nothing was done, and the caller hands the message in again with a
+later batch. A rejection is counted and kept for staff
 and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
 unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, replay, error.
 
@@ -22,6 +23,7 @@ messages, and tries again later.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +41,8 @@ from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
 
-DEFERRED = "deferred"
+DEFERRED = "deferred"  # another worker held the pile: it is busy with the same piles
+DEFERRED_LATER = "deferred:later"  # the batch had taken its share of piles already
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if msg.sender is not None and msg.sender != topic.pile_id:
         raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
     if topic.pile_id in batch.busy:
-        return DEFERRED
+        return DEFERRED_LATER if topic.pile_id in batch.later else DEFERRED
     pile = batch.pile(topic.pile_id)
     if pile is None:
         raise Rejected("unknown_pile", "pile not registered", topic.pile_id)
@@ -204,10 +207,11 @@ def _throttle() -> ledger.RejectionThrottle:
 
 
 def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings,
-              skip_locked: bool = False) -> None:
+              skip_locked: bool = False, pile_share: float | None = None) -> None:
     """Tell the batch which piles, message ids and charging sessions are coming, so it
-    loads them at once (one query each for the batch)."""
-    pile_ids: set[str] = set()
+    loads them at once (one query each for the batch). With `skip_locked`, the batch
+    takes at most `pile_share` of its piles (see IngestBatch._lock_share)."""
+    pile_ids: dict[str, None] = {}  # in order of first mention
     keys: set[tuple[str, str]] = set()
     refs: set[tuple[str, str]] = set()
     status_ports: set[tuple[str, int]] = set()
@@ -216,7 +220,7 @@ def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings:
             topic = topics.parse(m.topic, settings.prefix)
         except topics.TopicError:
             continue
-        pile_ids.add(topic.pile_id)
+        pile_ids[topic.pile_id] = None
         seen = payloads.peek(m.payload, settings.max_bytes)
         if seen.id is not None:
             keys.add((topic.pile_id, seen.id))
@@ -224,25 +228,35 @@ def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings:
             refs.add((topic.pile_id, seen.session))
         if topic.kind == "status" and seen.port is not None:
             status_ports.add((topic.pile_id, seen.port))
-    batch.prefetch(pile_ids, keys, status_ports, skip_locked=skip_locked)
+    max_piles = None if pile_share is None else max(1, math.ceil(len(pile_ids) * pile_share))
+    batch.prefetch(set(pile_ids), keys, status_ports, skip_locked=skip_locked,
+                   order=list(pile_ids), max_piles=max_piles)
     sessions.prefetch(refs, batch.sessions)
 
 
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
-         may_defer: bool = False) -> list[str]:
+         may_defer: bool = False, pile_share: float | None = None,
+         report: dict | None = None) -> list[str]:
     batch = ledger.IngestBatch(now=now, throttle=_throttle())
-    _prefetch(batch, messages, settings, skip_locked=may_defer)
+    _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
     db.session.commit()
+    if report is not None:
+        report["contended"] = batch.contended
     return outcomes
 
 
 def process(messages: Sequence[Incoming], settings: Settings | None = None,
-            now: datetime | None = None, *, may_defer: bool = False) -> list[str]:
+            now: datetime | None = None, *, may_defer: bool = False,
+            pile_share: float | None = None, report: dict | None = None) -> list[str]:
     """Apply `messages` and commit; one outcome per message, in order. With
     `may_defer`, messages of piles another worker has locked come back `deferred`
-    (see IngestBatch.prefetch) instead of waiting for that worker's commit.
+    (see IngestBatch.prefetch) instead of waiting for that worker's commit; with
+    `pile_share` (0.5: half) the batch takes at most that share of its piles (those
+    of its first messages first), the messages of the others come back
+    `deferred:later`. `report["contended"]` says whether the batch
+    found a pile held by another worker.
 
     Needs an app context. Raises DatabaseUnavailable when the database does not
     answer (nothing is committed then)."""
@@ -253,7 +267,7 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
     if not messages:
         return []
     try:
-        return _run(messages, settings, now, may_defer)
+        return _run(messages, settings, now, may_defer, pile_share, report)
     except Exception as exc:  # noqa: BLE001 - sorted out below
         db.session.rollback()
         if _db_down(exc):

@@ -24,8 +24,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from ..extensions import db
 
 
-def _pg() -> bool:
+def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+_pg = is_postgres
 
 
 def _iso(value):

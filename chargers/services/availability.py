@@ -248,13 +248,17 @@ def _changed(obj, names) -> bool:
     return any(state.attrs[n].history.has_changes() for n in names)
 
 
-def _bump_state_versions(session, _flush_context) -> None:
-    """after_flush: +1 on the state version of every alley whose visible state this
-    flush changed (a port's status, a pile going offline, an alert raised or
-    cleared, staff edits), in the same transaction. Heartbeats and meter readings
-    change nothing visible and bump nothing."""
-    alley_ids: set[int] = set()
-    pile_ids: set[str] = set()
+_PENDING = "chargers.alleys_to_bump"  # session.info key: (alley ids, pile ids)
+
+
+def _note_state_changes(session, _flush_context) -> None:
+    """after_flush: note every alley whose visible state this flush changed (a port's
+    status, a pile going offline, an alert raised or cleared, staff edits). The
+    versions move once, just before the commit (`_bump_state_versions`): the alley row
+    is then locked only for the commit, not from the batch's first flush on (two
+    ingest workers of one alley waited on it). Heartbeats and meter readings change
+    nothing visible and note nothing."""
+    alley_ids, pile_ids = session.info.setdefault(_PENDING, (set(), set()))
     dirty = session.dirty  # a set computed on each access: once, not per object
     for obj in [*session.new, *dirty, *session.deleted]:
         names = VISIBLE.get(type(obj))
@@ -273,7 +277,17 @@ def _bump_state_versions(session, _flush_context) -> None:
         elif obj.pile_id is not None:
             pile_ids.add(obj.pile_id)
     if not alley_ids and not pile_ids:
+        del session.info[_PENDING]
+
+
+def _bump_state_versions(session) -> None:
+    """before_commit: +1 on the state version of every alley noted since the last
+    commit, in the same transaction (+ NOTIFY on PostgreSQL)."""
+    session.flush()  # the last changes are noted too
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
         return
+    alley_ids, pile_ids = pending
     alleys, piles = Alley.__table__, Pile.__table__
     which = alleys.c.id.in_(sorted(alley_ids))
     if pile_ids:
@@ -289,14 +303,22 @@ def _bump_state_versions(session, _flush_context) -> None:
                                            ",".join(f"{i}:{v}" for i, v in bumped))))
     for alley_id, _ in bumped:
         obj = session.identity_map.get(session.identity_key(Alley, alley_id))
-        if obj is not None and obj not in dirty:
+        if obj is not None and obj not in session.dirty:
             session.expire(obj, ["state_version"])
+
+
+def _forget_state_changes(session, *_args) -> None:
+    """after_rollback / after_soft_rollback: what was noted did not happen."""
+    session.info.pop(_PENDING, None)
 
 
 def install_state_versions() -> None:
     """Hook the version bump onto every ORM session (once per process)."""
-    if not event.contains(Session, "after_flush", _bump_state_versions):
-        event.listen(Session, "after_flush", _bump_state_versions)
+    for name, fn in (("after_flush", _note_state_changes),
+                     ("before_commit", _bump_state_versions),
+                     ("after_rollback", _forget_state_changes)):
+        if not event.contains(Session, name, fn):
+            event.listen(Session, name, fn)
 
 
 def alley_state(slug: str) -> tuple[int, int] | None:
