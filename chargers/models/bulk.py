@@ -18,8 +18,9 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Table, any_, bindparam, text
+from sqlalchemy import JSON, Table, any_, bindparam, inspect, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 
@@ -170,3 +171,37 @@ def one_of(column, values):
     if _pg():
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def changed_columns(objects: Sequence) -> list[tuple[object, list[str]]]:
+    """(object, names of its changed columns) for those of `objects` (persistent ORM
+    objects of one class) with pending column changes."""
+    out = []
+    for obj in objects:
+        state = inspect(obj)
+        if not state.persistent or not state.modified:
+            continue
+        names = [a.key for a in state.mapper.column_attrs
+                 if a.key in state.committed_state and state.attrs[a.key].history.has_changes()]
+        if names:
+            out.append((obj, names))
+    return out
+
+
+def write_changed(changed: Sequence[tuple[object, list[str]]]) -> None:
+    """Write `changed_columns(...)` in one UPDATE (the union of the changed columns,
+    each row with its object's current values), then mark those values committed so
+    the ORM's flush does not write them again. For rows this transaction has locked
+    and loaded (the ingest's piles and ports): the ORM's flush wrote them one
+    statement per row, or per run of rows with the same changed columns."""
+    if not changed:
+        return
+    mapper = inspect(changed[0][0]).mapper
+    [key] = [c.key for c in mapper.primary_key]
+    cols = sorted({n for _, names in changed for n in names})
+    rows = [{key: getattr(obj, key), **{c: getattr(obj, c) for c in cols}}
+            for obj, _ in changed]
+    update_many(mapper.local_table, rows, cols, key=key)
+    for obj, names in changed:
+        for name in names:
+            set_committed_value(obj, name, getattr(obj, name))

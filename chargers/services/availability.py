@@ -258,9 +258,16 @@ def _note_state_changes(session, _flush_context) -> None:
     is then locked only for the commit, not from the batch's first flush on (two
     ingest workers of one alley waited on it). Heartbeats and meter readings change
     nothing visible and note nothing."""
-    alley_ids, pile_ids = session.info.setdefault(_PENDING, (set(), set()))
     dirty = session.dirty  # a set computed on each access: once, not per object
-    for obj in [*session.new, *dirty, *session.deleted]:
+    note_state_changes(session, [*session.new, *dirty, *session.deleted], dirty)
+
+
+def note_state_changes(session, objects, dirty) -> None:
+    """Note the alleys whose visible state these objects' pending changes touch (for
+    `dirty` ones: only if a VISIBLE attribute changed). Also for writes that go
+    around the ORM's flush (models/bulk.write_changed): called before them."""
+    alley_ids, pile_ids = session.info.setdefault(_PENDING, (set(), set()))
+    for obj in objects:
         names = VISIBLE.get(type(obj))
         if names is None:
             continue

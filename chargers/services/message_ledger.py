@@ -293,6 +293,7 @@ class IngestBatch:
         fails the batch, which is then retried message by message), the counters (one
         atomic upsert: several workers add to the same rows); prune old rejections when
         some were added."""
+        self._write_piles_and_ports()
         db.session.flush()
         if self.ledger_rows:
             bulk.insert_many(ProcessedMessage.__table__, self.ledger_rows)
@@ -308,6 +309,21 @@ class IngestBatch:
             prune_rejections()
         self.counts.clear()
         self.rejected = 0
+
+
+    def _write_piles_and_ports(self) -> None:
+        """The batch's changed piles and ports in one UPDATE each (the rows it locked),
+        instead of the ORM's statement per row; their alleys' versions are noted first
+        (availability.note_state_changes), as the ORM's flush would."""
+        from .availability import note_state_changes
+
+        for objects in ([p for p in self.piles.values() if p is not None],
+                        list(self.ports.values())):
+            changed = bulk.changed_columns(objects)
+            if changed:
+                note_state_changes(db.session, [obj for obj, _ in changed],
+                                   {obj for obj, _ in changed})
+                bulk.write_changed(changed)
 
 
 def add_counts(counts: dict[str, int], now: datetime) -> None:
