@@ -95,6 +95,19 @@ def _prefetch() -> None:
     handlers._run = _run
 
 
+def status_changes(pile_ids: list[str], ports: int, n: int) -> list[tuple[str, dict]]:
+    """n status messages, every one a change, ports in turn (visible_latency.py's load)."""
+    cycle = ("occupied", "charging", "finishing", "available")
+    pairs = [(p, q) for p in pile_ids for q in range(1, ports + 1)]
+    out, now = [], datetime.now(UTC)
+    for i in range(n):
+        pile, port = pairs[i % len(pairs)]
+        out.append((f"{h.PREFIX}/{pile}/status",
+                    {"id": f"s{i}", "ts": h.iso(now), "port": port,
+                     "status": cycle[(i // len(pairs)) % len(cycle)]}))
+    return out
+
+
 VARIANTS = {"as-is": _as_is, "pile-no-autoflush": _pile_no_autoflush, "prefetch": _prefetch}
 
 
@@ -108,6 +121,9 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--variant", default="as-is", choices=list(VARIANTS),
                     help="as-is, or a proposed change patched in for this run only")
+    ap.add_argument("--mix", default="pile", choices=["pile", "status"],
+                    help="pile: the realistic mix of ingest_throughput.py; status: only "
+                         "status changes, ports in turn (as visible_latency.py)")
     ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
     ap.add_argument("--dump", default=None, help="also write the raw profile here (pstats)")
     ap.add_argument("--sql-time", action="store_true",
@@ -135,8 +151,11 @@ def main(argv=None) -> int:
             app = create_app()
             VARIANTS[args.variant]()
             per = args.messages // args.piles
-            scripts = {p: h.pile_script(p, per, args.ports, "prof") for p in pile_ids}
-            flat = h.interleave(scripts, 1)[0]
+            if args.mix == "status":
+                flat = status_changes(pile_ids, args.ports, args.messages)
+            else:
+                scripts = {p: h.pile_script(p, per, args.ports, "prof") for p in pile_ids}
+                flat = h.interleave(scripts, 1)[0]
             import json
 
             msgs = [handlers.Incoming(t, json.dumps(b).encode(), datetime.now(UTC)) for t, b in flat]

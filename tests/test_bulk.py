@@ -104,3 +104,16 @@ def test_one_of_matches_in(app):
     for wanted in (["P-1"], ["P-2", "P-1", "P-2"], [], ["nope"]):
         got = set(db.session.scalars(select(Pile.id).where(bulk.one_of(Pile.id, wanted))))
         assert got == set(wanted) - {"nope"}
+
+
+def test_pairs_in_matches_exact_pairs(app):
+    from chargers.models import ProcessedMessage
+
+    db.session.add_all([ProcessedMessage(pile_id=p, msg_id=m, kind="status", received_at=T)
+                        for p, m in [("P-1", "a"), ("P-1", "b"), ("P-2", "a")]])
+    db.session.flush()
+    cols = (ProcessedMessage.pile_id, ProcessedMessage.msg_id)
+    for wanted in ([("P-1", "a")], [("P-1", "b"), ("P-2", "b"), ("P-2", "a")], [],
+                   [("P-1", 'x"\\')]):
+        got = set(db.session.execute(select(*cols).where(bulk.pairs_in(cols, wanted))).all())
+        assert got == set(wanted) & {("P-1", "a"), ("P-1", "b"), ("P-2", "a")}

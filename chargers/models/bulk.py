@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Table, any_, bindparam, inspect, text
+from sqlalchemy import JSON, Table, any_, bindparam, inspect, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -171,6 +171,26 @@ def one_of(column, values):
     if _pg():
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def pairs_in(columns: Sequence, pairs, name: str = "pairs"):
+    """`(col_a, col_b, …) IN (pairs)` whose text does not depend on how many pairs:
+    on PostgreSQL the pairs travel as one JSON parameter (`json_to_recordset`), and
+    the server joins them to the table's index, one probe per pair. (Two `= ANY`
+    lists match their cross product; prepared, the planner's generic plan for them
+    scanned every ledger row of the batch's piles.) SQLite: a row-value IN."""
+    pairs = sorted(set(pairs))
+    if not is_postgres():
+        return tuple_(*columns).in_(pairs)
+    dialect = db.session.get_bind().dialect
+    names = [f"c{i}" for i in range(len(columns))]
+    defs = ", ".join(f"{n} {c.type.compile(dialect=dialect)}" for n, c in zip(names, columns,
+                                                                          strict=True))
+    rows = json.dumps([dict(zip(names, p, strict=True)) for p in pairs], default=_iso)
+    source = text(f"json_to_recordset(CAST(:{name} AS JSON)) AS {name}({defs})"
+                  ).bindparams(**{name: rows})
+    return tuple_(*columns).in_(
+        select(*[literal_column(f"{name}.{n}") for n in names]).select_from(source))
 
 
 def changed_columns(objects: Sequence) -> list[tuple[object, list[str]]]:

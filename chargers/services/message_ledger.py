@@ -166,8 +166,8 @@ class IngestBatch:
             if msg_keys:
                 rows = db.session.execute(
                     select(ProcessedMessage.pile_id, ProcessedMessage.msg_id).where(
-                        bulk.one_of(ProcessedMessage.pile_id, pile_ids),
-                        bulk.one_of(ProcessedMessage.msg_id, {m for _, m in msg_keys})))
+                        bulk.pairs_in((ProcessedMessage.pile_id, ProcessedMessage.msg_id),
+                                      msg_keys)))
                 self.known = {(p, m) for p, m in rows} & msg_keys
             from .presence import fillable_gaps
 

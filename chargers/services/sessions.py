@@ -52,14 +52,10 @@ def prefetch(keys: set[tuple[str, str]], cache: dict) -> None:
     if not keys:
         return
     with db.session.no_autoflush:
-        # Two lists instead of pairs (one statement text for any batch); the few
-        # extra sessions they match are left out.
         found = db.session.scalars(select(ChargingSession).where(
-            bulk.one_of(ChargingSession.pile_id, {p for p, _ in keys}),
-            bulk.one_of(ChargingSession.session_ref, {r for _, r in keys})))
+            bulk.pairs_in((ChargingSession.pile_id, ChargingSession.session_ref), keys)))
         for s in found:
-            if (s.pile_id, s.session_ref) in keys:
-                cache[(s.pile_id, s.session_ref)] = s
+            cache[(s.pile_id, s.session_ref)] = s
     for k in keys:
         cache.setdefault(k, None)
 
