@@ -21,3 +21,12 @@ max_requests_jitter = 50_000
 forwarded_allow_ips = "127.0.0.1"
 accesslog = "-"
 errorlog = "-"
+
+
+def post_worker_init(worker):
+    """Out of the cyclic collector's view: what the worker holds after loading the app
+    (see chargers.worker.freeze_startup_heap; a full collection walked all of it)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
