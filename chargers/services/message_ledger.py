@@ -156,13 +156,9 @@ class IngestBatch:
                 self.piles.setdefault(pile_id, None)
             port_keys = {k for k in port_keys if self.piles.get(k[0]) is not None}
             if port_keys:
-                # Two lists instead of pairs (one statement text for any batch); the
-                # few extra ports they match are left out here.
                 for port in db.session.scalars(select(Port).where(
-                        bulk.one_of(Port.pile_id, {p for p, _ in port_keys}),
-                        bulk.one_of(Port.number, {n for _, n in port_keys}))):
-                    if (port.pile_id, port.number) in port_keys:
-                        self.ports[(port.pile_id, port.number)] = port
+                        bulk.pairs_in((Port.pile_id, Port.number), port_keys))):
+                    self.ports[(port.pile_id, port.number)] = port
             if msg_keys:
                 rows = db.session.execute(
                     select(ProcessedMessage.pile_id, ProcessedMessage.msg_id).where(
