@@ -46,9 +46,9 @@ BATCH_WAIT_S = 0.05
 # so no message waits on a busy pile for ever. (Deferred messages lead the next batch,
 # and their piles come first in its share.)
 MAX_DEFERRALS = 3
-# After a batch found a pile held by another worker, for this long each batch takes
-# only PILE_SHARE of its piles (handlers.process): two workers then apply disjoint
-# halves side by side. One worker alone never finds a pile held, and takes all.
+# After a batch found most of its piles held by another worker, for this long each
+# batch takes only PILE_SHARE of its piles (handlers.process): two workers then apply
+# disjoint halves side by side. One worker alone never finds a pile held, and takes all.
 CONTENTION_S = 2.0
 PILE_SHARE = 0.5
 KEEPALIVE_S = 60

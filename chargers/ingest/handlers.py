@@ -256,7 +256,7 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
     `pile_share` (0.5: half) the batch takes at most that share of its piles (those
     of its first messages first), the messages of the others come back
     `deferred:later`. `report["contended"]` says whether the batch
-    found a pile held by another worker.
+    found most of its piles held by another worker.
 
     Needs an app context. Raises DatabaseUnavailable when the database does not
     answer (nothing is committed then)."""

@@ -122,7 +122,8 @@ class IngestBatch:
     # worker held them, or (`later`) the batch had taken its share of piles already
     busy: set = field(default_factory=set)
     later: set = field(default_factory=set)
-    # prefetch found a pile held by another worker (whether it then waited or not)
+    # prefetch found most of the batch's piles held by another worker (so waited for
+    # one, or left at least half for later)
     contended: bool = False
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
@@ -206,7 +207,10 @@ class IngestBatch:
             last = max(position[g] for g in got_ids)
             self.later = {p for p in waiting if position[p] > last}
         self.busy = set(waiting)
-        self.contended = self.contended or bool(self.busy - self.later)
+        # Most of the batch's piles held elsewhere: the two workers' batches overlap
+        # nearly whole (a small fleet), and taking a share pays. A few held (hundreds
+        # of piles: batches overlap little) are simply left for the next batch.
+        self.contended = self.contended or 2 * len(self.busy - self.later) >= len(rest)
         return got
 
     def _lock_free(self, ordered: list[str], limit: int | None) -> list[Pile]:
