@@ -134,6 +134,7 @@ class LedgerPoller(threading.Thread):
         self.db = db
         self.seen: dict[tuple[str, str], tuple[float, float]] = {}  # → (seen_at, received_at)
         self.samples: list[tuple[float, int]] = []
+        self.cpu: list[tuple[float, tuple[int, int]]] = []  # (time, machine busy/total jiffies)
         self.stop = threading.Event()
         self.last_id = 0
 
@@ -151,6 +152,7 @@ class LedgerPoller(threading.Thread):
                 self.seen.setdefault((r[1], r[2]), (now, _as_epoch(r[3])))
                 self.last_id = max(self.last_id, r[0])
             self.samples.append((now, len(self.seen)))
+            self.cpu.append((now, machine_jiffies()))
 
 
 def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
@@ -216,6 +218,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
         # and the tail); the overall figure runs from the first publish to the last commit.
         lo, hi = times[n // 10] if n else 0, times[(9 * n) // 10 - 1] if n >= 10 else 0
         sustained = (0.8 * n) / (hi - lo) if hi > lo else float("nan")
+        busy = machine_busy(poller.cpu, lo, hi)
         # exactly once, from the database itself
         ledger = db.scalar("SELECT count(*) FROM processed_messages")
         distinct = db.scalar("SELECT count(*) FROM (SELECT DISTINCT pile_id, msg_id "
@@ -234,6 +237,7 @@ def worker_run(args, workdir: Path, db_kind: str, inflight: int | None) -> dict:
             "arr50": h.median(arrival_lag), "arr99": h.pct(arrival_lag, 99),
             "lag50": h.median(commit_lag), "lag99": h.pct(commit_lag, 99),
             "rss": f"{rss0:.0f}->{rss1:.0f}" if rss0 and rss1 else "?",
+            "machine_busy": busy,
             "cpu_per_1k": (cpu1 - cpu0) / max(n, 1) * 1000 if cpu0 is not None and cpu1 else None,
             "exactly_once": (ledger == distinct == args.messages == accepted and not missing
                              and meters_db == meters_sent and not gaps
@@ -298,11 +302,12 @@ def main(argv=None) -> int:
                   f"(publish {raw['pub_rate']:.0f}/s)", flush=True)
             rows.append(["raw broker (subscriber only counts)", inflight,
                          f"{raw['pub_rate']:.0f}", f"{raw['rate']:.0f}", "-", "-", "-", "-",
-                         "1.00", "-", "-", "-"])
+                         "1.00", "-", "-", "-", "-"])
             for kind in kinds:
                 r = worker_run(args, workdir, kind, inflight)
                 figures.setdefault(f"{kind}_msgs_per_s", r["sustained"])
                 figures.setdefault(f"{kind}_exactly_once", r["exactly_once"])
+                figures.setdefault(f"{kind}_machine_cpu_busy", r["machine_busy"])
                 print(f"  worker {kind}, inflight {inflight}: {r['sustained']:.0f} msg/s "
                       f"sustained; {r['detail']}", flush=True)
                 cpu = f"{r['cpu_per_1k']:.2f}" if r["cpu_per_1k"] is not None else "?"
@@ -311,19 +316,42 @@ def main(argv=None) -> int:
                              f"{r['arr50']:.2f}/{r['arr99']:.2f}",
                              f"{r['lag50']:.2f}/{r['lag99']:.2f}", cpu,
                              f"{r['sustained'] / raw['rate']:.2f}",
-                             "yes" if r["exactly_once"] else "NO", r["rss"], load_after()])
+                             "yes" if r["exactly_once"] else "NO", r["rss"],
+                             f"{100 * r['machine_busy']:.0f} %" if r["machine_busy"] else "?",
+                             load_after()])
     print()
     print(h.table(rows, ["run", "inflight", "publish/s", "applied/s", "sustained/s",
                          "arrival lag p50/p99 s", "commit lag p50/p99 s", "worker CPU s/1k",
-                         "worker/raw", "exactly once", "worker peak RSS MB", "load"]))
+                         "worker/raw", "exactly once", "worker peak RSS MB",
+                         "machine CPU busy", "load"]))
     if args.json:
         import json
 
         Path(args.json).write_text(json.dumps(figures, indent=2))
     print("\napplied/s: first publish to last commit; sustained/s: between 10 % and 90 % "
-          "committed;\nlags measured from publish (wall clock) over a burst, so they include "
+          "committed;\nmachine CPU busy: all cores, over that same window;\nlags measured from publish (wall clock) over a burst, so they include "
           "the queue behind the worker.")
     return 0
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far (Linux /proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return (0, 0)
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle, sum(fields))
+
+
+def machine_busy(samples: list[tuple[float, tuple[int, int]]], lo: float, hi: float
+                 ) -> float | None:
+    """Share of all cores busy between times lo and hi (the sustained window): with
+    every core busy, a second worker has nothing to run on."""
+    inside = [j for t, j in samples if lo <= t <= hi]
+    if len(inside) < 2 or inside[-1][1] == inside[0][1]:
+        return None
+    return (inside[-1][0] - inside[0][0]) / (inside[-1][1] - inside[0][1])
 
 
 def load_after() -> str:
