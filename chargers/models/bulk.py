@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from sqlalchemy import JSON, Table, any_, bindparam, inspect, literal_column, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import get_history, set_committed_value
 
 from ..extensions import db
 
@@ -201,8 +201,9 @@ def changed_columns(objects: Sequence) -> list[tuple[object, list[str]]]:
         state = inspect(obj)
         if not state.persistent or not state.modified:
             continue
-        names = [a.key for a in state.mapper.column_attrs
-                 if a.key in state.committed_state and state.attrs[a.key].history.has_changes()]
+        columns = state.mapper.columns
+        names = [key for key in state.committed_state
+                 if key in columns and get_history(obj, key).has_changes()]
         if names:
             out.append((obj, names))
     return out
