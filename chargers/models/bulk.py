@@ -10,6 +10,10 @@ RETURNING goes as multi-row INSERTs.
 
 Values go through each column's own type (UTCDateTime, JSON, …) as with the ORM.
 The caller owns the transaction.
+
+Also: lookups whose SQL text does not change with the number of values (`one_of`,
+`pairs_in`), and `write_changed`, which writes the pending changes of ORM objects of
+one class in one UPDATE and tells the ORM they are committed.
 """
 
 from __future__ import annotations
@@ -27,9 +31,6 @@ from ..extensions import db
 
 def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
-
-
-_pg = is_postgres
 
 
 def _iso(value):
@@ -95,7 +96,7 @@ def update_many(table: Table, rows: Sequence[dict], set_: Sequence[str],
     names = _names(cols)
     assignments = ([f"{n} = v.{n}" for n in names[:len(set_)]]
                    + [f"{n} = t.{n} + v.{n}" for n in names[len(set_):-1]])
-    if _pg():
+    if is_postgres():
         source, params = _recordset(table, rows, cols)
         db.session.execute(text(f"UPDATE {table.name} AS t SET {', '.join(assignments)} "
                                 f"FROM {source} WHERE t.{names[-1]} = v.{names[-1]}"), params)
@@ -115,7 +116,7 @@ def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = (
     cols = list(rows[0])
     names = ", ".join(_names(cols))
     ret = f" RETURNING {', '.join(_names(returning))}" if returning else ""
-    if _pg():
+    if is_postgres():
         source, params = _recordset(table, rows, cols)
         result = db.session.execute(text(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source}{ret}"), params)
@@ -147,7 +148,7 @@ def upsert_add(table: Table, rows: Sequence[dict], key: str, add: Sequence[str],
     cols = [key, *add, *set_]
     names = _names(cols)
     k = names[0]
-    if _pg():
+    if is_postgres():
         changes = ([f"{n} = {table.name}.{n} + EXCLUDED.{n}" for n in names[1:1 + len(add)]]
                    + [f"{n} = EXCLUDED.{n}" for n in names[1 + len(add):]])
         source, params = _recordset(table, rows, cols)
@@ -168,7 +169,7 @@ def one_of(column, values):
     `= ANY(:array)` on PostgreSQL, so psycopg parses it once and the server reuses one
     prepared statement (an IN list is a new statement for every length). SQLite: IN."""
     values = sorted(set(values))
-    if _pg():
+    if is_postgres():
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 
@@ -218,6 +219,7 @@ def write_changed(changed: Sequence[tuple[object, list[str]]]) -> None:
     if not changed:
         return
     mapper = inspect(changed[0][0]).mapper
+    # Attribute names are the column names (true of the models written this way).
     [key] = [c.key for c in mapper.primary_key]
     cols = sorted({n for _, names in changed for n in names})
     rows = [{key: getattr(obj, key), **{c: getattr(obj, c) for c in cols}}

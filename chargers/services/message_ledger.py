@@ -136,10 +136,14 @@ class IngestBatch:
         the named ports: loading every port of every pile was most of a batch's
         database time once a batch spans hundreds of piles.
 
-        The piles are locked (SELECT … FOR UPDATE, in id order; PostgreSQL) before the
-        ledger is read: a second worker applying messages of the same pile waits for
+        The piles are locked (SELECT … FOR NO KEY UPDATE, in id order; PostgreSQL)
+        before the ledger is read: a second worker applying messages of the same pile waits for
         this batch's commit, then sees its ledger rows and its pile state. A pile's
-        ports are changed only under its pile's lock.
+        ports are changed only under its pile's lock. NO KEY UPDATE (the ingest never
+        changes a pile's id) still excludes every other pile lock, but not the KEY SHARE
+        lock that a foreign-key check takes: with FOR UPDATE, settlement (holding
+        finished sessions, checking their pile) and a batch (holding the pile, updating
+        one of those sessions) deadlocked.
 
         With `skip_locked` (PostgreSQL; several workers), see `_lock_share`: piles
         are taken only when free, in `order`, up to `max_piles`; the messages of the
@@ -150,7 +154,7 @@ class IngestBatch:
             else:
                 found = list(db.session.scalars(
                     select(Pile).where(bulk.one_of(Pile.id, pile_ids)).order_by(Pile.id)
-                    .with_for_update(of=Pile)))
+                    .with_for_update(of=Pile, key_share=True)))
             for pile in found:
                 self.piles[pile.id] = pile
             for pile_id in pile_ids - self.busy:
@@ -196,7 +200,7 @@ class IngestBatch:
             self.contended = True
             first = next(p for p in rest if p in exists)
             got = list(db.session.scalars(
-                select(Pile).where(Pile.id == first).with_for_update(of=Pile)))
+                select(Pile).where(Pile.id == first).with_for_update(of=Pile, key_share=True)))
             more = [p for p in rest if p != first]
             got += self._lock_free(more, None if max_piles is None else max_piles - 1)
             got_ids = {g.id for g in got}
@@ -210,7 +214,8 @@ class IngestBatch:
         # Most of the batch's piles held elsewhere: the two workers' batches overlap
         # nearly whole (a small fleet), and taking a share pays. A few held (hundreds
         # of piles: batches overlap little) are simply left for the next batch.
-        self.contended = self.contended or 2 * len(self.busy - self.later) >= len(rest)
+        self.contended = self.contended or (
+            bool(rest) and 2 * len(self.busy - self.later) >= len(rest))
         return got
 
     def _lock_free(self, ordered: list[str], limit: int | None) -> list[Pile]:
@@ -221,7 +226,7 @@ class IngestBatch:
         position = func.array_position(bindparam(None, ordered, type_=ARRAY(String)),
                                        Pile.id)
         query = (select(Pile).where(bulk.one_of(Pile.id, ordered)).order_by(position)
-                 .with_for_update(of=Pile, skip_locked=True))
+                 .with_for_update(of=Pile, skip_locked=True, key_share=True))
         if limit is not None:
             query = query.limit(limit)
         return list(db.session.scalars(query))
@@ -232,7 +237,8 @@ class IngestBatch:
             # No autoflush: flushing the batch's pending rows for a read of a pile
             # would write them once per new pile in the batch.
             with db.session.no_autoflush:
-                self.piles[pile_id] = db.session.get(Pile, pile_id, with_for_update=True)
+                self.piles[pile_id] = db.session.get(Pile, pile_id,
+                                                     with_for_update={"key_share": True})
         return self.piles[pile_id]
 
     def port(self, pile: Pile, number: int) -> Port | None:

@@ -224,7 +224,7 @@ def expire_seq_gaps(now: datetime, window_s: int, rules: AlertRules) -> int:
     pile_ids = sorted(set(db.session.scalars(due)))
     n = 0
     for pile in db.session.scalars(select(Pile).where(Pile.id.in_(pile_ids))
-                                   .order_by(Pile.id).with_for_update()):
+                                   .order_by(Pile.id).with_for_update(key_share=True)):
         gaps = db.session.scalars(
             select(SeqGap).where(SeqGap.pile_id == pile.id, SeqGap.status == "open",
                                  SeqGap.detected_at <= cutoff)
