@@ -181,8 +181,9 @@ def test_deferred_messages_are_not_acked_and_come_first_in_the_next_batch(app, m
 
 
 def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, monkeypatch):
-    """A worker alone takes every pile of a batch; once a batch reports a pile held by
-    another worker, the batches of the next CONTENTION_S take PILE_SHARE of them."""
+    """A worker alone takes every pile of a batch; once a batch reports most of its
+    piles held by another worker, the batches of the next CONTENTION_S take PILE_SHARE
+    of them, and up to SHARE_BATCH_FACTOR times batch_max messages."""
     ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
     ic.client, ic.generation = FakePaho(), 1
     shares, contended = [], iter([False, True, False])
@@ -197,7 +198,15 @@ def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, m
     for r in received(3):
         ic._apply_and_ack([r])
     assert shares == [None, None, client_mod.PILE_SHARE]
+    for r in received(25):
+        ic.inbox.put(r)
+    assert len(ic._take()) == 10 * client_mod.SHARE_BATCH_FACTOR  # batch_max 10
+    ic.inbox = type(ic.inbox)()
     ic._contended_until = 0  # CONTENTION_S later
+    for r in received(25):
+        ic.inbox.put(r)
+    assert len(ic._take()) == 10
+    ic.inbox = type(ic.inbox)()
     monkeypatch.setattr(handlers, "process", lambda m, s=None, n=None, **kw: (
         shares.append(kw.get("pile_share")), ["accepted"] * len(m))[1])
     ic._apply_and_ack(received(1))
