@@ -317,7 +317,7 @@ def _bump_state_versions(session) -> None:
 
 
 def _forget_state_changes(session, *_args) -> None:
-    """after_rollback / after_soft_rollback: what was noted did not happen."""
+    """after_rollback: what was noted did not happen."""
     session.info.pop(_PENDING, None)
 
 
