@@ -22,7 +22,18 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Table, any_, bindparam, inspect, literal_column, select, text, tuple_
+from sqlalchemy import (
+    JSON,
+    Table,
+    any_,
+    bindparam,
+    func,
+    inspect,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
@@ -39,18 +50,25 @@ def _iso(value):
     raise TypeError(f"{type(value).__name__} in a bulk row")
 
 
+def _json_source(param: str, alias: str, typed: Sequence[tuple[str, object]]) -> str:
+    """`json_to_recordset(CAST(:param AS JSON)) AS alias(<name> <type>, …)`: a JSON
+    array of objects (one bound parameter) read as rows of those typed columns."""
+    dialect = db.session.get_bind().dialect
+    defs = ", ".join(f"{dialect.identifier_preparer.quote(name)} {type_.compile(dialect=dialect)}"
+                     for name, type_ in typed)
+    return f"json_to_recordset(CAST(:{param} AS JSON)) AS {alias}({defs})"
+
+
 def _recordset(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> tuple[str, dict]:
     """`json_to_recordset(:rows) AS v(<col> <type>, …)` and its one parameter: the rows
     with each value bound by its column's type (JSON values are nested as they are)."""
     dialect = db.session.get_bind().dialect
-    procs, defs = {}, []
+    procs = {}
     for name in cols:
         col = table.c[name]
         proc = col.type._cached_bind_processor(dialect)
         if proc is not None and not isinstance(col.type, JSON):
             procs[name] = proc
-        defs.append(f"{dialect.identifier_preparer.quote(name)} "
-                    f"{col.type.compile(dialect=dialect)}")
     data = []
     for r in rows:
         d = {c: r[c] for c in cols}
@@ -58,7 +76,7 @@ def _recordset(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> tuple
             if d[c] is not None:
                 d[c] = proc(d[c])
         data.append(d)
-    return (f"json_to_recordset(CAST(:rows AS JSON)) AS v({', '.join(defs)})",
+    return (_json_source("rows", "v", [(c, table.c[c].type) for c in cols]),
             {"rows": json.dumps(data, default=_iso, separators=(",", ":"))})
 
 
@@ -174,6 +192,11 @@ def one_of(column, values):
     return column.in_(values)
 
 
+def position_in(column, values: Sequence):
+    """PostgreSQL: `array_position(:values, column)`, to order rows as `values` are."""
+    return func.array_position(bindparam(None, list(values), type_=ARRAY(column.type)), column)
+
+
 def pairs_in(columns: Sequence, pairs, name: str = "pairs"):
     """`(col_a, col_b, …) IN (pairs)` whose text does not depend on how many pairs:
     on PostgreSQL the pairs travel as one JSON parameter (`json_to_recordset`), and
@@ -183,12 +206,10 @@ def pairs_in(columns: Sequence, pairs, name: str = "pairs"):
     pairs = sorted(set(pairs))
     if not is_postgres():
         return tuple_(*columns).in_(pairs)
-    dialect = db.session.get_bind().dialect
     names = [f"c{i}" for i in range(len(columns))]
-    defs = ", ".join(f"{n} {c.type.compile(dialect=dialect)}" for n, c in zip(names, columns,
-                                                                          strict=True))
     rows = json.dumps([dict(zip(names, p, strict=True)) for p in pairs], default=_iso)
-    source = text(f"json_to_recordset(CAST(:{name} AS JSON)) AS {name}({defs})"
+    source = text(_json_source(name, name, [(n, c.type) for n, c in zip(names, columns,
+                                                                        strict=True)])
                   ).bindparams(**{name: rows})
     return tuple_(*columns).in_(
         select(*[literal_column(f"{name}.{n}") for n in names]).select_from(source))

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import String, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, func, select
 
 from ..extensions import db
 from ..models import (
@@ -219,13 +218,12 @@ class IngestBatch:
         return got
 
     def _lock_free(self, ordered: list[str], limit: int | None) -> list[Pile]:
-        """SELECT … FOR UPDATE SKIP LOCKED of `ordered`'s free piles, first first,
-        at most `limit`."""
+        """SELECT … FOR NO KEY UPDATE SKIP LOCKED of `ordered`'s free piles, first
+        first, at most `limit`."""
         if not ordered or limit == 0:
             return []
-        position = func.array_position(bindparam(None, ordered, type_=ARRAY(String)),
-                                       Pile.id)
-        query = (select(Pile).where(bulk.one_of(Pile.id, ordered)).order_by(position)
+        query = (select(Pile).where(bulk.one_of(Pile.id, ordered))
+                 .order_by(bulk.position_in(Pile.id, ordered))
                  .with_for_update(of=Pile, skip_locked=True, key_share=True))
         if limit is not None:
             query = query.limit(limit)
@@ -293,12 +291,12 @@ class IngestBatch:
         self.seen.add((pile_id, msg_id))
 
     def flush(self) -> None:
-        """Write the batch: pending objects (one UPDATE per touched pile, port and
-        session), the ledger rows and meter readings (one INSERT each; the ledger's
-        unique (pile, msg id) is the guard against applying a message twice: a clash
-        fails the batch, which is then retried message by message), the counters (one
-        atomic upsert: several workers add to the same rows); prune old rejections when
-        some were added."""
+        """Write the batch: its changed piles and ports (one UPDATE each), the other
+        pending objects (the ORM's flush: sessions, alerts, …), the ledger rows and
+        meter readings (one INSERT each; the ledger's unique (pile, msg id) is the
+        guard against applying a message twice: a clash fails the batch, which is then
+        retried message by message), the counters (one atomic upsert: several workers
+        add to the same rows); prune old rejections when some were added."""
         self._write_piles_and_ports()
         db.session.flush()
         if self.ledger_rows:
