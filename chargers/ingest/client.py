@@ -286,9 +286,7 @@ class IngestClient:
             except queue.Empty:
                 return []
         deadline = time.monotonic() + self.batch_wait_s
-        limit = self.batch_max
-        if time.monotonic() < self._contended_until:
-            limit *= SHARE_BATCH_FACTOR
+        limit = self.batch_max * (SHARE_BATCH_FACTOR if self._sharing_piles() else 1)
         while len(batch) < limit:
             left = deadline - time.monotonic()
             try:
@@ -308,12 +306,16 @@ class IngestClient:
                 log.exception("ingest loop error")
                 self.stopping.wait(1)
 
+    def _sharing_piles(self) -> bool:
+        """Within CONTENTION_S of a batch that found most of its piles held elsewhere."""
+        return time.monotonic() < self._contended_until
+
     def _apply_and_ack(self, batch: list[Received]) -> None:
         delay = 0.5
         may_defer = all(r.deferrals < MAX_DEFERRALS for r in batch)
         report: dict = {}
         kwargs = {"may_defer": may_defer, "report": report}
-        if may_defer and time.monotonic() < self._contended_until:
+        if may_defer and self._sharing_piles():
             kwargs["pile_share"] = PILE_SHARE
         while True:
             try:
