@@ -4,7 +4,6 @@ hand is finished and acknowledged, the rest stays with the broker."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -15,6 +14,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from . import settings
+from .heap import freeze_startup_heap
 from .ingest.client import IngestClient
 from .models import utcnow
 from .scheduler import build_scheduler
@@ -111,17 +111,6 @@ def _direct_dispatch(app: Flask, ingest: IngestClient):
                 commands.dispatch_pending(ingest.publish, None, settings.commands(app.config))
 
     return after_commit
-
-
-def freeze_startup_heap() -> None:
-    """Move what exists after start-up (modules, the app, SQLAlchemy's mappings: some
-    hundreds of thousands of objects) out of the cyclic garbage collector's view
-    (gc.freeze). A batch leaves tens of thousands of ORM objects in reference cycles,
-    so the oldest generation is collected about once a second; each of those
-    collections walked the whole heap and stopped the ingest for ~100 ms, the tail of
-    publish → visible (bench/visible_latency.py)."""
-    gc.collect()
-    gc.freeze()
 
 
 def run(app: Flask, name: str | None = None) -> int:

@@ -24,9 +24,8 @@ errorlog = "-"
 
 
 def post_worker_init(worker):
-    """Out of the cyclic collector's view: what the worker holds after loading the app
-    (see chargers.worker.freeze_startup_heap; a full collection walked all of it)."""
-    import gc
+    """After loading the app: chargers.heap.freeze_startup_heap (a full collection of
+    the cyclic garbage collector walked all of it)."""
+    from chargers.heap import freeze_startup_heap
 
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()
