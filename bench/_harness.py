@@ -267,6 +267,9 @@ class Worker:
 
 # -- piles' messages ------------------------------------------------------------------
 
+# A port's statuses in turn: every status message of the latency benchmarks is a change.
+STATUS_CYCLE = ("occupied", "charging", "finishing", "available")
+
 
 def iso(dt: datetime) -> str:
     return dt.astimezone(SHANGHAI).isoformat(timespec="milliseconds")

@@ -97,7 +97,7 @@ def _prefetch() -> None:
 
 def status_changes(pile_ids: list[str], ports: int, n: int) -> list[tuple[str, dict]]:
     """n status messages, every one a change, ports in turn (visible_latency.py's load)."""
-    cycle = ("occupied", "charging", "finishing", "available")
+    cycle = h.STATUS_CYCLE
     pairs = [(p, q) for p in pile_ids for q in range(1, ports + 1)]
     out, now = [], datetime.now(UTC)
     for i in range(n):

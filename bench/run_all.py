@@ -57,6 +57,13 @@ def main(argv=None) -> int:
     def ratio(a, b):
         return round(a / b, 3) if a and b else None
 
+    def per_run(suffix: str) -> dict:
+        """`<run>_<suffix>` figures of both ingest scripts, by run (500-pile runs
+        prefixed), leaving out those a run could not measure."""
+        both = [*ing.items(), *((f"500piles_{k}", v) for k, v in city.items())]
+        return {k.removesuffix(suffix): v for k, v in both
+                if k.endswith(suffix) and v is not None}
+
     results = {
         "raw_msgs_per_s": round(raw, 1),
         "ingest_sqlite_msgs_per_s": round(ing.get("sqlite_msgs_per_s", 0.0), 1),
@@ -80,16 +87,11 @@ def main(argv=None) -> int:
         "api_p99_ms": round(web["api"]["p99_ms"], 1),
         "page_p99_ms": round(web["page"]["p99_ms"], 1),
         "_notes": {
-            "exactly_once": {k.removesuffix("_exactly_once"): v
-                             for k, v in [*ing.items(), *((f"500piles_{k}", v)
-                                                          for k, v in city.items())]
-                             if k.endswith("_exactly_once")},
+            "exactly_once": per_run("_exactly_once"),
             # Share of both cores busy while the burst was applied: one worker already
             # leaves little for a second one on a 2-core machine.
-            "machine_cpu_busy": {k.removesuffix("_machine_cpu_busy"): round(v, 2)
-                                 for k, v in [*ing.items(), *((f"500piles_{k}", v)
-                                                              for k, v in city.items())]
-                                 if k.endswith("_machine_cpu_busy") and v is not None},
+            "machine_cpu_busy": {k: round(v, 2)
+                                 for k, v in per_run("_machine_cpu_busy").items()},
             "visible_rate_msgs_per_s": round(vis.get("rate", 0.0), 1),
             "load_tool": web["api"].get("tool"),
             "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],

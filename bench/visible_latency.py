@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
 
-CYCLE = ("occupied", "charging", "finishing", "available")
+CYCLE = h.STATUS_CYCLE
 
 
 class Poller(threading.Thread):
