@@ -10,7 +10,11 @@ request at all. The client refuses a request made inside a held context."""
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+
 import pytest
+import time_machine
 from flask import has_app_context
 from flask.testing import FlaskClient
 
@@ -21,6 +25,23 @@ from chargers.services import accounts
 pytest_plugins = ["tests.brokers", "tests.device_clients", "tests.ingest_support"]
 
 PASSWORD = "correct-horse-battery"
+
+# CHARGERS_TEST_NOW=2027-12-31T16:30:00+00:00 moves the wall clock of the whole run to
+# that moment (still ticking), so that a test that leans on the real date fails on
+# any day, not only in some December: `.ci/run` runs the time-dependent tests again at
+# a moment where UTC and Asia/Shanghai fall in different days, months and years, and
+# on a 29 February. Subprocesses (the worker of the end-to-end tests) keep the real
+# clock, so those passes take only tests that run in this process.
+TEST_NOW = os.environ.get("CHARGERS_TEST_NOW", "").strip()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shifted_wall_clock():
+    if not TEST_NOW:
+        yield None
+        return
+    with time_machine.travel(datetime.fromisoformat(TEST_NOW), tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from chargers.extensions import db
@@ -140,7 +141,9 @@ def test_a_charge_posted_after_the_close_lands_in_the_next_month(app, client, ad
     from chargers.services import settlement
 
     user, token = admin
-    acc = make_account(client, token, ["C-1"], topup=1000)
+    # The top-up goes through the API, which posts at the wall clock: in November.
+    with time_machine.travel(local(2026, 11, 10, 9, 0), tick=False):
+        acc = make_account(client, token, ["C-1"], topup=1000)
     with app.app_context():
         boss = db.session.get(User, user.id)
         set_tariff("lane", electricity_cents_per_kwh=100)
