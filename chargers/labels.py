@@ -19,10 +19,22 @@ REJECTION_LABELS = {
     "replay": _l("Old sequence number (replay)"), "error": _l("Failed to process"),
 }
 NOTIFY_REASON_LABELS = {"new": _l("first page"), "resend": _l("reminder"),
-                        "escalation": _l("escalation")}
+                        "escalation": _l("escalation"), "cutoff": _l("cut-off not confirmed")}
 NOTIFY_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("delivered"),
                         "failed": _l("gave up")}
-CHANNEL_LABELS = {"webhook": _l("Group robot"), "email": _l("E-mail")}
+CHANNEL_LABELS = {"webhook": _l("Group robot"), "email": _l("E-mail"), "sms": _l("SMS")}
+# The automatic cut-off's state (Alert.cutoff, services/cutoff.py), as staff read it.
+CUTOFF_LABELS = {"none": _l("no cut-off"), "pending": _l("Cutting power…"),
+                 "confirmed": _l("Power cut (confirmed by the pile)"),
+                 "unconfirmed": _l("Cut-off NOT confirmed")}
+# The same states as residents are told them on the fire banner (never a hope: what the
+# pile confirmed). `None` for "none": the banner then says only that staff know.
+RESIDENT_CUTOFF_LABELS = {
+    "none": None, "pending": _l("Cutting power…"),
+    "confirmed": _l("Power cut (confirmed by the pile)"),
+    "unconfirmed": _l("Power cut NOT confirmed: keep away, do not plug in or unplug; "
+                      "staff have been informed."),
+}
 
 CODE_LABELS = {
     "smoke": _l("Smoke"), "over_temperature": _l("Over-temperature"),
@@ -58,16 +70,20 @@ EVENT_LABELS = {
     "command_timeout": _l("command unanswered"), "notified": _l("notified"),
     "renotified": _l("notified again"), "escalated": _l("escalated"),
     "stale_clear_ignored": _l("late clear ignored"), "stale_raise_ignored": _l("late report ignored"),
+    "cutoff_confirmed": _l("cut-off confirmed by the pile"),
+    "cutoff_unconfirmed": _l("cut-off not confirmed in time: escalated"),
+    "cutoff_resent": _l("cut-off sent again"), "cutoff_retry": _l("cut-off tried again by staff"),
 }
 COMMAND_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("sent, waiting for the pile"),
                          "accepted": _l("done"), "rejected": _l("refused by the pile"),
-                         "timeout": _l("no answer")}
+                         "timeout": _l("failed: no answer")}
 # What we add to a command's outcome beyond its status (the pile's own words follow).
 COMMAND_OUTCOME_LABELS = {"no_ack": None, "unsent": _l("never sent: broker away"),
                           "late": _l("answered late")}
 # The subject line of a notification that is not the first page.
 NOTIFY_SUBJECT_PREFIXES = {"new": "", "resend": _l("[Unacknowledged · re-sent]"),
-                           "escalation": _l("[Escalated]")}
+                           "escalation": _l("[Escalated]"),
+                           "cutoff": _l("[Cut-off NOT confirmed]")}
 
 # The billing audit trail (MoneyAudit.action, with its JSON data as the parameters).
 MONEY_AUDIT_LABELS = {

@@ -40,6 +40,7 @@ MESSAGES: dict[str, object] = {
     "alert.status_filter": _l("Status: one of active, acknowledged, cleared."),
     "alert.still_reported": _l("The pile still reports this fault: tick 'resolve anyway' and "
                                "give the reason"),
+    "cutoff.not_retryable": _l("This cut-off is confirmed or was never asked: nothing to try again."),
     "alley.exists": _l("The alley %(slug)s already exists."),
     "alley.name_required": _l("Enter a name."),
     "alley.not_found": _l("No such alley."),

@@ -30,6 +30,17 @@ class Paging:
 
 
 @dataclass(frozen=True)
+class CutoffRules:
+    """How a cut-off is pressed until the pile confirms it: CUTOFF_CONFIRM_S before it
+    is "unconfirmed" (and escalated), re-sends every CUTOFF_RETRY_BASE_S doubling up to
+    CUTOFF_RETRY_MAX_S."""
+
+    confirm_s: int = 30
+    retry_base_s: int = 2
+    retry_max_s: int = 60
+
+
+@dataclass(frozen=True)
 class AlertRules:
     """When alerts page, flap, go offline, re-send and escalate; severity overrides."""
 
@@ -39,6 +50,7 @@ class AlertRules:
     escalate_minutes: int = 15
     severity: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
     paging: Paging = field(default_factory=Paging)
+    cutoff: CutoffRules = field(default_factory=lambda: CutoffRules())
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,14 @@ def alerts(config: Mapping) -> AlertRules:
                       resend_minutes=config["ALERT_RESEND_MINUTES"],
                       escalate_minutes=config["ALERT_ESCALATE_MINUTES"],
                       severity=_frozen(config.get("ALERT_SEVERITY")),
-                      paging=paging(config))
+                      paging=paging(config), cutoff=cutoff(config))
+
+
+def cutoff(config: Mapping) -> CutoffRules:
+    """CUTOFF_CONFIRM_S, CUTOFF_RETRY_BASE_S, CUTOFF_RETRY_MAX_S."""
+    return CutoffRules(confirm_s=config["CUTOFF_CONFIRM_S"],
+                       retry_base_s=config["CUTOFF_RETRY_BASE_S"],
+                       retry_max_s=config["CUTOFF_RETRY_MAX_S"])
 
 
 def commands(config: Mapping) -> CommandRules:
@@ -165,7 +184,7 @@ def sms(config: Mapping) -> SmsConfig:
     """SMS_* (Aliyun SendSms)."""
     templates = {kind: config.get(f"SMS_TEMPLATE_{kind.upper()}", "")
                  for kind in ("low_balance", "negative", "monthly_end", "statement",
-                              "overstay")}
+                              "overstay", "cutoff")}
     return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
                      access_key_id=config.get("SMS_ACCESS_KEY_ID", ""),
                      access_key_secret=config.get("SMS_ACCESS_KEY_SECRET", ""),

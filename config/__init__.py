@@ -94,6 +94,12 @@ class Config:
     # A pile silent and offline this long raises an `offline` alert.
     OFFLINE_GRACE_S = _env_int("OFFLINE_GRACE_S", 300)
     COMMAND_TIMEOUT_S = _env_int("COMMAND_TIMEOUT_S", 30)
+    # A cut-off the pile has not confirmed (acked, and no port charging) within this
+    # is "unconfirmed": escalated to level 2 and by SMS. Unconfirmed commands are sent
+    # again every BASE s, doubling up to MAX s, and at once when the pile comes back.
+    CUTOFF_CONFIRM_S = _env_int("CUTOFF_CONFIRM_S", 30)
+    CUTOFF_RETRY_BASE_S = _env_int("CUTOFF_RETRY_BASE_S", 2)
+    CUTOFF_RETRY_MAX_S = _env_int("CUTOFF_RETRY_MAX_S", 60)
     # A command that could not be published for this long is given up (timeout).
     COMMAND_UNSENT_TIMEOUT_S = _env_int("COMMAND_UNSENT_TIMEOUT_S", 300)
     # An unacknowledged critical alert is re-sent every N minutes, escalated after M.
@@ -128,6 +134,7 @@ class Config:
     SMS_TEMPLATE_MONTHLY_END = os.environ.get("SMS_TEMPLATE_MONTHLY_END", "")
     SMS_TEMPLATE_STATEMENT = os.environ.get("SMS_TEMPLATE_STATEMENT", "")
     SMS_TEMPLATE_OVERSTAY = os.environ.get("SMS_TEMPLATE_OVERSTAY", "")  # alley, pile, port, minutes
+    SMS_TEMPLATE_CUTOFF = os.environ.get("SMS_TEMPLATE_CUTOFF", "")  # alley, pile, code
     # Reminders (job `reminders`): defaults for alleys without their own setting.
     REMINDER_LOW_BALANCE_CENTS = _env_int("REMINDER_LOW_BALANCE_CENTS", 500)
     REMINDER_MONTHLY_DAYS = _env_int("REMINDER_MONTHLY_DAYS", 3)

@@ -69,7 +69,7 @@ def test_burning_smell_report_pages_at_once_without_cutting_power(app, client, a
         assert (report.port, report.kind, report.phone) == (3, "burning", "138 0000 1234")
         alert = db.session.get(Alert, report.alert_id)
         assert (alert.code, alert.severity, alert.port) == ("report_burning", "critical", 3)
-        assert not alert.cutoff_done and db.session.query(Command).count() == 0
+        assert alert.cutoff == "none" and db.session.query(Command).count() == 0
         [n] = db.session.scalars(select(Notification)).all()  # paged at once
         assert "居民报修" in n.body
         # The photo: a fresh, smaller JPEG without the EXIF it came with.

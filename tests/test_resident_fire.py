@@ -36,11 +36,11 @@ def test_smoke_on_one_port_leaves_no_port_free_anywhere(app, client, alley_with_
     assert r.json["counts"]["fault"] == 4 and r.json["counts"]["free"] == 0
 
     html = client.get("/a/lane?lang=en").get_data(as_text=True)
-    assert 'class="fire-banner"' in html and "smoke alarm" in html
+    assert 'class="fire-banner' in html and "smoke alarm" in html
     assert "Keep away from the whole pile" in html
     assert re.search(r'<li class="fault">.*?<b>4</b>', html)  # the legend counts it
     html = client.get("/p/P-1?lang=zh").get_data(as_text=True)  # the QR page, in Chinese
-    assert 'class="fire-banner"' in html and "烟雾报警" in html
+    assert 'class="fire-banner' in html and "烟雾报警" in html
 
 
 def test_port_reported_faulted_with_smoke_is_enough(app, client, alley_with_pile):
@@ -57,7 +57,7 @@ def test_other_faults_keep_the_rest_of_the_pile_free(app, client, alley_with_pil
     smoke(app, code="over_current")
     r = client.get("/api/v1/alleys/lane").json
     assert r["free"] == 2 and r["piles"][0]["unsafe"] is False
-    assert 'class="fire-banner"' not in client.get("/a/lane").get_data(as_text=True)
+    assert 'class="fire-banner' not in client.get("/a/lane").get_data(as_text=True)
 
 
 def test_fire_cut_off_covers_the_whole_pile(app, alley_with_pile):

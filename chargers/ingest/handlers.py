@@ -34,7 +34,7 @@ from .. import settings as app_settings
 from ..extensions import db
 from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
-from ..services import alerts, ports, presence, sessions
+from ..services import alerts, cutoff, ports, presence, sessions
 from ..services import message_ledger as ledger
 from ..services.commands import on_ack
 from ..settings import AlertRules
@@ -171,8 +171,11 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                            settings.alerts)
     elif kind == "status":
         port = batch.port(pile, data.port)
+        was_charging = port is not None and port.status == "charging"
         if not ports.apply_status(port, data.status, data.error, at):
             batch.count("stale:status")
+        elif was_charging and port.status != "charging":
+            cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
     elif kind == "session":
         if data.event == "start":
             sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import alerts, commands, notify
+from ..services import alerts, commands, cutoff, notify
 from . import JobContext, job
 
 
@@ -26,6 +26,17 @@ def expire_commands(now: datetime, ctx: JobContext) -> str | None:
     """No answer from the pile: the command failed."""
     n = commands.expire(now, settings.commands(current_app.config))
     return f"{n} command(s) timed out" if n else None
+
+
+@job("cutoff-track", "interval",
+     "Confirm cut-offs the piles carried out, send again what they did not, escalate late ones",
+     seconds=1)
+def track_cutoffs(now: datetime, ctx: JobContext) -> str | None:
+    """A cut-off is done only when the pile confirms it."""
+    confirmed, escalated, resent = cutoff.track(now, settings.alerts(current_app.config))
+    if confirmed or escalated or resent:
+        return f"{confirmed} confirmed, {escalated} not confirmed in time, {resent} sent again"
+    return None
 
 
 @job("alerts-offline", "interval", "Raise an alert for piles offline past the grace period",

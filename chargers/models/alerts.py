@@ -36,7 +36,18 @@ class Alert(db.Model):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    cutoff_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The automatic cut-off, as the pile confirmed it (services/cutoff.py): none →
+    # pending (commands asked and being sent) → confirmed (the pile acked and no
+    # port of the cut reports charging) or unconfirmed (not within CUTOFF_CONFIRM_S;
+    # escalated, still re-sent while the alarm lasts, and confirmed if the pile
+    # complies later).
+    cutoff: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    cutoff_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cutoff_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cutoff_unconfirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the cut-off's unanswered commands are sent again, and how many rounds so far.
+    cutoff_next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cutoff_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     pile = relationship("Pile")
     # Who acknowledged and who cleared it, for display: read-only (the services set

@@ -30,6 +30,8 @@ class Command(db.Model):
     outcome: Mapped[str | None] = mapped_column(String(16))
     pile_detail: Mapped[str | None] = mapped_column("detail", Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # How many times it was published (a cut-off re-sends the same id until answered).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
 
     @property

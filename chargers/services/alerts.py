@@ -30,7 +30,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
-from ..protocol.codes import FAULT_CODES, FIRE_CODES
+from ..protocol.codes import FAULT_CODES
 from ..settings import AlertRules
 from . import scope
 from .errors import Conflict, Invalid, NotFound
@@ -74,7 +74,7 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
           at: datetime, now: datetime, rules: AlertRules, data: dict | None = None) -> Alert:
     """A new alert; a critical one pages at once and, unless the alley says no,
     cuts the port (or the pile) off. Does not commit."""
-    from . import commands, notify
+    from . import cutoff, notify
 
     alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code,
                   severity=severity_for(code, rules.severity), status="active", raised_at=at,
@@ -85,10 +85,8 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     if alert.severity == "critical":
         if pile.alley.auto_cutoff and code not in NO_CUTOFF:
             # Fire first: smoke or heat on one port makes the whole pile unsafe, so
-            # the cut-off covers every port and the pile.
-            sent = commands.cutoff(pile, None if code in FIRE_CODES else port, alert, now)
-            alert.cutoff_done = True
-            alert.record("cutoff_sent", now, data={"commands": [commands.brief(c) for c in sent]})
+            # the cut-off covers every port and the pile; tracked until confirmed.
+            cutoff.request(alert, pile, now, rules.cutoff)
         notify.queue_for_alert(alert, level=1, reason="new", now=now, paging=rules.paging)
     db.session.flush()
     return alert

@@ -52,6 +52,9 @@ class PileView:
     # Fire alarms on this pile: (port or None for the whole pile, code). Non-empty =
     # the whole pile is unsafe.
     fire: list[tuple[int | None, str]] = field(default_factory=list)
+    # The cut-off of its open critical alerts as the pile confirmed it (the worst of
+    # them: unconfirmed, pending, confirmed; "none" without one): what residents are told.
+    cutoff: str = "none"
 
     @property
     def free(self) -> int:
@@ -95,6 +98,7 @@ class _Faults:
     ports: dict[str, set[int | None]]  # pile id → ports with an open fault (None = pile)
     fire: dict[str, list[tuple[int | None, str]]]  # pile id → fire alarms
     fire_since: dict[str, datetime] = field(default_factory=dict)  # pile id → first alarm
+    cutoff: dict[str, str] = field(default_factory=dict)  # pile id → worst cut-off state
 
     def get(self, pile_id: str, default=None):
         return self.ports.get(pile_id, default)
@@ -106,14 +110,16 @@ def _faults(pile_ids: list[str]) -> _Faults:
     if not pile_ids:
         return out
     rows = db.session.execute(
-        select(Alert.pile_id, Alert.port, Alert.code, Alert.raised_at).where(
+        select(Alert.pile_id, Alert.port, Alert.code, Alert.raised_at, Alert.cutoff).where(
             Alert.pile_id.in_(pile_ids),
             Alert.status.in_(OPEN),
             Alert.code.not_in(NOT_HARDWARE),
         )
     )
-    for pile_id, port, code, raised_at in rows:
+    for pile_id, port, code, raised_at, cutoff in rows:
         out.ports[pile_id].add(port)
+        if CUTOFF_RANK.get(cutoff, 0) > CUTOFF_RANK.get(out.cutoff.get(pile_id, "none"), 0):
+            out.cutoff[pile_id] = cutoff
         if code in FIRE_CODES:
             out.fire[pile_id].append((port, code))
             if pile_id not in out.fire_since or raised_at < out.fire_since[pile_id]:
@@ -171,7 +177,7 @@ def _pile_view(pile: Pile, faults: _Faults) -> PileView:
                 default=since)
         ports.append(PortView(port.number, port.status, state, state == "free", since))
     return PileView(pile.id, pile.label, pile.location_note, pile.online, pile.enabled, ports,
-                    fire)
+                    fire, faults.cutoff.get(pile.id, "none"))
 
 
 @dataclass
@@ -232,12 +238,15 @@ def alley_views(alleys: list[Alley]) -> list[AlleyView]:
 # -- the alley's state version: what a cached view of it is keyed by ------------------
 
 # Attributes that change what residents see; a change of any bumps the alley's version.
+# Which cut-off state a pile shows when several alerts cut it: the least sure wins.
+CUTOFF_RANK = {"none": 0, "confirmed": 1, "pending": 2, "unconfirmed": 3}
+
 VISIBLE = {
     Alley: ("name", "street", "community", "address", "timezone"),
     Pile: ("alley_id", "label", "location_note", "port_count", "enabled", "online",
            "online_since"),
     Port: ("number", "status", "status_since", "error", "enabled"),
-    Alert: ("status", "port", "code", "severity", "pile_id"),
+    Alert: ("status", "port", "code", "severity", "pile_id", "cutoff"),
 }
 
 

@@ -6,7 +6,7 @@ A command is written `pending`; the `commands-dispatch` job publishes it (QoS 1)
 `commands-timeout`). An accepted enable/disable is mirrored on Port.enabled /
 Pile.enabled, so our records follow what the pile actually did.
 
-Who commits: `create`, `cutoff` and `on_ack` (the ingest's batch) add and flush only;
+Who commits: `create` and `on_ack` (the ingest's batch) add and flush only;
 `issue` (staff), `dispatch_pending` and `expire` (jobs) commit. Publishing and timeouts
 follow a `settings.CommandRules` passed in by the door.
 
@@ -76,17 +76,6 @@ def create(pile: Pile, port: int | None, action: str, now: datetime, *,
     db.session.flush()
     command_created.send(cmd)
     return cmd
-
-
-def cutoff(pile: Pile, port: int | None, alert: Alert, now: datetime) -> list[Command]:
-    """The automatic cut-off of a critical fault: stop + disable that port, or for a
-    whole-pile fault stop every port and disable the pile. Does not commit."""
-    if port is not None:
-        return [create(pile, port, "stop", now, alert=alert),
-                create(pile, port, "disable", now, alert=alert)]
-    out = [create(pile, p.number, "stop", now, alert=alert) for p in pile.ports]
-    out.append(create(pile, None, "disable", now, alert=alert))
-    return out
 
 
 def issue(user: User, pile_id: str, port: int | None, action: str, alert_id: int | None = None,
@@ -177,6 +166,7 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
             break
         cmd.status = "sent"
         cmd.sent_at = now_
+        cmd.attempts = (cmd.attempts or 0) + 1
         db.session.commit()
         sent += 1
     return sent
@@ -251,3 +241,9 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
         _mirror(cmd, pile)
     _note_on_alert(cmd, now)
     db.session.flush()
+    if cmd.alert_id is not None:
+        from . import cutoff  # cutoff creates commands through this module
+
+        alert = db.session.get(Alert, cmd.alert_id)
+        if alert is not None:
+            cutoff.evaluate(alert, now)

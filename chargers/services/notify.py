@@ -41,7 +41,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..labels import CODE_LABELS, NOTIFY_SUBJECT_PREFIXES, SEVERITY_LABELS
+from ..labels import CODE_LABELS, CUTOFF_LABELS, NOTIFY_SUBJECT_PREFIXES, SEVERITY_LABELS
 from ..models import Alert, Alley, Contact, Notification, User, utcnow
 from ..settings import Delivery, Paging
 from . import alleys, scope
@@ -210,8 +210,8 @@ def _compose(alert: Alert, reason: str, now: datetime, paging: Paging) -> tuple[
     ]
     if alert.value is not None:
         lines.append(_("Reading: %(value)s", value=f"{alert.value:g}"))
-    if alert.cutoff_done:
-        lines.append(_("Cut off automatically: stop + disable sent"))
+    if alert.cutoff != "none":
+        lines.append(_("Cut-off: %(state)s", state=_label(CUTOFF_LABELS, alert.cutoff)))
     if reason != "new":
         minutes = int((now - alert.raised_at).total_seconds() // 60)
         lines.append(_("Unacknowledged for %(n)d min", n=minutes))
@@ -235,12 +235,13 @@ def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
                                     channel=c.channel, target=c.target, subject=subject[:255],
                                     body=text, payload=body, status="pending", attempts=0,
                                     next_attempt_at=now, created_at=now))
-    if reason == "escalation":
-        alert.escalated_at = now
+    if reason in ("escalation", "cutoff"):
+        alert.escalated_at = alert.escalated_at or now
     else:
         alert.notified_at = alert.notified_at or now
         alert.last_notified_at = now
-    action = {"new": "notified", "resend": "renotified", "escalation": "escalated"}[reason]
+    action = {"new": "notified", "resend": "renotified", "escalation": "escalated",
+              "cutoff": "escalated"}[reason]
     alert.record(action, now, data={"levels": list(levels),
                                     "contacts": [c.name for c in contacts]})
     db.session.flush()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Pile, SeqGap, bulk
 from ..settings import AlertRules
-from . import alerts, piles
+from . import alerts, cutoff, piles
 
 log = logging.getLogger(__name__)
 MISSED_HEARTBEATS = 3
@@ -31,6 +31,7 @@ def set_online(pile: Pile, online: bool, now: datetime, *, rules: AlertRules,
         if not pile.online:
             pile.online, pile.online_since = True, now
             alerts.on_pile_online(pile, now, rules=rules)
+            cutoff.on_pile_back(pile, now, rules.cutoff)
         return
     if pile.online:
         pile.online, pile.online_since = False, now
@@ -96,6 +97,8 @@ def boot(pile: Pile, *, model: str, firmware: str, ports: int, max_power_w: int,
             check_seq(pile, seq, now, gaps, rules=rules)
         return
     _hardware(pile, model, firmware, ports, max_power_w)
+    # A pile boots after every (re)connect: a cut-off it has not confirmed goes again.
+    cutoff.on_pile_back(pile, now, rules.cutoff)
     if seq is not None:
         _fill(pile, seq, now, gaps, rules)  # a first contact's gap waited for this boot's 0
     pile.last_boot_at = at

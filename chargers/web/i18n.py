@@ -9,6 +9,8 @@ from flask import Flask, current_app, g, request, session, url_for
 from flask_babel import format_datetime, get_locale, refresh
 from flask_babel import gettext as _
 
+from ..labels import RESIDENT_CUTOFF_LABELS
+
 
 def select_locale() -> str:
     """?lang= (remembered in the session), else the saved choice, else the browser's
@@ -182,4 +184,5 @@ def init_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["lang_url"] = lang_url
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["state_label"] = state_label
+    app.jinja_env.globals["resident_cutoff_labels"] = RESIDENT_CUTOFF_LABELS
     app.jinja_env.add_extension("jinja2.ext.i18n")

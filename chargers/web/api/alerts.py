@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...models import Alert, Command, Contact, User
+from ... import settings
+from ...models import Alert, Command, Contact, User, utcnow
 from ...protocol.codes import COMMAND_ACTIONS, MAX_PORTS
-from ...services import alerts, commands, notify
+from ...services import alerts, commands, cutoff, notify
 from ...services.alerts import AlertFilter
 from ..access import token_required
 from ..guard import DB_INT_MAX
@@ -58,7 +59,8 @@ def alert_json(a: Alert) -> dict:
             "value": a.value, "acknowledged_at": iso(a.acknowledged_at),
             "acknowledged_by": _user_name(a.acknowledger), "cleared_at": iso(a.cleared_at),
             "cleared_by": _user_name(a.clearer), "note": a.note, "flapped": a.flapped,
-            "cutoff_done": a.cutoff_done, "notified_at": iso(a.notified_at),
+            "cutoff": a.cutoff, "cutoff_confirmed_at": iso(a.cutoff_confirmed_at),
+            "notified_at": iso(a.notified_at),
             "escalated_at": iso(a.escalated_at)}
 
 
@@ -113,6 +115,14 @@ def acknowledge(user, alert_id: int):
 def resolve(user, alert_id: int):
     data = body(ResolveBody)
     return jsonify(alert_json(alerts.resolve(user, alert_id, data.note, override=data.override)))
+
+
+@bp.post("/alerts/<int:alert_id>/cutoff/retry")
+@token_required
+def cutoff_retry(user, alert_id: int):
+    """Try a cut-off that is not confirmed again (as the staff desk's button does)."""
+    alert = cutoff.retry(user, alert_id, utcnow(), settings.alerts(current_app.config))
+    return jsonify(alert_json(alert))
 
 
 @bp.post("/piles/<pile_id>/commands")

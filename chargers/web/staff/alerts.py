@@ -28,7 +28,7 @@ from ...extensions import db
 from ...models import Contact, utcnow
 from ...protocol.codes import MAX_PORTS
 from ...services import alerts as alert_svc
-from ...services import alleys, commands, notify, piles, reports, sessions
+from ...services import alleys, commands, cutoff, notify, piles, reports, sessions
 from ...services.alerts import AlertFilter
 from ...services.errors import DomainError
 from ...services.severity import SEVERITIES
@@ -184,6 +184,35 @@ def alert_resolve(alert_id: int):
     else:
         flash(_("Resolved."), "ok")
     return redirect(url_for("staff.alert_detail", alert_id=alert_id))
+
+
+@bp.post("/alerts/<int:alert_id>/cutoff/retry")
+def cutoff_retry(alert_id: int):
+    """"Try again" on a cut-off the pile has not confirmed."""
+    if not NoteForm().validate_on_submit():
+        abort(400)
+    try:
+        cutoff.retry(current_user, alert_id, utcnow(), settings.alerts(current_app.config))
+    except DomainError as exc:
+        if exc.status == 404:
+            raise
+        flash(outcomes.render(exc.code, exc.params), "error")
+    else:
+        flash(_("Cut-off sent again; waiting for the pile to confirm."), "ok")
+    return redirect(url_for("staff.alert_detail", alert_id=alert_id))
+
+
+@bp.context_processor
+def _cutoff_alarms() -> dict:
+    """The red box of cut-offs not confirmed (staff/_cutoff_alarm.html), read only
+    where a page includes it."""
+    def alarms(alley: str | None = None, pile: str | None = None):
+        if not current_user.is_authenticated:
+            return []
+        return [a for a in cutoff.unconfirmed(current_user)
+                if (alley is None or a.pile.alley.slug == alley) and (pile is None or a.pile_id == pile)]
+
+    return {"cutoff_alarms": alarms, "cutoff_form": NoteForm}
 
 
 @bp.get("/piles/<pile_id>/control")

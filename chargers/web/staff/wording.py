@@ -19,6 +19,7 @@ from ...labels import (
     CODE_LABELS,
     COMMAND_OUTCOME_LABELS,
     COMMAND_STATUS_LABELS,
+    CUTOFF_LABELS,
     EVENT_LABELS,
     NOTIFY_REASON_LABELS,
     NOTIFY_STATUS_LABELS,
@@ -66,6 +67,11 @@ def _data_text(data: dict) -> str:
     if "levels" in data:  # contacts paged
         who = ", ".join(data.get("contacts") or ()) or _("nobody (no contacts)")
         return _("level %(n)s: %(who)s", n="+".join(map(str, data["levels"])), who=who)
+    if "late" in data:  # a cut-off confirmed
+        return _("confirmed %(n)d s after it was asked", n=int(data.get("seconds") or 0))
+    if "sms" in data:  # a cut-off not confirmed in time
+        return _("no confirmation in %(n)d s · SMS to %(k)d phone(s)", n=int(data["seconds"]),
+                 k=int(data["sms"]))
     if "debounce_s" in data:
         return _("cleared within %(n)d s: nobody paged", n=int(data["debounce_s"]))
     if "missing" in data:
@@ -117,4 +123,5 @@ def _wording() -> dict:
             "command_status_labels": COMMAND_STATUS_LABELS, "event_labels": EVENT_LABELS,
             "port_status_labels": PORT_STATUS_LABELS,
             "rejection_labels": REJECTION_LABELS, "notify_reason_labels": NOTIFY_REASON_LABELS,
-            "notify_status_labels": NOTIFY_STATUS_LABELS, "channel_labels": CHANNEL_LABELS}
+            "notify_status_labels": NOTIFY_STATUS_LABELS, "channel_labels": CHANNEL_LABELS,
+            "cutoff_labels": CUTOFF_LABELS}
