@@ -24,6 +24,7 @@ import random
 import secrets as _random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -117,6 +118,8 @@ class SimPile:
         self.sessions = 0
         self.connected = threading.Event()
         self.booted = False
+        # Commands answered, by id: the protocol makes a command idempotent at the pile.
+        self.answered: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
         now = clock()
         for port in self.state.ports:
             if rng.random() < behaviour.start_charging:
@@ -358,45 +361,57 @@ class SimPile:
             log.warning("%s: unreadable command %r", self.id, raw[:200])
             return
         reset = False
+
+        def ack(result: str, detail: str | None = None) -> None:
+            self.answered[cmd_id] = (result, detail)
+            while len(self.answered) > 256:
+                self.answered.popitem(last=False)
+            self.send("ack", cmd=cmd_id, result=result, **({"detail": detail} if detail else {}))
+
         with self.lock:
+            if cmd_id in self.answered:
+                # The same id again (a re-send): acked again, not acted on again.
+                result, detail = self.answered[cmd_id]
+                self.send("ack", cmd=cmd_id, result=result, **({"detail": detail} if detail else {}))
+                return
             ports = self.state.ports
             if port_no is not None and not (isinstance(port_no, int) and 1 <= port_no <= len(ports)):
-                self.send("ack", cmd=cmd_id, result="rejected", detail="no such port")
+                ack("rejected", detail="no such port")
                 return
             targets = [ports[port_no - 1]] if port_no else list(ports)
             now = self.clock()
             if action == "stop":
                 if port_no is None or targets[0].session is None:
-                    self.send("ack", cmd=cmd_id, result="rejected", detail="no session on that port")
+                    ack("rejected", detail="no session on that port")
                     return
-                self.send("ack", cmd=cmd_id, result="accepted")
+                ack("accepted")
                 port = targets[0]
                 self._stop_session(port, "remote")
                 self._status(port, "finishing")
                 port.next_at = now + self.rng.expovariate(1 / self.b.mean_stay_s)
             elif action == "disable":
-                self.send("ack", cmd=cmd_id, result="accepted")
+                ack("accepted")
                 for port in targets:
                     port.enabled = False
                     self._stop_session(port, "remote")
                     if port.status != "faulted":
                         self._status(port, "unavailable")
             elif action == "enable":
-                self.send("ack", cmd=cmd_id, result="accepted")
+                ack("accepted")
                 for port in targets:
                     port.enabled = True
                     if port.status == "unavailable":
                         self._status(port, "available")
                         port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
             elif action == "reset":
-                self.send("ack", cmd=cmd_id, result="accepted")
+                ack("accepted")
                 for port in ports:
                     self._stop_session(port, "remote")
                     port.status = "available" if port.enabled and not port.fault else port.status
                     port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
                 reset = True
             else:
-                self.send("ack", cmd=cmd_id, result="rejected", detail=f"unknown action {str(action)[:32]}")
+                ack("rejected", detail=f"unknown action {str(action)[:32]}")
         if reset:
             # A reboot: the connection drops and comes back, then `boot` again.
             threading.Thread(target=self._reboot, daemon=True).start()
