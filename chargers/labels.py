@@ -87,6 +87,11 @@ MONEY_AUDIT_LABELS = {
     "tariff.created": _l("Tariff %(tariff)s will take effect at %(effective_from)s"),
 }
 
+# A charging session's status (ChargingSession.status), on the staff billing pages.
+SESSION_STATUS_LABELS = {"active": _l("charging"), "stopped": _l("ended"),
+                         "timeout": _l("closed after silence"),
+                         "orphan": _l("incomplete (start not received)")}
+
 # Why a charging session ended (services/endings.py ENDINGS): port tiles, pile pages and
 # receipts. Only `full` says the battery is full.
 ENDING_LABELS = {
