@@ -102,3 +102,20 @@ MONEY_AUDIT_LABELS = {
     "review.waived": _l("Session waived"),
     "tariff.created": _l("Tariff %(tariff)s will take effect at %(effective_from)s"),
 }
+
+# A charging session's status (ChargingSession.status), on the staff billing pages.
+SESSION_STATUS_LABELS = {"active": _l("charging"), "stopped": _l("ended"),
+                         "timeout": _l("closed after silence"),
+                         "orphan": _l("incomplete (start not received)")}
+
+# Why a charging session ended (services/endings.py ENDINGS): port tiles, pile pages and
+# receipts. Only `full` says the battery is full.
+ENDING_LABELS = {
+    "full": _l("Full"), "unplugged": _l("Unplugged"), "user": _l("Stopped by the resident"),
+    "staff": _l("Stopped by staff"), "fault": _l("Power cut for a fault"),
+    "power_loss": _l("Power loss"), "timeout": _l("Timed out"),
+    "remote": _l("Stopped remotely"), "balance": _l("Balance too low"),
+    "unknown_card": _l("Card not registered"), "monthly_hours": _l("Monthly hours used up"),
+    "monthly_busy": _l("Monthly card in use on another port"),
+    "assigned": _l("Stopped by the system; assigned to an account by staff"),
+}

@@ -266,10 +266,13 @@ def test_overstay_include_says_how_long_in_chinese(app):
     from flask_babel import force_locale
 
     with app.test_request_context("/"), force_locale("zh"):
-        html = render_template("resident/_overstay.html", minutes=40)
+        html = render_template("resident/_overstay.html", minutes=40, ended="full")
+        stopped = render_template("resident/_overstay.html", minutes=40, ended="staff")
     assert "充满 40 分钟，请挪车" in html
+    assert "已停止 40 分钟，请挪车" in stopped and "充满" not in stopped
     with app.test_request_context("/"), force_locale("en"):
-        assert "Full for 40 min" in render_template("resident/_overstay.html", minutes=40)
+        assert "Full for 40 min" in render_template("resident/_overstay.html", minutes=40,
+                                                    ended="full")
         assert render_template("resident/_overstay.html", minutes=0).strip() == ""
 
 

@@ -92,6 +92,8 @@ def test_a_finished_port_past_its_overstay_asks_to_move_the_bike(app, client, al
     with app.app_context():
         set_ports("P-1", ["finishing", "finishing", "available", "available"], minutes_ago=45)
         db.session.get(Pile, "P-1").ports[1].status_since = datetime.now(UTC)
+        ended_full("P-1", 1, 45)
+        ended_full("P-1", 2, 0)
         db.session.commit()
         # port 1 only: port 2 finished just now
         assert overstay.scan(OverstayRule(minutes=40)) == (1, 0, 0)
@@ -102,3 +104,11 @@ def test_a_finished_port_past_its_overstay_asks_to_move_the_bike(app, client, al
     alley = client.get("/a/lane?lang=en").get_data(as_text=True)
     assert alley.count("please move your bike") == 1
     assert "充满 4" in client.get("/p/P-1?lang=zh").get_data(as_text=True)
+
+
+def ended_full(pile_id: str, port: int, minutes_ago: int) -> None:
+    """The port's last session, ended `full` by the pile `minutes_ago` (no commit)."""
+    end = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    db.session.add(ChargingSession(pile_id=pile_id, port=port, session_ref=f"full-{port}",
+                                   status="stopped", started_at=end - timedelta(hours=2),
+                                   ended_at=end, energy_wh=900.0, stop_reason="full"))

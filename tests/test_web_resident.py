@@ -5,11 +5,12 @@ JavaScript and refreshes itself."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chargers.extensions import db
-from chargers.models import Alert, Alley, Pile
+from chargers.models import Alert, Alley, ChargingSession, Pile
 
 from .conftest import bearer, loaded
 from .webtools import set_ports
@@ -17,7 +18,7 @@ from .webtools import set_ports
 STATE_WORDS = {
     "en": {"free": "Free", "in_use": "In use", "finished": "Finished", "fault": "Fault",
            "offline": "Offline", "out_of_service": "Out of service"},
-    "zh": {"free": "空闲", "in_use": "充电中", "finished": "已充完", "fault": "故障",
+    "zh": {"free": "空闲", "in_use": "充电中", "finished": "充电结束", "fault": "故障",
            "offline": "离线", "out_of_service": "停用"},
 }
 
@@ -38,6 +39,12 @@ def busy_alley(app, client, admin, alley_with_pile):
         assert r.status_code == 201
     with app.app_context():
         set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=30)
+        # port 3's charge ended full (only then does a finished port say "full")
+        db.session.add(ChargingSession(
+            pile_id="P-1", port=3, session_ref="s-full", status="stopped",
+            started_at=datetime.now(UTC) - timedelta(hours=3),
+            ended_at=datetime.now(UTC) - timedelta(minutes=30), energy_wh=800.0,
+            stop_reason="full"))
         set_ports("P-2", ["available", "charging"], online=False, minutes_ago=125)
         p3 = set_ports("P-3", ["available", "unavailable"])
         p3.ports[0].enabled = False

@@ -175,3 +175,30 @@ def test_staff_pages_render_for_a_phone(client, admin, alley_with_pile):
         assert " style=" not in html, url
         assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == [], url
         assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_alley_page_shows_every_port_state_including_finished(app, client, admin,
+                                                             alley_with_pile):
+    """The port cells of the staff alley page are the residents' cells, with what they
+    need (a finished port once answered 500: the cell read `pile.id` of no pile)."""
+    from datetime import UTC, datetime, timedelta
+
+    from chargers.models import Overstay
+
+    from .webtools import set_ports
+
+    with app.app_context():
+        set_ports("P-1", ["available", "charging", "finishing", "faulted"], minutes_ago=45)
+        db.session.add(Overstay(pile_id="P-1", port=3,
+                                finished_at=datetime.now(UTC) - timedelta(minutes=45),
+                                noticed_at=datetime.now(UTC)))
+        db.session.commit()
+    login(client, "root")
+    r = client.get("/staff/alleys/lane?lang=en")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert re.findall(r'<li class="cell st \w+" data-state="(\w+)"', html) == [
+        "free", "in_use", "finished", "fault"]
+    assert "Port 3: Finished" in html and "please move your bike" in html
+    # The pile's own rows still link to its pages (the port loop does not shadow them).
+    assert 'href="/staff/piles/P-1/control"' in html

@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import get_history
 from ..extensions import db
 from ..models import Alert, Alley, Pile, Port
 from ..protocol.codes import FIRE_CODES
+from . import endings
 from .alerts import OPEN
 from .severity import NOT_HARDWARE
 
@@ -39,6 +40,9 @@ class PortView:
     since: datetime | None
     # Filled for ports in use by the door that wants it (services/estimate.py).
     estimate: object | None = None
+    # A finished port: why its last session ended (services/endings.py ENDINGS; None:
+    # not known). Only `full` may be shown as "full".
+    ended: str | None = None
 
 
 @dataclass
@@ -217,6 +221,17 @@ def _piles_of(alley_ids: list[int]) -> dict[int, list[_PileRow]]:
     return out
 
 
+def _fill_endings(piles: list[PileView]) -> None:
+    """Say on each finished port why its last session ended (one query, and only
+    when some port is finished)."""
+    finished = [(pile.id, p) for pile in piles for p in pile.ports if p.state == "finished"]
+    if not finished:
+        return
+    found = endings.last_by_port((pile_id, p.port) for pile_id, p in finished)
+    for pile_id, p in finished:
+        p.ended = found.get((pile_id, p.port))
+
+
 def alley_view(alley: Alley) -> AlleyView:
     """Every pile and port of the alley with its state."""
     return alley_views([alley])[0]
@@ -224,15 +239,19 @@ def alley_view(alley: Alley) -> AlleyView:
 
 def pile_view(pile: Pile) -> PileView:
     """One pile's ports with their state."""
-    return _pile_view(pile, _faults([pile.id]))
+    view = _pile_view(pile, _faults([pile.id]))
+    _fill_endings([view])
+    return view
 
 
 def alley_views(alleys: list[Alley]) -> list[AlleyView]:
     """Views of several alleys, sharing one fault query."""
     piles = _piles_of([a.id for a in alleys])
     faults = _faults([p.id for rows in piles.values() for p in rows])
-    return [AlleyView(a.slug, a.name, [_pile_view(p, faults) for p in piles[a.id]])
-            for a in alleys]
+    views = [AlleyView(a.slug, a.name, [_pile_view(p, faults) for p in piles[a.id]])
+             for a in alleys]
+    _fill_endings([p for v in views for p in v.piles])
+    return views
 
 
 # -- the alley's state version: what a cached view of it is keyed by ------------------

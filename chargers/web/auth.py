@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter, login_manager
@@ -25,6 +26,10 @@ bp = Blueprint("auth", __name__)
 
 login_manager.login_view = "auth.login"
 login_manager.session_protection = "strong"
+# Flask-Login's own words, in the page's language (its default is English only).
+# (flashed as plain text: the session cannot keep a lazy string)
+login_manager.login_message = _l("Please log in to access this page.")
+login_manager.localize_callback = str
 
 
 @login_manager.user_loader

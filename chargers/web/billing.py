@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, g, render_template
 
 from ..extensions import db, limiter
 from ..models import Pile, Tariff
-from ..services import alleys, ledger, residents, settlement
+from ..services import alleys, endings, ledger, residents, settlement
 from .forms_billing import LookupForm
 
 bp = Blueprint("billing", __name__)
@@ -24,7 +24,7 @@ def receipt(token: str):
     g.tz = pile.alley.timezone
     tariff = db.session.get(Tariff, s.tariff_id) if s.tariff_id else None
     return render_template("billing/receipt.html", s=s, b=s.bill or {}, pile=pile,
-                           alley=pile.alley, tariff=tariff)
+                           alley=pile.alley, tariff=tariff, ended=endings.of_session(s))
 
 
 @bp.route("/a/<slug>/account", methods=["GET", "POST"])

@@ -74,6 +74,39 @@ def full_since(value: datetime | None, now: datetime | None = None) -> str:
     return _("Full %(d)s ago, bike still plugged in", d=ago(value, now))
 
 
+def ending_label(code: str | None) -> str:
+    """Why a session ended (services/endings.py), in the page's language; "" unknown."""
+    from ..labels import ENDING_LABELS
+
+    label = ENDING_LABELS.get(code or "")
+    return str(label) if label is not None else ""
+
+
+def finished_since(value: datetime | None, ended: str | None,
+                   now: datetime | None = None) -> str:
+    """A finished port: "full" only when the pile said so; else why it stopped (or
+    just that it stopped), and that the bike is still there."""
+    if ended == "full":
+        return full_since(value, now)
+    now = now or datetime.now(UTC)
+    why = ending_label(ended)
+    just_now = value is None or (now - value).total_seconds() < 60
+    if not why:
+        if just_now:
+            return _("Charging ended just now, bike still plugged in")
+        return _("Charging ended %(d)s ago, bike still plugged in", d=ago(value, now))
+    if just_now:
+        return _("Stopped just now (%(why)s), bike still plugged in", why=why)
+    return _("Stopped %(d)s ago (%(why)s), bike still plugged in", d=ago(value, now), why=why)
+
+
+def overstay_text(minutes: int, ended: str | None) -> str:
+    """An overstaying port's nudge: "full for 40 min" only after a full charge."""
+    if ended == "full":
+        return _("Full for %(n)d min, please move your bike", n=minutes)
+    return _("Stopped %(n)d min ago, please move your bike", n=minutes)
+
+
 def time_left(est) -> str:
     """A port's estimated time left in words; says so plainly when there is no basis."""
     if est is None or est.minutes is None:
@@ -178,6 +211,9 @@ def init_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["for_how_long"] = for_how_long
     app.jinja_env.filters["full_since"] = full_since
     app.jinja_env.globals["time_left"] = time_left
+    app.jinja_env.globals["finished_since"] = finished_since
+    app.jinja_env.globals["overstay_text"] = overstay_text
+    app.jinja_env.globals["ending_label"] = ending_label
     app.jinja_env.globals["power_energy"] = power_energy
     app.jinja_env.globals["duration"] = duration
     app.jinja_env.globals["state_symbol"] = state_symbol

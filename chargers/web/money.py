@@ -67,6 +67,15 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["posted_tariff"] = posted_tariff
     app.jinja_env.globals["billing_word"] = billing_word
     app.jinja_env.globals["audit_text"] = audit_text
+    app.jinja_env.globals["session_status_label"] = session_status_label
+
+
+def session_status_label(code: str | None) -> str:
+    """A charging session's status (active, stopped, timeout, orphan) in words."""
+    from ..labels import SESSION_STATUS_LABELS
+
+    label = SESSION_STATUS_LABELS.get(code or "")
+    return str(label) if label is not None else (code or "—")
 
 
 def audit_text(action: str, data) -> str:

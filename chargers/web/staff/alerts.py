@@ -71,8 +71,8 @@ class ContactForm(FlaskForm):
     target = StringField(_l("Webhook URL or e-mail address"),
                          validators=[DataRequired(), Length(max=512)])
     webhook_format = SelectField(_l("Robot"), choices=[
-        SelectChoice("auto", _l("Automatic (by address)")), SelectChoice("wecom", "企业微信 WeCom"),
-        SelectChoice("dingtalk", "钉钉 DingTalk"), SelectChoice("feishu", "飞书 Feishu")])
+        SelectChoice("auto", _l("Automatic (by address)")), SelectChoice("wecom", _l("WeCom")),
+        SelectChoice("dingtalk", _l("DingTalk")), SelectChoice("feishu", _l("Feishu"))])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
     public = BooleanField(_l("Show name and phone to residents (looks after the piles)"))
 

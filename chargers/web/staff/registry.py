@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from ... import outcomes, settings
 from ...services import alerts as alert_svc
-from ...services import alleys, availability, desk, piles, qrcodes
+from ...services import alleys, availability, desk, overstay, piles, qrcodes
 from ...services.errors import DomainError
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
@@ -64,7 +64,9 @@ def alley_detail(slug: str):
     g.tz = alley.timezone
     views = {v.id: v for v in availability.alley_view(alley).piles}
     rows = [(p, views[p.id]) for p in by_label(alley.piles)]
-    return render_template("staff/alley.html", alley=alley, piles=rows, now=datetime.now(UTC),
+    now = datetime.now(UTC)
+    return render_template("staff/alley.html", alley=alley, piles=rows, now=now,
+                           overstay_minutes=overstay.minutes_by_port(alley_id=alley.id, now=now),
                            open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile_id,
                                                             alley=slug))
 

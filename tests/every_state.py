@@ -1,0 +1,261 @@
+"""An alley holding every state a port or pile can be in, plus billing state, for
+tests that look at every page (tests/test_crawler.py).
+
+The state is made as the real doors would leave it: piles speak the device protocol
+through the ingest handlers (boot, online, status, session, meter, fault, ack), staff
+act through the services (commands, accounts, top-ups, review), and the jobs run with
+a chosen `now` (settlement, overstay). Nothing is written to a model directly.
+
+To add a state: write a builder `def _my_state(ctx, pile_id, port)` that sends what a
+pile (and staff) would, add it to BUILDERS, and give it a slot in LAYOUT (a port of an
+existing pile, or a new pile). `seed()` returns where each state landed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from chargers import settings
+from chargers.extensions import db
+from chargers.ingest import handlers
+from chargers.models import ChargingSession, Command, User
+from chargers.services import (
+    accounts,
+    alleys,
+    commands,
+    guard,
+    overstay,
+    piles,
+    reports,
+    residents,
+    settlement,
+)
+
+from .conftest import PASSWORD
+from .ingest_support import body, incoming, ts
+
+SLUG = "quanzhuangtai"
+# Everything staff typed (names, places, households) or piles sent (ids, cards, model):
+# the only Chinese an English page may show, and the only Latin a Chinese page may.
+ALLEY = alleys.AlleyInput(slug=SLUG, name="全状态巷", street="双塔街道", community="九如社区",
+                          address="姑苏区全状态巷 8 号", contacts="网格员 王阿姨 13800001234",
+                          auto_cutoff=True)
+MODEL, FIRMWARE = "EB-10", "2.4.1"
+ADMIN, STAFF = "root", "li"
+
+
+@dataclass
+class Ctx:
+    """What the builders share: the clock, the acting staff member, what they sent."""
+    now: datetime
+    admin: User
+    typed: set[str] = field(default_factory=set)
+    _n: int = 0
+
+    def ref(self, prefix: str) -> str:
+        self._n += 1
+        return f"{prefix}{self._n}"
+
+    def send(self, pile_id: str, kind: str, payload=None, *, at: datetime | None = None,
+             **fields) -> None:
+        """One device message through the ingest, as the worker hands it in."""
+        if payload is None:
+            payload = body(kind, ts=ts(at or self.now), **fields)
+        out = handlers.process([incoming(kind, payload, pile=pile_id,
+                                         arrived_at=at or self.now)], now=self.now)
+        assert out == ["accepted"], (pile_id, kind, fields, out)
+
+    def session(self, pile_id: str, port: int, card: str | None, start: datetime,
+                end: datetime | None, reason: str | None, wh: float = 600.0) -> str:
+        """A charge as the pile reports it: start, a few readings, stop (unless `end`
+        is None: still charging)."""
+        ref = self.ref("S")
+        self.send(pile_id, "session", at=start, event="start", port=port, session=ref,
+                  **({"card": card} if card else {}), meter_wh=1000.0)
+        self.send(pile_id, "status", at=start, port=port, status="charging")
+        last = end or self.now
+        for i in range(1, 4):
+            at = start + (last - start) * i / 4
+            self.send(pile_id, "meter", at=at, port=port, session=ref, power_w=300.0,
+                      energy_wh=wh * i / 4, voltage_v=220.0, current_a=1.4, temp_c=35.0)
+        if end is not None:
+            self.send(pile_id, "session", at=end, event="stop", port=port, session=ref,
+                      energy_wh=wh, reason=reason)
+        return ref
+
+    def ack(self, cmd: Command, at: datetime) -> None:
+        self.send(cmd.pile_id, "ack", at=at, cmd=cmd.id, result="accepted")
+
+
+# -- one builder per state: (ctx, pile id, port or None for the whole pile) ------------
+
+def _free(ctx: Ctx, pile_id: str, port: int) -> None:
+    ctx.send(pile_id, "status", at=ctx.now - timedelta(minutes=20), port=port, status="available")
+
+
+def _occupied(ctx: Ctx, pile_id: str, port: int) -> None:
+    ctx.send(pile_id, "status", at=ctx.now - timedelta(minutes=3), port=port, status="occupied")
+
+
+def _charging(ctx: Ctx, pile_id: str, port: int) -> None:
+    ctx.session(pile_id, port, "C-1001", ctx.now - timedelta(minutes=50), None, None)
+
+
+def _finished(ctx: Ctx, pile_id: str, port: int, minutes_ago: int = 10) -> None:
+    end = ctx.now - timedelta(minutes=minutes_ago)
+    ctx.session(pile_id, port, "C-1001", end - timedelta(hours=2), end, "full")
+    ctx.send(pile_id, "status", at=end, port=port, status="finishing")
+
+
+def _finished_overstay(ctx: Ctx, pile_id: str, port: int) -> None:
+    _finished(ctx, pile_id, port, minutes_ago=50)  # the overstay job runs in seed()
+
+
+def _stopped_remotely(ctx: Ctx, pile_id: str, port: int) -> None:
+    start, stop = ctx.now - timedelta(hours=1), ctx.now - timedelta(minutes=15)
+    ref = ctx.session(pile_id, port, "C-2002", start, None, None)
+    cmd = commands.issue(ctx.admin, pile_id, port, "stop", now=stop)
+    ctx.ack(cmd, stop)
+    ctx.send(pile_id, "session", at=stop, event="stop", port=port, session=ref,
+             energy_wh=400.0, reason="remote")
+    ctx.send(pile_id, "status", at=stop, port=port, status="finishing")
+
+
+def _faulted(ctx: Ctx, pile_id: str, port: int) -> None:
+    at = ctx.now - timedelta(minutes=25)
+    ctx.send(pile_id, "fault", at=at, port=port, code="over_current", active=True, value=17.5)
+    ctx.send(pile_id, "status", at=at, port=port, status="faulted", error="over_current")
+
+
+def _smoke(ctx: Ctx, pile_id: str, port: int) -> None:
+    """An open critical smoke alert on one port (the alley cuts power automatically)."""
+    ctx.send(pile_id, "fault", at=ctx.now - timedelta(minutes=4), port=port, code="smoke",
+             active=True, detail="smoke sensor 2")
+    ctx.typed.add("smoke sensor 2")  # the pile's own words, shown to staff as sent
+
+
+def _disabled(ctx: Ctx, pile_id: str, port: int) -> None:
+    at = ctx.now - timedelta(hours=3)
+    cmd = commands.issue(ctx.admin, pile_id, port, "disable", now=at)
+    ctx.ack(cmd, at)
+    ctx.send(pile_id, "status", at=at, port=port, status="unavailable")
+
+
+def _offline(ctx: Ctx, pile_id: str, port: None) -> None:
+    ctx.send(pile_id, "online", b"0", at=ctx.now - timedelta(hours=2))
+
+
+BUILDERS: dict[str, Callable] = {
+    "free": _free, "occupied": _occupied, "charging": _charging, "finished": _finished,
+    "finished_overstay": _finished_overstay, "stopped_remotely": _stopped_remotely,
+    "faulted": _faulted, "smoke": _smoke, "disabled": _disabled, "offline": _offline,
+}
+
+# (pile id, label, location, [state of port 1, port 2, …], state of the whole pile).
+# Smoke makes its whole pile unsafe, and an offline pile hides its ports: each on a
+# pile of its own.
+LAYOUT = [
+    ("EV-1", "1号桩", "巷口", ["free", "occupied", "charging", "finished"], None),
+    ("EV-2", "2号桩", "3号门", ["finished_overstay", "stopped_remotely", "faulted", "disabled"],
+     None),
+    ("EV-3", "3号桩", "消防通道旁", ["smoke", "free"], None),
+    ("EV-4", "4号桩", "巷尾", ["free", "free"], "offline"),
+]
+
+HOUSEHOLDS = [  # (card, kind, household, name, phone)
+    ("C-1001", "prepaid", "3号门 王家", "王阿姨", "13800005678"),
+    ("C-2002", "monthly", "7号门 李家", "李师傅", "13900001111"),
+]
+
+
+@dataclass
+class Seeded:
+    slug: str
+    piles: list[str]
+    where: dict[str, tuple[str, int | None]]  # state → (pile, port or None)
+    typed: set[str]
+    receipts: list[str]
+    admin: str = ADMIN
+    staff: str = STAFF
+
+
+def seed(now: datetime | None = None) -> Seeded:
+    """Build the alley (inside an app context; commits). Returns where things are."""
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    config = current_app.config
+    admin = accounts.create_user(ADMIN, PASSWORD, "admin")
+    alleys.create_alley(ALLEY, settings.alley_defaults(config), by=admin)
+    accounts.create_user(STAFF, PASSWORD, "staff", [SLUG])
+    ctx = Ctx(now, admin)
+    ctx.typed |= {v for v in (ALLEY.name, ALLEY.street, ALLEY.community, ALLEY.address,
+                              ALLEY.contacts, SLUG, MODEL, FIRMWARE, ADMIN, STAFF) if v}
+    boot_at = now - timedelta(hours=6)
+    for pile_id, label, place, states, _ in LAYOUT:
+        piles.register_pile(admin, piles.PileInput(id=pile_id, alley=SLUG, ports=len(states),
+                                                   label=label, location_note=place))
+        db.session.commit()
+        ctx.typed |= {pile_id, label, place}
+        ctx.send(pile_id, "online", b"1", at=boot_at)
+        ctx.send(pile_id, "boot", at=boot_at, model=MODEL, firmware=FIRMWARE,
+                 ports=len(states), max_power_w=1000)
+        for port in range(1, len(states) + 1):
+            ctx.send(pile_id, "status", at=boot_at, port=port, status="available")
+    _billing(ctx)
+    where: dict[str, tuple[str, int | None]] = {}
+    for pile_id, _, _, states, pile_state in LAYOUT:
+        for port, state in enumerate(states, start=1):
+            BUILDERS[state](ctx, pile_id, port)
+            where.setdefault(state, (pile_id, port))
+        if pile_state:
+            BUILDERS[pile_state](ctx, pile_id, None)
+            where[pile_state] = (pile_id, None)
+    # The jobs, at the seed's clock: overstays, then settlement of what ended.
+    overstay.scan(settings.overstay(config), now)
+    settlement.settle(now)
+    receipts = list(db.session.scalars(
+        select(ChargingSession.receipt_token).where(ChargingSession.receipt_token.is_not(None))
+        .order_by(ChargingSession.id)))
+    db.session.commit()
+    return Seeded(SLUG, [p[0] for p in LAYOUT], where, ctx.typed, receipts)
+
+
+def _billing(ctx: Ctx) -> None:
+    """Accounts with money, a settled charge of yesterday with its receipt, a charge on
+    an unknown card the guard stopped (on the review list), and a resident's report."""
+    for card, kind, household, name, phone in HOUSEHOLDS:
+        extra = {}
+        if kind == "monthly":
+            extra = {"monthly_from": ctx.now - timedelta(days=10),
+                     "monthly_until": ctx.now + timedelta(days=20), "monthly_hours": 60}
+        acc = residents.create_account(ctx.admin, residents.AccountInput(
+            alley=SLUG, cards=[card], kind=kind, household=household, name=name, phone=phone,
+            **extra), ctx.now - timedelta(days=2))
+        if kind == "prepaid":
+            residents.top_up(ctx.admin, acc.id, 5000, "cash", "NO-0001",
+                             ctx.now - timedelta(days=2))
+        ctx.typed |= {card, household, name, phone}
+    ctx.typed.add("NO-0001")
+    yesterday = ctx.now - timedelta(days=1)
+    ctx.session("EV-1", 1, "C-1001", yesterday, yesterday + timedelta(hours=2), "full")
+    # An unknown card: the balance guard stops it after its grace, the pile says `remote`.
+    start = ctx.now - timedelta(hours=5)
+    ref = ctx.session("EV-1", 2, "C-9999", start, None, None, wh=300.0)
+    asked = start + timedelta(minutes=5)
+    guard.check(asked, settings.guard(current_app.config))
+    cmd = db.session.scalar(select(Command).where(Command.pile_id == "EV-1",
+                                                  Command.action == "stop"))
+    ctx.ack(cmd, asked)
+    ctx.send("EV-1", "session", at=asked, event="stop", port=2, session=ref, energy_wh=300.0,
+             reason="remote")
+    ctx.send("EV-1", "status", at=asked, port=2, status="available")
+    ctx.typed.add("C-9999")
+    reports.submit(reports.ReportInput(pile_id="EV-2", port=3, kind="no_power",
+                                       phone="13700002222"),
+                   settings.reports(current_app.config), ctx.now - timedelta(minutes=20),
+                   rules=settings.alerts(current_app.config))
+    ctx.typed.add("13700002222")
