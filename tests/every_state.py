@@ -23,11 +23,12 @@ from sqlalchemy import select
 from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import ChargingSession, Command, User
+from chargers.models import ChargingSession, Command, Pile, User
 from chargers.services import (
     accounts,
     alleys,
     commands,
+    cutoff,
     guard,
     overstay,
     piles,
@@ -133,10 +134,27 @@ def _faulted(ctx: Ctx, pile_id: str, port: int) -> None:
 
 
 def _smoke(ctx: Ctx, pile_id: str, port: int) -> None:
-    """An open critical smoke alert on one port (the alley cuts power automatically)."""
-    ctx.send(pile_id, "fault", at=ctx.now - timedelta(minutes=4), port=port, code="smoke",
-             active=True, detail="smoke sensor 2")
+    """An open critical smoke alert on one port; the pile carried out the automatic
+    cut-off and said so (acked, its ports out of service): confirmed."""
+    at = ctx.now - timedelta(minutes=4)
+    ctx.send(pile_id, "fault", at=at, port=port, code="smoke", active=True,
+             detail="smoke sensor 2")
     ctx.typed.add("smoke sensor 2")  # the pile's own words, shown to staff as sent
+    cmds = list(db.session.scalars(select(Command).where(Command.pile_id == pile_id)))
+    for cmd in cmds:
+        cmd.status = "sent"  # as the dispatcher leaves them
+    db.session.commit()
+    for cmd in cmds:
+        ctx.ack(cmd, at + timedelta(seconds=1))
+    for n in range(1, len(db.session.get(Pile, pile_id).ports) + 1):
+        ctx.send(pile_id, "status", at=at + timedelta(seconds=1), port=n, status="unavailable")
+
+
+def _smoke_unconfirmed(ctx: Ctx, pile_id: str, port: int) -> None:
+    """Smoke, and the pile never answered the cut-off: unconfirmed after the
+    cutoff-track job (run at the end of the seed)."""
+    ctx.send(pile_id, "fault", at=ctx.now - timedelta(minutes=2), port=port, code="smoke",
+             active=True)
 
 
 def _disabled(ctx: Ctx, pile_id: str, port: int) -> None:
@@ -154,6 +172,7 @@ BUILDERS: dict[str, Callable] = {
     "free": _free, "occupied": _occupied, "charging": _charging, "finished": _finished,
     "finished_overstay": _finished_overstay, "stopped_remotely": _stopped_remotely,
     "faulted": _faulted, "smoke": _smoke, "disabled": _disabled, "offline": _offline,
+    "cutoff_unconfirmed": _smoke_unconfirmed,
 }
 
 # (pile id, label, location, [state of port 1, port 2, …], state of the whole pile).
@@ -165,6 +184,7 @@ LAYOUT = [
      None),
     ("EV-3", "3号桩", "消防通道旁", ["smoke", "free"], None),
     ("EV-4", "4号桩", "巷尾", ["free", "free"], "offline"),
+    ("EV-5", "5号桩", "晾衣架下", ["charging", "cutoff_unconfirmed"], None),
 ]
 
 HOUSEHOLDS = [  # (card, kind, household, name, phone)
@@ -216,6 +236,8 @@ def seed(now: datetime | None = None) -> Seeded:
             where[pile_state] = (pile_id, None)
     # The jobs, at the seed's clock: overstays, then settlement of what ended.
     overstay.scan(settings.overstay(config), now)
+    rules = settings.alerts(config)  # the cut-off job, once its confirmation time is past
+    cutoff.track(now + timedelta(seconds=rules.cutoff.confirm_s + 1), rules)
     settlement.settle(now)
     receipts = list(db.session.scalars(
         select(ChargingSession.receipt_token).where(ChargingSession.receipt_token.is_not(None))

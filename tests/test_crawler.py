@@ -258,3 +258,19 @@ def test_every_page_answers_and_speaks_one_language(app, client, seeded):
     visited = set(by["root/en"].visited)
     assert any(u.startswith(f"/staff/alleys/{s.slug}?") for u in visited)
     assert any(u.startswith("/staff/billing/review") for u in visited)
+
+
+def test_the_seed_holds_a_confirmed_and_an_unconfirmed_cutoff(app, client, seeded):
+    """The every-state alley holds both ends of the cut-off, and each reads as it is."""
+    from chargers.extensions import db
+    from chargers.models import Alert
+
+    with app.app_context():
+        by_pile = {a.pile_id: a.cutoff for a in db.session.query(Alert).filter_by(code="smoke")}
+    assert by_pile == {"EV-3": "confirmed", "EV-5": "unconfirmed"}
+    html = client.get(f"/a/{seeded.slug}").get_data(as_text=True)
+    assert 'data-cutoff="confirmed"' in html and 'data-cutoff="unconfirmed"' in html
+    assert "断电未确认：请远离，不要插拔；工作人员已收到通知" in html
+    login(client, seeded.admin)
+    desk = client.get("/staff/").get_data(as_text=True)
+    assert 'class="cutoff-alarm"' in desk and "5号桩" in desk.split('class="cutoff-alarm"')[1]
