@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install install-dev migrate seed lint clean bench
+.PHONY: run test check install install-dev migrate seed lint clean bench
 
 # One stamp per set: what the service runs on (requirements.txt), and that plus the
 # test and development tools (requirements-dev.txt). A changed file reinstalls.
@@ -39,6 +39,10 @@ run: seed
 
 test: install-dev
 	$(BIN)/pytest -q
+
+# The quick lane: everything that needs no broker, PostgreSQL, browser or long wait.
+check: install-dev
+	$(BIN)/pytest -q -m "not broker and not postgres and not browser and not slow"
 
 # The benchmarks once (a few minutes on 2 cores): bench/results.json (see bench/README.md).
 bench: install-dev

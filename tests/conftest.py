@@ -11,7 +11,9 @@ request at all. The client refuses a request made inside a held context."""
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -33,6 +35,36 @@ PASSWORD = "correct-horse-battery"
 # on a 29 February. Subprocesses (the worker of the end-to-end tests) keep the real
 # clock, so those passes take only tests that run in this process.
 TEST_NOW = os.environ.get("CHARGERS_TEST_NOW", "").strip()
+
+
+# Lanes: `make check` runs what needs no broker, PostgreSQL, browser or long wait.
+_NEEDS = {
+    "broker": {"broker", "mosquitto", "worker", "peers"},
+}
+_POSTGRES_FILES = {"test_api_fuzz", "test_bulk", "test_deploy_smoke", "test_ingest_fuzz",
+                   "test_ingest_scale", "test_migrations", "test_monthly_close",
+                   "test_settlement_concurrent", "test_web_hardening", "test_factory",
+                   "test_web_ratelimit_redis", "test_worker_lease"}
+_BROWSER_FILES = {"test_web_browser", "test_web_browser_flows"}
+_SLOW_FILES = {"test_api_fuzz", "test_ingest_fuzz", "test_ingest_scale", "test_deploy_smoke",
+               "test_settlement_concurrent", "test_devices_end_to_end", "test_devices_simulator",
+               "test_billing_e2e", "test_ingest_worker", "test_worker_lease", "test_cutoff"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by what it needs (from its fixtures and its file), so that a lane
+    can leave them out: `-m "not broker and not postgres and not browser and not slow"`."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        names = set(getattr(item, "fixturenames", ()))
+        if names & _NEEDS["broker"]:
+            item.add_marker(pytest.mark.broker)
+        if module in _POSTGRES_FILES:
+            item.add_marker(pytest.mark.postgres)
+        if module in _BROWSER_FILES:
+            item.add_marker(pytest.mark.browser)
+        if module in _SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -57,14 +89,33 @@ def app_config(tmp_path):
     }
 
 
-@pytest.fixture
-def app(app_config):
-    """The app on a fresh database. No app context is held: as in the Flask tutorial,
-    every request gets its own, and a test that touches the database directly opens
-    one itself (`with app.app_context():`)."""
-    app = create_app(app_config, config_name="testing")
+@pytest.fixture(scope="session")
+def _schema_template(tmp_path_factory) -> Path:
+    """One SQLite file holding the schema, made once per run: each test's database
+    starts as a copy of it instead of building every table again."""
+    path = tmp_path_factory.mktemp("template") / "schema.sqlite"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "t",
+                      "MQTT_URL": "", "RATELIMIT_STORAGE_URI": "memory://"}, config_name="testing")
     with app.app_context():
         _db.create_all()
+        _db.engine.dispose()
+    return path
+
+
+@pytest.fixture
+def app(app_config, _schema_template, tmp_path):
+    """The app on a fresh database (a copy of the schema template when the test keeps
+    the default SQLite file; PostgreSQL and other URLs get their tables made). No app
+    context is held: as in the Flask tutorial, every request gets its own, and a test
+    that touches the database directly opens one itself (`with app.app_context():`)."""
+    url = app_config["SQLALCHEMY_DATABASE_URI"]
+    fresh = url == f"sqlite:///{tmp_path / 'test.sqlite'}" and not (tmp_path / "test.sqlite").exists()
+    if fresh:
+        shutil.copyfile(_schema_template, tmp_path / "test.sqlite")
+    app = create_app(app_config, config_name="testing")
+    if not fresh:
+        with app.app_context():
+            _db.create_all()
     yield app
     with app.app_context():
         _db.engine.dispose()

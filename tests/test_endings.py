@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import ChargingSession, Command, Pile, ReviewItem, User
-from chargers.services import commands, endings, residents, settlement
+from chargers.services import commands, cutoff, endings, residents, settlement
 from chargers.services.endings import ending
+from chargers.settings import CutoffRules
 
 from .billing_support import T0, finished
 from .webtools import set_ports
@@ -130,7 +131,7 @@ def test_an_automatic_cut_off_reads_as_a_fault(app, client, alley_with_pile):
                       status="cleared")
         db.session.add(alert)
         db.session.flush()
-        commands.cutoff(pile, 1, alert, datetime.now(UTC) - timedelta(minutes=31))
+        cutoff.request(alert, pile, datetime.now(UTC) - timedelta(minutes=31), CutoffRules())
         _ended("P-1", 1, "s1", "remote")
         db.session.commit()
     html = client.get("/p/P-1?lang=zh").get_data(as_text=True)
