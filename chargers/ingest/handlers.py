@@ -36,7 +36,6 @@ from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
 from ..services import alerts, cutoff, ports, presence, sessions
 from ..services import message_ledger as ledger
-from ..services.commands import on_ack
 from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
@@ -193,7 +192,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                             value=data.value, detail=data.detail, at=at, time_source=source,
                             received_at=msg.arrived_at, now=now, rules=settings.alerts)
     elif kind == "ack":
-        on_ack(pile, data.cmd, data.result, data.detail, now)
+        cutoff.on_ack(pile, data.cmd, data.result, data.detail, now)
     else:  # pragma: no cover - topics.parse admits only the kinds above
         raise Rejected("unknown_kind", kind, pile.id)
 

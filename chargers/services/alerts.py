@@ -32,7 +32,7 @@ from ..extensions import db
 from ..models import Alert, Alley, FaultEvent, Pile, User, utcnow
 from ..protocol.codes import FAULT_CODES
 from ..settings import AlertRules
-from . import scope
+from . import cutoff, scope
 from .errors import Conflict, Invalid, NotFound
 from .severity import RANK, SEVERITIES, severity_for
 
@@ -74,7 +74,7 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
           at: datetime, now: datetime, rules: AlertRules, data: dict | None = None) -> Alert:
     """A new alert; a critical one pages at once and, unless the alley says no,
     cuts the port (or the pile) off. Does not commit."""
-    from . import cutoff, notify
+    from . import notify
 
     alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code,
                   severity=severity_for(code, rules.severity), status="active", raised_at=at,

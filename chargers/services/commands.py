@@ -218,20 +218,21 @@ def _mirror(cmd: Command, pile: Pile) -> None:
         port.enabled = enabled
 
 
-def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: datetime) -> None:
+def on_ack(pile: Pile, command_id: str, result: str, detail: str | None,
+           now: datetime) -> Command | None:
     """The pile answered command `command_id` with `accepted` or `rejected`. Does not commit.
 
     Only the pile the command went to can answer it. A repeated ack changes nothing;
     a late ack after a timeout still records what the pile did.
     """
     if result not in ACK_RESULTS:
-        return
+        return None
     cmd = db.session.get(Command, command_id)
     if cmd is None or cmd.pile_id != pile.id:
         log.warning("ack from %s for unknown command %r", pile.id, command_id)
-        return
+        return None
     if cmd.status in ACK_RESULTS:
-        return
+        return None
     late = cmd.status == "timeout"
     cmd.status = result
     cmd.answered_at = now
@@ -241,9 +242,4 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
         _mirror(cmd, pile)
     _note_on_alert(cmd, now)
     db.session.flush()
-    if cmd.alert_id is not None:
-        from . import cutoff  # cutoff creates commands through this module
-
-        alert = db.session.get(Alert, cmd.alert_id)
-        if alert is not None:
-            cutoff.evaluate(alert, now)
+    return cmd

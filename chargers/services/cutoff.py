@@ -26,7 +26,10 @@ reconnects (`on_pile_back`, from its boot or `online 1`).
 The cut-off's commands are those of the alert that no person created
 (`Command.alert_id` = the alert, `created_by` empty).
 
-Who commits: `request`, `evaluate`, `on_pile_back` and `on_command_answered` are called
+Imports commands, notify and scope; alerts (the lifecycle) imports this module, never
+the other way round.
+
+Who commits: `request`, `evaluate`, `on_ack`, `on_pile_changed` and `on_pile_back` are called
 inside the ingest's batch (add and flush only); `track` (job) and `retry` (staff)
 commit.
 """
@@ -42,7 +45,8 @@ from ..extensions import db
 from ..models import Alert, Command, Contact, Notification, Pile, User
 from ..protocol.codes import FIRE_CODES
 from ..settings import AlertRules, CutoffRules
-from .errors import Conflict
+from . import commands, notify, scope
+from .errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,6 @@ def _backoff(tries: int, rules: CutoffRules) -> timedelta:
 def request(alert: Alert, pile: Pile, now: datetime, rules: CutoffRules) -> list[Command]:
     """Ask for the cut-off of a new critical alert: stop + disable the port, or for a
     fire code stop every port and disable the pile. Does not commit."""
-    from . import commands  # commands notes answers on alerts: it imports this module's caller
-
     port = target_port(alert)
     ports = [port] if port is not None else [p.number for p in pile.ports]
     sent = [commands.create(pile, n, "stop", now, alert=alert) for n in ports]
@@ -116,6 +118,16 @@ def evaluate(alert: Alert, now: datetime) -> str:
     return alert.cutoff
 
 
+def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: datetime) -> None:
+    """The pile answered a command: record it, and if it was a cut-off's, see whether
+    the cut-off is now confirmed. Called by the ingest inside its batch. Does not commit."""
+    cmd = commands.on_ack(pile, command_id, result, detail, now)
+    if cmd is not None and cmd.alert_id is not None:
+        alert = db.session.get(Alert, cmd.alert_id)
+        if alert is not None:
+            evaluate(alert, now)
+
+
 def tracked_of_pile(pile_id: str) -> list[Alert]:
     """The pile's alerts whose cut-off is not confirmed yet."""
     stmt = select(Alert).where(Alert.pile_id == pile_id, Alert.cutoff.in_(TRACKED))
@@ -143,8 +155,6 @@ def _resend(alert: Alert, pile: Pile, now: datetime, reason: str, rules: CutoffR
     """One round: unanswered commands go out again under their id; a port still
     charging whose stop was answered gets a new stop; a refused disable is asked
     anew. Does not commit."""
-    from . import commands
-
     cmds = commands_of(alert)
     port = target_port(alert)
     again: list[Command] = []
@@ -176,8 +186,6 @@ def _resend(alert: Alert, pile: Pile, now: datetime, reason: str, rules: CutoffR
 def _escalate(alert: Alert, now: datetime, rules: AlertRules) -> None:
     """Not confirmed in time: level 2 hears of it at once (with level 1), and every
     contact of the alley with a phone gets an SMS. Does not commit."""
-    from . import notify
-
     alert.cutoff = UNCONFIRMED
     alert.cutoff_unconfirmed_at = now
     notify.queue_for_alert(alert, level=(1, 2), reason="cutoff", now=now,
@@ -227,9 +235,10 @@ def track(now: datetime, rules: AlertRules) -> tuple[int, int, int]:
 def retry(user: User, alert_id: int, now: datetime, rules: AlertRules) -> Alert:
     """Staff press "try again" on a cut-off that is not confirmed: it is pending again
     with a new deadline, and everything unconfirmed goes out now. Commits."""
-    from . import alerts
-
-    alert = alerts.get_alert(user, alert_id)
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound("alert.not_found")
+    scope.check_pile(user, alert.pile)
     if alert.cutoff not in TRACKED:
         raise Conflict("cutoff.not_retryable")
     alert.cutoff = PENDING
@@ -245,8 +254,6 @@ def retry(user: User, alert_id: int, now: datetime, rules: AlertRules) -> Alert:
 def unconfirmed(user: User | None) -> list[Alert]:
     """Cut-offs in the user's alleys that the pile has not confirmed in time: for the
     top of the staff desk."""
-    from . import scope
-
     stmt = (select(Alert).join(Pile, Alert.pile_id == Pile.id)
             .where(Alert.cutoff == UNCONFIRMED, Alert.status.in_(OPEN_ALERT)))
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
