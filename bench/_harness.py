@@ -201,8 +201,9 @@ SEED = """
 import sys
 from wsgi import app
 from chargers import settings
-from chargers.services.alleys import AlleyInput, create_alley
-from chargers.services.piles import PileInput, register_pile
+from chargers.services.devices.alleys import AlleyInput
+from chargers.services.onboarding import create_alley
+from chargers.services.devices.piles import PileInput, register_pile
 slug, ports, ids = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 with app.app_context():
     create_alley(AlleyInput(slug=slug, name="Bench " + slug), settings.alley_defaults(app.config))

@@ -23,7 +23,7 @@ def wake_dispatch() -> None:
     cut-off) has committed, run `commands-dispatch` now instead of at its next 1 s tick."""
     from chargers import worker
     from chargers.ingest.client import IngestClient
-    from chargers.services import commands
+    from chargers.services.devices import commands
 
     created = threading.Event()
     holder: dict = {}

@@ -37,7 +37,7 @@ def _pile_no_autoflush() -> None:
     pile row once per flush."""
     from chargers.extensions import db
     from chargers.models import Pile
-    from chargers.services.message_ledger import IngestBatch
+    from chargers.services.ingest.message_log import IngestBatch
 
     def pile(self, pile_id):
         if pile_id not in self.piles:
@@ -62,7 +62,7 @@ def _prefetch() -> None:
     from chargers.ingest import handlers
     from chargers.models import Pile, ProcessedMessage
     from chargers.protocol import topics
-    from chargers.services import message_ledger as ledger
+    from chargers.services.ingest import message_log
 
     _pile_no_autoflush()
 
@@ -70,7 +70,7 @@ def _prefetch() -> None:
         return (pile_id, msg_id) in self.seen or (pile_id, msg_id) in self.known
 
     def _run(messages, settings, now):
-        batch = ledger.IngestBatch(now=now, throttle=handlers._throttle())
+        batch = message_log.IngestBatch(now=now, throttle=handlers._throttle())
         pile_ids, msg_ids = set(), set()
         for m in messages:
             try:
@@ -91,7 +91,7 @@ def _prefetch() -> None:
         db.session.commit()
         return outcomes
 
-    ledger.IngestBatch.is_duplicate = is_duplicate
+    message_log.IngestBatch.is_duplicate = is_duplicate
     handlers._run = _run
 
 

@@ -65,12 +65,14 @@ def seed(app, n: int, accounts: int) -> None:
     from chargers import settings
     from chargers.extensions import db
     from chargers.models import Alley, ChargingSession, Tariff, User
-    from chargers.services import accounts as users
-    from chargers.services import alleys, ledger, piles, residents
+    from chargers.services import onboarding, users
+    from chargers.services.billing import accounts as residents
+    from chargers.services.billing import ledger
+    from chargers.services.devices import alleys, piles
 
     with app.app_context():
         admin = users.create_user("bench", "correct-horse-battery", "admin")
-        alleys.create_alley(alleys.AlleyInput(slug="bench", name="Bench"),
+        onboarding.create_alley(alleys.AlleyInput(slug="bench", name="Bench"),
                             settings.alley_defaults(app.config), by=admin)
         for i in range(20):
             piles.register_pile(admin, piles.PileInput(id=f"B-{i:02d}", alley="bench", ports=10))
@@ -210,7 +212,7 @@ def plain_writes_pass(app, batch: int, kind: str) -> float:
     from chargers.extensions import db
     from chargers.models import Alley, LedgerEntry, Posting, bulk
     from chargers.models import ChargingSession as CS
-    from chargers.services import ledger, settlement
+    from chargers.services.billing import ledger, settlement
 
     with app.app_context():
         alley_id = db.session.scalar(select(Alley.id))
@@ -274,7 +276,7 @@ def run(kind: str, n: int, batch: int, accounts: int, profile: bool = False,
     from chargers import create_app
     from chargers.extensions import db
     from chargers.models import ChargingSession, Posting
-    from chargers.services import ledger, settlement
+    from chargers.services.billing import ledger, settlement
 
     with tempfile.TemporaryDirectory() as tmp:
         database = h.Database(kind, Path(tmp))

@@ -16,7 +16,7 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     if overrides:
         app.config.update(overrides)
     _ensure_sqlite_dir(app)
-    from .web.guard import init_app as init_guard
+    from .web.validation import init_app as init_guard
 
     init_guard(app)  # before any route: the `int` converter, the request check
 
@@ -42,7 +42,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     dbsetup.init_app(app)
-    from .services.availability import install_state_versions
+    from .services.charging.availability import install_state_versions
 
     install_state_versions()
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))

@@ -3,7 +3,7 @@ alert statuses, alert-history actions, command actions and outcomes, rejection
 reasons, notification reasons, states and channels, billing audit actions), marked for Babel.
 
 Shared by the staff pages (web/staff/wording.py) and the notifications
-(services/notify.py), which render them in the page's or the alley's language.
+(services/alerts/notify.py), which render them in the page's or the alley's language.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NOTIFY_REASON_LABELS = {"new": _l("first page"), "resend": _l("reminder"),
 NOTIFY_STATUS_LABELS = {"pending": _l("waiting to send"), "sent": _l("delivered"),
                         "failed": _l("gave up")}
 CHANNEL_LABELS = {"webhook": _l("Group robot"), "email": _l("E-mail"), "sms": _l("SMS")}
-# The automatic cut-off's state (Alert.cutoff, services/cutoff.py), as staff read it.
+# The automatic cut-off's state (Alert.cutoff, services/alerts/cutoff.py), as staff read it.
 CUTOFF_LABELS = {"none": _l("no cut-off"), "pending": _l("Cutting power…"),
                  "confirmed": _l("Power cut (confirmed by the pile)"),
                  "unconfirmed": _l("Cut-off NOT confirmed")}
@@ -108,7 +108,7 @@ SESSION_STATUS_LABELS = {"active": _l("charging"), "stopped": _l("ended"),
                          "timeout": _l("closed after silence"),
                          "orphan": _l("incomplete (start not received)")}
 
-# Why a charging session ended (services/endings.py ENDINGS): port tiles, pile pages and
+# Why a charging session ended (services/charging/endings.py ENDINGS): port tiles, pile pages and
 # receipts. Only `full` says the battery is full.
 ENDING_LABELS = {
     "full": _l("Full"), "unplugged": _l("Unplugged"), "user": _l("Stopped by the resident"),

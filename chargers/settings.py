@@ -66,7 +66,7 @@ class CommandRules:
 @dataclass(frozen=True)
 class SmsConfig:
     """SMS_*: Aliyun SendSms endpoint, AccessKey pair, approved signature name (签名)
-    and the template code of each reminder kind (see chargers.services.sms)."""
+    and the template code of each reminder kind (see chargers.services.alerts.sms)."""
 
     endpoint: str = "https://dysmsapi.aliyuncs.com/"
     access_key_id: str = ""

@@ -18,7 +18,8 @@ from .heap import freeze_startup_heap
 from .ingest.client import IngestClient
 from .models import utcnow
 from .scheduler import build_scheduler
-from .services import commands, leases
+from .services import leases
+from .services.devices import commands
 
 log = logging.getLogger(__name__)
 

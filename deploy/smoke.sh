@@ -70,8 +70,9 @@ say "an alley with 4 piles"
 import json, sys
 from wsgi import app
 from chargers import settings
-from chargers.services.alleys import AlleyInput, create_alley
-from chargers.services.piles import PileInput, register_pile
+from chargers.services.devices.alleys import AlleyInput
+from chargers.services.onboarding import create_alley
+from chargers.services.devices.piles import PileInput, register_pile
 with app.app_context():
     create_alley(AlleyInput(slug="smoke", name="冒烟巷"), settings.alley_defaults(app.config))
     secrets = {}

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 from chargers import create_app
 from chargers.extensions import db as _db
-from chargers.services import accounts
+from chargers.services import users
 
 pytest_plugins = ["tests.brokers", "tests.device_clients", "tests.ingest_support"]
 
@@ -154,8 +154,8 @@ def runner(app):
 def admin(app):
     """An admin account and its API token: (user, token)."""
     with app.app_context():
-        user = accounts.create_user("root", PASSWORD, "admin")
-        token = accounts.issue_token(user)
+        user = users.create_user("root", PASSWORD, "admin")
+        token = users.issue_token(user)
         return loaded(user), token
 
 
@@ -176,8 +176,8 @@ def make_staff(app):
 
     def make(name: str, slugs: list[str]):
         with app.app_context():
-            user = accounts.create_user(name, PASSWORD, "staff", slugs)
-            token = accounts.issue_token(user)
+            user = users.create_user(name, PASSWORD, "staff", slugs)
+            token = users.issue_token(user)
             return loaded(user), token
 
     return make

@@ -24,18 +24,12 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import ChargingSession, Command, Pile, User
-from chargers.services import (
-    accounts,
-    alleys,
-    commands,
-    cutoff,
-    guard,
-    overstay,
-    piles,
-    reports,
-    residents,
-    settlement,
-)
+from chargers.services import onboarding, users
+from chargers.services.alerts import cutoff, reports
+from chargers.services.billing import accounts as residents
+from chargers.services.billing import balance_guard, settlement
+from chargers.services.devices import alleys, commands, piles
+from chargers.services.maintenance import overstay
 
 from .conftest import PASSWORD
 from .ingest_support import body, incoming, ts
@@ -208,9 +202,9 @@ def seed(now: datetime | None = None) -> Seeded:
     """Build the alley (inside an app context; commits). Returns where things are."""
     now = now or datetime.now(UTC).replace(microsecond=0)
     config = current_app.config
-    admin = accounts.create_user(ADMIN, PASSWORD, "admin")
-    alleys.create_alley(ALLEY, settings.alley_defaults(config), by=admin)
-    accounts.create_user(STAFF, PASSWORD, "staff", [SLUG])
+    admin = users.create_user(ADMIN, PASSWORD, "admin")
+    onboarding.create_alley(ALLEY, settings.alley_defaults(config), by=admin)
+    users.create_user(STAFF, PASSWORD, "staff", [SLUG])
     ctx = Ctx(now, admin)
     ctx.typed |= {v for v in (ALLEY.name, ALLEY.street, ALLEY.community, ALLEY.address,
                               ALLEY.contacts, SLUG, MODEL, FIRMWARE, ADMIN, STAFF) if v}
@@ -268,7 +262,7 @@ def _billing(ctx: Ctx) -> None:
     start = ctx.now - timedelta(hours=5)
     ref = ctx.session("EV-1", 2, "C-9999", start, None, None, wh=300.0)
     asked = start + timedelta(minutes=5)
-    guard.check(asked, settings.guard(current_app.config))
+    balance_guard.check(asked, settings.guard(current_app.config))
     cmd = db.session.scalar(select(Command).where(Command.pile_id == "EV-1",
                                                   Command.action == "stop"))
     ctx.ack(cmd, asked)

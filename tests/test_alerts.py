@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Alley, Command, Contact, Notification, Pile, User
-from chargers.services import alerts
+from chargers.services.alerts import lifecycle as alerts
 
 from .conftest import bearer
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Command, Contact, Pile
-from chargers.services import alerts
+from chargers.services.alerts import lifecycle as alerts
 
 from .conftest import PASSWORD, bearer
 

@@ -78,7 +78,7 @@ def seeded(app, client, admin, make_staff, alley_with_pile):
         from datetime import UTC, datetime
 
         from chargers.models import Alert, Pile
-        from chargers.services import alerts
+        from chargers.services.alerts import lifecycle as alerts
 
         now = datetime.now(UTC)
         alerts.record_fault(db.session.get(Pile, "P-1"), port=1, code="over_current",

@@ -116,7 +116,7 @@ def test_session_cookie_flags(client, admin):
 
 
 def test_session_cookie_secure_in_production_settings(app_config, tmp_path, monkeypatch):
-    from chargers.services import accounts
+    from chargers.services import users
 
     monkeypatch.setenv("SECRET_KEY", "prod-secret")
     monkeypatch.setenv("DATABASE_URL", app_config["SQLALCHEMY_DATABASE_URI"])
@@ -126,7 +126,7 @@ def test_session_cookie_secure_in_production_settings(app_config, tmp_path, monk
     assert prod.config["SESSION_COOKIE_SECURE"] is True
     with prod.app_context():
         db.create_all()
-        accounts.create_user("root", PASSWORD, "admin")
+        users.create_user("root", PASSWORD, "admin")
         client = prod.test_client()
         # Secure cookies are only sent back over HTTPS: talk HTTPS to the test client.
         token = csrf_from(client.get("/login", base_url="https://localhost").get_data(as_text=True))

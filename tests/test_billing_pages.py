@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import ChargingSession, MoneyAudit
-from chargers.services import settlement
+from chargers.services.billing import settlement
 
 from .billing_support import T0, finished, set_tariff
 from .conftest import bearer

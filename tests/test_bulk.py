@@ -12,7 +12,9 @@ from sqlalchemy import select
 from chargers import create_app
 from chargers.extensions import db
 from chargers.models import ChargingSession, LedgerAccount, Posting, bulk
-from chargers.services import accounts, alleys, ledger, piles
+from chargers.services import onboarding, users
+from chargers.services.billing import ledger
+from chargers.services.devices import alleys, piles
 from chargers.settings import AlleyDefaults
 
 from .pg_schema import throwaway_schema
@@ -27,8 +29,8 @@ def app(request, tmp_path):
                          config_name="testing")
         with app.app_context():
             db.create_all()
-            admin = accounts.create_user("root", "correct-horse-battery", "admin")
-            alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(),
+            admin = users.create_user("root", "correct-horse-battery", "admin")
+            onboarding.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(),
                                 by=admin)
             piles.register_pile(admin, piles.PileInput(id="P-1", alley="lane", ports=2))
             db.session.commit()
@@ -99,7 +101,7 @@ def test_upsert_add_creates_then_adds(app):
 def test_one_of_matches_in(app):
     from chargers.models import Pile
 
-    piles.register_pile(accounts.get_user("root"),
+    piles.register_pile(users.get_user("root"),
                         piles.PileInput(id="P-2", alley="lane", ports=2))
     for wanted in (["P-1"], ["P-2", "P-1", "P-2"], [], ["nope"]):
         got = set(db.session.scalars(select(Pile.id).where(bulk.one_of(Pile.id, wanted))))

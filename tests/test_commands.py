@@ -12,7 +12,8 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alert, Command, Pile
-from chargers.services import alerts, commands
+from chargers.services.alerts import lifecycle as alerts
+from chargers.services.devices import commands
 
 from .conftest import bearer
 

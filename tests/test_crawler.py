@@ -54,7 +54,7 @@ def _job_words() -> set[str]:
 def _default_plan_words() -> tuple[set[str], set[str]]:
     """The default inspection plans of a new alley (services/maintenance.DEFAULT_PLANS):
     the Latin words of their checklist keys, and their Chinese names and items."""
-    from chargers.services.maintenance import DEFAULT_PLANS
+    from chargers.services.maintenance.inspections import DEFAULT_PLANS
 
     keys = {w for p in DEFAULT_PLANS for item in p["checklist"]
             for w in re.findall(r"[A-Za-z]+", item["key"])}

@@ -1,4 +1,4 @@
-"""A fire cut-off is done only when the pile confirms it (services/cutoff.py).
+"""A fire cut-off is done only when the pile confirms it (services/alerts/cutoff.py).
 
 End to end: a private Mosquitto, the real worker subprocess, and a simulated pile (a
 paho client logged in with its secret, on its own cmd topic) that answers as a real

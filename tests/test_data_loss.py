@@ -13,7 +13,7 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, ChargingSession, Pile, Port, SeqGap
-from chargers.services import presence
+from chargers.services.devices import presence
 from tests.ingest_support import incoming, ts
 
 pytestmark = pytest.mark.usefixtures("alley_with_pile")

@@ -12,8 +12,11 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import ChargingSession, Command, Pile, ReviewItem, User
-from chargers.services import commands, cutoff, endings, residents, settlement
-from chargers.services.endings import ending
+from chargers.services.alerts import cutoff
+from chargers.services.billing import accounts, settlement
+from chargers.services.charging import endings
+from chargers.services.charging.endings import ending
+from chargers.services.devices import commands
 from chargers.settings import CutoffRules
 
 from .billing_support import T0, finished
@@ -158,7 +161,7 @@ def test_receipt_says_why_and_an_assigned_one_no_longer_says_unknown_card(app, c
         by_ref = {ref: s.id for ref, s in rows.items()}
         items = {i.session_id: i.id for i in db.session.scalars(select(ReviewItem))}
         staff = db.session.get(User, user.id)
-        acc = residents.create_account(staff, residents.AccountInput(
+        acc = accounts.create_account(staff, accounts.AccountInput(
             alley="lane", cards=["NEWCARD"], kind="exempt"), T0)
         acc_id = acc.id
     r1 = client.get(f"/r/{tokens['R1']}?lang=zh").get_data(as_text=True)

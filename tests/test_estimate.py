@@ -3,7 +3,7 @@ from a 48 V e-bike charger): rising, flat, tapering, and the no-basis cases."""
 
 from __future__ import annotations
 
-from chargers.services.estimate import Estimate, PastSession, Sample, estimate, next_free
+from chargers.services.charging.estimate import Estimate, PastSession, Sample, estimate, next_free
 
 
 def curve(rows: list[tuple[int, float, float]]) -> list[Sample]:

@@ -10,12 +10,12 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import Alley, ChargingSession, Command, MoneyAudit, User
-from chargers.services import guard, residents
+from chargers.services.billing import accounts, balance_guard
 
 from .billing_support import T0, set_tariff
 from .conftest import bearer
 
-RULE = guard.GuardRule(unknown_card_grace_s=120)
+RULE = balance_guard.GuardRule(unknown_card_grace_s=120)
 
 
 def running(ref: str, card: str | None, minutes_ago: float, port: int = 1,
@@ -48,7 +48,7 @@ def test_guard_rules(app, client, admin, alley_with_pile):
         set_tariff("lane", electricity_cents_per_kwh=100, service_scheme="flat_hour",
                    service_cents=60)  # 1 fen a minute
         admin_user = db.session.get(User, user.id)
-        residents.create_account(admin_user, residents.AccountInput(
+        accounts.create_account(admin_user, accounts.AccountInput(
             alley="lane", cards=["MO"], kind="monthly", monthly_from=T0 - timedelta(days=1),
             monthly_until=T0 + timedelta(days=29), monthly_hours=1), T0)
         a = running("a", "PRE", 30, port=1)          # 30 fen < 50: goes on
@@ -58,7 +58,7 @@ def test_guard_rules(app, client, admin, alley_with_pile):
         e = running("e", None, 3, port=1)            # no card, past the grace
         f = running("f", "BROKE", 0.5, port=2)       # no balance at all
         g = running("g", "MO", 61, port=3)           # past the monthly card's hour
-        counts = guard.check(T0, RULE)
+        counts = balance_guard.check(T0, RULE)
         assert stops() == {b: "balance", e: "unknown_card", f: "balance", g: "monthly_hours"}
         assert counts == {"balance": 2, "unknown_card": 1, "monthly_hours": 1}
         assert {(c_.port, c_.action) for c_ in db.session.scalars(select(Command))} == {
@@ -68,8 +68,8 @@ def test_guard_rules(app, client, admin, alley_with_pile):
             select(MoneyAudit).where(MoneyAudit.action == "guard.stop"))} == {
             "balance", "unknown_card", "monthly_hours"}
         # asked once: a second pass adds nothing; the unknown card after its grace
-        assert guard.check(T0, RULE) == {}
-        assert guard.check(T0 + timedelta(minutes=2), RULE) == {"unknown_card": 1}
+        assert balance_guard.check(T0, RULE) == {}
+        assert balance_guard.check(T0 + timedelta(minutes=2), RULE) == {"unknown_card": 1}
         assert a not in stops() and c not in stops() and d in stops()
 
 
@@ -80,16 +80,16 @@ def test_unbilled_alley_lets_unknown_cards_charge(app, client, admin, alley_with
     with app.app_context():
         assert db.session.scalar(select(Alley)).allow_unbilled
         running("x", "NOBODY", 600)
-        assert guard.check(T0, RULE) == {}
+        assert balance_guard.check(T0, RULE) == {}
 
 
 def test_monthly_card_one_session_at_a_time(app, client, admin, alley_with_pile):
     user, _ = admin
     with app.app_context():
-        residents.create_account(db.session.get(User, user.id), residents.AccountInput(
+        accounts.create_account(db.session.get(User, user.id), accounts.AccountInput(
             alley="lane", cards=["MO1", "MO2"], kind="monthly",
             monthly_from=T0 - timedelta(days=1), monthly_until=T0 + timedelta(days=29)), T0)
         first = running("m1", "MO1", 20, port=1)
         second = running("m2", "MO2", 5, port=2)
-        assert guard.check(T0, RULE) == {"monthly_busy": 1}
+        assert balance_guard.check(T0, RULE) == {"monthly_busy": 1}
         assert stops() == {second: "monthly_busy"} and first not in stops()

@@ -283,7 +283,7 @@ def test_online_will_and_heartbeat_sweep(app, app_ctx):
 
 
 def test_poison_message_does_not_block_the_batch(app, monkeypatch, app_ctx):
-    from chargers.services import alerts
+    from chargers.services.alerts import lifecycle as alerts
 
     def boom(*a, **k):
         raise RuntimeError("bug in a handler")

@@ -30,7 +30,7 @@ from chargers.models import (
     Rejection,
     SeqGap,
 )
-from chargers.services import piles as piles_service
+from chargers.services.devices import piles as piles_service
 from tests.ingest_support import PREFIX, Worker, ts
 from tests.ingest_support import Pile as PileClient
 from tests.pg_schema import throwaway_schema

@@ -22,7 +22,11 @@ from chargers.models import (
     Posting,
     User,
 )
-from chargers.services import accounts, alleys, ledger, piles, residents, sessions, settlement
+from chargers.services import onboarding, users
+from chargers.services.billing import accounts as residents
+from chargers.services.billing import ledger, settlement
+from chargers.services.charging import sessions
+from chargers.services.devices import alleys, piles
 from chargers.settings import AlleyDefaults
 
 from .billing_support import T0, finished, set_tariff
@@ -46,8 +50,8 @@ def app_for_example():
                      config_name="testing")
     with app.app_context():
         db.create_all()
-        admin = accounts.create_user("root", "correct-horse-battery", "admin")
-        alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(), by=admin)
+        admin = users.create_user("root", "correct-horse-battery", "admin")
+        onboarding.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(), by=admin)
         piles.register_pile(admin, piles.PileInput(id="P-1", alley="lane", ports=4))
         set_tariff("lane", electricity_cents_per_kwh=60, service_scheme="flat_hour",
                    service_cents=40, step_minutes=30, free_minutes=3, minimum_cents=10,

@@ -29,9 +29,11 @@ from chargers.models import (
     Rejection,
     WorkOrder,
 )
-from chargers.services import accounts, alleys, maintenance, overstay, photos, piles, retention
+from chargers.services import onboarding, photos, retention, users
+from chargers.services.devices import alleys, piles
 from chargers.services.errors import Conflict, Invalid
-from chargers.services.maintenance import ItemResult, RecordInput
+from chargers.services.maintenance import inspections, overstay
+from chargers.services.maintenance.inspections import ItemResult, RecordInput
 
 # 2026-12-01 in Suzhou (UTC+8); 08:00 local is 00:00 UTC.
 D = date(2026, 12, 1)
@@ -51,14 +53,14 @@ def site(app):
     """Alley `lane` (Asia/Shanghai, default plans), pile P-1 with 4 ports, a level-1
     and a level-2 contact, and a staff member of the alley. Returns ids."""
     with app.app_context():
-        alley = alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"),
+        alley = onboarding.create_alley(alleys.AlleyInput(slug="lane", name="Lane"),
                                     settings.alley_defaults(app.config))
         piles.register_pile(None, piles.PileInput(id="P-1", alley="lane", ports=4, label="1号桩"))
         db.session.add_all([
             Contact(alley_id=alley.id, name="网格员", level=1, channel="email", target="a@example.org"),
             Contact(alley_id=alley.id, name="主任", level=2, channel="email", target="b@example.org"),
         ])
-        user = accounts.create_user("wang", "correct-horse-battery", "staff", ["lane"])
+        user = users.create_user("wang", "correct-horse-battery", "staff", ["lane"])
         db.session.commit()
         return {"alley": alley.id, "user": user.id}
 
@@ -151,9 +153,9 @@ def test_recording_resets_the_plan(app, site):
         plan_id = _only_daily_due_on(D)
     run(app, "inspections-due", local(D + timedelta(days=1), 8))  # overdue sent
     with app.app_context():
-        user = db.session.get(accounts.User, site["user"])
+        user = db.session.get(users.User, site["user"])
         plan = db.session.get(InspectionPlan, plan_id)
-        record = maintenance.record_inspection(user, plan_id, RecordInput(_all_pass(plan)),
+        record = inspections.record_inspection(user, plan_id, RecordInput(_all_pass(plan)),
                                                now=local(D + timedelta(days=1), 10))
         assert record.due_date == D and record.signer.name == "wang"
         assert db.session.get(InspectionPlan, plan_id).next_due == D + timedelta(days=2)
@@ -162,24 +164,24 @@ def test_recording_resets_the_plan(app, site):
     assert run(app, "inspections-due", local(D + timedelta(days=2), 8)) == "1 due; 1 message(s) queued"
     with app.app_context():
         plan = db.session.get(InspectionPlan, plan_id)
-        assert maintenance.due_state(plan, D + timedelta(days=2)).state == "due"
-        assert maintenance.due_state(plan, D + timedelta(days=1)).state == "upcoming"
+        assert inspections.due_state(plan, D + timedelta(days=2)).state == "due"
+        assert inspections.due_state(plan, D + timedelta(days=1)).state == "upcoming"
 
 
 def test_monthly_plan_steps_by_calendar_month():
-    assert maintenance.add_period(date(2026, 1, 31), 1, "month") == date(2026, 2, 28)
-    assert maintenance.add_period(date(2026, 11, 15), 3, "month") == date(2027, 2, 15)
-    assert maintenance.add_period(date(2026, 12, 31), 1, "day") == date(2027, 1, 1)
+    assert inspections.add_period(date(2026, 1, 31), 1, "month") == date(2026, 2, 28)
+    assert inspections.add_period(date(2026, 11, 15), 3, "month") == date(2027, 2, 15)
+    assert inspections.add_period(date(2026, 12, 31), 1, "day") == date(2027, 1, 1)
 
 
 def test_every_item_must_be_marked_and_records_never_change(app, site):
     with app.app_context():
-        user = db.session.get(accounts.User, site["user"])
+        user = db.session.get(users.User, site["user"])
         plan = _plan("daily")
         with pytest.raises(Invalid) as exc:
-            maintenance.record_inspection(user, plan.id, RecordInput(_all_pass(plan)[1:]))
+            inspections.record_inspection(user, plan.id, RecordInput(_all_pass(plan)[1:]))
         assert exc.value.code == "maintenance.missing_item"
-        record = maintenance.record_inspection(user, plan.id, RecordInput(_all_pass(plan)))
+        record = inspections.record_inspection(user, plan.id, RecordInput(_all_pass(plan)))
         record.notes = "changed afterwards"
         with pytest.raises(ValueError):
             db.session.commit()
@@ -189,11 +191,11 @@ def test_every_item_must_be_marked_and_records_never_change(app, site):
 
 def test_failed_item_takes_the_port_out_of_service_until_done(app, site):
     with app.app_context():
-        user = db.session.get(accounts.User, site["user"])
+        user = db.session.get(users.User, site["user"])
         plan = _plan("monthly")
         fail = {"sockets_plugs": {"note": "2号口插座发黑", "pile_id": "P-1", "port": 2,
                                   "out_of_service": True}}
-        record = maintenance.record_inspection(user, plan.id, RecordInput(_all_pass(plan, **fail)))
+        record = inspections.record_inspection(user, plan.id, RecordInput(_all_pass(plan, **fail)))
         orders = list(db.session.scalars(select(WorkOrder)))
         assert len(orders) == 1
         order = orders[0]
@@ -203,12 +205,12 @@ def test_failed_item_takes_the_port_out_of_service_until_done(app, site):
         cmds = list(db.session.scalars(select(Command)))
         assert [(c.action, c.port, c.status) for c in cmds] == [("disable", 2, "pending")]
 
-        maintenance.start_order(user, order.id, "电工已到场")
+        inspections.start_order(user, order.id, "电工已到场")
         with pytest.raises(Conflict):
-            maintenance.start_order(user, order.id)
+            inspections.start_order(user, order.id)
         with pytest.raises(Invalid):
-            maintenance.finish_order(user, order.id, "")
-        maintenance.finish_order(user, order.id, "更换插座")
+            inspections.finish_order(user, order.id, "")
+        inspections.finish_order(user, order.id, "更换插座")
         order = db.session.get(WorkOrder, order.id)
         assert order.status == "done" and order.closed_by == user.id
         assert [e.action for e in order.events] == ["opened", "out_of_service", "started", "done",
@@ -220,9 +222,9 @@ def test_failed_item_takes_the_port_out_of_service_until_done(app, site):
 
 def test_a_failed_item_without_out_of_service_sends_no_command(app, site):
     with app.app_context():
-        user = db.session.get(accounts.User, site["user"])
+        user = db.session.get(users.User, site["user"])
         plan = _plan("daily")
-        maintenance.record_inspection(user, plan.id, RecordInput(
+        inspections.record_inspection(user, plan.id, RecordInput(
             _all_pass(plan, fire_lane={"note": "杂物堵塞"})))
         assert db.session.scalar(select(func.count()).select_from(WorkOrder)) == 1
         assert db.session.scalar(select(func.count()).select_from(Command)) == 0
@@ -255,8 +257,8 @@ def test_fault_rule_opens_one_order_for_a_burst(app, site):
         assert (orders[0].kind, orders[0].reason, orders[0].pile_id) == \
             ("inspection", "fault_burst", "P-1")
         assert orders[0].data["faults"] >= 3
-        user = db.session.get(accounts.User, site["user"])
-        maintenance.finish_order(user, orders[0].id, "检查完毕",
+        user = db.session.get(users.User, site["user"])
+        inspections.finish_order(user, orders[0].id, "检查完毕",
                                  now=t0 + timedelta(days=1, hours=5))
     # Done: the old faults do not open another; a new burst does.
     assert run(app, "fault-inspections", t0 + timedelta(days=1, hours=6)) is None

@@ -19,6 +19,7 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Command, InspectionPlan, InspectionRecord, JobRun, WorkOrder
+from chargers.services import onboarding
 
 from .conftest import PASSWORD
 from .ingest_support import Worker, poll
@@ -48,9 +49,9 @@ def login(client, name: str) -> None:
 def staff(app, client, admin, make_staff, alley_with_pile):
     """lane-staff logged in (English pages); `other` is an alley they cannot see."""
     with app.app_context():
-        from chargers.services import alleys
+        from chargers.services.devices import alleys
 
-        alleys.create_alley(alleys.AlleyInput(slug="other", name="Other"),
+        onboarding.create_alley(alleys.AlleyInput(slug="other", name="Other"),
                             settings.alley_defaults(app.config))
         make_staff("lane-staff", ["lane"])
     login(client, "lane-staff")
@@ -59,7 +60,7 @@ def staff(app, client, admin, make_staff, alley_with_pile):
 
 def plan_id(app, kind: str, slug: str = "lane") -> int:
     with app.app_context():
-        from chargers.services import alleys
+        from chargers.services.devices import alleys
 
         alley = alleys.find_alley(slug)
         return db.session.scalar(select(InspectionPlan.id).where(

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import MonthClose, Posting, PostingMonth, Statement, User
-from chargers.services import ledger, monthly_close, residents
+from chargers.services.billing import accounts, ledger, monthly_close
 
 from .billing_support import finished, set_tariff
 from .pg_schema import throwaway_schema
@@ -61,7 +61,7 @@ def test_close_takes_the_right_month_once_and_corrections_go_forward(
     with app.app_context():
         boss = db.session.get(User, user.id)
         set_tariff("lane", electricity_cents_per_kwh=60, service_scheme="none")
-        residents.top_up(boss, acc, 1000, "cash", "R1", local(2026, 11, 2, 9, 0))
+        accounts.top_up(boss, acc, 1000, "cash", "R1", local(2026, 11, 2, 9, 0))
         # Ends 23:30 on 30 November, Shanghai time (15:30 UTC): November.
         s_nov = finished("P-1", "nov", "C-1", 60, 1000, start=local(2026, 11, 30, 22, 30)).id
         # Ends 00:30 on 1 December Shanghai (still 30 November in UTC): December.
@@ -98,7 +98,7 @@ def test_close_takes_the_right_month_once_and_corrections_go_forward(
 
         # A correction after the close: November's top-up is reversed on 3 December.
         topup = db.session.scalar(select(Posting).where(Posting.kind == "topup"))
-        residents.reverse(boss, topup.id, "wrong account", local(2026, 12, 3, 10, 0))
+        accounts.reverse(boss, topup.id, "wrong account", local(2026, 12, 3, 10, 0))
         assert snapshot() == before  # November is untouched
         assert close(local(2027, 1, 1, 3, 0)) == "closed lane 2026-12"
         dec = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-12"))
@@ -108,7 +108,7 @@ def test_close_takes_the_right_month_once_and_corrections_go_forward(
         assert (st12.opening_cents, st12.topups_cents, st12.charges_cents,
                 st12.adjustments_cents, st12.closing_cents) == (940, 0, -30, -1000, -90)
         assert [x["id"] for x in st12.sessions] == [s_dec]
-        assert st12.closing_cents == ledger.balance(residents.get_account(boss, acc))
+        assert st12.closing_cents == ledger.balance(accounts.get_account(boss, acc))
         assert snapshot()[0][0] == before[0][0]
 
 
@@ -138,7 +138,7 @@ def test_a_charge_posted_after_the_close_lands_in_the_next_month(app, client, ad
     """A November session on an unknown card, assigned to an account in December: its
     charge (effective at the session's end, in November) is counted in December."""
     from chargers.models import ReviewItem
-    from chargers.services import settlement
+    from chargers.services.billing import settlement
 
     user, token = admin
     # The top-up goes through the API, which posts at the wall clock: in November.

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from chargers.services import mqtt_auth
+from chargers.services.devices import mqtt_auth
 from tests.brokers import MOSQUITTO, Mosquitto, skip_unless
 from tests.conftest import bearer
 from tests.device_clients import Peer
@@ -31,7 +31,7 @@ def two_piles(app, client, admin, alley_with_pile):
         assert r.status_code == 201, r.json
         secrets[pile_id] = r.json["secret"]
         if not enabled:
-            from chargers.services import piles
+            from chargers.services.devices import piles
 
             with app.app_context():
                 piles.set_pile_enabled(None, pile_id, False)
@@ -177,7 +177,7 @@ def test_backend_login_comes_from_mqtt_url(app, runner, alley_with_pile, tmp_pat
     assert result.exit_code == 0, result.output
     line = (tmp_path / "a" / "passwd").read_text().splitlines()[0]
     user, hashed = line.split(":", 1)
-    from chargers.services.secrets import verify_secret
+    from chargers.services.devices.secrets import verify_secret
 
     assert user == "svc" and verify_secret("s3cr@t", hashed)
 

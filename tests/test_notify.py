@@ -20,7 +20,8 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alert, Alley, Contact, Notification, Pile
-from chargers.services import alerts, notify
+from chargers.services.alerts import lifecycle as alerts
+from chargers.services.alerts import notify
 
 from .brokers import free_port
 from .conftest import bearer

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chargers import settings
-from chargers.services.notify import DeliveryError, send_webhook
+from chargers.services.alerts.notify import DeliveryError, send_webhook
 
 
 class _Receiver:

@@ -175,7 +175,7 @@ def test_every_error_code_has_english_and_chinese(chinese):
 
 
 def test_every_history_action_has_a_label_in_chinese(chinese):
-    from chargers.services.commands import FINAL
+    from chargers.services.devices.commands import FINAL
 
     events, prefixes, _unread = event_codes()
     events |= {f"{p}{status}" for p in prefixes for status in FINAL}

@@ -21,7 +21,9 @@ from chargers.models import (
     ResidentAccount,
     ResidentChannels,
 )
-from chargers.services import alleys, overstay, piles
+from chargers.services import onboarding
+from chargers.services.devices import alleys, piles
+from chargers.services.maintenance import overstay
 from chargers.settings import OverstayRule
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # the charge finished
@@ -33,7 +35,7 @@ def lane(app):
     finished at T0 after a session on `card` (C-1 unless the test says otherwise)."""
     def make(card: str = "C-1") -> None:
         with app.app_context():
-            alley = alleys.create_alley(alleys.AlleyInput(slug="lane", name="幸福里"),
+            alley = onboarding.create_alley(alleys.AlleyInput(slug="lane", name="幸福里"),
                                         settings.alley_defaults(app.config))
             piles.register_pile(None, piles.PileInput(id="P-1", alley="lane", ports=4,
                                                       label="1号桩"))

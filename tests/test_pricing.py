@@ -1,4 +1,4 @@
-"""Pricing rules, table by table (chargers/services/pricing.py: pure, no database)."""
+"""Pricing rules, table by table (chargers/services/billing/pricing.py: pure, no database)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chargers.services.pricing import (
+from chargers.services.billing.pricing import (
     Sample,
     TariffSpec,
     Tier,

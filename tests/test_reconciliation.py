@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import MonthClose, User
-from chargers.services import monthly_close, reconciliation
+from chargers.services.billing import monthly_close, reconciliation
 from chargers.services.errors import Conflict, Invalid
 from chargers.settings import CloseRule
 

@@ -2,7 +2,7 @@
 
 from chargers.extensions import db
 from chargers.models import Pile, User
-from chargers.services.secrets import verify_secret
+from chargers.services.devices.secrets import verify_secret
 
 from .conftest import bearer
 
@@ -118,11 +118,11 @@ def test_update_disable_rotate_and_list(app, client, admin, alley_with_pile):
 def test_revoked_token_is_refused(app, client, admin, runner):
     user, token = admin
     assert client.get("/api/v1/piles", headers=bearer(token)).status_code == 200
-    from chargers.services import accounts
+    from chargers.services import users
 
     with app.app_context():
         user = db.session.get(User, user.id)
-        accounts.revoke_token(user, user.tokens[0].id)
+        users.revoke_token(user, user.tokens[0].id)
     assert client.get("/api/v1/piles", headers=bearer(token)).status_code == 401
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.jobs import all_jobs
 from chargers.models import Alley, Contact, Notification, Posting, Reminder, User, utcnow
-from chargers.services import monthly_close, reminders, residents, sms
+from chargers.services.alerts import sms
+from chargers.services.billing import accounts, monthly_close, reminders
 from chargers.settings import SmsConfig
 
 from .billing_support import finished, set_tariff
@@ -181,10 +182,10 @@ def test_each_condition_reminded_once_by_email_and_sms(app, client, admin, alley
         reminders.set_alley_settings(boss, "lane", 500, 3, now)
         reminders.set_channels(boss, acc, "wang@example.org", True, now)
         reminders.set_channels(boss, month_acc, "li@example.org", False, now)
-        m = residents.get_account(boss, month_acc)
+        m = accounts.get_account(boss, month_acc)
         m.monthly_from, m.monthly_until = now - timedelta(days=20), now + timedelta(days=2)
         db.session.commit()
-        residents.top_up(boss, acc, 600, "cash", "R1", now)
+        accounts.top_up(boss, acc, 600, "cash", "R1", now)
         set_tariff("lane", electricity_cents_per_kwh=100)
         finished("P-1", "s1", "C-5", 30, 2000, start=now - timedelta(hours=2))  # 2.00 yuan
         db.session.commit()
@@ -213,11 +214,11 @@ def test_each_condition_reminded_once_by_email_and_sms(app, client, admin, alley
 
         # The balance goes below zero (the top-up reversed): a new condition, once.
         topup = db.session.scalar(select(Posting).where(Posting.kind == "topup"))
-        residents.reverse(boss, topup.id, "bounced", now)
+        accounts.reverse(boss, topup.id, "bounced", now)
         assert remind(now) == "1 negative"
         assert remind(now) is None
         # A new top-up, then low again: reminded again (a new condition).
-        residents.top_up(boss, acc, 500, "cash", "R2", now)
+        accounts.top_up(boss, acc, 500, "cash", "R2", now)
         assert remind(now) == "1 low_balance"
         assert remind(now) is None
         deliver(now + timedelta(hours=3))
@@ -242,7 +243,7 @@ def test_statement_ready_and_published_month_noticed_to_robots(app, client, admi
         db.session.commit()
         reminders.set_channels(boss, acc, "", True, utcnow())
         reminders.set_channels(boss, idle, "", True, utcnow())
-        residents.top_up(boss, acc, 2000, "cash", "R1", local(2026, 10, 5, 9, 0))
+        accounts.top_up(boss, acc, 2000, "cash", "R1", local(2026, 10, 5, 9, 0))
         assert all_jobs()["statements-monthly"].func(local(2026, 11, 1, 3, 0), None)
         now = local(2026, 11, 1, 3, 5)
         assert remind(now) == "1 statement"

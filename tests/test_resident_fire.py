@@ -12,7 +12,7 @@ from sqlalchemy import select
 from chargers import settings
 from chargers.extensions import db
 from chargers.models import Command, Pile
-from chargers.services import alerts
+from chargers.services.alerts import lifecycle as alerts
 
 from .webtools import set_ports
 

@@ -21,7 +21,7 @@ from chargers.models import (
     ReviewItem,
     utcnow,
 )
-from chargers.services import ledger, residents, settlement, tariffs
+from chargers.services.billing import accounts, ledger, settlement, tariffs
 
 from .billing_support import T0, finished, set_tariff
 from .conftest import bearer
@@ -48,7 +48,7 @@ def balance(client, token, acc_id):
 
 def test_new_alley_starts_with_its_default_tariff(app, client, admin, alley_with_pile):
     with app.app_context():
-        from chargers.services import alleys
+        from chargers.services.devices import alleys
 
         t = tariffs.in_force(alleys.find_alley("lane"), utcnow())
         assert t.electricity_cents_per_kwh == app.config["DEFAULT_TARIFF_CENTS_PER_KWH"]
@@ -126,7 +126,7 @@ def test_exempt_and_monthly_are_covered(app, client, admin, alley_with_pile):
     with app.app_context():
         from chargers.models import ResidentAccount
 
-        mid = residents.create_account(None, residents.AccountInput(
+        mid = accounts.create_account(None, accounts.AccountInput(
             alley="lane", cards=["MO"], kind="monthly", monthly_from=T0 - timedelta(days=1),
             monthly_until=T0 + timedelta(days=29), monthly_hours=3), NOW).id
         finished("P-1", "e", "EX", 60, 1000)
@@ -144,7 +144,7 @@ def test_exempt_and_monthly_are_covered(app, client, admin, alley_with_pile):
 
 def test_late_stop_after_settlement_is_an_adjustment(app, client, admin, alley_with_pile):
     from chargers.models import Pile
-    from chargers.services import sessions
+    from chargers.services.charging import sessions
 
     user, token = admin
     acc = make_account(client, token, ["C-1"], topup=1000)
@@ -186,7 +186,7 @@ def test_verify_names_a_difference(app, client, admin, alley_with_pile):
 KILLER = """
 import os, signal, sys
 from chargers import create_app
-from chargers.services import settlement
+from chargers.services.billing import settlement
 app = create_app({"SQLALCHEMY_DATABASE_URI": sys.argv[1], "SECRET_KEY": "x"}, config_name="testing")
 real, seen = settlement._write, []
 def write(values, priced):
@@ -251,7 +251,7 @@ def test_a_mistaken_top_up_is_corrected_by_a_reversal_once(app, client, admin, a
 def test_more_energy_after_settlement_updates_one_pending_adjustment(app, client, admin,
                                                                      alley_with_pile):
     from chargers.models import Pile
-    from chargers.services import sessions
+    from chargers.services.charging import sessions
 
     _, token = admin
     make_account(client, token, ["C-1"], topup=1000)
@@ -277,7 +277,7 @@ def test_changing_the_alley_price_adds_a_tariff_version_from_now(app, client, ad
                      headers=bearer(token))
     assert r.status_code == 200
     with app.app_context():
-        from chargers.services import alleys
+        from chargers.services.devices import alleys
 
         alley = alleys.find_alley("lane")
         new, first = tariffs.versions(alley)

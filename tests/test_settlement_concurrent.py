@@ -16,7 +16,10 @@ from sqlalchemy import func, select
 from chargers import create_app
 from chargers.extensions import db
 from chargers.models import ChargingSession, JobRun, Posting
-from chargers.services import accounts, alleys, ledger, piles, residents
+from chargers.services import onboarding, users
+from chargers.services.billing import accounts as residents
+from chargers.services.billing import ledger
+from chargers.services.devices import alleys, piles
 from chargers.settings import AlleyDefaults
 
 from .billing_support import T0, finished, set_tariff
@@ -39,8 +42,8 @@ def populate(url: str) -> tuple[int, int]:
                      config_name="testing")
     with app.app_context():
         db.create_all()
-        admin = accounts.create_user("root", "correct-horse-battery", "admin")
-        alleys.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(), by=admin)
+        admin = users.create_user("root", "correct-horse-battery", "admin")
+        onboarding.create_alley(alleys.AlleyInput(slug="lane", name="Lane"), AlleyDefaults(), by=admin)
         piles.register_pile(admin, piles.PileInput(id="P-1", alley="lane", ports=4))
         set_tariff("lane", electricity_cents_per_kwh=100)
         a = residents.create_account(admin, residents.AccountInput(alley="lane", cards=["A"]), T0)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from chargers import settings
 from chargers.extensions import db
 from chargers.models import Alert, Pile
-from chargers.services import alerts
+from chargers.services.alerts import lifecycle as alerts
 
 from .conftest import bearer
 from .webtools import login

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from chargers import settings
 from chargers.extensions import db
 from chargers.models import ApiToken, Pile, User
-from chargers.services import accounts, alerts
+from chargers.services import users
+from chargers.services.alerts import lifecycle as alerts
 
 from .conftest import PASSWORD, bearer
 from .webtools import csrf_from, login, post_form, set_ports
@@ -51,7 +52,7 @@ def test_admin_manages_accounts_in_the_pages(app, client, admin, alley_with_pile
     with app.app_context():
         wang = db.session.query(User).filter_by(name="wang").one()
         uid = wang.id
-        accounts.issue_token(wang)
+        users.issue_token(wang)
         assert [a.slug for a in wang.alleys] == ["lane"]
     page = client.get(f"/staff/accounts/{uid}?lang=en").get_data(as_text=True)
     assert "API tokens" in page and "Revoke" in page

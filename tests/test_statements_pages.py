@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import LedgerAccount, LedgerEntry, Posting, PostingMonth, Statement, User
-from chargers.services import residents
+from chargers.services.billing import accounts
 
 from .billing_support import finished, set_tariff
 from .test_monthly_close import close, local, settle
@@ -26,7 +26,7 @@ def closed_november(app, client, admin):
         boss = db.session.get(User, user.id)
         set_tariff("lane", electricity_cents_per_kwh=60, service_scheme="flat_hour",
                    service_cents=40, step_minutes=60)
-        residents.top_up(boss, acc, 5000, "cash", "R-9", local(2026, 11, 1, 9, 0))
+        accounts.top_up(boss, acc, 5000, "cash", "R-9", local(2026, 11, 1, 9, 0))
         for i, day in enumerate((3, 3, 10, 17, 30)):
             finished("P-1", f"s{i}", "C-77", 120, 1500, port=1 + i % 2,
                      start=local(2026, 11, day, 20, 0))
@@ -75,7 +75,7 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     client.post(url, data={"grid_kwh": "9", "amount_cents": "1", "csrf_token": token})
     assert client.get(url).status_code == 200
     with app.app_context():
-        from chargers.services import reconciliation
+        from chargers.services.billing import reconciliation
         assert reconciliation.grid_bill(1, "2026-11").grid_wh == 10_000
 
 
@@ -193,7 +193,7 @@ def test_dashboard_buckets_by_local_day_week_and_month(app, client, admin, alley
     from datetime import date
 
     from chargers.models import Alley
-    from chargers.services import money_dashboard
+    from chargers.services.billing import money_dashboard
 
     with app.app_context():
         set_tariff("lane", electricity_cents_per_kwh=100)

@@ -86,7 +86,7 @@ def test_nothing_free_and_no_basis_is_said_plainly(app, client, alley_with_pile)
 def test_a_finished_port_past_its_overstay_asks_to_move_the_bike(app, client, alley_with_pile):
     """Issue 10's overstay on the residents' finished port: 'full N min ago, bike still
     plugged in', then the nudge once the overstay job has recorded it."""
-    from chargers.services import overstay
+    from chargers.services.maintenance import overstay
     from chargers.settings import OverstayRule
 
     with app.app_context():

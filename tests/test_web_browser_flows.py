@@ -172,7 +172,7 @@ def test_control_page_follows_a_command_pending_sent_done(app, live, browser, ad
     from chargers import settings
     from chargers.extensions import db
     from chargers.models import Pile
-    from chargers.services import commands
+    from chargers.services.devices import commands
 
     from .conftest import PASSWORD
 

@@ -9,8 +9,8 @@ import pytest
 
 from chargers.extensions import db
 from chargers.models import Alley, Pile
-from chargers.services import qrcodes
-from chargers.services.secrets import verify_secret
+from chargers.services.devices import qrcodes
+from chargers.services.devices.secrets import verify_secret
 
 from .conftest import bearer
 from .webtools import csrf_from, login, post_form

@@ -22,16 +22,12 @@ from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.models import Alert, AlertEvent, Alley, InspectionPlan, Pile, User
-from chargers.services import (
-    alerts,
-    commands,
-    maintenance,
-    monthly_close,
-    notify,
-    photos,
-    presence,
-    residents,
-)
+from chargers.services import photos
+from chargers.services.alerts import lifecycle as alerts
+from chargers.services.alerts import notify
+from chargers.services.billing import accounts, monthly_close
+from chargers.services.devices import commands, presence
+from chargers.services.maintenance import inspections
 from chargers.web.staff.wording import event_text
 
 from .webtools import login
@@ -64,7 +60,7 @@ def evening(app, client, admin, alley_with_pile):
         commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
         db.session.commit()
         commands.expire(NOW, settings.commands(current_app.config))
-        residents.create_account(user, residents.AccountInput(alley="lane", cards=["C-1"],
+        accounts.create_account(user, accounts.AccountInput(alley="lane", cards=["C-1"],
                                                                household="3-201"), NOW)
         ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
         handlers.process([
@@ -81,8 +77,8 @@ def evening(app, client, admin, alley_with_pile):
         image = io.BytesIO()
         Image.new("RGB", (8, 8)).save(image, "PNG")
         photo = photos.store(image.getvalue(), photos.PhotoRule.from_config(app.config))
-        maintenance.record_inspection(user, plan.id, maintenance.RecordInput(
-            [maintenance.ItemResult(i["key"], "fail" if n == 0 else "pass")
+        inspections.record_inspection(user, plan.id, inspections.RecordInput(
+            [inspections.ItemResult(i["key"], "fail" if n == 0 else "pass")
              for n, i in enumerate(plan.checklist)], photos=[photo]))
         # A closed month (its statement and export pages are reached from the desk).
         lane = db.session.scalar(db.select(Alley).where(Alley.slug == "lane"))

@@ -33,7 +33,7 @@ amqtt 0.12.1 is corrected where it would lose, leak or mislabel messages
 
 Client ids are bound to logins, as Mosquitto's `use_username_as_clientid` does for
 the generated configuration: a pile connects only with its own id as client id, and
-never with one of the backend's (services.mqtt_auth.is_backend).
+never with one of the backend's (services.devices.mqtt_auth.is_backend).
 
 Sessions live in memory: a restart of this broker loses queued messages (Mosquitto
 with `persistence true` does not). There is no size cap on messages here; the
@@ -65,7 +65,7 @@ from amqtt.utils import format_client_message, gen_client_id
 from flask import Flask
 
 from ..mqtt_settings import backend_client_ids
-from ..services import mqtt_auth
+from ..services.devices import mqtt_auth
 from . import BACKEND_USER, DEFAULT_PORT, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 
 log = logging.getLogger("chargers.broker.amqtt")
@@ -126,7 +126,7 @@ class PileAuthPlugin(BaseAuthPlugin):
 
 
 class PileAclPlugin(BaseTopicPlugin):
-    """The same access rule as the Mosquitto ACL (services.mqtt_auth.allowed)."""
+    """The same access rule as the Mosquitto ACL (services.devices.mqtt_auth.allowed)."""
 
     @dataclass
     class Config:

@@ -2,7 +2,7 @@
 BROKER_DIR (instance/mosquitto/) and runs it as a child process.
 
 The configuration is the production one in miniature: the password file, ACL and
-settings of `flask mqtt-auth` (services.mqtt_auth: every registered pile, client id
+settings of `flask mqtt-auth` (services.devices.mqtt_auth: every registered pile, client id
 bound to login), persistence in BROKER_DIR (queued messages survive a
 restart), a listener on 127.0.0.1. The backend's password is generated at every
 start and written, with the address, to EMBEDDED_BROKER_FILE. Before that file
@@ -29,7 +29,7 @@ from flask import Flask
 
 from ..mqtt_settings import backend_client_ids, login_name
 from ..protocol import topics
-from ..services import mqtt_auth
+from ..services.devices import mqtt_auth
 from ..services.errors import DomainError
 from . import BACKEND_USER, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 

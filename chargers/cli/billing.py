@@ -14,7 +14,7 @@ billing_group = AppGroup("billing", help="Billing: check the ledger.")
 def verify():
     """Recompute every balance from the ledger entries; exit 0 when all agree,
     1 naming each difference."""
-    from ..services import ledger
+    from ..services.billing import ledger
 
     problems = ledger.verify()
     for p in problems:

@@ -1,6 +1,6 @@
 """Commands for the device side: the development broker, simulated piles and the
 Mosquitto password/ACL files. Thin wrappers over chargers.broker,
-chargers.simulator and chargers.services.mqtt_auth."""
+chargers.simulator and chargers.services.devices.mqtt_auth."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 
 from ..mqtt_settings import backend_client_ids as backend_client_ids_of
 from ..mqtt_settings import parse_url
-from ..services import mqtt_auth
+from ..services.devices import mqtt_auth
 from ..services.errors import DomainError
 from ..simulator import Behaviour, Simulation, alley_piles, broker_address, load_secrets, wait_for_broker
 

@@ -7,7 +7,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from ..services import accounts
+from ..services import users as accounts
 from ..services.errors import DomainError
 
 users = AppGroup("users", help="Staff accounts.")

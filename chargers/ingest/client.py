@@ -35,7 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ..models import utcnow
 from ..mqtt_settings import BrokerAddress, broker_address, login_name
 from ..protocol import topics
-from ..services.message_ledger import excerpt
+from ..services.ingest.message_log import excerpt
 from . import handlers
 
 log = logging.getLogger(__name__)

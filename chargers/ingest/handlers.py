@@ -34,8 +34,11 @@ from .. import settings as app_settings
 from ..extensions import db
 from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
-from ..services import alerts, cutoff, ports, presence, sessions
-from ..services import message_ledger as ledger
+from ..services.alerts import cutoff
+from ..services.alerts import lifecycle as alerts
+from ..services.charging import sessions
+from ..services.devices import ports, presence
+from ..services.ingest import message_log
 from ..settings import AlertRules
 
 log = logging.getLogger(__name__)
@@ -61,14 +64,14 @@ class Incoming:
 class Settings:
     prefix: str
     max_bytes: int
-    clock: ledger.ClockRule
+    clock: message_log.ClockRule
     heartbeat_s: int
     alerts: AlertRules
 
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
-                   clock=ledger.ClockRule.from_config(config),
+                   clock=message_log.ClockRule.from_config(config),
                    heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
                    alerts=app_settings.alerts(config))
 
@@ -92,7 +95,7 @@ def _db_down(exc: BaseException) -> bool:
 # -- one message --------------------------------------------------------------------
 
 
-def apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
+def apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) -> str:
     """Apply one message within the current transaction; return its outcome.
     Raises only on unexpected errors (the caller rolls back)."""
     try:
@@ -106,7 +109,7 @@ def apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     return outcome
 
 
-def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
+def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) -> str:
     try:
         topic = topics.parse(msg.topic, settings.prefix)
     except topics.TopicError as exc:
@@ -143,7 +146,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
-    at, source = ledger.choose_time(data.ts, msg.arrived_at, settings.clock)
+    at, source = message_log.choose_time(data.ts, msg.arrived_at, settings.clock)
     if topic.kind != "boot" and not presence.check_seq(
             pile, data.seq, batch.now, batch.seq_gaps(pile.id),
             at if source == "device" else None, rules=settings.alerts):
@@ -157,7 +160,7 @@ def _apply(msg: Incoming, batch: ledger.IngestBatch, settings: Settings) -> str:
 
 
 def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incoming,
-              batch: ledger.IngestBatch, settings: Settings) -> None:
+              batch: message_log.IngestBatch, settings: Settings) -> None:
     now = batch.now
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
@@ -200,15 +203,15 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
 # -- a batch ------------------------------------------------------------------------
 
 
-def _throttle() -> ledger.RejectionThrottle:
+def _throttle() -> message_log.RejectionThrottle:
     """The app's (so: the worker process's) rejection throttle."""
     from flask import current_app
 
     return current_app.extensions.setdefault("chargers.rejection_throttle",
-                                             ledger.RejectionThrottle())
+                                             message_log.RejectionThrottle())
 
 
-def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings: Settings,
+def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], settings: Settings,
               skip_locked: bool = False, pile_share: float | None = None) -> None:
     """Tell the batch which piles, message ids and charging sessions are coming, so it
     loads them at once (one query each for the batch). With `skip_locked`, the batch
@@ -239,7 +242,7 @@ def _prefetch(batch: ledger.IngestBatch, messages: Sequence[Incoming], settings:
 def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
          may_defer: bool = False, pile_share: float | None = None,
          report: dict | None = None) -> list[str]:
-    batch = ledger.IngestBatch(now=now, throttle=_throttle())
+    batch = message_log.IngestBatch(now=now, throttle=_throttle())
     _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
@@ -292,14 +295,14 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
 def _poison(msg: Incoming, settings: Settings, now: datetime, exc: BaseException) -> str:
     """A message whose handling raised: keep it as an `error` rejection, alone."""
     log.error("handling %s failed: %r; payload %s", msg.topic[:120], exc,
-              ledger.excerpt(msg.payload), exc_info=exc)
+              message_log.excerpt(msg.payload), exc_info=exc)
     pile_id = None
     try:
         pile_id = topics.parse(msg.topic, settings.prefix).pile_id
     except topics.TopicError:
         pass
     try:
-        batch = ledger.IngestBatch(now=now)
+        batch = message_log.IngestBatch(now=now)
         batch.reject("error", msg.topic, pile_id, f"{type(exc).__name__}: {exc}"[:500],
                      msg.payload, msg.arrived_at)
         batch.flush()

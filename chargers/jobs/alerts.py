@@ -8,7 +8,9 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import alerts, commands, cutoff, notify
+from ..services.alerts import cutoff, notify
+from ..services.alerts import lifecycle as alerts
+from ..services.devices import commands
 from . import JobContext, job
 
 

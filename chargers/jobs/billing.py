@@ -7,7 +7,8 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import guard, settlement
+from ..services.billing import balance_guard as guard
+from ..services.billing import settlement
 from . import JobContext, job
 
 

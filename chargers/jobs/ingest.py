@@ -7,7 +7,9 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import message_ledger, presence, sessions
+from ..services.charging import sessions
+from ..services.devices import presence
+from ..services.ingest import message_log
 from . import JobContext, job
 
 
@@ -30,7 +32,7 @@ def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
 @job("prune-ledger", "interval", "Forget processed message ids past DEDUP_RETENTION_DAYS", hours=1)
 def prune_ledger(now: datetime, ctx: JobContext) -> str | None:
     """Keep the idempotency ledger to its retention window."""
-    n = message_ledger.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
+    n = message_log.prune_ledger(now, current_app.config["DEDUP_RETENTION_DAYS"])
     return f"{n} ledger entries pruned" if n else None
 
 

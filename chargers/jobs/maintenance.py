@@ -9,7 +9,8 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import maintenance, overstay, retention
+from ..services import retention
+from ..services.maintenance import inspections, overstay
 from . import JobContext, job
 
 
@@ -20,7 +21,7 @@ from . import JobContext, job
 @job("inspections-due", "cron", "Remind contacts of inspections due or overdue (08:00 alley time)", minute=0)
 def inspections_due(now: datetime, ctx: JobContext) -> str | None:
     """Due, overdue and escalation reminders through the notification outbox."""
-    sent = maintenance.send_reminders(maintenance.MaintenanceRule.from_config(current_app.config),
+    sent = inspections.send_reminders(inspections.MaintenanceRule.from_config(current_app.config),
                                       now)
     messages = sent.pop("messages")
     if any(sent.values()):
@@ -34,8 +35,8 @@ def inspections_due(now: datetime, ctx: JobContext) -> str | None:
      minutes=10)
 def fault_inspections(now: datetime, ctx: JobContext) -> str | None:
     """The fault rule, from the FaultEvent and MeterSample rows of the window."""
-    n = maintenance.open_fault_inspections(
-        maintenance.MaintenanceRule.from_config(current_app.config), now)
+    n = inspections.open_fault_inspections(
+        inspections.MaintenanceRule.from_config(current_app.config), now)
     return f"{n} inspection order(s) opened" if n else None
 
 

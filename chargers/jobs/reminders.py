@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import reminders
+from ..services.billing import reminders
 from . import JobContext, job
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
-from ..services import monthly_close
+from ..services.billing import monthly_close
 from . import JobContext, job
 
 

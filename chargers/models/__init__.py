@@ -16,7 +16,6 @@ from .billing import (
 )
 from .charging import ChargingSession, MeterSample
 from .commands import Command
-from .ledger import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
 from .maintenance import (
     InspectionPlan,
     InspectionRecord,
@@ -25,6 +24,7 @@ from .maintenance import (
     WorkOrder,
     WorkOrderEvent,
 )
+from .message_log import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
 from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port

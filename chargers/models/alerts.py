@@ -36,7 +36,7 @@ class Alert(db.Model):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The automatic cut-off, as the pile confirmed it (services/cutoff.py): none →
+    # The automatic cut-off, as the pile confirmed it (services/alerts/cutoff.py): none →
     # pending (commands asked and being sent) → confirmed (the pile acked and no
     # port of the cut reports charging) or unconfirmed (not within CUTOFF_CONFIRM_S;
     # escalated, still re-sent while the alarm lasts, and confirmed if the pile

@@ -20,7 +20,7 @@ class ProblemReport(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
     port: Mapped[int | None] = mapped_column(Integer)  # None: the whole pile
-    kind: Mapped[str] = mapped_column(String(16))  # services.reports.KINDS
+    kind: Mapped[str] = mapped_column(String(16))  # services.alerts.reports.KINDS
     phone: Mapped[str | None] = mapped_column(String(32))
     photo: Mapped[str | None] = mapped_column(String(64))  # file name under REPORT_PHOTO_DIR
     remote_addr: Mapped[str | None] = mapped_column(String(64))

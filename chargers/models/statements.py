@@ -4,7 +4,7 @@ resident account (`Statement`), which ledger posting belongs to which month
 and the reminders already sent (`Reminder`, one row per condition).
 
 A closed month never changes: its rows are written once by the close. A posting is
-assigned to a month when that month closes (see chargers.services.monthly_close), so a
+assigned to a month when that month closes (see chargers.services.billing.monthly_close), so a
 correction posted after a close lands in the next month still open.
 """
 

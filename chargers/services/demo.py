@@ -13,8 +13,10 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Pile, User
 from ..settings import AlleyDefaults
-from . import accounts, alleys, maintenance, piles
-from .secrets import hash_secret, new_secret
+from . import onboarding, users
+from .devices import alleys, piles
+from .devices.secrets import hash_secret, new_secret
+from .maintenance import inspections
 
 DEMO_ALLEYS = [
     {
@@ -48,8 +50,8 @@ def seed(secrets_file: Path, defaults: AlleyDefaults) -> dict:
         slug = spec["alley"].slug
         alley = alleys.find_alley(slug)
         if alley is None:
-            alley = alleys.create_alley(spec["alley"], defaults)  # with the default inspection plans
-        maintenance.seed_default_plans(alley)  # an alley made before plans existed
+            alley = onboarding.create_alley(spec["alley"], defaults)  # with the default inspection plans
+        inspections.seed_default_plans(alley)  # an alley made before plans existed
         for n in range(1, spec["piles"] + 1):
             pile_id = f"{spec['prefix']}-{n:03d}"
             place = spec["places"][(n - 1) % len(spec["places"])]
@@ -67,7 +69,7 @@ def seed(secrets_file: Path, defaults: AlleyDefaults) -> dict:
 
     admin_created = False
     if db.session.scalar(select(User).limit(1)) is None:
-        accounts.create_user(DEMO_ADMIN[0], DEMO_ADMIN[1], "admin")
+        users.create_user(DEMO_ADMIN[0], DEMO_ADMIN[1], "admin")
         admin_created = True
 
     secrets_file.parent.mkdir(parents=True, exist_ok=True)

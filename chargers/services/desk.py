@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..models import User, utcnow
-from . import alerts, alleys, availability, billing_reports
-from .severity import RANK, SEVERITIES
+from .alerts import lifecycle as alerts
+from .alerts.severity import RANK, SEVERITIES
+from .billing import exports
+from .charging import availability
+from .devices import alleys
 
 
 @dataclass
@@ -48,7 +51,7 @@ def desk(user: User, now: datetime | None = None) -> list[AlleyDesk]:
     alley_list = alleys.list_alleys(user)
     views = availability.alley_views(alley_list)
     rows = {v.slug: AlleyDesk(v.slug, v.name, v.ports, v.free) for v in views}
-    takings = billing_reports.takings_today(alley_list, now or utcnow())
+    takings = exports.takings_today(alley_list, now or utcnow())
     for a in alley_list:
         if a.slug in rows:
             rows[a.slug].takings_today_cents = takings.get(a.id, 0)

@@ -11,13 +11,15 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Alert, Pile
-from . import alleys, availability, message_ledger
-from .alerts import OPEN
+from .alerts.lifecycle import OPEN
+from .charging import availability
+from .devices import alleys
+from .ingest import message_log
 
 
 class _DatabaseCollector:
     def collect(self):
-        counters = message_ledger.ingest_counts()
+        counters = message_log.ingest_counts()
         accepted = CounterMetricFamily("chargers_ingest_messages", "Device messages applied",
                                        labels=["kind"])
         rejected = CounterMetricFamily("chargers_ingest_rejected", "Device messages rejected",

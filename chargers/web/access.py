@@ -7,7 +7,7 @@ from functools import wraps
 from flask import request
 
 from ..models import User
-from ..services import accounts
+from ..services import users
 from ..services.errors import DomainError
 
 
@@ -21,7 +21,7 @@ def api_user() -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a Bearer token is required")
-    user = accounts.user_for_token(token.strip())
+    user = users.user_for_token(token.strip())
     if user is None:
         raise Unauthorized("invalid or revoked token")
     return user

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter, login_manager
-from ..services import accounts
+from ..services import users
 from .forms import ConfirmForm, LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -34,7 +34,7 @@ login_manager.localize_callback = str
 
 @login_manager.user_loader
 def _load_user(session_id: str):
-    return accounts.load_user(session_id)
+    return users.load_user(session_id)
 
 
 def _safe_next(target: str | None) -> str:
@@ -57,7 +57,7 @@ def _account_key() -> str:
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.name.data, form.password.data)
+        user = users.authenticate(form.name.data, form.password.data)
         if user is not None:
             lang = session.get("lang")
             session.clear()  # a fresh session on login (no fixation)
@@ -74,7 +74,7 @@ def login():
 def logout():
     form = ConfirmForm()
     if form.validate_on_submit():
-        accounts.end_sessions(current_user)
+        users.end_sessions(current_user)
         logout_user()
         session.clear()
     return redirect(url_for("resident.index"))

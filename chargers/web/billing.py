@@ -8,7 +8,9 @@ from flask import Blueprint, abort, current_app, g, render_template
 
 from ..extensions import db, limiter
 from ..models import Pile, Tariff
-from ..services import alleys, endings, ledger, residents, settlement
+from ..services.billing import accounts, ledger, settlement
+from ..services.charging import endings
+from ..services.devices import alleys
 from .forms_billing import LookupForm
 
 bp = Blueprint("billing", __name__)
@@ -38,10 +40,10 @@ def my_account(slug: str):
     tried = False
     if form.validate_on_submit():
         tried = True
-        acc = residents.lookup(alley, form.card.data.strip(), form.phone_last4.data)
+        acc = accounts.lookup(alley, form.card.data.strip(), form.phone_last4.data)
     return render_template(
         "billing/my_account.html", alley=alley, form=form, tried=tried, acc=acc,
         balance=ledger.balance(acc) if acc else None,
-        sessions=residents.recent_sessions(acc) if acc else [],
+        sessions=accounts.recent_sessions(acc) if acc else [],
         used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
         and acc.monthly_from else None)

@@ -75,7 +75,7 @@ def full_since(value: datetime | None, now: datetime | None = None) -> str:
 
 
 def ending_label(code: str | None) -> str:
-    """Why a session ended (services/endings.py), in the page's language; "" unknown."""
+    """Why a session ended (services/charging/endings.py), in the page's language; "" unknown."""
     from ..labels import ENDING_LABELS
 
     label = ENDING_LABELS.get(code or "")

@@ -29,7 +29,7 @@ def step_rule(step_minutes: int) -> str:
 
 def posted_tariff(alley: Alley):
     """The tariff in force now for an alley (or None), for the tariff block."""
-    from ..services import tariffs
+    from ..services.billing import tariffs
 
     return tariffs.current(alley, utcnow())
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, render_template, request, url_for
 
 from .. import settings
-from ..services import alleys, monthly_close, reconciliation
+from ..services.billing import monthly_close, reconciliation
+from ..services.devices import alleys
 from .charts import kwh1, month_charts
 
 bp = Blueprint("accounts", __name__)

@@ -13,12 +13,15 @@ from wtforms.fields.choices import SelectChoice
 from .. import settings
 from ..extensions import limiter
 from ..outcomes import render
-from ..services import alleys, availability, notify, overstay, piles, reports, time_left
+from ..services.alerts import notify, reports
+from ..services.charging import availability, time_left
+from ..services.devices import alleys, piles
 from ..services.errors import Invalid
+from ..services.maintenance import overstay
 from . import viewcache
 from .forms import ReportForm
-from .guard import accepts_upload
 from .ordering import by_label
+from .validation import accepts_upload
 
 bp = Blueprint("resident", __name__)
 

@@ -1,7 +1,7 @@
 """A cached alley view for the pages many phones refresh: the rendered body kept per
 (what, alley, language, state version[, minute]), with an ETag so that a phone's
 refresh of an unchanged alley is a 304 without a body. The state version is bumped
-in the same transaction as any change residents can see (services.availability), so
+in the same transaction as any change residents can see (services.charging.availability), so
 a port's change shows at the next request. Per process, bounded; anonymous requests
 only (a staff member's page carries their own navigation)."""
 
@@ -76,7 +76,7 @@ class VersionWatcher:
     def _run(self) -> None:
         import psycopg
 
-        from ..services.availability import NOTIFY_CHANNEL
+        from ..services.charging.availability import NOTIFY_CHANNEL
 
         while True:
             try:
@@ -140,7 +140,7 @@ def _watcher() -> VersionWatcher | None:
 
 def alley_state(slug: str) -> tuple[int, int] | None:
     """(alley id, state version): from the watcher when it knows, else the database."""
-    from ..services import availability
+    from ..services.charging import availability
 
     watcher = _watcher()
     generation = None

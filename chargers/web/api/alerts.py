@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ... import settings
 from ...models import Alert, Command, Contact, User, utcnow
 from ...protocol.codes import COMMAND_ACTIONS, MAX_PORTS
-from ...services import alerts, commands, cutoff, notify
-from ...services.alerts import AlertFilter
+from ...services.alerts import cutoff, notify
+from ...services.alerts import lifecycle as alerts
+from ...services.alerts.lifecycle import AlertFilter
+from ...services.devices import commands
 from ..access import token_required
-from ..guard import DB_INT_MAX
+from ..validation import DB_INT_MAX
 from . import bp
 from .common import body, iso, page_args
 
@@ -52,7 +54,7 @@ def _user_name(user: User | None) -> str | None:
 
 def alert_json(a: Alert) -> dict:
     """The contract's fields first, then the rest of the alert. The users come from
-    the alert's relationships, loaded with the list (services.alerts.list_alerts)."""
+    the alert's relationships, loaded with the list (services.alerts.lifecycle.list_alerts)."""
     return {"id": a.id, "pile": a.pile_id, "port": a.port, "code": a.code,
             "severity": a.severity, "status": a.status, "raised_at": iso(a.raised_at),
             "count": a.count, "alley": a.pile.alley.slug, "last_seen_at": iso(a.last_seen_at),

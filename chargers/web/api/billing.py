@@ -6,7 +6,8 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ...models import ResidentAccount, utcnow
-from ...services import alleys, ledger, residents, settlement, tariffs
+from ...services.billing import accounts, ledger, settlement, tariffs
+from ...services.devices import alleys
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
@@ -25,7 +26,7 @@ def account_json(a: ResidentAccount) -> dict:
 @token_required
 def create_account(user):
     data = body(AccountCreate)
-    acc = residents.create_account(user, residents.AccountInput(**data.model_dump()), utcnow())
+    acc = accounts.create_account(user, accounts.AccountInput(**data.model_dump()), utcnow())
     return jsonify(account_json(acc)), 201
 
 
@@ -33,7 +34,7 @@ def create_account(user):
 @token_required
 def list_accounts(user):
     limit, offset = page_args()
-    rows = residents.list_accounts(user, request.args.get("alley") or None, limit=limit,
+    rows = accounts.list_accounts(user, request.args.get("alley") or None, limit=limit,
                                    offset=offset)
     return jsonify([account_json(a) for a in rows])
 
@@ -41,7 +42,7 @@ def list_accounts(user):
 @bp.get("/accounts/<int:account_id>")
 @token_required
 def get_account(user, account_id: int):
-    return jsonify(account_json(residents.get_account(user, account_id)))
+    return jsonify(account_json(accounts.get_account(user, account_id)))
 
 
 @bp.post("/accounts/<int:account_id>/topups")
@@ -49,9 +50,9 @@ def get_account(user, account_id: int):
 def top_up(user, account_id: int):
     data = body(Money)
     key = request.headers.get("Idempotency-Key") or None
-    p = residents.top_up(user, account_id, data.amount_cents, data.method, data.receipt,
+    p = accounts.top_up(user, account_id, data.amount_cents, data.method, data.receipt,
                          utcnow(), key=f"{account_id}:{key}"[:80] if key else None)
-    acc = residents.get_account(user, account_id)
+    acc = accounts.get_account(user, account_id)
     return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
                     "method": data.method, "receipt": data.receipt,
                     "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
@@ -61,9 +62,9 @@ def top_up(user, account_id: int):
 @token_required
 def refund(user, account_id: int):
     data = body(Money)
-    p = residents.refund(user, account_id, data.amount_cents, data.method, data.receipt,
+    p = accounts.refund(user, account_id, data.amount_cents, data.method, data.receipt,
                          utcnow())
-    acc = residents.get_account(user, account_id)
+    acc = accounts.get_account(user, account_id)
     return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
                     "method": data.method, "receipt": data.receipt,
                     "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
@@ -156,6 +157,6 @@ def decide_adjustment(user, adjustment_id: int):
 @token_required
 def reverse_posting(user, posting_id: int):
     data = body(Decision)
-    r = residents.reverse(user, posting_id, data.note, utcnow())
+    r = accounts.reverse(user, posting_id, data.note, utcnow())
     return jsonify({"id": r.id, "reverses": posting_id, "kind": r.kind,
                     "created_at": iso(r.created_at)}), 201

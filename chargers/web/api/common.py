@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest
 
 from ...services.errors import Invalid
-from ..guard import DB_INT_MAX, json_body
+from ..validation import DB_INT_MAX, json_body
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 

@@ -100,12 +100,12 @@ METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def _add_door_answers(spec: dict) -> None:
-    """What the web's door (chargers.web.guard, MAX_CONTENT_LENGTH) answers before any
+    """What the web's door (chargers.web.validation, MAX_CONTENT_LENGTH) answers before any
     view runs, stated once here for every operation rather than in each path:
     400 for a NUL (or lone surrogate) in a query value, or a body that is not JSON,
     nested too deep or carries one in a string; 413 for a body beyond the size limit;
     integer path parameters stop at the INTEGER columns' range (beyond it: 404)."""
-    from ..guard import DB_INT_MAX
+    from ..validation import DB_INT_MAX
 
     responses = spec.setdefault("components", {}).setdefault("responses", {})
     responses.setdefault("PayloadTooLarge", {

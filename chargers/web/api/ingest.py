@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import jsonify, request
 
 from ...models import ChargingSession, Rejection
-from ...services import message_ledger, sessions
+from ...services.charging import sessions
+from ...services.ingest import message_log
 from ..access import token_required
 from . import bp
 from .common import iso, page_args
@@ -50,6 +51,6 @@ def list_sessions(user):
 @token_required
 def list_rejections(user):
     limit, offset = page_args()
-    rows = message_ledger.list_rejections(user, reason=request.args.get("reason") or None, limit=limit,
+    rows = message_log.list_rejections(user, reason=request.args.get("reason") or None, limit=limit,
                                   offset=offset)
     return jsonify([rejection_json(r) for r in rows])

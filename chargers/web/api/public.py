@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from flask import current_app, jsonify
 
-from ...services import alleys, availability, time_left
+from ...services.charging import availability, time_left
+from ...services.devices import alleys
 from .. import viewcache
 from ..ordering import by_label
 from . import bp

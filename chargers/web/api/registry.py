@@ -6,7 +6,8 @@ from flask import current_app, jsonify, request
 
 from ... import settings
 from ...models import Alley, Pile
-from ...services import alleys, piles
+from ...services import onboarding
+from ...services.devices import alleys, piles
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
@@ -34,7 +35,7 @@ def pile_json(p: Pile) -> dict:
 @token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = alleys.create_alley(alleys.AlleyInput(**data.model_dump()),
+    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump()),
                                 settings.alley_defaults(current_app.config), by=user)
     return jsonify(alley_json(alley)), 201
 
@@ -43,7 +44,7 @@ def create_alley(user):
 @token_required
 def update_alley(user, slug: str):
     data = body(AlleyUpdate)
-    return jsonify(alley_json(alleys.update_alley(user, slug, alleys.AlleyInput(**data.model_dump()))))
+    return jsonify(alley_json(onboarding.update_alley(user, slug, alleys.AlleyInput(**data.model_dump()))))
 
 
 @bp.get("/piles")

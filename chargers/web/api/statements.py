@@ -7,7 +7,8 @@ from flask import current_app, jsonify
 
 from ... import settings
 from ...models import utcnow
-from ...services import alleys, monthly_close, reconciliation, residents
+from ...services.billing import accounts, monthly_close, reconciliation
+from ...services.devices import alleys
 from ..access import token_required
 from . import bp
 from .common import body, iso
@@ -75,5 +76,5 @@ def publish_month(user, slug: str, month: str):
 @bp.get("/accounts/<int:account_id>/statements")
 @token_required
 def account_statements(user, account_id: int):
-    acc = residents.get_account(user, account_id)
+    acc = accounts.get_account(user, account_id)
     return jsonify([statement_json(st) for st in monthly_close.statements_of(acc.id)])

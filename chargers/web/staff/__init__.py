@@ -17,7 +17,7 @@ def _require_login():
 def _nav() -> dict:
     """The header's open-alert badge, counted only when a page's header shows it
     (a callable: fragments such as the alerts feed never pay for the query)."""
-    from ...services.alerts import count_open
+    from ...services.alerts.lifecycle import count_open
     from ...services.jobruns import failed_now
 
     return {"nav_alert_counts": lambda: count_open(current_user),

@@ -15,9 +15,10 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...models.accounts import ROLES
 from ...outcomes import render
-from ...services import accounts, alleys
-from ...services.accounts import MIN_PASSWORD
+from ...services import users as accounts
+from ...services.devices import alleys
 from ...services.errors import DomainError
+from ...services.users import MIN_PASSWORD
 from ..forms import ConfirmForm
 from . import bp
 

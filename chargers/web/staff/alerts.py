@@ -27,12 +27,14 @@ from ... import outcomes, settings
 from ...extensions import db
 from ...models import Contact, utcnow
 from ...protocol.codes import MAX_PORTS
-from ...services import alerts as alert_svc
-from ...services import alleys, commands, cutoff, notify, piles, reports, sessions
-from ...services.alerts import AlertFilter
+from ...services.alerts import cutoff, notify, reports
+from ...services.alerts import lifecycle as alert_svc
+from ...services.alerts.lifecycle import AlertFilter
+from ...services.alerts.severity import SEVERITIES
+from ...services.charging import sessions
+from ...services.devices import alleys, commands, piles
 from ...services.errors import DomainError
-from ...services.severity import SEVERITIES
-from ..guard import DB_INT_MAX
+from ..validation import DB_INT_MAX
 from . import bp
 from .wording import ACTION_LABELS
 

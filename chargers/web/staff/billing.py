@@ -18,7 +18,8 @@ from flask_login import current_user
 
 from ...models import utcnow
 from ...outcomes import render as outcome
-from ...services import alleys, billing_reports, ledger, residents, settlement, tariffs
+from ...services.billing import accounts, exports, ledger, settlement, tariffs
+from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..forms_billing import (
     AccountForm,
@@ -48,8 +49,8 @@ def billing_home(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
     return render_template("staff/billing/home.html", alley=alley,
-                           balances=billing_reports.ledger_balances(alley),
-                           audit=billing_reports.audit_trail(alley, 30))
+                           balances=exports.ledger_balances(alley),
+                           audit=exports.audit_trail(alley, 30))
 
 
 def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
@@ -101,7 +102,7 @@ def billing_accounts(slug: str):
     form = AccountForm()
     if form.validate_on_submit():
         try:
-            acc = residents.create_account(current_user, residents.AccountInput(
+            acc = accounts.create_account(current_user, accounts.AccountInput(
                 alley=slug, cards=form.cards.data.split(), kind=form.kind.data,
                 household=form.household.data or "", name=form.name.data or "",
                 phone=form.phone.data or "",
@@ -113,20 +114,20 @@ def billing_accounts(slug: str):
         else:
             flash(_("Account added."), "ok")
             return redirect(url_for("staff.billing_account", account_id=acc.id))
-    rows = residents.list_accounts(current_user, slug, limit=500)
+    rows = accounts.list_accounts(current_user, slug, limit=500)
     return render_template("staff/billing/accounts.html", alley=alley, form=form,
                            rows=[(a, ledger.balance(a)) for a in rows])
 
 
 @bp.get("/billing/accounts/<int:account_id>")
 def billing_account(account_id: int):
-    acc = residents.get_account(current_user, account_id)
+    acc = accounts.get_account(current_user, account_id)
     g.tz = acc.alley.timezone
     return render_template("staff/billing/account.html", acc=acc, alley=acc.alley,
                            balance=ledger.balance(acc), topup=MoneyForm(prefix="t"),
                            refund=MoneyForm(prefix="r"),
-                           postings=billing_reports.account_postings(acc),
-                           sessions=residents.recent_sessions(acc, 50))
+                           postings=exports.account_postings(acc),
+                           sessions=accounts.recent_sessions(acc, 50))
 
 
 def _money_action(account_id: int, refund: bool):
@@ -136,11 +137,11 @@ def _money_action(account_id: int, refund: bool):
     else:
         try:
             if refund:
-                residents.refund(current_user, account_id, form.amount_cents.data,
+                accounts.refund(current_user, account_id, form.amount_cents.data,
                                  form.method.data, form.receipt.data or None, utcnow(),
                                  reason=form.reason.data or "")
             else:
-                residents.top_up(current_user, account_id, form.amount_cents.data,
+                accounts.top_up(current_user, account_id, form.amount_cents.data,
                                  form.method.data, form.receipt.data or None, utcnow())
         except DomainError as exc:
             _fail(exc)
@@ -207,7 +208,7 @@ def billing_adjustment_decide(adjustment_id: int):
 PAGE_SIZE = 100
 
 
-def _session_filter() -> tuple[SessionFilterForm, billing_reports.SessionFilter, int]:
+def _session_filter() -> tuple[SessionFilterForm, exports.SessionFilter, int]:
     """The list's filter from the query string (a bad value is ignored, not an error)."""
     form = SessionFilterForm(request.args)
     form.validate()
@@ -215,7 +216,7 @@ def _session_filter() -> tuple[SessionFilterForm, billing_reports.SessionFilter,
     def ok(field):
         return None if field.errors else field.data
 
-    f = billing_reports.SessionFilter(ok(form.start), ok(form.end),
+    f = exports.SessionFilter(ok(form.start), ok(form.end),
                                       (ok(form.card) or "").strip() or None)
     return form, f, ok(form.page) or 1
 
@@ -225,12 +226,12 @@ def billing_sessions(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
     form, f, page = _session_filter()
-    rows = billing_reports.alley_sessions(alley, f, offset=(page - 1) * PAGE_SIZE,
+    rows = exports.alley_sessions(alley, f, offset=(page - 1) * PAGE_SIZE,
                                           limit=PAGE_SIZE + 1)
     args = {k: v for k, v in request.args.items() if v and k != "page"}
     return render_template("staff/billing/sessions.html", alley=alley, form=form,
                            rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
-                           args=args, totals=billing_reports.session_totals(alley, f))
+                           args=args, totals=exports.session_totals(alley, f))
 
 
 def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
@@ -276,7 +277,7 @@ def billing_sessions_csv(slug: str):
                  _local(tz, s.ended_at), s.energy_wh, s.energy_cents, s.service_cents,
                  s.amount_cents, s.tariff_id or "", s.tier or "", s.billing or "",
                  f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
-                for s in billing_reports.iter_alley_sessions(alleys.find_alley(slug), f))
+                for s in exports.iter_alley_sessions(alleys.find_alley(slug), f))
 
     return _csv(f"sessions-{slug}.csv", header, rows)
 
@@ -293,7 +294,7 @@ def billing_ledger_csv(slug: str):
         return ([p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
                  p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
                  p.created_by or "", p.reason]
-                for p, e, a in billing_reports.iter_ledger(alley_id))
+                for p, e, a in exports.iter_ledger(alley_id))
 
     return _csv(f"ledger-{slug}.csv", header, rows)
 
@@ -305,7 +306,7 @@ def billing_reverse(posting_id: int):
     account_id = request.form.get("account", type=int)
     if form.validate_on_submit():
         try:
-            residents.reverse(current_user, posting_id, form.note.data, utcnow())
+            accounts.reverse(current_user, posting_id, form.note.data, utcnow())
         except DomainError as exc:
             _fail(exc)
         else:

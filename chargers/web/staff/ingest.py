@@ -7,7 +7,7 @@ from flask import current_app, render_template
 from flask_login import current_user
 
 from ...protocol.codes import PILE_ID_RE
-from ...services import message_ledger
+from ...services.ingest import message_log
 from . import bp
 
 
@@ -24,11 +24,11 @@ def pile_named_by(topic: str, prefix: str) -> str | None:
 @bp.get("/ingest")
 def ingest_overview():
     prefix = current_app.config["MQTT_TOPIC_PREFIX"]
-    rejections = message_ledger.list_rejections(current_user, limit=100)
+    rejections = message_log.list_rejections(current_user, limit=100)
     return render_template(
         "staff/ingest.html",
-        counts=sorted(message_ledger.rejection_counts(current_user).items()),
+        counts=sorted(message_log.rejection_counts(current_user).items()),
         rejections=rejections,
         pile_names={r.id: r.pile_id or pile_named_by(r.topic, prefix) for r in rejections},
-        gaps=message_ledger.list_seq_gaps(current_user, limit=50),
+        gaps=message_log.list_seq_gaps(current_user, limit=50),
     )

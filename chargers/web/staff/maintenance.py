@@ -41,9 +41,11 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ... import outcomes
-from ...services import alleys, jobruns, maintenance, photos
+from ...services import jobruns, photos
+from ...services.devices import alleys
 from ...services.errors import DomainError
-from ..guard import accepts_upload
+from ...services.maintenance import inspections
+from ..validation import accepts_upload
 from . import bp
 
 KIND_LABELS = {"daily": _l("Daily patrol"), "monthly": _l("Monthly check"),
@@ -75,7 +77,7 @@ class PlanForm(FlaskForm):
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     kind = SelectField(_l("Kind"), choices=[SelectChoice(k, v) for k, v in KIND_LABELS.items()
-                                            if k in maintenance.KINDS])
+                                            if k in inspections.KINDS])
     pile_id = SelectField(_l("Where"), choices=[], validate_choice=False)
     every = IntegerField(_l("Every"), validators=[InputRequired(), NumberRange(1, 366)])
     unit = SelectField(_l("Unit"), choices=[SelectChoice(k, v) for k, v in UNIT_LABELS.items()])
@@ -155,18 +157,18 @@ def maintenance_home():
     """Every plan in scope with whether it is due, open work orders, links to the rest."""
     now = datetime.now(UTC)
     rows = []
-    for plan in maintenance.list_plans(current_user):
-        today = maintenance.local_today(plan.alley, now)
-        rows.append((plan, maintenance.due_state(plan, today)))
+    for plan in inspections.list_plans(current_user):
+        today = inspections.local_today(plan.alley, now)
+        rows.append((plan, inspections.due_state(plan, today)))
     return render_template("staff/maintenance/index.html", rows=rows,
-                           orders=maintenance.list_orders(current_user, status="open", limit=20),
+                           orders=inspections.list_orders(current_user, status="open", limit=20),
                            alleys=alleys.list_alleys(current_user), kinds=KIND_LABELS,
                            states=STATE_LABELS, reasons=REASON_LABELS,
                            statuses=ORDER_STATUS_LABELS, units=UNIT_LABELS)
 
 
-def _plan_input(form: PlanForm) -> maintenance.PlanInput:
-    return maintenance.PlanInput(
+def _plan_input(form: PlanForm) -> inspections.PlanInput:
+    return inspections.PlanInput(
         name=form.name.data, kind=form.kind.data, every=form.every.data, unit=form.unit.data,
         checklist=(form.checklist.data or "").splitlines(), next_due=form.next_due.data,
         pile_id=form.pile_id.data or None, active=form.active.data)
@@ -178,11 +180,11 @@ def plan_new(slug: str):
     form = PlanForm()
     form.pile_id.choices = _pile_choices(alley)
     if request.method == "GET":
-        form.next_due.data = maintenance.local_today(alley, datetime.now(UTC))
+        form.next_due.data = inspections.local_today(alley, datetime.now(UTC))
         form.every.data, form.active.data = 1, True
     if form.validate_on_submit():
         try:
-            plan = maintenance.create_plan(current_user, slug, _plan_input(form))
+            plan = inspections.create_plan(current_user, slug, _plan_input(form))
         except DomainError as exc:
             flash(_say(exc), "error")
         else:
@@ -193,7 +195,7 @@ def plan_new(slug: str):
 
 @bp.route("/maintenance/plans/<int:plan_id>/edit", methods=["GET", "POST"])
 def plan_edit(plan_id: int):
-    plan = maintenance.get_plan(current_user, plan_id)
+    plan = inspections.get_plan(current_user, plan_id)
     form = PlanForm(obj=plan)
     form.pile_id.choices = _pile_choices(plan.alley)
     if request.method == "GET":
@@ -201,7 +203,7 @@ def plan_edit(plan_id: int):
         form.checklist.data = "\n".join(f"{i['key']}: {i['text']}" for i in plan.checklist)
     if form.validate_on_submit():
         try:
-            maintenance.update_plan(current_user, plan_id, _plan_input(form))
+            inspections.update_plan(current_user, plan_id, _plan_input(form))
         except DomainError as exc:
             flash(_say(exc), "error")
         else:
@@ -218,7 +220,7 @@ def plan_edit(plan_id: int):
 @accepts_upload("MAINTENANCE_PHOTO_MAX_BYTES")
 def plan_check(plan_id: int):
     """The phone checklist: mark every item, add notes and photos, sign."""
-    plan = maintenance.get_plan(current_user, plan_id)
+    plan = inspections.get_plan(current_user, plan_id)
     g.tz = plan.alley.timezone
     form = checklist_form(plan, _pile_choices(plan.alley))
     status = 200
@@ -231,7 +233,7 @@ def plan_check(plan_id: int):
         else:
             flash(_("Mark every item before signing."), "error")
         status = 422
-    state = maintenance.due_state(plan, maintenance.local_today(plan.alley, datetime.now(UTC)))
+    state = inspections.due_state(plan, inspections.local_today(plan.alley, datetime.now(UTC)))
     return render_template("staff/maintenance/check.html", plan=plan, form=form, state=state,
                            states=STATE_LABELS, kinds=KIND_LABELS,
                            max_mb=current_app.config["MAINTENANCE_PHOTO_MAX_BYTES"] // 2**20), status
@@ -250,12 +252,12 @@ def _sign(plan, form):
         for line in plan.checklist:
             key = line["key"]
             pile_field = getattr(form, f"p_{key}", None)
-            items.append(maintenance.ItemResult(
+            items.append(inspections.ItemResult(
                 key=key, result=getattr(form, f"r_{key}").data,
                 note=getattr(form, f"n_{key}").data or "",
                 pile_id=(pile_field.data or None) if pile_field is not None else None,
                 port=getattr(form, f"port_{key}").data, out_of_service=getattr(form, f"o_{key}").data))
-        return maintenance.record_inspection(current_user, plan.id, maintenance.RecordInput(
+        return inspections.record_inspection(current_user, plan.id, inspections.RecordInput(
             items=items, notes=form.notes.data or "", photos=names))
     except DomainError as exc:
         if exc.status == 404:
@@ -289,23 +291,23 @@ def _period_form():
 def records():
     form = _period_form()
     p = _period(form)
-    rows = maintenance.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"])
+    rows = inspections.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"])
     return render_template("staff/maintenance/records.html", rows=rows, form=form, period=p,
                            kinds=KIND_LABELS, args={k: v for k, v in request.args.items() if v})
 
 
 @bp.get("/maintenance/records/<int:record_id>")
 def record_detail(record_id: int):
-    record = maintenance.get_record(current_user, record_id)
+    record = inspections.get_record(current_user, record_id)
     g.tz = record.alley.timezone
-    orders = maintenance.orders_by_record([record.id]).get(record.id, [])
+    orders = inspections.orders_by_record([record.id]).get(record.id, [])
     return render_template("staff/maintenance/record.html", record=record, orders=orders,
                            kinds=KIND_LABELS, results=RESULT_LABELS, statuses=ORDER_STATUS_LABELS)
 
 
 @bp.get("/maintenance/records/<int:record_id>/photos/<name>")
 def record_photo(record_id: int, name: str):
-    record = maintenance.get_record(current_user, record_id)
+    record = inspections.get_record(current_user, record_id)
     if name not in record.photos:
         abort(404)
     try:
@@ -318,7 +320,7 @@ def record_photo(record_id: int, name: str):
 def _form_rows(rows):
     """The printed form's rows: date, place, items, findings, actions, inspector."""
     out = []
-    by_record = maintenance.orders_by_record([r.id for r in rows])
+    by_record = inspections.orders_by_record([r.id for r in rows])
     for r in sorted(rows, key=lambda r: r.signed_at):
         tz = alleys.zone(r.alley)
         place = r.alley.name + (f" · {r.pile.label}" if r.pile_id else "")
@@ -337,7 +339,7 @@ def records_print():
     """The patrol and check record form of a period, A4, for the fire brigade."""
     form = _period_form()
     p = _period(form)
-    rows = maintenance.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
+    rows = inspections.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
                                     limit=2000)
     alley = alleys.get_alley(current_user, p["slug"]) if p["slug"] else None
     return render_template("staff/maintenance/print.html", rows=_form_rows(rows), period=p,
@@ -356,7 +358,7 @@ def records_csv():
     """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese)."""
     form = _period_form()
     p = _period(form)
-    rows = maintenance.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
+    rows = inspections.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
                                     limit=100_000)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -383,7 +385,7 @@ def orders():
     if status not in ORDER_STATUS_LABELS:
         status = "open"
     return render_template("staff/maintenance/orders.html", status=status,
-                           rows=maintenance.list_orders(current_user, status=status),
+                           rows=inspections.list_orders(current_user, status=status),
                            kinds=KIND_LABELS, reasons=REASON_LABELS, statuses=ORDER_STATUS_LABELS)
 
 
@@ -394,7 +396,7 @@ def order_new(slug: str):
     form.pile_id.choices = _pile_choices(alley)
     if form.validate_on_submit():
         try:
-            order = maintenance.open_order(current_user, slug, form.kind.data, form.note.data,
+            order = inspections.open_order(current_user, slug, form.kind.data, form.note.data,
                                            pile_id=form.pile_id.data or None, port=form.port.data,
                                            out_of_service=form.out_of_service.data)
         except DomainError as exc:
@@ -407,7 +409,7 @@ def order_new(slug: str):
 
 @bp.get("/maintenance/orders/<int:order_id>")
 def order_detail(order_id: int):
-    order = maintenance.get_order(current_user, order_id)
+    order = inspections.get_order(current_user, order_id)
     g.tz = order.alley.timezone
     return render_template("staff/maintenance/order.html", order=order, form=OrderNoteForm(),
                            kinds=KIND_LABELS, reasons=REASON_LABELS, statuses=ORDER_STATUS_LABELS,
@@ -419,8 +421,8 @@ def order_step(order_id: int, step: str):
     form = OrderNoteForm()
     if not form.validate_on_submit():
         abort(400)
-    action = {"start": maintenance.start_order, "note": maintenance.note_order,
-              "done": maintenance.finish_order}[step]
+    action = {"start": inspections.start_order, "note": inspections.note_order,
+              "done": inspections.finish_order}[step]
     try:
         action(current_user, order_id, form.note.data or "")
     except DomainError as exc:

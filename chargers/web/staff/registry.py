@@ -13,9 +13,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ... import outcomes, settings
-from ...services import alerts as alert_svc
-from ...services import alleys, availability, desk, overstay, piles, qrcodes
+from ...services import desk, onboarding
+from ...services.alerts import lifecycle as alerts
+from ...services.charging import availability
+from ...services.devices import alleys, piles, qrcodes
 from ...services.errors import DomainError
+from ...services.maintenance import overstay
 from ..forms import AlleyForm, ConfirmForm, PileForm
 from ..ordering import by_label
 from . import bp
@@ -36,7 +39,7 @@ def alley_new():
     form = AlleyForm()
     if form.validate_on_submit():
         try:
-            alley = alleys.create_alley(_alley_input(form),
+            alley = onboarding.create_alley(_alley_input(form),
                                         settings.alley_defaults(current_app.config),
                                         by=current_user)
         except DomainError as exc:
@@ -67,7 +70,7 @@ def alley_detail(slug: str):
     now = datetime.now(UTC)
     return render_template("staff/alley.html", alley=alley, piles=rows, now=now,
                            overstay_minutes=overstay.minutes_by_port(alley_id=alley.id, now=now),
-                           open_alerts=alert_svc.open_alerts_by(current_user, lambda a: a.pile_id,
+                           open_alerts=alerts.open_alerts_by(current_user, lambda a: a.pile_id,
                                                             alley=slug))
 
 
@@ -80,7 +83,7 @@ def alley_edit(slug: str):
     if form.validate_on_submit():
         data = _alley_input_edit(form)
         try:
-            alleys.update_alley(current_user, slug, data)
+            onboarding.update_alley(current_user, slug, data)
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:

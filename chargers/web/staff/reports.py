@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import ProblemReport
-from ...services import reports, scope
+from ...services import scope
+from ...services.alerts import reports
 from ...services.errors import NotFound
 from ..resident import report_settings
 from . import bp

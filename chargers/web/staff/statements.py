@@ -20,14 +20,8 @@ from ... import settings
 from ...extensions import db
 from ...models import utcnow
 from ...outcomes import render as outcome
-from ...services import (
-    alleys,
-    billing_reports,
-    money_dashboard,
-    monthly_close,
-    reconciliation,
-    reminders,
-)
+from ...services.billing import exports, money_dashboard, monthly_close, reconciliation, reminders
+from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
 from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
@@ -158,7 +152,7 @@ def _ledger_rows(alley):
         counted = dict(db.session.execute(
             select(monthly_close.PostingMonth.posting_id, monthly_close.PostingMonth.month)
             .where(monthly_close.PostingMonth.alley_id == alley_id)).all())
-        for p, e, a in billing_reports.iter_ledger(alley_id):
+        for p, e, a in exports.iter_ledger(alley_id):
             yield [p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
                    p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
                    p.created_by or "", p.reason, counted.get(p.id, "")]

@@ -1,0 +1,202 @@
+"""Resident accounts: cards, household, kind (prepaid / monthly card / exempt), top-ups
+and refunds recorded by staff. Every money action posts to the ledger and is audited.
+Functions that change data commit."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...models import AccountCard, Alley, ChargingSession, ResidentAccount, User
+from ...models.billing import ACCOUNT_KINDS
+from .. import scope
+from ..devices import alleys
+from ..errors import Conflict, Invalid, NotFound
+from . import ledger
+
+CARD_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+METHODS = ("cash", "wechat", "alipay", "bank", "other")
+MAX_TOPUP_CENTS = 1_000_000  # 10,000 yuan at once
+
+
+@dataclass
+class AccountInput:
+    alley: str
+    cards: list[str] = field(default_factory=list)
+    kind: str = "prepaid"
+    household: str = ""
+    name: str = ""
+    phone: str = ""
+    monthly_from: datetime | None = None
+    monthly_until: datetime | None = None
+    monthly_hours: int | None = None
+
+
+def _check(data: AccountInput) -> None:
+    if data.kind not in ACCOUNT_KINDS:
+        raise Invalid("account.kind", kinds=", ".join(ACCOUNT_KINDS))
+    if not data.cards:
+        raise Invalid("account.cards")
+    for c in data.cards:
+        if not CARD_RE.match(c):
+            raise Invalid("account.card", card=c)
+    if len(set(data.cards)) != len(data.cards):
+        raise Invalid("account.cards")
+    if data.phone and not re.fullmatch(r"[0-9+ -]{4,32}", data.phone):
+        raise Invalid("account.phone")
+    if data.monthly_hours is not None and data.monthly_hours < 0:
+        raise Invalid("account.monthly")
+    if (data.monthly_from and data.monthly_until
+            and data.monthly_until <= data.monthly_from):
+        raise Invalid("account.monthly")
+
+
+def create_account(user: User | None, data: AccountInput, now: datetime) -> ResidentAccount:
+    """A new resident account with its cards; 409 when a card is already held by
+    another account of the alley. Audited. Commits."""
+    alley = alleys.get_alley(user, data.alley)
+    if user is not None:
+        scope.check_alley(user, alley)
+    _check(data)
+    taken = db.session.scalar(select(AccountCard.card).where(
+        AccountCard.alley_id == alley.id, AccountCard.card.in_(data.cards)).limit(1))
+    if taken:
+        raise Conflict("account.card_taken", card=taken)
+    acc = ResidentAccount(alley_id=alley.id, kind=data.kind, household=data.household.strip(),
+                          name=data.name.strip(), phone=data.phone.strip(),
+                          monthly_from=data.monthly_from, monthly_until=data.monthly_until,
+                          monthly_hours=data.monthly_hours, created_at=now)
+    acc.cards = [AccountCard(alley_id=alley.id, card=c) for c in data.cards]
+    db.session.add(acc)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("account.card_taken", card=",".join(data.cards)) from None
+    ledger.resident_account(acc)
+    ledger.audit("account.created", alley.id, user.id if user else None, now, account=acc.id,
+                 kind=acc.kind, cards=list(data.cards))
+    db.session.commit()
+    return acc
+
+
+def get_account(user: User | None, account_id: int) -> ResidentAccount:
+    """An account in the user's alleys (404 otherwise)."""
+    acc = scope.get_in_alley(user, ResidentAccount, account_id, "account.resident_not_found")
+    return acc
+
+
+def list_accounts(user: User | None, slug: str | None = None, *, limit: int = 100,
+                  offset: int = 0) -> list[ResidentAccount]:
+    """Accounts in scope, newest first."""
+    stmt = select(ResidentAccount)
+    if slug:
+        stmt = stmt.where(ResidentAccount.alley_id == alleys.get_alley(user, slug).id)
+    stmt = scope.limit_to_alleys(stmt, user, ResidentAccount.alley_id)
+    return list(db.session.scalars(stmt.order_by(ResidentAccount.id.desc())
+                                   .limit(limit).offset(offset)))
+
+
+def find_by_card(alley_id: int, card: str) -> ResidentAccount | None:
+    """The account holding `card` in this alley."""
+    return db.session.scalar(select(ResidentAccount).join(AccountCard).where(
+        AccountCard.alley_id == alley_id, AccountCard.card == card))
+
+
+def _money(amount_cents: int, method: str, receipt: str | None) -> None:
+    if not isinstance(amount_cents, int) or not 0 < amount_cents <= MAX_TOPUP_CENTS:
+        raise Invalid("money.amount", max=MAX_TOPUP_CENTS)
+    if method not in METHODS:
+        raise Invalid("money.method", methods=", ".join(METHODS))
+    if receipt is not None and len(receipt) > 64:
+        raise Invalid("money.receipt")
+
+
+def top_up(user: User | None, account_id: int, amount_cents: int, method: str,
+           receipt: str | None, now: datetime, key: str | None = None):
+    """Money received from a resident: cash box debited, resident credited. `key`
+    (e.g. a client's request id) makes a retried top-up post once. Audited. Commits."""
+    acc = get_account(user, account_id)
+    _money(amount_cents, method, receipt)
+    by = user.id if user else None
+    key = f"topup:{key}" if key else f"topup:{acc.id}:{secrets.token_hex(8)}"
+    lines = [(ledger.resident_account(acc), amount_cents),
+             (ledger.account(acc.alley_id, "cash"), -amount_cents)]
+    try:
+        p = ledger.post(key, "topup", acc.alley_id, lines, now=now, by=by, method=method,
+                        receipt=receipt)
+        ledger.audit("money.topup", acc.alley_id, by, now, account=acc.id,
+                     amount_cents=amount_cents, method=method, receipt=receipt)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("money.duplicate") from None
+    return p
+
+
+def refund(user: User | None, account_id: int, amount_cents: int, method: str,
+           receipt: str | None, now: datetime, reason: str = ""):
+    """Money paid back to a resident, at most the balance. Audited. Commits."""
+    acc = get_account(user, account_id)
+    _money(amount_cents, method, receipt)
+    if amount_cents > ledger.balance(acc):
+        raise Invalid("money.refund_over_balance", balance=ledger.balance(acc))
+    by = user.id if user else None
+    lines = [(ledger.resident_account(acc), -amount_cents),
+             (ledger.account(acc.alley_id, "cash"), amount_cents)]
+    p = ledger.post(f"refund:{acc.id}:{secrets.token_hex(8)}", "refund",
+                    acc.alley_id, lines, now=now, by=by, method=method, receipt=receipt,
+                    reason=reason)
+    ledger.audit("money.refund", acc.alley_id, by, now, account=acc.id,
+                 amount_cents=amount_cents, method=method, receipt=receipt, reason=reason)
+    db.session.commit()
+    return p
+
+
+def lookup(alley: Alley, card: str, phone_last4: str) -> ResidentAccount | None:
+    """'My account': the account holding `card` whose phone ends with `phone_last4`
+    (None otherwise: the caller answers the same for both, giving nothing away)."""
+    if not CARD_RE.match(card or "") or not re.fullmatch(r"[0-9]{4}", phone_last4 or ""):
+        return None
+    acc = find_by_card(alley.id, card)
+    if acc is None or len(acc.phone) < 4 or acc.phone[-4:] != phone_last4:
+        return None
+    return acc
+
+
+def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSession]:
+    """The account's settled sessions, newest first (for 'My account')."""
+    return list(db.session.scalars(
+        select(ChargingSession).where(ChargingSession.account_id == acc.id)
+        .order_by(ChargingSession.settled_at.desc()).limit(limit)))
+
+
+def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
+    """Correct a top-up or refund recorded by mistake: a reversal posting with the
+    opposite entries (the original stays). Once per posting; a reason is required.
+    Audited. Commits."""
+    from ...models import Posting
+
+    p = db.session.get(Posting, posting_id)
+    if p is None or p.kind not in ("topup", "refund"):
+        raise NotFound("money.not_found")
+    scope.check_alley(user, db.session.get(Alley, p.alley_id), "money.not_found")
+    if not reason.strip():
+        raise Invalid("review.reason_required")
+    by = user.id if user else None
+    try:
+        r = ledger.reverse(p, now=now, by=by, reason=reason)
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("money.reversed") from None
+    ledger.audit("money.reversal", p.alley_id, by, now, posting=p.id, reversal=r.id,
+                 kind=p.kind, reason=reason)
+    db.session.commit()
+    return r

@@ -1,0 +1,343 @@
+"""Monthly close: per alley, every past local calendar month not yet closed gets a
+frozen account (`MonthClose`) and each resident account a `Statement`. Commits (one
+transaction per alley-month).
+
+Rules (documented decisions):
+- Months are calendar months in the alley's own zone; a month may close from
+  `CloseRule.hour` (02:00) local on the 1st of the next month. Every run closes every
+  closable month not yet closed, oldest first, so a missed run does no harm.
+- A month waits while a session that ended in it is finished but not yet settled
+  (settlement runs every minute; its charge then belongs to this month).
+- Postings belong to months by their *effective time* (a charge: its session's end;
+  anything else: when it was posted). At a close every posting of the alley not yet
+  counted whose effective time is before the month's end is counted in that month
+  (`PostingMonth`, written once). So a posting made after a month closed — a reversal,
+  an approved adjustment, a late charge — is counted in the next month still open.
+- Sessions (count, kWh, per-day figures) belong to the month their end falls in.
+- A closed month's rows are never updated (publication only adds its stamp and the
+  grid bill copied at that moment).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...models import (
+    Alley,
+    ChargingSession,
+    LedgerAccount,
+    LedgerEntry,
+    MonthClose,
+    Pile,
+    Posting,
+    PostingMonth,
+    ResidentAccount,
+    Statement,
+)
+from ...settings import CloseRule
+
+FINISHED = ("stopped", "timeout")
+
+
+def month_str(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    y, m = month.split("-")
+    return int(y), int(m)
+
+
+def next_month(month: str) -> str:
+    y, m = parse_month(month)
+    return month_str(y + (m == 12), 1 if m == 12 else m + 1)
+
+
+def bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants of the local month's first and next month's first midnight."""
+    y, m = parse_month(month)
+    ny, nm = parse_month(next_month(month))
+    return (datetime(y, m, 1, tzinfo=tz).astimezone(UTC),
+            datetime(ny, nm, 1, tzinfo=tz).astimezone(UTC))
+
+
+def local_month(at: datetime, tz: ZoneInfo) -> str:
+    loc = at.astimezone(tz)
+    return month_str(loc.year, loc.month)
+
+
+def _prev(month: str) -> str:
+    y, m = parse_month(month)
+    return month_str(y - (m == 1), 12 if m == 1 else m - 1)
+
+
+def latest_closable(now: datetime, tz: ZoneInfo, hour: int) -> str:
+    """The newest month that may close at `now` (its next month's 1st, `hour` local)."""
+    loc = now.astimezone(tz)
+    prev = _prev(month_str(loc.year, loc.month))
+    return _prev(prev) if loc.day == 1 and loc.hour < hour else prev
+
+
+def _alley_session_filter(alley_id: int):
+    return ChargingSession.pile_id.in_(select(Pile.id).where(Pile.alley_id == alley_id))
+
+
+def _first_activity(alley: Alley, tz: ZoneInfo) -> str | None:
+    """The local month of the alley's first posting or finished session."""
+    firsts = [db.session.scalar(select(func.min(Posting.created_at))
+                                .where(Posting.alley_id == alley.id)),
+              db.session.scalar(select(func.min(ChargingSession.ended_at))
+                                .where(_alley_session_filter(alley.id)))]
+    firsts = [f for f in firsts if f is not None]
+    return local_month(min(firsts), tz) if firsts else None
+
+
+def _effective_at(posting: Posting, session_end: datetime | None) -> datetime:
+    if posting.kind == "charge" and session_end is not None:
+        return session_end
+    return posting.created_at
+
+
+def unsettled_before(alley_id: int, end: datetime) -> int:
+    """Finished sessions of the alley that ended before `end` and are not settled."""
+    cs = ChargingSession
+    return int(db.session.scalar(select(func.count()).select_from(cs).where(
+        _alley_session_filter(alley_id), cs.status.in_(FINISHED), cs.settled_at.is_(None),
+        cs.started_at.is_not(None), cs.ended_at.is_not(None), cs.ended_at < end)) or 0)
+
+
+@dataclass
+class CloseResult:
+    closed: list[str]
+    waiting: list[str]
+
+
+def close_due(now: datetime, rule: CloseRule | None = None) -> CloseResult:
+    """Close every closable month of every alley not yet closed (commits each)."""
+    rule = rule or CloseRule()
+    result = CloseResult([], [])
+    for alley in db.session.scalars(select(Alley).order_by(Alley.id)).all():
+        tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+        last = latest_closable(now, tz, rule.hour)
+        done = db.session.scalar(select(func.max(MonthClose.month))
+                                 .where(MonthClose.alley_id == alley.id))
+        month = next_month(done) if done else _first_activity(alley, tz)
+        n = 0
+        while month is not None and month <= last and n < rule.max_months:
+            _, end = bounds(month, tz)
+            if unsettled_before(alley.id, end):
+                result.waiting.append(f"{alley.slug} {month}")
+                break
+            if close_month(alley, month, now) is None:
+                break  # an overlapping run closed it: it goes on from there
+            result.closed.append(f"{alley.slug} {month}")
+            month = next_month(month)
+            n += 1
+    return result
+
+
+def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
+    """Close one month of an alley (the caller checked it is due). Commits; None when
+    another run closed it first."""
+    tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+    start, end = bounds(month, tz)
+    # Postings not yet counted whose effective time is before the month's end.
+    rows = db.session.execute(
+        select(Posting, ChargingSession.ended_at)
+        .outerjoin(ChargingSession, ChargingSession.id == Posting.session_id)
+        .outerjoin(PostingMonth, PostingMonth.posting_id == Posting.id)
+        .where(Posting.alley_id == alley.id, PostingMonth.posting_id.is_(None),
+               Posting.created_at <= now)
+        .order_by(Posting.id)).all()
+    counted: dict[int, tuple[Posting, datetime]] = {}
+    for p, ended in rows:
+        eff = _effective_at(p, ended)
+        if eff < end:
+            counted[p.id] = (p, max(eff, start))
+    mc = MonthClose(alley_id=alley.id, month=month, period_start=start, period_end=end,
+                    closed_at=now, sessions=0, energy_wh=0, electricity_cents=0,
+                    service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
+                    covered_cents=0, waived_cents=0, postings=0)
+    daily: dict[str, dict] = {}
+    d = start.astimezone(tz).date()
+    while datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC) < end:
+        daily[d.isoformat()] = {"day": d.isoformat(), "sessions": 0, "energy_wh": 0,
+                                "takings_cents": 0}
+        d += timedelta(days=1)
+
+    # Ledger totals of the counted postings, by account kind and posting kind.
+    per_resident: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    if counted:
+        entries = db.session.execute(
+            select(LedgerEntry.posting_id, LedgerEntry.amount_cents, LedgerAccount.kind,
+                   LedgerAccount.resident_id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(LedgerEntry.posting_id.in_(list(counted)))).all()
+        for pid, cents, acc_kind, resident_id in entries:
+            p, eff = counted[pid]
+            cents = int(cents)
+            day = eff.astimezone(tz).date().isoformat()
+            if acc_kind == "electricity":
+                mc.electricity_cents += cents
+            elif acc_kind == "service":
+                mc.service_cents += cents
+            elif acc_kind == "covered":
+                mc.covered_cents -= cents
+            elif acc_kind == "waived":
+                mc.waived_cents -= cents
+            if acc_kind in ("electricity", "service"):
+                if day in daily:
+                    daily[day]["takings_cents"] += cents
+                if p.kind in ("adjustment", "reversal"):
+                    mc.adjustments_cents += cents
+            if acc_kind == "resident":
+                bucket = {"topup": "topups", "charge": "charges",
+                          "refund": "refunds"}.get(p.kind, "adjustments")
+                per_resident[resident_id][bucket] += cents
+                if p.kind == "topup":
+                    mc.topups_cents += cents
+                elif p.kind == "refund":
+                    mc.refunds_cents -= cents
+        mc.postings = len(counted)
+
+    # Sessions that ended in the month.
+    cs = ChargingSession
+    sessions = db.session.scalars(select(cs).where(
+        _alley_session_filter(alley.id), cs.status.in_(FINISHED), cs.ended_at >= start,
+        cs.ended_at < end).order_by(cs.ended_at, cs.id)).all()
+    by_account: dict[int, list[dict]] = defaultdict(list)
+    for s in sessions:
+        wh = int(round(s.energy_wh or 0))
+        mc.sessions += 1
+        mc.energy_wh += wh
+        day = s.ended_at.astimezone(tz).date().isoformat()
+        daily[day]["sessions"] += 1
+        daily[day]["energy_wh"] += wh
+        if s.account_id is not None:
+            by_account[s.account_id].append({
+                "id": s.id, "ended_at": s.ended_at.astimezone(UTC).isoformat(),
+                "pile": s.pile_id, "port": s.port, "energy_wh": wh,
+                "amount_cents": s.amount_cents, "billing": s.billing})
+    mc.daily = list(daily.values())
+    db.session.add(mc)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    db.session.add_all(PostingMonth(posting_id=pid, alley_id=alley.id, month=month)
+                       for pid in counted)
+
+    # Statements: opening = the resident's entries counted in earlier months.
+    openings = dict(db.session.execute(
+        select(LedgerAccount.resident_id, func.sum(LedgerEntry.amount_cents))
+        .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .join(PostingMonth, PostingMonth.posting_id == LedgerEntry.posting_id)
+        .where(LedgerAccount.alley_id == alley.id, LedgerAccount.resident_id.is_not(None),
+               PostingMonth.month < month)
+        .group_by(LedgerAccount.resident_id)).all())
+    for acc in db.session.scalars(select(ResidentAccount).where(
+            ResidentAccount.alley_id == alley.id).order_by(ResidentAccount.id)):
+        moves = per_resident.get(acc.id, {})
+        opening = int(openings.get(acc.id) or 0)
+        st = Statement(close_id=mc.id, alley_id=alley.id, resident_id=acc.id, month=month,
+                       opening_cents=opening, topups_cents=moves.get("topups", 0),
+                       charges_cents=moves.get("charges", 0),
+                       refunds_cents=moves.get("refunds", 0),
+                       adjustments_cents=moves.get("adjustments", 0),
+                       sessions=by_account.get(acc.id, []), created_at=now)
+        st.closing_cents = (opening + st.topups_cents + st.charges_cents + st.refunds_cents
+                            + st.adjustments_cents)
+        db.session.add(st)
+    db.session.commit()
+    return mc
+
+
+def closes(alley_id: int) -> list[MonthClose]:
+    """The alley's closed months, newest first."""
+    return list(db.session.scalars(select(MonthClose).where(MonthClose.alley_id == alley_id)
+                                   .order_by(MonthClose.month.desc())))
+
+
+def statements_of(resident_id: int) -> list[Statement]:
+    """A resident account's statements, newest first."""
+    return list(db.session.scalars(select(Statement).where(
+        Statement.resident_id == resident_id).order_by(Statement.month.desc())))
+
+
+def statements_for(close: MonthClose) -> list[tuple[Statement, ResidentAccount]]:
+    """The statements of a closed month, by account."""
+    return list(db.session.execute(
+        select(Statement, ResidentAccount)
+        .join(ResidentAccount, ResidentAccount.id == Statement.resident_id)
+        .where(Statement.close_id == close.id).order_by(ResidentAccount.id)).all())
+
+
+def get_close(user, slug: str, month: str) -> MonthClose:
+    """A closed month of an alley in the user's scope (404 otherwise)."""
+    from ..devices import alleys
+    from ..errors import NotFound
+
+    alley = alleys.get_alley(user, slug)
+    mc = db.session.scalar(select(MonthClose).where(MonthClose.alley_id == alley.id,
+                                                    MonthClose.month == month))
+    if mc is None:
+        raise NotFound("month.not_found", month=month)
+    return mc
+
+
+def publish(user, slug: str, month: str, now: datetime) -> MonthClose:
+    """Publish (公示) a closed month: stamped, with the grid bill as entered now copied
+    in (and locked). Once only. Audited. Commits."""
+    from ..errors import Conflict
+    from . import ledger, reconciliation
+
+    mc = get_close(user, slug, month)
+    if mc.published_at is not None:
+        raise Conflict("month.published", month=month)
+    bill = reconciliation.grid_bill(mc.alley_id, month)
+    mc.published_at, mc.published_by = now, user.id if user else None
+    mc.published_grid_wh = bill.grid_wh if bill else None
+    mc.published_grid_cents = bill.amount_cents if bill else None
+    ledger.audit("month.published", mc.alley_id, user.id if user else None, now, month=month)
+    db.session.commit()
+    return mc
+
+
+def published(alley_id: int) -> list[MonthClose]:
+    """The alley's published months, newest first (for the public page)."""
+    return list(db.session.scalars(select(MonthClose).where(
+        MonthClose.alley_id == alley_id, MonthClose.published_at.is_not(None))
+        .order_by(MonthClose.month.desc())))
+
+
+def published_month(alley_id: int, month: str) -> MonthClose:
+    """One published month (404 for a month not closed or not published)."""
+    from ..errors import NotFound
+
+    mc = db.session.scalar(select(MonthClose).where(
+        MonthClose.alley_id == alley_id, MonthClose.month == month,
+        MonthClose.published_at.is_not(None)))
+    if mc is None:
+        raise NotFound("month.not_found", month=month)
+    return mc
+
+
+def get_statement(user, statement_id: int) -> tuple[Statement, ResidentAccount]:
+    """A statement with its account, in the user's alleys (404 otherwise)."""
+    from .. import scope
+    from ..errors import NotFound
+
+    st = db.session.get(Statement, statement_id)
+    acc = db.session.get(ResidentAccount, st.resident_id) if st else None
+    if st is None or acc is None:
+        raise NotFound("statement.not_found")
+    scope.check_alley(user, acc.alley, "statement.not_found")
+    return st, acc

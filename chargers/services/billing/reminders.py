@@ -1,0 +1,269 @@
+"""Reminders to residents through the notification outbox, each sent once per
+condition, plus alley-wide notices to the alley's group robots.
+
+Conditions and their once-only keys (`Reminder.key`, unique in the database):
+- `low_balance:<account>:<last top-up posting id>` — a prepaid balance at or above
+  zero but below the alley's threshold (ReminderSettings, else REMINDER_LOW_BALANCE_CENTS);
+- `negative:<account>:<last top-up posting id>` — a prepaid balance below zero;
+  (a new top-up makes a new key, so the next time the balance runs low it reminds again);
+- `monthly_end:<account>:<end date>` — a monthly card ending within N days;
+- `statement:<account>:<month>` — the newest statement is ready (not for an empty
+  month: no balance, no movement, no session);
+- `published:<alley>:<month>` — a month published (公示): to the alley's webhook
+  contacts (group robots) at level 1.
+
+Other services reach a resident through the same channels with `queue_to_account`
+(the overstay nudge: kind `overstay`, no Reminder row).
+
+Residents hear by e-mail and/or SMS (ResidentChannels; SMS through
+chargers.services.alerts.sms at delivery). A condition with no channel is still recorded
+(shown on the account pages). `run` commits (one transaction per reminder).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ...extensions import db
+from ...models import (
+    Alley,
+    Contact,
+    LedgerAccount,
+    LedgerEntry,
+    MonthClose,
+    Notification,
+    Posting,
+    Reminder,
+    ReminderSettings,
+    ResidentAccount,
+    ResidentChannels,
+    Statement,
+    User,
+)
+from ...settings import ReminderRule
+from .. import scope
+from ..alerts import notify
+from ..devices import alleys
+from ..errors import Invalid
+from . import accounts as residents
+from . import ledger
+
+KINDS = ("low_balance", "negative", "monthly_end", "statement", "published")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+
+
+# --- settings ----------------------------------------------------------------------
+
+def alley_settings(alley_id: int, rule: ReminderRule) -> tuple[int, int]:
+    """(low-balance threshold in fen, days before a monthly card ends) of an alley."""
+    row = db.session.get(ReminderSettings, alley_id)
+    if row is None:
+        return rule.low_balance_cents, rule.monthly_days
+    return row.low_balance_cents, row.monthly_days
+
+
+def set_alley_settings(user: User | None, slug: str, low_balance_cents: int,
+                       monthly_days: int, now: datetime) -> ReminderSettings:
+    """An alley's own thresholds. Audited. Commits."""
+    alley = alleys.get_alley(user, slug)
+    scope.check_alley(user, alley)
+    if not isinstance(low_balance_cents, int) or not 0 <= low_balance_cents <= 1_000_000:
+        raise Invalid("reminder.threshold")
+    if not isinstance(monthly_days, int) or not 0 <= monthly_days <= 60:
+        raise Invalid("reminder.days")
+    row = db.session.get(ReminderSettings, alley.id) or ReminderSettings(alley_id=alley.id)
+    row.low_balance_cents, row.monthly_days = low_balance_cents, monthly_days
+    db.session.add(row)
+    ledger.audit("reminder.settings", alley.id, user.id if user else None, now,
+                 low_balance_cents=low_balance_cents, monthly_days=monthly_days)
+    db.session.commit()
+    return row
+
+
+def channels(account_id: int) -> ResidentChannels | None:
+    return db.session.get(ResidentChannels, account_id)
+
+
+def set_channels(user: User | None, account_id: int, email: str, sms: bool,
+                 now: datetime) -> ResidentChannels:
+    """How a resident hears reminders: e-mail address (may be empty) and SMS to the
+    account's phone. Audited. Commits."""
+    acc = residents.get_account(user, account_id)
+    email = (email or "").strip()
+    if email and not EMAIL_RE.match(email):
+        raise Invalid("reminder.email")
+    if sms and not acc.phone:
+        raise Invalid("reminder.no_phone")
+    row = db.session.get(ResidentChannels, acc.id) or ResidentChannels(resident_id=acc.id)
+    row.email, row.sms = email, bool(sms)
+    db.session.add(row)
+    ledger.audit("reminder.channels", acc.alley_id, user.id if user else None, now,
+                 account=acc.id, email=bool(email), sms=bool(sms))
+    db.session.commit()
+    return row
+
+
+def for_account(account_id: int, limit: int = 20) -> list[Reminder]:
+    """The reminders an account was sent, newest first (for the account pages)."""
+    return list(db.session.scalars(select(Reminder).where(Reminder.resident_id == account_id)
+                                   .order_by(Reminder.id.desc()).limit(limit)))
+
+
+# --- the run -----------------------------------------------------------------------
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _compose(kind: str, data: dict) -> tuple[str, str]:
+    """Subject and text of a reminder, in the current locale."""
+    if kind == "low_balance":
+        return (_("Charging balance low: %(balance)s yuan", **data),
+                _("%(alley)s, account %(household)s: your charging balance is %(balance)s "
+                  "yuan, below %(threshold)s yuan. Please top up with the staff.", **data))
+    if kind == "negative":
+        return (_("Charging balance below zero: %(balance)s yuan", **data),
+                _("%(alley)s, account %(household)s: your charging balance is %(balance)s "
+                  "yuan. Please top up with the staff before charging again.", **data))
+    if kind == "monthly_end":
+        return (_("Monthly charging card ends %(until)s", **data),
+                _("%(alley)s, account %(household)s: your monthly charging card ends on "
+                  "%(until)s. Renew it with the staff.", **data))
+    if kind == "statement":
+        return (_("Charging statement for %(month)s", **data),
+                _("%(alley)s, account %(household)s: your statement for %(month)s is ready. "
+                  "Balance at the end of the month: %(balance)s yuan. See %(url)s", **data))
+    if kind == "overstay":
+        return (_("Please move your bike: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: your bike has been fully charged "
+                  "for %(minutes)s minutes. Please move it so a neighbour can charge.", **data))
+    return (_("Public accounts for %(month)s", **data),
+            _("%(alley)s: the charging piles' accounts for %(month)s are published: "
+              "%(url)s", **data))
+
+
+def _remember(key: str, kind: str, alley_id: int, resident_id: int | None, data: dict,
+              now: datetime) -> Reminder | None:
+    """The reminder row, or None when this condition was already reminded."""
+    r = Reminder(key=key, kind=kind, alley_id=alley_id, resident_id=resident_id, data=data,
+                 channels=[], created_at=now)
+    try:
+        with db.session.begin_nested():
+            db.session.add(r)
+    except IntegrityError:
+        return None
+    return r
+
+
+def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
+                     now: datetime) -> list[str]:
+    """Queue the message of `kind` (written from `data` in `language`) to a resident
+    account's channels: its e-mail address and/or SMS to its phone (ResidentChannels).
+    Returns the channels queued (none when the account has none). No commit."""
+    with force_locale(language):
+        subject, text = _compose(kind, dict(data))
+    rows = []
+    ch = db.session.get(ResidentChannels, acc.id)
+    if ch and ch.email:
+        rows.append(("email", ch.email, {}))
+    if ch and ch.sms and acc.phone:
+        params = {k: str(v) for k, v in data.items() if k != "url"}
+        rows.append(("sms", acc.phone, {"template": kind, "params": params}))
+    return _outbox(kind, subject, text, rows, now)
+
+
+def _outbox(kind: str, subject: str, text: str, rows: list[tuple[str, str, dict]],
+            now: datetime) -> list[str]:
+    subject = " ".join(subject.split())[:255]
+    for channel, target, payload in rows:
+        db.session.add(Notification(alert_id=None, contact_id=None, reason=kind[:16],
+                                    channel=channel, target=target, subject=subject,
+                                    body=text, payload=payload, status="pending",
+                                    attempts=0, next_attempt_at=now, created_at=now))
+    return [c for c, _t, _p in rows]
+
+
+def _queue(r: Reminder, acc: ResidentAccount | None, rule: ReminderRule, now: datetime) -> None:
+    if acc is not None:
+        r.channels = queue_to_account(acc, r.kind, r.data, rule.paging.language, now)
+        return
+    with force_locale(rule.paging.language):
+        subject, text = _compose(r.kind, dict(r.data))
+    rows = [("webhook", c.target, notify.webhook_body(
+                notify.webhook_flavour(c.webhook_format, c.target), text))
+            for c in db.session.scalars(select(Contact).where(
+                Contact.alley_id == r.alley_id, Contact.level == 1,
+                Contact.channel == "webhook").order_by(Contact.id))]
+    r.channels = _outbox(r.kind, subject, text, rows, now)
+
+
+def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
+    """Remind every condition not yet reminded; counts by kind. Commits."""
+    rule = rule or ReminderRule()
+    counts: Counter = Counter()
+    base = rule.paging.public_base_url.rstrip("/")
+    alley_by_id = {a.id: a for a in db.session.scalars(select(Alley))}
+    last_topup = dict(db.session.execute(
+        select(LedgerAccount.resident_id, func.max(Posting.id))
+        .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .join(Posting, Posting.id == LedgerEntry.posting_id)
+        .where(Posting.kind == "topup", LedgerAccount.resident_id.is_not(None))
+        .group_by(LedgerAccount.resident_id)).all())
+    latest_statement = {row.resident_id: row for row in db.session.scalars(
+        select(Statement).where(Statement.id.in_(
+            select(func.max(Statement.id)).group_by(Statement.resident_id))))}
+    accounts = db.session.scalars(select(ResidentAccount).where(
+        ResidentAccount.active.is_(True)).order_by(ResidentAccount.id)).all()
+    for acc in accounts:
+        alley = alley_by_id[acc.alley_id]
+        low, days = alley_settings(alley.id, rule)
+        common = {"alley": alley.name, "household": acc.household or f"#{acc.id}"}
+        wanted: list[tuple[str, str, dict]] = []
+        if acc.kind == "prepaid":
+            bal = ledger.balance(acc)
+            top = last_topup.get(acc.id, 0)
+            if bal < 0:
+                wanted.append(("negative", f"negative:{acc.id}:{top}",
+                               {"balance": _yuan(bal)}))
+            elif bal < low:
+                wanted.append(("low_balance", f"low_balance:{acc.id}:{top}",
+                               {"balance": _yuan(bal), "threshold": _yuan(low)}))
+        if (acc.kind == "monthly" and acc.monthly_until is not None
+                and now < acc.monthly_until <= now + timedelta(days=days)):
+            tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+            until = acc.monthly_until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+            wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}",
+                           {"until": until}))
+        st = latest_statement.get(acc.id)
+        if st is not None and (st.closing_cents or st.opening_cents or st.sessions
+                               or st.topups_cents or st.charges_cents or st.refunds_cents
+                               or st.adjustments_cents):  # an empty month: nothing to tell
+            wanted.append(("statement", f"statement:{acc.id}:{st.month}",
+                           {"month": st.month, "balance": _yuan(st.closing_cents),
+                            "url": f"{base}/a/{alley.slug}/account"}))
+        for kind, key, data in wanted:
+            r = _remember(key, kind, alley.id, acc.id, {**common, **data}, now)
+            if r is not None:
+                _queue(r, acc, rule, now)
+                counts[kind] += 1
+            db.session.commit()
+    for mc in db.session.scalars(select(MonthClose).where(MonthClose.published_at.is_not(None))):
+        alley = alley_by_id[mc.alley_id]
+        data = {"alley": alley.name, "month": mc.month,
+                "url": f"{base}/a/{alley.slug}/accounts/{mc.month}"}
+        r = _remember(f"published:{alley.id}:{mc.month}", "published", alley.id, None, data,
+                      now)
+        if r is not None:
+            _queue(r, None, rule, now)
+            counts["published"] += 1
+        db.session.commit()
+    return counts
