@@ -11,6 +11,10 @@ Residents come and go on each port: plug in (`occupied`), a session starts
 while (`finishing`), is unplugged (`available`). Some residents leave early. Rare
 faults appear and clear. Commands on `cmd` are answered with `ack`.
 
+Sessions start with the cards of the alley's demo residents (services/demo/cards.py,
+the list `seed-demo` makes accounts of), a card in one place at a time, and a small
+share of strangers' cards; an alley without a demo roster sees only strangers.
+
 Simulated time runs `speed` times faster than real time; the `ts` of every
 message is the real clock (as a pile's would be), so only durations shrink.
 """
@@ -24,6 +28,7 @@ import random
 import secrets as _random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -35,6 +40,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .mqtt_settings import BrokerAddress, broker_address
 from .protocol import topics
+from .services.demo.cards import CardPicker
+from .services.demo.cards import anonymous as anonymous_cards
 
 log = logging.getLogger("chargers.simulator")
 
@@ -93,6 +100,29 @@ class PileState:
     next_fault_check_at: float = 0.0
 
 
+class CardBox:
+    """The cards of one simulated alley, shared by its piles: which are charging now
+    (the sim loop starts sessions, paho threads stop them on commands)."""
+
+    def __init__(self, picker: CardPicker):
+        self.picker = picker
+        self.busy: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def take(self, rng: random.Random) -> str:
+        with self.lock:
+            card = self.picker.pick(rng, self.busy)
+            self.busy[card] += 1
+            return card
+
+    def give_back(self, card: str | None) -> None:
+        with self.lock:
+            if card is not None and self.busy[card] > 0:
+                self.busy[card] -= 1
+                if not self.busy[card]:
+                    del self.busy[card]
+
+
 def now_ts() -> str:
     """The pile's clock, RFC 3339 with offset."""
     return datetime.now(CHINA).isoformat(timespec="seconds")
@@ -104,8 +134,10 @@ class SimPile:
     MODEL, FIRMWARE, MAX_POWER_W = "EB-SIM", "2.4.1-sim", 1000
 
     def __init__(self, pile_id: str, ports: int, secret: str, address: BrokerAddress, prefix: str,
-                 behaviour: Behaviour, clock: Callable[[], float], rng: random.Random):
+                 behaviour: Behaviour, clock: Callable[[], float], rng: random.Random,
+                 cards: CardBox | None = None):
         self.id = pile_id
+        self.cards = cards or CardBox(anonymous_cards())
         self.prefix = prefix.rstrip("/")
         self.b = behaviour
         self.clock = clock  # simulated seconds since the start
@@ -235,7 +267,7 @@ class SimPile:
         b, rng = self.b, self.rng
         self.sessions += 1
         port.session = f"S{self.boot_token}{self.sessions:04d}"
-        port.card = f"C-{rng.randint(1, 600):05d}"
+        port.card = self.cards.take(rng)
         port.energy_wh = 0.0
         port.need_wh = rng.uniform(*b.need_wh)
         port.p0_w = rng.uniform(*b.power_w)
@@ -252,6 +284,7 @@ class SimPile:
         self.state.lifetime_wh += port.energy_wh
         self.send("session", event="stop", port=port.number, session=port.session,
                   energy_wh=round(port.energy_wh, 1), reason=reason)
+        self.cards.give_back(port.card)
         port.session = None
         port.power_w = 0.0
 
@@ -420,8 +453,9 @@ class Simulation:
 
     def __init__(self, piles: list[tuple[str, int]], secrets: dict[str, str], address: BrokerAddress,
                  prefix: str, speed: float = 1.0, behaviour: Behaviour | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, cards: CardPicker | None = None):
         self.speed = speed
+        box = CardBox(cards or anonymous_cards())
         self.behaviour = behaviour or Behaviour()
         self._t0 = time.monotonic()
         self._stop = threading.Event()
@@ -432,7 +466,7 @@ class Simulation:
                 log.warning("%s: no secret in the secrets file; skipped", pile_id)
                 continue
             self.piles.append(SimPile(pile_id, ports, secrets[pile_id], address, prefix, self.behaviour,
-                                      self.clock, random.Random(rng.random())))
+                                      self.clock, random.Random(rng.random()), box))
 
     def clock(self) -> float:
         """Simulated seconds since the start."""

@@ -16,6 +16,7 @@ from flask.cli import with_appcontext
 from ..mqtt_settings import backend_client_ids as backend_client_ids_of
 from ..mqtt_settings import parse_url
 from ..services import mqtt_auth
+from ..services.demo import cards as demo_cards
 from ..services.errors import DomainError
 from ..simulator import Behaviour, Simulation, alley_piles, broker_address, load_secrets, wait_for_broker
 
@@ -112,7 +113,8 @@ def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_char
     secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
     address = wait_for_broker(config, wait)
     behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
-    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed)
+    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed,
+                     cards=demo_cards.picker(slug))
     if not sim.piles:
         raise click.ClickException(f"none of {slug}'s {len(piles)} piles has a secret in the secrets file")
     click.echo(f"simulating {len(sim.piles)} piles of {slug} against {address.host}:{address.port} "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import select
@@ -54,9 +55,10 @@ def may_create_alley(user: User | None) -> bool:
     return user is not None and user.is_admin
 
 
-def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None) -> Alley:
+def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None,
+                 now: datetime | None = None) -> Alley:
     """A new alley with the deployment's default tariff (its first Tariff version, in
-    force from now) and time zone unless given.
+    force from `now`, default the clock's now) and time zone unless given.
     `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
     if by is not None and not may_create_alley(by):
         raise Forbidden("user.admins_only")
@@ -71,6 +73,8 @@ def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None =
         timezone=defaults.timezone,
         tariff_cents_per_kwh=defaults.tariff_cents_per_kwh,
     )
+    if now is not None:
+        alley.created_at = now
     _apply(alley, data)
     db.session.add(alley)
     db.session.flush()
@@ -80,7 +84,7 @@ def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None =
 
     from . import maintenance  # the fire-safety routine starts with the alley
 
-    maintenance.seed_default_plans(alley)
+    maintenance.seed_default_plans(alley, now)
     db.session.commit()
     return alley
 
