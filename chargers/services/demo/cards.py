@@ -41,7 +41,8 @@ _TITLES = ("先生", "女士", "阿姨", "师傅", "老师")
 @dataclass(frozen=True)
 class DemoResident:
     """One household's account as the demo has it: top-ups in fen, the first on the
-    day the alley's accounts opened, any later ones spread over the weeks after."""
+    day the alley's accounts opened, any later ones spread over the weeks after; a
+    household that `tops_up` pays again when its balance runs low."""
 
     household: str
     name: str
@@ -49,6 +50,7 @@ class DemoResident:
     kind: str  # prepaid / monthly / exempt
     cards: tuple[str, ...]
     topups: tuple[int, ...] = ()
+    tops_up: bool = True
 
 
 @lru_cache(maxsize=8)
@@ -76,7 +78,8 @@ def roster(slug: str) -> tuple[DemoResident, ...]:
         if h % MONTHLY_EVERY == 0:
             out.append(DemoResident(household, name, phone(), "monthly", cards(1)))
         elif h % LOW_BALANCE_EVERY == 0:
-            out.append(DemoResident(household, name, phone(), "prepaid", cards(1), (1000,)))
+            out.append(DemoResident(household, name, phone(), "prepaid", cards(1), (1000,),
+                                    tops_up=False))
         else:
             k = rng.choices((1, 2, 3, 4), (30, 35, 25, 10))[0]
             first = rng.choice((3000, 5000, 5000, 10000, 10000, 20000))

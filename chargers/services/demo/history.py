@@ -2,7 +2,8 @@
 happened, each step with its own `now` in the past (local times of the alley's zone):
 
 - the accounts open on the 1st of the last closable month and staff record the
-  residents' top-ups (services.residents → the ledger), some more top-ups later;
+  residents' top-ups (services.residents → the ledger), some more top-ups later, and
+  a household whose balance ran low tops up again the next day;
 - residents charge: each charge is recorded as the ingest records it (services.sessions
   inside an IngestBatch: start, a meter reading every 10 minutes, stop), and the
   settlement service prices and posts every day's charges that night;
@@ -31,7 +32,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Alley, ChargingSession, InspectionPlan, MonthClose, Pile, ReviewItem, User
+from ...models import (
+    Alley,
+    ChargingSession,
+    InspectionPlan,
+    LedgerAccount,
+    MonthClose,
+    Pile,
+    ReviewItem,
+    User,
+)
 from ...settings import CloseRule, SettleRule
 from .. import (
     maintenance,
@@ -53,6 +63,7 @@ EARLY_LEAVE = 0.12
 MEAN_STAY_H = 25 / 60
 # Relative arrivals by local hour: a little at night, the evening rush after work.
 HOURLY = (2, 1, 1, 1, 1, 2, 4, 6, 5, 3, 3, 3, 4, 3, 3, 3, 4, 6, 9, 10, 9, 7, 5, 3)
+LOW_BALANCE_CENTS = 500  # a household that keeps topped up pays again below this
 REVIEW_AFTER = timedelta(days=2)
 REVIEW_NOTE = "访客临时充电，经核实免收"
 GRID_CENTS_PER_KWH = 62  # what the grid bills the alley's supply
@@ -186,11 +197,12 @@ def has_history(alley: Alley) -> bool:
 
 
 def open_accounts(staff: User, alley: Alley, opened: datetime, monthly: tuple[datetime, datetime],
-                  rng: random.Random, until: datetime) -> tuple[int, int, list]:
-    """An account for every demo household whose cards the alley does not know yet,
-    with its first top-up; later top-ups as (when, account id, fen, key) to post in
-    their turn. Returns (accounts made, cards, later top-ups). Commits."""
-    made = n_cards = 0
+                  rng: random.Random, until: datetime) -> tuple[dict, int, list]:
+    """An account for every demo household whose cards the alley does not know yet;
+    its top-ups as (when, account id, fen, key) to post in their turn. Returns
+    ({account id: its DemoResident}, cards, top-ups). Commits."""
+    made: dict[int, demo_cards.DemoResident] = {}
+    n_cards = 0
     later = []
     for i, r in enumerate(demo_cards.roster(alley.slug)):
         if any(residents.find_by_card(alley.id, c) for c in r.cards):
@@ -201,7 +213,7 @@ def open_accounts(staff: User, alley: Alley, opened: datetime, monthly: tuple[da
             name=r.name, phone=r.phone,
             monthly_from=monthly[0] if r.kind == "monthly" else None,
             monthly_until=monthly[1] if r.kind == "monthly" else None), at)
-        made += 1
+        made[acc.id] = r
         n_cards += len(r.cards)
         for n, cents in enumerate(r.topups):
             key = f"demo:{alley.slug}:{r.cards[0]}:{n}"
@@ -247,6 +259,17 @@ def waive_old_reviews(staff: User, alley: Alley, now: datetime) -> int:
     return len(ids)
 
 
+def _top_up_again(households: dict[int, demo_cards.DemoResident], day: date, tz: ZoneInfo,
+                  rng: random.Random) -> list[tuple[datetime, int, int, str]]:
+    """Top-ups on `day` of the households that keep topped up and ran low."""
+    ids = [i for i, r in households.items() if r.kind == "prepaid" and r.tops_up]
+    low = db.session.scalars(select(LedgerAccount.resident_id).where(
+        LedgerAccount.resident_id.in_(ids), LedgerAccount.balance_cents < LOW_BALANCE_CENTS))
+    return [(_local(day, rng.randrange(8, 21), rng.randrange(60), tz), i,
+             rng.choice((3000, 5000, 5000, 10000)) * min(2, len(households[i].cards)),
+             f"demo:{households[i].cards[0]}:{day.isoformat()}") for i in low]
+
+
 def _local(day: date, hour: int, minute: int, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(hour, minute), tz).astimezone(UTC)
 
@@ -285,8 +308,9 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
         monthly_close.next_month(monthly_close.next_month(monthly_close.next_month(month))), tz)
     first_day = start.astimezone(tz).date()
     opened = _local(first_day, 8, 30, tz)
-    out.accounts, out.cards, topups = open_accounts(staff, alley, opened, (start, quarter_end),
-                                                    rng, now)
+    households, out.cards, topups = open_accounts(staff, alley, opened, (start, quarter_end),
+                                                  rng, now)
+    out.accounts = len(households)
     topups.sort()
 
     piles = {p.id: p for p in db.session.scalars(select(Pile).where(Pile.alley_id == alley.id)
@@ -341,6 +365,7 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
         settle_at = min(now, day_end + timedelta(minutes=1))
         out.settled.update(settlement.settle(settle_at, settle_rule))
         out.reviews_waived += waive_old_reviews(staff, alley, settle_at)
+        topups = sorted(topups + _top_up_again(households, day + timedelta(days=1), tz, rng))
         if closed and not published and publish_at < day_end:
             out.published = publish(staff, alley, month, publish_at, rng)
             published = True
