@@ -228,10 +228,12 @@ def _topup(staff: User, account_id: int, cents: int, key: str, at: datetime,
     residents.top_up(staff, account_id, cents, rng.choice(METHODS), None, at, key=key)
 
 
-def record_charges(charges: list[PastCharge], piles: dict[str, Pile],
-                   meters: dict[str, float], now: datetime) -> None:
+def record_charges(charges: list[PastCharge], meters: dict[str, float], now: datetime) -> None:
     """Record charges as the ingest would (one batch, one commit)."""
     batch = message_ledger.IngestBatch(now=now)
+    # The batch's piles in one query (the last commit expired them).
+    piles = {p.id: p for p in db.session.scalars(
+        select(Pile).where(Pile.id.in_({c.pile_id for c in charges})))}
     sessions.prefetch({(c.pile_id, c.ref) for c in charges}, batch.sessions)
     for c in charges:
         pile = piles[c.pile_id]
@@ -360,7 +362,7 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
             todays.append(charges[i])
             i += 1
         if todays:
-            record_charges(todays, piles, meters, min(day_end, now))
+            record_charges(todays, meters, min(day_end, now))
             out.sessions += len(todays)
         settle_at = min(now, day_end + timedelta(minutes=1))
         out.settled.update(settlement.settle(settle_at, settle_rule))
