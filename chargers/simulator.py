@@ -70,6 +70,10 @@ class Behaviour:
     fault_rate: float = 0.02  # faults per pile per simulated hour
     mean_fault_s: float = 6 * 60  # until a fault clears
     start_charging: float = 0.0  # share of ports that start the run already plugged
+    # …and what share of a whole charge their bikes still need: (0.15, 1.0) spreads
+    # their ends over a charge's length, as in an alley at any hour, instead of all
+    # ending together one whole charge after the start
+    plugged_need: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass
@@ -87,6 +91,7 @@ class PortState:
     fault: str | None = None
     next_at: float = 0.0  # simulated time of the port's next step
     next_meter_at: float = 0.0
+    plugged_before: bool = False  # plugged in before the run started
 
 
 @dataclass
@@ -153,6 +158,7 @@ class SimPile:
         for port in self.state.ports:
             if rng.random() < behaviour.start_charging:
                 port.next_at = now + rng.uniform(0, 5)
+                port.plugged_before = True
             else:
                 port.next_at = now + rng.expovariate(1 / behaviour.mean_idle_s)
         self.state.next_fault_check_at = now + 60
@@ -270,6 +276,9 @@ class SimPile:
         port.card = self.cards.take(rng)
         port.energy_wh = 0.0
         port.need_wh = rng.uniform(*b.need_wh)
+        if port.plugged_before:
+            port.need_wh *= rng.uniform(*b.plugged_need)
+            port.plugged_before = False
         port.p0_w = rng.uniform(*b.power_w)
         port.power_w = port.p0_w
         port.leave_at_wh = (rng.uniform(0.1, 0.9) * port.need_wh) if rng.random() < b.early_leave else None

@@ -112,7 +112,8 @@ def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_char
     piles = alley_piles(slug)
     secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
     address = wait_for_broker(config, wait)
-    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
+    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging,
+                          plugged_need=(0.15, 1.0))
     sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed,
                      cards=demo_cards.picker(slug))
     if not sim.piles:
