@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -26,9 +27,10 @@ from chargers.models import (
     WorkOrder,
 )
 from chargers.services import alleys, demo, ledger, residents, time_left
-from chargers.services.demo import cards
+from chargers.services.demo import cards, history
 from chargers.services.estimate import MIN_HISTORY
 from chargers.services.maintenance import OPEN_ORDERS
+from chargers.simulator import CardBox
 from tests.webtools import csrf_from
 
 # 10:00 on 4 March in Suzhou: February may close (and was published on the 3rd).
@@ -108,3 +110,31 @@ def test_seed_demo_makes_a_living_alley_once(app, client, tmp_path):
 
 def kinds_total(kinds: dict[str, int]) -> int:
     return sum(kinds.values())
+
+
+def test_a_card_charges_in_one_place_at_a_time():
+    """The simulator's card box and the past's plan both keep a known card to one port
+    at a time (a monthly card charging twice would be stopped as `monthly_busy`)."""
+    box = CardBox(cards.picker("tiyuchang"))
+    rng = random.Random(3)
+    taken = [box.take(rng) for _ in range(40)]  # fewer than the roster's cards
+    known = [c for c in taken if c in cards.picker("tiyuchang").known]
+    assert len(known) == len(set(known)) and len(known) >= 35
+    for c in taken:
+        box.give_back(c)
+    assert not box.busy
+
+    tz = ZoneInfo("Asia/Shanghai")
+    ports = [(f"P-{p}", n) for p in range(3) for n in range(1, 9)]
+    past = history.plan_charges(random.Random(5), ports, cards.picker("tiyuchang"),
+                                datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 2, 8, tzinfo=UTC),
+                                tz, per_day=30)
+    assert 150 < len(past) < 300
+    for key in {(c.pile_id, c.port) for c in past}:
+        mine = sorted((c.started_at, c.ended_at) for c in past if (c.pile_id, c.port) == key)
+        assert all(a[1] <= b[0] for a, b in zip(mine, mine[1:], strict=False))
+    for card in set(cards.picker("tiyuchang").known):
+        mine = sorted((c.started_at, c.ended_at) for c in past if c.card == card)
+        assert all(a[1] <= b[0] for a, b in zip(mine, mine[1:], strict=False))
+    assert {c.reason for c in past} == {"full", "unplugged"}
+    assert all(c.samples[-1][0] == c.ended_at and c.energy_wh > 0 for c in past)
