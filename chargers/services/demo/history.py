@@ -1,9 +1,10 @@
 """A few weeks of a demo alley's past, made through the services as they would have
 happened, each step with its own `now` in the past (local times of the alley's zone):
 
-- the accounts open on the 1st of the last closable month and staff record the
-  residents' top-ups (services.residents → the ledger), some more top-ups later, and
-  a household whose balance ran low tops up again the next day;
+- the accounts open on the 1st of the last closable month (or six weeks ago, if that
+  is later) and staff record the residents' top-ups (services.residents → the
+  ledger), some more top-ups later, and a household whose balance ran low tops up
+  again the next day;
 - residents charge: each charge is recorded as the ingest records it (services.sessions
   inside an IngestBatch: start, a meter reading every 10 minutes, stop), and the
   settlement service prices and posts every day's charges that night;
@@ -54,6 +55,9 @@ from .. import (
 )
 from . import cards as demo_cards
 
+# The past begins on the 1st of the last closable month, or at most this long ago (a
+# seed late in a month: that month closes with its last weeks only, the seed stays fast).
+MAX_HISTORY = timedelta(days=42)
 REF_PREFIX = "demo-"  # session ids of the past charges (the simulator's start with S)
 SAMPLE_EVERY_H = 10 / 60
 TRICKLE_W = 12.0
@@ -299,8 +303,8 @@ def _inspect(staff: User, plan: InspectionPlan, at: datetime,
 
 def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
            close_rule: CloseRule, settle_rule: SettleRule) -> Replayed:
-    """Make the alley's past from the 1st of its last closable month up to `now` (see
-    the module docstring). Commits step by step."""
+    """Make the alley's past from the 1st of its last closable month (at most
+    MAX_HISTORY ago) up to `now` (see the module docstring). Commits step by step."""
     out = Replayed()
     tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
     rng = random.Random(f"chargers-demo-history:{alley.slug}")
@@ -308,7 +312,7 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
     start, month_end = monthly_close.bounds(month, tz)
     quarter_end, _ = monthly_close.bounds(
         monthly_close.next_month(monthly_close.next_month(monthly_close.next_month(month))), tz)
-    first_day = start.astimezone(tz).date()
+    first_day = max(start, now - MAX_HISTORY).astimezone(tz).date()
     opened = _local(first_day, 8, 30, tz)
     households, out.cards, topups = open_accounts(staff, alley, opened, (start, quarter_end),
                                                   rng, now)
