@@ -11,6 +11,10 @@ Residents come and go on each port: plug in (`occupied`), a session starts
 while (`finishing`), is unplugged (`available`). Some residents leave early. Rare
 faults appear and clear. Commands on `cmd` are answered with `ack`.
 
+Sessions start with the cards of the alley's demo residents (services/demo/cards.py,
+the list `seed-demo` makes accounts of), a card in one place at a time, and a small
+share of strangers' cards; an alley without a demo roster sees only strangers.
+
 Simulated time runs `speed` times faster than real time; the `ts` of every
 message is the real clock (as a pile's would be), so only durations shrink.
 """
@@ -24,7 +28,7 @@ import random
 import secrets as _random
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,6 +40,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from .mqtt_settings import BrokerAddress, broker_address
 from .protocol import topics
+from .services.demo.cards import CardPicker
+from .services.demo.cards import anonymous as anonymous_cards
 
 log = logging.getLogger("chargers.simulator")
 
@@ -64,6 +70,10 @@ class Behaviour:
     fault_rate: float = 0.02  # faults per pile per simulated hour
     mean_fault_s: float = 6 * 60  # until a fault clears
     start_charging: float = 0.0  # share of ports that start the run already plugged
+    # …and what share of a whole charge their bikes still need: (0.15, 1.0) spreads
+    # their ends over a charge's length, as in an alley at any hour, instead of all
+    # ending together one whole charge after the start
+    plugged_need: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass
@@ -81,6 +91,7 @@ class PortState:
     fault: str | None = None
     next_at: float = 0.0  # simulated time of the port's next step
     next_meter_at: float = 0.0
+    plugged_before: bool = False  # plugged in before the run started
 
 
 @dataclass
@@ -94,6 +105,29 @@ class PileState:
     next_fault_check_at: float = 0.0
 
 
+class CardBox:
+    """The cards of one simulated alley, shared by its piles: which are charging now
+    (the sim loop starts sessions, paho threads stop them on commands)."""
+
+    def __init__(self, picker: CardPicker):
+        self.picker = picker
+        self.busy: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def take(self, rng: random.Random) -> str:
+        with self.lock:
+            card = self.picker.pick(rng, self.busy)
+            self.busy[card] += 1
+            return card
+
+    def give_back(self, card: str | None) -> None:
+        with self.lock:
+            if card is not None and self.busy[card] > 0:
+                self.busy[card] -= 1
+                if not self.busy[card]:
+                    del self.busy[card]
+
+
 def now_ts() -> str:
     """The pile's clock, RFC 3339 with offset."""
     return datetime.now(CHINA).isoformat(timespec="seconds")
@@ -105,8 +139,10 @@ class SimPile:
     MODEL, FIRMWARE, MAX_POWER_W = "EB-SIM", "2.4.1-sim", 1000
 
     def __init__(self, pile_id: str, ports: int, secret: str, address: BrokerAddress, prefix: str,
-                 behaviour: Behaviour, clock: Callable[[], float], rng: random.Random):
+                 behaviour: Behaviour, clock: Callable[[], float], rng: random.Random,
+                 cards: CardBox | None = None):
         self.id = pile_id
+        self.cards = cards or CardBox(anonymous_cards())
         self.prefix = prefix.rstrip("/")
         self.b = behaviour
         self.clock = clock  # simulated seconds since the start
@@ -124,6 +160,7 @@ class SimPile:
         for port in self.state.ports:
             if rng.random() < behaviour.start_charging:
                 port.next_at = now + rng.uniform(0, 5)
+                port.plugged_before = True
             else:
                 port.next_at = now + rng.expovariate(1 / behaviour.mean_idle_s)
         self.state.next_fault_check_at = now + 60
@@ -238,9 +275,12 @@ class SimPile:
         b, rng = self.b, self.rng
         self.sessions += 1
         port.session = f"S{self.boot_token}{self.sessions:04d}"
-        port.card = f"C-{rng.randint(1, 600):05d}"
+        port.card = self.cards.take(rng)
         port.energy_wh = 0.0
         port.need_wh = rng.uniform(*b.need_wh)
+        if port.plugged_before:
+            port.need_wh *= rng.uniform(*b.plugged_need)
+            port.plugged_before = False
         port.p0_w = rng.uniform(*b.power_w)
         port.power_w = port.p0_w
         port.leave_at_wh = (rng.uniform(0.1, 0.9) * port.need_wh) if rng.random() < b.early_leave else None
@@ -255,6 +295,7 @@ class SimPile:
         self.state.lifetime_wh += port.energy_wh
         self.send("session", event="stop", port=port.number, session=port.session,
                   energy_wh=round(port.energy_wh, 1), reason=reason)
+        self.cards.give_back(port.card)
         port.session = None
         port.power_w = 0.0
 
@@ -435,8 +476,9 @@ class Simulation:
 
     def __init__(self, piles: list[tuple[str, int]], secrets: dict[str, str], address: BrokerAddress,
                  prefix: str, speed: float = 1.0, behaviour: Behaviour | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, cards: CardPicker | None = None):
         self.speed = speed
+        box = CardBox(cards or anonymous_cards())
         self.behaviour = behaviour or Behaviour()
         self._t0 = time.monotonic()
         self._stop = threading.Event()
@@ -447,7 +489,7 @@ class Simulation:
                 log.warning("%s: no secret in the secrets file; skipped", pile_id)
                 continue
             self.piles.append(SimPile(pile_id, ports, secrets[pile_id], address, prefix, self.behaviour,
-                                      self.clock, random.Random(rng.random())))
+                                      self.clock, random.Random(rng.random()), box))
 
     def clock(self) -> float:
         """Simulated seconds since the start."""

@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 
 from ..mqtt_settings import backend_client_ids as backend_client_ids_of
 from ..mqtt_settings import parse_url
+from ..services.demo import cards as demo_cards
 from ..services.devices import mqtt_auth
 from ..services.errors import DomainError
 from ..simulator import Behaviour, Simulation, alley_piles, broker_address, load_secrets, wait_for_broker
@@ -111,8 +112,10 @@ def simulate_command(slug, speed, fault_rate, duration, secrets_path, start_char
     piles = alley_piles(slug)
     secrets = load_secrets(secrets_path or Path(current_app.instance_path) / "demo-pile-secrets.json")
     address = wait_for_broker(config, wait)
-    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging)
-    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed)
+    behaviour = Behaviour(fault_rate=fault_rate, start_charging=start_charging,
+                          plugged_need=(0.15, 1.0))
+    sim = Simulation(piles, secrets, address, config["MQTT_TOPIC_PREFIX"], speed, behaviour, seed,
+                     cards=demo_cards.picker(slug))
     if not sim.piles:
         raise click.ClickException(f"none of {slug}'s {len(piles)} piles has a secret in the secrets file")
     click.echo(f"simulating {len(sim.piles)} piles of {slug} against {address.host}:{address.port} "

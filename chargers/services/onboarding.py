@@ -5,6 +5,8 @@ none of them imports another for it. Commits."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ..extensions import db
 from ..models import Alley, User
 from ..settings import AlleyDefaults
@@ -14,13 +16,15 @@ from .devices.alleys import AlleyInput
 from .maintenance import inspections
 
 
-def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None) -> Alley:
-    """A new alley with the deployment's default tariff (its first tariff version, in
-    force from now), time zone unless given, and the default fire-safety inspection
-    plans. `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
-    alley = alleys.add_alley(data, defaults, by=by)
+def create_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None,
+                 now: datetime | None = None) -> Alley:
+    """A new alley with the deployment's default tariff (its first tariff version),
+    time zone unless given, and the default fire-safety inspection plans, due from
+    `now` (default the clock's now; seed-demo dates an alley before its history).
+    `by` is the staff member asking (None: the system itself, e.g. seed-demo)."""
+    alley = alleys.add_alley(data, defaults, by=by, now=now)
     tariffs.first_tariff(alley)
-    inspections.seed_default_plans(alley)
+    inspections.seed_default_plans(alley, now)
     db.session.commit()
     return alley
 

@@ -174,7 +174,7 @@ def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSessi
     """The account's settled sessions, newest first (for 'My account')."""
     return list(db.session.scalars(
         select(ChargingSession).where(ChargingSession.account_id == acc.id)
-        .order_by(ChargingSession.settled_at.desc()).limit(limit)))
+        .order_by(ChargingSession.settled_at.desc(), ChargingSession.id.desc()).limit(limit)))
 
 
 def reverse(user: User | None, posting_id: int, reason: str, now: datetime):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, available_timezones
 
 from sqlalchemy import select
@@ -55,9 +56,11 @@ def may_create_alley(user: User | None) -> bool:
     return user is not None and user.is_admin
 
 
-def add_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None) -> Alley:
-    """A new alley row (validated; the deployment's time zone and price unless given),
-    added and flushed. `by` is the staff member asking (None: the system itself).
+def add_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = None,
+              now: datetime | None = None) -> Alley:
+    """A new alley row (validated; the deployment's time zone and price unless given;
+    created at `now` when given), added and flushed. `by` is the staff member asking
+    (None: the system itself).
     services.onboarding gives it its tariff and plans, and commits."""
     if by is not None and not may_create_alley(by):
         raise Forbidden("user.admins_only")
@@ -72,6 +75,8 @@ def add_alley(data: AlleyInput, defaults: AlleyDefaults, *, by: User | None = No
         timezone=defaults.timezone,
         tariff_cents_per_kwh=defaults.tariff_cents_per_kwh,
     )
+    if now is not None:
+        alley.created_at = now
     _apply(alley, data)
     db.session.add(alley)
     db.session.flush()
