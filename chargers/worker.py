@@ -25,60 +25,9 @@ log = logging.getLogger(__name__)
 
 
 DISPATCH_JOB = "commands-dispatch"
-
-
-def _dispatch_waker(scheduler: BaseScheduler):
-    """A hook for the ingest: when a committed batch created commands (a fire
-    cut-off), run the dispatch job now rather than at its next tick."""
-    created = threading.Event()
-
-    def on_created(_sender, **_kwargs):
-        created.set()
-
-    commands.command_created.connect(on_created, weak=False)
-
-    def after_commit() -> None:
-        if created.is_set():
-            created.clear()
-            try:
-                scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
-            except JobLookupError:
-                pass
-
-    return after_commit
-
-
 LEASE = "worker"
 LEASE_TTL_S = 30  # a standby takes over this long after a holder on another host dies
 LEASE_RENEW_S = 10
-
-
-def _hold_lease(app: Flask, holder: str, stop: threading.Event) -> bool:
-    """Wait until this process holds the worker lease (True), or is told to stop.
-    A second worker started by mistake stands by instead of fighting the first over
-    the MQTT client id and running every job twice."""
-    said = False
-    while True:
-        with app.app_context():
-            if leases.acquire(LEASE, holder, utcnow(), LEASE_TTL_S):
-                return True
-            other = leases.current_holder(LEASE)
-        if not said:
-            log.warning("another worker (%s) holds the lease; standing by", other)
-            said = True
-        if stop.wait(LEASE_RENEW_S / 2):
-            return False
-
-
-def _renew_lease(app: Flask, holder: str) -> bool:
-    """Renew the lease; False when it was lost (another worker has it). A database
-    that does not answer is not a loss: the lease is still ours until it expires."""
-    try:
-        with app.app_context():
-            return leases.acquire(LEASE, holder, utcnow(), LEASE_TTL_S)
-    except Exception:
-        log.exception("could not renew the worker lease")
-        return True
 
 
 def worker_identity(config, name: str | None = None) -> tuple[str, str | None]:
@@ -93,128 +42,184 @@ def worker_identity(config, name: str | None = None) -> tuple[str, str | None]:
     return f"{base}-{name}", config.get("MQTT_SHARE_GROUP") or "chargers"
 
 
-def _direct_dispatch(app: Flask, ingest: IngestClient):
-    """For a worker that does not hold the lease (so runs no scheduler): publish the
-    commands a committed batch created (a fire cut-off) at once, itself. Another
-    worker may publish the same pending command at the same moment: commands go
-    at least once by contract (the pile answers a repeated id with the same ack)."""
-    created = threading.Event()
+class Worker:
+    r"""One worker process and its lease, a small state machine:
 
-    def on_created(_sender, **_kwargs):
-        created.set()
+        standby --(lease taken)--> leading --(lease lost)--> standby (shared) / stop (single)
+           \______________________(SIGTERM/SIGINT)________________________/--> stop
 
-    commands.command_created.connect(on_created, weak=False)
+    - **single** (no WORKER_NAME): nothing runs on standby; leading runs the ingest and
+      the scheduler; a lost lease stops the process (exit 1) so that two never run.
+    - **shared** (one of several named workers): the ingest runs in every state
+      (its share of `$share/<group>/…`); leading adds the scheduler, and a lost lease
+      goes back to ingest only.
 
-    def after_commit() -> None:
-        if created.is_set():
-            created.clear()
-            with app.app_context():
-                commands.dispatch_pending(ingest.publish, None, settings.commands(app.config))
+    A command a committed ingest batch created (a fire cut-off) goes out at once: the
+    leader wakes its dispatch job, a standby publishes it itself (at least once: the
+    pile answers a repeated id with the same ack)."""
 
-    return after_commit
+    def __init__(self, app: Flask, name: str | None = None):
+        self.app = app
+        self.client_id, self.group = worker_identity(app.config, name)
+        self.holder = leases.holder_id()
+        self.stop = threading.Event()
+        self.ingest: IngestClient | None = None
+        self.scheduler: BaseScheduler | None = None
+        self._created = threading.Event()
+        commands.command_created.connect(self._on_created, weak=False)
+
+    # --- the lease -------------------------------------------------------------
+
+    def _take(self) -> bool:
+        try:
+            with self.app.app_context():
+                return leases.acquire(LEASE, self.holder, utcnow(), LEASE_TTL_S)
+        except Exception:
+            log.exception("could not take the worker lease")
+            return False
+
+    def _renew(self) -> bool:
+        """False when the lease was lost (another worker has it). A database that does
+        not answer is not a loss: the lease is still ours until it expires."""
+        try:
+            with self.app.app_context():
+                return leases.acquire(LEASE, self.holder, utcnow(), LEASE_TTL_S)
+        except Exception:
+            log.exception("could not renew the worker lease")
+            return True
+
+    def _release(self) -> None:
+        try:
+            with self.app.app_context():
+                leases.release(LEASE, self.holder)
+        except Exception:  # it expires by itself
+            log.exception("could not release the worker lease")
+
+    def _other_holder(self) -> str | None:
+        with self.app.app_context():
+            return leases.current_holder(LEASE)
+
+    # --- commands created by a batch ---------------------------------------------
+
+    def _on_created(self, _sender, **_kwargs) -> None:
+        self._created.set()
+
+    def _after_commit(self) -> None:
+        if not self._created.is_set():
+            return
+        self._created.clear()
+        if self.scheduler is not None:
+            try:
+                self.scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+            except JobLookupError:
+                pass
+            return
+        with self.app.app_context():
+            commands.dispatch_pending(self.ingest.publish, None, settings.commands(self.app.config))
+
+    # --- states ------------------------------------------------------------------
+
+    def _start_ingest(self) -> bool:
+        self.ingest = (IngestClient(self.app, client_id=self.client_id, share_group=self.group)
+                       if self.group else IngestClient(self.app))
+        self.ingest.after_commit = self._after_commit
+        # The embedded broker may not have written its address yet; a signal must
+        # still be able to stop us while we wait.
+        threading.Thread(target=lambda: (self.stop.wait(), self.ingest.stopping.set()),
+                         daemon=True).start()
+        if not self.ingest.start():
+            log.info("stopped before the broker appeared")
+            return False
+        return True
+
+    def _lead(self) -> None:
+        self.scheduler = build_scheduler(self.app, self.ingest)
+        self.scheduler.start()
+
+    def _step_down(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+
+    def _standby_single(self) -> bool:
+        """Wait until this process holds the lease (True), or is told to stop. A second
+        worker started by mistake stands by instead of fighting the first over the MQTT
+        client id and running every job twice."""
+        said = False
+        while not self._take():
+            if not said:
+                log.warning("another worker (%s) holds the lease; standing by", self._other_holder())
+                said = True
+            if self.stop.wait(LEASE_RENEW_S / 2):
+                return False
+        return True
+
+    def run(self) -> int:
+        """Run until SIGTERM or SIGINT; returns the exit status (1: lost the lease)."""
+        return self._run_shared() if self.group else self._run_single()
+
+    def _run_single(self) -> int:
+        if not self._standby_single():
+            log.info("stopped while standing by")
+            return 0
+        log.info("holding the worker lease as %s", self.holder)
+        status = 0
+        try:
+            if not self._start_ingest():
+                return 0
+            self._lead()
+            log.info("worker running: %d jobs scheduled", len(self.scheduler.get_jobs()))
+            try:
+                while not self.stop.wait(LEASE_RENEW_S):
+                    if not self._renew():
+                        log.error("lost the worker lease to another worker; stopping")
+                        status = 1
+                        break
+            finally:
+                self._step_down()
+                self.ingest.stop()
+        finally:
+            if status == 0:
+                self._release()
+            log.info("worker stopped")
+        return status
+
+    def _run_shared(self) -> int:
+        if not self._start_ingest():
+            return 0
+        log.info("worker %s running: ingest through $share/%s", self.client_id, self.group)
+        try:
+            while True:
+                if self.scheduler is None:
+                    if self._take():
+                        self._lead()
+                        log.info("holding the worker lease as %s: %d jobs scheduled", self.holder,
+                                 len(self.scheduler.get_jobs()))
+                elif not self._renew():
+                    log.error("lost the worker lease; running the ingest only")
+                    self._step_down()
+                wait = LEASE_RENEW_S if self.scheduler is not None else LEASE_RENEW_S / 2
+                if self.stop.wait(wait):
+                    break
+        finally:
+            leading = self.scheduler is not None
+            self._step_down()
+            self.ingest.stop()
+            if leading:
+                self._release()
+            log.info("worker stopped")
+        return 0
 
 
 def run(app: Flask, name: str | None = None) -> int:
-    """Run until SIGTERM or SIGINT; returns the exit status (1: lost the lease)."""
-    stop = threading.Event()
+    """`flask worker`: one Worker until SIGTERM or SIGINT; the exit status."""
+    worker = Worker(app, name)
 
     def on_signal(signum, _frame):
         log.info("got %s; stopping", signal.Signals(signum).name)
-        stop.set()
+        worker.stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     freeze_startup_heap()
-    client_id, group = worker_identity(app.config, name)
-    if group:
-        return _run_shared(app, client_id, group, stop)
-
-    holder = leases.holder_id()
-    if not _hold_lease(app, holder, stop):
-        log.info("stopped while standing by")
-        return 0
-    log.info("holding the worker lease as %s", holder)
-    ingest = IngestClient(app)
-    # The embedded broker may not have written its address yet; a signal must
-    # still be able to stop us while we wait.
-    waiter = threading.Thread(target=lambda: (stop.wait(), ingest.stopping.set()), daemon=True)
-    waiter.start()
-    status = 0
-    try:
-        if not ingest.start():
-            log.info("stopped before the broker appeared")
-            return 0
-        scheduler = build_scheduler(app, ingest)
-        ingest.after_commit = _dispatch_waker(scheduler)
-        scheduler.start()
-        log.info("worker running: %d jobs scheduled", len(scheduler.get_jobs()))
-        try:
-            while not stop.wait(LEASE_RENEW_S):
-                if not _renew_lease(app, holder):
-                    log.error("lost the worker lease to another worker; stopping")
-                    status = 1
-                    break
-        finally:
-            scheduler.shutdown(wait=True)
-            ingest.stop()
-    finally:
-        if status == 0:
-            try:
-                with app.app_context():
-                    leases.release(LEASE, holder)
-            except Exception:  # it expires by itself
-                log.exception("could not release the worker lease")
-        log.info("worker stopped")
-    return status
-
-
-def _run_shared(app: Flask, client_id: str, group: str, stop: threading.Event) -> int:
-    """One of several workers: the ingest runs at once (shared subscription); the
-    scheduler runs only while this worker holds the lease, and a worker that loses
-    the lease goes back to ingest only."""
-    holder = leases.holder_id()
-    ingest = IngestClient(app, client_id=client_id, share_group=group)
-    waiter = threading.Thread(target=lambda: (stop.wait(), ingest.stopping.set()), daemon=True)
-    waiter.start()
-    if not ingest.start():
-        log.info("stopped before the broker appeared")
-        return 0
-    direct = _direct_dispatch(app, ingest)
-    ingest.after_commit = direct
-    scheduler = None
-    log.info("worker %s running: ingest through $share/%s", client_id, group)
-    try:
-        while True:
-            if scheduler is None:
-                got = False
-                try:
-                    with app.app_context():
-                        got = leases.acquire(LEASE, holder, utcnow(), LEASE_TTL_S)
-                except Exception:
-                    log.exception("could not take the worker lease")
-                if got:
-                    scheduler = build_scheduler(app, ingest)
-                    waker = _dispatch_waker(scheduler)
-                    ingest.after_commit = waker
-                    scheduler.start()
-                    log.info("holding the worker lease as %s: %d jobs scheduled", holder,
-                             len(scheduler.get_jobs()))
-            elif not _renew_lease(app, holder):
-                log.error("lost the worker lease; running the ingest only")
-                ingest.after_commit = direct
-                scheduler.shutdown(wait=True)
-                scheduler = None
-            if stop.wait(LEASE_RENEW_S if scheduler is not None else LEASE_RENEW_S / 2):
-                break
-    finally:
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
-        ingest.stop()
-        if scheduler is not None:
-            try:
-                with app.app_context():
-                    leases.release(LEASE, holder)
-            except Exception:
-                log.exception("could not release the worker lease")
-        log.info("worker stopped")
-    return 0
+    return worker.run()

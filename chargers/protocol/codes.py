@@ -1,10 +1,13 @@
-"""Every code list of the device protocol (../shared/contract/device-protocol.md), defined
-once: ingest validation, the simulator, services, forms, API schemas and page labels
-import them from here."""
+"""The device protocol's code lists (../shared/contract/device-protocol.md) as plain
+tuples for ingest validation, the simulator, forms and API schemas; the codes
+themselves are defined once, in chargers.constants."""
 
 from __future__ import annotations
 
 import re
+
+from ..constants import FIRE_CODES as _FIRE_CODES
+from ..constants import AckResult, CommandAction, FaultCode, PortStatus, StopReason
 
 PILE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # the pile's MQTT client id and username
 PILE_ID_RE = re.compile(PILE_ID_PATTERN)
@@ -14,13 +17,13 @@ MAX_PAYLOAD_BYTES = 4096
 DEVICE_KINDS = ("online", "boot", "heartbeat", "status", "meter", "session", "fault", "ack")
 COMMAND_KIND = "cmd"  # the backend's own topic (backend → device)
 
-PORT_STATUSES = ("available", "occupied", "charging", "finishing", "faulted", "unavailable")
-FAULT_CODES = ("over_current", "overload", "over_temperature", "smoke", "ground_fault",
-               "over_voltage", "under_voltage", "meter_failure", "relay_stuck", "communication",
-               "other")
+# Plain strings made from chargers.constants (the one place of every code list), so
+# that validation and the API documents see exactly the protocol's words.
+PORT_STATUSES = tuple(c.value for c in PortStatus)
+FAULT_CODES = tuple(c.value for c in FaultCode)
 # Fire risks: the backend treats them as critical and cuts power without waiting.
-FIRE_CODES = ("smoke", "over_temperature")
-STOP_REASONS = ("full", "unplugged", "user", "remote", "fault", "power_loss", "timeout", "balance")
+FIRE_CODES = tuple(c.value for c in _FIRE_CODES)
+STOP_REASONS = tuple(c.value for c in StopReason)
 SESSION_EVENTS = ("start", "stop")
-COMMAND_ACTIONS = ("stop", "enable", "disable", "reset")
-ACK_RESULTS = ("accepted", "rejected")
+COMMAND_ACTIONS = tuple(c.value for c in CommandAction)
+ACK_RESULTS = tuple(c.value for c in AckResult)

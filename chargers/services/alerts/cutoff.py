@@ -41,9 +41,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ...constants import (
+    FIRE_CODES,
+    OPEN_ALERT,
+    CommandAction,
+    CommandStatus,
+    CutoffState,
+    NotificationStatus,
+    PortStatus,
+)
 from ...extensions import db
 from ...models import Alert, Command, Contact, Notification, Pile, User
-from ...protocol.codes import FIRE_CODES
 from ...settings import AlertRules, CutoffRules
 from .. import scope
 from ..devices import commands
@@ -52,11 +60,9 @@ from . import notify
 
 log = logging.getLogger(__name__)
 
-NONE, PENDING, CONFIRMED, UNCONFIRMED = "none", "pending", "confirmed", "unconfirmed"
-STATES = (NONE, PENDING, CONFIRMED, UNCONFIRMED)
+NONE, PENDING = CutoffState.NONE, CutoffState.PENDING
+CONFIRMED, UNCONFIRMED = CutoffState.CONFIRMED, CutoffState.UNCONFIRMED
 TRACKED = (PENDING, UNCONFIRMED)
-OPEN_ALERT = ("active", "acknowledged")
-UNANSWERED = ("pending", "sent", "timeout")
 
 
 def target_port(alert: Alert) -> int | None:
@@ -85,8 +91,8 @@ def request(alert: Alert, pile: Pile, now: datetime, rules: CutoffRules) -> list
     fire code stop every port and disable the pile. Does not commit."""
     port = target_port(alert)
     ports = [port] if port is not None else [p.number for p in pile.ports]
-    sent = [commands.create(pile, n, "stop", now, alert=alert) for n in ports]
-    sent.append(commands.create(pile, port, "disable", now, alert=alert))
+    sent = [commands.create(pile, n, CommandAction.STOP, now, alert=alert) for n in ports]
+    sent.append(commands.create(pile, port, CommandAction.DISABLE, now, alert=alert))
     alert.cutoff = PENDING
     alert.cutoff_requested_at = now
     alert.cutoff_confirmed_at = alert.cutoff_unconfirmed_at = None
@@ -99,9 +105,9 @@ def request(alert: Alert, pile: Pile, now: datetime, rules: CutoffRules) -> list
 def is_confirmed(alert: Alert, pile: Pile, cmds: list[Command]) -> bool:
     """The pile accepted a disable of the target, and no port of it reports charging."""
     port = target_port(alert)
-    disabled = any(c.action == "disable" and c.port == port and c.status == "accepted"
+    disabled = any(c.action == CommandAction.DISABLE and c.port == port and c.status == CommandStatus.ACCEPTED
                    for c in cmds)
-    return disabled and not any(p.status == "charging" for p in target_ports(alert, pile))
+    return disabled and not any(p.status == PortStatus.CHARGING for p in target_ports(alert, pile))
 
 
 def evaluate(alert: Alert, now: datetime) -> str:
@@ -161,20 +167,20 @@ def _resend(alert: Alert, pile: Pile, now: datetime, reason: str, rules: CutoffR
     port = target_port(alert)
     again: list[Command] = []
     for c in cmds:
-        if c.status in ("sent", "timeout"):
-            c.status = "pending"  # dispatch publishes it again, same id
+        if c.status in (CommandStatus.SENT, CommandStatus.TIMEOUT):
+            c.status = CommandStatus.PENDING  # dispatch publishes it again, same id
             again.append(c)
-        elif c.status == "pending":
+        elif c.status == CommandStatus.PENDING:
             again.append(c)
-    disables = [c for c in cmds if c.action == "disable" and c.port == port]
-    if not any(c.status in ("accepted", "pending") for c in disables):
-        again.append(commands.create(pile, port, "disable", now, alert=alert))
+    disables = [c for c in cmds if c.action == CommandAction.DISABLE and c.port == port]
+    if not any(c.status in (CommandStatus.ACCEPTED, CommandStatus.PENDING) for c in disables):
+        again.append(commands.create(pile, port, CommandAction.DISABLE, now, alert=alert))
     for p in target_ports(alert, pile):
-        if p.status != "charging":
+        if p.status != PortStatus.CHARGING:
             continue
-        stops = [c for c in cmds if c.action == "stop" and c.port == p.number]
-        if not any(c.status == "pending" for c in stops):
-            again.append(commands.create(pile, p.number, "stop", now, alert=alert))
+        stops = [c for c in cmds if c.action == CommandAction.STOP and c.port == p.number]
+        if not any(c.status == CommandStatus.PENDING for c in stops):
+            again.append(commands.create(pile, p.number, CommandAction.STOP, now, alert=alert))
     alert.cutoff_tries = (alert.cutoff_tries or 0) + 1
     alert.cutoff_next_try_at = now + _backoff(alert.cutoff_tries, rules)
     if again:
@@ -201,7 +207,7 @@ def _escalate(alert: Alert, now: datetime, rules: AlertRules) -> None:
         db.session.add(Notification(alert_id=alert.id, contact_id=None, reason="cutoff",
                                     channel="sms", target=phone, subject="cutoff",
                                     body="", payload={"template": "cutoff", "params": params},
-                                    status="pending", attempts=0, next_attempt_at=now,
+                                    status=NotificationStatus.PENDING, attempts=0, next_attempt_at=now,
                                     created_at=now))
     alert.record("cutoff_unconfirmed", now, data={"seconds": rules.cutoff.confirm_s,
                                                   "sms": len(phones)})

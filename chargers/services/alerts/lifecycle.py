@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
+from ...constants import OPEN_ALERT, OPEN_FILTER, AlertStatus
 from ...extensions import db
 from ...models import Alert, Alley, FaultEvent, Pile, User, utcnow
 from ...protocol.codes import FAULT_CODES
@@ -37,8 +38,8 @@ from ..errors import Conflict, Invalid, NotFound
 from . import cutoff
 from .severity import RANK, SEVERITIES, severity_for
 
-STATUSES = ("active", "acknowledged", "cleared")
-OPEN = ("active", "acknowledged")
+STATUSES = tuple(AlertStatus)
+OPEN = OPEN_ALERT
 OFFLINE = "offline"
 DATA_LOSS = "data_loss"
 # Residents' problem reports (services/alerts/reports.py): alerts for staff, never a cut-off.
@@ -66,7 +67,7 @@ def _open_alert(pile_id: str, port: int | None, code: str) -> Alert | None:
 
 def _last_cleared(pile_id: str, port: int | None, code: str) -> Alert | None:
     stmt = select(Alert).where(Alert.pile_id == pile_id, Alert.code == code,
-                               Alert.status == "cleared")
+                               Alert.status == AlertStatus.CLEARED)
     stmt = stmt.where(Alert.port.is_(None) if port is None else Alert.port == port)
     return _find_alert(stmt.order_by(Alert.cleared_at.desc()))
 
@@ -78,7 +79,7 @@ def _open(pile: Pile, port: int | None, code: str, value: float | None, detail: 
     from . import notify
 
     alert = Alert(pile_id=pile.id, pile=pile, port=port, code=code,
-                  severity=severity_for(code, rules.severity), status="active", raised_at=at,
+                  severity=severity_for(code, rules.severity), status=AlertStatus.ACTIVE, raised_at=at,
                   last_seen_at=at, count=1, value=value)
     db.session.add(alert)
     alert.record("raised", now, note=detail, data=data)
@@ -150,7 +151,7 @@ def _clear(alert: Alert, at: datetime, now: datetime, action: str, note: str | N
     """Close an alert the device (or the pile's return) cleared; a non-critical one
     cleared within the debounce and never paged is a flap. Does not commit."""
     debounce = timedelta(seconds=rules.debounce_s)
-    alert.status = "cleared"
+    alert.status = AlertStatus.CLEARED
     alert.cleared_at = at
     alert.record(action, now, note=note)
     if alert.severity != "critical" and alert.notified_at is None and at - alert.raised_at < debounce:
@@ -240,7 +241,7 @@ def notify_debounced(now: datetime | None, rules: AlertRules) -> int:
 
     now = now or utcnow()
     debounce = timedelta(seconds=rules.debounce_s)
-    stmt = select(Alert).where(Alert.status == "active", Alert.notified_at.is_(None),
+    stmt = select(Alert).where(Alert.status == AlertStatus.ACTIVE, Alert.notified_at.is_(None),
                                Alert.flapped.is_(False), Alert.raised_at <= now - debounce)
     done = 0
     for alert in db.session.scalars(stmt):
@@ -259,7 +260,7 @@ def page_unacknowledged(now: datetime | None, rules: AlertRules) -> tuple[int, i
     now = now or utcnow()
     resend = timedelta(minutes=rules.resend_minutes)
     escalate = timedelta(minutes=rules.escalate_minutes)
-    stmt = select(Alert).where(Alert.status == "active", Alert.severity == "critical",
+    stmt = select(Alert).where(Alert.status == AlertStatus.ACTIVE, Alert.severity == "critical",
                                Alert.notified_at.is_not(None))
     resent = escalated = 0
     for alert in db.session.scalars(stmt):
@@ -292,7 +293,7 @@ class AlertFilter:
 
 
 def _check_filter(f: AlertFilter) -> None:
-    if f.status is not None and f.status not in (*STATUSES, "open"):
+    if f.status is not None and f.status not in (*STATUSES, OPEN_FILTER):
         raise Invalid("alert.status_filter")
     if f.severity is not None and f.severity not in SEVERITIES:
         raise Invalid("alert.severity_filter", choices=", ".join(SEVERITIES))
@@ -308,7 +309,7 @@ def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool
             .options(selectinload(Alert.pile).selectinload(Pile.alley),
                      selectinload(Alert.acknowledger), selectinload(Alert.clearer)))
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
-    if f.status == "open":
+    if f.status == OPEN_FILTER:
         stmt = stmt.where(Alert.status.in_(OPEN))
     elif f.status:
         stmt = stmt.where(Alert.status == f.status)
@@ -319,7 +320,7 @@ def list_alerts(user: User | None, f: AlertFilter | None = None, *, triage: bool
     if f.alley:
         stmt = stmt.join(Alley, Pile.alley_id == Alley.id).where(Alley.slug == f.alley)
     if triage:
-        status_rank = case({"active": 0, "acknowledged": 1}, value=Alert.status, else_=2)
+        status_rank = case({AlertStatus.ACTIVE: 0, AlertStatus.ACKNOWLEDGED: 1}, value=Alert.status, else_=2)
         sev_rank = case(RANK, value=Alert.severity, else_=len(RANK))
         stmt = stmt.order_by(status_rank, sev_rank, Alert.raised_at.desc(), Alert.id.desc())
     else:
@@ -332,7 +333,7 @@ def open_alerts_by(user: User | None, key: Callable[[Alert], object], *,
     """Open alerts in scope (triage order), grouped by `key(alert)`: for the badges
     that lead from alleys, piles and ports to their alerts."""
     out: dict = {}
-    for a in list_alerts(user, AlertFilter(status="open", alley=alley, pile=pile),
+    for a in list_alerts(user, AlertFilter(status=OPEN_FILTER, alley=alley, pile=pile),
                          triage=True, limit=None):
         out.setdefault(key(a), []).append(a)
     return out
@@ -341,9 +342,9 @@ def open_alerts_by(user: User | None, key: Callable[[Alert], object], *,
 def count_open(user: User | None) -> dict[str, int]:
     """Open alerts in scope by severity, plus `unacknowledged`: for badges."""
     out = {s: 0 for s in SEVERITIES} | {"unacknowledged": 0}
-    for alert in list_alerts(user, AlertFilter(status="open"), limit=None):
+    for alert in list_alerts(user, AlertFilter(status=OPEN_FILTER), limit=None):
         out[alert.severity] = out.get(alert.severity, 0) + 1
-        out["unacknowledged"] += alert.status == "active"
+        out["unacknowledged"] += alert.status == AlertStatus.ACTIVE
     return out
 
 
@@ -366,8 +367,8 @@ def acknowledge(user: User, alert_id: int, note: str | None = None,
         return alert
     alert.acknowledged_at = now
     alert.acknowledged_by = user.id
-    if alert.status == "active":
-        alert.status = "acknowledged"
+    if alert.status == AlertStatus.ACTIVE:
+        alert.status = AlertStatus.ACKNOWLEDGED
     alert.record("acknowledged", now, user, (note or "").strip() or None)
     db.session.commit()
     return alert
@@ -388,12 +389,12 @@ def resolve(user: User, alert_id: int, note: str, now: datetime | None = None, *
     if not note:
         raise Invalid("alert.note_required")
     alert = get_alert(user, alert_id)
-    if alert.status == "cleared":
+    if alert.status == AlertStatus.CLEARED:
         raise Conflict("alert.already_cleared")
     if still_reported(alert) and not override:
         raise Conflict("alert.still_reported")
     still_reported_before = still_reported(alert)
-    alert.status = "cleared"
+    alert.status = AlertStatus.CLEARED
     alert.cleared_at = now
     alert.cleared_by = user.id
     alert.note = note

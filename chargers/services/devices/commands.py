@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from blinker import Namespace
 from sqlalchemy import select
 
+from ...constants import AckResult, CommandStatus
 from ...extensions import db
 from ...models import Alert, Command, Pile, User, utcnow
 from ...protocol.codes import ACK_RESULTS, COMMAND_ACTIONS
@@ -36,7 +37,7 @@ from . import alleys, piles, ports
 log = logging.getLogger(__name__)
 
 ACTIONS = COMMAND_ACTIONS
-FINAL = ("accepted", "rejected", "timeout")
+FINAL = (CommandStatus.ACCEPTED, CommandStatus.REJECTED, CommandStatus.TIMEOUT)
 
 
 _signals = Namespace()
@@ -70,7 +71,7 @@ def create(pile: Pile, port: int | None, action: str, now: datetime, *,
            alert: Alert | None = None, user: User | None = None) -> Command:
     """A pending command (validated). Adds and flushes, does not commit."""
     _check(pile, port, action)
-    cmd = Command(id=_new_id(), pile_id=pile.id, port=port, action=action, status="pending",
+    cmd = Command(id=_new_id(), pile_id=pile.id, port=port, action=action, status=CommandStatus.PENDING,
                   created_at=now, created_by=user.id if user else None,
                   alert_id=alert.id if alert else None)
     db.session.add(cmd)
@@ -146,13 +147,13 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
     the pile answers a repeated id with the same ack.
     """
     sent = 0
-    stmt = select(Command.id).where(Command.status == "pending").order_by(Command.created_at)
+    stmt = select(Command.id).where(Command.status == CommandStatus.PENDING).order_by(Command.created_at)
     for cmd_id in list(db.session.scalars(stmt.limit(limit))):
         # Several workers may dispatch at once (a fire cut-off is published by the
         # worker that applied the fault): each command is taken under a row lock
         # that the others skip (PostgreSQL), and only while still pending.
         cmd = db.session.scalar(
-            select(Command).where(Command.id == cmd_id, Command.status == "pending")
+            select(Command).where(Command.id == cmd_id, Command.status == CommandStatus.PENDING)
             .with_for_update(skip_locked=True).execution_options(populate_existing=True))
         if cmd is None:
             db.session.rollback()
@@ -165,7 +166,7 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
         except Exception as exc:  # the broker is away: keep it pending
             log.warning("command %s to %s not published: %s", cmd.id, cmd.pile_id, exc)
             break
-        cmd.status = "sent"
+        cmd.status = CommandStatus.SENT
         cmd.sent_at = now_
         cmd.attempts = (cmd.attempts or 0) + 1
         db.session.commit()
@@ -180,13 +181,13 @@ def expire(now: datetime | None, rules: CommandRules) -> int:
     sent_before = now - timedelta(seconds=rules.timeout_s)
     made_before = now - timedelta(seconds=rules.unsent_timeout_s)
     stmt = select(Command).where(
-        ((Command.status == "sent") & (Command.sent_at <= sent_before))
-        | ((Command.status == "pending") & (Command.created_at <= made_before))
+        ((Command.status == CommandStatus.SENT) & (Command.sent_at <= sent_before))
+        | ((Command.status == CommandStatus.PENDING) & (Command.created_at <= made_before))
     )
     n = 0
     for cmd in db.session.scalars(stmt):
-        cmd.outcome = "no_ack" if cmd.status == "sent" else "unsent"
-        cmd.status = "timeout"
+        cmd.outcome = "no_ack" if cmd.status == CommandStatus.SENT else "unsent"
+        cmd.status = CommandStatus.TIMEOUT
         cmd.answered_at = now
         _note_on_alert(cmd, now)
         n += 1
@@ -234,12 +235,12 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None,
         return None
     if cmd.status in ACK_RESULTS:
         return None
-    late = cmd.status == "timeout"
+    late = cmd.status == CommandStatus.TIMEOUT
     cmd.status = result
     cmd.answered_at = now
     cmd.outcome = "late" if late else None
     cmd.pile_detail = detail or None
-    if result == "accepted":
+    if result == AckResult.ACCEPTED:
         _mirror(cmd, pile)
     _note_on_alert(cmd, now)
     db.session.flush()

@@ -182,20 +182,30 @@ class IngestBatch:
         Piles held elsewhere go to `busy`; those past the share to `later` as well."""
         rest = list(dict.fromkeys(p for p in [*order, *sorted(pile_ids)] if p in pile_ids))
         got = self._lock_free(rest, max_piles)
-        got_ids = {g.id for g in got}
-        missing = [p for p in rest if p not in got_ids]
+        missing = [p for p in rest if p not in {g.id for g in got}]
         exists = set(db.session.scalars(select(Pile.id).where(bulk.one_of(Pile.id, missing)))
                      ) if missing else set()
         if not got and exists:
-            self.contended = True
-            first = next(p for p in rest if p in exists)
-            got = list(db.session.scalars(
-                select(Pile).where(Pile.id == first).with_for_update(of=Pile, key_share=True)))
-            more = [p for p in rest if p != first]
-            got += self._lock_free(more, None if max_piles is None else max_piles - 1)
-            got_ids = {g.id for g in got}
+            got = self._wait_for_first(rest, exists, max_piles)
+        self._note_held_elsewhere(rest, exists, {g.id for g in got}, max_piles)
+        return got
+
+    def _wait_for_first(self, rest: list[str], exists: set[str],
+                        max_piles: int | None) -> list[Pile]:
+        """Every pile was held elsewhere: wait for the first one (instead of spinning),
+        then take what else is free."""
+        self.contended = True
+        first = next(p for p in rest if p in exists)
+        got = list(db.session.scalars(
+            select(Pile).where(Pile.id == first).with_for_update(of=Pile, key_share=True)))
+        more = [p for p in rest if p != first]
+        return got + self._lock_free(more, None if max_piles is None else max_piles - 1)
+
+    def _note_held_elsewhere(self, rest: list[str], exists: set[str], got_ids: set[str],
+                             max_piles: int | None) -> None:
+        """Piles held elsewhere go to `busy`, those past the share to `later` as well."""
         waiting = [p for p in rest if p in exists and p not in got_ids]
-        if max_piles is not None and len(got) >= max_piles and got:
+        if max_piles is not None and got_ids and len(got_ids) >= max_piles:
             # Past the last pile taken, SKIP LOCKED stopped looking: not tried.
             position = {p: i for i, p in enumerate(rest)}
             last = max(position[g] for g in got_ids)
@@ -206,7 +216,6 @@ class IngestBatch:
         # of piles: batches overlap little) are simply left for the next batch.
         self.contended = self.contended or (
             bool(rest) and 2 * len(self.busy - self.later) >= len(rest))
-        return got
 
     def _lock_free(self, ordered: list[str], limit: int | None) -> list[Pile]:
         """SELECT … FOR NO KEY UPDATE SKIP LOCKED of `ordered`'s free piles, first
