@@ -70,23 +70,23 @@ class Worker:
 
     # --- the lease -------------------------------------------------------------
 
-    def _take(self) -> bool:
+    def _acquire(self, *, if_unanswered: bool) -> bool:
+        """Take or renew the lease. A database that does not answer gives
+        `if_unanswered`: not taken (standing by), or not lost (leading: the lease is
+        still ours until it expires)."""
         try:
             with self.app.app_context():
                 return leases.acquire(LEASE, self.holder, utcnow(), LEASE_TTL_S)
         except Exception:
-            log.exception("could not take the worker lease")
-            return False
+            log.exception("could not take or renew the worker lease")
+            return if_unanswered
+
+    def _take(self) -> bool:
+        return self._acquire(if_unanswered=False)
 
     def _renew(self) -> bool:
-        """False when the lease was lost (another worker has it). A database that does
-        not answer is not a loss: the lease is still ours until it expires."""
-        try:
-            with self.app.app_context():
-                return leases.acquire(LEASE, self.holder, utcnow(), LEASE_TTL_S)
-        except Exception:
-            log.exception("could not renew the worker lease")
-            return True
+        """False when the lease was lost (another worker has it)."""
+        return self._acquire(if_unanswered=True)
 
     def _release(self) -> None:
         try:

@@ -61,6 +61,9 @@ class RespondingPile(Pile):
     def say(self, kind: str, **fields) -> None:
         self.send(kind, seq=self.next_seq(), **fields)
 
+    def smoke(self, port: int = 3) -> None:
+        self.say("fault", port=port, code="smoke", active=True, value=0.9)
+
     def start_charging(self) -> None:
         self.online()
         self.send("boot", seq=0, ports=PORTS)
@@ -109,17 +112,24 @@ def contacts(app, alley_with_pile):
         db.session.commit()
 
 
-def start_worker(app, broker, tmp_path, **env) -> Worker:
-    w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path, **env)
-    w.start()
-    w.wait_log("subscribed to")
-    return w
+@pytest.fixture
+def start_worker(app, broker, tmp_path):
+    """Start the real worker with these settings; it is stopped (cleanly, with no
+    traceback in its log) after the test."""
+    started: list[Worker] = []
 
+    def start(**env) -> Worker:
+        w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path, **env)
+        w.start()
+        started.append(w)
+        w.wait_log("subscribed to")
+        return w
 
-def stop_worker(w: Worker) -> None:
-    code = w.stop("term")
-    assert code in (0, None), w.output()[-3000:]
-    assert "Traceback" not in w.output(), w.output()[-3000:]
+    yield start
+    for w in started:
+        code = w.stop("term")
+        assert code in (0, None), w.output()[-3000:]
+        assert "Traceback" not in w.output(), w.output()[-3000:]
 
 
 def the_alert(app) -> Alert | None:
@@ -165,116 +175,101 @@ def fire_pile(broker, alley_with_pile):
         p.close()
 
 
-def test_normal_cutoff_is_confirmed_within_a_second(app, client, admin, broker, tmp_path,
+def test_normal_cutoff_is_confirmed_within_a_second(app, client, admin, start_worker,
                                                     contacts, fire_pile):
-    w = start_worker(app, broker, tmp_path)
-    try:
-        pile = fire_pile("normal")
-        pile.say("fault", port=3, code="smoke", active=True, value=0.9)
-        alert = wait_cutoff(app, "confirmed", timeout=10)
-        took = (alert.cutoff_confirmed_at - alert.cutoff_requested_at).total_seconds()
-        assert took < 1.0, f"confirmed after {took:.2f} s"
-        assert {c.status for c in commands_of(app)} == {"accepted"}
-        assert api_cutoff(client, admin[1]) == "confirmed"
-        html = client.get("/a/lane").get_data(as_text=True)
-        assert 'data-cutoff="confirmed"' in html and "已断电（充电桩已确认）" in html
-        assert "断电未确认" not in html
-    finally:
-        stop_worker(w)
+    start_worker()
+    pile = fire_pile("normal")
+    pile.smoke()
+    alert = wait_cutoff(app, "confirmed", timeout=10)
+    took = (alert.cutoff_confirmed_at - alert.cutoff_requested_at).total_seconds()
+    assert took < 1.0, f"confirmed after {took:.2f} s"
+    assert {c.status for c in commands_of(app)} == {"accepted"}
+    assert api_cutoff(client, admin[1]) == "confirmed"
+    html = client.get("/a/lane").get_data(as_text=True)
+    assert 'data-cutoff="confirmed"' in html and "已断电（充电桩已确认）" in html
+    assert "断电未确认" not in html
 
 
 def test_a_pile_that_never_acks_is_retried_escalated_and_shown_unconfirmed(
-        app, client, admin, broker, tmp_path, contacts, fire_pile):
-    w = start_worker(app, broker, tmp_path, CUTOFF_CONFIRM_S=4, CUTOFF_RETRY_BASE_S=1)
-    try:
-        pile = fire_pile("silent")
-        pile.say("fault", port=3, code="smoke", active=True, value=0.9)
-        wait_cutoff(app, "pending", timeout=10)
-        assert api_cutoff(client, admin[1]) == "pending"
-        assert "正在断电…" in client.get("/a/lane").get_data(as_text=True)
-        alert = wait_cutoff(app, "unconfirmed", timeout=4 + 5)
-        late = (alert.cutoff_unconfirmed_at - alert.cutoff_requested_at).total_seconds()
-        assert 4 <= late < 6, late
-        # retried: the same ids heard again (backoff 1 s, 2 s, ...)
-        poll(lambda: len(pile.heard) >= 3 * (PORTS + 1), timeout=10, what="re-sends")
-        ids = [c["id"] for c in pile.heard]
-        assert len(set(ids)) == PORTS + 1 and len(ids) >= 3 * (PORTS + 1)
-        # escalated at once: level 1 and 2 by their channels, and SMS to the phone
-        with app.app_context():
-            sent = list(db.session.scalars(select(Notification).where(
-                Notification.alert_id == alert.id, Notification.reason == "cutoff")))
-        assert {(n.channel, n.target) for n in sent} == {
-            ("email", "wang@example.org"), ("email", "li@example.org"), ("sms", "13800000001")}
-        # the API, the residents and the staff desk all say "unconfirmed"
-        assert api_cutoff(client, admin[1]) == "unconfirmed"
-        html = client.get("/a/lane").get_data(as_text=True)
-        assert "断电未确认：请远离，不要插拔；工作人员已收到通知" in html and "119" in html
-        assert "已断电（" not in html
-        login(client, "root")
-        desk = client.get("/staff/").get_data(as_text=True)
-        assert 'class="cutoff-alarm"' in desk and "再试一次" in desk
-        page = client.get(f"/staff/alerts/{alert.id}").get_data(as_text=True)
-        assert 'data-cutoff="unconfirmed"' in page
-    finally:
-        stop_worker(w)
+        app, client, admin, start_worker, contacts, fire_pile):
+    start_worker(CUTOFF_CONFIRM_S=4, CUTOFF_RETRY_BASE_S=1)
+    pile = fire_pile("silent")
+    pile.smoke()
+    wait_cutoff(app, "pending", timeout=10)
+    assert api_cutoff(client, admin[1]) == "pending"
+    assert "正在断电…" in client.get("/a/lane").get_data(as_text=True)
+    alert = wait_cutoff(app, "unconfirmed", timeout=4 + 5)
+    late = (alert.cutoff_unconfirmed_at - alert.cutoff_requested_at).total_seconds()
+    assert 4 <= late < 6, late
+    # retried: the same ids heard again (backoff 1 s, 2 s, ...)
+    poll(lambda: len(pile.heard) >= 3 * (PORTS + 1), timeout=10, what="re-sends")
+    ids = [c["id"] for c in pile.heard]
+    assert len(set(ids)) == PORTS + 1 and len(ids) >= 3 * (PORTS + 1)
+    # escalated at once: level 1 and 2 by their channels, and SMS to the phone
+    with app.app_context():
+        sent = list(db.session.scalars(select(Notification).where(
+            Notification.alert_id == alert.id, Notification.reason == "cutoff")))
+    assert {(n.channel, n.target) for n in sent} == {
+        ("email", "wang@example.org"), ("email", "li@example.org"), ("sms", "13800000001")}
+    # the API, the residents and the staff desk all say "unconfirmed"
+    assert api_cutoff(client, admin[1]) == "unconfirmed"
+    html = client.get("/a/lane").get_data(as_text=True)
+    assert "断电未确认：请远离，不要插拔；工作人员已收到通知" in html and "119" in html
+    assert "已断电（" not in html
+    login(client, "root")
+    desk = client.get("/staff/").get_data(as_text=True)
+    assert 'class="cutoff-alarm"' in desk and "再试一次" in desk
+    page = client.get(f"/staff/alerts/{alert.id}").get_data(as_text=True)
+    assert 'data-cutoff="unconfirmed"' in page
 
 
-def test_a_pile_that_acks_but_keeps_charging_stays_unconfirmed(app, client, admin, broker,
-                                                               tmp_path, contacts, fire_pile):
-    w = start_worker(app, broker, tmp_path, CUTOFF_CONFIRM_S=3, CUTOFF_RETRY_BASE_S=1)
-    try:
-        fire_pile("stubborn").say("fault", port=3, code="smoke", active=True, value=0.9)
-        wait_cutoff(app, "unconfirmed", timeout=10)
-        time.sleep(2)  # acked, and later rounds acked too: still not done
-        assert the_alert(app).cutoff == "unconfirmed"
-        cmds = commands_of(app)
-        assert all(c.status == "accepted" for c in cmds if c.status != "pending")
-        # every port still charging got a new stop (a new id: the old one was acted on)
-        stops = [c for c in cmds if c.action == "stop"]
-        assert len(stops) > PORTS
-        assert api_cutoff(client, admin[1]) == "unconfirmed"
-    finally:
-        stop_worker(w)
+def test_a_pile_that_acks_but_keeps_charging_stays_unconfirmed(app, client, admin, start_worker,
+                                                               contacts, fire_pile):
+    start_worker(CUTOFF_CONFIRM_S=3, CUTOFF_RETRY_BASE_S=1)
+    fire_pile("stubborn").smoke()
+    wait_cutoff(app, "unconfirmed", timeout=10)
+    time.sleep(2)  # acked, and later rounds acked too: still not done
+    assert the_alert(app).cutoff == "unconfirmed"
+    cmds = commands_of(app)
+    assert all(c.status == "accepted" for c in cmds if c.status != "pending")
+    # every port still charging got a new stop (a new id: the old one was acted on)
+    stops = [c for c in cmds if c.action == "stop"]
+    assert len(stops) > PORTS
+    assert api_cutoff(client, admin[1]) == "unconfirmed"
 
 
 @pytest.mark.slow
 def test_a_pile_that_drops_off_and_returns_40_s_later_gets_the_cutoff_then(
-        app, client, admin, broker, tmp_path, contacts, fire_pile, alley_with_pile):
-    w = start_worker(app, broker, tmp_path)  # CUTOFF_CONFIRM_S: the default 30 s
-    try:
-        pile = fire_pile("silent")
-        pile.say("fault", port=3, code="smoke", active=True, value=0.9)
-        poll(lambda: len(pile.heard) >= PORTS + 1, timeout=10, what="the cut-off heard")
-        pile.vanish()  # gone before it could act: the broker publishes its will
-        gone_at = time.monotonic()
-        alert = wait_cutoff(app, "unconfirmed", timeout=40)
-        assert 30 <= (alert.cutoff_unconfirmed_at - alert.cutoff_requested_at).total_seconds() < 33
-        time.sleep(max(0.0, 40 - (time.monotonic() - gone_at)))
-        back = fire_pile("normal")  # the same pile, reconnected (a clean session)
-        t0 = time.monotonic()
-        alert = wait_cutoff(app, "confirmed", timeout=10)
-        assert time.monotonic() - t0 < 5
-        assert back.heard, "nothing arrived after the reconnect"
-        with app.app_context():
-            events = [e.action for e in db.session.get(Alert, alert.id).events]
-        assert "cutoff_unconfirmed" in events and events[-1] == "cutoff_confirmed"
-        assert api_cutoff(client, admin[1]) == "confirmed"
-    finally:
-        stop_worker(w)
+        app, client, admin, start_worker, contacts, fire_pile):
+    start_worker()  # CUTOFF_CONFIRM_S: the default 30 s
+    pile = fire_pile("silent")
+    pile.smoke()
+    poll(lambda: len(pile.heard) >= PORTS + 1, timeout=10, what="the cut-off heard")
+    pile.vanish()  # gone before it could act: the broker publishes its will
+    gone_at = time.monotonic()
+    alert = wait_cutoff(app, "unconfirmed", timeout=40)
+    assert 30 <= (alert.cutoff_unconfirmed_at - alert.cutoff_requested_at).total_seconds() < 33
+    time.sleep(max(0.0, 40 - (time.monotonic() - gone_at)))
+    back = fire_pile("normal")  # the same pile, reconnected (a clean session)
+    t0 = time.monotonic()
+    alert = wait_cutoff(app, "confirmed", timeout=10)
+    assert time.monotonic() - t0 < 5
+    assert back.heard, "nothing arrived after the reconnect"
+    with app.app_context():
+        events = [e.action for e in db.session.get(Alert, alert.id).events]
+    assert "cutoff_unconfirmed" in events and events[-1] == "cutoff_confirmed"
+    assert api_cutoff(client, admin[1]) == "confirmed"
 
 
-def test_staff_try_again_makes_it_pending_with_a_new_deadline(app, client, admin, broker,
-                                                               tmp_path, contacts, fire_pile):
-    w = start_worker(app, broker, tmp_path, CUTOFF_CONFIRM_S=2, CUTOFF_RETRY_BASE_S=1)
-    try:
-        pile = fire_pile("silent")
-        pile.say("fault", port=3, code="smoke", active=True, value=0.9)
-        alert = wait_cutoff(app, "unconfirmed", timeout=8)
-        pile.mode = "normal"
-        r = client.post(f"/api/v1/alerts/{alert.id}/cutoff/retry", headers=bearer(admin[1]))
-        assert r.status_code == 200 and r.json["cutoff"] in ("pending", "confirmed")
-        wait_cutoff(app, "confirmed", timeout=8)
-        r = client.post(f"/api/v1/alerts/{alert.id}/cutoff/retry", headers=bearer(admin[1]))
-        assert r.status_code == 409
-    finally:
-        stop_worker(w)
+def test_staff_try_again_makes_it_pending_with_a_new_deadline(app, client, admin, start_worker,
+                                                               contacts, fire_pile):
+    start_worker(CUTOFF_CONFIRM_S=2, CUTOFF_RETRY_BASE_S=1)
+    pile = fire_pile("silent")
+    pile.smoke()
+    alert = wait_cutoff(app, "unconfirmed", timeout=8)
+    pile.mode = "normal"
+    r = client.post(f"/api/v1/alerts/{alert.id}/cutoff/retry", headers=bearer(admin[1]))
+    assert r.status_code == 200 and r.json["cutoff"] in ("pending", "confirmed")
+    wait_cutoff(app, "confirmed", timeout=8)
+    r = client.post(f"/api/v1/alerts/{alert.id}/cutoff/retry", headers=bearer(admin[1]))
+    assert r.status_code == 409
