@@ -43,6 +43,7 @@ class ReportInput:
     phone: str = ""
     photo: bytes | None = None
     remote_addr: str | None = None
+    over_limit: bool = False  # a fire report past its address's rate limit
 
 
 def clean_photo(data: bytes, max_bytes: int) -> bytes:
@@ -88,7 +89,7 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
     alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
     report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind, phone=phone or None,
                            photo=name, remote_addr=data.remote_addr, alert_id=alert.id,
-                           created_at=now)
+                           created_at=now, over_limit=data.over_limit)
     db.session.add(report)
     db.session.commit()
     return report
