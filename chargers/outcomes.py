@@ -108,6 +108,8 @@ MESSAGES: dict[str, object] = {
     "photo.none": _l("No such photo"),
     "photo.not_image": _l("That file is not a photo: only images (JPEG, PNG, …) can be attached"),
     "photo.too_large": _l("That photo is too large: at most %(mb)s MB"),
+    "photo.too_many_pixels": _l("Those photos are too large: at most %(mp)s megapixels "
+                                "each, and twice that together"),
     "pile.alley_required": _l("Choose an alley."),
     "pile.exists": _l("The pile %(id)s already exists."),
     "pile.id_format": _l("The serial: 1 to 64 letters, digits, '_' or '-'."),

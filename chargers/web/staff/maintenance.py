@@ -230,7 +230,7 @@ def plan_check(plan_id: int):
                 return redirect(url_for("staff.record_detail", record_id=record.id))
         else:
             flash(_("Mark every item before signing."), "error")
-        status = 422
+        status = 400 if g.get("photo_refused") else 422
     state = maintenance.due_state(plan, maintenance.local_today(plan.alley, datetime.now(UTC)))
     return render_template("staff/maintenance/check.html", plan=plan, form=form, state=state,
                            states=STATE_LABELS, kinds=KIND_LABELS,
@@ -242,10 +242,11 @@ def _sign(plan, form):
     rule = _rule()
     names = []
     try:
-        for upload in form.photos.data or []:
-            if not getattr(upload, "filename", ""):
-                continue
-            names.append(photos.store(upload.read(rule.max_bytes + 1), rule))
+        # All the photos are checked (bytes, pixels each and together) before any is
+        # decoded, and all stored or none.
+        names = photos.store_all([upload.read(rule.max_bytes + 1)
+                                  for upload in form.photos.data or []
+                                  if getattr(upload, "filename", "")], rule)
         items = []
         for line in plan.checklist:
             key = line["key"]
@@ -258,12 +259,18 @@ def _sign(plan, form):
         return maintenance.record_inspection(current_user, plan.id, maintenance.RecordInput(
             items=items, notes=form.notes.data or "", photos=names))
     except DomainError as exc:
-        if exc.status == 404:
-            raise
         for name in names:
             photos.discard(name, rule)
+        if exc.status == 404:
+            raise
+        if exc.code.startswith("photo."):
+            g.photo_refused = True  # a bad upload: 400, the form kept with the reason
         flash(_say(exc), "error")
         return None
+    except BaseException:
+        for name in names:  # a check that was not signed keeps no file
+            photos.discard(name, rule)
+        raise
 
 
 # --- records -------------------------------------------------------------------------
