@@ -204,3 +204,20 @@ class MoneyAudit(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class IdempotencyKey(db.Model):
+    """A client's request key (API `Idempotency-Key` header, a form's hidden field):
+    claimed in the transaction of the money movement it asked for, then holding the
+    answer given, which a repeat of the key gets again (posting nothing)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # whose key: `user:<id>`
+    key: Mapped[str] = mapped_column(String(128))
+    request: Mapped[str] = mapped_column(String(200))  # `POST /path`: a key is for one call
+    status: Mapped[int | None] = mapped_column(Integer)  # None: answer not recorded yet
+    body: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -52,6 +52,22 @@ def resident_account(resident: ResidentAccount) -> LedgerAccount:
     return account(resident.alley_id, "resident", resident.id)
 
 
+def lock(*accounts: LedgerAccount) -> None:
+    """Hold these ledger accounts' rows (SELECT … FOR UPDATE on PostgreSQL) until the
+    transaction ends, always in id order (every locker takes them in the same order, so
+    two never deadlock). A money movement that checks a balance locks first, then reads
+    the balance, then posts: no other movement can spend it in between."""
+    ids = sorted({a.id for a in accounts if a is not None})
+    if not ids:
+        return
+    db.session.flush()
+    db.session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))
+                       .order_by(LedgerAccount.id).with_for_update())
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, LedgerAccount) and obj.id in ids:
+            db.session.expire(obj, ["balance_cents"])
+
+
 def balance(resident: ResidentAccount) -> int:
     """A resident's balance in fen (the cached sum of the entries)."""
     row = db.session.scalar(select(LedgerAccount.balance_cents)

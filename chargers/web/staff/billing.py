@@ -18,7 +18,15 @@ from flask_login import current_user
 
 from ...models import utcnow
 from ...outcomes import render as outcome
-from ...services import alleys, billing_reports, ledger, residents, settlement, tariffs
+from ...services import (
+    alleys,
+    billing_reports,
+    idempotency,
+    ledger,
+    residents,
+    settlement,
+    tariffs,
+)
 from ...services.errors import DomainError
 from ..forms_billing import (
     AccountForm,
@@ -131,22 +139,44 @@ def billing_account(account_id: int):
 
 def _money_action(account_id: int, refund: bool):
     form = MoneyForm(prefix="r" if refund else "t")
+    back = redirect(url_for("staff.billing_account", account_id=account_id))
     if not form.validate_on_submit():
         flash(_("Check the amount and method."), "error")
-    else:
-        try:
-            if refund:
-                residents.refund(current_user, account_id, form.amount_cents.data,
-                                 form.method.data, form.receipt.data or None, utcnow(),
-                                 reason=form.reason.data or "")
-            else:
-                residents.top_up(current_user, account_id, form.amount_cents.data,
-                                 form.method.data, form.receipt.data or None, utcnow())
-        except DomainError as exc:
-            _fail(exc)
+        return back
+    key = (form.request_key.data or "").strip()
+    rk = idempotency.RequestKey(scope=f"user:{current_user.id}", key=key,
+                                request=f"{request.method} {request.path}") if key else None
+    if rk is not None and idempotency.recall(rk) is not None:
+        return _money_replayed(rk, refund, back)
+    try:
+        if refund:
+            residents.refund(current_user, account_id, form.amount_cents.data,
+                             form.method.data, form.receipt.data or None, utcnow(),
+                             reason=form.reason.data or "", request_key=rk)
         else:
-            flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
-    return redirect(url_for("staff.billing_account", account_id=account_id))
+            residents.top_up(current_user, account_id, form.amount_cents.data,
+                             form.method.data, form.receipt.data or None, utcnow(),
+                             request_key=rk)
+    except DomainError as exc:
+        if exc.code == "idempotency.replay":
+            return _money_replayed(rk, refund, back)
+        _fail(exc)
+    else:
+        if rk is not None:
+            idempotency.answer(rk, 302, {"recorded": True})
+        flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
+    return back
+
+
+def _money_replayed(rk, refund: bool, back):
+    """The same form sent again (double click, resubmitted page): nothing is posted;
+    the page says what the first one did."""
+    row = idempotency.recall(rk)
+    if row is not None and row.status is not None:
+        flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
+    else:
+        flash(outcome("idempotency.pending", {}), "error")
+    return back
 
 
 @bp.post("/billing/accounts/<int:account_id>/topup")
