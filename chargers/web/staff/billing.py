@@ -7,12 +7,10 @@ the services (residents, tariffs, settlement)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from flask import Response, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -28,6 +26,7 @@ from ...services import (
     tariffs,
 )
 from ...services.errors import DomainError
+from .. import csvout
 from ..forms_billing import (
     AccountForm,
     DecisionForm,
@@ -264,27 +263,8 @@ def billing_sessions(slug: str):
 
 
 def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
-    """A CSV download in UTF-8 with a BOM (Excel then reads Chinese correctly), streamed.
-    `rows` is called while the body is sent, inside an application context of its own
-    (held only while the body is read, so an unread download holds nothing)."""
-    app = current_app._get_current_object()
-
-    def generate():
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        buf.write(BOM)
-        w.writerow(header)
-        with app.app_context():
-            for row in rows():
-                w.writerow(row)
-                if buf.tell() > 64_000:
-                    yield buf.getvalue()
-                    buf.seek(0)
-                    buf.truncate()
-        yield buf.getvalue()
-
-    return Response(generate(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    """A CSV download through the web's one CSV writer (formula cells neutralised)."""
+    return csvout.response(name, header, rows)
 
 
 def _local(tz, value: datetime | None) -> str:

@@ -7,12 +7,9 @@ Views translate only: forms in, one service call, a page out."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, timedelta
 
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
@@ -43,6 +40,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from ... import outcomes
 from ...services import alleys, jobruns, maintenance, photos
 from ...services.errors import DomainError
+from .. import csvout
 from ..guard import accepts_upload
 from . import bp
 
@@ -352,33 +350,26 @@ def records_print():
                            printed=datetime.now(UTC))
 
 
-def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (staff type the notes)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/maintenance/records.csv")
 def records_csv():
-    """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese)."""
+    """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese),
+    through the web's one CSV writer (formula cells neutralised: staff type the notes)."""
     form = _period_form()
     p = _period(form)
     rows = maintenance.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
                                     limit=100_000)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["record", "signed_at_local", "timezone", "alley", "pile", "kind", "title",
-                "item", "result", "finding", "notes", "inspector", "work_orders"])
+    lines = []
     for row in _form_rows(rows):
         r = row["record"]
         orders = " ".join(f"#{o.id}:{o.status}" for o in row["orders"])
         for i in r.items:
-            w.writerow([r.id, row["date"], r.alley.timezone] + [_cell(v) for v in (
-                r.alley.name, r.pile_id or "", r.kind, r.title, i["text"], i["result"],
-                i.get("note", ""), r.notes, r.signer.name)] + [orders])
+            lines.append([r.id, row["date"], r.alley.timezone, r.alley.name, r.pile_id or "",
+                          r.kind, r.title, i["text"], i["result"], i.get("note", ""), r.notes,
+                          r.signer.name, orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return csvout.response(name, [
+        "record", "signed_at_local", "timezone", "alley", "pile", "kind", "title", "item",
+        "result", "finding", "notes", "inspector", "work_orders"], lambda: lines)
 
 
 # --- work orders -----------------------------------------------------------------------
