@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -221,3 +222,39 @@ class IdempotencyKey(db.Model):
     status: Mapped[int | None] = mapped_column(Integer)  # None: answer not recorded yet
     body: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# The ledger is append-only in the database itself: an UPDATE or DELETE of a posting or
+# an entry is refused by a trigger (migration u14_ledger01; tables made by create_all,
+# as in tests, get the same triggers here). A correction is a reversal posting.
+APPEND_ONLY_TABLES = ("postings", "ledger_entries")
+
+
+def append_only_sql(dialect: str, table: str) -> list[str]:
+    """The statements that make `table` refuse UPDATE and DELETE (and TRUNCATE on
+    PostgreSQL) on this dialect."""
+    if dialect == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION chargers_append_only() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME "
+            "|| ' is append-only (' || TG_OP || ' refused)', ERRCODE = 'restrict_violation'; "
+            "END $$",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION chargers_append_only()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION chargers_append_only()",
+        ]
+    if dialect == "sqlite":
+        return [f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only ({op} refused)'); END"
+                for op in ("UPDATE", "DELETE")]
+    return []
+
+
+def _make_append_only(table, connection, **kw) -> None:
+    for statement in append_only_sql(connection.dialect.name, table.name):
+        connection.exec_driver_sql(statement)
+
+
+for _table in (Posting.__table__, LedgerEntry.__table__):
+    event.listen(_table, "after_create", _make_append_only)
