@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from config import get_config
+from config import get_config, validate
 
 
 def create_app(overrides: dict | None = None, config_name: str | None = None) -> Flask:
@@ -15,6 +15,8 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     app.config.from_object(get_config(config_name))
     if overrides:
         app.config.update(overrides)
+    validate(app.config)  # a wrong number stops the start, naming its variable
+    _trust_proxies(app)
     _ensure_sqlite_dir(app)
     from .web.validation import init_app as init_guard
 
@@ -26,6 +28,17 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     register_template_helpers(app)
     register_commands(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind PROXY_COUNT reverse proxies, the client's address is the one the last of
+    them appended to X-Forwarded-For (rate limits count per address); with 0, no
+    forwarded header is believed."""
+    count = app.config.get("PROXY_COUNT", 0)
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
 
 
 def _ensure_sqlite_dir(app: Flask) -> None:

@@ -96,6 +96,9 @@ MESSAGES: dict[str, object] = {
     "month.published": _l("The month %(month)s is already published."),
     "money.amount": _l("Amount: 1 to %(max)s fen"),
     "money.duplicate": _l("This payment was already recorded"),
+    "idempotency.replay": _l("This request was already made"),
+    "idempotency.other_request": _l("This request key was already used for another request"),
+    "idempotency.pending": _l("This request is still being processed: try again shortly"),
     "money.method": _l("Method: one of %(methods)s"),
     "money.not_found": _l("No such top-up or refund"),
     "money.receipt": _l("Receipt number: up to 64 characters"),
@@ -108,6 +111,8 @@ MESSAGES: dict[str, object] = {
     "photo.none": _l("No such photo"),
     "photo.not_image": _l("That file is not a photo: only images (JPEG, PNG, …) can be attached"),
     "photo.too_large": _l("That photo is too large: at most %(mb)s MB"),
+    "photo.too_many_pixels": _l("Those photos are too large: at most %(mp)s megapixels "
+                                "each, and twice that together"),
     "pile.alley_required": _l("Choose an alley."),
     "pile.exists": _l("The pile %(id)s already exists."),
     "pile.id_format": _l("The serial: 1 to 64 letters, digits, '_' or '-'."),

@@ -85,6 +85,10 @@ class Config:
     RECONCILE_LOSS_PCT = _env_int("RECONCILE_LOSS_PCT", 8)
     # 'My account' look-ups per address (card + last 4 phone digits).
     ACCOUNT_LOOKUP_RATE_LIMIT = os.environ.get("ACCOUNT_LOOKUP_RATE_LIMIT", "10 per hour")
+    # ... and per card, whatever address tries it (a guess of the last 4 digits spread
+    # over many addresses still meets this one).
+    ACCOUNT_LOOKUP_CARD_RATE_LIMIT = os.environ.get("ACCOUNT_LOOKUP_CARD_RATE_LIMIT",
+                                                    "20 per day")
 
     # Alerts, commands and notifications.
     # Per-deployment severity changes, e.g. "communication=minor,other=major".
@@ -181,6 +185,10 @@ class Config:
     # Prefix of the limiter's keys in a shared store (several deployments, one Redis).
     RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "chargers")
     RATELIMIT_HEADERS_ENABLED = True
+    # How many reverse proxies stand in front of the app (nginx: 1). Each appends the
+    # address it saw to X-Forwarded-For; the app believes only the last PROXY_COUNT
+    # entries (werkzeug ProxyFix). 0: no forwarded header is believed (direct exposure).
+    PROXY_COUNT = _env_int("PROXY_COUNT", 0)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")  # per address
     LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get("LOGIN_ACCOUNT_RATE_LIMIT", "20 per hour")
     # Residents' problem reports (报修): per address, and where their photos are kept.
@@ -233,6 +241,27 @@ CONFIGS = {
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
+
+
+# Numeric settings and their allowed ranges (inclusive; None: unbounded), checked by
+# validate() when the app is built: a wrong value stops the start naming the variable.
+RANGES: dict[str, tuple[int | None, int | None]] = {
+    "PROXY_COUNT": (0, 5),
+}
+
+
+def validate(cfg) -> None:
+    """Raise RuntimeError naming the first setting of RANGES that is not an integer in
+    its range (a typo in the environment must not start a half-working service)."""
+    for name, (low, high) in RANGES.items():
+        if name not in cfg:
+            continue
+        value = cfg[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RuntimeError(f"setting {name} must be an integer, not {value!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"{low if low is not None else '…'}..{high if high is not None else '…'}"
+            raise RuntimeError(f"setting {name}={value} is out of range {span}")
 
 
 def get_config(name: str | None = None) -> type[Config]:

@@ -6,6 +6,7 @@ from .base import UTCDateTime, utcnow
 from .billing import (
     AccountCard,
     Adjustment,
+    IdempotencyKey,
     LedgerAccount,
     LedgerEntry,
     MoneyAudit,
@@ -41,6 +42,7 @@ from .statements import (
 
 __all__ = [
     "GridBill",
+    "IdempotencyKey",
     "MonthClose",
     "PostingMonth",
     "Reminder",

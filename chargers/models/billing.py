@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -204,3 +205,56 @@ class MoneyAudit(db.Model):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class IdempotencyKey(db.Model):
+    """A client's request key (API `Idempotency-Key` header, a form's hidden field):
+    claimed in the transaction of the money movement it asked for, then holding the
+    answer given, which a repeat of the key gets again (posting nothing)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64))  # whose key: `user:<id>`
+    key: Mapped[str] = mapped_column(String(128))
+    request: Mapped[str] = mapped_column(String(200))  # `POST /path`: a key is for one call
+    status: Mapped[int | None] = mapped_column(Integer)  # None: answer not recorded yet
+    body: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+# The ledger is append-only in the database itself: an UPDATE or DELETE of a posting or
+# an entry is refused by a trigger (migration u14_ledger01; tables made by create_all,
+# as in tests, get the same triggers here). A correction is a reversal posting.
+APPEND_ONLY_TABLES = ("postings", "ledger_entries")
+
+
+def append_only_sql(dialect: str, table: str) -> list[str]:
+    """The statements that make `table` refuse UPDATE and DELETE (and TRUNCATE on
+    PostgreSQL) on this dialect."""
+    if dialect == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION chargers_append_only() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME "
+            "|| ' is append-only (' || TG_OP || ' refused)', ERRCODE = 'restrict_violation'; "
+            "END $$",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION chargers_append_only()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION chargers_append_only()",
+        ]
+    if dialect == "sqlite":
+        return [f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only ({op} refused)'); END"
+                for op in ("UPDATE", "DELETE")]
+    return []
+
+
+def _make_append_only(table, connection, **kw) -> None:
+    for statement in append_only_sql(connection.dialect.name, table.name):
+        connection.exec_driver_sql(statement)
+
+
+for _table in (Posting.__table__, LedgerEntry.__table__):
+    event.listen(_table, "after_create", _make_append_only)

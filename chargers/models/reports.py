@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -26,6 +26,9 @@ class ProblemReport(db.Model):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A fire report beyond its address's rate limit: still kept and shown to staff
+    # (a fire is never silenced by a limit), but marked so they can weigh it.
+    over_limit: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     pile = relationship("Pile")
     alert = relationship("Alert")

@@ -4,7 +4,7 @@ limited, nothing else personal)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, render_template
+from flask import Blueprint, abort, current_app, g, render_template, request
 
 from ..extensions import db, limiter
 from ..models import Pile, Tariff
@@ -29,8 +29,17 @@ def receipt(token: str):
                            alley=pile.alley, tariff=tariff, ended=endings.of_session(s))
 
 
+def _card_key() -> str:
+    """The rate-limit key of the card being looked up, whatever address tries it."""
+    return ("account-card:" + (request.view_args or {}).get("slug", "")[:64] + ":"
+            + (request.form.get("card") or "").strip().lower()[:64])
+
+
 @bp.route("/a/<slug>/account", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["ACCOUNT_LOOKUP_RATE_LIMIT"], methods=["POST"])
+# Ten thousand last-4 guesses spread over many addresses still meet this one.
+@limiter.limit(lambda: current_app.config["ACCOUNT_LOOKUP_CARD_RATE_LIMIT"], methods=["POST"],
+               key_func=_card_key)
 def my_account(slug: str):
     """Look up one's own account by card and the phone's last 4 digits."""
     alley = alleys.get_alley(None, slug)

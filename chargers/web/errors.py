@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .. import outcomes
+from ..extensions import db
 from ..services.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,21 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _rollback() -> None:
+    """End the failed transaction before rendering: a page that reads the database
+    (the menu, the user) would otherwise meet PostgreSQL's InFailedSqlTransaction."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be gone; the page must still render
+        log.warning("rollback failed before an error page", exc_info=True)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        _rollback()
         if _wants_json():
             return json_error(exc.status, exc.family, exc.message)
         return render_template("error.html", status=exc.status,
@@ -59,6 +70,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        _rollback()
         code = (exc.name or "error").lower().replace(" ", "_")
         # The exception's own headers (405: Allow; 429: Retry-After), not its HTML type.
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
@@ -77,6 +89,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        _rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_json():
             return json_error(500, "internal", "internal error")

@@ -8,6 +8,7 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -42,7 +43,17 @@ class AccountForm(FlaskForm):
                                  validators=[Optional(), NumberRange(0, 744)])
 
 
+def _new_request_key() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
 class MoneyForm(FlaskForm):
+    # A fresh key in every rendered form: a double click or a resubmitted page repeats
+    # it, and the money is recorded once (services/idempotency.py).
+    request_key = HiddenField(default=_new_request_key,
+                              validators=[Optional(), Length(max=128)])
     amount_cents = IntegerField(_l("Amount (fen)"), validators=[DataRequired(),
                                                                NumberRange(1, 1_000_000)])
     method = SelectField(_l("Method"), choices=METHOD_CHOICES)

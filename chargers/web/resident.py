@@ -82,8 +82,24 @@ def report_settings() -> settings.ReportSettings:
     return settings.reports(current_app.config)
 
 
+def _is_fire_report() -> bool:
+    """A burning smell or smoke (报修 report_burning) is never refused by the limit."""
+    return request.form.get("kind") == "burning"
+
+
+def _fire_report_over_limit() -> bool:
+    """Count a fire report against its address's report limit (its own counter) and
+    say whether it went past: it is kept anyway, marked for staff."""
+    from limits import parse
+
+    item = parse(current_app.config["REPORT_RATE_LIMIT"])
+    return not limiter.limiter.hit(item, current_app.config.get("RATELIMIT_KEY_PREFIX", ""),
+                                   "report-fire", request.remote_addr or "")
+
+
 @bp.route("/p/<pile_id>/report", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["REPORT_RATE_LIMIT"], methods=["POST"],
+               exempt_when=_is_fire_report,
                error_message=lambda: _("Many reports have come from this connection already: "
                                        "please try again later, or call the number on the pile."))
 @accepts_upload("REPORT_PHOTO_MAX_BYTES")
@@ -106,7 +122,9 @@ def report(pile_id: str):
             reports.submit(reports.ReportInput(
                 pile_id=pile.id, port=None if form.port.data == "pile" else int(form.port.data),
                 kind=form.kind.data, phone=form.phone.data or "", photo=photo,
-                remote_addr=request.remote_addr), report_settings(), datetime.now(UTC),
+                remote_addr=request.remote_addr,
+                over_limit=form.kind.data == "burning" and _fire_report_over_limit()),
+                report_settings(), datetime.now(UTC),
                 rules=settings.alerts(current_app.config))
         except Invalid as exc:
             form.photo.errors = [*form.photo.errors, render(exc.code, exc.params)] \

@@ -10,19 +10,18 @@ along) under the instance folder with a random name.
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Pile, ProblemReport
 from ...settings import AlertRules, ReportSettings
+from .. import photos
 from ..errors import Invalid, NotFound
 from . import lifecycle as alerts
 
@@ -31,7 +30,6 @@ KINDS = {"no_power": "report_no_power", "damaged": "report_damaged",
          "burning": "report_burning", "other": "report_other"}
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 PHOTO_NAME_RE = re.compile(r"^[0-9a-f]{32}\.jpg$")
-MAX_PIXELS = 40_000_000  # refuse decompression bombs before decoding
 MAX_SIDE = 1600  # stored photos are scaled down to this
 
 
@@ -43,26 +41,18 @@ class ReportInput:
     phone: str = ""
     photo: bytes | None = None
     remote_addr: str | None = None
+    over_limit: bool = False  # a fire report past its address's rate limit
 
 
 def clean_photo(data: bytes, max_bytes: int) -> bytes:
-    """The photo re-encoded as a plain JPEG, or Invalid when it is not a sane image."""
+    """The photo re-encoded as a plain JPEG, or Invalid when it is not a sane image
+    (JPEG, PNG or WebP only, at most photos.MAX_PIXELS: services/photos.py)."""
     if len(data) > max_bytes:
         raise Invalid("report.photo_too_big", mb=max_bytes // (1024 * 1024))
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.width * probe.height > MAX_PIXELS:
-                raise Invalid("report.photo_invalid")
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as img:
-            img = ImageOps.exif_transpose(img)  # keep the photo upright, drop the EXIF
-            img = img.convert("RGB")
-            img.thumbnail((MAX_SIDE, MAX_SIDE))
-            out = io.BytesIO()
-            img.save(out, "JPEG", quality=85, optimize=True)
-            return out.getvalue()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
-            SyntaxError):
+        photos.check_request([data])
+        return photos.reencode(data, MAX_SIDE)
+    except photos.BadImage:
         raise Invalid("report.photo_invalid") from None
 
 
@@ -85,12 +75,18 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
         settings.photo_dir.mkdir(parents=True, exist_ok=True)
         name = secrets.token_hex(16) + ".jpg"
         (settings.photo_dir / name).write_bytes(jpeg)
-    alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
-    report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind, phone=phone or None,
-                           photo=name, remote_addr=data.remote_addr, alert_id=alert.id,
-                           created_at=now)
-    db.session.add(report)
-    db.session.commit()
+    try:
+        alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
+        report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind,
+                               phone=phone or None, photo=name, remote_addr=data.remote_addr,
+                               alert_id=alert.id, created_at=now, over_limit=data.over_limit)
+        db.session.add(report)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if name:  # a report that was not kept leaves no photo behind
+            (settings.photo_dir / name).unlink(missing_ok=True)
+        raise
     return report
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from ...extensions import db
 from ...models import AccountCard, Alley, ChargingSession, ResidentAccount, User
 from ...models.billing import ACCOUNT_KINDS
-from .. import scope
+from .. import idempotency, scope
 from ..devices import alleys
 from ..errors import Conflict, Invalid, NotFound
 from . import ledger
@@ -119,21 +119,30 @@ def _money(amount_cents: int, method: str, receipt: str | None) -> None:
 
 
 def top_up(user: User | None, account_id: int, amount_cents: int, method: str,
-           receipt: str | None, now: datetime, key: str | None = None):
+           receipt: str | None, now: datetime, key: str | None = None,
+           request_key: idempotency.RequestKey | None = None):
     """Money received from a resident: cash box debited, resident credited. `key`
-    (e.g. a client's request id) makes a retried top-up post once. Audited. Commits."""
+    (e.g. a client's request id) makes a retried top-up post once; `request_key` is
+    claimed with the posting (Conflict `idempotency.replay` when it was taken before).
+    Audited. Commits."""
     acc = get_account(user, account_id)
     _money(amount_cents, method, receipt)
     by = user.id if user else None
     key = f"topup:{key}" if key else f"topup:{acc.id}:{secrets.token_hex(8)}"
-    lines = [(ledger.resident_account(acc), amount_cents),
-             (ledger.account(acc.alley_id, "cash"), -amount_cents)]
+    resident, cash = ledger.resident_account(acc), ledger.account(acc.alley_id, "cash")
+    lines = [(resident, amount_cents), (cash, -amount_cents)]
     try:
+        if request_key is not None:
+            idempotency.claim(request_key, now)
+        ledger.lock(resident, cash)
         p = ledger.post(key, "topup", acc.alley_id, lines, now=now, by=by, method=method,
                         receipt=receipt)
         ledger.audit("money.topup", acc.alley_id, by, now, account=acc.id,
                      amount_cents=amount_cents, method=method, receipt=receipt)
         db.session.commit()
+    except Conflict:
+        db.session.rollback()
+        raise
     except IntegrityError:
         db.session.rollback()
         raise Conflict("money.duplicate") from None
@@ -141,15 +150,27 @@ def top_up(user: User | None, account_id: int, amount_cents: int, method: str,
 
 
 def refund(user: User | None, account_id: int, amount_cents: int, method: str,
-           receipt: str | None, now: datetime, reason: str = ""):
-    """Money paid back to a resident, at most the balance. Audited. Commits."""
+           receipt: str | None, now: datetime, reason: str = "",
+           request_key: idempotency.RequestKey | None = None):
+    """Money paid back to a resident, at most the balance: the balance is read and the
+    refund posted while the account's row is locked, so two refunds at once cannot both
+    pay it out. `request_key` as for `top_up`. Audited. Commits."""
     acc = get_account(user, account_id)
     _money(amount_cents, method, receipt)
-    if amount_cents > ledger.balance(acc):
-        raise Invalid("money.refund_over_balance", balance=ledger.balance(acc))
     by = user.id if user else None
-    lines = [(ledger.resident_account(acc), -amount_cents),
-             (ledger.account(acc.alley_id, "cash"), amount_cents)]
+    resident, cash = ledger.resident_account(acc), ledger.account(acc.alley_id, "cash")
+    try:
+        if request_key is not None:
+            idempotency.claim(request_key, now)
+    except Conflict:
+        db.session.rollback()
+        raise
+    ledger.lock(resident, cash)
+    balance = ledger.balance(acc)
+    if amount_cents > balance:
+        db.session.rollback()
+        raise Invalid("money.refund_over_balance", balance=balance)
+    lines = [(resident, -amount_cents), (cash, amount_cents)]
     p = ledger.post(f"refund:{acc.id}:{secrets.token_hex(8)}", "refund",
                     acc.alley_id, lines, now=now, by=by, method=method, receipt=receipt,
                     reason=reason)

@@ -52,6 +52,22 @@ def resident_account(resident: ResidentAccount) -> LedgerAccount:
     return account(resident.alley_id, "resident", resident.id)
 
 
+def lock(*accounts: LedgerAccount) -> None:
+    """Hold these ledger accounts' rows (SELECT … FOR UPDATE on PostgreSQL) until the
+    transaction ends, always in id order (every locker takes them in the same order, so
+    two never deadlock). A money movement that checks a balance locks first, then reads
+    the balance, then posts: no other movement can spend it in between."""
+    ids = sorted({a.id for a in accounts if a is not None})
+    if not ids:
+        return
+    db.session.flush()
+    db.session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids))
+                       .order_by(LedgerAccount.id).with_for_update())
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, LedgerAccount) and obj.id in ids:
+            db.session.expire(obj, ["balance_cents"])
+
+
 def balance(resident: ResidentAccount) -> int:
     """A resident's balance in fen (the cached sum of the entries)."""
     row = db.session.scalar(select(LedgerAccount.balance_cents)
@@ -156,6 +172,63 @@ def verify() -> list[str]:
     for sid, amount, paid in charged:
         if -int(paid or 0) != int(amount or 0):
             problems.append(f"session {sid}: amount {amount}, charged {-int(paid or 0)}")
+    problems += _sessions_without_their_posting()
+    problems += _money_without_its_record()
+    return problems
+
+
+# A settled session billed one of these has exactly one charge posting (`charge:<id>`,
+# possibly with no entries when it cost nothing); any other session has none.
+BILLED = ("charged", "covered", "waived")
+
+
+def _sessions_without_their_posting() -> list[str]:
+    cs = ChargingSession
+    postings: dict[int, list[str]] = defaultdict(list)
+    for sid, key in db.session.execute(select(Posting.session_id, Posting.key).where(
+            Posting.kind == "charge", Posting.session_id.is_not(None))):
+        postings[sid].append(key)
+    problems = []
+    for sid, billing in db.session.execute(select(cs.id, cs.billing).where(
+            cs.billing.in_(BILLED)).order_by(cs.id)):
+        keys = postings.pop(sid, [])
+        if keys != [f"charge:{sid}"]:
+            problems.append(f"session {sid}: billed {billing}, charge postings {keys or 'none'}")
+    for sid, keys in sorted(postings.items()):
+        problems.append(f"session {sid}: not billed, yet charge postings {keys}")
+    return problems
+
+
+def _money_without_its_record() -> list[str]:
+    """Every top-up or refund posting has its record in the money audit (the
+    `money.topup` / `money.refund` entry: account, amount, time) and vice versa."""
+    from collections import Counter
+
+    from ...models import MoneyAudit
+
+    def moment(at: datetime) -> str:
+        return at.replace(tzinfo=None).isoformat(timespec="seconds") if at else ""
+
+    posted: Counter = Counter()
+    for kind, resident_id, cents, at in db.session.execute(
+            select(Posting.kind, LedgerAccount.resident_id, LedgerEntry.amount_cents,
+                   Posting.created_at)
+            .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(Posting.kind.in_(("topup", "refund")), LedgerAccount.kind == "resident")):
+        posted[(kind, resident_id, abs(int(cents)), moment(at))] += 1
+    recorded: Counter = Counter()
+    for action, data, at in db.session.execute(
+            select(MoneyAudit.action, MoneyAudit.data, MoneyAudit.at)
+            .where(MoneyAudit.action.in_(("money.topup", "money.refund")))):
+        data = data or {}
+        recorded[(action.removeprefix("money."), data.get("account"),
+                  abs(int(data.get("amount_cents") or 0)), moment(at))] += 1
+    problems = []
+    for (kind, acc, cents, at), n in sorted((posted - recorded).items(), key=str):
+        problems.append(f"{kind} of {cents} to account {acc} at {at}: posted, no record ({n})")
+    for (kind, acc, cents, at), n in sorted((recorded - posted).items(), key=str):
+        problems.append(f"{kind} of {cents} to account {acc} at {at}: recorded, no posting ({n})")
     return problems
 
 

@@ -3,11 +3,16 @@ tariff versions and their preview, the review list and adjustments."""
 
 from __future__ import annotations
 
+import time
+
 from flask import jsonify, request
 
+from ...extensions import db
 from ...models import ResidentAccount, utcnow
+from ...services import idempotency
 from ...services.billing import accounts, ledger, settlement, tariffs
 from ...services.devices import alleys
+from ...services.errors import Conflict
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
@@ -45,29 +50,77 @@ def get_account(user, account_id: int):
     return jsonify(account_json(accounts.get_account(user, account_id)))
 
 
+def _replay(rk: idempotency.RequestKey):
+    """The answer the first request with this key got (nothing is posted again). A
+    repeat racing the first may arrive between its commit and its recorded answer:
+    it waits for the answer a moment."""
+    row = idempotency.recall(rk)
+    for _ in range(40):
+        if row is None or row.status is not None:
+            break
+        time.sleep(0.05)
+        db.session.rollback()  # a fresh snapshot
+        row = idempotency.recall(rk)
+    if row is None or row.request != rk.request[:200]:
+        raise Conflict("idempotency.other_request" if row is not None
+                       else "idempotency.pending")
+    if row.status is None:
+        raise Conflict("idempotency.pending")
+    return jsonify(row.body), row.status, {"Idempotent-Replayed": "true"}
+
+
+def _once(user, run):
+    """Run a money call at most once per `Idempotency-Key` header (per user): a repeat
+    of the key answers what the first request got and posts nothing."""
+    key = (request.headers.get("Idempotency-Key") or "").strip()
+    if not key:
+        body_, status = run(None)
+        return jsonify(body_), status
+    rk = idempotency.RequestKey(scope=f"user:{user.id}", key=key,
+                                request=f"{request.method} {request.path}")
+    if idempotency.recall(rk) is not None:
+        return _replay(rk)
+    try:
+        body_, status = run(rk)
+    except Conflict as exc:
+        if exc.code != "idempotency.replay":
+            raise
+        return _replay(rk)
+    idempotency.answer(rk, status, body_)
+    return jsonify(body_), status
+
+
+def _money_json(p, account_id: int, data, user) -> dict:
+    acc = accounts.get_account(user, account_id)
+    return {"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
+            "method": data.method, "receipt": data.receipt,
+            "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}
+
+
 @bp.post("/accounts/<int:account_id>/topups")
 @token_required
 def top_up(user, account_id: int):
     data = body(Money)
-    key = request.headers.get("Idempotency-Key") or None
-    p = accounts.top_up(user, account_id, data.amount_cents, data.method, data.receipt,
-                         utcnow(), key=f"{account_id}:{key}"[:80] if key else None)
-    acc = accounts.get_account(user, account_id)
-    return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
-                    "method": data.method, "receipt": data.receipt,
-                    "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+    def run(rk):
+        p = accounts.top_up(user, account_id, data.amount_cents, data.method, data.receipt,
+                             utcnow(), request_key=rk)
+        return _money_json(p, account_id, data, user), 201
+
+    return _once(user, run)
 
 
 @bp.post("/accounts/<int:account_id>/refunds")
 @token_required
 def refund(user, account_id: int):
     data = body(Money)
-    p = accounts.refund(user, account_id, data.amount_cents, data.method, data.receipt,
-                         utcnow())
-    acc = accounts.get_account(user, account_id)
-    return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
-                    "method": data.method, "receipt": data.receipt,
-                    "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+    def run(rk):
+        p = accounts.refund(user, account_id, data.amount_cents, data.method, data.receipt,
+                             utcnow(), request_key=rk)
+        return _money_json(p, account_id, data, user), 201
+
+    return _once(user, run)
 
 
 def tariff_json(t) -> dict:

@@ -7,20 +7,20 @@ the services (residents, tariffs, settlement)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from flask import Response, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...models import utcnow
 from ...outcomes import render as outcome
+from ...services import idempotency
 from ...services.billing import accounts, exports, ledger, settlement, tariffs
 from ...services.devices import alleys
 from ...services.errors import DomainError
+from .. import csvout
 from ..forms_billing import (
     AccountForm,
     DecisionForm,
@@ -132,22 +132,44 @@ def billing_account(account_id: int):
 
 def _money_action(account_id: int, refund: bool):
     form = MoneyForm(prefix="r" if refund else "t")
+    back = redirect(url_for("staff.billing_account", account_id=account_id))
     if not form.validate_on_submit():
         flash(_("Check the amount and method."), "error")
-    else:
-        try:
-            if refund:
-                accounts.refund(current_user, account_id, form.amount_cents.data,
-                                 form.method.data, form.receipt.data or None, utcnow(),
-                                 reason=form.reason.data or "")
-            else:
-                accounts.top_up(current_user, account_id, form.amount_cents.data,
-                                 form.method.data, form.receipt.data or None, utcnow())
-        except DomainError as exc:
-            _fail(exc)
+        return back
+    key = (form.request_key.data or "").strip()
+    rk = idempotency.RequestKey(scope=f"user:{current_user.id}", key=key,
+                                request=f"{request.method} {request.path}") if key else None
+    if rk is not None and idempotency.recall(rk) is not None:
+        return _money_replayed(rk, refund, back)
+    try:
+        if refund:
+            accounts.refund(current_user, account_id, form.amount_cents.data,
+                             form.method.data, form.receipt.data or None, utcnow(),
+                             reason=form.reason.data or "", request_key=rk)
         else:
-            flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
-    return redirect(url_for("staff.billing_account", account_id=account_id))
+            accounts.top_up(current_user, account_id, form.amount_cents.data,
+                             form.method.data, form.receipt.data or None, utcnow(),
+                             request_key=rk)
+    except DomainError as exc:
+        if exc.code == "idempotency.replay":
+            return _money_replayed(rk, refund, back)
+        _fail(exc)
+    else:
+        if rk is not None:
+            idempotency.answer(rk, 302, {"recorded": True})
+        flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
+    return back
+
+
+def _money_replayed(rk, refund: bool, back):
+    """The same form sent again (double click, resubmitted page): nothing is posted;
+    the page says what the first one did."""
+    row = idempotency.recall(rk)
+    if row is not None and row.status is not None:
+        flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
+    else:
+        flash(outcome("idempotency.pending", {}), "error")
+    return back
 
 
 @bp.post("/billing/accounts/<int:account_id>/topup")
@@ -235,27 +257,8 @@ def billing_sessions(slug: str):
 
 
 def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
-    """A CSV download in UTF-8 with a BOM (Excel then reads Chinese correctly), streamed.
-    `rows` is called while the body is sent, inside an application context of its own
-    (held only while the body is read, so an unread download holds nothing)."""
-    app = current_app._get_current_object()
-
-    def generate():
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        buf.write(BOM)
-        w.writerow(header)
-        with app.app_context():
-            for row in rows():
-                w.writerow(row)
-                if buf.tell() > 64_000:
-                    yield buf.getvalue()
-                    buf.seek(0)
-                    buf.truncate()
-        yield buf.getvalue()
-
-    return Response(generate(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    """A CSV download through the web's one CSV writer (formula cells neutralised)."""
+    return csvout.response(name, header, rows)
 
 
 def _local(tz, value: datetime | None) -> str:

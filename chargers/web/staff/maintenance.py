@@ -7,12 +7,9 @@ Views translate only: forms in, one service call, a page out."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, timedelta
 
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
@@ -45,6 +42,7 @@ from ...services import jobruns, photos
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from ...services.maintenance import inspections
+from .. import csvout
 from ..validation import accepts_upload
 from . import bp
 
@@ -232,7 +230,7 @@ def plan_check(plan_id: int):
                 return redirect(url_for("staff.record_detail", record_id=record.id))
         else:
             flash(_("Mark every item before signing."), "error")
-        status = 422
+        status = 400 if g.get("photo_refused") else 422
     state = inspections.due_state(plan, inspections.local_today(plan.alley, datetime.now(UTC)))
     return render_template("staff/maintenance/check.html", plan=plan, form=form, state=state,
                            states=STATE_LABELS, kinds=KIND_LABELS,
@@ -244,10 +242,11 @@ def _sign(plan, form):
     rule = _rule()
     names = []
     try:
-        for upload in form.photos.data or []:
-            if not getattr(upload, "filename", ""):
-                continue
-            names.append(photos.store(upload.read(rule.max_bytes + 1), rule))
+        # All the photos are checked (bytes, pixels each and together) before any is
+        # decoded, and all stored or none.
+        names = photos.store_all([upload.read(rule.max_bytes + 1)
+                                  for upload in form.photos.data or []
+                                  if getattr(upload, "filename", "")], rule)
         items = []
         for line in plan.checklist:
             key = line["key"]
@@ -260,12 +259,18 @@ def _sign(plan, form):
         return inspections.record_inspection(current_user, plan.id, inspections.RecordInput(
             items=items, notes=form.notes.data or "", photos=names))
     except DomainError as exc:
-        if exc.status == 404:
-            raise
         for name in names:
             photos.discard(name, rule)
+        if exc.status == 404:
+            raise
+        if exc.code.startswith("photo."):
+            g.photo_refused = True  # a bad upload: 400, the form kept with the reason
         flash(_say(exc), "error")
         return None
+    except BaseException:
+        for name in names:  # a check that was not signed keeps no file
+            photos.discard(name, rule)
+        raise
 
 
 # --- records -------------------------------------------------------------------------
@@ -347,33 +352,26 @@ def records_print():
                            printed=datetime.now(UTC))
 
 
-def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (staff type the notes)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.get("/maintenance/records.csv")
 def records_csv():
-    """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese)."""
+    """The same records as CSV (UTF-8 with BOM so spreadsheet programs read Chinese),
+    through the web's one CSV writer (formula cells neutralised: staff type the notes)."""
     form = _period_form()
     p = _period(form)
     rows = inspections.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
                                     limit=100_000)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["record", "signed_at_local", "timezone", "alley", "pile", "kind", "title",
-                "item", "result", "finding", "notes", "inspector", "work_orders"])
+    lines = []
     for row in _form_rows(rows):
         r = row["record"]
         orders = " ".join(f"#{o.id}:{o.status}" for o in row["orders"])
         for i in r.items:
-            w.writerow([r.id, row["date"], r.alley.timezone] + [_cell(v) for v in (
-                r.alley.name, r.pile_id or "", r.kind, r.title, i["text"], i["result"],
-                i.get("note", ""), r.notes, r.signer.name)] + [orders])
+            lines.append([r.id, row["date"], r.alley.timezone, r.alley.name, r.pile_id or "",
+                          r.kind, r.title, i["text"], i["result"], i.get("note", ""), r.notes,
+                          r.signer.name, orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return csvout.response(name, [
+        "record", "signed_at_local", "timezone", "alley", "pile", "kind", "title", "item",
+        "result", "finding", "notes", "inspector", "work_orders"], lambda: lines)
 
 
 # --- work orders -----------------------------------------------------------------------
