@@ -119,3 +119,29 @@ ENDING_LABELS = {
     "monthly_busy": _l("Monthly card in use on another port"),
     "assigned": _l("Stopped by the system; assigned to an account by staff"),
 }
+
+# Billing codes (account kinds, ledger account kinds, posting kinds, review reasons,
+# billing states, service schemes, guard reasons, payment methods as "method:<code>"),
+# shown by web/money.billing_word and in the exports' label columns.
+BILLING_LABELS = {
+    "prepaid": _l("Prepaid"), "monthly": _l("Monthly card"),
+    "exempt": _l("Exempt (the community pays)"),
+    "resident": _l("Resident balance"), "electricity": _l("Electricity takings"),
+    "service": _l("Service fee takings"), "cash": _l("Cash and payments received"),
+    "covered": _l("Paid by the community"), "waived": _l("Waived"),
+    "charge": _l("Charge"), "topup": _l("Top-up"), "refund": _l("Refund"),
+    "adjustment": _l("Adjustment"), "reversal": _l("Reversal"),
+    "no_card": _l("No card"), "unknown_card": _l("Unknown card"),
+    "other_alley": _l("Card of another alley"),
+    "charged": _l("Charged"), "review": _l("In review"),
+    "tier_hour": _l("By power tier, per hour"), "kwh": _l("Per kWh"),
+    "flat_hour": _l("Flat, per hour"), "none": _l("None"),
+    "balance": _l("balance used up"), "monthly_hours": _l("monthly hours used up"),
+    "monthly_busy": _l("another session on the monthly card"),
+    "method:cash": _l("Cash"), "method:wechat": _l("WeChat Pay"),
+    "method:alipay": _l("Alipay"), "method:bank": _l("Bank transfer"),
+    "method:other": _l("Other"),
+}
+# The alley's own ledger accounts whose balance is a debit (money received, amounts the
+# community covered or waived): pages show them with the sign of what happened.
+DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived"})

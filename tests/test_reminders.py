@@ -278,7 +278,7 @@ def test_account_pages_show_reminders_statements_and_set_channels(app, client, a
     assert "zhao@example.org" in client.get(f"/staff/billing/accounts/{acc}").get_data(
         as_text=True)
     r = post_form(client, "/staff/months/lane/reminders",
-                  {"low_balance_cents": "800", "monthly_days": "5"}, form_url="/staff/months/lane")
+                  {"low_balance": "8", "monthly_days": "5"}, form_url="/staff/months/lane")
     assert r.status_code == 302
     with app.app_context():
         from chargers import settings as s

@@ -370,7 +370,7 @@ def records_csv():
                 r.alley.name, r.pile_id or "", r.kind, r.title, i["text"], i["result"],
                 i.get("note", ""), r.notes, r.signer.name)] + [orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
-    return Response("\ufeff" + buf.getvalue(), mimetype="text/csv; charset=utf-8",
+    return Response("\ufeff" + buf.getvalue(), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
