@@ -17,10 +17,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...models import utcnow
+from ...money import MoneyError, parse_yuan, yuan_decimal
 from ...outcomes import render as outcome
 from ...services import alleys, billing_reports, ledger, residents, settlement, tariffs
 from ...services.errors import DomainError
-from ...money import MoneyError, parse_yuan, yuan_decimal
 from ..forms_billing import (
     AccountForm,
     DecisionForm,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ... import settings
 from ...extensions import db
 from ...models import utcnow
+from ...money import yuan_decimal
 from ...outcomes import render as outcome
 from ...services import (
     alleys,
@@ -34,8 +35,7 @@ from ..charts import kwh1, month_charts, series_charts
 from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
 from ..money import yuan
 from . import bp
-from ...money import yuan_decimal
-from .billing import _csv, _local, export_words, ledger_header, ledger_row
+from .billing import _csv, export_words, ledger_header, ledger_row
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 YUAN_FORMAT = '"¥"#,##0.00;-"¥"#,##0.00'
