@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import (
     Response,
@@ -41,6 +42,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ... import outcomes
+from ...models import utcnow
 from ...services import alleys, jobruns, maintenance, photos
 from ...services.errors import DomainError
 from ..guard import accepts_upload
@@ -269,9 +271,19 @@ def _sign(plan, form):
 # --- records -------------------------------------------------------------------------
 
 
+def _alley_today(slug: str | None) -> date:
+    shown = [a for a in alleys.list_alleys(current_user) if slug is None or a.slug == slug]
+    zones = {a.timezone for a in shown}
+    tz = (alleys.zone(shown[0]) if len(zones) == 1
+          else ZoneInfo(current_app.config["DEFAULT_TIMEZONE"]))
+    return utcnow().astimezone(tz).date()
+
+
 def _period(form: PeriodForm) -> dict:
-    """The chosen alley and dates; the last 31 days by default."""
-    today = date.today()
+    """The chosen alley and dates; the last 31 days by default, ending on the alley's
+    today (the deployment's default zone when all alleys are shown and their zones
+    differ), never the server's."""
+    today = _alley_today(form.alley.data or None)
     start = form.start.data if form.start.data else today - timedelta(days=30)
     end = form.end.data if form.end.data else today
     return {"slug": form.alley.data or None, "start": start, "end": end}
