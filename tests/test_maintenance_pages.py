@@ -257,7 +257,9 @@ def test_jobs_page_after_a_real_worker_run(app, staff, broker, tmp_path):
         nxt = re.search(r'class="next-run">([^<]*)', block).group(1).strip()
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", last), (job_id, last)
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", nxt), (job_id, nxt)
-    assert "minute=0" in html and "hour=19" in html
+    # Schedules in words, a cron time in the deployment's zone (19:30 UTC is 03:30).
+    assert ("every hour at :00" in html or "每小时第 00 分" in html), html
+    assert ("every day at 03:30" in html or "每天 03:30" in html), html
 
 
 

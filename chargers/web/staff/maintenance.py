@@ -465,4 +465,7 @@ def jobs_page():
         nxt = next_run_after(job, started, now)
         rows.append({"job": job, "schedule": describe_schedule(job), "h": h, "next": nxt,
                      "late": nxt is not None and nxt < now - timedelta(minutes=2)})
-    return render_template("staff/jobs.html", rows=rows, now=now, refresh=60)
+    return render_template("staff/jobs.html", rows=rows, now=now, refresh=60,
+                           tz=ZoneInfo(current_app.config["DEFAULT_TIMEZONE"]),
+                           run_status_labels={"ok": _("ok"), "error": _("failed"),
+                                              "running": _("running")})
