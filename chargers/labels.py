@@ -217,3 +217,15 @@ JOB_COUNT_LABELS = {
 SCHEDULE_UNIT_LABELS = {"seconds": _l("every %(n)d s"), "minutes": _l("every %(n)d min"),
                         "hours": _l("every %(n)d h"), "days": _l("every %(n)d day(s)"),
                         "weeks": _l("every %(n)d week(s)")}
+
+# The sample sessions a draft tariff is previewed on (services/tariffs.PREVIEW_SAMPLES)
+# and the pricing rules a price applied (services/pricing.Priced.rules).
+PREVIEW_SAMPLE_LABELS = {
+    "short": _l("Unplugged after 4 min"), "1h_150w": _l("1 h at 150 W"),
+    "3h_300w": _l("3 h at 300 W"), "8h_400w": _l("8 h at 400 W"),
+    "10h_full_after_5": _l("10 h at 400 W, full after 5 h"),
+}
+PRICING_RULE_LABELS = {
+    "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
+    "float_after_full": _l("not charged long after full"),
+}

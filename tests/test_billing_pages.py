@@ -182,7 +182,8 @@ def test_staff_tariff_preview_then_save(app, client, admin, alley_with_pile):
             "service_price": "0", "step_minutes": "60", "free_minutes": "5",
             "minimum": "0", "preview_only": "y"}
     html = client.post("/staff/billing/lane/tariffs?lang=en", data=form).get_data(as_text=True)
-    assert "Preview on sample sessions" in html and "8h_400w" in html
+    assert "Preview on sample sessions" in html and "8 h at 400 W" in html
+    assert "8h_400w" not in html and "free minutes" in html  # samples and rules in words
     with app.app_context():
         from chargers.models import Tariff
         assert db.session.query(Tariff).count() == 1  # a preview saves nothing

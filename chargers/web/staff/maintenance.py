@@ -200,7 +200,7 @@ def plan_edit(plan_id: int):
     form.pile_id.choices = _pile_choices(plan.alley)
     if request.method == "GET":
         form.pile_id.data = plan.pile_id or ""
-        form.checklist.data = "\n".join(f"{i['key']}: {i['text']}" for i in plan.checklist)
+        form.checklist.data = "\n".join(i["text"] for i in plan.checklist)
     if form.validate_on_submit():
         try:
             maintenance.update_plan(current_user, plan_id, _plan_input(form))
@@ -372,14 +372,19 @@ def records_csv():
                                     limit=100_000)
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["record", "signed_at_local", "timezone", "alley", "pile", "kind", "title",
-                "item", "result", "finding", "notes", "inspector", "work_orders"])
+    # Headers in the reader's language; a column holding a code keeps it and is followed
+    # by its words.
+    w.writerow([_("Record"), _("Signed (alley time)"), _("Time zone"), _("Alley"), _("Pile"),
+                _("Kind (code)"), _("Kind"), _("Title"), _("Item"), _("Result (code)"),
+                _("Result"), _("Finding"), _("Notes"), _("Inspector"), _("Work orders")])
     for row in _form_rows(rows):
         r = row["record"]
-        orders = " ".join(f"#{o.id}:{o.status}" for o in row["orders"])
+        orders = " ".join(f"#{o.id} {ORDER_STATUS_LABELS.get(o.status, o.status)}"
+                          for o in row["orders"])
         for i in r.items:
             w.writerow([r.id, row["date"], r.alley.timezone] + [_cell(v) for v in (
-                r.alley.name, r.pile_id or "", r.kind, r.title, i["text"], i["result"],
+                r.alley.name, r.pile_id or "", r.kind, str(KIND_LABELS.get(r.kind, r.kind)),
+                r.title, i["text"], i["result"], str(RESULT_LABELS.get(i["result"], i["result"])),
                 i.get("note", ""), r.notes, r.signer.name)] + [orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
     return Response("\ufeff" + buf.getvalue(), content_type="text/csv; charset=utf-8",

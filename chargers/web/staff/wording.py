@@ -24,6 +24,8 @@ from ...labels import (
     NOTIFY_REASON_LABELS,
     NOTIFY_STATUS_LABELS,
     PORT_STATUS_LABELS,
+    PREVIEW_SAMPLE_LABELS,
+    PRICING_RULE_LABELS,
     REJECTION_LABELS,
     SEVERITY_LABELS,
     STATUS_LABELS,
@@ -182,4 +184,6 @@ def _wording() -> dict:
             "rejection_labels": REJECTION_LABELS, "notify_reason_labels": NOTIFY_REASON_LABELS,
             "notify_status_labels": NOTIFY_STATUS_LABELS, "channel_labels": CHANNEL_LABELS,
             "cutoff_labels": CUTOFF_LABELS, "job_description": job_description,
-            "job_schedule": job_schedule, "job_summary": job_summary}
+            "job_schedule": job_schedule, "job_summary": job_summary,
+            "preview_sample_labels": PREVIEW_SAMPLE_LABELS,
+            "pricing_rule_labels": PRICING_RULE_LABELS}
