@@ -119,3 +119,113 @@ ENDING_LABELS = {
     "monthly_busy": _l("Monthly card in use on another port"),
     "assigned": _l("Stopped by the system; assigned to an account by staff"),
 }
+
+# Billing codes (account kinds, ledger account kinds, posting kinds, review reasons,
+# billing states, service schemes, guard reasons, payment methods as "method:<code>"),
+# shown by web/money.billing_word and in the exports' label columns.
+BILLING_LABELS = {
+    "prepaid": _l("Prepaid"), "monthly": _l("Monthly card"),
+    "exempt": _l("Exempt (the community pays)"),
+    "resident": _l("Resident balance"), "electricity": _l("Electricity takings"),
+    "service": _l("Service fee takings"), "cash": _l("Cash and payments received"),
+    "covered": _l("Paid by the community"), "waived": _l("Waived"),
+    "charge": _l("Charge"), "topup": _l("Top-up"), "refund": _l("Refund"),
+    "adjustment": _l("Adjustment"), "reversal": _l("Reversal"),
+    "no_card": _l("No card"), "unknown_card": _l("Unknown card"),
+    "other_alley": _l("Card of another alley"),
+    "charged": _l("Charged"), "review": _l("In review"),
+    "tier_hour": _l("By power tier, per hour"), "kwh": _l("Per kWh"),
+    "flat_hour": _l("Flat, per hour"), "none": _l("None"),
+    "balance": _l("balance used up"), "monthly_hours": _l("monthly hours used up"),
+    "monthly_busy": _l("another session on the monthly card"),
+    "method:cash": _l("Cash"), "method:wechat": _l("WeChat Pay"),
+    "method:alipay": _l("Alipay"), "method:bank": _l("Bank transfer"),
+    "method:other": _l("Other"),
+}
+# The alley's own ledger accounts whose balance is a debit (money received, amounts the
+# community covered or waived): pages show them with the sign of what happened.
+DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived"})
+
+# The worker's jobs (chargers/jobs, by id): what each does, for the jobs page.
+JOB_LABELS = {
+    "commands-dispatch": _l("Send the commands staff or the automatic cut-off asked for to the piles"),
+    "commands-timeout": _l("Mark commands the pile did not answer in time as failed"),
+    "cutoff-track": _l("Confirm cut-offs the piles carried out, send again what they did not, "
+                       "escalate late ones"),
+    "alerts-offline": _l("Raise an alert for piles offline past the grace period"),
+    "alerts-notify": _l("Page the contacts of alerts still open after the debounce"),
+    "alerts-escalate": _l("Page again about unacknowledged critical alerts, then the level-2 "
+                          "contacts"),
+    "notify-deliver": _l("Deliver waiting notifications (group robots, e-mail, SMS)"),
+    "settle": _l("Price finished sessions and post each to the ledger once"),
+    "balance-guard": _l("Stop sessions past their balance or monthly hours, or on unknown "
+                        "cards after a grace"),
+    "offline-sweep": _l("Mark piles offline after 3 missed heartbeats"),
+    "stale-sessions": _l("Close charging sessions the pile has been silent about too long"),
+    "prune-ledger": _l("Forget the ids of old device messages (kept against duplicates)"),
+    "seq-gaps": _l("Raise a possible data loss alert for device messages that never arrived"),
+    "inspections-due": _l("Remind contacts of inspections due or overdue (from 08:00 alley "
+                          "time)"),
+    "fault-inspections": _l("Open one unscheduled inspection for piles with repeated faults or "
+                            "high temperatures"),
+    "overstay": _l("Notice finished ports still plugged in and remind the card holder"),
+    "retention": _l("Delete old meter readings, delivered notifications, rejected messages "
+                    "and job history"),
+    "reminders": _l("Remind residents once per condition; notice published months"),
+    "statements-monthly": _l("Close every past month not yet closed: statements and each "
+                             "alley's month account"),
+}
+# What a job run did (jobs.Summary.code), with its counts as the parameters.
+JOB_RESULT_LABELS = {
+    "commands_sent": _l("%(n)d command(s) sent"),
+    "commands_timed_out": _l("%(n)d command(s) unanswered"),
+    "cutoffs": _l("%(confirmed)d cut-off(s) confirmed, %(escalated)d not confirmed in time, "
+                  "%(resent)d sent again"),
+    "offline_alerts": _l("%(n)d offline alert(s) raised"),
+    "alerts_paged": _l("%(n)d alert(s) paged"),
+    "alerts_repaged": _l("%(resent)d paged again, %(escalated)d escalated"),
+    "delivered": _l("%(sent)d delivered, %(failed)d failed"),
+    "piles_offline": _l("%(n)d pile(s) marked offline"),
+    "sessions_timed_out": _l("%(n)d session(s) closed after silence"),
+    "ledger_pruned": _l("%(n)d old message id(s) forgotten"),
+    "seq_gaps_lost": _l("%(n)d gap(s) in device messages: possible data loss"),
+    "inspection_orders": _l("%(n)d inspection work order(s) opened"),
+    "overstays": _l("%(opened)d overstay(s) noticed, %(ended)d ended, %(nudged)d card "
+                    "holder(s) reminded"),
+    "months_closed": _l("%(closed)d month(s) closed, %(waiting)d waiting for settlement"),
+    # These list their counts by kind (JOB_COUNT_LABELS) after the sentence.
+    "settled": _l("Sessions settled:"),
+    "stop_asked": _l("Stop asked:"),
+    "inspection_reminders": _l("Inspection reminders:"),
+    "deleted": _l("Deleted:"),
+    "reminders": _l("Reminders:"),
+}
+JOB_RESULT_LISTS = frozenset({"settled", "stop_asked", "inspection_reminders", "deleted",
+                              "reminders"})
+# The kinds a job counts (settlement outcomes, guard reasons, reminder stages and kinds,
+# what the retention job deletes); billing codes are worded by BILLING_LABELS.
+JOB_COUNT_LABELS = {
+    "free": _l("free"), "due": _l("due"), "overdue": _l("overdue"),
+    "escalation": _l("escalated"), "messages": _l("messages queued"),
+    "meter_samples": _l("meter readings"), "notifications": _l("notifications"),
+    "rejections": _l("rejected messages"), "job_runs": _l("job runs"),
+    "low_balance": _l("low balance"), "negative": _l("balance below zero"),
+    "monthly_end": _l("monthly card ending"), "statement": _l("statement ready"),
+    "published": _l("month published"), "overstay": _l("overstay"),
+}
+# A schedule's unit (APScheduler interval arguments), for "every 10 seconds".
+SCHEDULE_UNIT_LABELS = {"seconds": _l("every %(n)d s"), "minutes": _l("every %(n)d min"),
+                        "hours": _l("every %(n)d h"), "days": _l("every %(n)d day(s)"),
+                        "weeks": _l("every %(n)d week(s)")}
+
+# The sample sessions a draft tariff is previewed on (services/tariffs.PREVIEW_SAMPLES)
+# and the pricing rules a price applied (services/pricing.Priced.rules).
+PREVIEW_SAMPLE_LABELS = {
+    "short": _l("Unplugged after 4 min"), "1h_150w": _l("1 h at 150 W"),
+    "3h_300w": _l("3 h at 300 W"), "8h_400w": _l("8 h at 400 W"),
+    "10h_full_after_5": _l("10 h at 400 W, full after 5 h"),
+}
+PRICING_RULE_LABELS = {
+    "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
+    "float_after_full": _l("not charged long after full"),
+}

@@ -151,6 +151,12 @@ def test_login_attempts_per_account_are_limited_across_addresses(app, client, ad
                          environ_base={"REMOTE_ADDR": f"10.0.{i // 250}.{i % 250}"}).status_code
              for i in range(limit + 1)]
     assert codes[:limit] == [200] * limit and codes[limit] == 429
+    # The page says how long: the per-account limit counts per hour, not per minute.
+    r = client.post("/login?lang=zh", data={"name": "root", "password": "guess",
+                                            "csrf_token": token},
+                    environ_base={"REMOTE_ADDR": "10.8.8.8"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 429 and "请在 60 分钟后再试" in html and "一分钟" not in html
     # Another account is not affected.
     r = client.post("/login", data={"name": "someone", "password": "x" * 10, "csrf_token": token},
                     environ_base={"REMOTE_ADDR": "10.9.9.9"})

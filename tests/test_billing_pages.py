@@ -44,8 +44,9 @@ def test_alley_and_pile_pages_post_the_prices(app, client, alley_with_pile):
     tiered(app)
     for url in ("/a/lane?lang=zh", "/p/P-1?lang=zh"):
         html = client.get(url).get_data(as_text=True)
-        assert "¥0.62" in html and "kWh" in html  # electricity
-        assert "¥0.20" in html and "¥0.30" in html and "¥0.80" in html  # service table
+        # Prices as residents say them: 元/度, 元/小时 (issue 19).
+        assert "0.62 元/度" in html and "kWh" not in html  # electricity
+        assert "0.20 元/小时" in html and "0.30 元/小时" in html and "0.80 元/小时" in html
         assert "180" in html and "360" in html and "&gt; 360 W" in html
         assert "¥0.10" in html and "¥5.00" in html  # minimum, cap
         assert "30" in html and "5" in html and "60" in html  # step, free, float
@@ -114,10 +115,10 @@ def test_staff_top_up_and_refund_are_audited(app, client, admin, alley_with_pile
     page = client.get(f"/staff/billing/accounts/{acc}").get_data(as_text=True)
     csrf = csrf_from(page)
     r = client.post(f"/staff/billing/accounts/{acc}/topup", data={
-        "t-csrf_token": csrf, "t-amount_cents": "500", "t-method": "wechat", "t-receipt": "NO-1"})
+        "t-csrf_token": csrf, "t-amount": "5", "t-method": "wechat", "t-receipt": "NO-1"})
     assert r.status_code == 302
     r = client.post(f"/staff/billing/accounts/{acc}/refund", data={
-        "r-csrf_token": csrf, "r-amount_cents": "200", "r-method": "cash", "r-reason": "moving out"})
+        "r-csrf_token": csrf, "r-amount": "¥2.00", "r-method": "cash", "r-reason": "moving out"})
     assert r.status_code == 302
     assert client.get(f"/api/v1/accounts/{acc}", headers=bearer(token)).json["balance_cents"] == 300
     with app.app_context():
@@ -176,12 +177,13 @@ def test_billing_api_is_documented_and_answers_match(app, client, admin, alley_w
 def test_staff_tariff_preview_then_save(app, client, admin, alley_with_pile):
     login(client, "root")
     page = client.get("/staff/billing/lane/tariffs?lang=en").get_data(as_text=True)
-    form = {"csrf_token": csrf_from(page), "electricity_cents_per_kwh": "60",
-            "service_scheme": "tier_hour", "service_tiers": "180: 20\n360: 30\n1200: 80",
-            "service_cents": "0", "step_minutes": "60", "free_minutes": "5",
-            "minimum_cents": "0", "preview_only": "y"}
+    form = {"csrf_token": csrf_from(page), "electricity_per_kwh": "0.60",
+            "service_scheme": "tier_hour", "service_tiers": "180: 0.20\n360: 0.3\n1200: 0.80",
+            "service_price": "0", "step_minutes": "60", "free_minutes": "5",
+            "minimum": "0", "preview_only": "y"}
     html = client.post("/staff/billing/lane/tariffs?lang=en", data=form).get_data(as_text=True)
-    assert "Preview on sample sessions" in html and "8h_400w" in html
+    assert "Preview on sample sessions" in html and "8 h at 400 W" in html
+    assert "8h_400w" not in html and "free minutes" in html  # samples and rules in words
     with app.app_context():
         from chargers.models import Tariff
         assert db.session.query(Tariff).count() == 1  # a preview saves nothing

@@ -66,11 +66,6 @@ def _default_plan_words() -> tuple[set[str], set[str]]:
 _PLAN_KEYS, _PLAN_TEXTS = _default_plan_words()
 KNOWN_LEAKS: dict[str, dict[str, set[str]]] = {
     "zh": {
-        # Job descriptions are English data in chargers/jobs (no label table yet).
-        r"^/staff/jobs$": _job_words(),
-        # Checklist keys (fire_lane, no_flying_wires…) shown in the plan form's checklist
-        # text and in its hint: identifiers, but words to a reader.
-        r"^/staff/(maintenance/plans/\d+/edit|alleys/[^/]+/maintenance/plans/new)$": _PLAN_KEYS,
     },
     "en": {
         # The default plans are created in Chinese only (names and checklist items are

@@ -148,7 +148,7 @@ def test_the_staff_form_posts_once_per_rendered_form(served):
     page = c.get(f"/staff/billing/accounts/{acc}").get_data(as_text=True)
     form = page[page.index("billing/accounts/%d/topup" % acc):]
     key = re.search(r'name="t-request_key"[^>]*value="([^"]+)"', form).group(1)
-    data = {"csrf_token": csrf_from(page), "t-request_key": key, "t-amount_cents": "300",
+    data = {"csrf_token": csrf_from(page), "t-request_key": key, "t-amount": "3",
             "t-method": "cash"}
     for _ in range(3):  # a double click, then the page sent again
         assert c.post(f"/staff/billing/accounts/{acc}/topup", data=data).status_code == 302

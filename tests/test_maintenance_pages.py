@@ -193,13 +193,17 @@ def test_plan_edit_changes_checklist_and_period(app, staff):
     r = client.post(f"/staff/maintenance/plans/{pid}/edit", data={
         "csrf_token": token, "name": "夜间巡查", "kind": "daily", "pile_id": "", "every": "2",
         "unit": "day", "next_due": "2026-12-05", "active": "y",
-        "checklist": "fire_lane: 消防通道畅通\n照明正常"})
+        # Staff edit the wording only (issue 19): the first item, reworded in place,
+        # keeps its key; a new item gets a new one. No key is typed or shown.
+        "checklist": "消防通道畅通，无杂物堵塞（含楼道）\n照明正常"})
     assert r.status_code == 302, r.get_data(as_text=True)
     with app.app_context():
         plan = db.session.get(InspectionPlan, pid)
         assert plan.name == "夜间巡查" and plan.every == 2
         assert [i["key"] for i in plan.checklist] == ["fire_lane", "item_2"]
         assert plan.next_due.isoformat() == "2026-12-05"
+    html = client.get(f"/staff/maintenance/plans/{pid}/edit").get_data(as_text=True)
+    assert "fire_lane" not in html and "消防通道畅通，无杂物堵塞（含楼道）\n照明正常" in html
 
 
 def test_printable_form_and_csv(app, staff):
@@ -221,8 +225,10 @@ def test_printable_form_and_csv(app, staff):
     csv = client.get(f"/staff/maintenance/records.csv?{q}")
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     text = csv.get_data(as_text=True)
-    assert text.startswith("\ufeffrecord,signed_at_local")
-    assert "电动车堵塞通道" in text and ",fail," in text and "lane-staff" in text
+    assert text.startswith("\ufeffRecord,Signed (alley time)")  # the page's language
+    assert "电动车堵塞通道" in text and ",fail,Fail," in text and "lane-staff" in text
+    zh = client.get(f"/staff/maintenance/records.csv?{q}&lang=zh").get_data(as_text=True)
+    assert zh.startswith("\ufeff记录") and "结果（代码）" in zh and ",fail,不合格," in zh
     assert "'=HYPERLINK" in text and ',"=HYPERLINK' not in text  # never a live formula
     assert len(text.strip().splitlines()) == 1 + 4  # header + one line per daily item
 
@@ -258,7 +264,9 @@ def test_jobs_page_after_a_real_worker_run(app, staff, broker, tmp_path):
         nxt = re.search(r'class="next-run">([^<]*)', block).group(1).strip()
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", last), (job_id, last)
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", nxt), (job_id, nxt)
-    assert "minute=0" in html and "hour=19" in html
+    # Schedules in words, a cron time in the deployment's zone (19:30 UTC is 03:30).
+    assert ("every hour at :00" in html or "每小时第 00 分" in html), html
+    assert ("every day at 03:30" in html or "每天 03:30" in html), html
 
 
 

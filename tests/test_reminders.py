@@ -201,7 +201,7 @@ def test_each_condition_reminded_once_by_email_and_sms(app, client, admin, alley
         # E-mail through the real SMTP server.
         to = sorted((rcpt[0], subject(msg)) for rcpt, msg in box.messages)
         assert to[0][0] == "li@example.org" and "月卡" in to[0][1]
-        assert to[1] == ("wang@example.org", "充电余额不足:4.00 元")
+        assert to[1] == ("wang@example.org", "充电余额不足：4.00 元")
         body = box.messages[0][1].get_payload(decode=True).decode()
         assert "3-201" in body
         # SMS: signed SendSms with the low-balance template; the monthly account has no SMS.
@@ -279,7 +279,7 @@ def test_account_pages_show_reminders_statements_and_set_channels(app, client, a
     assert "zhao@example.org" in client.get(f"/staff/billing/accounts/{acc}").get_data(
         as_text=True)
     r = post_form(client, "/staff/months/lane/reminders",
-                  {"low_balance_cents": "800", "monthly_days": "5"}, form_url="/staff/months/lane")
+                  {"low_balance": "8", "monthly_days": "5"}, form_url="/staff/months/lane")
     assert r.status_code == 302
     with app.app_context():
         from chargers import settings as s

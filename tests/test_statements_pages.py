@@ -47,13 +47,13 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     # and <head> as well).
     head, body = html.split("</head>")
     assert "<form" not in head and "<" not in head.split("<title>")[1].split("</title>")[0]
-    assert body.count('name="low_balance_cents"') == 1
+    assert body.count('name="low_balance"') == 1
     # Not published: the public page does not have it.
     assert client.get("/a/lane/accounts/2026-11").status_code == 404
     assert "2026-11" not in client.get("/a/lane/accounts").get_data(as_text=True)
 
     url = "/staff/months/lane/2026-11"
-    r = post_form(client, url, {"grid_kwh": "10", "amount_cents": "560", "note": "bill 11"})
+    r = post_form(client, url, {"grid_kwh": "10", "amount": "5.60", "note": "bill 11"})
     assert r.status_code == 302
     html = client.get(url + "?lang=en").get_data(as_text=True)
     # 6 sessions: 5 × 1.5 + 0.8 = 8.3 kWh metered; grid 10 kWh → 17.0 % loss, flagged.
@@ -72,11 +72,20 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     assert "2026-11" in client.get("/a/lane/accounts").get_data(as_text=True)
     # Locked after publication.
     token = csrf_from(client.get("/staff/months/lane").get_data(as_text=True))
-    client.post(url, data={"grid_kwh": "9", "amount_cents": "1", "csrf_token": token})
+    client.post(url, data={"grid_kwh": "9", "amount": "0.01", "csrf_token": token})
     assert client.get(url).status_code == 200
     with app.app_context():
         from chargers.services.billing import reconciliation
         assert reconciliation.grid_bill(1, "2026-11").grid_wh == 10_000
+
+
+def fen(value) -> int:
+    """A yuan number read back from a spreadsheet, as integer fen (exactly)."""
+    from decimal import Decimal
+
+    cents = Decimal(str(value)) * 100
+    assert cents == cents.to_integral_value(), value
+    return int(cents)
 
 
 def test_exports_read_back_match_the_ledger_and_statements(app, client, admin, alley_with_pile):
@@ -94,9 +103,11 @@ def test_exports_read_back_match_the_ledger_and_statements(app, client, admin, a
             .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
             .outerjoin(PostingMonth, PostingMonth.posting_id == Posting.id)
             .order_by(Posting.id, LedgerEntry.id)).all()
-        got = [(x[0], x[1], x[2], x[4], x[5], x[12]) for x in rows[1:]]
+        # Amounts are yuan (numbers with a currency format); codes keep a column of words.
+        got = [(x[0], x[1], x[2], x[5], fen(x[7]), x[15]) for x in rows[1:]]
         assert got == [tuple(e) for e in expected]
-        assert sum(x[5] for x in rows[1:]) == 0  # double entry: everything sums to zero
+        assert sum(fen(x[7]) for x in rows[1:]) == 0  # double entry: everything sums to zero
+        assert rows[0][7] == "金额（元）" and {x[3] for x in rows[1:]} >= {"充值", "扣费"}
         st = db.session.scalar(select(Statement).where(Statement.resident_id == acc))
         st_id, closing = st.id, st.closing_cents
     assert len(rows) == len(expected) + 1
@@ -105,11 +116,16 @@ def test_exports_read_back_match_the_ledger_and_statements(app, client, admin, a
     ws = load_workbook(io.BytesIO(r.data), read_only=True).worksheets[0]
     srows = list(ws.iter_rows(values_only=True))
     mine = [x for x in srows[1:] if x[0] == acc][0]
-    assert mine[2] == "C-77" and mine[4] == 0 and mine[5] == 5000 and mine[9] == closing
-    assert mine[9] == mine[4] + mine[5] + mine[6] + mine[7] + mine[8] and mine[10] == 5
+    assert mine[2] == "C-77" and mine[4] == 0 and mine[5] == 50 and fen(mine[9]) == closing
+    assert fen(mine[9]) == sum(fen(v) for v in mine[4:9]) and mine[10] == 5
+    cells = list(load_workbook(io.BytesIO(r.data)).worksheets[0].iter_rows(min_row=2, max_row=2))
+    assert "¥" in cells[0][5].number_format and "0.00" in cells[0][5].number_format
 
-    csv = client.get("/staff/months/lane/2026-11/statements.csv").data.decode("utf-8")
+    r = client.get("/staff/months/lane/2026-11/statements.csv?lang=zh")
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8"
+    csv = r.data.decode("utf-8")
     assert csv.startswith("\ufeff") and "C-77" in csv
+    assert "期初余额（元）" in csv.splitlines()[0] and ",50.00," in csv  # yuan, 2 decimals
     csv = client.get("/staff/months/lane/ledger.csv?lang=zh").data.decode("utf-8")
     assert csv.startswith("\ufeff") and "2026-11" in csv
     assert client.get("/staff/months/lane/ledger.pdf").status_code == 404

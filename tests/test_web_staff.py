@@ -57,14 +57,14 @@ def test_admin_adds_and_edits_an_alley(app, client, admin):
     login(client, "root")
     r = post_form(client, "/staff/alleys/new", {
         "slug": "jiuru", "name": "九如巷", "street": "双塔街道", "community": "九如社区",
-        "tariff_cents_per_kwh": "120", "auto_cutoff": "y"})
+        "tariff_per_kwh": "1.20", "auto_cutoff": "y"})
     assert r.status_code == 302 and r.headers["Location"] == "/staff/alleys/jiuru"
     with app.app_context():
         alley = db.session.query(Alley).filter_by(slug="jiuru").one()
         assert (alley.name, alley.street, alley.tariff_cents_per_kwh, alley.timezone) == (
             "九如巷", "双塔街道", 120, "Asia/Shanghai")
     r = post_form(client, "/staff/alleys/jiuru/edit", {
-        "name": "九如巷（东段）", "contacts": "网格员 138…", "tariff_cents_per_kwh": "100"})
+        "name": "九如巷（东段）", "contacts": "网格员 138…", "tariff_per_kwh": "1"})
     assert r.status_code == 302
     with app.app_context():
         alley = db.session.query(Alley).filter_by(slug="jiuru").one()

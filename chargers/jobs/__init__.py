@@ -44,6 +44,51 @@ class Job:
         return timedelta(**args) < timedelta(minutes=1)
 
 
+class Summary(str):
+    """A job's summary: the English line for the log and `jobs list` (the string
+    itself), carrying what happened as a code and counts (name → number) for the
+    jobs page to put in words (chargers/labels.py JOB_RESULT_LABELS), and `items`
+    (names of what it touched: piles, months) shown as they are."""
+
+    code: str
+    counts: dict
+    items: list
+
+    def __new__(cls, text: str, code: str, counts: dict | None = None,
+                items: list | None = None):
+        s = super().__new__(cls, text)
+        s.code, s.counts, s.items = code, dict(counts or {}), list(items or [])
+        return s
+
+    def stored(self) -> str:
+        """What JobRun keeps: JSON with the code, counts, items and the English line."""
+        import json
+
+        return json.dumps({"code": self.code, "counts": self.counts, "items": self.items,
+                           "text": str(self)}, ensure_ascii=False)
+
+
+def stored_summary(summary: str | None) -> str | None:
+    return summary.stored() if isinstance(summary, Summary) else summary
+
+
+def read_summary(stored: str | None) -> dict | None:
+    """A stored summary back as {"code", "counts", "items", "text"}; a plain line (an
+    error's, or one kept before summaries had codes) as {"text": …}."""
+    import json
+
+    if not stored:
+        return None
+    if stored.startswith("{"):
+        try:
+            data = json.loads(stored)
+        except ValueError:
+            return {"text": stored}
+        if isinstance(data, dict) and "code" in data:
+            return data
+    return {"text": stored}
+
+
 REGISTRY: dict[str, Job] = {}
 
 
@@ -99,9 +144,10 @@ def run_job(app, job: Job, now: datetime | None = None, ctx: JobContext | None =
             _record(db, JobRun, job.id, finished=utcnow(), status="error", summary=summary)
             _history(db, JobRunLog, job, started, "error", summary)
             raise
-        _record(db, JobRun, job.id, finished=utcnow(), status="ok", summary=summary)
+        kept = stored_summary(summary)
+        _record(db, JobRun, job.id, finished=utcnow(), status="ok", summary=kept)
         if summary or not job.frequent:
-            _history(db, JobRunLog, job, started, "ok", summary)
+            _history(db, JobRunLog, job, started, "ok", kept)
         # Frequent jobs with nothing to say stay out of the log.
         log.log(logging.INFO if summary else logging.DEBUG, "job %s: %s", job.id, summary or "done")
         return summary

@@ -11,7 +11,7 @@ from .. import settings
 from ..services.alerts import cutoff, notify
 from ..services.alerts import lifecycle as alerts
 from ..services.devices import commands
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 @job("commands-dispatch", "interval", "Publish pending commands on the piles' cmd topics",
@@ -19,7 +19,7 @@ from . import JobContext, job
 def dispatch_commands(now: datetime, ctx: JobContext) -> str | None:
     """Send what staff or the automatic cut-off asked for."""
     n = commands.dispatch_pending(ctx.publish, now, settings.commands(current_app.config))
-    return f"{n} command(s) sent" if n else None
+    return Summary(f"{n} command(s) sent", "commands_sent", {"n": n}) if n else None
 
 
 @job("commands-timeout", "interval", "Mark commands with no ack in 30 s as timed out",
@@ -27,7 +27,7 @@ def dispatch_commands(now: datetime, ctx: JobContext) -> str | None:
 def expire_commands(now: datetime, ctx: JobContext) -> str | None:
     """No answer from the pile: the command failed."""
     n = commands.expire(now, settings.commands(current_app.config))
-    return f"{n} command(s) timed out" if n else None
+    return Summary(f"{n} command(s) timed out", "commands_timed_out", {"n": n}) if n else None
 
 
 @job("cutoff-track", "interval",
@@ -37,7 +37,9 @@ def track_cutoffs(now: datetime, ctx: JobContext) -> str | None:
     """A cut-off is done only when the pile confirms it."""
     confirmed, escalated, resent = cutoff.track(now, settings.alerts(current_app.config))
     if confirmed or escalated or resent:
-        return f"{confirmed} confirmed, {escalated} not confirmed in time, {resent} sent again"
+        return Summary(f"{confirmed} confirmed, {escalated} not confirmed in time, {resent} sent again",
+                       "cutoffs", {"confirmed": confirmed, "escalated": escalated,
+                                   "resent": resent})
     return None
 
 
@@ -46,7 +48,7 @@ def track_cutoffs(now: datetime, ctx: JobContext) -> str | None:
 def offline_alerts(now: datetime, ctx: JobContext) -> str | None:
     """Offline as an alert, after OFFLINE_GRACE_S."""
     n = alerts.raise_offline_alerts(now, settings.alerts(current_app.config))
-    return f"{n} offline alert(s) raised" if n else None
+    return Summary(f"{n} offline alert(s) raised", "offline_alerts", {"n": n}) if n else None
 
 
 @job("alerts-notify", "interval", "Page contacts of alerts open past the debounce",
@@ -54,7 +56,7 @@ def offline_alerts(now: datetime, ctx: JobContext) -> str | None:
 def notify_new_alerts(now: datetime, ctx: JobContext) -> str | None:
     """Non-critical alerts page once they outlast the flap debounce."""
     n = alerts.notify_debounced(now, settings.alerts(current_app.config))
-    return f"{n} alert(s) paged" if n else None
+    return Summary(f"{n} alert(s) paged", "alerts_paged", {"n": n}) if n else None
 
 
 @job("alerts-escalate", "interval",
@@ -63,7 +65,8 @@ def page_unacknowledged(now: datetime, ctx: JobContext) -> str | None:
     """Nobody answered: say it again, then tell the next person."""
     resent, escalated = alerts.page_unacknowledged(now, settings.alerts(current_app.config))
     if resent or escalated:
-        return f"{resent} re-sent, {escalated} escalated"
+        return Summary(f"{resent} re-sent, {escalated} escalated", "alerts_repaged",
+                       {"resent": resent, "escalated": escalated})
     return None
 
 
@@ -73,5 +76,5 @@ def deliver_notifications(now: datetime, ctx: JobContext) -> str | None:
     """Send due messages; failures wait with exponential backoff."""
     sent, failed = notify.deliver_due(now, settings.delivery(current_app.config))
     if sent or failed:
-        return f"{sent} sent, {failed} failed"
+        return Summary(f"{sent} sent, {failed} failed", "delivered", {"sent": sent, "failed": failed})
     return None

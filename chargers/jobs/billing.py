@@ -9,7 +9,7 @@ from flask import current_app
 from .. import settings
 from ..services.billing import balance_guard as guard
 from ..services.billing import settlement
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 @job("settle", "interval", "Price finished sessions and post each to the ledger once",
@@ -18,7 +18,8 @@ def settle(now: datetime, ctx: JobContext) -> str | None:
     """Every finished, unbilled session: priced and posted exactly once."""
     counts = settlement.settle(now, settings.settle(current_app.config))
     if counts:
-        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        return Summary(", ".join(f"{n} {k}" for k, n in sorted(counts.items())), "settled",
+                       dict(sorted(counts.items())))
     return None
 
 
@@ -29,5 +30,6 @@ def balance_guard(now: datetime, ctx: JobContext) -> str | None:
     """Running sessions that must stop get `stop` through the command service."""
     counts = guard.check(now, settings.guard(current_app.config))
     if counts:
-        return "stop asked: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        return Summary("stop asked: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+                       "stop_asked", dict(sorted(counts.items())))
     return None

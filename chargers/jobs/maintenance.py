@@ -11,7 +11,7 @@ from flask import current_app
 from .. import settings
 from ..services import retention
 from ..services.maintenance import inspections, overstay
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 # Every hour on the hour (UTC), and once at worker start (as every job): the service looks at each
@@ -26,7 +26,8 @@ def inspections_due(now: datetime, ctx: JobContext) -> str | None:
     messages = sent.pop("messages")
     if any(sent.values()):
         stages = ", ".join(f"{n} {stage}" for stage, n in sent.items() if n)
-        return f"{stages}; {messages} message(s) queued"
+        return Summary(f"{stages}; {messages} message(s) queued", "inspection_reminders",
+                       {**{k: n for k, n in sent.items() if n}, "messages": messages})
     return None
 
 
@@ -37,7 +38,8 @@ def fault_inspections(now: datetime, ctx: JobContext) -> str | None:
     """The fault rule, from the FaultEvent and MeterSample rows of the window."""
     n = inspections.open_fault_inspections(
         inspections.MaintenanceRule.from_config(current_app.config), now)
-    return f"{n} inspection order(s) opened" if n else None
+    return Summary(f"{n} inspection order(s) opened", "inspection_orders",
+                   {"n": n}) if n else None
 
 
 @job("overstay", "interval",
@@ -48,7 +50,8 @@ def overstays(now: datetime, ctx: JobContext) -> str | None:
     out = f"{opened} overstay(s) noticed, {closed} ended" if opened or closed else ""
     if nudged:
         out = (out + ", " if out else "") + f"{nudged} card holder(s) nudged"
-    return out or None
+    return Summary(out, "overstays", {"opened": opened, "ended": closed,
+                                      "nudged": nudged}) if out else None
 
 
 # 19:30 UTC is 03:30 in China, the quietest hour; also once at worker start.
@@ -57,4 +60,5 @@ def overstays(now: datetime, ctx: JobContext) -> str | None:
 def purge_old_rows(now: datetime, ctx: JobContext) -> str | None:
     """Housekeeping in small batches."""
     out = retention.purge(retention.RetentionRule.from_config(current_app.config), now)
-    return ", ".join(f"{n} {name}" for name, n in out.items()) + " deleted"
+    return Summary(", ".join(f"{n} {name}" for name, n in out.items()) + " deleted",
+                   "deleted", out)

@@ -9,7 +9,7 @@ from flask import current_app
 
 from .. import settings
 from ..services.billing import reminders
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 @job("reminders", "interval", "Remind residents once per condition; notice published months",
@@ -17,5 +17,6 @@ from . import JobContext, job
 def remind(now: datetime, ctx: JobContext) -> str | None:
     counts = reminders.run(now, settings.reminders(current_app.config))
     if counts:
-        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        return Summary(", ".join(f"{n} {k}" for k, n in sorted(counts.items())), "reminders",
+                       dict(sorted(counts.items())))
     return None

@@ -9,7 +9,7 @@ from flask import current_app
 
 from .. import settings
 from ..services.billing import monthly_close
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 @job("statements-monthly", "cron",
@@ -23,4 +23,7 @@ def statements_monthly(now: datetime, ctx: JobContext) -> str | None:
         parts.append("closed " + ", ".join(r.closed))
     if r.waiting:
         parts.append("waiting for settlement " + ", ".join(r.waiting))
-    return "; ".join(parts) or None
+    if not parts:
+        return None
+    return Summary("; ".join(parts), "months_closed",
+                   {"closed": len(r.closed), "waiting": len(r.waiting)}, r.closed + r.waiting)

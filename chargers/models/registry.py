@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from ..settings import AlleyDefaults
 from .base import UTCDateTime, utcnow
 
 # Port statuses of the device protocol (OCPP names).
@@ -22,7 +23,7 @@ class Alley(db.Model):
     street: Mapped[str] = mapped_column(String(120), default="")  # 街道, e.g. 双塔街道
     community: Mapped[str] = mapped_column(String(120), default="")  # 社区
     address: Mapped[str] = mapped_column(String(255), default="")
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    timezone: Mapped[str] = mapped_column(String(64), default=AlleyDefaults.timezone)
     # Free-form contact lines shown to staff, e.g. "网格员 王阿姨 138…"; alert
     # recipients are the structured Contact rows.
     contacts: Mapped[str] = mapped_column(Text, default="")

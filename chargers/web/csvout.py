@@ -53,5 +53,5 @@ def response(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -
                     buf.truncate()
         yield buf.getvalue()
 
-    return Response(generate(), mimetype="text/csv; charset=utf-8",
+    return Response(generate(), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -85,7 +85,22 @@ def init_app(app: Flask) -> None:
         # residents' reports) says them.
         limit = getattr(exc, "limit", None)
         message = exc.description if getattr(limit, "error_message", None) else None
-        return render_template("error.html", status=exc.code, message=message), exc.code, headers
+        return render_template("error.html", status=exc.code, message=message,
+                               wait_minutes=_wait_minutes(limit, headers)), exc.code, headers
+
+    def _wait_minutes(limit, headers) -> int | None:
+        """How long a rate-limited person may have to wait, in whole minutes: the
+        Retry-After header, else the window of the limit that was hit (per minute,
+        per hour…), so the page never says "a minute" for an hourly limit."""
+        import math
+
+        for k, v in headers:
+            if k.lower() == "retry-after" and str(v).isdigit():
+                return max(1, math.ceil(int(v) / 60))
+        try:
+            return max(1, math.ceil(limit.limit.get_expiry() / 60))
+        except (AttributeError, TypeError, ValueError):
+            return None
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -18,6 +18,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from ..protocol.codes import MAX_PORTS, PILE_ID_PATTERN
+from .money import YuanField
 
 
 class LoginForm(FlaskForm):
@@ -36,9 +37,8 @@ class AlleyForm(FlaskForm):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=255)])
     timezone = StringField(_l("Time zone"), validators=[Optional(), Length(max=64)])
     contacts = TextAreaField(_l("Contacts"), validators=[Optional(), Length(max=2000)])
-    tariff_cents_per_kwh = IntegerField(
-        _l("Tariff (fen per kWh)"), validators=[Optional(), NumberRange(0, 100000)]
-    )
+    tariff_per_kwh = YuanField(_l("Tariff (yuan per kWh)"), validators=[Optional()],
+                               max_fen=100000)
     auto_cutoff = BooleanField(_l("Cut a port off at once on smoke or over-temperature"))
     allow_unbilled = BooleanField(_l("Let sessions on unknown cards charge (reviewed later)"))
 

@@ -15,7 +15,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+
+from .money import YuanField
 
 METHOD_CHOICES = [SelectChoice("cash", _l("Cash")), SelectChoice("wechat", _l("WeChat Pay")),
                   SelectChoice("alipay", _l("Alipay")), SelectChoice("bank", _l("Bank transfer")),
@@ -54,32 +56,32 @@ class MoneyForm(FlaskForm):
     # it, and the money is recorded once (services/idempotency.py).
     request_key = HiddenField(default=_new_request_key,
                               validators=[Optional(), Length(max=128)])
-    amount_cents = IntegerField(_l("Amount (fen)"), validators=[DataRequired(),
-                                                               NumberRange(1, 1_000_000)])
+    amount = YuanField(_l("Amount (yuan)"), validators=[InputRequired()], min_fen=1,
+                       max_fen=1_000_000)
     method = SelectField(_l("Method"), choices=METHOD_CHOICES)
     receipt = StringField(_l("Receipt number"), validators=[Optional(), Length(max=64)])
     reason = StringField(_l("Reason"), validators=[Optional(), Length(max=200)])
 
 
 class TariffForm(FlaskForm):
-    electricity_cents_per_kwh = IntegerField(_l("Electricity (fen per kWh)"),
-                                             validators=[DataRequired(), NumberRange(0, 100000)])
+    electricity_per_kwh = YuanField(_l("Electricity (yuan per kWh)"),
+                                    validators=[InputRequired()], max_fen=100000)
     service_scheme = SelectField(_l("Service fee"), choices=[
         SelectChoice("tier_hour", _l("By power tier, per hour")), SelectChoice("kwh", _l("Per kWh")),
         SelectChoice("flat_hour", _l("Flat, per hour")), SelectChoice("none", _l("None"))])
     service_tiers = TextAreaField(
-        _l("Power tiers: one per line, 'max watts: fen per hour'"),
-        default="180: 20\n360: 30\n540: 40\n800: 60\n1200: 80", validators=[Optional()])
-    service_cents = IntegerField(_l("Service fee (fen per kWh or per hour)"),
-                                 default=0, validators=[Optional(), NumberRange(0, 100000)])
+        _l("Power tiers: one per line, 'max watts: yuan per hour'"),
+        default="180: 0.20\n360: 0.30\n540: 0.40\n800: 0.60\n1200: 0.80", validators=[Optional()])
+    service_price = YuanField(_l("Service fee (yuan per kWh or per hour)"),
+                              default=0, validators=[Optional()], max_fen=100000)
     step_minutes = IntegerField(_l("Billing step (minutes)"), default=1,
                                 validators=[DataRequired(), NumberRange(1, 1440)])
     free_minutes = IntegerField(_l("Free minutes"), default=0,
                                 validators=[Optional(), NumberRange(0, 1440)])
-    minimum_cents = IntegerField(_l("Minimum (fen)"), default=0,
-                                 validators=[Optional(), NumberRange(0, 100000)])
-    cap_cents = IntegerField(_l("Cap per session (fen, empty: none)"),
-                             validators=[Optional(), NumberRange(0, 1000000)])
+    minimum = YuanField(_l("Minimum (yuan)"), default=0, validators=[Optional()],
+                        max_fen=100000)
+    cap = YuanField(_l("Cap per session (yuan, empty: none)"), validators=[Optional()],
+                    max_fen=1000000)
     full_float_minutes = IntegerField(_l("Minutes charged after full (empty: until unplugged)"),
                                       validators=[Optional(), NumberRange(0, 1440)])
     effective_from = DateTimeLocalField(_l("Takes effect at (alley time)"),

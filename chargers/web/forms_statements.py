@@ -7,6 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
 
+from .money import YuanField
+
 KWH = Regexp(r"^[0-9]{1,9}(\.[0-9]{1,3})?$", message=_l("A number of kWh, e.g. 1234.5"))
 
 
@@ -16,8 +18,7 @@ class GridBillForm(FlaskForm):
                                     validators=[Optional(), KWH])
     reading_end_kwh = StringField(_l("Meter reading at the end (kWh)"),
                                   validators=[Optional(), KWH])
-    amount_cents = IntegerField(_l("Bill amount (fen)"),
-                                validators=[InputRequired(), NumberRange(min=0, max=10**10)])
+    amount = YuanField(_l("Bill amount (yuan)"), validators=[InputRequired()], max_fen=10**10)
     note = StringField(_l("Note"), validators=[Optional(), Length(max=255)])
 
 
@@ -26,7 +27,7 @@ class PublishForm(FlaskForm):
 
 
 class ReminderSettingsForm(FlaskForm):
-    low_balance_cents = IntegerField(_l("Remind when a prepaid balance is below (fen)"),
-                                     validators=[InputRequired(), NumberRange(min=0, max=1_000_000)])
+    low_balance = YuanField(_l("Remind when a prepaid balance is below (yuan)"),
+                            validators=[InputRequired()], max_fen=1_000_000)
     monthly_days = IntegerField(_l("Remind this many days before a monthly card ends"),
                                 validators=[InputRequired(), NumberRange(min=0, max=60)])

@@ -5,17 +5,57 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from wtforms import StringField
+from wtforms.validators import ValidationError
 
+from .. import money as _money
 from ..models import Alley, utcnow
+
+MONEY_ERRORS = {
+    "not_a_number": _l("Type an amount in yuan, e.g. 50 or 50.50."),
+    "too_precise": _l("At most two decimals (fen): e.g. 50.05."),
+    "negative": _l("The amount cannot be negative."),
+    "bad_separator": _l("Write the amount without separators, e.g. 1234.50."),
+    "too_large": _l("That amount is too large."),
+}
 
 
 def yuan(fen: int | None) -> str:
-    """1234 → "¥12.34"; None → "—". No float touches the amount."""
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    fen = abs(int(fen))
-    return f"{sign}¥{fen // 100}.{fen % 100:02d}"
+    """1234 → "¥12.34"; None → "—" (chargers/money.py: no float touches the amount)."""
+    return _money.yuan_text(fen)
+
+
+class YuanField(StringField):
+    """A form field in yuan ("50", "50.5", "¥50", "1,234.50") whose `.data` is integer
+    fen (None when left empty), parsed by chargers/money.parse_yuan. `min_fen` /
+    `max_fen` bound it; a refusal is a sentence in the form."""
+
+    def __init__(self, label=None, validators=None, *, min_fen: int = 0,
+                 max_fen: int | None = None, allow_negative: bool = False, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.min_fen, self.max_fen, self.allow_negative = min_fen, max_fen, allow_negative
+        self.render_kw = {"inputmode": "decimal", "autocomplete": "off",
+                          **(self.render_kw or {})}
+
+    def process_formdata(self, valuelist):
+        self.raw_text = valuelist[0] if valuelist else ""
+        try:
+            self.data = _money.parse_yuan(self.raw_text,
+                                          allow_negative=self.allow_negative,
+                                          max_fen=self.max_fen)
+        except _money.MoneyError as exc:
+            self.data = None
+            raise ValueError(str(MONEY_ERRORS[exc.code])) from exc
+
+    def pre_validate(self, form):
+        if self.data is not None and not self.allow_negative and self.data < self.min_fen:
+            raise ValidationError(_("At least %(min)s.", min=yuan(self.min_fen)))
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return _money.yuan_plain(self.data) if isinstance(self.data, int) else ""
 
 
 def step_rule(step_minutes: int) -> str:
@@ -37,29 +77,48 @@ def posted_tariff(alley: Alley):
 def billing_word(code: str | None) -> str:
     """A billing code (account kind, ledger account kind, posting kind, review reason,
     billing state, service scheme) in the page's language."""
-    words = {
-        "prepaid": _("Prepaid"), "monthly": _("Monthly card"),
-        "exempt": _("Exempt (the community pays)"),
-        "resident": _("Resident balance"), "electricity": _("Electricity takings"),
-        "service": _("Service fee takings"), "cash": _("Cash and payments received"),
-        "covered": _("Paid by the community"), "waived": _("Waived"),
-        "charge": _("Charge"), "topup": _("Top-up"), "refund": _("Refund"),
-        "adjustment": _("Adjustment"), "reversal": _("Reversal"),
-        "no_card": _("No card"), "unknown_card": _("Unknown card"),
-        "other_alley": _("Card of another alley"),
-        "charged": _("Charged"), "review": _("In review"),
-        "tier_hour": _("By power tier, per hour"), "kwh": _("Per kWh"),
-        "flat_hour": _("Flat, per hour"), "none": _("None"),
-        "balance": _("balance used up"), "monthly_hours": _("monthly hours used up"),
-        "monthly_busy": _("another session on the monthly card"),
-        "method:cash": _("Cash"), "method:wechat": _("WeChat Pay"),
-        "method:alipay": _("Alipay"), "method:bank": _("Bank transfer"),
-        "method:other": _("Other"),
-    }
-    return words.get(code or "", code or "—")
+    from ..labels import BILLING_LABELS
+
+    label = BILLING_LABELS.get(code or "")
+    return str(label) if label is not None else (code or "—")
+
+
+def ledger_amount(kind: str, balance_cents: int) -> int:
+    """An alley ledger account's balance with the sign of what happened: cash received,
+    amounts covered or waived are debits in the ledger (negative) but happened as
+    positive amounts."""
+    from ..labels import DEBIT_ACCOUNT_KINDS
+
+    return -balance_cents if kind in DEBIT_ACCOUNT_KINDS else balance_cents
+
+
+def session_billing_word(billing: str | None, account_kind: str | None = None) -> str:
+    """A session's billing state; one a monthly card covered says so (not "the community
+    pays", which is an exempt account's)."""
+    if billing == "covered" and account_kind == "monthly":
+        return billing_word("monthly")
+    return billing_word(billing)
+
+
+def per_kwh(fen: int | None) -> str:
+    """A price per kWh as residents say it: "¥0.62 / kWh"; in Chinese "0.62 元/度"."""
+    if fen is None:
+        return "—"
+    return _("¥%(yuan)s / kWh", yuan=_money.yuan_plain(fen))
+
+
+def per_hour(fen: int | None) -> str:
+    """A price per hour: "¥0.40 / hour"; in Chinese "0.40 元/小时"."""
+    if fen is None:
+        return "—"
+    return _("¥%(yuan)s / hour", yuan=_money.yuan_plain(fen))
 
 
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["per_kwh"] = per_kwh
+    app.jinja_env.globals["per_hour"] = per_hour
+    app.jinja_env.globals["ledger_amount"] = ledger_amount
+    app.jinja_env.globals["session_billing_word"] = session_billing_word
     app.jinja_env.filters["yuan"] = yuan
     app.jinja_env.filters["kwh"] = kwh
     app.jinja_env.filters["duration"] = duration

@@ -92,6 +92,14 @@ def get_account(user: User | None, account_id: int) -> ResidentAccount:
     return acc
 
 
+def account_kinds(ids: set[int]) -> dict[int, str]:
+    """The kind (prepaid, monthly, exempt) of each of these accounts."""
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(ResidentAccount.id, ResidentAccount.kind)
+                                   .where(ResidentAccount.id.in_(ids))).all())
+
+
 def list_accounts(user: User | None, slug: str | None = None, *, limit: int = 100,
                   offset: int = 0) -> list[ResidentAccount]:
     """Accounts in scope, newest first."""

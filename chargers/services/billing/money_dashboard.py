@@ -6,12 +6,12 @@ cards and the community cover; an unsettled session counts 0 until settled)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Alley, ChargingSession, Pile
+from ..devices import alleys
 
 PERIODS = {"day": 31, "week": 12, "month": 12}
 
@@ -37,7 +37,7 @@ def series(alley: Alley, period: str, now: datetime) -> list[dict]:
     """Buckets oldest first: {"start": date, "sessions", "energy_wh", "takings_cents"}."""
     if period not in PERIODS:
         period = "day"
-    tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+    tz = alleys.zone(alley)
     today = _start_of(period, now.astimezone(tz).date())
     starts = [_step(period, today, back) for back in range(PERIODS[period] - 1, -1, -1)]
     buckets = {s: {"start": s, "sessions": 0, "energy_wh": 0, "takings_cents": 0}

@@ -42,6 +42,7 @@ from ...models import (
     Statement,
 )
 from ...settings import CloseRule
+from ..devices import alleys
 
 FINISHED = ("stopped", "timeout")
 
@@ -124,7 +125,7 @@ def close_due(now: datetime, rule: CloseRule | None = None) -> CloseResult:
     rule = rule or CloseRule()
     result = CloseResult([], [])
     for alley in db.session.scalars(select(Alley).order_by(Alley.id)).all():
-        tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+        tz = alleys.zone(alley)
         last = latest_closable(now, tz, rule.hour)
         done = db.session.scalar(select(func.max(MonthClose.month))
                                  .where(MonthClose.alley_id == alley.id))
@@ -146,7 +147,7 @@ def close_due(now: datetime, rule: CloseRule | None = None) -> CloseResult:
 def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
     """Close one month of an alley (the caller checked it is due). Commits; None when
     another run closed it first."""
-    tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+    tz = alleys.zone(alley)
     start, end = bounds(month, tz)
     # Postings not yet counted whose effective time is before the month's end.
     rows = db.session.execute(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -239,7 +238,7 @@ def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
                                {"balance": _yuan(bal), "threshold": _yuan(low)}))
         if (acc.kind == "monthly" and acc.monthly_until is not None
                 and now < acc.monthly_until <= now + timedelta(days=days)):
-            tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+            tz = alleys.zone(alley)
             until = acc.monthly_until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
             wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}",
                            {"until": until}))

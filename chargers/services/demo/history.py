@@ -46,6 +46,7 @@ from ...models import (
 from ...settings import CloseRule, SettleRule
 from ..billing import accounts, monthly_close, reconciliation, settlement
 from ..charging import sessions
+from ..devices import alleys
 from ..ingest import message_log
 from ..maintenance import inspections
 from . import cards as demo_cards
@@ -301,7 +302,7 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
     """Make the alley's past from the 1st of its last closable month (at most
     MAX_HISTORY ago) up to `now` (see the module docstring). Commits step by step."""
     out = Replayed()
-    tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+    tz = alleys.zone(alley)
     rng = random.Random(f"chargers-demo-history:{alley.slug}")
     month = monthly_close.latest_closable(now, tz, close_rule.hour)
     start, month_end = monthly_close.bounds(month, tz)

@@ -100,12 +100,14 @@ def change_alley(user: User | None, slug: str, data: AlleyInput) -> tuple[Alley,
     return alley, alley.tariff_cents_per_kwh != old_price
 
 
-def zone(alley: Alley, default: str = "UTC") -> ZoneInfo:
-    """The alley's time zone (`default`, the deployment's, if its name is not known)."""
+def zone(alley: Alley, default: str | None = None) -> ZoneInfo:
+    """The alley's time zone (`default`, the deployment's, if its name is not known;
+    a new alley's default zone when none is given). The one way services and pages
+    learn the alley's day: never the server's local time, never a zone written in code."""
     try:
         return ZoneInfo(alley.timezone)
-    except (KeyError, ValueError):
-        return ZoneInfo(default)
+    except (KeyError, ValueError, TypeError):
+        return ZoneInfo(default or AlleyDefaults.timezone)
 
 
 def find_alley(slug: str) -> Alley | None:

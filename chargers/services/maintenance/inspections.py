@@ -204,20 +204,37 @@ class PlanInput:
     active: bool = True
 
 
+def _alike(a: str, b: str) -> bool:
+    """Two wordings of one checklist item (an edit, not a different item)."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, a, b).ratio() >= 0.6
+
+
 def _checklist(lines: list[str], old: list[dict]) -> list[dict]:
-    """Checklist items from lines: `key: text` keeps a key; a bare text keeps the key
-    of the same text in the old list, or gets `item_N`."""
+    """Checklist items from the lines staff typed (the wording only: keys are derived,
+    never typed). A line keeps the key of the old item with the same text; a line whose
+    wording changed in place keeps the key of the old item at its position when the two
+    wordings are mostly alike (and that item's text is not still on another line); any
+    other line gets `item_N`. `key: text` (an
+    ASCII key) still sets a key, for lists written before."""
     by_text = {i["text"]: i["key"] for i in old}
+    cleaned = [raw.strip() for raw in lines]
+    kept = {by_text[line] for line in cleaned if line in by_text}
     out, keys = [], set()
-    for n, raw in enumerate(lines, 1):
-        line = raw.strip()
+    for n, line in enumerate(cleaned, 1):
         if not line:
             continue
         key, sep, text = line.partition(":")
         if sep and KEY_RE.match(key.strip()):
             key, text = key.strip(), text.strip()
+        elif line in by_text:
+            key, text = by_text[line], line
+        elif (n <= len(old) and old[n - 1]["key"] not in kept | keys
+              and _alike(old[n - 1]["text"], line)):
+            key, text = old[n - 1]["key"], line
         else:
-            key, text = by_text.get(line, f"item_{n}"), line
+            key, text = f"item_{n}", line
         if not text or len(text) > 200:
             raise Invalid("maintenance.bad_checklist", line=n)
         while key in keys:

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...models import utcnow
+from ...money import MoneyError, parse_yuan, yuan_decimal
 from ...outcomes import render as outcome
 from ...services import idempotency
 from ...services.billing import accounts, exports, ledger, settlement, tariffs
@@ -28,6 +29,7 @@ from ..forms_billing import (
     SessionFilterForm,
     TariffForm,
 )
+from ..money import yuan
 from . import bp
 
 BOM = "\ufeff"
@@ -58,17 +60,17 @@ def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
     if form.service_scheme.data == "tier_hour":
         for line in (form.service_tiers.data or "").splitlines():
             if line.strip():
-                w, _sep, fen = line.partition(":")
+                w, _sep, price = line.replace("：", ":").partition(":")
                 try:
-                    tiers.append({"max_w": int(w), "cents_per_hour": int(fen)})
-                except ValueError:
+                    tiers.append({"max_w": int(w), "cents_per_hour": parse_yuan(price)})
+                except (ValueError, MoneyError):
                     tiers.append({"max_w": "?", "cents_per_hour": "?"})
     return tariffs.TariffInput(
-        electricity_cents_per_kwh=form.electricity_cents_per_kwh.data,
+        electricity_cents_per_kwh=form.electricity_per_kwh.data,
         service_scheme=form.service_scheme.data, service_tiers=tiers,
-        service_cents=form.service_cents.data or 0, step_minutes=form.step_minutes.data,
-        free_minutes=form.free_minutes.data or 0, minimum_cents=form.minimum_cents.data or 0,
-        cap_cents=form.cap_cents.data, full_float_minutes=form.full_float_minutes.data,
+        service_cents=form.service_price.data or 0, step_minutes=form.step_minutes.data,
+        free_minutes=form.free_minutes.data or 0, minimum_cents=form.minimum.data or 0,
+        cap_cents=form.cap.data, full_float_minutes=form.full_float_minutes.data,
         effective_from=_aware(alley, form.effective_from.data))
 
 
@@ -87,7 +89,10 @@ def billing_tariffs(slug: str):
                 preview = tariffs.preview(data, utcnow())
             else:
                 tariffs.create(current_user, slug, data, utcnow())
-                flash(_("The new tariff is saved and takes effect as set."), "ok")
+                flash(_("The new tariff is saved: electricity %(price)s per kWh, from %(when)s.",
+                        price=yuan(data.electricity_cents_per_kwh),
+                        when=data.effective_from.astimezone(alleys.zone(alley))
+                        .strftime("%Y-%m-%d %H:%M")), "ok")
                 return redirect(url_for("staff.billing_tariffs", slug=slug))
         except DomainError as exc:
             _fail(exc)
@@ -134,7 +139,8 @@ def _money_action(account_id: int, refund: bool):
     form = MoneyForm(prefix="r" if refund else "t")
     back = redirect(url_for("staff.billing_account", account_id=account_id))
     if not form.validate_on_submit():
-        flash(_("Check the amount and method."), "error")
+        errors = form.amount.errors or form.method.errors
+        flash(_("Check the amount and method.") + (f" {errors[0]}" if errors else ""), "error")
         return back
     key = (form.request_key.data or "").strip()
     rk = idempotency.RequestKey(scope=f"user:{current_user.id}", key=key,
@@ -143,13 +149,13 @@ def _money_action(account_id: int, refund: bool):
         return _money_replayed(rk, refund, back)
     try:
         if refund:
-            accounts.refund(current_user, account_id, form.amount_cents.data,
-                             form.method.data, form.receipt.data or None, utcnow(),
-                             reason=form.reason.data or "", request_key=rk)
+            accounts.refund(current_user, account_id, form.amount.data,
+                            form.method.data, form.receipt.data or None, utcnow(),
+                            reason=form.reason.data or "", request_key=rk)
         else:
-            accounts.top_up(current_user, account_id, form.amount_cents.data,
-                             form.method.data, form.receipt.data or None, utcnow(),
-                             request_key=rk)
+            accounts.top_up(current_user, account_id, form.amount.data,
+                            form.method.data, form.receipt.data or None, utcnow(),
+                            request_key=rk)
     except DomainError as exc:
         if exc.code == "idempotency.replay":
             return _money_replayed(rk, refund, back)
@@ -157,7 +163,14 @@ def _money_action(account_id: int, refund: bool):
     else:
         if rk is not None:
             idempotency.answer(rk, 302, {"recorded": True})
-        flash(_("Refund recorded.") if refund else _("Top-up recorded."), "ok")
+        acc = accounts.get_account(current_user, account_id)
+        who = acc.household or acc.name or f"#{acc.id}"
+        if refund:
+            flash(_("Refunded %(amount)s to %(who)s.", amount=yuan(form.amount.data),
+                    who=who), "ok")
+        else:
+            flash(_("Topped up %(amount)s for %(who)s.", amount=yuan(form.amount.data),
+                    who=who), "ok")
     return back
 
 
@@ -251,13 +264,15 @@ def billing_sessions(slug: str):
     rows = exports.alley_sessions(alley, f, offset=(page - 1) * PAGE_SIZE,
                                           limit=PAGE_SIZE + 1)
     args = {k: v for k, v in request.args.items() if v and k != "page"}
+    kinds = accounts.account_kinds({s.account_id for s in rows if s.account_id})
     return render_template("staff/billing/sessions.html", alley=alley, form=form,
-                           rows=rows[:PAGE_SIZE], more=len(rows) > PAGE_SIZE, page=page,
-                           args=args, totals=exports.session_totals(alley, f))
+                           rows=rows[:PAGE_SIZE], account_kinds=kinds, more=len(rows) > PAGE_SIZE,
+                           page=page, args=args, totals=exports.session_totals(alley, f))
 
 
 def _csv(name: str, header: list[str], rows: Callable[[], Iterable[list]]) -> Response:
-    """A CSV download through the web's one CSV writer (formula cells neutralised)."""
+    """A CSV download through the web's one CSV writer (UTF-8 with a BOM, formula cells
+    neutralised: web/csvout.py)."""
     return csvout.response(name, header, rows)
 
 
@@ -271,14 +286,17 @@ def billing_sessions_csv(slug: str):
     tz = alleys.zone(alley)
     f = _session_filter()[1]
     header = [_("Session"), _("Pile"), _("Port"), _("Card"), _("Start"), _("End"),
-              _("Energy (Wh)"), _("Electricity (fen)"), _("Service (fen)"), _("Total (fen)"),
-              _("Tariff"), _("Tier"), _("Billing"), _("Receipt")]
+              _("Energy (Wh)"), _("Electricity (yuan)"), _("Service (yuan)"), _("Total (yuan)"),
+              _("Tariff"), _("Tier"), _("Billing (code)"), _("Billing"), _("Receipt")]
     base = request.host_url.rstrip("/")
+    words = export_words()
 
     def rows():
         return ([s.id, s.pile_id, s.port, s.card or "", _local(tz, s.started_at),
-                 _local(tz, s.ended_at), s.energy_wh, s.energy_cents, s.service_cents,
-                 s.amount_cents, s.tariff_id or "", s.tier or "", s.billing or "",
+                 _local(tz, s.ended_at), s.energy_wh, yuan_decimal(s.energy_cents),
+                 yuan_decimal(s.service_cents), yuan_decimal(s.amount_cents),
+                 s.tariff_id or "", s.tier or "", s.billing or "",
+                 words.get(s.billing or "", ""),
                  f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
                 for s in exports.iter_alley_sessions(alleys.find_alley(slug), f))
 
@@ -289,17 +307,42 @@ def billing_sessions_csv(slug: str):
 def billing_ledger_csv(slug: str):
     alley = alleys.get_alley(current_user, slug)
     alley_id, tz = alley.id, alleys.zone(alley)
-    header = [_("Posting"), _("Key"), _("Kind"), _("Time"), _("Account"), _("Amount (fen)"),
-              _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
-              _("Reason")]
+    header = ledger_header()
+    words = export_words()
 
     def rows():
-        return ([p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
-                 p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
-                 p.created_by or "", p.reason]
+        return (ledger_row(tz, words, p, e, a)
                 for p, e, a in exports.iter_ledger(alley_id))
 
     return _csv(f"ledger-{slug}.csv", header, rows)
+
+
+def export_words() -> dict[str, str]:
+    """Every billing code's label in the request's language, read once before a
+    streamed export (its rows are written outside the request)."""
+    from ...labels import BILLING_LABELS
+
+    return {code: str(label) for code, label in BILLING_LABELS.items()}
+
+
+def ledger_header() -> list[str]:
+    """The ledger export's columns: each code column is followed by its words."""
+    return [_("Posting"), _("Key"), _("Kind (code)"), _("Kind"), _("Time"),
+            _("Account (code)"), _("Account"), _("Amount (yuan)"), _("Method (code)"),
+            _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
+            _("Reason")]
+
+
+def ledger_row(tz, words: dict[str, str], p, e, a) -> list:
+    """One ledger line of an export (amount in yuan as an exact Decimal)."""
+    account = words.get(a.kind, a.kind)
+    if a.resident_id is not None:
+        account = f"{account} #{a.resident_id}"
+    return [p.id, p.key, p.kind, words.get(p.kind, p.kind), _local(tz, p.created_at),
+            a.code, account, yuan_decimal(e.amount_cents), p.method or "",
+            words.get(f"method:{p.method}", p.method) if p.method else "",
+            p.receipt or "", p.session_id or "", p.reverses_id or "", p.created_by or "",
+            p.reason]
 
 
 @bp.post("/billing/postings/<int:posting_id>/reverse")

@@ -8,6 +8,7 @@ Views translate only: forms in, one service call, a page out."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import (
     abort,
@@ -38,6 +39,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from ... import outcomes
+from ...models import utcnow
 from ...services import jobruns, photos
 from ...services.devices import alleys
 from ...services.errors import DomainError
@@ -198,7 +200,7 @@ def plan_edit(plan_id: int):
     form.pile_id.choices = _pile_choices(plan.alley)
     if request.method == "GET":
         form.pile_id.data = plan.pile_id or ""
-        form.checklist.data = "\n".join(f"{i['key']}: {i['text']}" for i in plan.checklist)
+        form.checklist.data = "\n".join(i["text"] for i in plan.checklist)
     if form.validate_on_submit():
         try:
             inspections.update_plan(current_user, plan_id, _plan_input(form))
@@ -276,9 +278,19 @@ def _sign(plan, form):
 # --- records -------------------------------------------------------------------------
 
 
+def _alley_today(slug: str | None) -> date:
+    shown = [a for a in alleys.list_alleys(current_user) if slug is None or a.slug == slug]
+    zones = {a.timezone for a in shown}
+    tz = (alleys.zone(shown[0]) if len(zones) == 1
+          else ZoneInfo(current_app.config["DEFAULT_TIMEZONE"]))
+    return utcnow().astimezone(tz).date()
+
+
 def _period(form: PeriodForm) -> dict:
-    """The chosen alley and dates; the last 31 days by default."""
-    today = date.today()
+    """The chosen alley and dates; the last 31 days by default, ending on the alley's
+    today (the deployment's default zone when all alleys are shown and their zones
+    differ), never the server's."""
+    today = _alley_today(form.alley.data or None)
     start = form.start.data if form.start.data else today - timedelta(days=30)
     end = form.end.data if form.end.data else today
     return {"slug": form.alley.data or None, "start": start, "end": end}
@@ -361,17 +373,22 @@ def records_csv():
     rows = inspections.list_records(current_user, slug=p["slug"], start=p["start"], end=p["end"],
                                     limit=100_000)
     lines = []
+    # Headers in the reader's language; a column holding a code keeps it and is followed
+    # by its words.
+    header = [_("Record"), _("Signed (alley time)"), _("Time zone"), _("Alley"), _("Pile"),
+              _("Kind (code)"), _("Kind"), _("Title"), _("Item"), _("Result (code)"),
+              _("Result"), _("Finding"), _("Notes"), _("Inspector"), _("Work orders")]
     for row in _form_rows(rows):
         r = row["record"]
-        orders = " ".join(f"#{o.id}:{o.status}" for o in row["orders"])
+        orders = " ".join(f"#{o.id} {ORDER_STATUS_LABELS.get(o.status, o.status)}"
+                          for o in row["orders"])
         for i in r.items:
             lines.append([r.id, row["date"], r.alley.timezone, r.alley.name, r.pile_id or "",
-                          r.kind, r.title, i["text"], i["result"], i.get("note", ""), r.notes,
-                          r.signer.name, orders])
+                          r.kind, str(KIND_LABELS.get(r.kind, r.kind)), r.title, i["text"],
+                          i["result"], str(RESULT_LABELS.get(i["result"], i["result"])),
+                          i.get("note", ""), r.notes, r.signer.name, orders])
     name = f"inspections-{p['slug'] or 'all'}-{p['start']}-{p['end']}.csv"
-    return csvout.response(name, [
-        "record", "signed_at_local", "timezone", "alley", "pile", "kind", "title", "item",
-        "result", "finding", "notes", "inspector", "work_orders"], lambda: lines)
+    return csvout.response(name, header, lambda: lines)
 
 
 # --- work orders -----------------------------------------------------------------------
@@ -453,4 +470,7 @@ def jobs_page():
         nxt = next_run_after(job, started, now)
         rows.append({"job": job, "schedule": describe_schedule(job), "h": h, "next": nxt,
                      "late": nxt is not None and nxt < now - timedelta(minutes=2)})
-    return render_template("staff/jobs.html", rows=rows, now=now, refresh=60)
+    return render_template("staff/jobs.html", rows=rows, now=now, refresh=60,
+                           tz=ZoneInfo(current_app.config["DEFAULT_TIMEZONE"]),
+                           run_status_labels={"ok": _("ok"), "error": _("failed"),
+                                              "running": _("running")})

@@ -55,7 +55,7 @@ def _alley_input(form: AlleyForm) -> alleys.AlleyInput:
         slug=form.slug.data, name=form.name.data, street=form.street.data,
         community=form.community.data, address=form.address.data,
         timezone=form.timezone.data or None, contacts=form.contacts.data,
-        tariff_cents_per_kwh=form.tariff_cents_per_kwh.data, auto_cutoff=form.auto_cutoff.data,
+        tariff_cents_per_kwh=form.tariff_per_kwh.data, auto_cutoff=form.auto_cutoff.data,
         allow_unbilled=form.allow_unbilled.data,
     )
 
@@ -96,7 +96,7 @@ def _alley_input_edit(form: AlleyForm) -> alleys.AlleyInput:
     return alleys.AlleyInput(
         name=form.name.data, street=form.street.data or "", community=form.community.data or "",
         address=form.address.data or "", timezone=form.timezone.data or None,
-        contacts=form.contacts.data or "", tariff_cents_per_kwh=form.tariff_cents_per_kwh.data,
+        contacts=form.contacts.data or "", tariff_cents_per_kwh=form.tariff_per_kwh.data,
         auto_cutoff=form.auto_cutoff.data, allow_unbilled=form.allow_unbilled.data,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -19,16 +20,19 @@ from sqlalchemy import select
 from ... import settings
 from ...extensions import db
 from ...models import utcnow
+from ...money import yuan_decimal
 from ...outcomes import render as outcome
 from ...services.billing import exports, money_dashboard, monthly_close, reconciliation, reminders
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
 from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
+from ..money import yuan
 from . import bp
-from .billing import _csv, _local
+from .billing import _csv, export_words, ledger_header, ledger_row
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+YUAN_FORMAT = '"¥"#,##0.00;-"¥"#,##0.00'
 
 
 def _rule():
@@ -42,7 +46,7 @@ def months(slug: str):
     g.tz = alley.timezone
     rows = [(mc, reconciliation.reconcile(mc, _rule())) for mc in monthly_close.closes(alley.id)]
     low, days = reminders.alley_settings(alley.id, settings.reminders(current_app.config))
-    form = ReminderSettingsForm(low_balance_cents=low, monthly_days=days)
+    form = ReminderSettingsForm(low_balance=low, monthly_days=days)
     return render_template("staff/statements/months.html", alley=alley, rows=rows, kwh1=kwh1,
                            reminder_form=form)
 
@@ -57,20 +61,21 @@ def month(slug: str, month: str):
     form = GridBillForm(obj=None)
     if request.method == "GET" and bill is not None:
         form.grid_kwh.data = kwh1(bill.grid_wh) if bill.reading_start_wh is None else ""
-        form.amount_cents.data = bill.amount_cents
+        form.amount.data = bill.amount_cents
         form.note.data = bill.note
     if form.validate_on_submit():
         try:
             reconciliation.set_grid_bill(current_user, slug, reconciliation.GridInput(
                 month=month, grid_kwh=form.grid_kwh.data or None,
-                amount_cents=form.amount_cents.data,
+                amount_cents=form.amount.data,
                 reading_start_kwh=form.reading_start_kwh.data or None,
                 reading_end_kwh=form.reading_end_kwh.data or None,
                 note=form.note.data or ""), utcnow())
         except DomainError as exc:
             flash(outcome(exc.code, exc.params), "error")
         else:
-            flash(_("Grid bill saved."), "ok")
+            flash(_("Grid bill saved: %(amount)s for %(month)s.", amount=yuan(form.amount.data),
+                    month=month), "ok")
             return redirect(url_for("staff.month", slug=slug, month=month))
     return render_template("staff/statements/month.html", alley=alley, mc=mc, form=form,
                            publish_form=PublishForm(), rec=reconciliation.reconcile(mc, _rule()),
@@ -131,21 +136,22 @@ def money(slug: str):
 def _statement_rows(mc):
     """The header and a function yielding the rows (called while the download is
     written, in an application context of its own for a streamed CSV)."""
-    header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (fen)"),
-              _("Top-ups (fen)"), _("Charges (fen)"), _("Refunds (fen)"),
-              _("Adjustments (fen)"), _("Closing (fen)"), _("Sessions")]
+    header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (yuan)"),
+              _("Top-ups (yuan)"), _("Charges (yuan)"), _("Refunds (yuan)"),
+              _("Adjustments (yuan)"), _("Closing (yuan)"), _("Sessions")]
     rows = [[acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
-             st.opening_cents, st.topups_cents, st.charges_cents, st.refunds_cents,
-             st.adjustments_cents, st.closing_cents, len(st.sessions)]
+             *(yuan_decimal(v) for v in (st.opening_cents, st.topups_cents, st.charges_cents,
+                                         st.refunds_cents, st.adjustments_cents,
+                                         st.closing_cents)),
+             len(st.sessions)]
             for st, acc in monthly_close.statements_for(mc)]
     return header, lambda: rows
 
 
 def _ledger_rows(alley):
     """The header and a function yielding the ledger lines (see _statement_rows)."""
-    header = [_("Posting"), _("Key"), _("Kind"), _("Time"), _("Account"), _("Amount (fen)"),
-              _("Method"), _("Receipt number"), _("Session"), _("Reverses"), _("By"),
-              _("Reason"), _("Month")]
+    header = [*ledger_header(), _("Month")]
+    words = export_words()
     alley_id, tz = alley.id, alleys.zone(alley)
 
     def rows():
@@ -153,9 +159,7 @@ def _ledger_rows(alley):
             select(monthly_close.PostingMonth.posting_id, monthly_close.PostingMonth.month)
             .where(monthly_close.PostingMonth.alley_id == alley_id)).all())
         for p, e, a in exports.iter_ledger(alley_id):
-            yield [p.id, p.key, p.kind, _local(tz, p.created_at), a.code, e.amount_cents,
-                   p.method or "", p.receipt or "", p.session_id or "", p.reverses_id or "",
-                   p.created_by or "", p.reason, counted.get(p.id, "")]
+            yield [*ledger_row(tz, words, p, e, a), counted.get(p.id, "")]
 
     return header, rows
 
@@ -174,6 +178,10 @@ def _xlsx(name: str, title: str, header: list, rows: Callable[[], Iterable[list]
             if isinstance(v, str):
                 c = WriteOnlyCell(ws, value=v)
                 c.data_type = "s"
+                yield c
+            elif isinstance(v, Decimal):  # yuan: a number Excel sums, shown as money
+                c = WriteOnlyCell(ws, value=v)
+                c.number_format = YUAN_FORMAT
                 yield c
             else:
                 yield v
@@ -249,12 +257,15 @@ def reminder_settings_set(slug: str):
     form = ReminderSettingsForm()
     if form.validate_on_submit():
         try:
-            reminders.set_alley_settings(current_user, slug, form.low_balance_cents.data,
+            reminders.set_alley_settings(current_user, slug, form.low_balance.data,
                                          form.monthly_days.data, utcnow())
         except DomainError as exc:
             flash(outcome(exc.code, exc.params), "error")
         else:
-            flash(_("Saved."), "ok")
+            flash(_("Saved: residents are reminded below %(amount)s and %(n)d days before a "
+                    "monthly card ends.", amount=yuan(form.low_balance.data),
+                    n=form.monthly_days.data), "ok")
     else:
-        flash(_("Check the numbers."), "error")
+        errors = form.low_balance.errors or form.monthly_days.errors
+        flash(_("Check the numbers.") + (f" {errors[0]}" if errors else ""), "error")
     return redirect(url_for("staff.months", slug=slug))

@@ -24,6 +24,8 @@ from ...labels import (
     NOTIFY_REASON_LABELS,
     NOTIFY_STATUS_LABELS,
     PORT_STATUS_LABELS,
+    PREVIEW_SAMPLE_LABELS,
+    PRICING_RULE_LABELS,
     REJECTION_LABELS,
     SEVERITY_LABELS,
     STATUS_LABELS,
@@ -116,6 +118,63 @@ def ago_phrase(value: datetime | None) -> str:
     return _("%(t)s ago", t=t)
 
 
+def job_description(job) -> str:
+    """A job's description in the page's language (its English one if not in the table)."""
+    from ...labels import JOB_LABELS
+
+    label = JOB_LABELS.get(job.id)
+    return str(label) if label is not None else job.description
+
+
+def job_schedule(job, tz) -> str:
+    """When a job runs, in words: "every 10 s", "every hour at :05", "every day at 03:30"
+    (a cron time, kept in UTC by the scheduler, shown in `tz`)."""
+    from datetime import UTC, datetime
+
+    from ...labels import SCHEDULE_UNIT_LABELS
+
+    args = dict(job.trigger_args)
+    if job.trigger == "interval":
+        parts = [str(SCHEDULE_UNIT_LABELS[k]) % {"n": v} for k, v in args.items()
+                 if k in SCHEDULE_UNIT_LABELS]
+        return " ".join(parts) or _("continuously")
+    if job.trigger == "cron" and set(args) <= {"minute", "hour"}:
+        minute = int(args.get("minute", 0))
+        if "hour" not in args:
+            return _("every hour at :%(m)02d", m=minute)
+        at = datetime.now(UTC).replace(hour=int(args["hour"]), minute=minute).astimezone(tz)
+        return _("every day at %(t)s", t=at.strftime("%H:%M"))
+    return f"{job.trigger} " + ", ".join(f"{k}={v}" for k, v in args.items())
+
+
+def job_summary(stored: str | None) -> str:
+    """A job run's summary in the page's language, from its code and counts; a line
+    kept without a code (an error's message) is shown as written."""
+    from ...jobs import read_summary
+    from ...labels import BILLING_LABELS, JOB_COUNT_LABELS, JOB_RESULT_LABELS, JOB_RESULT_LISTS
+
+    data = read_summary(stored)
+    if data is None:
+        return ""
+    label = JOB_RESULT_LABELS.get(data.get("code", ""))
+    if label is None:
+        return data.get("text", "")
+    counts = data.get("counts") or {}
+    try:
+        text = str(label) % counts
+    except (KeyError, TypeError, ValueError):
+        text = str(label)
+    if data["code"] in JOB_RESULT_LISTS and counts:
+        words = []
+        for key, n in counts.items():
+            kind = JOB_COUNT_LABELS.get(key) or BILLING_LABELS.get(key)
+            words.append(_("%(kind)s %(n)d", kind=str(kind) if kind is not None else key, n=n))
+        text = f"{text} " + _(", ").join(words)
+    if data.get("items"):
+        text += " · " + ", ".join(str(i) for i in data["items"])
+    return text
+
+
 @bp.context_processor
 def _wording() -> dict:
     return {"code_labels": CODE_LABELS, "severity_labels": SEVERITY_LABELS,
@@ -124,4 +183,7 @@ def _wording() -> dict:
             "port_status_labels": PORT_STATUS_LABELS,
             "rejection_labels": REJECTION_LABELS, "notify_reason_labels": NOTIFY_REASON_LABELS,
             "notify_status_labels": NOTIFY_STATUS_LABELS, "channel_labels": CHANNEL_LABELS,
-            "cutoff_labels": CUTOFF_LABELS}
+            "cutoff_labels": CUTOFF_LABELS, "job_description": job_description,
+            "job_schedule": job_schedule, "job_summary": job_summary,
+            "preview_sample_labels": PREVIEW_SAMPLE_LABELS,
+            "pricing_rule_labels": PRICING_RULE_LABELS}
