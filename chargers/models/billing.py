@@ -20,8 +20,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
