@@ -17,6 +17,7 @@ REJECTION_LABELS = {
     "oversized": _l("Too large"), "malformed": _l("Not valid JSON"),
     "invalid": _l("Fields not as the protocol says"), "port_out_of_range": _l("No such port"),
     "replay": _l("Old sequence number (replay)"), "error": _l("Failed to process"),
+    "stale": _l("Older than the duplicate memory (stale)"),
 }
 NOTIFY_REASON_LABELS = {"new": _l("first page"), "resend": _l("reminder"),
                         "escalation": _l("escalation"), "cutoff": _l("cut-off not confirmed")}

@@ -15,7 +15,13 @@ load_dotenv(ROOT / ".env")
 
 
 def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    """An integer setting from the environment; a value that is not one stops the
+    start with a message naming the variable."""
+    raw = os.environ.get(name, default)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise RuntimeError(f"setting {name} must be an integer, not {raw!r}") from None
 
 
 def _env_map(name: str) -> dict[str, str]:
@@ -245,9 +251,62 @@ CONFIGS = {
 
 # Numeric settings and their allowed ranges (inclusive; None: unbounded), checked by
 # validate() when the app is built: a wrong value stops the start naming the variable.
+DAY = 86_400
 RANGES: dict[str, tuple[int | None, int | None]] = {
     "PROXY_COUNT": (0, 5),
+    "DEFAULT_TARIFF_CENTS_PER_KWH": (0, 100_000),
+    "CLOCK_PLAUSIBLE_PAST_S": (0, 365 * DAY),
+    "CLOCK_PLAUSIBLE_FUTURE_S": (0, 365 * DAY),
+    "HEARTBEAT_INTERVAL_S": (1, DAY),
+    "MAX_PAYLOAD_BYTES": (256, 1024 * 1024),
+    "DEDUP_RETENTION_DAYS": (1, 3650),
+    "SEQ_GAP_WINDOW_S": (1, DAY),
+    "SESSION_STALE_S": (60, 30 * DAY),
+    "SETTLE_BATCH_SIZE": (1, 100_000),
+    "BILLING_UNKNOWN_CARD_GRACE_S": (0, DAY),
+    "CLOSE_HOUR": (0, 23),
+    "RECONCILE_LOSS_PCT": (0, 100),
+    "ALERT_DEBOUNCE_S": (0, DAY),
+    "OFFLINE_GRACE_S": (0, 30 * DAY),
+    "COMMAND_TIMEOUT_S": (1, DAY),
+    "CUTOFF_CONFIRM_S": (1, DAY),
+    "CUTOFF_RETRY_BASE_S": (1, DAY),
+    "CUTOFF_RETRY_MAX_S": (1, DAY),
+    "COMMAND_UNSENT_TIMEOUT_S": (1, 30 * DAY),
+    "ALERT_RESEND_MINUTES": (1, 7 * 24 * 60),
+    "ALERT_ESCALATE_MINUTES": (1, 7 * 24 * 60),
+    "NOTIFY_MAX_ATTEMPTS": (1, 100),
+    "NOTIFY_BACKOFF_BASE_S": (1, DAY),
+    "NOTIFY_BACKOFF_MAX_S": (1, 7 * DAY),
+    "WEBHOOK_TIMEOUT_S": (1, 300),
+    "SMTP_PORT": (1, 65_535),
+    "SMTP_TIMEOUT_S": (1, 300),
+    "SMS_TIMEOUT_S": (1, 300),
+    "REMINDER_LOW_BALANCE_CENTS": (0, 1_000_000),
+    "REMINDER_MONTHLY_DAYS": (0, 60),
+    "INSPECTION_REMIND_HOUR": (0, 23),
+    "INSPECTION_ESCALATE_DAYS": (1, 365),
+    "FAULT_INSPECTION_COUNT": (1, 1000),
+    "FAULT_INSPECTION_WINDOW_DAYS": (1, 365),
+    "FAULT_INSPECTION_TEMP_C": (0, 200),
+    "OVERSTAY_MINUTES": (1, 7 * 24 * 60),
+    "OVERSTAY_NUDGE_MINUTES": (0, 7 * 24 * 60),
+    "MAINTENANCE_PHOTO_MAX_BYTES": (1024, 100 * 1024 * 1024),
+    "MAINTENANCE_PHOTO_MAX_PX": (16, 10_000),
+    "REPORT_PHOTO_MAX_BYTES": (1024, 100 * 1024 * 1024),
+    "RETENTION_METER_DAYS": (1, 36_500),
+    "RETENTION_NOTIFICATION_DAYS": (1, 36_500),
+    "RETENTION_REJECTION_DAYS": (1, 36_500),
+    "RETENTION_JOB_RUN_DAYS": (1, 36_500),
+    "RETENTION_BATCH": (1, 1_000_000),
+    "MAX_CONTENT_LENGTH": (1024, 100 * 1024 * 1024),
 }
+# Pairs that must be in order (first <= second).
+ORDERED = [("CUTOFF_RETRY_BASE_S", "CUTOFF_RETRY_MAX_S"),
+           ("NOTIFY_BACKOFF_BASE_S", "NOTIFY_BACKOFF_MAX_S")]
+# Rate limits, in the limits library's notation ("10 per minute").
+RATE_LIMITS = ("ACCOUNT_LOOKUP_RATE_LIMIT", "ACCOUNT_LOOKUP_CARD_RATE_LIMIT", "LOGIN_RATE_LIMIT",
+               "LOGIN_ACCOUNT_RATE_LIMIT", "REPORT_RATE_LIMIT")
 
 
 def validate(cfg) -> None:
@@ -262,6 +321,20 @@ def validate(cfg) -> None:
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"{low if low is not None else '…'}..{high if high is not None else '…'}"
             raise RuntimeError(f"setting {name}={value} is out of range {span}")
+    for first, second in ORDERED:
+        if first in cfg and second in cfg and cfg[first] > cfg[second]:
+            raise RuntimeError(f"setting {first}={cfg[first]} must not exceed "
+                               f"{second}={cfg[second]}")
+    from limits import parse_many
+
+    for name in RATE_LIMITS:
+        if name in cfg:
+            try:
+                if not parse_many(str(cfg[name])):
+                    raise ValueError(cfg[name])
+            except ValueError:
+                raise RuntimeError(f"setting {name}={cfg[name]!r} is not a rate limit "
+                                   "(e.g. '10 per minute')") from None
 
 
 def get_config(name: str | None = None) -> type[Config]:

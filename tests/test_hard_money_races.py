@@ -146,7 +146,7 @@ def test_the_staff_form_posts_once_per_rendered_form(served):
     c = app.test_client()
     login(c, "root")
     page = c.get(f"/staff/billing/accounts/{acc}").get_data(as_text=True)
-    form = page[page.index("billing/accounts/%d/topup" % acc):]
+    form = page[page.index(f"billing/accounts/{acc}/topup"):]
     key = re.search(r'name="t-request_key"[^>]*value="([^"]+)"', form).group(1)
     data = {"csrf_token": csrf_from(page), "t-request_key": key, "t-amount": "3",
             "t-method": "cash"}

@@ -16,8 +16,11 @@ from chargers.extensions import db
 from chargers.models import InspectionRecord, ProblemReport
 from chargers.services import photos
 
-from .test_maintenance_pages import csrf, marks, plan_id, staff  # noqa: F401 (fixture)
+from . import test_maintenance_pages as maintenance_pages
+from .test_maintenance_pages import csrf, marks, plan_id
 from .webtools import csrf_from
+
+staff = maintenance_pages.staff  # the fixture: lane staff logged in
 
 
 @pytest.fixture

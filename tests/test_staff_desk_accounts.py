@@ -70,13 +70,13 @@ def test_admin_manages_accounts_in_the_pages(app, client, admin, alley_with_pile
     with app.app_context():
         assert db.session.get(ApiToken, tid).revoked_at is not None
     # disable: logged out at once, cannot log in
-    client.post(f"/staff/accounts/{uid}/active", data={"csrf_token": token})
+    client.post(f"/staff/accounts/{uid}/disable", data={"csrf_token": token})
     assert other.get("/staff/").status_code == 302
     assert login(app.test_client(), "wang", "another-pw-123").status_code != 302
     # an admin cannot disable or demote themself
     with app.app_context():
         root_id = db.session.query(User).filter_by(name="root").one().id
-    client.post(f"/staff/accounts/{root_id}/active", data={"csrf_token": token})
+    client.post(f"/staff/accounts/{root_id}/disable", data={"csrf_token": token})
     with app.app_context():
         assert db.session.get(User, root_id).active
 

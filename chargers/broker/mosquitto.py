@@ -121,7 +121,8 @@ def serve(app: Flask, binary: str, host: str, port: int, echo: Callable[[str], N
             try:
                 lines = mqtt_auth.passwd_lines(backend)
                 if lines != unless:
-                    mqtt_auth.write_mosquitto_files(workdir / "auth", backend, prefix)
+                    mqtt_auth.write_mosquitto_files(workdir / "auth", backend, prefix,
+                                                    app.config["MAX_PAYLOAD_BYTES"])
                 return lines
             finally:
                 db.session.remove()

@@ -81,7 +81,8 @@ def mqtt_auth_command(out_dir, backend_user, backend_password, backend_client_id
         backend_user, backend_password, backend_client_ids_of(current_app.config, backend_client_ids))
     try:
         result = mqtt_auth.write_mosquitto_files(out_dir, credentials,
-                                                 current_app.config["MQTT_TOPIC_PREFIX"])
+                                                 current_app.config["MQTT_TOPIC_PREFIX"],
+                                                 current_app.config["MAX_PAYLOAD_BYTES"])
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"wrote {result['passwd']} ({result['piles']} piles + backend logins "

@@ -7,7 +7,13 @@ own `cmd` topic) or `rejected:<reason>`; or, when the caller allows it, `deferre
 share of piles): nothing was done, and the caller hands the message in again with a
 later batch. A rejection is counted and kept for staff
 and changes nothing else. Reasons: bad_topic, unknown_kind, sender_mismatch,
-unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, replay, error.
+unknown_pile, retained, oversized, malformed, invalid, port_out_of_range, stale, replay,
+error.
+
+A message whose pile time is older than DEDUP_RETENTION_DAYS is `stale`: its id may
+already be forgotten by the dedup ledger, so a redelivery could no longer be told from
+a new message. A pile whose clock was reset (a `ts` before 2001) is not old, its clock
+is wrong: arrival time is used for it as before.
 
 A message delivered with the retain flag is old news (the broker replays what it
 stored when we (re)subscribe): on every topic but `online` it is rejected as
@@ -26,7 +32,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import exc as sa_exc
 
@@ -67,13 +73,15 @@ class Settings:
     clock: message_log.ClockRule
     heartbeat_s: int
     alerts: AlertRules
+    dedup_days: int = 7
 
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
                    clock=message_log.ClockRule.from_config(config),
                    heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
-                   alerts=app_settings.alerts(config))
+                   alerts=app_settings.alerts(config),
+                   dedup_days=config["DEDUP_RETENTION_DAYS"])
 
 
 class Rejected(Exception):
@@ -143,6 +151,11 @@ def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) ->
     port_no = getattr(data, "port", None)
     if port_no is not None and port_no > pile.port_count:
         raise Rejected("port_out_of_range", f"port {port_no} of {pile.port_count}", pile.id)
+    if (data.ts >= message_log.EARLIEST_PLAUSIBLE
+            and msg.arrived_at - data.ts > timedelta(days=settings.dedup_days)):
+        # Older than the dedup memory: a redelivery of it could pass as new.
+        raise Rejected("stale", f"ts {data.ts.isoformat()} older than "
+                       f"{settings.dedup_days} days", pile.id)
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"

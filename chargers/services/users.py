@@ -170,25 +170,48 @@ def update_account(by: User, user_id: int, role: str, alley_slugs: list[str]) ->
     return user
 
 
-def reset_password(by: User, user_id: int, password: str) -> User:
-    """Set a new password; the account's open sessions end. Commits."""
+def _revoke_all_tokens(user: User, now: datetime | None = None) -> int:
+    """Revoke every live API token of the user (a credential change or a disabled
+    account must not leave a key working). Does not commit."""
+    rows = db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                     ApiToken.revoked_at.is_(None))).all()
+    for row in rows:
+        row.revoked_at = now or utcnow()
+    return len(rows)
+
+
+def reset_password(by: User, user_id: int, password: str, now: datetime | None = None) -> User:
+    """Set a new password; the account's open sessions end and its API tokens are
+    revoked (whoever knew the old password may have made one). Commits."""
     user = get_account(by, user_id)
     if len(password or "") < MIN_PASSWORD:
         raise Invalid("account.password_short", n=MIN_PASSWORD)
     user.password_hash = generate_password_hash(password)
     user.session_nonce = secrets.token_hex(8)
+    _revoke_all_tokens(user, now)
     db.session.commit()
     return user
 
 
-def set_active(by: User, user_id: int, active: bool) -> User:
-    """Disable (sessions end, API tokens stop working) or enable an account. Commits."""
+def disable_account(by: User, user_id: int, now: datetime | None = None) -> User:
+    """Disable an account: it cannot log in, its sessions end and its API tokens are
+    revoked (enabling it again does not bring them back). Disabling a disabled account
+    changes nothing. Commits."""
     user = get_account(by, user_id)
-    if user.id == by.id and not active:
+    if user.id == by.id:
         raise Conflict("account.self_disable")
-    user.active = active
-    if not active:
-        user.session_nonce = secrets.token_hex(8)
+    user.active = False
+    user.session_nonce = secrets.token_hex(8)
+    _revoke_all_tokens(user, now)
+    db.session.commit()
+    return user
+
+
+def enable_account(by: User, user_id: int) -> User:
+    """Let a disabled account log in again (with new API tokens only). Enabling an
+    enabled account changes nothing. Commits."""
+    user = get_account(by, user_id)
+    user.active = True
     db.session.commit()
     return user
 

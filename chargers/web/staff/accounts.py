@@ -115,22 +115,30 @@ def account_password(user_id: int):
     if not pw_form.validate_on_submit():
         return _detail(user_id, pw_form=pw_form, status=400)
     user = accounts.reset_password(current_user, user_id, pw_form.password.data)
-    flash(_("New password set for %(name)s; their open sessions have ended.", name=user.name), "ok")
+    flash(_("New password set for %(name)s; their open sessions have ended and their API "
+            "tokens are revoked.", name=user.name), "ok")
     return redirect(url_for("staff.account_detail", user_id=user_id))
 
 
-@bp.post("/accounts/<int:user_id>/active")
-def account_active(user_id: int):
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        user = accounts.get_account(current_user, user_id)
+@bp.post("/accounts/<int:user_id>/disable")
+def account_disable(user_id: int):
+    """Disable (not a toggle: a repeated click leaves it disabled)."""
+    if ConfirmForm().validate_on_submit():
         try:
-            user = accounts.set_active(current_user, user_id, not user.active)
+            user = accounts.disable_account(current_user, user_id)
         except DomainError as exc:
             flash(_say(exc), "error")
         else:
-            flash(_("%(name)s can log in again.", name=user.name) if user.active else
-                  _("%(name)s is disabled: logged out, API tokens stopped.", name=user.name), "ok")
+            flash(_("%(name)s is disabled: logged out, API tokens stopped.", name=user.name), "ok")
+    return redirect(url_for("staff.account_detail", user_id=user_id))
+
+
+@bp.post("/accounts/<int:user_id>/enable")
+def account_enable(user_id: int):
+    """Enable (not a toggle: a repeated click leaves it enabled)."""
+    if ConfirmForm().validate_on_submit():
+        user = accounts.enable_account(current_user, user_id)
+        flash(_("%(name)s can log in again.", name=user.name), "ok")
     return redirect(url_for("staff.account_detail", user_id=user_id))
 
 
