@@ -33,28 +33,6 @@ def make_trigger(job: Job):
     raise ValueError(f"job {job.id}: unknown trigger {job.trigger!r}")
 
 
-def describe_schedule(job: Job) -> str:
-    """A short text of the job's schedule, e.g. `every 30s` or `cron hour=3`."""
-    args = ", ".join(f"{k}={v}" for k, v in job.trigger_args.items())
-    return f"{job.trigger} {args}".strip()
-
-
-def next_run(job: Job, now: datetime) -> datetime | None:
-    """When the job would next fire after `now` if the scheduler started now."""
-    trigger = make_trigger(job)
-    return trigger.get_next_fire_time(None, now)
-
-
-def next_run_after(job: Job, last_started: datetime | None, now: datetime) -> datetime | None:
-    """When the running worker will next fire the job: an interval job one interval
-    after its last start (if that is still ahead), otherwise the trigger's next time
-    after `now`. A time in the past means the worker is not running it."""
-    trigger = make_trigger(job)
-    if job.trigger == "interval" and last_started is not None:
-        return trigger.get_next_fire_time(last_started, now)
-    return trigger.get_next_fire_time(None, now)
-
-
 def build_scheduler(app: Flask, ctx: JobContext, jobs: dict[str, Job] | None = None) -> BackgroundScheduler:
     """A scheduler (not started) with every job."""
     scheduler = BackgroundScheduler(

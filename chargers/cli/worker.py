@@ -42,7 +42,6 @@ def jobs_list():
     from ..extensions import db
     from ..jobs import all_jobs
     from ..models import JobRun, utcnow
-    from ..scheduler import describe_schedule, next_run
 
     runs = {r.job_id: r for r in db.session.scalars(select(JobRun))}
     now = utcnow()
@@ -51,8 +50,8 @@ def jobs_list():
         run = runs.get(job_id)
         last = run.started_at.isoformat(timespec="seconds") if run and run.started_at else "-"
         status = run.status if run else "never"
-        nxt = next_run(job, now)
-        click.echo(f"{job_id}\t{describe_schedule(job)}\t{last}\t{status}\t"
+        nxt = job.next_run_after(None, now)
+        click.echo(f"{job_id}\t{job.schedule()}\t{last}\t{status}\t"
                    f"{nxt.isoformat(timespec='seconds') if nxt else '-'}\t{job.description}")
 
 

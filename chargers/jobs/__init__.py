@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -35,13 +35,35 @@ class Job:
     @property
     def frequent(self) -> bool:
         """Runs more often than once a minute: its idle runs are not kept in history."""
-        if self.trigger != "interval":
-            return False
-        from datetime import timedelta
+        return self.interval is not None and self.interval < timedelta(minutes=1)
 
-        args = {k: v for k, v in self.trigger_args.items()
-                if k in ("weeks", "days", "hours", "minutes", "seconds")}
-        return timedelta(**args) < timedelta(minutes=1)
+    @property
+    def interval(self) -> timedelta | None:
+        """An interval job's period (None for a cron job)."""
+        if self.trigger != "interval":
+            return None
+        return timedelta(**{k: v for k, v in self.trigger_args.items()
+                            if k in ("weeks", "days", "hours", "minutes", "seconds")})
+
+    def schedule(self) -> str:
+        """A short text of the schedule, e.g. `interval seconds=30` or `cron hour=3`."""
+        args = ", ".join(f"{k}={v}" for k, v in self.trigger_args.items())
+        return f"{self.trigger} {args}".strip()
+
+    def next_run_after(self, last_started: datetime | None, now: datetime) -> datetime:
+        """When the running worker will next fire the job, from the catalogue alone (the
+        web reads this without APScheduler; tests/test_jobs_catalogue.py holds it to
+        APScheduler's own answer): an interval job one period after its last start (or
+        after `now`, never started), a cron job at its next minute (and hour) in UTC. A
+        time in the past means the worker is not running it."""
+        if self.interval is not None:
+            return (last_started or now) + self.interval
+        args = self.trigger_args
+        at = now.astimezone(UTC).replace(second=0, microsecond=0, minute=int(args.get("minute", 0)))
+        if "hour" in args:
+            at = at.replace(hour=int(args["hour"]))
+            return at if at >= now else at + timedelta(days=1)
+        return at if at >= now else at + timedelta(hours=1)
 
 
 class Summary(str):

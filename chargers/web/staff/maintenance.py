@@ -457,8 +457,7 @@ def order_step(order_id: int, step: str):
 def jobs_page():
     """Every job of the worker: schedule, last runs (outcome, duration, summary), next
     run and recent failures."""
-    from ...jobs import all_jobs
-    from ...scheduler import describe_schedule, next_run_after
+    from ...jobs import all_jobs  # the catalogue: plain data, no scheduler
 
     now = datetime.now(UTC)
     jobs = all_jobs()
@@ -467,8 +466,8 @@ def jobs_page():
     for job_id in sorted(jobs):
         job, h = jobs[job_id], hist[job_id]
         started = h.last.started_at if h.last else None
-        nxt = next_run_after(job, started, now)
-        rows.append({"job": job, "schedule": describe_schedule(job), "h": h, "next": nxt,
+        nxt = job.next_run_after(started, now)
+        rows.append({"job": job, "schedule": job.schedule(), "h": h, "next": nxt,
                      "late": nxt is not None and nxt < now - timedelta(minutes=2)})
     return render_template("staff/jobs.html", rows=rows, now=now, refresh=60,
                            tz=ZoneInfo(current_app.config["DEFAULT_TIMEZONE"]),
