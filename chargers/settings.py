@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
+
+from config import Config as _DEFAULTS  # every default lives in config/
 
 
 def _frozen(mapping: Mapping | None) -> Mapping:
@@ -24,9 +27,9 @@ class Paging:
     """How a notification about an alert is written: in which language, with links to
     which address, times in which zone when an alley's own is unknown."""
 
-    public_base_url: str = "http://127.0.0.1:5000"
+    public_base_url: str = _DEFAULTS.PUBLIC_BASE_URL
     language: str = "zh"
-    default_timezone: str = "Asia/Shanghai"
+    default_timezone: str = _DEFAULTS.DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,19 @@ class CutoffRules:
     is "unconfirmed" (and escalated), re-sends every CUTOFF_RETRY_BASE_S doubling up to
     CUTOFF_RETRY_MAX_S."""
 
-    confirm_s: int = 30
-    retry_base_s: int = 2
-    retry_max_s: int = 60
+    confirm_s: int = _DEFAULTS.CUTOFF_CONFIRM_S
+    retry_base_s: int = _DEFAULTS.CUTOFF_RETRY_BASE_S
+    retry_max_s: int = _DEFAULTS.CUTOFF_RETRY_MAX_S
 
 
 @dataclass(frozen=True)
 class AlertRules:
     """When alerts page, flap, go offline, re-send and escalate; severity overrides."""
 
-    debounce_s: int = 60
-    offline_grace_s: int = 300
-    resend_minutes: int = 10
-    escalate_minutes: int = 15
+    debounce_s: int = _DEFAULTS.ALERT_DEBOUNCE_S
+    offline_grace_s: int = _DEFAULTS.OFFLINE_GRACE_S
+    resend_minutes: int = _DEFAULTS.ALERT_RESEND_MINUTES
+    escalate_minutes: int = _DEFAULTS.ALERT_ESCALATE_MINUTES
     severity: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
     paging: Paging = field(default_factory=Paging)
     cutoff: CutoffRules = field(default_factory=lambda: CutoffRules())
@@ -57,10 +60,10 @@ class AlertRules:
 class CommandRules:
     """Where commands are published and how long a pile has to answer."""
 
-    topic_prefix: str = "chargers/v1"
-    timeout_s: int = 30
-    unsent_timeout_s: int = 300
-    default_timezone: str = "Asia/Shanghai"
+    topic_prefix: str = _DEFAULTS.MQTT_TOPIC_PREFIX
+    timeout_s: int = _DEFAULTS.COMMAND_TIMEOUT_S
+    unsent_timeout_s: int = _DEFAULTS.COMMAND_UNSENT_TIMEOUT_S
+    default_timezone: str = _DEFAULTS.DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,8 @@ class SmsConfig:
     access_key_id: str = ""
     access_key_secret: str = ""
     sign_name: str = ""
-    region: str = "cn-hangzhou"
-    timeout_s: int = 10
+    region: str = _DEFAULTS.SMS_REGION
+    timeout_s: int = _DEFAULTS.SMS_TIMEOUT_S
     templates: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
 
     @property
@@ -85,18 +88,18 @@ class SmsConfig:
 class Delivery:
     """How the notification outbox is delivered: retries, webhooks, SMTP."""
 
-    max_attempts: int = 8
-    backoff_base_s: int = 30
-    backoff_max_s: int = 3600
-    webhook_timeout_s: int = 10
+    max_attempts: int = _DEFAULTS.NOTIFY_MAX_ATTEMPTS
+    backoff_base_s: int = _DEFAULTS.NOTIFY_BACKOFF_BASE_S
+    backoff_max_s: int = _DEFAULTS.NOTIFY_BACKOFF_MAX_S
+    webhook_timeout_s: int = _DEFAULTS.WEBHOOK_TIMEOUT_S
     webhook_allow_private: bool = False
     smtp_host: str = ""
-    smtp_port: int = 25
-    smtp_from: str = "chargers@localhost"
+    smtp_port: int = _DEFAULTS.SMTP_PORT
+    smtp_from: str = _DEFAULTS.SMTP_FROM
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_security: str = ""
-    smtp_timeout_s: int = 10
+    smtp_timeout_s: int = _DEFAULTS.SMTP_TIMEOUT_S
     sms: SmsConfig = field(default_factory=SmsConfig)
 
 
@@ -104,8 +107,8 @@ class Delivery:
 class AlleyDefaults:
     """What a new alley gets unless told otherwise."""
 
-    timezone: str = "Asia/Shanghai"
-    tariff_cents_per_kwh: int = 100
+    timezone: str = _DEFAULTS.DEFAULT_TIMEZONE
+    tariff_cents_per_kwh: int = _DEFAULTS.DEFAULT_TARIFF_CENTS_PER_KWH
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class SettleRule:
     """Settings of a settlement run: sessions per batch (one transaction each), and at
     most how many batches (None: until nothing is left)."""
 
-    batch_size: int = 2000
+    batch_size: int = _DEFAULTS.SETTLE_BATCH_SIZE
     max_batches: int | None = None
 
 
@@ -186,11 +189,11 @@ def sms(config: Mapping) -> SmsConfig:
                  for kind in ("low_balance", "negative", "monthly_end", "statement",
                               "overstay", "cutoff")}
     return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
-                     access_key_id=config.get("SMS_ACCESS_KEY_ID", ""),
-                     access_key_secret=config.get("SMS_ACCESS_KEY_SECRET", ""),
-                     sign_name=config.get("SMS_SIGN_NAME", ""),
-                     region=config.get("SMS_REGION", "cn-hangzhou"),
-                     timeout_s=config.get("SMS_TIMEOUT_S", 10),
+                     access_key_id=config["SMS_ACCESS_KEY_ID"],
+                     access_key_secret=config["SMS_ACCESS_KEY_SECRET"],
+                     sign_name=config["SMS_SIGN_NAME"],
+                     region=config["SMS_REGION"],
+                     timeout_s=config["SMS_TIMEOUT_S"],
                      templates=_frozen(templates))
 
 
@@ -221,15 +224,15 @@ class CloseRule:
     """Monthly close: the local hour on the 1st from which the past month closes, how
     many months one run may close, the loss percent above which reconciliation flags."""
 
-    hour: int = 2
+    hour: int = _DEFAULTS.CLOSE_HOUR
     max_months: int = 24
-    loss_pct: int = 8
+    loss_pct: int = _DEFAULTS.RECONCILE_LOSS_PCT
 
 
 def close(config: Mapping) -> CloseRule:
     """Monthly close and reconciliation settings."""
-    return CloseRule(hour=config.get("CLOSE_HOUR", 2),
-                     loss_pct=config.get("RECONCILE_LOSS_PCT", 8))
+    return CloseRule(hour=config["CLOSE_HOUR"],
+                     loss_pct=config["RECONCILE_LOSS_PCT"])
 
 
 @dataclass(frozen=True)
@@ -238,15 +241,15 @@ class ReminderRule:
     before a monthly card ends (alleys may set their own), the public address for
     links, the language of the messages."""
 
-    low_balance_cents: int = 500
-    monthly_days: int = 3
+    low_balance_cents: int = _DEFAULTS.REMINDER_LOW_BALANCE_CENTS
+    monthly_days: int = _DEFAULTS.REMINDER_MONTHLY_DAYS
     paging: Paging = field(default_factory=Paging)
 
 
 def reminders(config: Mapping) -> ReminderRule:
     """REMINDER_* and the paging settings."""
-    return ReminderRule(low_balance_cents=config.get("REMINDER_LOW_BALANCE_CENTS", 500),
-                        monthly_days=config.get("REMINDER_MONTHLY_DAYS", 3),
+    return ReminderRule(low_balance_cents=config["REMINDER_LOW_BALANCE_CENTS"],
+                        monthly_days=config["REMINDER_MONTHLY_DAYS"],
                         paging=paging(config))
 
 
@@ -256,13 +259,87 @@ class OverstayRule:
     nudged then and again every `nudge_minutes` while it lasts (0: never nudged), in
     the language of `paging`."""
 
-    minutes: int = 30
-    nudge_minutes: int = 30
+    minutes: int = _DEFAULTS.OVERSTAY_MINUTES
+    nudge_minutes: int = _DEFAULTS.OVERSTAY_NUDGE_MINUTES
     paging: Paging = field(default_factory=Paging)
 
 
 def overstay(config: Mapping) -> OverstayRule:
     """OVERSTAY_MINUTES, OVERSTAY_NUDGE_MINUTES and the paging settings."""
     return OverstayRule(minutes=config["OVERSTAY_MINUTES"],
-                        nudge_minutes=config.get("OVERSTAY_NUDGE_MINUTES", 30),
+                        nudge_minutes=config["OVERSTAY_NUDGE_MINUTES"],
                         paging=paging(config))
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    """How far a pile's `ts` may be from arrival time and still be believed."""
+
+    past: timedelta = timedelta(seconds=_DEFAULTS.CLOCK_PLAUSIBLE_PAST_S)
+    future: timedelta = timedelta(seconds=_DEFAULTS.CLOCK_PLAUSIBLE_FUTURE_S)
+
+
+def clock(config: Mapping) -> ClockRule:
+    """CLOCK_PLAUSIBLE_PAST_S / _FUTURE_S."""
+    return ClockRule(timedelta(seconds=config["CLOCK_PLAUSIBLE_PAST_S"]),
+                     timedelta(seconds=config["CLOCK_PLAUSIBLE_FUTURE_S"]))
+
+
+@dataclass(frozen=True)
+class PhotoRule:
+    """Where inspection photos go and how big they may be."""
+
+    directory: str
+    max_bytes: int = _DEFAULTS.MAINTENANCE_PHOTO_MAX_BYTES
+    max_px: int = _DEFAULTS.MAINTENANCE_PHOTO_MAX_PX
+
+
+def photos(config: Mapping) -> PhotoRule:
+    """MAINTENANCE_PHOTO_DIR, _MAX_BYTES, _MAX_PX."""
+    return PhotoRule(directory=config["MAINTENANCE_PHOTO_DIR"],
+                     max_bytes=config["MAINTENANCE_PHOTO_MAX_BYTES"],
+                     max_px=config["MAINTENANCE_PHOTO_MAX_PX"])
+
+
+@dataclass(frozen=True)
+class MaintenanceRule:
+    """Inspection reminders and the fault rule: the local hour of reminders, days
+    before escalation, how many faults in how many days (or which meter temperature)
+    open an unscheduled inspection, and the public address for links."""
+
+    remind_hour: int = _DEFAULTS.INSPECTION_REMIND_HOUR
+    escalate_days: int = _DEFAULTS.INSPECTION_ESCALATE_DAYS
+    fault_count: int = _DEFAULTS.FAULT_INSPECTION_COUNT
+    fault_window_days: int = _DEFAULTS.FAULT_INSPECTION_WINDOW_DAYS
+    temp_c: float = float(_DEFAULTS.FAULT_INSPECTION_TEMP_C)
+    base_url: str = _DEFAULTS.PUBLIC_BASE_URL.rstrip("/")
+
+
+def maintenance(config: Mapping) -> MaintenanceRule:
+    """INSPECTION_*, FAULT_INSPECTION_*, PUBLIC_BASE_URL."""
+    return MaintenanceRule(remind_hour=config["INSPECTION_REMIND_HOUR"],
+                           escalate_days=config["INSPECTION_ESCALATE_DAYS"],
+                           fault_count=config["FAULT_INSPECTION_COUNT"],
+                           fault_window_days=config["FAULT_INSPECTION_WINDOW_DAYS"],
+                           temp_c=float(config["FAULT_INSPECTION_TEMP_C"]),
+                           base_url=config["PUBLIC_BASE_URL"].rstrip("/"))
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    """Ages in days (0 keeps forever) and the batch size of the retention job."""
+
+    meter_days: int = _DEFAULTS.RETENTION_METER_DAYS
+    notification_days: int = _DEFAULTS.RETENTION_NOTIFICATION_DAYS
+    rejection_days: int = _DEFAULTS.RETENTION_REJECTION_DAYS
+    job_run_days: int = _DEFAULTS.RETENTION_JOB_RUN_DAYS
+    batch: int = _DEFAULTS.RETENTION_BATCH
+
+
+def retention(config: Mapping) -> RetentionRule:
+    """RETENTION_*."""
+    return RetentionRule(meter_days=config["RETENTION_METER_DAYS"],
+                         notification_days=config["RETENTION_NOTIFICATION_DAYS"],
+                         rejection_days=config["RETENTION_REJECTION_DAYS"],
+                         job_run_days=config["RETENTION_JOB_RUN_DAYS"],
+                         batch=config["RETENTION_BATCH"])

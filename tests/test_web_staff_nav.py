@@ -76,7 +76,7 @@ def evening(app, client, admin, alley_with_pile):
         plan = db.session.scalar(db.select(InspectionPlan).where(InspectionPlan.kind == "daily"))
         image = io.BytesIO()
         Image.new("RGB", (8, 8)).save(image, "PNG")
-        photo = photos.store(image.getvalue(), photos.PhotoRule.from_config(app.config))
+        photo = photos.store(image.getvalue(), settings.photos(app.config))
         inspections.record_inspection(user, plan.id, inspections.RecordInput(
             [inspections.ItemResult(i["key"], "fail" if n == 0 else "pass")
              for n, i in enumerate(plan.checklist)], photos=[photo]))

@@ -78,7 +78,7 @@ class Settings:
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
-                   clock=message_log.ClockRule.from_config(config),
+                   clock=app_settings.clock(config),
                    heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
                    alerts=app_settings.alerts(config),
                    dedup_days=config["DEDUP_RETENTION_DAYS"])

@@ -21,7 +21,7 @@ from . import JobContext, Summary, job
 @job("inspections-due", "cron", "Remind contacts of inspections due or overdue (08:00 alley time)", minute=0)
 def inspections_due(now: datetime, ctx: JobContext) -> str | None:
     """Due, overdue and escalation reminders through the notification outbox."""
-    sent = inspections.send_reminders(inspections.MaintenanceRule.from_config(current_app.config),
+    sent = inspections.send_reminders(settings.maintenance(current_app.config),
                                       now)
     messages = sent.pop("messages")
     if any(sent.values()):
@@ -37,7 +37,7 @@ def inspections_due(now: datetime, ctx: JobContext) -> str | None:
 def fault_inspections(now: datetime, ctx: JobContext) -> str | None:
     """The fault rule, from the FaultEvent and MeterSample rows of the window."""
     n = inspections.open_fault_inspections(
-        inspections.MaintenanceRule.from_config(current_app.config), now)
+        settings.maintenance(current_app.config), now)
     return Summary(f"{n} inspection order(s) opened", "inspection_orders",
                    {"n": n}) if n else None
 
@@ -59,6 +59,6 @@ def overstays(now: datetime, ctx: JobContext) -> str | None:
      hour=19, minute=30)
 def purge_old_rows(now: datetime, ctx: JobContext) -> str | None:
     """Housekeeping in small batches."""
-    out = retention.purge(retention.RetentionRule.from_config(current_app.config), now)
+    out = retention.purge(settings.retention(current_app.config), now)
     return Summary(", ".join(f"{n} {name}" for name, n in out.items()) + " deleted",
                    "deleted", out)

@@ -13,11 +13,11 @@ import io
 import re
 import secrets
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from ..settings import PhotoRule
 from .errors import Invalid, NotFound
 
 NAME_RE = re.compile(r"^[0-9a-f]{32}\.jpg$")
@@ -78,21 +78,6 @@ def check_request(datas: list[bytes]) -> None:
     if sum(pixels_of(d) for d in datas) > MAX_REQUEST_PIXELS:
         raise BadImage("too_large")
 
-
-@dataclass(frozen=True)
-class PhotoRule:
-    """Where photos go and how big they may be (built from config by the door)."""
-
-    directory: str
-    max_bytes: int = 10 * 1024 * 1024
-    max_px: int = 1600
-
-    @classmethod
-    def from_config(cls, cfg) -> PhotoRule:
-        """The rule as the deployment configures it."""
-        return cls(directory=cfg["MAINTENANCE_PHOTO_DIR"],
-                   max_bytes=cfg["MAINTENANCE_PHOTO_MAX_BYTES"],
-                   max_px=cfg["MAINTENANCE_PHOTO_MAX_PX"])
 
 
 def _refused(exc: BadImage, rule: PhotoRule) -> Invalid:

@@ -10,32 +10,13 @@ much of a table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
 from ..extensions import db
 from ..models import JobRunLog, MeterSample, Notification, Rejection, utcnow
-
-
-@dataclass(frozen=True)
-class RetentionRule:
-    """Ages in days (0 keeps forever) and the batch size (built from config)."""
-
-    meter_days: int = 180
-    notification_days: int = 90
-    rejection_days: int = 30
-    job_run_days: int = 30
-    batch: int = 1000
-
-    @classmethod
-    def from_config(cls, cfg) -> RetentionRule:
-        """The rule as the deployment configures it."""
-        return cls(meter_days=cfg["RETENTION_METER_DAYS"],
-                   notification_days=cfg["RETENTION_NOTIFICATION_DAYS"],
-                   rejection_days=cfg["RETENTION_REJECTION_DAYS"],
-                   job_run_days=cfg["RETENTION_JOB_RUN_DAYS"], batch=cfg["RETENTION_BATCH"])
+from ..settings import RetentionRule
 
 
 def _purge(model, time_col, cutoff: datetime, batch: int, extra=None,

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 
 from ...extensions import db
 from ...models import IngestCounter, MeterSample, Pile, Port, ProcessedMessage, Rejection, SeqGap, bulk
+from ...settings import ClockRule
 from .. import scope
 from ..devices.ports import port_of
 
@@ -26,18 +27,6 @@ EXCERPT_CHARS = 200
 # A pile clock reset lands on 2000-01-01; nothing before this is a real time.
 EARLIEST_PLAUSIBLE = datetime(2001, 1, 1, tzinfo=UTC)
 
-
-@dataclass(frozen=True)
-class ClockRule:
-    """How far a pile's `ts` may be from arrival time and still be believed."""
-
-    past: timedelta
-    future: timedelta
-
-    @classmethod
-    def from_config(cls, config) -> ClockRule:
-        return cls(timedelta(seconds=config["CLOCK_PLAUSIBLE_PAST_S"]),
-                   timedelta(seconds=config["CLOCK_PLAUSIBLE_FUTURE_S"]))
 
 
 def choose_time(device_ts: datetime, arrived_at: datetime, rule: ClockRule) -> tuple[datetime, str]:

@@ -45,6 +45,7 @@ from ...models import (
     WorkOrder,
     utcnow,
 )
+from ...settings import MaintenanceRule
 from .. import scope
 from ..alerts import notify
 from ..devices import alleys, commands
@@ -82,27 +83,6 @@ DEFAULT_PLANS = [
     ]},
 ]
 
-
-@dataclass(frozen=True)
-class MaintenanceRule:
-    """Settings of reminders and the fault rule (built from config by the door)."""
-
-    remind_hour: int = 8
-    escalate_days: int = 3
-    fault_count: int = 3
-    fault_window_days: int = 7
-    temp_c: float = 70.0
-    base_url: str = "http://127.0.0.1:5000"
-
-    @classmethod
-    def from_config(cls, cfg) -> MaintenanceRule:
-        """The rule as the deployment configures it."""
-        return cls(remind_hour=cfg["INSPECTION_REMIND_HOUR"],
-                   escalate_days=cfg["INSPECTION_ESCALATE_DAYS"],
-                   fault_count=cfg["FAULT_INSPECTION_COUNT"],
-                   fault_window_days=cfg["FAULT_INSPECTION_WINDOW_DAYS"],
-                   temp_c=float(cfg["FAULT_INSPECTION_TEMP_C"]),
-                   base_url=cfg["PUBLIC_BASE_URL"].rstrip("/"))
 
 
 # --- dates -------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from ... import outcomes
+from ... import outcomes, settings
 from ...models import utcnow
 from ...services import jobruns, photos
 from ...services.devices import alleys
@@ -146,7 +146,7 @@ def _pile_choices(alley) -> list[SelectChoice]:
 
 
 def _rule() -> photos.PhotoRule:
-    return photos.PhotoRule.from_config(current_app.config)
+    return settings.photos(current_app.config)
 
 
 # --- overview and plans --------------------------------------------------------------
