@@ -20,7 +20,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from functools import lru_cache
 
-UNKNOWN_SHARE = 0.02
+UNKNOWN_SHARE = 0.01
 
 # slug → how the roster is made: card prefix, households, the street's name, and how
 # many stranger cards turn up. Sized so that the simulator's busiest hour (about two
