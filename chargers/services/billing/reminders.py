@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask_babel import force_locale
@@ -211,45 +212,13 @@ def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
     counts: Counter = Counter()
     base = rule.paging.public_base_url.rstrip("/")
     alley_by_id = {a.id: a for a in db.session.scalars(select(Alley))}
-    last_topup = dict(db.session.execute(
-        select(LedgerAccount.resident_id, func.max(Posting.id))
-        .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
-        .join(Posting, Posting.id == LedgerEntry.posting_id)
-        .where(Posting.kind == "topup", LedgerAccount.resident_id.is_not(None))
-        .group_by(LedgerAccount.resident_id)).all())
-    latest_statement = {row.resident_id: row for row in db.session.scalars(
-        select(Statement).where(Statement.id.in_(
-            select(func.max(Statement.id)).group_by(Statement.resident_id))))}
+    facts = _Facts(_last_topups(), _latest_statements())
     accounts = db.session.scalars(select(ResidentAccount).where(
         ResidentAccount.active.is_(True)).order_by(ResidentAccount.id)).all()
     for acc in accounts:
         alley = alley_by_id[acc.alley_id]
-        low, days = alley_settings(alley.id, rule)
         common = {"alley": alley.name, "household": acc.household or f"#{acc.id}"}
-        wanted: list[tuple[str, str, dict]] = []
-        if acc.kind == "prepaid":
-            bal = ledger.balance(acc)
-            top = last_topup.get(acc.id, 0)
-            if bal < 0:
-                wanted.append(("negative", f"negative:{acc.id}:{top}",
-                               {"balance": _yuan(bal)}))
-            elif bal < low:
-                wanted.append(("low_balance", f"low_balance:{acc.id}:{top}",
-                               {"balance": _yuan(bal), "threshold": _yuan(low)}))
-        if (acc.kind == "monthly" and acc.monthly_until is not None
-                and now < acc.monthly_until <= now + timedelta(days=days)):
-            tz = alleys.zone(alley)
-            until = acc.monthly_until.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-            wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}",
-                           {"until": until}))
-        st = latest_statement.get(acc.id)
-        if st is not None and (st.closing_cents or st.opening_cents or st.sessions
-                               or st.topups_cents or st.charges_cents or st.refunds_cents
-                               or st.adjustments_cents):  # an empty month: nothing to tell
-            wanted.append(("statement", f"statement:{acc.id}:{st.month}",
-                           {"month": st.month, "balance": _yuan(st.closing_cents),
-                            "url": f"{base}/a/{alley.slug}/account"}))
-        for kind, key, data in wanted:
+        for kind, key, data in _conditions(acc, alley, facts, rule, base, now):
             r = _remember(key, kind, alley.id, acc.id, {**common, **data}, now)
             if r is not None:
                 _queue(r, acc, rule, now)
@@ -266,3 +235,59 @@ def run(now: datetime, rule: ReminderRule | None = None) -> Counter:
             counts["published"] += 1
         db.session.commit()
     return counts
+
+
+@dataclass
+class _Facts:
+    """What one run reads once for every account: the id of each account's last top-up
+    (a new top-up makes a new low-balance condition) and its latest statement."""
+
+    last_topup: dict
+    latest_statement: dict
+
+
+def _last_topups() -> dict:
+    return dict(db.session.execute(
+        select(LedgerAccount.resident_id, func.max(Posting.id))
+        .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
+        .join(Posting, Posting.id == LedgerEntry.posting_id)
+        .where(Posting.kind == "topup", LedgerAccount.resident_id.is_not(None))
+        .group_by(LedgerAccount.resident_id)).all())
+
+
+def _latest_statements() -> dict:
+    return {row.resident_id: row for row in db.session.scalars(
+        select(Statement).where(Statement.id.in_(
+            select(func.max(Statement.id)).group_by(Statement.resident_id))))}
+
+
+def _conditions(acc: ResidentAccount, alley: Alley, facts: _Facts, rule: ReminderRule,
+                base: str, now: datetime) -> list[tuple[str, str, dict]]:
+    """The account's conditions worth a reminder now: (kind, key once per condition,
+    data for the message)."""
+    low, days = alley_settings(alley.id, rule)
+    wanted: list[tuple[str, str, dict]] = []
+    if acc.kind == "prepaid":
+        bal = ledger.balance(acc)
+        top = facts.last_topup.get(acc.id, 0)
+        if bal < 0:
+            wanted.append(("negative", f"negative:{acc.id}:{top}", {"balance": _yuan(bal)}))
+        elif bal < low:
+            wanted.append(("low_balance", f"low_balance:{acc.id}:{top}",
+                           {"balance": _yuan(bal), "threshold": _yuan(low)}))
+    if (acc.kind == "monthly" and acc.monthly_until is not None
+            and now < acc.monthly_until <= now + timedelta(days=days)):
+        until = acc.monthly_until.astimezone(alleys.zone(alley)).strftime("%Y-%m-%d %H:%M")
+        wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}", {"until": until}))
+    st = facts.latest_statement.get(acc.id)
+    if st is not None and _has_news(st):
+        wanted.append(("statement", f"statement:{acc.id}:{st.month}",
+                       {"month": st.month, "balance": _yuan(st.closing_cents),
+                        "url": f"{base}/a/{alley.slug}/account"}))
+    return wanted
+
+
+def _has_news(st: Statement) -> bool:
+    """An empty month: nothing to tell."""
+    return bool(st.closing_cents or st.opening_cents or st.sessions or st.topups_cents
+                or st.charges_cents or st.refunds_cents or st.adjustments_cents)
