@@ -119,6 +119,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["per_hour"] = per_hour
     app.jinja_env.globals["ledger_amount"] = ledger_amount
     app.jinja_env.globals["session_billing_word"] = session_billing_word
+    app.jinja_env.globals["month_income"] = month_income
     app.jinja_env.filters["yuan"] = yuan
     app.jinja_env.filters["kwh"] = kwh
     app.jinja_env.filters["duration"] = duration
@@ -171,3 +172,12 @@ def duration(seconds: int | None) -> str:
     if minutes < 60:
         return _("%(m)d min", m=minutes)
     return _("%(h)d h %(m)02d min", h=minutes // 60, m=minutes % 60)
+
+
+def month_income(mc):
+    """A closed month's figures from the ledger (by posting time, as the close counts
+    them): for what the close keeps as one number, e.g. covered by monthly cards apart
+    from covered by the community."""
+    from ..services.billing import income
+
+    return income.figures(mc.alley_id, mc.period_start, mc.period_end)

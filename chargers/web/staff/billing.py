@@ -18,7 +18,7 @@ from ...models import utcnow
 from ...money import MoneyError, parse_yuan, yuan_decimal
 from ...outcomes import render as outcome
 from ...services import idempotency
-from ...services.billing import accounts, exports, ledger, settlement, tariffs
+from ...services.billing import accounts, exports, income, ledger, settlement, tariffs
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from .. import csvout
@@ -50,7 +50,10 @@ def _aware(alley, value: datetime | None) -> datetime | None:
 def billing_home(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
+    now = utcnow()
     return render_template("staff/billing/home.html", alley=alley,
+                           figures=[(_("Today"), income.today(alley, now)),
+                                    (_("This month"), income.this_month(alley, now))],
                            balances=exports.ledger_balances(alley),
                            audit=exports.audit_trail(alley, 30))
 
