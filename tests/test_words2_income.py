@@ -158,3 +158,41 @@ def test_every_page_gives_the_ledgers_income_to_the_fen(app, client, admin,
         assert "1 on the review list, not charged" in html
         # Amounts only of charged sessions: 120 + 240 + 60 + 120 (not the 180 in review).
         assert "Charged ¥5.40" in html
+
+
+def test_covered_is_split_by_who_bears_it_wherever_shown(app, client, admin,
+                                                         alley_with_pile):
+    """Issue 19 (B): a monthly card's session says 月卡, only an exempt account's says
+    社区承担; the covered ledger account is split in two on the billing page, in the
+    ledger and sessions CSVs, the month totals and the API."""
+    _seed(app, client, admin)
+    with time_machine.travel(local(2027, 1, 31, 20, 0), tick=False):
+        login(client, "root")
+        html = client.get("/staff/billing/lane/sessions?lang=zh").get_data(as_text=True)
+        rows = {m.group(1): m.group(2) for m in re.finditer(
+            r"<td>(C-[ME])</td>.*?<td>([^<]*)</td></tr>", html, re.S)}
+        assert rows == {"C-M": "包月卡", "C-E": "社区承担"}
+        home = client.get("/staff/billing/lane?lang=zh").get_data(as_text=True)
+        assert "月卡或社区承担" not in home  # the covered balance is shown split
+        assert re.search(r"<td>包月卡</td><td class=\"num\">¥2\.40</td>", home)
+        assert re.search(r"<td>社区承担</td><td class=\"num\">¥0\.60</td>", home)
+        assert "其中月卡和社区承担" not in home
+        csv = client.get("/staff/billing/lane/sessions.csv?lang=zh").get_data(as_text=True)
+        line_m = next(x for x in csv.splitlines() if ",C-M," in x)
+        line_e = next(x for x in csv.splitlines() if ",C-E," in x)
+        assert "月卡" in line_m and "社区" not in line_m and "社区承担" in line_e
+        ledger_csv = client.get("/staff/billing/lane/ledger.csv?lang=zh").get_data(as_text=True)
+        covered = [x for x in ledger_csv.splitlines() if ":covered," in x]
+        assert {("月卡" in x, "社区承担" in x) for x in covered} == {(True, False), (False, True)}
+    with app.app_context():
+        close(local(2027, 2, 1, 3, 0))
+    with time_machine.travel(local(2027, 2, 5, 12, 0), tick=False):
+        login(client, "root")
+        html = client.get("/staff/months/lane/2027-01?lang=zh").get_data(as_text=True)
+        assert "其中月卡和社区承担" not in html
+        assert "其中月卡" in html and "其中社区承担（免费账户）" in html
+        token = admin[1]
+        r = client.get("/api/v1/alleys/lane/months/2027-01",
+                       headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.json
+        assert (r.json["covered_monthly_cents"], r.json["covered_exempt_cents"]) == (240, 60)

@@ -93,11 +93,18 @@ def ledger_amount(kind: str, balance_cents: int) -> int:
 
 
 def session_billing_word(billing: str | None, account_kind: str | None = None) -> str:
-    """A session's billing state; one a monthly card covered says so (not "the community
-    pays", which is an exempt account's)."""
-    if billing == "covered" and account_kind == "monthly":
-        return billing_word("monthly")
-    return billing_word(billing)
+    """A session's billing state; one a monthly card covered says so (月卡), and only an
+    exempt account's says the community pays (社区承担)."""
+    return billing_word(covered_code(billing, account_kind))
+
+
+def covered_code(billing: str | None, account_kind: str | None) -> str:
+    """The label code of a billing state or ledger account kind, with `covered` split
+    by who bears it: `covered:monthly` (a monthly card) or `covered:exempt` (the
+    community); plain `covered` when the account is not known."""
+    if billing == "covered" and account_kind in ("monthly", "exempt"):
+        return f"covered:{account_kind}"
+    return billing or ""
 
 
 def per_kwh(fen: int | None) -> str:

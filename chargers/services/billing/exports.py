@@ -100,14 +100,25 @@ def iter_alley_sessions(alley: Alley, f: SessionFilter = SessionFilter()
     yield from db.session.scalars(stmt)
 
 
-def iter_ledger(alley_id: int) -> Iterator[tuple[Posting, LedgerEntry, LedgerAccount]]:
-    """Every ledger line of the alley, in posting order (for the CSV export)."""
-    stmt = (select(Posting, LedgerEntry, LedgerAccount)
+def iter_ledger(alley_id: int
+                ) -> Iterator[tuple[Posting, LedgerEntry, LedgerAccount, str | None]]:
+    """Every ledger line of the alley, in posting order (for the CSV export), with the
+    kind of the resident account its session was charged to (None without one): the
+    `covered` account's lines say whether a monthly card or the community bore them."""
+    stmt = (select(Posting, LedgerEntry, LedgerAccount, ResidentAccount.kind)
             .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
             .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .outerjoin(ChargingSession, ChargingSession.id == Posting.session_id)
+            .outerjoin(ResidentAccount, ResidentAccount.id == ChargingSession.account_id)
             .where(Posting.alley_id == alley_id).order_by(Posting.id, LedgerEntry.id)
             .execution_options(yield_per=1000))
     yield from db.session.execute(stmt)
+
+
+def account_kinds_of(alley: Alley) -> dict[int, str]:
+    """Every resident account of the alley: id → kind (prepaid, monthly, exempt)."""
+    return dict(db.session.execute(select(ResidentAccount.id, ResidentAccount.kind)
+                                   .where(ResidentAccount.alley_id == alley.id)).all())
 
 
 def ledger_balances(alley: Alley) -> list[LedgerAccount]:

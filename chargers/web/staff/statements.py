@@ -158,8 +158,8 @@ def _ledger_rows(alley):
         counted = dict(db.session.execute(
             select(monthly_close.PostingMonth.posting_id, monthly_close.PostingMonth.month)
             .where(monthly_close.PostingMonth.alley_id == alley_id)).all())
-        for p, e, a in exports.iter_ledger(alley_id):
-            yield [*ledger_row(tz, words, p, e, a), counted.get(p.id, "")]
+        for p, e, a, payer in exports.iter_ledger(alley_id):
+            yield [*ledger_row(tz, words, p, e, a, payer), counted.get(p.id, "")]
 
     return header, rows
 
