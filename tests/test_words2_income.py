@@ -48,7 +48,7 @@ def _ledger_income(alley_id: int) -> int:
 def _seed(app, client, admin) -> dict:
     user, token = admin
     prepaid = make_account(client, token, ["C-1"])
-    exempt = make_account(client, token, ["C-E"], kind="exempt")
+    make_account(client, token, ["C-E"], kind="exempt")
     with app.app_context():
         boss = db.session.get(User, user.id)
         set_tariff("lane", electricity_cents_per_kwh=100, service_scheme="kwh",
@@ -64,9 +64,8 @@ def _seed(app, client, admin) -> dict:
         db.session.commit()
         settle(local(2027, 1, 1, 0, 10))
         # A top-up recorded by mistake and reversed: not received.
-        wrong = accounts.top_up(boss, prepaid, 2000, "cash", "R2", local(2027, 1, 4, 9, 0))
-        wrong_id = wrong.id if hasattr(wrong, "id") else db.session.scalar(
-            select(Posting.id).where(Posting.receipt == "R2"))
+        accounts.top_up(boss, prepaid, 2000, "cash", "R2", local(2027, 1, 4, 9, 0))
+        wrong_id = db.session.scalar(select(Posting.id).where(Posting.receipt == "R2"))
         accounts.reverse(boss, wrong_id, "wrong household", local(2027, 1, 4, 10, 0))
         accounts.top_up(boss, prepaid, 1000, "wechat", None, local(2027, 1, 5, 8, 0))
         for ref, card, wh, day, port in (("p", "C-1", 1000, 5, 1), ("m", "C-M", 2000, 6, 2),
