@@ -69,3 +69,87 @@ def test_piles_sort_naturally_in_every_list(app, client, admin, alley_with_pile)
         boss = db.session.get(User, admin[0].id)
         names = [p.label for p in piles.list_piles(boss, "lane") if p.label in labels]
         assert names == want
+
+
+def test_api_refund_takes_a_reason_and_sessions_filter_by_alley(app, client, admin,
+                                                                alley_with_pile):
+    from .conftest import bearer
+    from .test_settlement import make_account
+
+    _, token = admin
+    acc = make_account(client, token, ["C-1"], topup=1000)
+    r = client.post(f"/api/v1/accounts/{acc}/refunds", headers=bearer(token),
+                    json={"amount_cents": 300, "method": "cash", "reason": "moving out"})
+    assert r.status_code == 201, r.json
+    assert r.json["reason"] == "moving out" and r.json["balance_cents"] == 700
+    with app.app_context():
+        from sqlalchemy import select
+
+        from chargers.extensions import db
+        from chargers.models import Posting
+
+        assert db.session.scalar(select(Posting.reason).where(Posting.kind == "refund")) == (
+            "moving out")
+    r = client.post(f"/api/v1/accounts/{acc}/refunds", headers=bearer(token),
+                    json={"amount_cents": 1, "method": "cash", "reason": "x" * 501})
+    assert r.status_code == 422
+
+    client.post("/api/v1/alleys", json={"slug": "other", "name": "Other"}, headers=bearer(token))
+    client.post("/api/v1/piles", json={"id": "O-1", "alley": "other", "ports": 2},
+                headers=bearer(token))
+    with app.app_context():
+        from chargers.extensions import db
+
+        from .billing_support import finished
+
+        finished("P-1", "a", "C-1", 10, 100)
+        finished("O-1", "b", None, 10, 100)
+        db.session.commit()
+    everything = client.get("/api/v1/sessions", headers=bearer(token)).json
+    assert {s["pile"] for s in everything} == {"P-1", "O-1"}
+    lane = client.get("/api/v1/sessions?alley=lane", headers=bearer(token)).json
+    assert [s["pile"] for s in lane] == ["P-1"]
+    assert client.get("/api/v1/sessions?alley=nowhere", headers=bearer(token)).status_code == 404
+    r = client.get("/api/v1/sessions?aley=lane", headers=bearer(token))
+    assert r.status_code == 400
+    assert r.json["error"]["code"] == "bad_request" and "aley" in r.json["error"]["message"]
+
+
+def test_a_bad_token_answers_unauthorized(client, admin):
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        r = client.get("/api/v1/sessions", headers=headers)
+        assert r.status_code == 401
+        assert r.json["error"]["code"] == "unauthorized", r.json
+        assert "Bearer" in r.json["error"]["message"]
+
+
+def test_port_errors_read_properly(app, client, admin, alley_with_pile):
+    from chargers.outcomes import english
+
+    from .conftest import bearer
+
+    with app.test_request_context():
+        text = english("command.port_range", {"port": 9, "n": 4})
+    assert text == "There is no port 9 on this pile: its ports are 1 to 4."
+    _, token = admin
+    r = client.post("/api/v1/piles/P-1/commands", json={"action": "stop", "port": 9},
+                    headers=bearer(token))
+    if r.status_code != 404:  # the command call exists
+        assert r.status_code == 422
+        assert r.json["error"]["message"] == "There is no port 9 on this pile: its ports are 1 to 4."
+
+
+def test_my_account_lookup_ignores_the_cards_case(app, client, admin, alley_with_pile):
+    from .test_settlement import make_account
+
+    _, token = admin
+    make_account(client, token, ["C-00001"], phone="13800001234")
+    with app.app_context():
+        from chargers.services.billing import accounts
+        from chargers.services.devices import alleys
+
+        alley = alleys.find_alley("lane")
+        assert accounts.lookup(alley, "c-00001", "1234") is not None
+        assert accounts.lookup(alley, "C-00001", "1234") is not None
+        assert accounts.lookup(alley, "c-00001", "9999") is None
+        assert accounts.lookup(alley, "c-00002", "1234") is None

@@ -65,7 +65,7 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
     if data.kind not in KINDS:
         raise Invalid("report.kind", kinds=", ".join(KINDS))
     if data.port is not None and not 1 <= data.port <= pile.port_count:
-        raise Invalid("report.port", n=pile.port_count)
+        raise Invalid("report.port", port=data.port, n=pile.port_count)
     phone = (data.phone or "").strip()
     if phone and not PHONE_RE.match(phone):
         raise Invalid("report.phone")
