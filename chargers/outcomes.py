@@ -125,6 +125,7 @@ MESSAGES: dict[str, object] = {
     "pile.ports_range": _l("Ports: 1 to %(n)d."),
     "report.kind": _l("Choose what is wrong (%(kinds)s)"),
     "report.phone": _l("That does not look like a phone number"),
+    "report.details": _l("Please keep it to %(n)d characters"),
     "report.photo_invalid": _l("The photo could not be read as an image"),
     "report.photo_not_found": _l("No such photo"),
     "report.photo_too_big": _l("The photo is too big (at most %(mb)d MB)"),

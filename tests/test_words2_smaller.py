@@ -153,3 +153,30 @@ def test_my_account_lookup_ignores_the_cards_case(app, client, admin, alley_with
         assert accounts.lookup(alley, "C-00001", "1234") is not None
         assert accounts.lookup(alley, "c-00001", "9999") is None
         assert accounts.lookup(alley, "c-00002", "1234") is None
+
+
+def test_report_other_problem_free_text_is_kept_and_shown_escaped(app, client, admin,
+                                                                   alley_with_pile):
+    from sqlalchemy import select
+
+    from chargers.extensions import db
+    from chargers.models import ProblemReport
+
+    from .test_reports import send
+    from .webtools import login
+
+    form = client.get("/p/P-1/report?lang=zh").get_data(as_text=True)
+    assert 'name="details"' in form and "<textarea" in form
+    text = "充电线松了 <script>alert(1)</script>"
+    r = send(client, {"port": "3", "kind": "other", "details": text})
+    assert r.status_code == 302, r.get_data(as_text=True)[:500]
+    with app.app_context():
+        report = db.session.scalars(select(ProblemReport)).one()
+        assert report.details == text
+        alert_id = report.alert_id
+    login(client, "root")
+    html = client.get(f"/staff/alerts/{alert_id}?lang=zh").get_data(as_text=True)
+    assert "充电线松了 &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    r = send(client, {"port": "3", "kind": "other", "details": "x" * 501}, addr="203.0.113.9")
+    assert r.status_code == 400
