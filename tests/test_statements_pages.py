@@ -59,7 +59,7 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     # 6 sessions: 5 × 1.5 + 0.8 = 8.3 kWh metered; grid 10 kWh → 17.0 % loss, flagged.
     assert "8.3 kWh" in html and "10.0 kWh" in html and "17.0%" in html
     assert 'class="flag"' in html and "<svg" in html
-    r = post_form(client, url + "/publish", {}, form_url=url)
+    r = post_form(client, url + "/publish", {"confirm": "y"}, form_url=url)
     assert r.status_code == 302
 
     page = client.get("/a/lane/accounts/2026-11?lang=zh").get_data(as_text=True)

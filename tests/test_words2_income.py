@@ -195,3 +195,24 @@ def test_covered_is_split_by_who_bears_it_wherever_shown(app, client, admin,
                        headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200, r.json
         assert (r.json["covered_monthly_cents"], r.json["covered_exempt_cents"]) == (240, 60)
+
+
+def test_publishing_asks_for_confirmation_first(app, client, admin, alley_with_pile):
+    """Issue 19 (C): the 公示 is published only with the box ticked (and the button asks
+    the browser to confirm); without it nothing is published."""
+    from .webtools import post_form
+
+    _seed(app, client, admin)
+    with app.app_context():
+        close(local(2027, 2, 1, 3, 0))
+    with time_machine.travel(local(2027, 2, 5, 12, 0), tick=False):
+        login(client, "root")
+        url = "/staff/months/lane/2027-01"
+        html = client.get(url + "?lang=zh").get_data(as_text=True)
+        assert 'name="confirm"' in html and "data-confirm=" in html
+        post_form(client, url + "/publish", {}, form_url=url)
+        html = client.get(url + "?lang=zh").get_data(as_text=True)
+        assert "未公示：请先勾选确认已核对合计。" in html
+        assert client.get("/a/lane/accounts/2027-01").status_code == 404
+        post_form(client, url + "/publish", {"confirm": "y"}, form_url=url)
+        assert client.get("/a/lane/accounts/2027-01").status_code == 200

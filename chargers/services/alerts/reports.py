@@ -83,7 +83,8 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
     try:
         alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
         report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind,
-                               phone=phone or None, details=details or None, photo=name, remote_addr=data.remote_addr,
+                               phone=phone or None, details=details or None, photo=name,
+                               remote_addr=data.remote_addr,
                                alert_id=alert.id, created_at=now, over_limit=data.over_limit)
         db.session.add(report)
         db.session.commit()
