@@ -129,7 +129,9 @@ BILLING_LABELS = {
     "exempt": _l("Exempt (the community pays)"),
     "resident": _l("Resident balance"), "electricity": _l("Electricity takings"),
     "service": _l("Service fee takings"), "cash": _l("Cash and payments received"),
-    "covered": _l("Paid by the community"), "waived": _l("Waived"),
+    "covered": _l("Covered (monthly card or the community)"), "waived": _l("Waived"),
+    # The covered account split by who bears it (the session's account kind).
+    "covered:monthly": _l("Monthly card"), "covered:exempt": _l("Paid by the community"),
     "charge": _l("Charge"), "topup": _l("Top-up"), "refund": _l("Refund"),
     "adjustment": _l("Adjustment"), "reversal": _l("Reversal"),
     "no_card": _l("No card"), "unknown_card": _l("Unknown card"),

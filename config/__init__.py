@@ -34,6 +34,13 @@ def _env_map(name: str) -> dict[str, str]:
     return out
 
 
+def _public_base_url() -> str:
+    """PUBLIC_BASE_URL; unset, the address the development web serves (`make run`:
+    127.0.0.1 on WEB_PORT, 5000 by default), so QR codes and links follow the port."""
+    port = os.environ.get("WEB_PORT", "").strip() or "5000"
+    return os.environ.get("PUBLIC_BASE_URL", "").strip() or f"http://127.0.0.1:{port}"
+
+
 class Config:
     """Safe development defaults; every value can be set from the environment."""
 
@@ -204,7 +211,7 @@ class Config:
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = DEFAULT_TIMEZONE
     LANGUAGES = ("zh", "en")
-    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    PUBLIC_BASE_URL = _public_base_url()
     TESTING = False
 
 

@@ -221,15 +221,15 @@ def test_desk_shows_todays_takings_per_alley(app, client, admin, alley_with_pile
 
 def test_staff_sessions_filter_by_local_date_and_card_with_totals_and_pages(
         app, client, admin, alley_with_pile, monkeypatch):
-    """Local dates of the alley (Asia/Shanghai): a session started 2026-11-29 23:30
-    local (15:30 UTC) is on the 29th, one at 00:30 local on the 30th (16:30 UTC the
-    29th) is on the 30th. Totals cover the filter, pages of PAGE_SIZE, and the CSV
-    exports what the filter shows."""
+    """Local end dates of the alley (Asia/Shanghai), as the monthly close counts: a
+    session ended 2026-11-29 23:50 local (15:50 UTC) is on the 29th, one ended at 01:00
+    local on the 30th (17:00 UTC the 29th) is on the 30th. Totals cover the filter,
+    pages of PAGE_SIZE, and the CSV exports what the filter shows."""
     from chargers.web.staff import billing as billing_pages
 
     with app.app_context():
         late = T0.replace(hour=15, minute=30)  # 23:30 in Shanghai, 29 Nov
-        finished("P-1", "A", "C-1", 30, 100, start=late)
+        finished("P-1", "A", "C-1", 20, 100, start=late)  # ends 23:50, 29 Nov
         finished("P-1", "B", "C-2", 30, 200, start=late + timedelta(hours=1))  # 30 Nov
         finished("P-1", "C", "C-2", 30, 300, start=late + timedelta(hours=2))  # 30 Nov
         db.session.commit()

@@ -64,11 +64,15 @@ def test_close_takes_the_right_month_once_and_corrections_go_forward(
         accounts.top_up(boss, acc, 1000, "cash", "R1", local(2026, 11, 2, 9, 0))
         # Ends 23:30 on 30 November, Shanghai time (15:30 UTC): November.
         s_nov = finished("P-1", "nov", "C-1", 60, 1000, start=local(2026, 11, 30, 22, 30)).id
+        db.session.commit()
+        # Income counts by posting time (services/billing/income.py): the November
+        # session settled before midnight is November's; the other one December's.
+        assert settle(local(2026, 11, 30, 23, 40)) == "1 charged"
         # Ends 00:30 on 1 December Shanghai (still 30 November in UTC): December.
         s_dec = finished("P-1", "dec", "C-1", 60, 500, port=2,
                          start=local(2026, 11, 30, 23, 30)).id
         db.session.commit()
-        assert settle(local(2026, 12, 1, 0, 40)) == "2 charged"
+        assert settle(local(2026, 12, 1, 0, 40)) == "1 charged"
 
         # 01:59 local on the 1st: too early, nothing closes.
         assert close(local(2026, 12, 1, 1, 59)) is None
@@ -103,10 +107,11 @@ def test_close_takes_the_right_month_once_and_corrections_go_forward(
         assert close(local(2027, 1, 1, 3, 0)) == "closed lane 2026-12"
         dec = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-12"))
         assert (dec.sessions, dec.energy_wh, dec.electricity_cents) == (1, 500, 30)
-        assert dec.topups_cents == 0 and dec.postings == 2
+        # The reversed top-up is no longer received: December's top-ups are −10 yuan.
+        assert dec.topups_cents == -1000 and dec.postings == 2
         st12 = db.session.scalar(select(Statement).where(Statement.month == "2026-12"))
         assert (st12.opening_cents, st12.topups_cents, st12.charges_cents,
-                st12.adjustments_cents, st12.closing_cents) == (940, 0, -30, -1000, -90)
+                st12.adjustments_cents, st12.closing_cents) == (940, -1000, -30, 0, -90)
         assert [x["id"] for x in st12.sessions] == [s_dec]
         assert st12.closing_cents == ledger.balance(accounts.get_account(boss, acc))
         assert snapshot()[0][0] == before[0][0]

@@ -59,7 +59,7 @@ def test_staff_month_grid_bill_publication_and_public_page(app, client, admin, a
     # 6 sessions: 5 × 1.5 + 0.8 = 8.3 kWh metered; grid 10 kWh → 17.0 % loss, flagged.
     assert "8.3 kWh" in html and "10.0 kWh" in html and "17.0%" in html
     assert 'class="flag"' in html and "<svg" in html
-    r = post_form(client, url + "/publish", {}, form_url=url)
+    r = post_form(client, url + "/publish", {"confirm": "y"}, form_url=url)
     assert r.status_code == 302
 
     page = client.get("/a/lane/accounts/2026-11?lang=zh").get_data(as_text=True)
@@ -206,17 +206,26 @@ def test_api_months_grid_publish_and_statements(app, client, admin, alley_with_p
 
 
 def test_dashboard_buckets_by_local_day_week_and_month(app, client, admin, alley_with_pile):
+    """Sessions by their local end day; income from the ledger by posting time: a
+    session waiting on the review list (no card) is a session but no income."""
     from datetime import date
 
     from chargers.models import Alley
     from chargers.services.billing import money_dashboard
 
+    _, token = admin
+    make_account(client, token, ["C-9"], topup=5000)
     with app.app_context():
         set_tariff("lane", electricity_cents_per_kwh=100)
+        finished("P-1", "c", "C-9", 30, 500, port=3, start=local(2026, 10, 31, 12, 0))
+        db.session.commit()
+        settle(local(2026, 10, 31, 12, 40))
         # 23:30 Shanghai on Sunday 29 November (15:30 UTC), and 00:30 on Monday 30 November.
-        finished("P-1", "a", None, 30, 1000, start=local(2026, 11, 29, 23, 0))
-        finished("P-1", "b", None, 30, 2000, port=2, start=local(2026, 11, 30, 0, 0))
-        finished("P-1", "c", None, 30, 500, port=3, start=local(2026, 10, 31, 12, 0))
+        finished("P-1", "a", "C-9", 30, 1000, start=local(2026, 11, 29, 23, 0))
+        db.session.commit()
+        settle(local(2026, 11, 29, 23, 45))
+        finished("P-1", "b", "C-9", 30, 2000, port=2, start=local(2026, 11, 30, 0, 0))
+        finished("P-1", "r", None, 30, 700, port=4, start=local(2026, 11, 30, 0, 5))
         db.session.commit()
         settle(local(2026, 11, 30, 1, 0))
         alley = db.session.scalar(select(Alley))
@@ -225,15 +234,18 @@ def test_dashboard_buckets_by_local_day_week_and_month(app, client, admin, alley
         assert len(days) == 31 and max(days) == date(2026, 11, 30)
         assert (days[date(2026, 11, 29)]["sessions"], days[date(2026, 11, 29)]["energy_wh"],
                 days[date(2026, 11, 29)]["takings_cents"]) == (1, 1000, 100)
-        assert days[date(2026, 11, 30)]["energy_wh"] == 2000
+        # Two sessions ended on the 30th; the one on the review list is no income.
+        assert (days[date(2026, 11, 30)]["sessions"], days[date(2026, 11, 30)]["energy_wh"],
+                days[date(2026, 11, 30)]["takings_cents"]) == (2, 2700, 200)
         weeks = {r["start"]: r for r in money_dashboard.series(alley, "week", now)}
-        assert weeks[date(2026, 11, 30)]["sessions"] == 1  # Monday starts the week
+        assert weeks[date(2026, 11, 30)]["sessions"] == 2  # Monday starts the week
         assert weeks[date(2026, 11, 23)]["sessions"] == 1
         months = {r["start"]: r for r in money_dashboard.series(alley, "month", now)}
         assert len(months) == 12
         assert (months[date(2026, 11, 1)]["sessions"], months[date(2026, 10, 1)]["sessions"]) == (
-            2, 1)
+            3, 1)
         assert months[date(2026, 11, 1)]["takings_cents"] == 300
+        assert months[date(2026, 10, 1)]["takings_cents"] == 50
 
 
 def test_month_pages_are_reached_by_clicking_from_the_staff_desk(app, client, admin,

@@ -30,7 +30,7 @@ def test_statement_and_public_pages_use_chinese_punctuation(app, client, admin,
     login(client, "root")
     url = "/staff/months/lane/2026-11"
     post_form(client, url, {"grid_kwh": "10", "amount": "5.60"})
-    post_form(client, url + "/publish", {}, form_url=url)
+    post_form(client, url + "/publish", {"confirm": "y"}, form_url=url)
     with app.app_context():
         st = db.session.scalar(select(Statement).where(Statement.resident_id == acc))
     pages = [f"/staff/statements/{st.id}", url, "/staff/months/lane",

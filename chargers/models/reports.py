@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -22,6 +22,9 @@ class ProblemReport(db.Model):
     port: Mapped[int | None] = mapped_column(Integer)  # None: the whole pile
     kind: Mapped[str] = mapped_column(String(16))  # services.alerts.reports.KINDS
     phone: Mapped[str | None] = mapped_column(String(32))
+    # What the resident wrote (most of all for "other": 其他问题); plain text, shown
+    # escaped to staff.
+    details: Mapped[str | None] = mapped_column(Text)
     photo: Mapped[str | None] = mapped_column(String(64))  # file name under REPORT_PHOTO_DIR
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)

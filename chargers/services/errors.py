@@ -39,3 +39,15 @@ class Invalid(DomainError):
 
 class Forbidden(DomainError):
     family, status = "forbidden", 403
+
+
+class BadParameter(DomainError):
+    """A request the API cannot read: e.g. a query parameter it does not know."""
+
+    family, status = "bad_request", 400
+
+
+class Unauthorized(DomainError):
+    """No Bearer token, or a wrong or revoked one (the contract's `unauthorized`)."""
+
+    family, status = "unauthorized", 401

@@ -8,11 +8,7 @@ from flask import request
 
 from ..models import User
 from ..services import users
-from ..services.errors import DomainError
-
-
-class Unauthorized(DomainError):
-    code, status = "unauthorized", 401
+from ..services.errors import Unauthorized
 
 
 def api_user() -> User:
@@ -20,10 +16,10 @@ def api_user() -> User:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("a Bearer token is required")
+        raise Unauthorized("auth.token_missing")
     user = users.user_for_token(token.strip())
     if user is None:
-        raise Unauthorized("invalid or revoked token")
+        raise Unauthorized("auth.token_invalid")
     return user
 
 

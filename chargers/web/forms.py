@@ -67,6 +67,8 @@ class ReportForm(FlaskForm):
         SelectChoice("burning", _l("Burning smell or smoke")),
         SelectChoice("other", _l("Something else")),
     ])
+    details = TextAreaField(_l("Other problem, in your words (optional)"),
+                            validators=[Optional(), Length(max=500)])
     photo = FileField(_l("Photo (optional)"), validators=[
         FileAllowed(["jpg", "jpeg", "png", "webp", "gif"], _l("A photo, please"))])
     phone = StringField(_l("Your phone (optional, so staff can call back)"),

@@ -95,13 +95,13 @@ class DecisionForm(FlaskForm):
 
 
 class SessionFilterForm(FlaskForm):
-    """The staff sessions list and its CSV: local dates of the alley (inclusive), a
+    """The staff sessions list and its CSV: local end dates of the alley (inclusive), a
     card, a page (GET, no CSRF)."""
 
     class Meta:
         csrf = False
 
-    start = DateField(_l("From"), validators=[Optional()])
-    end = DateField(_l("To"), validators=[Optional()])
+    start = DateField(_l("Ended from"), validators=[Optional()])
+    end = DateField(_l("Ended to"), validators=[Optional()])
     card = StringField(_l("Card"), validators=[Optional(), Length(max=64)])
     page = IntegerField(validators=[Optional(), NumberRange(min=1, max=100_000)])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms import BooleanField, IntegerField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from .money import YuanField
 
@@ -24,6 +24,14 @@ class GridBillForm(FlaskForm):
 
 class PublishForm(FlaskForm):
     """Only the CSRF token."""
+
+
+class PublishConfirmForm(FlaskForm):
+    """Publishing (公示) is asked for twice: the box ticked here, and the browser's
+    confirmation of the button (data-confirm)."""
+
+    confirm = BooleanField(_l("I have checked these totals and the grid bill: show them to "
+                              "every resident"), validators=[DataRequired()])
 
 
 class ReminderSettingsForm(FlaskForm):

@@ -93,11 +93,18 @@ def ledger_amount(kind: str, balance_cents: int) -> int:
 
 
 def session_billing_word(billing: str | None, account_kind: str | None = None) -> str:
-    """A session's billing state; one a monthly card covered says so (not "the community
-    pays", which is an exempt account's)."""
-    if billing == "covered" and account_kind == "monthly":
-        return billing_word("monthly")
-    return billing_word(billing)
+    """A session's billing state; one a monthly card covered says so (月卡), and only an
+    exempt account's says the community pays (社区承担)."""
+    return billing_word(covered_code(billing, account_kind))
+
+
+def covered_code(billing: str | None, account_kind: str | None) -> str:
+    """The label code of a billing state or ledger account kind, with `covered` split
+    by who bears it: `covered:monthly` (a monthly card) or `covered:exempt` (the
+    community); plain `covered` when the account is not known."""
+    if billing == "covered" and account_kind in ("monthly", "exempt"):
+        return f"covered:{account_kind}"
+    return billing or ""
 
 
 def per_kwh(fen: int | None) -> str:
@@ -119,6 +126,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["per_hour"] = per_hour
     app.jinja_env.globals["ledger_amount"] = ledger_amount
     app.jinja_env.globals["session_billing_word"] = session_billing_word
+    app.jinja_env.globals["month_income"] = month_income
     app.jinja_env.filters["yuan"] = yuan
     app.jinja_env.filters["kwh"] = kwh
     app.jinja_env.filters["duration"] = duration
@@ -171,3 +179,12 @@ def duration(seconds: int | None) -> str:
     if minutes < 60:
         return _("%(m)d min", m=minutes)
     return _("%(h)d h %(m)02d min", h=minutes // 60, m=minutes % 60)
+
+
+def month_income(mc):
+    """A closed month's figures from the ledger (by posting time, as the close counts
+    them): for what the close keeps as one number, e.g. covered by monthly cards apart
+    from covered by the community."""
+    from ..services.billing import income
+
+    return income.figures(mc.alley_id, mc.period_start, mc.period_end)

@@ -121,7 +121,8 @@ def report(pile_id: str):
         try:
             reports.submit(reports.ReportInput(
                 pile_id=pile.id, port=None if form.port.data == "pile" else int(form.port.data),
-                kind=form.kind.data, phone=form.phone.data or "", photo=photo,
+                kind=form.kind.data, phone=form.phone.data or "",
+                details=form.details.data or "", photo=photo,
                 remote_addr=request.remote_addr,
                 over_limit=form.kind.data == "burning" and _fire_report_over_limit()),
                 report_settings(), datetime.now(UTC),

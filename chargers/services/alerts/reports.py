@@ -31,6 +31,7 @@ KINDS = {"no_power": "report_no_power", "damaged": "report_damaged",
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 PHOTO_NAME_RE = re.compile(r"^[0-9a-f]{32}\.jpg$")
 MAX_SIDE = 1600  # stored photos are scaled down to this
+MAX_DETAILS = 500  # characters of free text
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class ReportInput:
     port: int | None  # None: the whole pile / not sure
     kind: str
     phone: str = ""
+    details: str = ""  # free text: what else is wrong (其他问题)
     photo: bytes | None = None
     remote_addr: str | None = None
     over_limit: bool = False  # a fire report past its address's rate limit
@@ -65,10 +67,13 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
     if data.kind not in KINDS:
         raise Invalid("report.kind", kinds=", ".join(KINDS))
     if data.port is not None and not 1 <= data.port <= pile.port_count:
-        raise Invalid("report.port", n=pile.port_count)
+        raise Invalid("report.port", port=data.port, n=pile.port_count)
     phone = (data.phone or "").strip()
     if phone and not PHONE_RE.match(phone):
         raise Invalid("report.phone")
+    details = (data.details or "").strip()
+    if len(details) > MAX_DETAILS:
+        raise Invalid("report.details", n=MAX_DETAILS)
     name = None
     if data.photo:
         jpeg = clean_photo(data.photo, settings.photo_max_bytes)
@@ -78,7 +83,8 @@ def submit(data: ReportInput, settings: ReportSettings, now: datetime, *,
     try:
         alert = alerts.on_report(pile, data.port, KINDS[data.kind], now, rules=rules)
         report = ProblemReport(pile_id=pile.id, port=data.port, kind=data.kind,
-                               phone=phone or None, photo=name, remote_addr=data.remote_addr,
+                               phone=phone or None, details=details or None, photo=name,
+                               remote_addr=data.remote_addr,
                                alert_id=alert.id, created_at=now, over_limit=data.over_limit)
         db.session.add(report)
         db.session.commit()

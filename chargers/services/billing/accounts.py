@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -193,7 +193,14 @@ def lookup(alley: Alley, card: str, phone_last4: str) -> ResidentAccount | None:
     (None otherwise: the caller answers the same for both, giving nothing away)."""
     if not CARD_RE.match(card or "") or not re.fullmatch(r"[0-9]{4}", phone_last4 or ""):
         return None
+    # Residents type what is printed on the card in any case: `c-00001` is `C-00001`.
+    # The exact card first; else the one card equal to it ignoring case.
     acc = find_by_card(alley.id, card)
+    if acc is None:
+        found = db.session.scalars(select(ResidentAccount).join(AccountCard).where(
+            AccountCard.alley_id == alley.id,
+            func.lower(AccountCard.card) == card.lower()).limit(2)).all()
+        acc = found[0] if len(found) == 1 else None
     if acc is None or len(acc.phone) < 4 or acc.phone[-4:] != phone_last4:
         return None
     return acc

@@ -1,7 +1,8 @@
 """Read-only figures for the staff money dashboard: sessions, kWh and takings of an
-alley per local day, ISO week or calendar month, from live data (sessions by the local
-time they ended; takings = the settled amount of those sessions, including what monthly
-cards and the community cover; an unsettled session counts 0 until settled)."""
+alley per local day, ISO week or calendar month: sessions and kWh by the local time
+the sessions ended; takings (income) from the ledger by posting time in the alley's
+zone (services/billing/income.py, the one definition every page uses: a session on the
+review list is no income until staff assign it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import Alley, ChargingSession, Pile
 from ..devices import alleys
+from . import income
 
 PERIODS = {"day": 31, "week": 12, "month": 12}
 
@@ -44,15 +46,18 @@ def series(alley: Alley, period: str, now: datetime) -> list[dict]:
                for s in starts}
     since = datetime.combine(starts[0], time(), tzinfo=tz)
     cs = ChargingSession
-    rows = db.session.execute(select(cs.ended_at, cs.energy_wh, cs.amount_cents).where(
+    rows = db.session.execute(select(cs.ended_at, cs.energy_wh).where(
         cs.pile_id.in_(select(Pile.id).where(Pile.alley_id == alley.id)),
         cs.status.in_(("stopped", "timeout")), cs.ended_at >= since, cs.ended_at <= now))
-    for ended, wh, amount in rows:
+    for ended, wh in rows:
         key = _start_of(period, ended.astimezone(tz).date())
         b = buckets.get(key)
         if b is None:
             continue
         b["sessions"] += 1
         b["energy_wh"] += int(round(wh or 0))
-        b["takings_cents"] += int(amount or 0)
+    money = income.by_bucket(alley, since, None, lambda d: _start_of(period, d))
+    for key, fig in money.items():
+        if key in buckets:
+            buckets[key]["takings_cents"] = fig.takings_cents
     return list(buckets.values())

@@ -8,11 +8,14 @@ Rules (documented decisions):
   closable month not yet closed, oldest first, so a missed run does no harm.
 - A month waits while a session that ended in it is finished but not yet settled
   (settlement runs every minute; its charge then belongs to this month).
-- Postings belong to months by their *effective time* (a charge: its session's end;
-  anything else: when it was posted). At a close every posting of the alley not yet
-  counted whose effective time is before the month's end is counted in that month
-  (`PostingMonth`, written once). So a posting made after a month closed — a reversal,
-  an approved adjustment, a late charge — is counted in the next month still open.
+- Postings belong to months by their *posting time* (记账时间, when the ledger
+  recorded them, in the alley's zone): the one definition of income every page uses
+  (services/billing/income.py), so a closed month's totals equal the ledger's figures
+  for that month. At a close every posting of the alley not yet counted posted before
+  the month's end is counted in that month (`PostingMonth`, written once). So a posting
+  made after a month closed — a reversal, an approved adjustment, a late charge — is
+  counted in the next month still open.
+- Top-ups and refunds are net of their reversals: a reversed top-up is not received.
 - Sessions (count, kWh, per-day figures) belong to the month their end falls in.
 - A closed month's rows are never updated (publication only adds its stamp and the
   grid bill copied at that moment).
@@ -101,8 +104,7 @@ def _first_activity(alley: Alley, tz: ZoneInfo) -> str | None:
 
 
 def _effective_at(posting: Posting, session_end: datetime | None) -> datetime:
-    if posting.kind == "charge" and session_end is not None:
-        return session_end
+    """A posting's month is that of its posting time (services/billing/income.py)."""
     return posting.created_at
 
 
@@ -175,6 +177,10 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
 
     # Ledger totals of the counted postings, by account kind and posting kind.
     per_resident: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # A reversal of a top-up or refund counts as less top-up or refund.
+    reversed_kinds = dict(db.session.execute(select(Posting.id, Posting.kind).where(
+        Posting.id.in_({p.reverses_id for p, _ in counted.values() if p.reverses_id})))
+        .all()) if counted else {}
     if counted:
         entries = db.session.execute(
             select(LedgerEntry.posting_id, LedgerEntry.amount_cents, LedgerAccount.kind,
@@ -199,12 +205,16 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
                 if p.kind in ("adjustment", "reversal"):
                     mc.adjustments_cents += cents
             if acc_kind == "resident":
+                about = p.kind
+                if p.kind == "reversal" and reversed_kinds.get(p.reverses_id) in ("topup",
+                                                                                  "refund"):
+                    about = reversed_kinds[p.reverses_id]
                 bucket = {"topup": "topups", "charge": "charges",
-                          "refund": "refunds"}.get(p.kind, "adjustments")
+                          "refund": "refunds"}.get(about, "adjustments")
                 per_resident[resident_id][bucket] += cents
-                if p.kind == "topup":
+                if about == "topup":
                     mc.topups_cents += cents
-                elif p.kind == "refund":
+                elif about == "refund":
                     mc.refunds_cents -= cents
         mc.postings = len(counted)
 

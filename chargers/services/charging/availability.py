@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import get_history
 
 from ...extensions import db
 from ...models import Alert, Alley, Pile, Port
+from ...ordering import pile_key
 from ...protocol.codes import FIRE_CODES
 from ..alerts.lifecycle import OPEN
 from ..alerts.severity import NOT_HARDWARE
@@ -212,6 +213,8 @@ def _piles_of(alley_ids: list[int]) -> dict[int, list[_PileRow]]:
             .where(Pile.alley_id.in_(alley_ids)).order_by(Pile.label)):
         pile = piles[row.id] = _PileRow(*row)
         out[pile.alley_id].append(pile)
+    for rows in out.values():
+        rows.sort(key=pile_key)  # 1号桩, 2号桩 … 10号桩, as on every pile list
     for port in db.session.execute(
             select(Port.pile_id, Port.number, Port.status, Port.error, Port.enabled,
                    Port.status_since)

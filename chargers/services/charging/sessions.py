@@ -201,9 +201,14 @@ def close_stale(now: datetime, inactive_s: int) -> int:
 
 
 def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int = 100,
-                  offset: int = 0) -> list[ChargingSession]:
-    """Sessions in the user's scope, newest first, optionally of one pile."""
+                  offset: int = 0, alley_slug: str | None = None) -> list[ChargingSession]:
+    """Sessions in the user's scope, newest first, optionally of one pile and/or one
+    alley (404 when missing or outside the user's alleys)."""
     stmt = select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
+    if alley_slug is not None:
+        from ..devices import alleys
+
+        stmt = stmt.where(Pile.alley_id == alleys.get_alley(user, alley_slug).id)
     if pile_id is not None:
         scope.check_pile(user, db.session.get(Pile, pile_id))
         stmt = stmt.where(ChargingSession.pile_id == pile_id)

@@ -64,7 +64,7 @@ def _check(pile: Pile, port: int | None, action: str) -> None:
     if action == "reset" and port is not None:
         raise Invalid("command.reset_whole_pile")
     if port is not None and not 1 <= port <= pile.port_count:
-        raise Invalid("command.port_range", n=pile.port_count)
+        raise Invalid("command.port_range", port=port, n=pile.port_count)
 
 
 def create(pile: Pile, port: int | None, action: str, now: datetime, *,

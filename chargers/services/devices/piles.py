@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Alley, Pile, Port, User
+from ...ordering import pile_key
 from ...protocol.codes import MAX_PORTS, PILE_ID_RE
 from .. import scope
 from ..errors import Conflict, Invalid
@@ -71,16 +72,20 @@ def list_piles(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Pile]:
-    """Piles in scope, optionally of one alley: by alley then label, or newest first."""
+    """Piles in scope, optionally of one alley: by alley then label naturally (1号桩
+    before 10号桩, chargers/ordering.py), or newest first."""
     stmt = select(Pile).join(Alley)
-    if newest_first:
-        stmt = stmt.order_by(Pile.created_at.desc(), Pile.id)
-    else:
-        stmt = stmt.order_by(Alley.slug, Pile.label, Pile.id)
     stmt = scope.limit_to_alleys(stmt, user, Pile.alley_id)
     if alley_slug:
         stmt = stmt.where(Alley.slug == alley_slug)
-    return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+    if newest_first:
+        stmt = stmt.order_by(Pile.created_at.desc(), Pile.id)
+        return list(db.session.scalars(stmt.limit(limit).offset(offset)))
+    # An alley's piles are a few dozen: sorted here, where the natural order is known.
+    rows = sorted(db.session.execute(stmt.add_columns(Alley.slug)).all(),
+                  key=lambda r: (r[1], pile_key(r[0])))
+    rows = rows[offset:offset + limit if limit is not None else None]
+    return [r[0] for r in rows]
 
 
 def update_pile(user: User | None, pile_id: str, data: PileInput) -> Pile:

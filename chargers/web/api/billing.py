@@ -16,7 +16,7 @@ from ...services.errors import Conflict
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
-from .schemas import AccountCreate, Decision, Money, TariffCreate
+from .schemas import AccountCreate, Decision, Money, RefundIn, TariffCreate
 
 
 def account_json(a: ResidentAccount) -> dict:
@@ -93,7 +93,7 @@ def _once(user, run):
 def _money_json(p, account_id: int, data, user) -> dict:
     acc = accounts.get_account(user, account_id)
     return {"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
-            "method": data.method, "receipt": data.receipt,
+            "method": data.method, "receipt": data.receipt, "reason": p.reason or "",
             "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}
 
 
@@ -113,11 +113,11 @@ def top_up(user, account_id: int):
 @bp.post("/accounts/<int:account_id>/refunds")
 @token_required
 def refund(user, account_id: int):
-    data = body(Money)
+    data = body(RefundIn)
 
     def run(rk):
         p = accounts.refund(user, account_id, data.amount_cents, data.method, data.receipt,
-                             utcnow(), request_key=rk)
+                             utcnow(), reason=(data.reason or "").strip(), request_key=rk)
         return _money_json(p, account_id, data, user), 201
 
     return _once(user, run)

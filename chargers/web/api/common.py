@@ -14,6 +14,18 @@ from ..validation import DB_INT_MAX, json_body
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
+def known_args(*names: str) -> None:
+    """Refuse (400, naming it) a query parameter this call does not take: a typo such
+    as `?aley=x` must not silently answer everything."""
+    from ...services.errors import BadParameter
+
+    allowed = (*names, "limit", "offset", "lang")
+    for name in request.args:
+        if name not in allowed:
+            raise BadParameter("api.unknown_parameter", name=name,
+                             allowed=", ".join(allowed[:-1]))
+
+
 def page_args() -> tuple[int, int]:
     """`limit` (default 100, at most 1000) and `offset` (0 to DB_INT_MAX) from the
     query string."""

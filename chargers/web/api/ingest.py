@@ -9,7 +9,7 @@ from ...services.charging import sessions
 from ...services.ingest import message_log
 from ..access import token_required
 from . import bp
-from .common import iso, page_args
+from .common import iso, known_args, page_args
 
 
 def session_json(s: ChargingSession) -> dict:
@@ -41,9 +41,10 @@ def rejection_json(r: Rejection) -> dict:
 @bp.get("/sessions")
 @token_required
 def list_sessions(user):
+    known_args("pile", "alley")
     limit, offset = page_args()
     rows = sessions.list_sessions(user, request.args.get("pile") or None, limit=limit,
-                                  offset=offset)
+                                  offset=offset, alley_slug=request.args.get("alley") or None)
     return jsonify([session_json(s) for s in rows])
 
 

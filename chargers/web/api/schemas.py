@@ -64,6 +64,10 @@ class Money(_Strict):
     receipt: str | None = Field(None, max_length=64)
 
 
+class RefundIn(Money):
+    reason: str | None = Field(None, max_length=500)
+
+
 class TierIn(_Strict):
     max_w: int = Field(gt=0, le=100_000)
     cents_per_hour: int = Field(ge=0, le=100_000)

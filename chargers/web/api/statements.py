@@ -16,12 +16,17 @@ from .schemas import GridIn
 
 
 def month_json(mc, daily: bool = False) -> dict:
+    from ...services.billing import income
+
     rec = reconciliation.reconcile(mc, settings.close(current_app.config))
+    split = income.figures(mc.alley_id, mc.period_start, mc.period_end)
     out = {"month": mc.month, "period_start": iso(mc.period_start),
            "period_end": iso(mc.period_end), "closed_at": iso(mc.closed_at),
            "published_at": iso(mc.published_at), "sessions": mc.sessions,
            "energy_wh": mc.energy_wh, "electricity_cents": mc.electricity_cents,
            "service_cents": mc.service_cents, "covered_cents": mc.covered_cents,
+           "covered_monthly_cents": split.covered_monthly_cents,
+           "covered_exempt_cents": split.covered_exempt_cents,
            "waived_cents": mc.waived_cents, "topups_cents": mc.topups_cents,
            "refunds_cents": mc.refunds_cents, "adjustments_cents": mc.adjustments_cents,
            "postings": mc.postings,

@@ -18,7 +18,7 @@ from ...models import utcnow
 from ...money import MoneyError, parse_yuan, yuan_decimal
 from ...outcomes import render as outcome
 from ...services import idempotency
-from ...services.billing import accounts, exports, ledger, settlement, tariffs
+from ...services.billing import accounts, exports, income, ledger, settlement, tariffs
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from .. import csvout
@@ -29,7 +29,7 @@ from ..forms_billing import (
     SessionFilterForm,
     TariffForm,
 )
-from ..money import yuan
+from ..money import covered_code, yuan
 from . import bp
 
 BOM = "\ufeff"
@@ -50,8 +50,12 @@ def _aware(alley, value: datetime | None) -> datetime | None:
 def billing_home(slug: str):
     alley = alleys.get_alley(current_user, slug)
     g.tz = alley.timezone
+    now = utcnow()
     return render_template("staff/billing/home.html", alley=alley,
+                           figures=[(_("Today"), income.today(alley, now)),
+                                    (_("This month"), income.this_month(alley, now))],
                            balances=exports.ledger_balances(alley),
+                           all_time=income.figures(alley),
                            audit=exports.audit_trail(alley, 30))
 
 
@@ -290,13 +294,14 @@ def billing_sessions_csv(slug: str):
               _("Tariff"), _("Tier"), _("Billing (code)"), _("Billing"), _("Receipt")]
     base = request.host_url.rstrip("/")
     words = export_words()
+    kinds = exports.account_kinds_of(alley)
 
     def rows():
         return ([s.id, s.pile_id, s.port, s.card or "", _local(tz, s.started_at),
                  _local(tz, s.ended_at), s.energy_wh, yuan_decimal(s.energy_cents),
                  yuan_decimal(s.service_cents), yuan_decimal(s.amount_cents),
                  s.tariff_id or "", s.tier or "", s.billing or "",
-                 words.get(s.billing or "", ""),
+                 words.get(covered_code(s.billing, kinds.get(s.account_id)), ""),
                  f"{base}/r/{s.receipt_token}" if s.receipt_token else ""]
                 for s in exports.iter_alley_sessions(alleys.find_alley(slug), f))
 
@@ -311,8 +316,8 @@ def billing_ledger_csv(slug: str):
     words = export_words()
 
     def rows():
-        return (ledger_row(tz, words, p, e, a)
-                for p, e, a in exports.iter_ledger(alley_id))
+        return (ledger_row(tz, words, p, e, a, payer)
+                for p, e, a, payer in exports.iter_ledger(alley_id))
 
     return _csv(f"ledger-{slug}.csv", header, rows)
 
@@ -333,9 +338,10 @@ def ledger_header() -> list[str]:
             _("Reason")]
 
 
-def ledger_row(tz, words: dict[str, str], p, e, a) -> list:
-    """One ledger line of an export (amount in yuan as an exact Decimal)."""
-    account = words.get(a.kind, a.kind)
+def ledger_row(tz, words: dict[str, str], p, e, a, payer_kind: str | None = None) -> list:
+    """One ledger line of an export (amount in yuan as an exact Decimal); a line of the
+    covered account says who bore it (a monthly card, or the community)."""
+    account = words.get(covered_code(a.kind, payer_kind), a.kind)
     if a.resident_id is not None:
         account = f"{account} #{a.resident_id}"
     return [p.id, p.key, p.kind, words.get(p.kind, p.kind), _local(tz, p.created_at),

@@ -45,6 +45,7 @@ from ...services.devices import alleys
 from ...services.errors import DomainError
 from ...services.maintenance import inspections
 from .. import csvout
+from ..ordering import by_label
 from ..validation import accepts_upload
 from . import bp
 
@@ -142,7 +143,7 @@ class PeriodForm(FlaskForm):
 
 def _pile_choices(alley) -> list[SelectChoice]:
     return [SelectChoice("", _("Whole site"))] + [
-        SelectChoice(p.id, f"{p.label} ({p.id})") for p in alley.piles]
+        SelectChoice(p.id, f"{p.label} ({p.id})") for p in by_label(alley.piles)]
 
 
 def _rule() -> photos.PhotoRule:

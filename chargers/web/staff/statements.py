@@ -26,7 +26,7 @@ from ...services.billing import exports, money_dashboard, monthly_close, reconci
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
-from ..forms_statements import GridBillForm, PublishForm, ReminderSettingsForm
+from ..forms_statements import GridBillForm, PublishConfirmForm, PublishForm, ReminderSettingsForm
 from ..money import yuan
 from . import bp
 from .billing import _csv, export_words, ledger_header, ledger_row
@@ -78,15 +78,17 @@ def month(slug: str, month: str):
                     month=month), "ok")
             return redirect(url_for("staff.month", slug=slug, month=month))
     return render_template("staff/statements/month.html", alley=alley, mc=mc, form=form,
-                           publish_form=PublishForm(), rec=reconciliation.reconcile(mc, _rule()),
+                           publish_form=PublishConfirmForm(), rec=reconciliation.reconcile(mc, _rule()),
                            charts=month_charts(mc.daily), kwh1=kwh1, threshold=_rule().loss_pct,
                            statements=monthly_close.statements_for(mc))
 
 
 @bp.post("/months/<slug>/<month>/publish")
 def month_publish(slug: str, month: str):
-    form = PublishForm()
-    if form.validate_on_submit():
+    form = PublishConfirmForm()
+    if not form.validate_on_submit():
+        flash(_("Not published: tick the box to confirm the totals first."), "error")
+    else:
         try:
             monthly_close.publish(current_user, slug, month, utcnow())
         except DomainError as exc:
@@ -158,8 +160,8 @@ def _ledger_rows(alley):
         counted = dict(db.session.execute(
             select(monthly_close.PostingMonth.posting_id, monthly_close.PostingMonth.month)
             .where(monthly_close.PostingMonth.alley_id == alley_id)).all())
-        for p, e, a in exports.iter_ledger(alley_id):
-            yield [*ledger_row(tz, words, p, e, a), counted.get(p.id, "")]
+        for p, e, a, payer in exports.iter_ledger(alley_id):
+            yield [*ledger_row(tz, words, p, e, a, payer), counted.get(p.id, "")]
 
     return header, rows
 
