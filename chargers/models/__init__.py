@@ -29,6 +29,7 @@ from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
 from .reports import ProblemReport
+from .safety import CardCheck, CardProfile, PileConfig
 from .statements import (
     GridBill,
     MonthClose,
@@ -40,6 +41,9 @@ from .statements import (
 )
 
 __all__ = [
+    "CardCheck",
+    "CardProfile",
+    "PileConfig",
     "GridBill",
     "MonthClose",
     "PostingMonth",
