@@ -116,6 +116,7 @@ MESSAGES: dict[str, object] = {
     "pile.id_format": _l("The serial: 1 to 64 letters, digits, '_' or '-'."),
     "pile.label_empty": _l("The label must not be empty."),
     "pile.not_found": _l("No such pile."),
+    "session.not_found": _l("No such session."),
     "pile.ports_range": _l("Ports: 1 to %(n)d."),
     "report.kind": _l("Choose what is wrong (%(kinds)s)"),
     "report.phone": _l("That does not look like a phone number"),

@@ -178,3 +178,31 @@ def test_high_risk_tells_the_holder_once_per_session(app, client, admin, alley_w
            temps=[70, 72, 75])
     with app.app_context():
         assert db.session.query(Notification).filter_by(reason="battery_risk").count() == 2
+
+
+def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, client, admin,
+                                                                         alley_with_pile):
+    from tests.webtools import login, post_form
+
+    boot(app, T0, ["config"])
+    temps = [25 + 3 * i for i in range(12)]
+    now = charge(app, [250] * 12, card="C-9", temps=temps)
+    s = the_session(app)
+    login(client, "root")
+    page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
+    assert "高风险" in page and "端口温升过快" in page and "<polyline" in page
+    import time_machine
+    with time_machine.travel(now + timedelta(minutes=5), tick=False):
+        login(client, "root")
+        page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
+        assert 'data-card="C-9"' in page
+        r = post_form(client, "/staff/alleys/lane/risk", {"card": "C-9", "note": "换了充电器"})
+        assert r.status_code == 302
+        page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
+        assert "换了充电器" in page and 'data-card="C-9"' in page  # history stays
+    login(client, "root")
+    page = client.get("/staff/piles/P-1/control?lang=zh").get_data(as_text=True)
+    assert 'data-config-state="pending"' in page and "配置未生效" in page
+    r = post_form(client, "/staff/alleys/lane/device-settings", {"max_power_w": "600"})
+    assert r.status_code == 302
+    assert config_cmds(app)[-1]["settings"]["max_power_w"] == 600
