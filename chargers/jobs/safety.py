@@ -16,7 +16,7 @@ from . import JobContext, job
 
 @job("config-push", "interval",
      "Send each pile with the config feature its desired configuration until it reports it",
-     seconds=30)
+     seconds=10)
 def config_push(now: datetime, ctx: JobContext) -> str | None:
     """Piles that have not reported their desired version get it again."""
     n = pile_config.resend_due(now, settings.limits(current_app.config))
