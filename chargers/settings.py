@@ -290,8 +290,9 @@ class RiskRule:
     # card's usual energy by `no_taper_mid` (mid) or `no_taper_high` (high) of it;
     # without a usual energy, after `no_taper_default_s` at bulk power: mid.
     bulk_ratio: float = 0.8
-    no_taper_mid: float = 1.12
-    no_taper_high: float = 1.25
+    no_taper_mid: float = 1.05
+    no_taper_high: float = 1.1
+    no_taper_min_sessions: int = 3
     no_taper_default_s: int = 6 * 3600
     # temp_rise: the port's temperature this many °C over its first reading: mid / high;
     # the `risk-review` job keeps it only when the alley's other ports under similar

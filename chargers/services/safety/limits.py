@@ -56,7 +56,7 @@ def baseline(pile: Pile, card: str | None) -> risk.Baseline:
     prof = db.session.get(CardProfile, (pile.alley_id, card))
     if prof is None or not prof.sessions:
         return risk.Baseline()
-    return risk.Baseline(prof.bulk_w, prof.energy_wh)
+    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions)
 
 
 def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
@@ -69,8 +69,8 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
     st = dict(s.risk_state or {})
     if "cb" not in st:  # the card's usual charge, read once per session
         b = baseline(pile, s.card)
-        st["cb"] = [b.bulk_w, b.energy_wh]
-    base = risk.Baseline(*(st.get("cb") or [None, None]))
+        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions]
+    base = risk.Baseline(*(st.get("cb") or [None, None, 0]))
     st, v = risk.step(st, p, s.started_at, limits_for(pile, rule), base, rule.risk)
     s.risk_state = st
     if s.risk != v.grade or (s.risk_reasons or []) != sorted(v.reasons):

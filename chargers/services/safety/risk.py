@@ -48,6 +48,7 @@ class Baseline:
 
     bulk_w: float | None = None
     energy_wh: float | None = None
+    sessions: int = 0  # how many healthy full charges taught it
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,13 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
                 st["tp"] = 1  # it tapered once
             if at_bulk:
                 if base.energy_wh:
-                    if p.energy_wh >= base.energy_wh * rule.no_taper_high:
+                    # High only on a usual energy learned from several charges: one
+                    # charge begun half full says little about the pack.
+                    if (p.energy_wh >= base.energy_wh * rule.no_taper_high
+                            and base.sessions >= rule.no_taper_min_sessions):
                         _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
-                    elif p.energy_wh >= base.energy_wh * rule.no_taper_mid:
+                    elif (p.energy_wh >= base.energy_wh * rule.no_taper_mid
+                          and base.sessions >= 2):
                         _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
                 elif st.get("bs") is not None and t - st["bs"] >= rule.no_taper_default_s:
                     _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
@@ -183,6 +188,8 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
     st["pk"] = max(st.get("pk", 0.0), peak)
     st["r"] = reasons
     v = Verdict(grade=grade_of(reasons), reasons=reasons, stop=stop)
+    if v.grade == RiskGrade.HIGH and "ht" not in st:
+        st["ht"] = t  # when it first graded high (the pile's clock)
     if stop is None and v.grade == RiskGrade.HIGH:
         v.stop = LimitStop.RISK
     return st, v
