@@ -28,7 +28,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -155,7 +155,8 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                     energy_wh=round(e, 2), reason="full" if this == "healthy" else "user"),
                     pile=pile, arrived_at=end))
                 for j in range(0, len(msgs), 400):
-                    handlers.process(msgs[j:j + 400], settings, now=msgs[min(j + 399, len(msgs) - 1)].arrived_at)
+                    last = msgs[min(j + 399, len(msgs) - 1)]
+                    handlers.process(msgs[j:j + 400], settings, now=last.arrived_at)
                 n_msgs += len(msgs)
                 s = db.session.query(ChargingSession).filter_by(pile_id=pile, session_ref=ref).one()
                 labels[ref] = this

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.ingest import handlers
 from chargers.jobs import safety as safety_jobs
-from chargers.models import Alert, ChargingSession, Command, Notification, Pile, PileConfig
-from chargers.services.billing import accounts as residents
+from chargers.models import Alert, ChargingSession, Command, Notification
 from chargers.services.billing import reminders
 from tests.conftest import bearer
 from tests.ingest_support import body, incoming, ts

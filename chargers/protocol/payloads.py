@@ -28,8 +28,8 @@ from .codes import (
     FAULT_CODES,
     FEATURES,
     MAX_PAYLOAD_BYTES,
-    OFFLINE_POLICIES,
     MAX_PORTS,
+    OFFLINE_POLICIES,
     PORT_STATUSES,
     STOP_REASONS,
 )

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "bench"))
 from risk_eval import Pack, curve  # noqa: E402
+
 from chargers import create_app, settings  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.ingest import handlers  # noqa: E402

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from ... import settings
-from ...models import Alley, Pile
+from ...models import Alley, Pile, utcnow
 from ...services import onboarding
-from ...models import utcnow
 from ...services.devices import alleys, piles
 from ...services.devices import config as pile_config
 from ..access import token_required
