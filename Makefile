@@ -47,6 +47,7 @@ check: install-dev
 # The benchmarks once (a few minutes on 2 cores): bench/results.json (see bench/README.md).
 bench: install-dev
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/risk_eval.py
 
 lint: install-dev
 	$(BIN)/ruff check chargers config tests

@@ -62,6 +62,7 @@ class CommandAction(StrEnum):
     ENABLE = "enable"
     DISABLE = "disable"
     RESET = "reset"
+    CONFIG = "config"  # v1.1, only to piles with the `config` feature
 
 
 class AckResult(StrEnum):
@@ -121,3 +122,55 @@ class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class RiskGrade(StrEnum):
+    """How dangerous a charging session looks from its curve (services/safety/)."""
+
+    LOW = "low"
+    MID = "mid"
+    HIGH = "high"
+
+
+RISK_ORDER = {RiskGrade.LOW: 0, RiskGrade.MID: 1, RiskGrade.HIGH: 2}
+
+
+class RiskReason(StrEnum):
+    """Why a session was graded above low (API `risk_reasons`)."""
+
+    OVER_POWER = "over_power"
+    POWER_FLUCTUATION = "power_fluctuation"
+    NO_TAPER = "no_taper"
+    TEMP_RISE = "temp_rise"
+    TOO_LONG = "too_long"
+
+
+class LimitStop(StrEnum):
+    """Why the backend itself asked a pile to stop a session (services/safety/limits.py),
+    recorded as the session's guard_reason: the port limit held for two readings, the
+    longest session, 充满自停 (power under the threshold for the hold time), or a high
+    risk grade."""
+
+    OVERLOAD = "overload"
+    TOO_LONG = "too_long"
+    FULL = "full"
+    RISK = "risk"
+
+
+class ConfigState(StrEnum):
+    """A pile's configuration, desired against reported (services/devices/config.py):
+    `none` (the pile has no `config` feature: nothing is sent), `pending` (sent, the pile
+    has not reported that version yet), `applied` (reported = desired), `mismatch` (the
+    pile reported the version with other settings)."""
+
+    NONE = "none"
+    PENDING = "pending"
+    APPLIED = "applied"
+    MISMATCH = "mismatch"
+
+
+class OfflinePolicy(StrEnum):
+    """What a pile does when `authorize` gets no answer (config key `offline_policy`)."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"

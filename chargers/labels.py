@@ -49,13 +49,16 @@ CODE_LABELS = {
     "report_no_power": _l("Resident reports no power"),
     "report_damaged": _l("Resident reports damaged socket"),
     "report_other": _l("Resident reports a problem"),
+    "battery_risk_high": _l("Dangerous battery or charger (high risk)"),
+    "battery_risk": _l("Battery or charger looks unusual (medium risk)"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
                    "warning": _l("Warning")}
 STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledged"),
                  "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
 ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
-                 "enable": _l("Enable"), "reset": _l("Reset pile")}
+                 "enable": _l("Enable"), "reset": _l("Reset pile"),
+                 "config": _l("Send configuration")}
 PORT_STATUS_LABELS = {
     "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
     "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
@@ -119,6 +122,30 @@ ENDING_LABELS = {
     "unknown_card": _l("Card not registered"), "monthly_hours": _l("Monthly hours used up"),
     "monthly_busy": _l("Monthly card in use on another port"),
     "assigned": _l("Stopped by the system; assigned to an account by staff"),
+    "overload": _l("Stopped: over the port's power limit"),
+    "too_long": _l("Stopped: longest session reached"),
+    "risk": _l("Stopped: battery or charger looks dangerous"),
+}
+
+# The risk grade of a session and its reasons (constants.RiskGrade, RiskReason).
+RISK_LABELS = {"low": _l("Low risk"), "mid": _l("Medium risk"), "high": _l("High risk")}
+RISK_REASON_LABELS = {
+    "over_power": _l("Power too high"), "power_fluctuation": _l("Power swings"),
+    "no_taper": _l("Does not taper when full"), "temp_rise": _l("Port heats up"),
+    "too_long": _l("Charging too long"),
+}
+# A pile's configuration, desired against reported (constants.ConfigState).
+CONFIG_STATE_LABELS = {"none": _l("No remote configuration (v1 pile)"),
+                       "pending": _l("Configuration not applied"),
+                       "applied": _l("Configuration applied"),
+                       "mismatch": _l("Configuration not applied")}
+# What a pile does when `authorize` gets no answer (device protocol `offline_policy`).
+OFFLINE_POLICY_LABELS = {"accept": _l("let the charge start"), "reject": _l("refuse the charge")}
+CONFIG_KEY_LABELS = {
+    "max_power_w": _l("Port power limit (W)"), "overload_hold_s": _l("Overload hold (s)"),
+    "full_stop_power_w": _l("Full-stop power (W)"), "full_stop_hold_s": _l("Full-stop hold (s)"),
+    "max_session_s": _l("Longest session (s)"), "offline_policy": _l("Offline policy"),
+    "offline_max_minutes": _l("Longest offline session (min)"),
 }
 
 # Billing codes (account kinds, ledger account kinds, posting kinds, review reasons,
@@ -177,6 +204,9 @@ JOB_LABELS = {
     "reminders": _l("Remind residents once per condition; notice published months"),
     "statements-monthly": _l("Close every past month not yet closed: statements and each "
                              "alley's month account"),
+    "config-push": _l("Send each pile with the config feature its desired settings until it "
+                      "reports them"),
+    "risk-review": _l("Stop sessions past the longest time; learn each card's usual charge"),
 }
 # What a job run did (jobs.Summary.code), with its counts as the parameters.
 JOB_RESULT_LABELS = {

@@ -187,7 +187,7 @@ def sms(config: Mapping) -> SmsConfig:
     """SMS_* (Aliyun SendSms)."""
     templates = {kind: config.get(f"SMS_TEMPLATE_{kind.upper()}", "")
                  for kind in ("low_balance", "negative", "monthly_end", "statement",
-                              "overstay", "cutoff")}
+                              "overstay", "cutoff", "battery_risk")}
     return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
                      access_key_id=config["SMS_ACCESS_KEY_ID"],
                      access_key_secret=config["SMS_ACCESS_KEY_SECRET"],
@@ -343,3 +343,69 @@ def retention(config: Mapping) -> RetentionRule:
                          rejection_days=config["RETENTION_REJECTION_DAYS"],
                          job_run_days=config["RETENTION_JOB_RUN_DAYS"],
                          batch=config["RETENTION_BATCH"])
+
+
+@dataclass(frozen=True)
+class RiskRule:
+    """Thresholds of the charging risk grade (services/safety/risk.py); the figures
+    behind each default are in docs/risk.md (RISK_* in config/)."""
+
+    # over_power: readings above the card's own usual bulk power by this factor (and
+    # by at least `over_card_min_w`), this many in a row: mid; by `over_card_high`: high.
+    over_card_factor: float = _DEFAULTS.RISK_OVER_CARD_FACTOR
+    over_card_high: float = 2.2
+    over_card_min_w: float = 120.0
+    over_card_readings: int = 3
+    # power_fluctuation: a reading swings when its (max-min)/mean or its step from the
+    # previous reading exceeds `swing_ratio` of the power (ignoring small powers);
+    # this many swings: mid; `swing_high` swings: high.
+    swing_ratio: float = _DEFAULTS.RISK_SWING_RATIO
+    swing_min_w: float = 60.0
+    swing_mid: int = 4
+    swing_high: int = 10
+    # no_taper: still at ≥ `bulk_ratio` of the bulk power once the energy exceeds the
+    # card's usual energy by `no_taper_mid` (mid) or `no_taper_high` (high) of it;
+    # without a usual energy, after `no_taper_default_s` at bulk power: mid.
+    bulk_ratio: float = 0.8
+    no_taper_mid: float = 1.05
+    no_taper_high: float = _DEFAULTS.RISK_NO_TAPER_HIGH
+    no_taper_min_sessions: int = 3
+    no_taper_default_s: int = 6 * 3600
+    # temp_rise: the port's temperature this many °C over its first reading: mid / high;
+    # the `risk-review` job keeps it only when the alley's other ports under similar
+    # load rose at least `temp_peer_margin_c` less.
+    temp_rise_mid_c: float = 15.0
+    temp_rise_high_c: float = _DEFAULTS.RISK_TEMP_RISE_HIGH_C
+    temp_peer_margin_c: float = 8.0
+    # Readings below this power count as idle: not used for bulk or swings.
+    idle_w: float = 40.0
+
+
+@dataclass(frozen=True)
+class LimitRule:
+    """The limits the backend enforces on every pile whatever its firmware, where the
+    alley and the pile set none (DEVICE_*): per-port power, 充满自停 threshold and
+    hold, the longest session; and how often a pile with the `config` feature is sent
+    its configuration again until it reports it (CONFIG_RESEND_S)."""
+
+    max_power_w: int = _DEFAULTS.DEVICE_MAX_POWER_W
+    overload_readings: int = 2
+    full_stop_power_w: int = _DEFAULTS.DEVICE_FULL_STOP_POWER_W
+    full_stop_hold_s: int = _DEFAULTS.DEVICE_FULL_STOP_HOLD_S
+    max_session_s: int = _DEFAULTS.DEVICE_MAX_SESSION_S
+    config_resend_s: int = _DEFAULTS.CONFIG_RESEND_S
+    risk: RiskRule = field(default_factory=RiskRule)
+    paging: Paging = field(default_factory=Paging)
+
+
+def limits(config: Mapping) -> LimitRule:
+    """DEVICE_MAX_POWER_W, DEVICE_FULL_STOP_POWER_W, DEVICE_FULL_STOP_HOLD_S,
+    DEVICE_MAX_SESSION_S, CONFIG_RESEND_S and RISK_*."""
+    risk = RiskRule(**{k: type(getattr(RiskRule, k))(config[f"RISK_{k.upper()}"])
+                       for k in RiskRule.__dataclass_fields__ if f"RISK_{k.upper()}" in config})
+    return LimitRule(max_power_w=config["DEVICE_MAX_POWER_W"],
+                     full_stop_power_w=config["DEVICE_FULL_STOP_POWER_W"],
+                     full_stop_hold_s=config["DEVICE_FULL_STOP_HOLD_S"],
+                     max_session_s=config["DEVICE_MAX_SESSION_S"],
+                     config_resend_s=config["CONFIG_RESEND_S"],
+                     risk=risk, paging=paging(config))

@@ -91,6 +91,17 @@ class Config:
     # A session on an unknown card is stopped after this many seconds, unless its alley
     # allows unbilled charging.
     BILLING_UNKNOWN_CARD_GRACE_S = _env_int("BILLING_UNKNOWN_CARD_GRACE_S", 120)
+    # Limits the backend enforces on every pile (an alley's device_settings and a
+    # pile's overrides win), and the risk grade's thresholds: docs/risk.md.
+    DEVICE_MAX_POWER_W = _env_int("DEVICE_MAX_POWER_W", 800)
+    DEVICE_FULL_STOP_POWER_W = _env_int("DEVICE_FULL_STOP_POWER_W", 30)
+    DEVICE_FULL_STOP_HOLD_S = _env_int("DEVICE_FULL_STOP_HOLD_S", 900)
+    DEVICE_MAX_SESSION_S = _env_int("DEVICE_MAX_SESSION_S", 8 * 3600)
+    CONFIG_RESEND_S = _env_int("CONFIG_RESEND_S", 120)
+    RISK_OVER_CARD_FACTOR = float(os.environ.get("RISK_OVER_CARD_FACTOR", "1.6"))
+    RISK_SWING_RATIO = float(os.environ.get("RISK_SWING_RATIO", "0.35"))
+    RISK_NO_TAPER_HIGH = float(os.environ.get("RISK_NO_TAPER_HIGH", "1.1"))
+    RISK_TEMP_RISE_HIGH_C = float(os.environ.get("RISK_TEMP_RISE_HIGH_C", "25"))
     # Monthly close (`statements-monthly`): the local hour on the 1st from which the past
     # month closes; reconciliation flags a month whose grid kWh exceed the piles' metered
     # kWh by more than this percent of the grid kWh.

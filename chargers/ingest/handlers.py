@@ -43,9 +43,12 @@ from ..protocol import codes, payloads, topics
 from ..services.alerts import cutoff
 from ..services.alerts import lifecycle as alerts
 from ..services.charging import sessions
+from ..services.devices import config as pile_config
 from ..services.devices import ports, presence
 from ..services.ingest import message_log
-from ..settings import AlertRules
+from ..services.safety import limits as safety
+from ..services.safety import risk
+from ..settings import AlertRules, LimitRule
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +77,14 @@ class Settings:
     heartbeat_s: int
     alerts: AlertRules
     dedup_days: int = 7
+    limits: LimitRule = LimitRule()
 
     @classmethod
     def from_config(cls, config) -> Settings:
         return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
                    clock=app_settings.clock(config),
                    heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
-                   alerts=app_settings.alerts(config),
+                   alerts=app_settings.alerts(config), limits=app_settings.limits(config),
                    dedup_days=config["DEDUP_RETENTION_DAYS"])
 
 
@@ -181,6 +185,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                       gaps=batch.seq_gaps(pile.id), now=now, device_time=source == "device",
                       rules=settings.alerts)
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
+        pile_config.on_boot(pile, data.known_features, settings.limits, now)
     elif kind == "heartbeat":
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
                            settings.alerts)
@@ -203,6 +208,13 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
             data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
             batch.samples)
+        s = batch.sessions.get((pile.id, data.session))
+        if s is not None:
+            safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
+                                                  data.power_min_w, data.power_max_w),
+                              now, settings.limits, settings.alerts)
+    elif kind == "config":
+        pile_config.on_report(pile, data.version, data.settings.model_dump(exclude_none=True), at)
     elif kind == "fault":
         alerts.record_fault(pile, port=data.port, code=data.code, active=data.active,
                             value=data.value, detail=data.detail, at=at, time_source=source,

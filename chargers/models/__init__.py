@@ -30,6 +30,7 @@ from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
 from .registry import Alley, Pile, Port
 from .reports import ProblemReport
+from .safety import CardCheck, CardProfile, PileConfig
 from .statements import (
     GridBill,
     MonthClose,
@@ -41,6 +42,9 @@ from .statements import (
 )
 
 __all__ = [
+    "CardCheck",
+    "CardProfile",
+    "PileConfig",
     "GridBill",
     "IdempotencyKey",
     "MonthClose",

@@ -57,6 +57,14 @@ class ChargingSession(db.Model):
     guard_stop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     guard_reason: Mapped[str | None] = mapped_column(String(32))
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Risk grade from the curve (services/safety/risk.py): low/mid/high, its reason
+    # codes, the cheap per-reading state the grading keeps, and when staff were
+    # alerted / the holder was told (once per session).
+    risk: Mapped[str | None] = mapped_column(String(8), index=True)
+    risk_reasons: Mapped[list | None] = mapped_column(JSON)
+    risk_state: Mapped[dict | None] = mapped_column(JSON)
+    risk_alerted: Mapped[str | None] = mapped_column(String(8))
+    risk_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     pile = relationship("Pile")

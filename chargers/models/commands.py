@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -33,6 +33,8 @@ class Command(db.Model):
     # How many times it was published (a cut-off re-sends the same id until answered).
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"))
+    # Fields of the command body beyond id/ts/action/port (`config`: version, settings).
+    args: Mapped[dict | None] = mapped_column(JSON)
 
     @property
     def detail(self) -> str | None:

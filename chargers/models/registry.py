@@ -36,6 +36,9 @@ class Alley(db.Model):
     # Billing: sessions on unknown cards may charge on (reviewed later) instead of being
     # stopped by the balance guard after its grace.
     allow_unbilled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The device protocol's `config` keys desired for every pile of the alley (a pile's
+    # own overrides win): services/devices/config.py.
+    device_settings: Mapped[dict | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(
@@ -70,6 +73,8 @@ class Pile(db.Model):
     last_seq_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    # v1.1 features the pile announced in its last boot (`config`, `authorize`, `start`).
+    features: Mapped[list | None] = mapped_column(JSON, default=list)
 
     alley: Mapped[Alley] = relationship(back_populates="piles")
     ports: Mapped[list[Port]] = relationship(

@@ -14,7 +14,8 @@ PILE_ID_RE = re.compile(PILE_ID_PATTERN)
 MAX_PORTS = 32  # `boot.ports` is 1-32; ports are numbered from 1
 MAX_PAYLOAD_BYTES = 4096
 
-DEVICE_KINDS = ("online", "boot", "heartbeat", "status", "meter", "session", "fault", "ack")
+DEVICE_KINDS = ("online", "boot", "heartbeat", "status", "meter", "session", "fault", "ack",
+                "config")
 COMMAND_KIND = "cmd"  # the backend's own topic (backend → device)
 
 # Plain strings made from chargers.constants (the one place of every code list), so
@@ -25,5 +26,10 @@ FAULT_CODES = tuple(c.value for c in FaultCode)
 FIRE_CODES = tuple(c.value for c in _FIRE_CODES)
 STOP_REASONS = tuple(c.value for c in StopReason)
 SESSION_EVENTS = ("start", "stop")
-COMMAND_ACTIONS = tuple(c.value for c in CommandAction)
+# What staff may send by hand; `config` goes only from services/devices/config.py.
+COMMAND_ACTIONS = tuple(c.value for c in CommandAction if c != CommandAction.CONFIG)
 ACK_RESULTS = tuple(c.value for c in AckResult)
+
+# v1.1 features a pile may announce in `boot.features`.
+FEATURES = ("authorize", "config", "start")
+OFFLINE_POLICIES = ("accept", "reject")

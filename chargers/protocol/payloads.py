@@ -26,8 +26,10 @@ from pydantic import (
 from .codes import (
     ACK_RESULTS,
     FAULT_CODES,
+    FEATURES,
     MAX_PAYLOAD_BYTES,
     MAX_PORTS,
+    OFFLINE_POLICIES,
     PORT_STATUSES,
     STOP_REASONS,
 )
@@ -101,6 +103,14 @@ class Boot(Envelope):
     firmware: Text64
     ports: Port
     max_power_w: Annotated[int, Field(ge=1, le=100_000)]
+    # v1.1: what the pile can do beyond v1 (absent = none). An unknown feature is a
+    # newer firmware's: ignored, not refused.
+    features: Annotated[list[Text64], Field(max_length=16)] | None = None
+
+    @property
+    def known_features(self) -> list[str]:
+        """The announced features this backend knows, each once, in protocol order."""
+        return [f for f in FEATURES if f in (self.features or ())]
 
 
 class Heartbeat(Envelope):
@@ -121,6 +131,9 @@ class Meter(Envelope):
     voltage_v: Annotated[float, Field(ge=0, le=1000)] | None = None
     current_a: Annotated[float, Field(ge=0, le=1000)] | None = None
     temp_c: Annotated[float, Field(ge=-60, le=300)] | None = None
+    # v1.1: lowest and highest instantaneous power since the previous `meter`.
+    power_min_w: Watts | None = None
+    power_max_w: Watts | None = None
 
 
 class SessionStart(Envelope):
@@ -153,6 +166,31 @@ class Ack(Envelope):
     detail: Annotated[Text, Field(max_length=1000)] | None = None
 
 
+class ConfigSettings(BaseModel):
+    """The `config` keys of the protocol (all optional). A command carries the ones
+    desired; a report, the ones the pile applied."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    max_power_w: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    overload_hold_s: Annotated[int, Field(ge=1, le=3600)] | None = None
+    full_stop_power_w: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    full_stop_hold_s: Annotated[int, Field(ge=1, le=86_400)] | None = None
+    max_session_s: Annotated[int, Field(ge=60, le=7 * 86_400)] | None = None
+    offline_policy: Literal[OFFLINE_POLICIES] | None = None  # type: ignore[valid-type]
+    offline_max_minutes: Annotated[int, Field(ge=1, le=7 * 1440)] | None = None
+
+
+CONFIG_KEYS = tuple(ConfigSettings.model_fields)
+
+
+class ConfigReport(Envelope):
+    """v1.1 `config`: the version the pile applied and the settings it applied."""
+
+    version: Annotated[int, Field(ge=0, le=INT32_MAX)]
+    settings: ConfigSettings
+
+
 SessionEvent = Annotated[SessionStart | SessionStop, Field(discriminator="event")]
 
 _ADAPTERS: dict[str, TypeAdapter] = {
@@ -163,6 +201,7 @@ _ADAPTERS: dict[str, TypeAdapter] = {
     "session": TypeAdapter(SessionEvent),
     "fault": TypeAdapter(Fault),
     "ack": TypeAdapter(Ack),
+    "config": TypeAdapter(ConfigReport),
 }
 JSON_KINDS = tuple(_ADAPTERS)
 

@@ -89,3 +89,58 @@ def month_charts(daily: Sequence[dict], *, wide: bool = False) -> list[Chart]:
     if wide:
         return series_charts(daily, labels, ticks, width=720, height=100)
     return series_charts(daily, labels, ticks)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One curve: its polyline points ("x,y x,y …"), colour, axis side, scale text."""
+
+    name: str
+    points: str
+    colour: str
+    max_text: str
+    side: str  # "left" or "right": which axis label it uses
+
+
+@dataclass(frozen=True)
+class LineChart:
+    title: str
+    width: int
+    height: int
+    top: int
+    base: int
+    left: int
+    right: int
+    lines: list[Line] = field(default_factory=list)
+    ticks: list[tuple[float, str]] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)  # vertical lines (x, label)
+
+
+def line_chart(title: str, seconds: Sequence[float], series: Sequence[tuple[str, Sequence, str, str]],
+               *, tick_every_s: int = 1800, marks: Sequence[tuple[float, str]] = (),
+               width: int = 640, height: int = 220) -> LineChart:
+    """Curves over time on one chart: `seconds` since the start, then for each series
+    (name, values (None = no reading), colour, unit); the first series scales to the
+    left axis, the others each to their own maximum (their maximum is printed)."""
+    left, right, top, bottom = 36, 36, 18, 22
+    base = height - bottom
+    span = max(max(seconds or [0]), 1.0)
+    sx = (width - left - right) / span
+
+    def x(t: float) -> float:
+        return round(left + t * sx, 1)
+
+    lines = []
+    for i, (name, values, colour, unit) in enumerate(series):
+        vals = [v for v in values if v is not None]
+        lo = 0.0 if i == 0 else min(vals or [0.0])
+        hi = max(vals or [1.0])
+        hi = hi if hi > lo else lo + 1.0
+        pts = " ".join(f"{x(t)},{round(base - (base - top) * (v - lo) / (hi - lo), 1)}"
+                       for t, v in zip(seconds, values, strict=False) if v is not None)
+        lines.append(Line(name, pts, colour, f"{hi:.0f} {unit}" if i == 0 else
+                          f"{lo:.0f}–{hi:.0f} {unit}", "left" if i == 0 else "right"))
+    ticks = [(x(t), f"{int(t // 3600)}:{int(t % 3600 // 60):02d}")
+             for t in range(0, int(span) + 1, tick_every_s)]
+    return LineChart(title, width, height, top, base, left, right, lines, ticks,
+                     [(x(t), label) for t, label in marks])

@@ -30,11 +30,14 @@ DEFAULT_SEVERITY = {
     "report_no_power": "major",
     "report_damaged": "major",
     "report_other": "minor",
+    # The risk grade of a session (services/safety/): a battery or charger, not the pile.
+    "battery_risk_high": "major",
+    "battery_risk": "minor",
 }
 # Alert codes that are about the link, not the hardware, or only a resident's word:
 # they never make a port unavailable to residents (staff look and decide).
 NOT_HARDWARE = ("offline", "data_loss", "report_burning", "report_no_power",
-                "report_damaged", "report_other")
+                "report_damaged", "report_other", "battery_risk_high", "battery_risk")
 
 
 def severity_for(code: str, overrides: Mapping[str, str] | None = None) -> str:

@@ -146,6 +146,10 @@ def _compose(kind: str, data: dict) -> tuple[str, str]:
         return (_("Please move your bike: %(pile)s port %(port)s", **data),
                 _("%(alley)s, pile %(pile)s, port %(port)s: your bike has been fully charged "
                   "for %(minutes)s minutes. Please move it so a neighbour can charge.", **data))
+    if kind == "battery_risk":
+        return (_("Battery or charger may be faulty: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: the battery or charger may be "
+                  "faulty. Please stop using it and have it checked.", **data))
     return (_("Public accounts for %(month)s", **data),
             _("%(alley)s: the charging piles' accounts for %(month)s are published: "
               "%(url)s", **data))

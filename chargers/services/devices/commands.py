@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from blinker import Namespace
 from sqlalchemy import select
 
-from ...constants import AckResult, CommandStatus
+from ...constants import AckResult, CommandAction, CommandStatus
 from ...extensions import db
 from ...models import Alert, Command, Pile, User, utcnow
 from ...protocol.codes import ACK_RESULTS, COMMAND_ACTIONS
@@ -57,7 +57,7 @@ def brief(cmd: Command) -> dict:
 
 
 def _check(pile: Pile, port: int | None, action: str) -> None:
-    if action not in ACTIONS:
+    if action not in ACTIONS and action != CommandAction.CONFIG:  # config: services only
         raise Invalid("command.action_unknown", choices=", ".join(ACTIONS))
     if action == "stop" and port is None:
         raise Invalid("command.stop_needs_port")
@@ -68,12 +68,14 @@ def _check(pile: Pile, port: int | None, action: str) -> None:
 
 
 def create(pile: Pile, port: int | None, action: str, now: datetime, *,
-           alert: Alert | None = None, user: User | None = None) -> Command:
-    """A pending command (validated). Adds and flushes, does not commit."""
+           alert: Alert | None = None, user: User | None = None,
+           args: dict | None = None) -> Command:
+    """A pending command (validated); `args` are the body's fields beyond id, ts,
+    action and port (`config`: version, settings). Adds and flushes, does not commit."""
     _check(pile, port, action)
     cmd = Command(id=_new_id(), pile_id=pile.id, port=port, action=action, status=CommandStatus.PENDING,
                   created_at=now, created_by=user.id if user else None,
-                  alert_id=alert.id if alert else None)
+                  alert_id=alert.id if alert else None, args=args)
     db.session.add(cmd)
     db.session.flush()
     command_created.send(cmd)
@@ -135,6 +137,8 @@ def payload(cmd: Command, pile: Pile, now: datetime, default_timezone: str = "UT
             "action": cmd.action}
     if cmd.port is not None:
         body["port"] = cmd.port
+    for k, v in (cmd.args or {}).items():
+        body.setdefault(k, v)
     return body
 
 

@@ -18,7 +18,8 @@ def session_json(s: ChargingSession) -> dict:
             "card": s.card, "energy_wh": s.energy_wh, "energy_cents": s.energy_cents,
             "service_cents": s.service_cents, "amount_cents": s.amount_cents,
             "tariff": tariff_json(s), "status": s.status,
-            "stop_reason": s.stop_reason, "time_source": s.time_source}
+            "stop_reason": s.stop_reason, "time_source": s.time_source,
+            "risk": s.risk, "risk_reasons": list(s.risk_reasons or [])}
 
 
 def tariff_json(s: ChargingSession) -> dict | None:

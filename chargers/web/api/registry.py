@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 
 from ... import settings
-from ...models import Alley, Pile
+from ...models import Alley, Pile, utcnow
 from ...services import onboarding
 from ...services.devices import alleys, piles
+from ...services.devices import config as pile_config
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
@@ -18,7 +19,7 @@ def alley_json(a: Alley) -> dict:
     return {"slug": a.slug, "name": a.name, "street": a.street, "community": a.community,
             "address": a.address, "timezone": a.timezone, "contacts": a.contacts,
             "tariff_cents_per_kwh": a.tariff_cents_per_kwh, "auto_cutoff": a.auto_cutoff,
-            "allow_unbilled": a.allow_unbilled,
+            "allow_unbilled": a.allow_unbilled, "device_settings": a.device_settings or {},
             "piles": len(a.piles), "created_at": iso(a.created_at)}
 
 
@@ -28,15 +29,19 @@ def pile_json(p: Pile) -> dict:
             "max_power_w": p.max_power_w, "enabled": p.enabled, "online": p.online,
             "last_seen_at": iso(p.last_seen_at), "created_at": iso(p.created_at),
             "port_states": [{"port": x.number, "status": x.status, "enabled": x.enabled,
-                             "since": iso(x.status_since)} for x in p.ports]}
+                             "since": iso(x.status_since)} for x in p.ports],
+            "features": list(p.features or []), "config": pile_config.view(p)}
 
 
 @bp.post("/alleys")
 @token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump()),
+    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump(exclude={"device_settings"})),
                                 settings.alley_defaults(current_app.config), by=user)
+    if data.device_settings is not None:
+        alley = pile_config.set_alley_settings(user, alley.slug, data.device_settings,
+                                               settings.limits(current_app.config), utcnow())
     return jsonify(alley_json(alley)), 201
 
 
@@ -44,7 +49,14 @@ def create_alley(user):
 @token_required
 def update_alley(user, slug: str):
     data = body(AlleyUpdate)
-    return jsonify(alley_json(onboarding.update_alley(user, slug, alleys.AlleyInput(**data.model_dump()))))
+    if data.device_settings is not None:  # checked first: a bad key changes nothing
+        pile_config.clean(data.device_settings)
+    alley = onboarding.update_alley(user, slug, alleys.AlleyInput(
+        **data.model_dump(exclude={"device_settings"})))
+    if data.device_settings is not None:
+        alley = pile_config.set_alley_settings(user, slug, data.device_settings,
+                                               settings.limits(current_app.config), utcnow())
+    return jsonify(alley_json(alley))
 
 
 @bp.get("/piles")
@@ -60,7 +72,10 @@ def list_piles(user):
 @token_required
 def create_pile(user):
     data = body(PileCreate)
-    pile, secret = piles.register_pile(user, piles.PileInput(**data.model_dump()))
+    pile, secret = piles.register_pile(user, piles.PileInput(**data.model_dump(exclude={"config"})))
+    if data.config is not None:
+        pile = pile_config.set_pile_overrides(user, pile.id, data.config,
+                                              settings.limits(current_app.config), utcnow())
     return jsonify({**pile_json(pile), "secret": secret}), 201
 
 
@@ -74,7 +89,13 @@ def get_pile(user, pile_id: str):
 @token_required
 def update_pile(user, pile_id: str):
     data = body(PileUpdate)
-    return jsonify(pile_json(piles.update_pile(user, pile_id, piles.PileInput(**data.model_dump()))))
+    if data.config is not None:
+        pile_config.clean(data.config)
+    pile = piles.update_pile(user, pile_id, piles.PileInput(**data.model_dump(exclude={"config"})))
+    if data.config is not None:
+        pile = pile_config.set_pile_overrides(user, pile_id, data.config,
+                                              settings.limits(current_app.config), utcnow())
+    return jsonify(pile_json(pile))
 
 
 @bp.post("/piles/<pile_id>/disable")

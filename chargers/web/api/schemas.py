@@ -25,6 +25,8 @@ class AlleyUpdate(_Strict):
     tariff_cents_per_kwh: int | None = Field(None, ge=0, le=100000)
     auto_cutoff: bool | None = None
     allow_unbilled: bool | None = None
+    # The protocol's config keys for every pile (services/devices/config.py checks them).
+    device_settings: dict | None = None
 
 
 class AlleyCreate(AlleyUpdate):
@@ -38,6 +40,8 @@ class PileUpdate(_Strict):
     label: str | None = Field(None, min_length=1, max_length=64)
     location_note: str | None = Field(None, max_length=255)
     enabled: bool | None = None
+    # The pile's own config keys over its alley's.
+    config: dict | None = None
 
 
 class PileCreate(PileUpdate):

@@ -33,6 +33,7 @@ from . import (  # noqa: E402,F401
     readings,
     registry,
     reports,
+    safety,
     statements,
     wording,
 )

@@ -1,0 +1,197 @@
+"""Pile configuration, desired against reported (device protocol v1.1 `config`).
+
+Staff set the protocol's `config` keys for an alley (`Alley.device_settings`) and
+override them per pile (`PileConfig.overrides`); the backend's own limits
+(settings.LimitRule: port power, 充满自停, the longest session) fill what neither says.
+What a pile should run is `PileConfig.desired` under `desired_version`, which grows by
+one with every change.
+
+A pile that announced the `config` feature in its `boot` is sent a `config` command
+(through services/devices/commands, like every command) on every boot, on every
+change, and again every `LimitRule.config_resend_s` until its `config` report carries
+the desired version (`resend_due`, job `config-push`). A pile without the feature is
+sent nothing (v1 behaviour): the backend enforces the same limits itself
+(services/safety/limits.py) for every pile.
+
+The ingest calls `on_boot` and `on_report` inside its batch (no commit); staff calls
+(`set_alley_settings`, `set_pile_overrides`) and the job commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from ...constants import CommandAction, ConfigState
+from ...extensions import db
+from ...models import Alley, Pile, PileConfig, User
+from ...protocol.payloads import CONFIG_KEYS, ConfigSettings
+from ...settings import LimitRule
+from ..errors import Invalid
+from . import alleys, commands, piles
+
+FEATURE = "config"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force for a pile (what the backend enforces)."""
+
+    max_power_w: int
+    full_stop_power_w: int
+    full_stop_hold_s: int
+    max_session_s: int
+
+
+def clean(settings: dict | None) -> dict:
+    """The protocol's config keys of `settings`, validated (Invalid naming the first
+    bad key); None values dropped (a key set to null goes back to the default)."""
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    try:
+        parsed = ConfigSettings.model_validate(settings)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        raise Invalid("config.invalid", key=".".join(str(p) for p in err["loc"]) or "-",
+                      detail=err["msg"]) from None
+    return parsed.model_dump(exclude_none=True)
+
+
+def _defaults(rule: LimitRule) -> dict:
+    return {"max_power_w": rule.max_power_w, "full_stop_power_w": rule.full_stop_power_w,
+            "full_stop_hold_s": rule.full_stop_hold_s, "max_session_s": rule.max_session_s}
+
+
+def of_pile(pile: Pile) -> PileConfig:
+    """The pile's configuration row (made when missing; added, not flushed)."""
+    cfg = db.session.get(PileConfig, pile.id)
+    if cfg is None:
+        cfg = PileConfig(pile_id=pile.id, overrides={}, desired_version=0, desired={})
+        db.session.add(cfg)
+    return cfg
+
+
+def wanted(pile: Pile, cfg: PileConfig, rule: LimitRule) -> dict:
+    """The settings the pile should run: defaults, then the alley's, then its own."""
+    merged = {**_defaults(rule), **(pile.alley.device_settings or {}), **(cfg.overrides or {})}
+    return {k: merged[k] for k in CONFIG_KEYS if k in merged}
+
+
+def limits(pile: Pile, rule: LimitRule) -> Limits:
+    """The limits the backend enforces for this pile (its desired settings)."""
+    cfg = db.session.get(PileConfig, pile.id)
+    s = cfg.desired if cfg is not None and cfg.desired else wanted(pile, of_pile(pile), rule)
+    d = _defaults(rule)
+    return Limits(*(int(s.get(k, d[k])) for k in ("max_power_w", "full_stop_power_w",
+                                                   "full_stop_hold_s", "max_session_s")))
+
+
+def has_feature(pile: Pile) -> bool:
+    return FEATURE in (pile.features or ())
+
+
+def push(pile: Pile, cfg: PileConfig, now: datetime):
+    """Send the desired version to the pile (a `config` command). No commit."""
+    cmd = commands.create(pile, None, CommandAction.CONFIG, now,
+                          args={"version": cfg.desired_version, "settings": dict(cfg.desired)})
+    cfg.sent_version, cfg.sent_at = cfg.desired_version, now
+    return cmd
+
+
+def refresh(pile: Pile, rule: LimitRule, now: datetime, *, send: bool = True) -> bool:
+    """Recompute what the pile should run; a change is a new version, sent at once to a
+    pile with the feature. Returns whether it changed. No commit."""
+    cfg = of_pile(pile)
+    new = wanted(pile, cfg, rule)
+    if new == (cfg.desired or {}) and cfg.desired_version:
+        return False
+    cfg.desired = new
+    cfg.desired_version = (cfg.desired_version or 0) + 1
+    if send and has_feature(pile):
+        push(pile, cfg, now)
+    return True
+
+
+def on_boot(pile: Pile, features: list[str] | None, rule: LimitRule, now: datetime) -> None:
+    """A (re)boot: remember its features; a pile with `config` is sent its desired
+    configuration (every boot: it may have been replaced or reset). No commit."""
+    pile.features = list(features or [])
+    changed = refresh(pile, rule, now)
+    if has_feature(pile) and not changed:
+        push(pile, of_pile(pile), now)
+
+
+def on_report(pile: Pile, version: int, settings: dict, at: datetime) -> PileConfig:
+    """The pile's `config` report: the version and settings it applied. An older
+    report than the one kept (by version) changes nothing. No commit."""
+    cfg = of_pile(pile)
+    if cfg.reported_version is not None and version < cfg.reported_version:
+        return cfg
+    cfg.reported_version, cfg.reported, cfg.reported_at = version, dict(settings), at
+    return cfg
+
+
+def state(pile: Pile, cfg: PileConfig | None = None) -> ConfigState:
+    """none (no `config` feature), pending, applied or mismatch (see ConfigState)."""
+    if not has_feature(pile):
+        return ConfigState.NONE
+    cfg = cfg or db.session.get(PileConfig, pile.id)
+    if cfg is None or cfg.reported_version != cfg.desired_version:
+        return ConfigState.PENDING
+    return ConfigState.APPLIED if (cfg.reported or {}) == (cfg.desired or {}) else (
+        ConfigState.MISMATCH)
+
+
+def view(pile: Pile) -> dict:
+    """The API's `config`: desired and reported version, the settings the pile
+    reported applying; plus what is desired and the state (for pages)."""
+    cfg = db.session.get(PileConfig, pile.id)
+    return {"desired_version": cfg.desired_version if cfg else None,
+            "reported_version": cfg.reported_version if cfg else None,
+            "settings": (cfg.reported if cfg else None),
+            "desired": (cfg.desired if cfg else {}),
+            "overrides": (cfg.overrides if cfg else {}),
+            "state": state(pile, cfg).value}
+
+
+def resend_due(now: datetime, rule: LimitRule) -> int:
+    """Send the desired version again to every pile with the feature that has not
+    reported it and was last sent it `rule.config_resend_s` ago or more. Commits."""
+    before = now - timedelta(seconds=rule.config_resend_s)
+    n = 0
+    rows = db.session.execute(select(Pile, PileConfig).join(PileConfig,
+                                                            PileConfig.pile_id == Pile.id)).all()
+    for pile, cfg in rows:
+        if not has_feature(pile) or cfg.reported_version == cfg.desired_version:
+            continue
+        if cfg.sent_at is not None and cfg.sent_at > before:
+            continue
+        push(pile, cfg, now)
+        n += 1
+    db.session.commit()
+    return n
+
+
+def set_alley_settings(user: User | None, slug: str, settings: dict, rule: LimitRule,
+                       now: datetime) -> Alley:
+    """Staff set the config keys desired for every pile of the alley; each pile whose
+    result changed gets a new version (sent to the piles with the feature). Commits."""
+    alley = alleys.get_alley(user, slug)
+    alley.device_settings = clean(settings)
+    for pile in alley.piles:
+        refresh(pile, rule, now)
+    db.session.commit()
+    return alley
+
+
+def set_pile_overrides(user: User | None, pile_id: str, overrides: dict, rule: LimitRule,
+                       now: datetime) -> Pile:
+    """Staff set one pile's own config keys over its alley's. Commits."""
+    pile = piles.get_pile(user, pile_id)
+    cfg = of_pile(pile)
+    cfg.overrides = clean(overrides)
+    refresh(pile, rule, now)
+    db.session.commit()
+    return pile

@@ -1,0 +1,153 @@
+"""The backend's side of the limits and the risk grade, for every pile whatever its
+firmware: each meter reading of a charging session is folded into its risk state
+(risk.step); the session's grade and reasons are kept on it; and when the verdict says
+so the session is stopped through the command service (services/devices/commands:
+dispatched by the worker, ack tracked), once, with the reason recorded as the
+session's `guard_reason` (a LimitStop: overload, too_long, full, risk) beside the
+balance guard's, so services/charging/endings.py tells why it ended.
+
+- over the port's limit for two readings: stop `overload` and an `overload` alert;
+- past the longest session: stop `too_long` (also by the `risk-review` job, for a
+  session whose pile went quiet about power);
+- under 充满自停 power for the hold time: stop `full`;
+- graded high while charging: stop `risk`, a `battery_risk_high` alert for staff and,
+  once per session, the card's holder told through their account's channels
+  ("电池或充电器可能异常，请停止使用并检修"); graded mid: a `battery_risk` alert, no stop.
+
+Called by the ingest inside its batch (`on_reading`: no commit) and by the job
+(`check_running`: commits).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ...constants import LimitStop, RiskGrade
+from ...extensions import db
+from ...models import AccountCard, CardProfile, ChargingSession, Pile, ResidentAccount
+from ...settings import AlertRules, LimitRule
+from ..alerts import lifecycle as alerts
+from ..billing import reminders
+from ..devices import commands
+from ..devices import config as pile_config
+from . import risk
+
+log = logging.getLogger(__name__)
+
+ALERT_HIGH = "battery_risk_high"
+ALERT_MID = "battery_risk"
+NOTICE = "battery_risk"  # the reminder kind that tells the holder
+
+
+def limits_for(pile: Pile, rule: LimitRule) -> risk.Limits:
+    """The limits in force for the pile (desired configuration, else the defaults)."""
+    lim = pile_config.limits(pile, rule)
+    return risk.Limits(lim.max_power_w, lim.full_stop_power_w, lim.full_stop_hold_s,
+                       lim.max_session_s, rule.overload_readings)
+
+
+def baseline(pile: Pile, card: str | None) -> risk.Baseline:
+    """The card's usual charge in the pile's alley (None parts: no history)."""
+    if not card:
+        return risk.Baseline()
+    prof = db.session.get(CardProfile, (pile.alley_id, card))
+    if prof is None or not prof.sessions:
+        return risk.Baseline()
+    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions)
+
+
+def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
+               rule: LimitRule, alert_rules: AlertRules) -> risk.Verdict | None:
+    """Fold one reading of a charging session into its grade and act on the verdict.
+    Readings of a session that is not charging (ended, orphan) are not graded. No
+    commit."""
+    if s.status != "active" or s.ended_at is not None:
+        return None
+    st = dict(s.risk_state or {})
+    if "cb" not in st:  # the card's usual charge, read once per session
+        b = baseline(pile, s.card)
+        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions]
+    base = risk.Baseline(*(st.get("cb") or [None, None, 0]))
+    st, v = risk.step(st, p, s.started_at, limits_for(pile, rule), base, rule.risk)
+    s.risk_state = st
+    if s.risk != v.grade or (s.risk_reasons or []) != sorted(v.reasons):
+        s.risk, s.risk_reasons = v.grade, sorted(v.reasons)
+    act(pile, s, v, p.power_w, p.at, now, rule, alert_rules)
+    return v
+
+
+def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
+        at: datetime, now: datetime, rule: LimitRule, alert_rules: AlertRules) -> None:
+    """Stop, alert and tell the holder as the verdict says, each once. No commit."""
+    if v.stop is not None and s.guard_stop_at is None:
+        stop(pile, s, v.stop, now)
+        if v.stop == LimitStop.OVERLOAD:
+            alerts.on_fault(pile, s.port, "overload", True, power_w,
+                            f"session {s.session_ref}: over the port limit", at, now,
+                            rules=alert_rules)
+    rank = {None: 0, RiskGrade.MID: 1, RiskGrade.HIGH: 2}
+    if rank.get(v.grade, 0) > rank.get(s.risk_alerted, 0):
+        code = ALERT_HIGH if v.grade == RiskGrade.HIGH else ALERT_MID
+        alerts.on_fault(pile, s.port, code, True, None,
+                        f"session {s.session_ref}: {', '.join(sorted(v.reasons))}", at, now,
+                        rules=alert_rules)
+        s.risk_alerted = v.grade
+    if v.grade == RiskGrade.HIGH and s.risk_notified_at is None:
+        tell_holder(pile, s, now, rule)
+
+
+def stop(pile: Pile, s: ChargingSession, why: str, now: datetime) -> None:
+    """Ask the pile to stop the session (once), recording why. No commit."""
+    commands.create(pile, s.port, "stop", now)
+    s.guard_stop_at, s.guard_reason = now, why
+    log.info("pile %s port %s session %s: stop asked (%s)", pile.id, s.port, s.session_ref, why)
+
+
+def holder(pile: Pile, card: str | None) -> ResidentAccount | None:
+    """The active account holding `card` in the pile's alley."""
+    if not card:
+        return None
+    acc = db.session.scalar(
+        select(ResidentAccount).join(AccountCard, AccountCard.account_id == ResidentAccount.id)
+        .where(AccountCard.alley_id == pile.alley_id, AccountCard.card == card))
+    return acc if acc is not None and acc.active else None
+
+
+def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) -> bool:
+    """Tell the card's holder, once per session, through their account's channels.
+    Marked as told even when the card has no holder or channels (nobody to tell)."""
+    s.risk_notified_at = now
+    acc = holder(pile, s.card)
+    if acc is None:
+        return False
+    data = {"alley": pile.alley.name if pile.alley else "", "pile": pile.label or pile.id,
+            "port": s.port}
+    return bool(reminders.queue_to_account(acc, NOTICE, data, rule.paging.language, now))
+
+
+def check_running(now: datetime, rule: LimitRule, alert_rules: AlertRules) -> int:
+    """Stop running sessions past their longest time even when no reading comes (the
+    pile went quiet about power). Commits. Returns how many were asked to stop."""
+    n = 0
+    oldest = now - timedelta(seconds=60)
+    rows = db.session.execute(
+        select(ChargingSession, Pile).join(Pile, Pile.id == ChargingSession.pile_id)
+        .where(ChargingSession.status == "active", ChargingSession.ended_at.is_(None),
+               ChargingSession.started_at.is_not(None), ChargingSession.started_at < oldest,
+               ChargingSession.guard_stop_at.is_(None))).all()
+    for s, pile in rows:
+        lim = limits_for(pile, rule)
+        if (now - s.started_at).total_seconds() < lim.max_session_s:
+            continue
+        reasons = dict((s.risk_state or {}).get("r") or {})
+        risk._raise(reasons, "too_long", RiskGrade.MID)
+        s.risk_state = {**(s.risk_state or {}), "r": reasons}
+        v = risk.Verdict(grade=risk.grade_of(reasons), reasons=reasons, stop=LimitStop.TOO_LONG)
+        s.risk, s.risk_reasons = v.grade, sorted(reasons)
+        act(pile, s, v, None, now, now, rule, alert_rules)
+        n += 1
+    db.session.commit()
+    return n

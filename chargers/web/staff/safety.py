@@ -1,0 +1,148 @@
+"""Staff pages of safety: a pile's configuration (desired against reported), an
+alley's device settings, a session's risk with its power and temperature curve, and
+the riskiest cards of the month with "battery checked"."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from ... import outcomes, settings
+from ...labels import (
+    CONFIG_KEY_LABELS,
+    CONFIG_STATE_LABELS,
+    ENDING_LABELS,
+    OFFLINE_POLICY_LABELS,
+    RISK_LABELS,
+    RISK_REASON_LABELS,
+)
+from ...models import utcnow
+from ...services.charging import endings
+from ...services.devices import alleys, piles
+from ...services.devices import config as pile_config
+from ...services.errors import DomainError
+from ...services.safety import cards, curves
+from ..charts import line_chart
+from . import bp
+
+
+class DeviceSettingsForm(FlaskForm):
+    """The protocol's config keys; empty = the default (alley) or the alley's (pile)."""
+
+    max_power_w = IntegerField(CONFIG_KEY_LABELS["max_power_w"],
+                               validators=[Optional(), NumberRange(1, 100000)])
+    overload_hold_s = IntegerField(CONFIG_KEY_LABELS["overload_hold_s"],
+                                   validators=[Optional(), NumberRange(1, 3600)])
+    full_stop_power_w = IntegerField(CONFIG_KEY_LABELS["full_stop_power_w"],
+                                     validators=[Optional(), NumberRange(0, 10000)])
+    full_stop_hold_s = IntegerField(CONFIG_KEY_LABELS["full_stop_hold_s"],
+                                    validators=[Optional(), NumberRange(1, 86400)])
+    max_session_s = IntegerField(CONFIG_KEY_LABELS["max_session_s"],
+                                 validators=[Optional(), NumberRange(60, 604800)])
+    offline_policy = SelectField(CONFIG_KEY_LABELS["offline_policy"],
+                                 choices=[SelectChoice("", "—"),
+                                          *(SelectChoice(k, v) for k, v in OFFLINE_POLICY_LABELS.items())],
+                                 validators=[Optional()])
+    offline_max_minutes = IntegerField(CONFIG_KEY_LABELS["offline_max_minutes"],
+                                       validators=[Optional(), NumberRange(1, 10080)])
+
+    def values(self) -> dict:
+        return {k: getattr(self, k).data for k in CONFIG_KEY_LABELS
+                if getattr(self, k).data not in (None, "")}
+
+
+class CardCheckForm(FlaskForm):
+    card = StringField(_l("Card"), validators=[DataRequired(), Length(max=64)])
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=1000)])
+
+
+@bp.context_processor
+def _labels() -> dict:
+    return {"risk_labels": RISK_LABELS, "risk_reason_labels": RISK_REASON_LABELS,
+            "config_state_labels": CONFIG_STATE_LABELS, "config_key_labels": CONFIG_KEY_LABELS,
+            "offline_policy_labels": OFFLINE_POLICY_LABELS,
+            "pile_config_view": pile_config.view}
+
+
+@bp.route("/alleys/<slug>/device-settings", methods=["GET", "POST"])
+def alley_device_settings(slug: str):
+    """The config keys desired for every pile of the alley."""
+    alley = alleys.get_alley(current_user, slug)
+    form = DeviceSettingsForm(data=alley.device_settings or {})
+    if form.validate_on_submit():
+        try:
+            pile_config.set_alley_settings(current_user, slug, form.values(),
+                                           settings.limits(current_app.config), utcnow())
+        except DomainError as exc:
+            flash(outcomes.render(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved. Piles that take remote configuration are sent it now."), "ok")
+            return redirect(url_for("staff.alley_detail", slug=slug))
+    return render_template("staff/device_settings.html", form=form, alley=alley, pile=None)
+
+
+@bp.route("/piles/<pile_id>/config", methods=["GET", "POST"])
+def pile_config_page(pile_id: str):
+    """The pile's configuration: desired against reported, and its own overrides."""
+    pile = piles.get_pile(current_user, pile_id)
+    cfg = pile_config.view(pile)
+    form = DeviceSettingsForm(data=cfg["overrides"] or {})
+    if form.validate_on_submit():
+        try:
+            pile_config.set_pile_overrides(current_user, pile_id, form.values(),
+                                           settings.limits(current_app.config), utcnow())
+        except DomainError as exc:
+            flash(outcomes.render(exc.code, exc.params), "error")
+        else:
+            flash(_("Saved."), "ok")
+            return redirect(url_for("staff.pile_config_page", pile_id=pile_id))
+    return render_template("staff/device_settings.html", form=form, alley=pile.alley,
+                           pile=pile, cfg=cfg)
+
+
+@bp.get("/sessions/<int:session_id>")
+def session_detail(session_id: int):
+    """A session's risk grade and reasons beside its power and temperature curve."""
+    s = curves.get_session(current_user, session_id)
+    g.tz = s.pile.alley.timezone
+    rows = curves.curve(s)
+    chart = None
+    if rows:
+        t0 = s.started_at or rows[0].ts
+        secs = [max(0.0, (r.ts - t0).total_seconds()) for r in rows]
+        span = max(secs) if secs else 0
+        marks = []
+        if s.guard_stop_at is not None and s.guard_reason:
+            marks.append(((s.guard_stop_at - t0).total_seconds(),
+                          ENDING_LABELS.get(s.guard_reason, s.guard_reason)))
+        chart = line_chart(_("Power and port temperature"), secs,
+                           [(_("Power"), [r.power_w for r in rows], "#1d4ed8", "W"),
+                            (_("Temperature"), [r.temp_c for r in rows], "#c2410c", "°C")],
+                           tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks)
+    return render_template("staff/session_risk.html", s=s, chart=chart, readings=len(rows),
+                           ending=endings.of_session(s), ending_labels=ENDING_LABELS)
+
+
+@bp.route("/alleys/<slug>/risk", methods=["GET", "POST"])
+def alley_risk(slug: str):
+    """The riskiest cards of the month, with "battery checked" and its note."""
+    alley = alleys.get_alley(current_user, slug)
+    g.tz = alley.timezone
+    form = CardCheckForm()
+    if form.validate_on_submit():
+        try:
+            cards.mark_checked(current_user, slug, form.card.data, form.note.data or "",
+                               utcnow())
+        except DomainError as exc:
+            flash(outcomes.render(exc.code, exc.params), "error")
+        else:
+            flash(_("Marked checked: %(card)s.", card=form.card.data), "ok")
+            return redirect(url_for("staff.alley_risk", slug=slug))
+    return render_template("staff/alley_risk.html", alley=alley, form=form,
+                           rows=cards.riskiest(current_user, slug, utcnow()))

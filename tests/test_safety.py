@@ -1,0 +1,206 @@
+"""Pile configuration and the backend's limits and risk grade, through the real ingest
+(chargers.ingest.handlers.process) with a chosen clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from chargers.extensions import db
+from chargers.ingest import handlers
+from chargers.jobs import safety as safety_jobs
+from chargers.models import Alert, ChargingSession, Command, Notification
+from chargers.services.billing import reminders
+from tests.conftest import bearer
+from tests.ingest_support import body, incoming, ts
+
+T0 = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
+
+
+def send(app, kind, at, pile="P-1", **fields):
+    with app.app_context():
+        out = handlers.process([incoming(kind, body(kind, ts=ts(at), **fields), pile=pile,
+                                         arrived_at=at)], now=at)
+    assert out == ["accepted"], out
+    return out
+
+
+def charge(app, powers, *, start=T0, every=60, ref="T1", card="C-1", port=1, temps=None,
+           energy_per_reading=None, **extra):
+    """Start a session and send one meter reading per power (every `every` s)."""
+    send(app, "session", start, event="start", port=port, session=ref, card=card, meter_wh=0)
+    e = 0.0
+    for i, w in enumerate(powers):
+        at = start + timedelta(seconds=every * (i + 1))
+        e += w * every / 3600 if energy_per_reading is None else energy_per_reading
+        fields = {"temp_c": temps[i]} if temps else {}
+        send(app, "meter", at, port=port, session=ref, power_w=float(w), energy_wh=round(e, 2),
+             **fields, **extra)
+    return start + timedelta(seconds=every * len(powers))
+
+
+def the_session(app, ref="T1"):
+    with app.app_context():
+        s = db.session.scalar(select(ChargingSession).where(ChargingSession.session_ref == ref))
+        db.session.expunge(s)
+        return s
+
+
+def stops(app):
+    with app.app_context():
+        return [(c.action, c.port) for c in db.session.scalars(
+            select(Command).where(Command.action == "stop"))]
+
+
+def test_over_power_for_two_readings_is_stopped_with_an_overload_alert(app, alley_with_pile):
+    charge(app, [300, 900])
+    assert stops(app) == [] and the_session(app).guard_reason is None
+    charge(app, [900], start=T0 + timedelta(minutes=2), ref="T1")  # a second reading above
+    s = the_session(app)
+    assert s.guard_reason == "overload" and s.risk == "high"
+    assert "over_power" in s.risk_reasons
+    assert stops(app) == [("stop", 1)]
+    with app.app_context():
+        codes = {a.code for a in db.session.scalars(select(Alert))}
+    assert {"overload", "battery_risk_high"} <= codes
+    # Further readings do not ask again.
+    send(app, "meter", T0 + timedelta(minutes=5), port=1, session="T1", power_w=950.0,
+         energy_wh=40.0)
+    assert stops(app) == [("stop", 1)]
+
+
+def test_full_stop_after_the_hold_time_under_the_threshold(app, alley_with_pile):
+    # 20 min at 250 W, then 10 W: the default hold is 15 min.
+    charge(app, [250] * 20 + [10] * 14)
+    assert the_session(app).guard_reason is None
+    charge(app, [10], start=T0 + timedelta(minutes=34), ref="T1")
+    charge(app, [10], start=T0 + timedelta(minutes=35), ref="T1")
+    s = the_session(app)
+    assert s.guard_reason == "full" and s.risk == "low"
+    assert stops(app) == [("stop", 1)]
+
+
+def test_too_long_is_stopped_by_the_job_even_without_readings(app, alley_with_pile):
+    charge(app, [200] * 3)
+    with app.app_context():
+        assert safety_jobs.risk_review(T0 + timedelta(hours=7, minutes=59), None) is None
+        safety_jobs.risk_review(T0 + timedelta(hours=8, minutes=1), None)
+    s = the_session(app)
+    assert s.guard_reason == "too_long" and s.risk == "mid" and s.risk_reasons == ["too_long"]
+    assert stops(app) == [("stop", 1)]
+
+
+def test_alley_device_settings_set_the_limit(app, client, admin, alley_with_pile):
+    _, token = admin
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {"max_power_w": 500}},
+                     headers=bearer(token))
+    assert r.status_code == 200, r.json
+    assert r.json["device_settings"] == {"max_power_w": 500}
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {"max_power_w": "x"}},
+                     headers=bearer(token))
+    assert r.status_code == 422
+    charge(app, [600, 600])
+    assert the_session(app).guard_reason == "overload"
+
+
+def boot(app, at, features):
+    send(app, "boot", at, features=features, ports=4)
+
+
+def config_cmds(app):
+    with app.app_context():
+        return [c.args for c in db.session.scalars(
+            select(Command).where(Command.action == "config").order_by(Command.created_at))]
+
+
+def test_config_is_sent_on_boot_only_to_piles_with_the_feature(app, client, admin,
+                                                               alley_with_pile):
+    _, token = admin
+    boot(app, T0, None)
+    assert config_cmds(app) == []
+    r = client.get("/api/v1/piles/P-1", headers=bearer(token))
+    assert r.json["config"]["state"] == "none" and r.json["features"] == []
+    boot(app, T0 + timedelta(minutes=1), ["config", "future-thing"])
+    sent = config_cmds(app)
+    assert len(sent) == 1 and sent[0]["version"] == 1
+    assert sent[0]["settings"]["max_session_s"] == 8 * 3600
+    r = client.get("/api/v1/piles/P-1", headers=bearer(token))
+    assert r.json["features"] == ["config"]
+    assert r.json["config"]["desired_version"] == 1 and r.json["config"]["reported_version"] is None
+    assert r.json["config"]["state"] == "pending"
+    # Re-sent by the job until reported.
+    with app.app_context():
+        safety_jobs.config_push(T0 + timedelta(minutes=1, seconds=30), None)
+        assert len(config_cmds(app)) == 1  # not yet due
+        safety_jobs.config_push(T0 + timedelta(minutes=4), None)
+    assert len(config_cmds(app)) == 2
+    # A change is a new version, sent at once.
+    r = client.patch("/api/v1/piles/P-1", json={"config": {"max_power_w": 400}},
+                     headers=bearer(token))
+    assert r.status_code == 200 and r.json["config"]["desired_version"] == 2
+    assert config_cmds(app)[-1]["version"] == 2 and config_cmds(app)[-1]["settings"]["max_power_w"] == 400
+    desired = r.json["config"]["desired"]
+    # The pile reports another setting under that version: mismatch.
+    send(app, "config", T0 + timedelta(minutes=5), version=2,
+         settings={**desired, "max_power_w": 1000})
+    r = client.get("/api/v1/piles/P-1", headers=bearer(token))
+    assert r.json["config"]["reported_version"] == 2 and r.json["config"]["state"] == "mismatch"
+    send(app, "config", T0 + timedelta(minutes=6), version=2, settings=desired)
+    r = client.get("/api/v1/piles/P-1", headers=bearer(token))
+    assert r.json["config"]["state"] == "applied" and r.json["config"]["settings"] == desired
+    with app.app_context():
+        safety_jobs.config_push(T0 + timedelta(minutes=30), None)
+    assert len(config_cmds(app)) == 3  # applied: nothing more
+
+
+def test_high_risk_tells_the_holder_once_per_session(app, client, admin, alley_with_pile):
+    user, token = admin
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["C-9"],
+                                              "kind": "prepaid", "phone": "13800000009"},
+                    headers=bearer(token))
+    assert r.status_code == 201, r.json
+    with app.app_context():
+        reminders.set_channels(db.session.merge(user), r.json["id"], "h@example.org", True, T0)
+    # Port heats 30 °C over its first reading: high, stopped, told once.
+    temps = [25 + 3 * i for i in range(12)]
+    charge(app, [250] * 12, card="C-9", temps=temps)
+    s = the_session(app)
+    assert s.risk == "high" and s.risk_reasons == ["temp_rise"] and s.guard_reason == "risk"
+    with app.app_context():
+        told = db.session.scalars(select(Notification).where(
+            Notification.reason == "battery_risk")).all()
+        assert sorted(n.channel for n in told) == ["email", "sms"]
+        assert "电池或充电器可能异常，请停止使用并检修" in told[0].body
+    charge(app, [250] * 3, start=T0 + timedelta(minutes=13), card="C-9", ref="T1",
+           temps=[70, 72, 75])
+    with app.app_context():
+        assert db.session.query(Notification).filter_by(reason="battery_risk").count() == 2
+
+
+def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, client, admin,
+                                                                         alley_with_pile):
+    from tests.webtools import login, post_form
+
+    boot(app, T0, ["config"])
+    temps = [25 + 3 * i for i in range(12)]
+    now = charge(app, [250] * 12, card="C-9", temps=temps)
+    s = the_session(app)
+    login(client, "root")
+    page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
+    assert "高风险" in page and "端口温升过快" in page and "<polyline" in page
+    import time_machine
+    with time_machine.travel(now + timedelta(minutes=5), tick=False):
+        login(client, "root")
+        page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
+        assert 'data-card="C-9"' in page
+        r = post_form(client, "/staff/alleys/lane/risk", {"card": "C-9", "note": "换了充电器"})
+        assert r.status_code == 302
+        page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
+        assert "换了充电器" in page and 'data-card="C-9"' in page  # history stays
+    login(client, "root")
+    page = client.get("/staff/piles/P-1/control?lang=zh").get_data(as_text=True)
+    assert 'data-config-state="pending"' in page and "配置未生效" in page
+    r = post_form(client, "/staff/alleys/lane/device-settings", {"max_power_w": "600"})
+    assert r.status_code == 302
+    assert config_cmds(app)[-1]["settings"]["max_power_w"] == 600
