@@ -69,6 +69,8 @@ class Pile(db.Model):
     last_seq_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Times a session's cumulative energy reading fell on this pile (counter resets).
+    meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     alley: Mapped[Alley] = relationship(back_populates="piles")
     ports: Mapped[list[Port]] = relationship(

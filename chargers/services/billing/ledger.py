@@ -13,15 +13,25 @@ Functions here add and flush; they never commit (the caller owns the transaction
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
-from ...models import ChargingSession, LedgerAccount, LedgerEntry, Posting, ResidentAccount, bulk
+from ...models import (
+    ChargingSession,
+    LedgerAccount,
+    LedgerChain,
+    LedgerEntry,
+    Posting,
+    ResidentAccount,
+    bulk,
+)
 from ..errors import Invalid
 
 
@@ -59,32 +69,123 @@ def balance(resident: ResidentAccount) -> int:
     return int(row or 0)
 
 
+def charge_key(session_id: int) -> str:
+    """The idempotency key of a session's charge posting (built here only)."""
+    return f"charge:{session_id}"
+
+
+@dataclass
+class Draft:
+    """A posting to write: its lines are (ledger account or its id, fen)."""
+
+    key: str
+    kind: str
+    alley_id: int
+    lines: list[tuple[LedgerAccount | int, int]]
+    session_id: int | None = None
+    reverses_id: int | None = None
+    method: str | None = None
+    receipt: str | None = None
+    reason: str = ""
+    by: int | None = None
+
+
+def _acc_id(acc: LedgerAccount | int) -> int:
+    return acc if isinstance(acc, int) else acc.id
+
+
+def posting_hash(prev: str | None, key: str, kind: str, alley_id: int,
+                 session_id: int | None, reverses_id: int | None, created_at: datetime,
+                 entries: Iterable[tuple[int, int]]) -> str:
+    """SHA-256 of the previous posting's hash and this posting's fields and entries
+    ((ledger account id, fen), sorted): change any of them and every later hash
+    breaks."""
+    lines = ",".join(f"{a}:{c}" for a, c in sorted(entries))
+    text = "|".join([prev or "", key, kind, str(alley_id), str(session_id or ""),
+                     str(reverses_id or ""), _utc_iso(created_at), lines])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _utc_iso(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _lock_chain() -> LedgerChain:
+    """The chain's head row, locked for this transaction (made on first use)."""
+    stmt = select(LedgerChain).where(LedgerChain.id == 1)
+    if bulk.is_postgres():
+        stmt = stmt.with_for_update()
+    head = db.session.scalar(stmt)
+    if head is None:
+        try:
+            with db.session.begin_nested():
+                head = LedgerChain(id=1, head=None, postings=0)
+                db.session.add(head)
+        except IntegrityError:
+            head = db.session.scalar(stmt)
+    return head
+
+
+def post_many(drafts: Iterable[Draft], *, now: datetime) -> dict[str, int]:
+    """Write balanced postings in a few multi-row statements: the one writer of money.
+    Each draft must sum to zero (Invalid "ledger.unbalanced") and carry a key used
+    once (in the batch: Invalid "ledger.duplicate_key"; in the database: the unique
+    key raises IntegrityError, which callers treat as "already posted"). Entries of
+    zero are left out; balance caches move by the postings' sums; each posting is
+    chained to the previous one (`posting_hash`). Returns {key: posting id}."""
+    drafts = list(drafts)
+    if not drafts:
+        return {}
+    seen: set[str] = set()
+    for d in drafts:
+        d.lines = [(_acc_id(a), int(c)) for a, c in d.lines if int(c) != 0]
+        if sum(c for _, c in d.lines) != 0:
+            raise Invalid("ledger.unbalanced", key=d.key)
+        if d.key in seen:
+            raise Invalid("ledger.duplicate_key", key=d.key)
+        seen.add(d.key)
+    db.session.flush()  # pending ORM rows (accounts, sessions) before the bulk writes
+    chain = _lock_chain()
+    prev = chain.head
+    rows = []
+    for d in drafts:
+        h = posting_hash(prev, d.key, d.kind, d.alley_id, d.session_id, d.reverses_id, now,
+                         d.lines)
+        rows.append({"key": d.key, "kind": d.kind, "alley_id": d.alley_id,
+                     "session_id": d.session_id, "reverses_id": d.reverses_id,
+                     "method": d.method, "receipt": d.receipt, "reason": d.reason,
+                     "created_at": now, "created_by": d.by, "prev_hash": prev, "hash": h})
+        prev = h
+    ids = dict(bulk.insert_many(Posting.__table__, rows, returning=("key", "id")))
+    bulk.insert_many(LedgerEntry.__table__, [
+        {"posting_id": ids[d.key], "account_id": a, "amount_cents": c}
+        for d in drafts for a, c in d.lines])
+    deltas: dict[int, int] = defaultdict(int)
+    for d in drafts:
+        for a, c in d.lines:
+            deltas[a] += c
+    apply_deltas(deltas)
+    chain.head, chain.postings = prev, (chain.postings or 0) + len(drafts)
+    db.session.flush()
+    return ids
+
+
 def post(key: str, kind: str, alley_id: int, lines: Iterable[tuple[LedgerAccount, int]], *,
          now: datetime, by: int | None = None, session_id: int | None = None,
          reverses_id: int | None = None, method: str | None = None,
-         receipt: str | None = None, reason: str = "",
-         apply_balances: bool = True) -> Posting:
-    """Write one balanced posting. Raises Invalid("ledger.unbalanced") when the lines do
-    not sum to zero; the unique `key` makes a second posting of it fail in the
-    database (IntegrityError), which callers treat as "already posted".
-
-    `apply_balances=False` leaves the balance caches to the caller (settlement moves
-    them once per batch with `apply_deltas`)."""
-    lines = [(acc, int(cents)) for acc, cents in lines if int(cents) != 0]
-    if sum(c for _, c in lines) != 0:
-        raise Invalid("ledger.unbalanced", key=key)
-    p = Posting(key=key, kind=kind, alley_id=alley_id, session_id=session_id,
-                reverses_id=reverses_id, method=method, receipt=receipt, reason=reason,
-                created_at=now, created_by=by)
-    p.entries = [LedgerEntry(account=acc, amount_cents=c) for acc, c in lines]
-    db.session.add(p)
-    if apply_balances:
-        deltas: dict[int, int] = defaultdict(int)
-        db.session.flush()
-        for acc, c in lines:
-            deltas[acc.id] += c
-        apply_deltas(deltas)
-    return p
+         receipt: str | None = None, reason: str = "") -> Posting:
+    """Write one balanced posting (through `post_many`, with its checks) and return it.
+    Raises Invalid("ledger.unbalanced") when the lines do not sum to zero; a key
+    already posted raises IntegrityError (the savepoint is rolled back, so the
+    caller's transaction stays usable)."""
+    draft = Draft(key, kind, alley_id, list(lines), session_id=session_id,
+                  reverses_id=reverses_id, method=method, receipt=receipt, reason=reason,
+                  by=by)
+    with db.session.begin_nested():
+        ids = post_many([draft], now=now)
+    return db.session.get(Posting, ids[key])
 
 
 def apply_deltas(deltas: dict[int, int]) -> None:

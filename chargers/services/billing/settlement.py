@@ -9,8 +9,9 @@ Exactly once, on SQLite and PostgreSQL, with runs that overlap or die:
    `settled_at IS NULL` test. SQLite lets one writer at a time.
 2. In the same transaction each claimed session is priced (chargers.services.billing.pricing),
    its amounts are written and one charge posting with the unique key
-   `charge:<session id>` is added; the batch commits once. A run killed mid-batch
-   commits nothing: the claim is undone with the rest and the next run settles them.
+   `ledger.charge_key(session id)` is added through `ledger.post_many`; the batch
+   commits once. A run killed mid-batch commits nothing: the claim is undone with the
+   rest and the next run settles them.
 
 A session with no card, an unknown card or a card of another alley is priced and goes
 to the review list (staff assign or waive it). A prepaid session is charged at most the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -38,7 +40,6 @@ from ...models import (
     Alley,
     ChargingSession,
     LedgerAccount,
-    LedgerEntry,
     MeterSample,
     Pile,
     Posting,
@@ -90,73 +91,33 @@ def settle(now: datetime, rule: SettleRule | None = None) -> Counter:
     return counts
 
 
-class _Book:
-    """Per-batch caches: tariffs by alley, alley ledger accounts, balances."""
+@dataclass
+class _Loaded:
+    """What one batch reads before pricing (plain rows; nothing here is written)."""
 
-    def __init__(self):
-        self.tariffs: dict[int, list[pricing.TariffSpec]] = {}
-        self.accounts: dict[tuple[int, str], LedgerAccount] = {}
-        self.deltas: dict[int, int] = defaultdict(int)
-
-    def tariff(self, alley: Alley, at: datetime) -> pricing.TariffSpec:
-        if alley.id not in self.tariffs:
-            rows = db.session.scalars(select(Tariff).where(Tariff.alley_id == alley.id,
-                                                           Tariff.effective_from.is_not(None)))
-            self.tariffs[alley.id] = [pricing.TariffSpec.from_row(t) for t in rows]
-        versions = self.tariffs[alley.id]
-        chosen = pricing.tariff_at(versions, at)
-        if chosen is None and versions:  # before the first version: the first one
-            chosen = min(versions, key=lambda t: t.effective_from)
-        return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh)
-
-    def account(self, alley_id: int, kind: str) -> LedgerAccount:
-        key = (alley_id, kind)
-        if key not in self.accounts:
-            self.accounts[key] = ledger.account(alley_id, kind)
-        return self.accounts[key]
+    rows: list
+    alley_of: dict[int, Alley]  # session id -> its pile's alley
+    samples: dict[int, list[pricing.Sample]]
+    holders: dict[tuple[int, str], int]  # (alley id, card) -> resident account id
+    card_alleys: dict[str, set[int]]
+    residents: dict[int, object]  # resident account id -> plain row
+    balances: dict[int, tuple[int, int]]  # resident account id -> (ledger id, fen)
+    tariffs: dict[int, list[pricing.TariffSpec]]  # alley id -> versions
+    accounts: dict[tuple[int, str], int]  # (alley id, kind) -> ledger account id
+    used_s: dict[int, float]  # monthly account id -> seconds covered before the batch
 
 
-def _monthly_covers(acc: ResidentAccount, s, pending: list[dict] = ()) -> bool:
-    """A monthly card covers a session started in its period, within its hours
-    (counting sessions already covered, also those of this batch in `pending`)."""
-    if acc.monthly_from is None or acc.monthly_until is None:
-        return False
-    if not acc.monthly_from <= s.started_at < acc.monthly_until:
-        return False
-    if acc.monthly_hours is None:
-        return True
-    used = monthly_used_seconds(acc, exclude=s.id)
-    used += sum(v["bill"]["duration_s"] for v in pending
-                if v["account_id"] == acc.id and v["billing"] == "covered")
-    mine = (s.ended_at - s.started_at).total_seconds()
-    return used + mine <= acc.monthly_hours * 3600
+@dataclass
+class _Decision:
+    """One session's settlement: its columns, and a review item or a posting."""
+
+    values: dict
+    review: dict | None = None
+    draft: ledger.Draft | None = None
+    outcome: str = "review"
 
 
-def monthly_used_seconds(acc: ResidentAccount, exclude: int | None = None) -> float:
-    """Seconds of charging the monthly card has covered in its current period."""
-    rows = db.session.execute(
-        select(ChargingSession.started_at, ChargingSession.ended_at)
-        .where(ChargingSession.account_id == acc.id, ChargingSession.billing == "covered",
-               ChargingSession.started_at >= acc.monthly_from,
-               ChargingSession.started_at < acc.monthly_until,
-               ChargingSession.id != (exclude or -1))).all()
-    return sum((e - s).total_seconds() for s, e in rows if s and e)
-
-
-def settle_batch(now: datetime, n: int, counts: Counter | None = None,
-                 after: int = 0) -> tuple[int, int]:
-    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
-    (commits). Returns how many were claimed and the highest id claimed (or `after`).
-
-    The writes are a few multi-row statements per batch (chargers.models.bulk, not the
-    ORM's unit of work): the UPDATE of the sessions, the INSERT of the postings (ids
-    returned with their keys), of their entries, of review items, and the balance
-    moves; on PostgreSQL each is one statement."""
-    counts = counts if counts is not None else Counter()
-    ids = claim(now, n, after)
-    if not ids:
-        db.session.commit()
-        return 0, after
+def _load_sessions(ids: list[int]) -> tuple[list, dict[int, Alley], dict]:
     cs = ChargingSession
     rows = db.session.execute(
         select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
@@ -170,6 +131,12 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
             select(MeterSample.session_id, MeterSample.ts, MeterSample.power_w,
                    MeterSample.energy_wh).where(MeterSample.session_id.in_(ids))):
         samples[sid].append(pricing.Sample(ts, w, e))
+    return rows, {r.id: alleys[piles[r.pile_id].alley_id] for r in rows}, samples
+
+
+def _load_payers(rows) -> tuple[dict, dict, dict, dict]:
+    """Card holders and their accounts; the payers' balances locked (PostgreSQL,
+    ordered to avoid deadlocks) so two runs never spend the same balance twice."""
     cards = {r.card for r in rows if r.card}
     holders: dict[tuple[int, str], int] = {}
     card_alleys: dict[str, set[int]] = defaultdict(set)
@@ -184,82 +151,133 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
     residents = {a.id: a for a in db.session.execute(
         select(ra.id, ra.alley_id, ra.kind, ra.monthly_from, ra.monthly_until,
                ra.monthly_hours).where(ra.id.in_(set(holders.values()))))}
-    # Lock the payers' balances (PostgreSQL; ordered to avoid deadlocks) so two runs
-    # never spend the same balance twice.
-    balances: dict[int, LedgerAccount] = {}
+    balances: dict[int, tuple[int, int]] = {}
     if residents:
         la = LedgerAccount
         for row in db.session.execute(
                 select(la.id, la.resident_id, la.balance_cents)
                 .where(la.resident_id.in_(residents)).order_by(la.id).with_for_update()):
-            balances[row.resident_id] = row
-    book = _Book()
-    # Every ledger account the batch may touch exists (with an id) before the loop.
-    for alley_id in {p.alley_id for p in piles.values()}:
-        for kind in ("electricity", "service", "covered"):
-            book.account(alley_id, kind)
+            balances[row.resident_id] = (row.id, int(row.balance_cents))
     for acc in residents.values():
         if acc.id not in balances:
-            balances[acc.id] = ledger.resident_account(acc)
+            balances[acc.id] = (ledger.resident_account(acc).id, 0)
+    return holders, card_alleys, residents, balances
+
+
+def _load(ids: list[int]) -> _Loaded:
+    """Step 1: read the batch's sessions, samples, payers, tariffs and accounts (every
+    ledger account the batch may touch is made here, with an id)."""
+    rows, alley_of, samples = _load_sessions(ids)
+    holders, card_alleys, residents, balances = _load_payers(rows)
+    alley_ids = {a.id for a in alley_of.values()}
+    tariffs = {aid: [pricing.TariffSpec.from_row(t) for t in db.session.scalars(
+        select(Tariff).where(Tariff.alley_id == aid, Tariff.effective_from.is_not(None)))]
+        for aid in alley_ids}
+    accounts = {(aid, kind): ledger.account(aid, kind).id for aid in alley_ids
+                for kind in ("electricity", "service", "covered")}
+    used_s = {a.id: monthly_used_seconds(a) for a in residents.values()
+              if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
+    return _Loaded(rows, alley_of, samples, holders, card_alleys, residents, balances,
+                   tariffs, accounts, used_s)
 
-    updates: list[dict] = []
-    postings: list[dict] = []
-    lines: list[list[tuple[int, int]]] = []
-    reviews: list[dict] = []
-    for r in rows:
-        alley = alleys[piles[r.pile_id].alley_id]
-        spec = book.tariff(alley, r.started_at)
-        usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
-                              samples.get(r.id, []), r.stop_reason)
-        priced = pricing.price(spec, usage)
-        values = {"id": r.id, "billing": None, "account_id": None}
-        review = None
-        acc = None
-        if not r.card:
-            review = "no_card"
-        elif (alley.id, r.card) in holders:
-            acc = residents[holders[(alley.id, r.card)]]
-        else:
-            review = "other_alley" if card_alleys.get(r.card) else "unknown_card"
-        payer = None
-        if acc is not None:
-            if acc.kind == "exempt" or (acc.kind == "monthly"
-                                        and _monthly_covers(acc, r, pending=updates)):
-                payer, values["billing"] = book.account(alley.id, "covered"), "covered"
-            else:
-                payer = balances[acc.id]
-                available = int(payer.balance_cents) + book.deltas[payer.id]
-                priced = pricing.limit_to(priced, available)
-                values["billing"] = "charged"
-            values["account_id"] = acc.id
+
+def monthly_used_seconds(acc, exclude: int | None = None) -> float:
+    """Seconds of charging the monthly card has covered in its current period."""
+    rows = db.session.execute(
+        select(ChargingSession.started_at, ChargingSession.ended_at)
+        .where(ChargingSession.account_id == acc.id, ChargingSession.billing == "covered",
+               ChargingSession.started_at >= acc.monthly_from,
+               ChargingSession.started_at < acc.monthly_until,
+               ChargingSession.id != (exclude or -1))).all()
+    return sum((e - s).total_seconds() for s, e in rows if s and e)
+
+
+def _tariff(book: _Loaded, alley: Alley, at: datetime) -> pricing.TariffSpec:
+    versions = book.tariffs.get(alley.id, [])
+    chosen = pricing.tariff_at(versions, at)
+    if chosen is None and versions:  # before the first version: the first one
+        chosen = min(versions, key=lambda t: t.effective_from)
+    return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh)
+
+
+def _monthly_covers(acc, s, used_s: float) -> bool:
+    """A monthly card covers a session started in its period, within its hours
+    (`used_s`: seconds already covered in the period, this batch's included)."""
+    if acc.monthly_from is None or acc.monthly_until is None:
+        return False
+    if not acc.monthly_from <= s.started_at < acc.monthly_until:
+        return False
+    if acc.monthly_hours is None:
+        return True
+    mine = (s.ended_at - s.started_at).total_seconds()
+    return used_s + mine <= acc.monthly_hours * 3600
+
+
+def _review_reason(book: _Loaded, r, alley: Alley) -> str | None:
+    if not r.card:
+        return "no_card"
+    if (alley.id, r.card) in book.holders:
+        return None
+    return "other_alley" if book.card_alleys.get(r.card) else "unknown_card"
+
+
+def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
+    """Step 2 (pure over `book`): price one session and choose who pays. `spent`
+    carries what earlier sessions of the batch took from each balance or card."""
+    alley = book.alley_of[r.id]
+    spec = _tariff(book, alley, r.started_at)
+    usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
+                          book.samples.get(r.id, []), r.stop_reason)
+    priced = pricing.price(spec, usage)
+    values = {"id": r.id, "billing": None, "account_id": None}
+    reason = _review_reason(book, r, alley)
+    if reason:
         _write(values, priced)
-        updates.append(values)
-        if review:
-            values["billing"] = "review"
-            reviews.append({"session_id": r.id, "alley_id": alley.id, "reason": review,
-                            "status": "open", "note": "", "created_at": now})
-            counts["review"] += 1
-            continue
-        entry = [(payer.id, -priced.amount_cents),
-                 (book.account(alley.id, "electricity").id, priced.energy_cents),
-                 (book.account(alley.id, "service").id, priced.service_cents)]
-        for acc_id, c in entry:
-            book.deltas[acc_id] += c
-        postings.append({"key": f"charge:{r.id}", "kind": "charge", "alley_id": alley.id,
-                         "session_id": r.id, "reverses_id": None, "method": None,
-                         "receipt": None, "reason": "", "created_at": now, "created_by": None})
-        lines.append(entry)
-        counts["free" if priced.amount_cents == 0 else values["billing"]] += 1
+        values["billing"] = "review"
+        return _Decision(values, review={"session_id": r.id, "alley_id": alley.id,
+                                         "reason": reason, "status": "open", "note": "",
+                                         "created_at": now})
+    acc = book.residents[book.holders[(alley.id, r.card)]]
+    values["account_id"] = acc.id
+    duration = (r.ended_at - r.started_at).total_seconds()
+    if acc.kind == "exempt" or (acc.kind == "monthly" and _monthly_covers(
+            acc, r, book.used_s.get(acc.id, 0) + spent.get(("s", acc.id), 0))):
+        payer, values["billing"] = book.accounts[(alley.id, "covered")], "covered"
+        spent[("s", acc.id)] = spent.get(("s", acc.id), 0) + duration
+    else:
+        payer, balance = book.balances[acc.id]
+        priced = pricing.limit_to(priced, balance + spent.get(payer, 0))
+        values["billing"] = "charged"
+    _write(values, priced)
+    lines = [(payer, -priced.amount_cents),
+             (book.accounts[(alley.id, "electricity")], priced.energy_cents),
+             (book.accounts[(alley.id, "service")], priced.service_cents)]
+    spent[payer] = spent.get(payer, 0) - priced.amount_cents
+    draft = ledger.Draft(ledger.charge_key(r.id), "charge", alley.id, lines, session_id=r.id)
+    return _Decision(values, draft=draft,
+                     outcome="free" if priced.amount_cents == 0 else values["billing"])
 
-    bulk.update_many(cs.__table__, updates, _WRITTEN)
-    bulk.insert_many(ReviewItem.__table__, reviews)
-    # The postings' ids come back with their keys (in no particular order).
-    ids_by_key = dict(bulk.insert_many(Posting.__table__, postings, returning=("key", "id")))
-    bulk.insert_many(LedgerEntry.__table__, [
-        {"posting_id": ids_by_key[p["key"]], "account_id": acc_id, "amount_cents": c}
-        for p, entry in zip(postings, lines, strict=True) for acc_id, c in entry if c != 0])
-    ledger.apply_deltas(book.deltas)
+
+def settle_batch(now: datetime, n: int, counts: Counter | None = None,
+                 after: int = 0) -> tuple[int, int]:
+    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
+    (commits). Returns how many were claimed and the highest id claimed (or `after`).
+
+    Load → decide (pure) → write: the sessions' columns and review items as multi-row
+    statements (chargers.models.bulk), the charges through `ledger.post_many`."""
+    counts = counts if counts is not None else Counter()
+    ids = claim(now, n, after)
+    if not ids:
+        db.session.commit()
+        return 0, after
+    book = _load(ids)
+    spent: dict = {}
+    decisions = [_decide(book, r, spent, now) for r in book.rows]
+    bulk.update_many(ChargingSession.__table__, [d.values for d in decisions], _WRITTEN)
+    bulk.insert_many(ReviewItem.__table__, [d.review for d in decisions if d.review])
+    ledger.post_many([d.draft for d in decisions if d.draft], now=now)
+    counts.update(d.outcome for d in decisions)
     db.session.commit()
     return len(ids), ids[-1]
 
@@ -341,7 +359,7 @@ def on_late_meter(s: ChargingSession, at: datetime, energy_wh: float,
 
 
 def _charge_posting(session_id: int) -> Posting | None:
-    return db.session.scalar(select(Posting).where(Posting.key == f"charge:{session_id}"))
+    return db.session.scalar(select(Posting).where(Posting.key == ledger.charge_key(session_id)))
 
 
 def _payer_of(s: ChargingSession, alley_id: int) -> LedgerAccount:
@@ -409,8 +427,12 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
              (ledger.account(item.alley_id, "electricity"), s.energy_cents or 0),
              (ledger.account(item.alley_id, "service"), s.service_cents or 0)]
     db.session.flush()
-    ledger.post(f"charge:{s.id}", "charge", item.alley_id, lines, now=now, by=by,
-                session_id=s.id, reason=note)
+    try:
+        ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
+                    session_id=s.id, reason=note)
+    except IntegrityError:
+        db.session.rollback()
+        raise Invalid("review.decided") from None
     item.note, item.resolved_at, item.resolved_by = note, now, by
     ledger.audit("review." + item.status, item.alley_id, by, now, review=item.id,
                  session=s.id, account=item.account_id, amount_cents=s.amount_cents,
