@@ -32,9 +32,9 @@ ACCOUNT_KINDS = ("prepaid", "monthly", "exempt")
 # Ledger account kinds: a resident's balance, and per alley the takings (electricity,
 # service), the cash box, charges the community covers (exempt, monthly cards) and
 # sessions waived by staff.
-# `written_off`: debts staff gave up on, with a reason.
+# `written_off`: debts staff gave up on, with a reason; `occupancy`: occupancy fees.
 LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived",
-                "written_off")
+                "written_off", "occupancy")
 POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff")
 REVIEW_REASONS = ("no_card", "unknown_card", "other_alley")
 REVIEW_STATUSES = ("open", "assigned", "waived")

@@ -61,6 +61,8 @@ class ChargingSession(db.Model):
     covered_s: Mapped[int | None] = mapped_column(Integer)
     covered_cents: Mapped[int | None] = mapped_column(Integer)
     shortfall_cents: Mapped[int | None] = mapped_column(Integer)
+    # Occupancy fee (占位费), a line of its own: amount = energy + service + occupancy.
+    occupancy_cents: Mapped[int | None] = mapped_column(Integer)
     # Meter resets: the session's cumulative reading fell (the counter restarted);
     # energy_wh = meter_base_wh (the segments before) + the current segment's reading.
     meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -52,6 +52,7 @@ class MonthClose(db.Model):
     # Residents' debts (negative balances) at the close, and debts written off in it.
     debts_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     writeoffs_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    occupancy_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The ledger's hash chain head when the month closed (shown on the 公示).
     chain_head: Mapped[str | None] = mapped_column(String(64))
     chain_postings: Mapped[int | None] = mapped_column(BigInteger)

@@ -22,6 +22,7 @@ def upgrade():
         b.add_column(sa.Column('covered_cents', sa.Integer(), nullable=True))
         b.add_column(sa.Column('covered_s', sa.Integer(), nullable=True))
         b.add_column(sa.Column('shortfall_cents', sa.Integer(), nullable=True))
+        b.add_column(sa.Column('occupancy_cents', sa.Integer(), nullable=True))
         b.add_column(sa.Column('meter_resets', sa.Integer(), nullable=False,
                                server_default='0'))
         b.add_column(sa.Column('meter_base_wh', sa.Float(), nullable=False,
@@ -53,6 +54,8 @@ def upgrade():
                                server_default='0'))
         b.add_column(sa.Column('writeoffs_cents', sa.BigInteger(), nullable=False,
                                server_default='0'))
+        b.add_column(sa.Column('occupancy_cents', sa.BigInteger(), nullable=False,
+                               server_default='0'))
         b.add_column(sa.Column('chain_head', sa.String(length=64), nullable=True))
         b.add_column(sa.Column('chain_postings', sa.BigInteger(), nullable=True))
     with op.batch_alter_table('statements', schema=None) as b:
@@ -64,7 +67,8 @@ def downgrade():
     with op.batch_alter_table('statements', schema=None) as b:
         b.drop_column('writeoffs_cents')
     with op.batch_alter_table('month_closes', schema=None) as b:
-        for c in ('chain_postings', 'chain_head', 'writeoffs_cents', 'debts_cents'):
+        for c in ('chain_postings', 'chain_head', 'occupancy_cents', 'writeoffs_cents',
+                  'debts_cents'):
             b.drop_column(c)
     op.drop_table('ledger_chain')
     with op.batch_alter_table('postings', schema=None) as b:
@@ -80,5 +84,5 @@ def downgrade():
     with op.batch_alter_table('charging_sessions', schema=None) as b:
         b.drop_constraint('uq_charging_sessions_receipt_serial', type_='unique')
         for c in ('receipt_serial', 'meter_last_wh', 'meter_base_wh', 'meter_resets',
-                  'shortfall_cents', 'covered_s', 'covered_cents'):
+                  'occupancy_cents', 'shortfall_cents', 'covered_s', 'covered_cents'):
             b.drop_column(c)

@@ -170,11 +170,12 @@ def _load(ids: list[int]) -> _Loaded:
     rows, alley_of, samples = _load_sessions(ids)
     holders, card_alleys, residents, balances = _load_payers(rows)
     alley_ids = {a.id for a in alley_of.values()}
-    tariffs = {aid: [pricing.TariffSpec.from_row(t) for t in db.session.scalars(
+    tz = {a.id: a.timezone for a in alley_of.values()}
+    tariffs = {aid: [pricing.TariffSpec.from_row(t, tz[aid]) for t in db.session.scalars(
         select(Tariff).where(Tariff.alley_id == aid, Tariff.effective_from.is_not(None)))]
         for aid in alley_ids}
     accounts = {(aid, kind): ledger.account(aid, kind).id for aid in alley_ids
-                for kind in ("electricity", "service", "covered")}
+                for kind in ("electricity", "service", "covered", "occupancy")}
     used_s = {a.id: monthly_used_seconds(a) for a in residents.values()
               if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
@@ -183,14 +184,18 @@ def _load(ids: list[int]) -> _Loaded:
 
 
 def monthly_used_seconds(acc, exclude: int | None = None) -> float:
-    """Seconds of charging the monthly card has covered in its current period."""
+    """Seconds of charging the monthly card has covered in its current period: every
+    covered second, also of sessions it covered only in part (sessions settled before
+    `covered_s` was kept count whole when covered)."""
+    cs = ChargingSession
     rows = db.session.execute(
-        select(ChargingSession.started_at, ChargingSession.ended_at)
-        .where(ChargingSession.account_id == acc.id, ChargingSession.billing == "covered",
-               ChargingSession.started_at >= acc.monthly_from,
-               ChargingSession.started_at < acc.monthly_until,
-               ChargingSession.id != (exclude or -1))).all()
-    return sum((e - s).total_seconds() for s, e in rows if s and e)
+        select(cs.covered_s, cs.billing, cs.started_at, cs.ended_at)
+        .where(cs.account_id == acc.id, cs.settled_at.is_not(None),
+               cs.started_at >= acc.monthly_from, cs.started_at < acc.monthly_until,
+               cs.id != (exclude or -1))).all()
+    return sum(c if c is not None else (e - s).total_seconds()
+               for c, billing, s, e in rows
+               if c is not None or (billing == "covered" and s and e))
 
 
 def _tariff(book: _Loaded, alley: Alley, at: datetime) -> pricing.TariffSpec:
@@ -198,20 +203,8 @@ def _tariff(book: _Loaded, alley: Alley, at: datetime) -> pricing.TariffSpec:
     chosen = pricing.tariff_at(versions, at)
     if chosen is None and versions:  # before the first version: the first one
         chosen = min(versions, key=lambda t: t.effective_from)
-    return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh)
-
-
-def _monthly_covers(acc, s, used_s: float) -> bool:
-    """A monthly card covers a session started in its period, within its hours
-    (`used_s`: seconds already covered in the period, this batch's included)."""
-    if acc.monthly_from is None or acc.monthly_until is None:
-        return False
-    if not acc.monthly_from <= s.started_at < acc.monthly_until:
-        return False
-    if acc.monthly_hours is None:
-        return True
-    mine = (s.ended_at - s.started_at).total_seconds()
-    return used_s + mine <= acc.monthly_hours * 3600
+    return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh,
+                                        timezone=alley.timezone or "Asia/Shanghai")
 
 
 def _review_reason(book: _Loaded, r, alley: Alley) -> str | None:
@@ -220,6 +213,52 @@ def _review_reason(book: _Loaded, r, alley: Alley) -> str | None:
     if (alley.id, r.card) in book.holders:
         return None
     return "other_alley" if book.card_alleys.get(r.card) else "unknown_card"
+
+
+@dataclass(frozen=True)
+class _Payment:
+    """Who bears a session: `covered_cents` by the community or the card, the rest
+    (`charged_cents`) by the resident's balance, of which `shortfall_cents` it did not
+    hold (the resident's debt)."""
+
+    billing: str  # covered / charged
+    covered_s: int = 0
+    covered_cents: int = 0
+    charged_cents: int = 0
+    shortfall_cents: int = 0
+
+
+def payment(acc, usage: pricing.Usage, priced: pricing.Priced, used_s: float,
+            available_cents: int) -> _Payment:
+    """Pure: how a resident account pays a priced session. Exempt: covered. A monthly
+    card in its period covers up to its remaining hours (`used_s` already covered);
+    the rest is charged to the balance like a prepaid session. The balance may go
+    below zero: what it does not hold is the shortfall, the resident's debt."""
+    amount = priced.amount_cents
+    if acc.kind == "exempt":
+        return _Payment("covered", priced.duration_s, amount)
+    covered_s, charged = 0, amount
+    if (acc.kind == "monthly" and acc.monthly_from is not None
+            and acc.monthly_until is not None
+            and acc.monthly_from <= usage.started_at < acc.monthly_until):
+        left = (priced.duration_s if acc.monthly_hours is None
+                else max(0, int(acc.monthly_hours * 3600 - used_s)))
+        covered_s = min(priced.duration_s, left)
+        charged = pricing.cover_split(priced, usage, covered_s)
+        if charged == 0:
+            return _Payment("covered", covered_s, amount)
+    paid, short = pricing.split_paid(charged, available_cents)
+    return _Payment("charged", covered_s, amount - charged, charged, short)
+
+
+def _payer_lines(book_accounts: dict, alley_id: int, resident_ledger_id: int,
+                 priced: pricing.Priced, pay: _Payment) -> list[tuple[int, int]]:
+    """The charge posting's lines: the payers' debits, the takings' credits."""
+    return [(resident_ledger_id, -pay.charged_cents),
+            (book_accounts[(alley_id, "covered")], -pay.covered_cents),
+            (book_accounts[(alley_id, "electricity")], priced.energy_cents),
+            (book_accounts[(alley_id, "service")], priced.service_cents),
+            (book_accounts[(alley_id, "occupancy")], priced.occupancy_cents)]
 
 
 def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
@@ -239,24 +278,19 @@ def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
                                          "reason": reason, "status": "open", "note": "",
                                          "created_at": now})
     acc = book.residents[book.holders[(alley.id, r.card)]]
-    values["account_id"] = acc.id
-    duration = (r.ended_at - r.started_at).total_seconds()
-    if acc.kind == "exempt" or (acc.kind == "monthly" and _monthly_covers(
-            acc, r, book.used_s.get(acc.id, 0) + spent.get(("s", acc.id), 0))):
-        payer, values["billing"] = book.accounts[(alley.id, "covered")], "covered"
-        spent[("s", acc.id)] = spent.get(("s", acc.id), 0) + duration
-    else:
-        payer, balance = book.balances[acc.id]
-        priced = pricing.limit_to(priced, balance + spent.get(payer, 0))
-        values["billing"] = "charged"
+    ledger_id, balance = book.balances[acc.id]
+    pay = payment(acc, usage, priced, book.used_s.get(acc.id, 0) + spent.get(("s", acc.id), 0),
+                  balance + spent.get(ledger_id, 0))
+    spent[("s", acc.id)] = spent.get(("s", acc.id), 0) + pay.covered_s
+    spent[ledger_id] = spent.get(ledger_id, 0) - pay.charged_cents
+    values.update(account_id=acc.id, billing=pay.billing, covered_s=pay.covered_s,
+                  covered_cents=pay.covered_cents, shortfall_cents=pay.shortfall_cents)
     _write(values, priced)
-    lines = [(payer, -priced.amount_cents),
-             (book.accounts[(alley.id, "electricity")], priced.energy_cents),
-             (book.accounts[(alley.id, "service")], priced.service_cents)]
-    spent[payer] = spent.get(payer, 0) - priced.amount_cents
+    lines = _payer_lines(book.accounts, alley.id, ledger_id, priced, pay)
     draft = ledger.Draft(ledger.charge_key(r.id), "charge", alley.id, lines, session_id=r.id)
-    return _Decision(values, draft=draft,
-                     outcome="free" if priced.amount_cents == 0 else values["billing"])
+    outcome = ("shortfall" if pay.shortfall_cents else
+               "free" if priced.amount_cents == 0 else pay.billing)
+    return _Decision(values, draft=draft, outcome=outcome)
 
 
 def settle_batch(now: datetime, n: int, counts: Counter | None = None,
@@ -285,7 +319,8 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
 # Session columns settlement writes (besides settled_at, set by the claim).
 _WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
             "tariff_cents_per_kwh", "tier", "tier_evidence", "bill", "receipt_token",
-            "billing", "account_id")
+            "billing", "account_id", "covered_s", "covered_cents", "shortfall_cents",
+            "occupancy_cents")
 
 
 def _write(values: dict, priced: pricing.Priced) -> None:
@@ -299,6 +334,10 @@ def _write(values: dict, priced: pricing.Priced) -> None:
     values["tier_evidence"] = priced.tier_evidence
     values["bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
     values["receipt_token"] = secrets.token_urlsafe(16)
+    values["occupancy_cents"] = priced.occupancy_cents
+    values.setdefault("covered_s", None)
+    values.setdefault("covered_cents", None)
+    values.setdefault("shortfall_cents", None)
 
 
 # --- after settlement ------------------------------------------------------------
@@ -307,13 +346,30 @@ def _reprice(s: ChargingSession, ended_at: datetime, energy_wh: float,
              stop_reason: str | None) -> pricing.Priced:
     pile = db.session.get(Pile, s.pile_id)
     tariff = db.session.get(Tariff, s.tariff_id) if s.tariff_id else None
-    spec = (pricing.TariffSpec.from_row(tariff) if tariff
-            else pricing.TariffSpec(pile.alley.tariff_cents_per_kwh))
+    tz = pile.alley.timezone or "Asia/Shanghai"
+    spec = (pricing.TariffSpec.from_row(tariff, tz) if tariff
+            else pricing.TariffSpec(pile.alley.tariff_cents_per_kwh, timezone=tz))
     smp = [pricing.Sample(ts, w, e) for ts, w, e in db.session.execute(
         select(MeterSample.ts, MeterSample.power_w, MeterSample.energy_wh)
         .where(MeterSample.session_id == s.id))]
     return pricing.price(spec, pricing.Usage(s.started_at, ended_at, energy_wh, smp,
                                              stop_reason))
+
+
+def _usage_of(s: ChargingSession) -> pricing.Usage:
+    smp = [pricing.Sample(ts, w, e) for ts, w, e in db.session.execute(
+        select(MeterSample.ts, MeterSample.power_w, MeterSample.energy_wh)
+        .where(MeterSample.session_id == s.id))]
+    return pricing.Usage(s.started_at, s.ended_at, s.energy_wh or 0, smp, s.stop_reason)
+
+
+def _as_settled(s: ChargingSession, priced: pricing.Priced) -> pricing.Priced:
+    """The session's settled figures (never repriced) in a Priced."""
+    from dataclasses import replace
+
+    return replace(priced, energy_cents=s.energy_cents or 0,
+                   service_cents=s.service_cents or 0, amount_cents=s.amount_cents or 0,
+                   occupancy_cents=s.occupancy_cents or 0)
 
 
 def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
@@ -402,8 +458,9 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
 
 def resolve_review(user: User | None, item_id: int, *, account_id: int | None, waive: bool,
                    note: str, now: datetime) -> ReviewItem:
-    """Staff assign a reviewed session to an account of its alley (charged at its
-    amount) or waive it (the alley's `waived` account bears it), with a reason.
+    """Staff assign a reviewed session to an account of its alley (paid as settlement
+    would have: exempt and a monthly card's hours cover it, the rest is charged to the
+    balance) or waive it (the alley's `waived` account bears it), with a reason.
     Audited. Commits."""
     item = scope.get_in_alley(user, ReviewItem, item_id, "review.not_found")
     if item.status != "open":
@@ -412,21 +469,28 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         raise Invalid("review.reason_required")
     s = db.session.get(ChargingSession, item.session_id)
     by = user.id if user else None
+    accounts = {(item.alley_id, k): ledger.account(item.alley_id, k).id
+                for k in ("covered", "electricity", "service", "occupancy", "waived")}
+    priced = _as_settled(s, _reprice(s, s.ended_at, s.energy_wh, s.stop_reason))
     if waive:
-        payer = ledger.account(item.alley_id, "waived")
         item.status, s.billing = "waived", "waived"
+        pay = _Payment("waived", 0, s.amount_cents or 0)
+        accounts[(item.alley_id, "covered")] = accounts[(item.alley_id, "waived")]
+        resident_ledger = accounts[(item.alley_id, "waived")]
     else:
         acc = db.session.get(ResidentAccount, account_id) if account_id else None
         if acc is None or acc.alley_id != item.alley_id:
             raise Invalid("review.account")
-        payer = (ledger.account(item.alley_id, "covered") if acc.kind == "exempt"
-                 else ledger.resident_account(acc))
+        # The same rule as settlement: exempt and a monthly card's hours cover it.
+        resident_ledger = ledger.resident_account(acc).id
+        pay = payment(acc, _usage_of(s), priced,
+                      monthly_used_seconds(acc, exclude=s.id) if acc.monthly_from else 0,
+                      ledger.balance(acc))
         item.status, item.account_id = "assigned", acc.id
-        s.account_id, s.billing = acc.id, "covered" if acc.kind == "exempt" else "charged"
-    lines = [(payer, -(s.amount_cents or 0)),
-             (ledger.account(item.alley_id, "electricity"), s.energy_cents or 0),
-             (ledger.account(item.alley_id, "service"), s.service_cents or 0)]
-    db.session.flush()
+        s.account_id, s.billing = acc.id, pay.billing
+        s.covered_s, s.covered_cents = pay.covered_s, pay.covered_cents
+        s.shortfall_cents = pay.shortfall_cents
+    lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay)
     try:
         ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
                     session_id=s.id, reason=note)
