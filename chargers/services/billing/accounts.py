@@ -159,6 +159,29 @@ def refund(user: User | None, account_id: int, amount_cents: int, method: str,
     return p
 
 
+def write_off(user: User | None, account_id: int, amount_cents: int | None, reason: str,
+              now: datetime):
+    """Staff give up (part of) a resident's debt, with a reason: a posting that moves it
+    from the resident's account to the alley's `written_off` account (never a silent
+    drop). `amount_cents` None: the whole debt. Audited. Commits."""
+    acc = get_account(user, account_id)
+    if not reason.strip():
+        raise Invalid("review.reason_required")
+    owed = ledger.debt(acc)
+    amount = owed if amount_cents is None else amount_cents
+    if owed <= 0 or not isinstance(amount, int) or not 0 < amount <= owed:
+        raise Invalid("money.writeoff_over_debt", debt=owed)
+    by = user.id if user else None
+    lines = [(ledger.resident_account(acc), amount),
+             (ledger.account(acc.alley_id, "written_off"), -amount)]
+    p = ledger.post(f"writeoff:{acc.id}:{secrets.token_hex(8)}", "writeoff", acc.alley_id,
+                    lines, now=now, by=by, reason=reason)
+    ledger.audit("money.writeoff", acc.alley_id, by, now, account=acc.id,
+                 amount_cents=amount, reason=reason)
+    db.session.commit()
+    return p
+
+
 def lookup(alley: Alley, card: str, phone_last4: str) -> ResidentAccount | None:
     """'My account': the account holding `card` whose phone ends with `phone_last4`
     (None otherwise: the caller answers the same for both, giving nothing away)."""

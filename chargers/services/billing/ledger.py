@@ -128,6 +128,12 @@ def _lock_chain() -> LedgerChain:
     return head
 
 
+def debt(resident: ResidentAccount) -> int:
+    """What a resident owes in fen (a negative balance; 0 when in credit). The next
+    top-up clears it first: it is the same account."""
+    return max(0, -balance(resident))
+
+
 def post_many(drafts: Iterable[Draft], *, now: datetime) -> dict[str, int]:
     """Write balanced postings in a few multi-row statements: the one writer of money.
     Each draft must sum to zero (Invalid "ledger.unbalanced") and carry a key used

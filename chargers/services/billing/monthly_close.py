@@ -14,6 +14,11 @@ Rules (documented decisions):
   (`PostingMonth`, written once). So a posting made after a month closed — a reversal,
   an approved adjustment, a late charge — is counted in the next month still open.
 - Sessions (count, kWh, per-day figures) belong to the month their end falls in.
+- Debts: each statement whose closing balance is below zero owes that much; the close
+  sums them (`debts_cents`) and the month's write-offs (`writeoffs_cents`).
+- The close records the ledger's hash-chain head and length at that moment
+  (`chain_head`, `chain_postings`), printed on the 公示: a later rewrite of any posting
+  up to then changes every hash after it (`flask billing verify` walks the chain).
 - A closed month's rows are never updated (publication only adds its stamp and the
   grid bill copied at that moment).
 """
@@ -33,6 +38,7 @@ from ...models import (
     Alley,
     ChargingSession,
     LedgerAccount,
+    LedgerChain,
     LedgerEntry,
     MonthClose,
     Pile,
@@ -154,7 +160,8 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
     mc = MonthClose(alley_id=alley.id, month=month, period_start=start, period_end=end,
                     closed_at=now, sessions=0, energy_wh=0, electricity_cents=0,
                     service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
-                    covered_cents=0, waived_cents=0, postings=len(counted))
+                    covered_cents=0, waived_cents=0, postings=len(counted),
+                    occupancy_cents=0, writeoffs_cents=0, debts_cents=0)
     daily = _empty_days(start, end, tz)
     per_resident = _ledger_totals(mc, counted, entries, daily, tz)
     by_account = _session_totals(mc, sessions, daily, tz)
@@ -209,7 +216,8 @@ def _empty_days(start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, dict]
     return daily
 
 
-_RESIDENT_BUCKET = {"topup": "topups", "charge": "charges", "refund": "refunds"}
+_RESIDENT_BUCKET = {"topup": "topups", "charge": "charges", "refund": "refunds",
+                    "writeoff": "writeoffs"}
 
 
 def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
@@ -220,7 +228,7 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
     for pid, cents, acc_kind, resident_id in entries:
         p, eff = counted[pid]
         cents = int(cents)
-        if acc_kind in ("electricity", "service"):
+        if acc_kind in ("electricity", "service", "occupancy"):
             setattr(mc, f"{acc_kind}_cents", getattr(mc, f"{acc_kind}_cents") + cents)
             day = eff.astimezone(tz).date().isoformat()
             if day in daily:
@@ -229,6 +237,8 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
                 mc.adjustments_cents += cents
         elif acc_kind in ("covered", "waived"):
             setattr(mc, f"{acc_kind}_cents", getattr(mc, f"{acc_kind}_cents") - cents)
+        elif acc_kind == "written_off":
+            mc.writeoffs_cents -= cents
         elif acc_kind == "resident":
             per_resident[resident_id][_RESIDENT_BUCKET.get(p.kind, "adjustments")] += cents
             if p.kind == "topup":
@@ -262,6 +272,9 @@ def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
                  per_resident: dict, by_account: dict, now: datetime) -> MonthClose | None:
     """Step 3: the close, its posting months and the statements (opening = the
     resident's entries counted in earlier months). Commits; None if closed already."""
+    chain = db.session.get(LedgerChain, 1)
+    mc.chain_head = chain.head if chain else None
+    mc.chain_postings = chain.postings if chain else 0
     db.session.add(mc)
     try:
         db.session.flush()
@@ -286,9 +299,11 @@ def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
                        charges_cents=moves.get("charges", 0),
                        refunds_cents=moves.get("refunds", 0),
                        adjustments_cents=moves.get("adjustments", 0),
+                       writeoffs_cents=moves.get("writeoffs", 0),
                        sessions=by_account.get(acc.id, []), created_at=now)
         st.closing_cents = (opening + st.topups_cents + st.charges_cents + st.refunds_cents
-                            + st.adjustments_cents)
+                            + st.adjustments_cents + st.writeoffs_cents)
+        mc.debts_cents += max(0, -st.closing_cents)
         db.session.add(st)
     db.session.commit()
     return mc

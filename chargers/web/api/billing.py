@@ -11,7 +11,7 @@ from ...services.devices import alleys
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
-from .schemas import AccountCreate, Decision, Money, TariffCreate
+from .schemas import AccountCreate, Decision, Money, TariffCreate, WriteOff
 
 
 def account_json(a: ResidentAccount) -> dict:
@@ -19,6 +19,7 @@ def account_json(a: ResidentAccount) -> dict:
             "kind": a.kind, "household": a.household, "name": a.name, "phone": a.phone,
             "monthly_from": iso(a.monthly_from), "monthly_until": iso(a.monthly_until),
             "monthly_hours": a.monthly_hours, "balance_cents": ledger.balance(a),
+            "debt_cents": ledger.debt(a),
             "created_at": iso(a.created_at)}
 
 
@@ -68,6 +69,20 @@ def refund(user, account_id: int):
     return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
                     "method": data.method, "receipt": data.receipt,
                     "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+
+@bp.post("/accounts/<int:account_id>/writeoffs")
+@token_required
+def write_off(user, account_id: int):
+    """Write off a resident's debt (all of it, or `amount_cents`), with a `reason`."""
+    data = body(WriteOff)
+    p = accounts.write_off(user, account_id, data.amount_cents, data.reason, utcnow())
+    acc = accounts.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_id,
+                    "amount_cents": sum(e.amount_cents for e in p.entries
+                                        if e.amount_cents > 0),
+                    "reason": p.reason, "created_at": iso(p.created_at),
+                    "balance_cents": ledger.balance(acc)}), 201
 
 
 def tariff_json(t) -> dict:

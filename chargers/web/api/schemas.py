@@ -64,6 +64,11 @@ class Money(_Strict):
     receipt: str | None = Field(None, max_length=64)
 
 
+class WriteOff(_Strict):
+    amount_cents: int | None = Field(None, gt=0, le=100_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class TierIn(_Strict):
     max_w: int = Field(gt=0, le=100_000)
     cents_per_hour: int = Field(ge=0, le=100_000)

@@ -160,6 +160,20 @@ def billing_refund(account_id: int):
     return _money_action(account_id, refund=True)
 
 
+@bp.post("/billing/accounts/<int:account_id>/writeoff")
+def billing_writeoff(account_id: int):
+    """Write off (part of) a resident's debt, with a reason."""
+    raw = (request.form.get("amount_cents") or "").strip()
+    try:
+        accounts.write_off(current_user, account_id, int(raw) if raw.isdigit() else None,
+                           request.form.get("note") or "", utcnow())
+    except DomainError as exc:
+        _fail(exc)
+    else:
+        flash(_("Debt written off."), "ok")
+    return redirect(url_for("staff.billing_account", account_id=account_id))
+
+
 def _decide(decide, back: str):
     """A staff decision on a review item or an adjustment: the form's reason is
     required; the service's refusal is flashed; back to the list."""
