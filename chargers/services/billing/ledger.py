@@ -226,9 +226,18 @@ def exists(key: str) -> bool:
 
 
 def verify() -> list[str]:
-    """Every difference between the ledger and what it should be (empty: all agree):
-    a posting that does not sum to zero, a cached balance that is not the sum of its
-    entries, a session charged more than once or whose charge differs from its amount."""
+    """Every difference between the ledger and what it should be (empty: all agree).
+    Each check is a function of its own (`verify_*`), so others can be added beside
+    them: postings balance and cached balances equal their entries; the hash chain is
+    unbroken (nothing rewritten, inserted or deleted); each settled session has exactly
+    one charge posting whose parts equal the session's columns; each month close equals
+    the postings it counted."""
+    return (verify_balances() + verify_chain() + verify_sessions() + verify_closes())
+
+
+def verify_balances() -> list[str]:
+    """A posting that does not sum to zero; a cached balance that is not the sum of its
+    entries."""
     problems: list[str] = []
     unbalanced = db.session.execute(
         select(Posting.key, func.sum(LedgerEntry.amount_cents))
@@ -245,24 +254,144 @@ def verify() -> list[str]:
         if int(acc.balance_cents) != expected:
             problems.append(f"account {acc.code}: balance {acc.balance_cents}, "
                             f"entries sum to {expected}")
-    twice = db.session.execute(
-        select(Posting.session_id, func.count())
-        .where(Posting.kind == "charge", Posting.session_id.is_not(None))
-        .group_by(Posting.session_id).having(func.count() > 1)).all()
-    problems += [f"session {sid}: charged {n} times" for sid, n in twice]
-    # A charge posting moves exactly the session's amount off the payer.
-    charged = db.session.execute(
-        select(ChargingSession.id, ChargingSession.amount_cents,
-               func.sum(LedgerEntry.amount_cents))
-        .join(Posting, Posting.session_id == ChargingSession.id)
-        .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
-        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-        .where(Posting.kind == "charge", LedgerAccount.kind.in_(("resident", "covered",
-                                                                  "waived")))
-        .group_by(ChargingSession.id, ChargingSession.amount_cents)).all()
-    for sid, amount, paid in charged:
-        if -int(paid or 0) != int(amount or 0):
-            problems.append(f"session {sid}: amount {amount}, charged {-int(paid or 0)}")
+    return problems
+
+
+def verify_chain() -> list[str]:
+    """Walk the hash chain in posting order: each posting's hash is recomputed from its
+    fields and entries, and names the one before it; the chain's head is the last
+    one's. A posting changed (on both sides, balances adjusted too), inserted or
+    deleted breaks it. Postings from before the chain (no hash) may only come first."""
+    entries: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for pid, acc_id, cents in db.session.execute(
+            select(LedgerEntry.posting_id, LedgerEntry.account_id, LedgerEntry.amount_cents)):
+        entries[pid].append((int(acc_id), int(cents)))
+    problems: list[str] = []
+    prev, chained, n = None, False, 0
+    for p in db.session.execute(
+            select(Posting.id, Posting.key, Posting.kind, Posting.alley_id,
+                   Posting.session_id, Posting.reverses_id, Posting.created_at,
+                   Posting.prev_hash, Posting.hash).order_by(Posting.id)):
+        if p.hash is None:
+            if chained:
+                problems.append(f"posting {p.key}: outside the hash chain")
+            continue
+        chained, n = True, n + 1
+        if p.prev_hash != prev:
+            problems.append(f"posting {p.key}: chain broken before it (a posting was "
+                            f"removed or inserted)")
+        expected = posting_hash(p.prev_hash, p.key, p.kind, p.alley_id, p.session_id,
+                                p.reverses_id, p.created_at, entries.get(p.id, []))
+        if expected != p.hash:
+            problems.append(f"posting {p.key}: its fields or entries changed after posting")
+        prev = p.hash
+    head = db.session.get(LedgerChain, 1)
+    if head is not None and (head.head != prev or int(head.postings or 0) != n):
+        problems.append(f"chain head {head.head} ({head.postings} postings) is not the last "
+                        f"posting's {prev} ({n})")
+    return problems
+
+
+def verify_sessions() -> list[str]:
+    """Sessions ↔ charge postings: every settled session not in review has exactly one
+    charge posting and every charge posting a settled session; its electricity,
+    service and occupancy entries equal the session's columns, and its payers' debits
+    the session's amount (the resident's part: amount − what the card or community
+    covered)."""
+    problems: list[str] = []
+    cs = ChargingSession
+    parts: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[int, int] = defaultdict(int)
+    for sid, n in db.session.execute(
+            select(Posting.session_id, func.count()).where(Posting.kind == "charge")
+            .group_by(Posting.session_id)):
+        counts[sid] = int(n)
+    for sid, kind, cents in db.session.execute(
+            select(Posting.session_id, LedgerAccount.kind, func.sum(LedgerEntry.amount_cents))
+            .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .where(Posting.kind == "charge")
+            .group_by(Posting.session_id, LedgerAccount.kind)):
+        parts[sid][kind] += int(cents or 0)
+    sessions = db.session.execute(
+        select(cs.id, cs.settled_at, cs.billing, cs.energy_cents, cs.service_cents,
+               cs.occupancy_cents, cs.amount_cents, cs.covered_cents)
+        .where((cs.settled_at.is_not(None)) | cs.id.in_(list(counts)))).all()
+    for s in sessions:
+        n = counts.get(s.id, 0)
+        if s.settled_at is None:
+            problems.append(f"session {s.id}: charged but marked unsettled")
+            continue
+        if s.billing == "review":
+            if n:
+                problems.append(f"session {s.id}: in review but charged")
+            continue
+        if n != 1:
+            problems.append(f"session {s.id}: {n} charge postings, not 1")
+            continue
+        got = parts.get(s.id, {})
+        want = {"electricity": s.energy_cents or 0, "service": s.service_cents or 0,
+                "occupancy": s.occupancy_cents or 0}
+        for kind, cents in want.items():
+            if got.get(kind, 0) != cents:
+                problems.append(f"session {s.id}: {kind} {cents} on the session, "
+                                f"{got.get(kind, 0)} in its charge posting")
+        paid = -(got.get("resident", 0) + got.get("covered", 0) + got.get("waived", 0))
+        if paid != (s.amount_cents or 0):
+            problems.append(f"session {s.id}: amount {s.amount_cents}, charged {paid}")
+        if s.billing == "charged" and s.covered_cents is not None and (
+                -got.get("resident", 0) != (s.amount_cents or 0) - s.covered_cents):
+            problems.append(f"session {s.id}: the resident's part is "
+                            f"{-got.get('resident', 0)}, not amount − covered")
+    for sid in set(counts) - {s.id for s in sessions}:
+        problems.append(f"charge posting of session {sid}: no such session")
+    return problems
+
+
+def verify_closes() -> list[str]:
+    """Each month close ↔ the ledger: its totals recomputed from the postings counted
+    in it, and its chain head a posting's hash."""
+    from ...models import MonthClose, PostingMonth
+
+    problems: list[str] = []
+    fields = {"electricity": ("electricity_cents", 1), "service": ("service_cents", 1),
+              "occupancy": ("occupancy_cents", 1), "covered": ("covered_cents", -1),
+              "waived": ("waived_cents", -1), "written_off": ("writeoffs_cents", -1)}
+    sums: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for alley_id, month, acc_kind, p_kind, cents in db.session.execute(
+            select(PostingMonth.alley_id, PostingMonth.month, LedgerAccount.kind, Posting.kind,
+                   func.sum(LedgerEntry.amount_cents))
+            .join(Posting, Posting.id == PostingMonth.posting_id)
+            .join(LedgerEntry, LedgerEntry.posting_id == Posting.id)
+            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+            .group_by(PostingMonth.alley_id, PostingMonth.month, LedgerAccount.kind,
+                      Posting.kind)):
+        got = sums[(alley_id, month)]
+        if acc_kind in fields:
+            name, sign = fields[acc_kind]
+            got[name] += sign * int(cents or 0)
+        if acc_kind == "resident" and p_kind == "topup":
+            got["topups_cents"] += int(cents or 0)
+        if acc_kind == "resident" and p_kind == "refund":
+            got["refunds_cents"] -= int(cents or 0)
+    counted = dict(((a, m), int(n)) for a, m, n in db.session.execute(
+        select(PostingMonth.alley_id, PostingMonth.month, func.count())
+        .group_by(PostingMonth.alley_id, PostingMonth.month)))
+    hashes = set(db.session.scalars(select(Posting.hash).where(Posting.hash.is_not(None))))
+    for mc in db.session.scalars(select(MonthClose).order_by(MonthClose.alley_id,
+                                                             MonthClose.month)):
+        got = sums.get((mc.alley_id, mc.month), {})
+        for name in ("electricity_cents", "service_cents", "occupancy_cents", "covered_cents",
+                     "waived_cents", "writeoffs_cents", "topups_cents", "refunds_cents"):
+            if int(getattr(mc, name) or 0) != got.get(name, 0):
+                problems.append(f"month {mc.month} of alley {mc.alley_id}: {name} "
+                                f"{getattr(mc, name)}, its postings say {got.get(name, 0)}")
+        if int(mc.postings or 0) != counted.get((mc.alley_id, mc.month), 0):
+            problems.append(f"month {mc.month} of alley {mc.alley_id}: {mc.postings} postings,"
+                            f" {counted.get((mc.alley_id, mc.month), 0)} counted")
+        if mc.chain_head and mc.chain_head not in hashes:
+            problems.append(f"month {mc.month} of alley {mc.alley_id}: chain head "
+                            f"{mc.chain_head} is no posting's hash")
     return problems
 
 
