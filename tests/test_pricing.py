@@ -16,8 +16,8 @@ from chargers.services.billing.pricing import (
     Usage,
     choose_tier,
     fen,
-    split_paid,
     price,
+    split_paid,
     tariff_at,
 )
 
