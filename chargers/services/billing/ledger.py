@@ -128,6 +128,15 @@ def _lock_chain() -> LedgerChain:
     return head
 
 
+def balance_after(resident_id: int, posting_id: int) -> int:
+    """A resident's balance right after a posting (the sum of the entries up to it)."""
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0))
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerAccount.resident_id == resident_id,
+               LedgerEntry.posting_id <= posting_id)) or 0)
+
+
 def debt(resident: ResidentAccount) -> int:
     """What a resident owes in fen (a negative balance; 0 when in credit). The next
     top-up clears it first: it is the same account."""

@@ -13,7 +13,8 @@ Rules (documented decisions):
   counted whose effective time is before the month's end is counted in that month
   (`PostingMonth`, written once). So a posting made after a month closed — a reversal,
   an approved adjustment, a late charge — is counted in the next month still open.
-- Sessions (count, kWh, per-day figures) belong to the month their end falls in.
+- Sessions (count, kWh, per-day figures) belong to the month their end falls in; the
+  month's and each day's kWh are the exact sum of the sessions' Wh, rounded once.
 - Debts: each statement whose closing balance is below zero owes that much; the close
   sums them (`debts_cents`) and the month's write-offs (`writeoffs_cents`).
 - The close records the ledger's hash-chain head and length at that moment
@@ -28,6 +29,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -48,6 +50,7 @@ from ...models import (
     Statement,
 )
 from ...settings import CloseRule
+from . import pricing
 
 FINISHED = ("stopped", "timeout")
 
@@ -251,20 +254,27 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
 def _session_totals(mc: MonthClose, sessions: list, daily: dict,
                     tz: ZoneInfo) -> dict[int, list[dict]]:
     """Pure: the month's sessions counted into `mc` and `daily`; returns each
-    account's session lines for its statement."""
+    account's session lines for its statement. kWh: the exact Wh are summed, then
+    rounded half up once (the month's and each day's), never session by session."""
     by_account: dict[int, list[dict]] = defaultdict(list)
+    month_wh = Fraction(0)
+    day_wh: dict[str, Fraction] = defaultdict(Fraction)
     for s in sessions:
-        wh = int(round(s.energy_wh or 0))
+        exact = pricing.frac(s.energy_wh or 0)
+        month_wh += exact
         mc.sessions += 1
-        mc.energy_wh += wh
         day = s.ended_at.astimezone(tz).date().isoformat()
         daily[day]["sessions"] += 1
-        daily[day]["energy_wh"] += wh
+        day_wh[day] += exact
         if s.account_id is not None:
             by_account[s.account_id].append({
                 "id": s.id, "ended_at": s.ended_at.astimezone(UTC).isoformat(),
-                "pile": s.pile_id, "port": s.port, "energy_wh": wh,
-                "amount_cents": s.amount_cents, "billing": s.billing})
+                "pile": s.pile_id, "port": s.port, "energy_wh": pricing.fen(exact),
+                "amount_cents": s.amount_cents, "billing": s.billing,
+                "covered_cents": s.covered_cents, "shortfall_cents": s.shortfall_cents})
+    mc.energy_wh = pricing.fen(month_wh)
+    for day, wh in day_wh.items():
+        daily[day]["energy_wh"] = pricing.fen(wh)
     return by_account
 
 

@@ -29,8 +29,10 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -105,6 +107,7 @@ class _Loaded:
     tariffs: dict[int, list[pricing.TariffSpec]]  # alley id -> versions
     accounts: dict[tuple[int, str], int]  # (alley id, kind) -> ledger account id
     used_s: dict[int, float]  # monthly account id -> seconds covered before the batch
+    serials: dict[tuple[int, int], int]  # (alley id, local year) -> last receipt number
 
 
 @dataclass
@@ -180,7 +183,34 @@ def _load(ids: list[int]) -> _Loaded:
               if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
     return _Loaded(rows, alley_of, samples, holders, card_alleys, residents, balances,
-                   tariffs, accounts, used_s)
+                   tariffs, accounts, used_s, _last_serials(alley_of, rows))
+
+
+def _year(r, alley: Alley) -> int:
+    return r.ended_at.astimezone(ZoneInfo(alley.timezone or "Asia/Shanghai")).year
+
+
+def _last_serials(alley_of: dict[int, Alley], rows) -> dict[tuple[int, int], int]:
+    """The last receipt number per (alley, local year) the batch will number in. The
+    alleys' rows are locked first (PostgreSQL) so two runs never hand out one number."""
+    alley_ids = sorted({a.id for a in alley_of.values()})
+    if bulk.is_postgres():
+        db.session.execute(select(Alley.id).where(Alley.id.in_(alley_ids))
+                           .order_by(Alley.id).with_for_update())
+    out: dict[tuple[int, int], int] = {}
+    for key in {(alley_of[r.id].id, _year(r, alley_of[r.id])) for r in rows}:
+        last = db.session.scalar(select(func.max(ChargingSession.receipt_serial)).where(
+            ChargingSession.receipt_serial.like(f"A{key[0]}-{key[1]}-%")))
+        out[key] = int(last.rsplit("-", 1)[1]) if last else 0
+    return out
+
+
+def receipt_serial(book: _Loaded, r, alley: Alley) -> str:
+    """The next receipt number of the alley in the session's local year (its end):
+    `A<alley id>-<year>-<000001…>`, unique per alley and year."""
+    key = (alley.id, _year(r, alley))
+    book.serials[key] += 1
+    return f"A{alley.id}-{key[1]}-{book.serials[key]:06d}"
 
 
 def monthly_used_seconds(acc, exclude: int | None = None) -> float:
@@ -284,7 +314,8 @@ def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
     spent[("s", acc.id)] = spent.get(("s", acc.id), 0) + pay.covered_s
     spent[ledger_id] = spent.get(ledger_id, 0) - pay.charged_cents
     values.update(account_id=acc.id, billing=pay.billing, covered_s=pay.covered_s,
-                  covered_cents=pay.covered_cents, shortfall_cents=pay.shortfall_cents)
+                  covered_cents=pay.covered_cents, shortfall_cents=pay.shortfall_cents,
+                  receipt_serial=receipt_serial(book, r, alley))
     _write(values, priced)
     lines = _payer_lines(book.accounts, alley.id, ledger_id, priced, pay)
     draft = ledger.Draft(ledger.charge_key(r.id), "charge", alley.id, lines, session_id=r.id)
@@ -320,7 +351,7 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
 _WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
             "tariff_cents_per_kwh", "tier", "tier_evidence", "bill", "receipt_token",
             "billing", "account_id", "covered_s", "covered_cents", "shortfall_cents",
-            "occupancy_cents")
+            "occupancy_cents", "receipt_serial")
 
 
 def _write(values: dict, priced: pricing.Priced) -> None:
@@ -338,6 +369,7 @@ def _write(values: dict, priced: pricing.Priced) -> None:
     values.setdefault("covered_s", None)
     values.setdefault("covered_cents", None)
     values.setdefault("shortfall_cents", None)
+    values.setdefault("receipt_serial", None)
 
 
 # --- after settlement ------------------------------------------------------------
@@ -414,7 +446,8 @@ def on_late_meter(s: ChargingSession, at: datetime, energy_wh: float,
                         cause="late_meter")
 
 
-def _charge_posting(session_id: int) -> Posting | None:
+def charge_posting(session_id: int) -> Posting | None:
+    """A session's charge posting (None before it is charged)."""
     return db.session.scalar(select(Posting).where(Posting.key == ledger.charge_key(session_id)))
 
 
@@ -435,7 +468,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
         raise Invalid("adjustment.decided")
     by = user.id if user else None
     if approve:
-        charge = _charge_posting(adj.session_id)
+        charge = charge_posting(adj.session_id)
         if charge is None:
             raise Invalid("adjustment.not_charged")
         de, ds = adj.data.get("energy_delta_cents", 0), adj.data.get("service_delta_cents", 0)
@@ -490,6 +523,9 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         s.account_id, s.billing = acc.id, pay.billing
         s.covered_s, s.covered_cents = pay.covered_s, pay.covered_cents
         s.shortfall_cents = pay.shortfall_cents
+        alley = db.session.get(Alley, item.alley_id)
+        s.receipt_serial = receipt_serial(SimpleNamespace(
+            serials=_last_serials({s.id: alley}, [s])), s, alley)
     lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay)
     try:
         ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
