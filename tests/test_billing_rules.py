@@ -186,7 +186,7 @@ def test_a_debt_is_written_off_with_a_reason_and_the_close_shows_it(app, client,
 
 # --- time of use -----------------------------------------------------------------------
 
-def test_a_session_across_21_00_is_priced_per_window(app, admin, alley_with_pile):
+def test_a_session_across_21_00_is_priced_per_window(app, client, admin, alley_with_pile):
     """20:00–22:00 Shanghai (T0 is 12:00 UTC): 1200 W for 70 min, then 600 W; readings
     every 25 minutes, so 21:00 falls between two of them: interpolated, 1180 Wh at peak
     ¥0.5583 and 720 Wh at valley ¥0.3583 = 65.8794 + 25.7976 = 91.677 fen → 92."""
@@ -204,6 +204,13 @@ def test_a_session_across_21_00_is_priced_per_window(app, admin, alley_with_pile
         assert lines == [("peak", "1.18", 55830), ("valley", "0.72", 35830)]
         assert s.bill["electricity_exact"] == "91.677" and s.energy_cents == 92
         assert ledger.verify() == []
+        token, serial = s.receipt_token, s.receipt_serial
+    assert serial == "A1-2026-000001"
+    page = client.get(f"/r/{token}?lang=zh").get_data(as_text=True)
+    for text in (serial, "2026-11-29 20:00", "peak 08:00–21:00", "1.18 kWh × ¥0.5583",
+                 "valley 21:00–08:00", "0.72 kWh × ¥0.3583", "本次扣费后余额", "¥9.08",
+                 "四舍五入", "运营方"):
+        assert text in page, text
 
 
 def test_caps_never_cut_electricity_and_occupancy_is_its_own_line():

@@ -45,6 +45,8 @@ def billing_word(code: str | None) -> str:
         "covered": _("Paid by the community"), "waived": _("Waived"),
         "charge": _("Charge"), "topup": _("Top-up"), "refund": _("Refund"),
         "adjustment": _("Adjustment"), "reversal": _("Reversal"),
+        "writeoff": _("Debt written off"), "written_off": _("Debts written off"),
+        "occupancy": _("Occupancy fee takings"),
         "no_card": _("No card"), "unknown_card": _("Unknown card"),
         "other_alley": _("Card of another alley"),
         "charged": _("Charged"), "review": _("In review"),
