@@ -6,6 +6,7 @@ from .base import UTCDateTime, utcnow
 from .billing import (
     AccountCard,
     Adjustment,
+    CardSale,
     LedgerAccount,
     LedgerChain,
     LedgerEntry,
@@ -49,6 +50,7 @@ __all__ = [
     "ResidentChannels",
     "Statement",
     "AccountCard",
+    "CardSale",
     "Adjustment",
     "LedgerAccount",
     "LedgerChain",

@@ -32,10 +32,13 @@ ACCOUNT_KINDS = ("prepaid", "monthly", "exempt")
 # Ledger account kinds: a resident's balance, and per alley the takings (electricity,
 # service), the cash box, charges the community covers (exempt, monthly cards) and
 # sessions waived by staff.
-# `written_off`: debts staff gave up on, with a reason; `occupancy`: occupancy fees.
+# `written_off`: debts staff gave up on, with a reason; `occupancy`: occupancy fees;
+# `card_sales`: monthly cards sold (income). A sold card has a `covered` account of its
+# own (`card:<sale id>`) that bears the sessions it covers.
 LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived",
-                "written_off", "occupancy")
-POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff")
+                "written_off", "occupancy", "card_sales")
+POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff",
+                 "card_sale")
 REVIEW_REASONS = ("no_card", "unknown_card", "other_alley")
 REVIEW_STATUSES = ("open", "assigned", "waived")
 ADJUSTMENT_STATUSES = ("pending", "approved", "rejected")
@@ -157,6 +160,25 @@ class Posting(db.Model):
 
     entries: Mapped[list[LedgerEntry]] = relationship(back_populates="posting",
                                                       lazy="selectin")
+
+
+class CardSale(db.Model):
+    """A monthly card sold: its price (a posting: cash in, `card_sales` income), period
+    and hours, and the ledger account (kind `covered`) the sessions it covers are booked
+    against."""
+
+    __tablename__ = "card_sales"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"), index=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    period_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    hours: Mapped[int | None] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class LedgerChain(db.Model):

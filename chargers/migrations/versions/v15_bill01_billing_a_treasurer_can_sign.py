@@ -10,6 +10,8 @@ Create Date: 2026-12-06 02:20:00
 from alembic import op
 import sqlalchemy as sa
 
+import chargers.models.base
+
 
 revision = 'v15_bill01'
 down_revision = 't13_cutoff01'
@@ -49,7 +51,32 @@ def upgrade():
         sa.Column('head', sa.String(length=64), nullable=True),
         sa.Column('postings', sa.BigInteger(), nullable=False, server_default='0'),
         sa.PrimaryKeyConstraint('id'))
+    op.create_table(
+        'card_sales',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('alley_id', sa.Integer(), nullable=False),
+        sa.Column('account_id', sa.Integer(), nullable=False),
+        sa.Column('posting_id', sa.Integer(), nullable=False),
+        sa.Column('ledger_account_id', sa.Integer(), nullable=False),
+        sa.Column('period_from', chargers.models.base.UTCDateTime(), nullable=False),
+        sa.Column('period_until', chargers.models.base.UTCDateTime(), nullable=False),
+        sa.Column('hours', sa.Integer(), nullable=True),
+        sa.Column('price_cents', sa.Integer(), nullable=False),
+        sa.Column('created_at', chargers.models.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['alley_id'], ['alleys.id'],
+                                name=op.f('fk_card_sales_alley_id_alleys')),
+        sa.ForeignKeyConstraint(['account_id'], ['resident_accounts.id'],
+                                name=op.f('fk_card_sales_account_id_resident_accounts')),
+        sa.ForeignKeyConstraint(['posting_id'], ['postings.id'],
+                                name=op.f('fk_card_sales_posting_id_postings')),
+        sa.ForeignKeyConstraint(['ledger_account_id'], ['ledger_accounts.id'],
+                                name=op.f('fk_card_sales_ledger_account_id_ledger_accounts')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_card_sales')))
+    with op.batch_alter_table('card_sales', schema=None) as b:
+        b.create_index(b.f('ix_card_sales_account_id'), ['account_id'], unique=False)
     with op.batch_alter_table('month_closes', schema=None) as b:
+        b.add_column(sa.Column('card_sales_cents', sa.BigInteger(), nullable=False,
+                               server_default='0'))
         b.add_column(sa.Column('debts_cents', sa.BigInteger(), nullable=False,
                                server_default='0'))
         b.add_column(sa.Column('writeoffs_cents', sa.BigInteger(), nullable=False,
@@ -68,9 +95,12 @@ def downgrade():
         b.drop_column('writeoffs_cents')
     with op.batch_alter_table('month_closes', schema=None) as b:
         for c in ('chain_postings', 'chain_head', 'occupancy_cents', 'writeoffs_cents',
-                  'debts_cents'):
+                  'debts_cents', 'card_sales_cents'):
             b.drop_column(c)
     op.drop_table('ledger_chain')
+    with op.batch_alter_table('card_sales', schema=None) as b:
+        b.drop_index(b.f('ix_card_sales_account_id'))
+    op.drop_table('card_sales')
     with op.batch_alter_table('postings', schema=None) as b:
         b.drop_column('hash')
         b.drop_column('prev_hash')

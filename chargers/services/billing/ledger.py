@@ -57,6 +57,21 @@ def account(alley_id: int, kind: str, resident_id: int | None = None) -> LedgerA
     return row
 
 
+def account_by_code(code: str, kind: str, alley_id: int) -> LedgerAccount:
+    """A ledger account with a code of its own (a sold monthly card's `card:…`), made
+    on first use like `account`."""
+    row = db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+    if row is not None:
+        return row
+    try:
+        with db.session.begin_nested():
+            row = LedgerAccount(code=code, kind=kind, alley_id=alley_id, balance_cents=0)
+            db.session.add(row)
+    except IntegrityError:
+        row = db.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))
+    return row
+
+
 def resident_account(resident: ResidentAccount) -> LedgerAccount:
     """The ledger account holding a resident's prepaid balance."""
     return account(resident.alley_id, "resident", resident.id)
@@ -365,7 +380,8 @@ def verify_closes() -> list[str]:
     problems: list[str] = []
     fields = {"electricity": ("electricity_cents", 1), "service": ("service_cents", 1),
               "occupancy": ("occupancy_cents", 1), "covered": ("covered_cents", -1),
-              "waived": ("waived_cents", -1), "written_off": ("writeoffs_cents", -1)}
+              "waived": ("waived_cents", -1), "written_off": ("writeoffs_cents", -1),
+              "card_sales": ("card_sales_cents", 1)}
     sums: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for alley_id, month, acc_kind, p_kind, cents in db.session.execute(
             select(PostingMonth.alley_id, PostingMonth.month, LedgerAccount.kind, Posting.kind,
@@ -391,7 +407,8 @@ def verify_closes() -> list[str]:
                                                              MonthClose.month)):
         got = sums.get((mc.alley_id, mc.month), {})
         for name in ("electricity_cents", "service_cents", "occupancy_cents", "covered_cents",
-                     "waived_cents", "writeoffs_cents", "topups_cents", "refunds_cents"):
+                     "waived_cents", "writeoffs_cents", "topups_cents", "refunds_cents",
+                     "card_sales_cents"):
             if int(getattr(mc, name) or 0) != got.get(name, 0):
                 problems.append(f"month {mc.month} of alley {mc.alley_id}: {name} "
                                 f"{getattr(mc, name)}, its postings say {got.get(name, 0)}")

@@ -164,7 +164,8 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
                     closed_at=now, sessions=0, energy_wh=0, electricity_cents=0,
                     service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
                     covered_cents=0, waived_cents=0, postings=len(counted),
-                    occupancy_cents=0, writeoffs_cents=0, debts_cents=0)
+                    occupancy_cents=0, writeoffs_cents=0, debts_cents=0,
+                    card_sales_cents=0)
     daily = _empty_days(start, end, tz)
     per_resident = _ledger_totals(mc, counted, entries, daily, tz)
     by_account = _session_totals(mc, sessions, daily, tz)
@@ -242,6 +243,8 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
             setattr(mc, f"{acc_kind}_cents", getattr(mc, f"{acc_kind}_cents") - cents)
         elif acc_kind == "written_off":
             mc.writeoffs_cents -= cents
+        elif acc_kind == "card_sales":
+            mc.card_sales_cents += cents
         elif acc_kind == "resident":
             per_resident[resident_id][_RESIDENT_BUCKET.get(p.kind, "adjustments")] += cents
             if p.kind == "topup":

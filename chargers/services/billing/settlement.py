@@ -40,6 +40,7 @@ from ...models import (
     AccountCard,
     Adjustment,
     Alley,
+    CardSale,
     ChargingSession,
     LedgerAccount,
     MeterSample,
@@ -108,6 +109,7 @@ class _Loaded:
     accounts: dict[tuple[int, str], int]  # (alley id, kind) -> ledger account id
     used_s: dict[int, float]  # monthly account id -> seconds covered before the batch
     serials: dict[tuple[int, int], int]  # (alley id, local year) -> last receipt number
+    cards: dict[int, list[tuple]]  # monthly account id -> [(from, until, ledger id)]
 
 
 @dataclass
@@ -183,7 +185,26 @@ def _load(ids: list[int]) -> _Loaded:
               if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
     return _Loaded(rows, alley_of, samples, holders, card_alleys, residents, balances,
-                   tariffs, accounts, used_s, _last_serials(alley_of, rows))
+                   tariffs, accounts, used_s, _last_serials(alley_of, rows),
+                   card_accounts([a.id for a in residents.values() if a.kind == "monthly"]))
+
+
+def card_accounts(ids: list[int]) -> dict[int, list[tuple]]:
+    """The monthly cards sold to these accounts: (period from, until, ledger account)."""
+    out: dict[int, list[tuple]] = defaultdict(list)
+    if ids:
+        for acc_id, start, until, la in db.session.execute(
+                select(CardSale.account_id, CardSale.period_from, CardSale.period_until,
+                       CardSale.ledger_account_id).where(CardSale.account_id.in_(ids))):
+            out[acc_id].append((start, until, la))
+    return out
+
+
+def _covering(cards: dict, acc_id: int, at: datetime, default: int) -> int:
+    """The ledger account that bears what a monthly card covers: the sold card whose
+    period holds the session's start, else the alley's `covered`."""
+    return next((la for start, until, la in cards.get(acc_id, ()) if start <= at < until),
+                default)
 
 
 def _year(r, alley: Alley) -> int:
@@ -282,10 +303,12 @@ def payment(acc, usage: pricing.Usage, priced: pricing.Priced, used_s: float,
 
 
 def _payer_lines(book_accounts: dict, alley_id: int, resident_ledger_id: int,
-                 priced: pricing.Priced, pay: _Payment) -> list[tuple[int, int]]:
-    """The charge posting's lines: the payers' debits, the takings' credits."""
+                 priced: pricing.Priced, pay: _Payment,
+                 covering: int | None = None) -> list[tuple[int, int]]:
+    """The charge posting's lines: the payers' debits (the covered part on `covering`,
+    a sold card's account, or the alley's `covered`), the takings' credits."""
     return [(resident_ledger_id, -pay.charged_cents),
-            (book_accounts[(alley_id, "covered")], -pay.covered_cents),
+            (covering or book_accounts[(alley_id, "covered")], -pay.covered_cents),
             (book_accounts[(alley_id, "electricity")], priced.energy_cents),
             (book_accounts[(alley_id, "service")], priced.service_cents),
             (book_accounts[(alley_id, "occupancy")], priced.occupancy_cents)]
@@ -317,7 +340,8 @@ def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
                   covered_cents=pay.covered_cents, shortfall_cents=pay.shortfall_cents,
                   receipt_serial=receipt_serial(book, r, alley))
     _write(values, priced)
-    lines = _payer_lines(book.accounts, alley.id, ledger_id, priced, pay)
+    lines = _payer_lines(book.accounts, alley.id, ledger_id, priced, pay, _covering(
+        book.cards, acc.id, r.started_at, book.accounts[(alley.id, "covered")]))
     draft = ledger.Draft(ledger.charge_key(r.id), "charge", alley.id, lines, session_id=r.id)
     outcome = ("shortfall" if pay.shortfall_cents else
                "free" if priced.amount_cents == 0 else pay.billing)
@@ -526,7 +550,9 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         alley = db.session.get(Alley, item.alley_id)
         s.receipt_serial = receipt_serial(SimpleNamespace(
             serials=_last_serials({s.id: alley}, [s])), s, alley)
-    lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay)
+    covering = (_covering(card_accounts([acc.id]), acc.id, s.started_at, None)
+                if not waive else None)
+    lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay, covering)
     try:
         ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
                     session_id=s.id, reason=note)
