@@ -531,27 +531,11 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
     priced = _as_settled(s, _reprice(s, s.ended_at, s.energy_wh, s.stop_reason))
     if waive:
         item.status, s.billing = "waived", "waived"
+        # The whole amount as the "covered" part, borne by the alley's `waived`.
         pay = _Payment("waived", 0, s.amount_cents or 0)
-        accounts[(item.alley_id, "covered")] = accounts[(item.alley_id, "waived")]
-        resident_ledger = accounts[(item.alley_id, "waived")]
+        resident_ledger = covering = accounts[(item.alley_id, "waived")]
     else:
-        acc = db.session.get(ResidentAccount, account_id) if account_id else None
-        if acc is None or acc.alley_id != item.alley_id:
-            raise Invalid("review.account")
-        # The same rule as settlement: exempt and a monthly card's hours cover it.
-        resident_ledger = ledger.resident_account(acc).id
-        pay = payment(acc, _usage_of(s), priced,
-                      monthly_used_seconds(acc, exclude=s.id) if acc.monthly_from else 0,
-                      ledger.balance(acc))
-        item.status, item.account_id = "assigned", acc.id
-        s.account_id, s.billing = acc.id, pay.billing
-        s.covered_s, s.covered_cents = pay.covered_s, pay.covered_cents
-        s.shortfall_cents = pay.shortfall_cents
-        alley = db.session.get(Alley, item.alley_id)
-        s.receipt_serial = receipt_serial(SimpleNamespace(
-            serials=_last_serials({s.id: alley}, [s])), s, alley)
-    covering = (_covering(card_accounts([acc.id]), acc.id, s.started_at, None)
-                if not waive else None)
+        pay, resident_ledger, covering = _assign(item, s, account_id, priced)
     lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay, covering)
     try:
         ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
@@ -569,6 +553,28 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         db.session.rollback()
         raise Invalid("review.decided") from None
     return item
+
+
+def _assign(item: ReviewItem, s: ChargingSession, account_id: int | None,
+            priced: pricing.Priced) -> tuple[_Payment, int, int | None]:
+    """A reviewed session given to an account of its alley, paid by the same rule as
+    settlement (exempt and a monthly card's hours cover it; the rest is charged): the
+    payment, the resident's ledger account and the account bearing the covered part."""
+    acc = db.session.get(ResidentAccount, account_id) if account_id else None
+    if acc is None or acc.alley_id != item.alley_id:
+        raise Invalid("review.account")
+    pay = payment(acc, _usage_of(s), priced,
+                  monthly_used_seconds(acc, exclude=s.id) if acc.monthly_from else 0,
+                  ledger.balance(acc))
+    item.status, item.account_id = "assigned", acc.id
+    s.account_id, s.billing = acc.id, pay.billing
+    s.covered_s, s.covered_cents = pay.covered_s, pay.covered_cents
+    s.shortfall_cents = pay.shortfall_cents
+    alley = db.session.get(Alley, item.alley_id)
+    s.receipt_serial = receipt_serial(SimpleNamespace(
+        serials=_last_serials({s.id: alley}, [s])), s, alley)
+    covering = _covering(card_accounts([acc.id]), acc.id, s.started_at, None)
+    return pay, ledger.resident_account(acc).id, covering
 
 
 def list_review(user: User | None, status: str = "open", limit: int = 100) -> list[ReviewItem]:
