@@ -126,6 +126,8 @@ MESSAGES: dict[str, object] = {
     "review.decided": _l("This review item was already resolved"),
     "review.not_found": _l("No such review item"),
     "review.reason_required": _l("Give a reason"),
+    "tariff.windows": _l("Time-of-use windows: \"HH:MM\" to \"HH:MM\" with a price each, "
+                         "covering every minute of the day once"),
     "tariff.amount": _l("Prices: whole fen from 0 to 100000"),
     "tariff.effective_past": _l("A tariff takes effect now or later, never in the past"),
     "tariff.minutes": _l("Step, free and float minutes: 0 to 1440 (step at least 1)"),

@@ -348,3 +348,21 @@ def test_a_monthly_card_sale_is_a_posting_and_bears_its_sessions(app, admin, all
         mc = db.session.scalar(select(MonthClose))
         assert (mc.card_sales_cents, mc.covered_cents) == (3000, 100)
         assert ledger.verify() == []
+
+
+def test_a_time_of_use_tariff_through_the_api(client, admin, alley_with_pile):
+    _, token = admin
+    from .conftest import bearer
+
+    body = {"electricity_cents_per_kwh": 56, "service_scheme": "none",
+            "electricity_millifen_per_kwh": 55830, "tou_windows": [PEAK, VALLEY],
+            "service_cap_cents_per_hour": 80, "occupancy_cents_per_hour": 60,
+            "occupancy_grace_minutes": 15,
+            "effective_from": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    r = client.post("/api/v1/alleys/lane/tariffs", json=body, headers=bearer(token))
+    assert r.status_code == 201, r.json
+    assert r.json["tou_windows"][1] == VALLEY and r.json["electricity_millifen_per_kwh"] == 55830
+    gap = {**body, "tou_windows": [PEAK],
+           "effective_from": (datetime.now(UTC) + timedelta(days=2)).isoformat()}
+    r = client.post("/api/v1/alleys/lane/tariffs", json=gap, headers=bearer(token))
+    assert r.status_code == 422 and "windows" in str(r.json), r.json

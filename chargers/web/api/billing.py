@@ -91,11 +91,17 @@ def tariff_json(t) -> dict:
             "service_scheme": t.service_scheme, "service_tiers": t.service_tiers,
             "service_cents": t.service_cents, "step_minutes": t.step_minutes,
             "free_minutes": t.free_minutes, "minimum_cents": t.minimum_cents,
-            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes}
+            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes,
+            "electricity_millifen_per_kwh": t.electricity_millifen_per_kwh,
+            "tou_windows": t.tou_windows,
+            "service_cap_millifen_per_kwh": t.service_cap_millifen_per_kwh,
+            "service_cap_cents_per_hour": t.service_cap_cents_per_hour,
+            "occupancy_cents_per_hour": t.occupancy_cents_per_hour,
+            "occupancy_grace_minutes": t.occupancy_grace_minutes}
 
 
 def _tariff_input(data: TariffCreate) -> tariffs.TariffInput:
-    d = data.model_dump()
+    d = data.model_dump(by_alias=True)
     return tariffs.TariffInput(**d)
 
 

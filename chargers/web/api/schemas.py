@@ -74,6 +74,15 @@ class TierIn(_Strict):
     cents_per_hour: int = Field(ge=0, le=100_000)
 
 
+class WindowIn(_Strict):
+    # The JSON says "from"/"to" ("from" is a Python keyword).
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    start: str = Field(alias="from", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field(alias="to", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    millifen_per_kwh: int = Field(ge=0, le=100_000_000)
+    name: str = Field("", max_length=32)
+
+
 class TariffCreate(_Strict):
     electricity_cents_per_kwh: int = Field(ge=0, le=100_000)
     service_scheme: str = Field(pattern=r"^(tier_hour|kwh|flat_hour|none)$")
@@ -85,6 +94,12 @@ class TariffCreate(_Strict):
     cap_cents: int | None = Field(None, ge=0, le=1_000_000)
     full_float_minutes: int | None = Field(None, ge=0, le=1440)
     effective_from: datetime | None = Field(None, strict=False)  # RFC 3339; None: a draft
+    electricity_millifen_per_kwh: int | None = Field(None, ge=0, le=100_000_000)
+    tou_windows: list[WindowIn] | None = Field(None, max_length=24)
+    service_cap_millifen_per_kwh: int | None = Field(None, ge=0, le=100_000_000)
+    service_cap_cents_per_hour: int | None = Field(None, ge=0, le=100_000)
+    occupancy_cents_per_hour: int | None = Field(None, ge=0, le=100_000)
+    occupancy_grace_minutes: int | None = Field(None, ge=0, le=1440)
 
 
 class Decision(_Strict):
