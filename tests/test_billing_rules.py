@@ -366,3 +366,23 @@ def test_a_time_of_use_tariff_through_the_api(client, admin, alley_with_pile):
            "effective_from": (datetime.now(UTC) + timedelta(days=2)).isoformat()}
     r = client.post("/api/v1/alleys/lane/tariffs", json=gap, headers=bearer(token))
     assert r.status_code == 422 and "windows" in str(r.json), r.json
+
+
+def test_a_reset_hidden_by_readings_out_of_order_is_still_counted(app, admin, alley_with_pile):
+    """The reading before the reset arrives after the ones after it: the ingest cannot
+    see the reset then, settlement (all kept readings in time order + the stop) does."""
+    with app.app_context():
+        set_tariff("lane", electricity_cents_per_kwh=100)
+        account(admin, ["C-1"], topup=1000)
+        pile = db.session.get(Pile, "P-1")
+        at = lambda m: T0 + timedelta(minutes=m)  # noqa: E731
+        cache: dict = {}
+        sessions.on_start(pile, sessions.Start(1, "L", "C-1", 0.0, at(0), "device"), cache)
+        for m, wh in ((10, 100.0), (20, 250.0), (40, 50.0), (30, 400.0)):  # 30 comes late
+            sessions.on_meter(pile, sessions.Reading(1, "L", 600.0, wh, None, None, None,
+                                                     at(m), at(m), "device"), cache)
+        sessions.on_stop(pile, sessions.Stop(1, "L", 302.5, "unplugged", at(60), "device"),
+                         cache)
+        db.session.commit()
+        settlement.settle(NOW)
+        assert session("L").bill["energy_wh"] == "702.5" and session("L").energy_wh == 702.5

@@ -342,6 +342,19 @@ def unwrap(samples: Sequence[Sample]) -> tuple[list[tuple[datetime, Fraction]], 
     return out, resets
 
 
+def metered_wh(recorded_wh, samples: Sequence[Sample], ended_at: datetime,
+               last_reading_wh=None) -> Fraction:
+    """A session's energy: the larger of what the ingest recorded (segments summed as
+    readings arrived) and the segments of every kept reading in time order plus the
+    last one (the stop's). Readings arriving out of order can hide a reset from the
+    ingest; the kept readings do not."""
+    readings = list(samples)
+    if last_reading_wh is not None:
+        readings.append(Sample(ended_at, 0, last_reading_wh))
+    points, _ = unwrap(readings)
+    return max(frac(recorded_wh or 0), points[-1][1] if points else Fraction(0))
+
+
 def _energy_until(usage: Usage, until: datetime) -> Fraction:
     """Energy metered up to `until` (the highest unwrapped reading at or before it)."""
     best = Fraction(0)

@@ -126,7 +126,7 @@ def _load_sessions(ids: list[int]) -> tuple[list, dict[int, Alley], dict]:
     cs = ChargingSession
     rows = db.session.execute(
         select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
-               cs.stop_reason).where(cs.id.in_(ids)).order_by(cs.id)).all()
+               cs.stop_reason, cs.meter_last_wh).where(cs.id.in_(ids)).order_by(cs.id)).all()
     piles = {p.id: p for p in db.session.scalars(
         select(Pile).where(Pile.id.in_({r.pile_id for r in rows})))}
     alleys = {a.id: a for a in db.session.scalars(
@@ -319,10 +319,14 @@ def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
     carries what earlier sessions of the batch took from each balance or card."""
     alley = book.alley_of[r.id]
     spec = _tariff(book, alley, r.started_at)
-    usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
-                          book.samples.get(r.id, []), r.stop_reason)
+    smp = book.samples.get(r.id, [])
+    usage = pricing.Usage(r.started_at, r.ended_at,
+                          pricing.metered_wh(r.energy_wh, smp, r.ended_at, r.meter_last_wh),
+                          smp, r.stop_reason)
     priced = pricing.price(spec, usage)
-    values = {"id": r.id, "billing": None, "account_id": None}
+    # The metered energy (all segments) is the session's from now on.
+    values = {"id": r.id, "billing": None, "account_id": None,
+              "energy_wh": float(usage.energy_wh)}
     reason = _review_reason(book, r, alley)
     if reason:
         _write(values, priced)
@@ -372,7 +376,7 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
 
 
 # Session columns settlement writes (besides settled_at, set by the claim).
-_WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
+_WRITTEN = ("energy_wh", "energy_cents", "service_cents", "amount_cents", "tariff_id",
             "tariff_cents_per_kwh", "tier", "tier_evidence", "bill", "receipt_token",
             "billing", "account_id", "covered_s", "covered_cents", "shortfall_cents",
             "occupancy_cents", "receipt_serial")
@@ -389,6 +393,7 @@ def _write(values: dict, priced: pricing.Priced) -> None:
     values["tier_evidence"] = priced.tier_evidence
     values["bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
     values["receipt_token"] = secrets.token_urlsafe(16)
+    values.setdefault("energy_wh", float(pricing.frac(priced.energy_wh)))
     values["occupancy_cents"] = priced.occupancy_cents
     values.setdefault("covered_s", None)
     values.setdefault("covered_cents", None)
