@@ -18,7 +18,10 @@ def session_json(s: ChargingSession) -> dict:
             "card": s.card, "energy_wh": s.energy_wh, "energy_cents": s.energy_cents,
             "service_cents": s.service_cents, "amount_cents": s.amount_cents,
             "tariff": tariff_json(s), "status": s.status,
-            "stop_reason": s.stop_reason, "time_source": s.time_source}
+            "stop_reason": s.stop_reason, "time_source": s.time_source,
+            "meter_resets": s.meter_resets or 0, "covered_cents": s.covered_cents,
+            "shortfall_cents": s.shortfall_cents, "occupancy_cents": s.occupancy_cents,
+            "receipt_serial": s.receipt_serial}
 
 
 def tariff_json(s: ChargingSession) -> dict | None:
