@@ -386,3 +386,29 @@ def test_a_reset_hidden_by_readings_out_of_order_is_still_counted(app, admin, al
         db.session.commit()
         settlement.settle(NOW)
         assert session("L").bill["energy_wh"] == "702.5" and session("L").energy_wh == 702.5
+
+
+def test_staff_save_a_time_of_use_tariff(app, client, admin, alley_with_pile):
+    from chargers.models import Tariff
+
+    from .test_billing_pages import csrf_from, login
+
+    login(client, "root")
+    page = client.get("/staff/billing/lane/tariffs?lang=en").get_data(as_text=True)
+    form = {"csrf_token": csrf_from(page), "electricity_cents_per_kwh": "56",
+            "service_scheme": "none", "step_minutes": "1",
+            "electricity_yuan_exact": "0.5583",
+            "tou_windows": "08:00-21:00 0.5583 peak\n21:00-08:00 0.3583 valley",
+            "service_cap_cents_per_hour": "80", "occupancy_cents_per_hour": "60",
+            "occupancy_grace_minutes": "15", "effective_from": "2031-01-01T00:00"}
+    r = client.post("/staff/billing/lane/tariffs?lang=en", data=form)
+    assert r.status_code == 302
+    with app.app_context():
+        t = db.session.scalar(select(Tariff).order_by(Tariff.id.desc()))
+        assert t.electricity_millifen_per_kwh == 55830
+        assert t.tou_windows == [PEAK, VALLEY]
+        assert (t.service_cap_cents_per_hour, t.occupancy_grace_minutes) == (80, 15)
+    form["tou_windows"] = "08:00-21:00 0.5583 peak"  # the night is left unpriced
+    form["effective_from"] = "2031-02-01T00:00"
+    html = client.post("/staff/billing/lane/tariffs?lang=en", data=form).get_data(as_text=True)
+    assert "every minute of the day" in html

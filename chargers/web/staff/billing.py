@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from flask import Response, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -53,6 +54,30 @@ def billing_home(slug: str):
                            audit=exports.audit_trail(alley, 30))
 
 
+def _millifen(yuan: str | None) -> int | None:
+    """"0.5583" yuan per kWh → 55830 (0.001 fen), exactly."""
+    if not yuan or not yuan.strip():
+        return None
+    return int(Decimal(yuan.strip()) * 100_000)
+
+
+def _windows(text: str | None) -> list | None:
+    """Lines 'HH:MM-HH:MM yuan name' → time-of-use windows (a line that does not read
+    is passed on malformed, for the service to refuse with its code)."""
+    out = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            start, end = parts[0].split("-")
+            out.append({"from": start, "to": end, "millifen_per_kwh": _millifen(parts[1]),
+                        "name": " ".join(parts[2:])[:32]})
+        except (IndexError, ValueError, ArithmeticError):
+            out.append({"from": "?", "to": "?", "millifen_per_kwh": -1})
+    return out or None
+
+
 def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
     tiers = []
     if form.service_scheme.data == "tier_hour":
@@ -63,7 +88,14 @@ def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
                     tiers.append({"max_w": int(w), "cents_per_hour": int(fen)})
                 except ValueError:
                     tiers.append({"max_w": "?", "cents_per_hour": "?"})
+    cap_kwh = form.service_cap_cents_per_kwh.data
     return tariffs.TariffInput(
+        electricity_millifen_per_kwh=_millifen(form.electricity_yuan_exact.data),
+        tou_windows=_windows(form.tou_windows.data),
+        service_cap_cents_per_hour=form.service_cap_cents_per_hour.data,
+        service_cap_millifen_per_kwh=None if cap_kwh is None else cap_kwh * 1000,
+        occupancy_cents_per_hour=form.occupancy_cents_per_hour.data,
+        occupancy_grace_minutes=form.occupancy_grace_minutes.data,
         electricity_cents_per_kwh=form.electricity_cents_per_kwh.data,
         service_scheme=form.service_scheme.data, service_tiers=tiers,
         service_cents=form.service_cents.data or 0, step_minutes=form.step_minutes.data,
