@@ -211,6 +211,8 @@ def test_a_session_across_21_00_is_priced_per_window(app, client, admin, alley_w
                  "valley 21:00–08:00", "0.72 kWh × ¥0.3583", "本次扣费后余额", "¥9.08",
                  "四舍五入", "运营方"):
         assert text in page, text
+    posted = client.get("/a/lane?lang=zh").get_data(as_text=True)  # 明码标价: each window
+    assert "¥0.5583</b> / kWh 08:00–21:00 peak" in posted and "¥0.3583" in posted
 
 
 def test_caps_never_cut_electricity_and_occupancy_is_its_own_line():
