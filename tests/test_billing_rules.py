@@ -414,3 +414,18 @@ def test_staff_save_a_time_of_use_tariff(app, client, admin, alley_with_pile):
     form["effective_from"] = "2031-02-01T00:00"
     html = client.post("/staff/billing/lane/tariffs?lang=en", data=form).get_data(as_text=True)
     assert "every minute of the day" in html
+
+
+def test_a_monthly_card_sold_through_the_api(client, admin, alley_with_pile):
+    from .conftest import bearer
+
+    _, token = admin
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["MO"],
+                                                "kind": "prepaid"}, headers=bearer(token))
+    body = {"price_cents": 3000, "period_from": "2026-12-01T00:00:00+08:00",
+            "period_until": "2027-01-01T00:00:00+08:00", "hours": 30, "method": "cash"}
+    url = f"/api/v1/accounts/{r.json['id']}/monthly-cards"
+    r = client.post(url, json=body, headers=bearer(token))
+    assert r.status_code == 201, r.json
+    assert r.json["account"]["kind"] == "monthly" and r.json["account"]["monthly_hours"] == 30
+    assert client.post(url, json=body, headers=bearer(token)).status_code == 409  # once

@@ -47,6 +47,7 @@ def billing_word(code: str | None) -> str:
         "adjustment": _("Adjustment"), "reversal": _("Reversal"),
         "writeoff": _("Debt written off"), "written_off": _("Debts written off"),
         "occupancy": _("Occupancy fee takings"),
+        "card_sale": _("Monthly card sold"), "card_sales": _("Monthly cards sold"),
         "no_card": _("No card"), "unknown_card": _("Unknown card"),
         "other_alley": _("Card of another alley"),
         "charged": _("Charged"), "review": _("In review"),

@@ -11,7 +11,7 @@ from ...services.devices import alleys
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
-from .schemas import AccountCreate, Decision, Money, TariffCreate, WriteOff
+from .schemas import AccountCreate, CardSaleIn, Decision, Money, TariffCreate, WriteOff
 
 
 def account_json(a: ResidentAccount) -> dict:
@@ -69,6 +69,19 @@ def refund(user, account_id: int):
     return jsonify({"id": p.id, "account": account_id, "amount_cents": data.amount_cents,
                     "method": data.method, "receipt": data.receipt,
                     "created_at": iso(p.created_at), "balance_cents": ledger.balance(acc)}), 201
+
+
+@bp.post("/accounts/<int:account_id>/monthly-cards")
+@token_required
+def sell_monthly_card(user, account_id: int):
+    """Sell a monthly card: the price is a posting; the account becomes a monthly card."""
+    data = body(CardSaleIn)
+    p = accounts.sell_monthly_card(user, account_id, data.price_cents, data.period_from,
+                                   data.period_until, data.hours, data.method, data.receipt,
+                                   utcnow())
+    acc = accounts.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_json(acc), "price_cents": data.price_cents,
+                    "created_at": iso(p.created_at)}), 201
 
 
 @bp.post("/accounts/<int:account_id>/writeoffs")

@@ -64,6 +64,15 @@ class Money(_Strict):
     receipt: str | None = Field(None, max_length=64)
 
 
+class CardSaleIn(_Strict):
+    price_cents: int = Field(gt=0, le=1_000_000)
+    period_from: datetime = Field(strict=False)
+    period_until: datetime = Field(strict=False)
+    hours: int | None = Field(None, ge=0, le=744)
+    method: str = Field(pattern=r"^(cash|wechat|alipay|bank|other)$")
+    receipt: str | None = Field(None, max_length=64)
+
+
 class WriteOff(_Strict):
     amount_cents: int | None = Field(None, gt=0, le=100_000_000)
     reason: str = Field(min_length=1, max_length=200)
