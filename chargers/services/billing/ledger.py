@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -128,19 +128,25 @@ def _utc_iso(at: datetime) -> str:
 
 
 def _lock_chain() -> LedgerChain:
-    """The chain's head row, locked for this transaction (made on first use)."""
-    stmt = select(LedgerChain).where(LedgerChain.id == 1)
-    if bulk.is_postgres():
-        stmt = stmt.with_for_update()
-    head = db.session.scalar(stmt)
-    if head is None:
+    """The chain's head row, locked for this transaction (made on first use). It is
+    written first (a no-op UPDATE): on PostgreSQL that locks the row, on SQLite it takes
+    the database's write lock; either way the head is read only once no other writer
+    can move it, so two writers never chain to the same previous posting."""
+    touched = db.session.execute(
+        update(LedgerChain).where(LedgerChain.id == 1)
+        .values(postings=LedgerChain.postings)
+        .execution_options(synchronize_session=False)).rowcount
+    if not touched:
         try:
             with db.session.begin_nested():
-                head = LedgerChain(id=1, head=None, postings=0)
-                db.session.add(head)
+                db.session.add(LedgerChain(id=1, head=None, postings=0))
         except IntegrityError:
-            head = db.session.scalar(stmt)
-    return head
+            pass  # made by another writer meanwhile: lock it as above
+        db.session.execute(update(LedgerChain).where(LedgerChain.id == 1)
+                           .values(postings=LedgerChain.postings)
+                           .execution_options(synchronize_session=False))
+    return db.session.scalar(select(LedgerChain).where(LedgerChain.id == 1)
+                             .execution_options(populate_existing=True))
 
 
 def balance_after(resident_id: int, posting_id: int) -> int:
