@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from chargers.extensions import db
 from chargers.models import (
@@ -129,3 +129,37 @@ def test_verify_catches_a_month_close_that_disagrees(app, admin, alley_with_pile
         assert any("service_cents" in p for p in ledger.verify())
 
 
+
+
+def test_concurrent_writers_keep_one_chain(app, admin, alley_with_pile):
+    """Top-ups from two threads at once (on PostgreSQL: two connections) never chain to
+    the same previous posting: the chain verifies, one posting after another."""
+    import threading
+
+    with app.app_context():
+        ids = [account(admin, [f"T{i}"]) for i in range(2)]
+        user_id = staff(admin).id
+    errors: list = []
+
+    def top_ups(acc_id: int):
+        try:
+            with app.app_context():
+                from chargers.models import User
+
+                for _ in range(15):
+                    accounts.top_up(db.session.get(User, user_id), acc_id, 10, "cash", None,
+                                    NOW)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=top_ups, args=(i,)) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            assert errors == []
+        ok = 30 - 15 * len(errors)
+        assert db.session.scalar(select(func.count()).select_from(Posting)) >= ok
+        assert ledger.verify() == []

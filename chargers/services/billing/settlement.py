@@ -14,9 +14,13 @@ Exactly once, on SQLite and PostgreSQL, with runs that overlap or die:
    rest and the next run settles them.
 
 A session with no card, an unknown card or a card of another alley is priced and goes
-to the review list (staff assign or waive it). A prepaid session is charged at most the
-balance (service cut first). Exempt accounts and monthly cards within their period and
-hours are *covered* (the community or the card pays; the amount is still shown).
+to the review list (staff assign or waive it). Who pays (`payment`, pure): exempt
+accounts are *covered* (the community pays; the amount is still shown); a monthly card
+covers up to the hours it has left in its period (booked against the sold card's own
+account when it was sold through `accounts.sell_monthly_card`) and the rest is charged;
+a prepaid balance pays what it holds and the rest is the resident's debt
+(`shortfall_cents`): nothing is cut, nothing owed disappears. Each charged session
+gets a receipt serial unique per alley and local year.
 
 Events after settlement (a late stop with more energy) make an Adjustment for staff to
 approve (`on_late_stop`, called by the ingest, no commit); the session's amounts never
