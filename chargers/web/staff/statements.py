@@ -133,10 +133,12 @@ def _statement_rows(mc):
     written, in an application context of its own for a streamed CSV)."""
     header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (fen)"),
               _("Top-ups (fen)"), _("Charges (fen)"), _("Refunds (fen)"),
-              _("Adjustments (fen)"), _("Closing (fen)"), _("Sessions")]
+              _("Adjustments (fen)"), _("Closing (fen)"), _("Sessions"),
+              _("Debt written off"), _("Owed")]  # new columns last: old sheets still read
     rows = [[acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
              st.opening_cents, st.topups_cents, st.charges_cents, st.refunds_cents,
-             st.adjustments_cents, st.closing_cents, len(st.sessions)]
+             st.adjustments_cents, st.closing_cents, len(st.sessions), st.writeoffs_cents,
+             max(0, -st.closing_cents)]
             for st, acc in monthly_close.statements_for(mc)]
     return header, lambda: rows
 
