@@ -163,3 +163,13 @@ def test_concurrent_writers_keep_one_chain(app, admin, alley_with_pile):
         ok = 30 - 15 * len(errors)
         assert db.session.scalar(select(func.count()).select_from(Posting)) >= ok
         assert ledger.verify() == []
+
+
+def test_verify_catches_a_top_ups_method_or_receipt_rewritten(app, admin, alley_with_pile):
+    _books(app, admin)
+    with app.app_context():
+        key = db.session.scalar(select(Posting.key).where(Posting.kind == "topup"))
+        db.session.execute(update(Posting).where(Posting.key == key)
+                           .values(method="wechat", receipt="R-FAKE"))
+        db.session.commit()
+        assert any(key in p and "changed" in p for p in ledger.verify())

@@ -14,10 +14,12 @@ Functions here add and flush; they never commit (the caller owns the transaction
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -109,15 +111,16 @@ def _acc_id(acc: LedgerAccount | int) -> int:
     return acc if isinstance(acc, int) else acc.id
 
 
-def posting_hash(prev: str | None, key: str, kind: str, alley_id: int,
-                 session_id: int | None, reverses_id: int | None, created_at: datetime,
-                 entries: Iterable[tuple[int, int]]) -> str:
-    """SHA-256 of the previous posting's hash and this posting's fields and entries
-    ((ledger account id, fen), sorted): change any of them and every later hash
-    breaks."""
-    lines = ",".join(f"{a}:{c}" for a, c in sorted(entries))
-    text = "|".join([prev or "", key, kind, str(alley_id), str(session_id or ""),
-                     str(reverses_id or ""), _utc_iso(created_at), lines])
+def posting_hash(prev: str | None, p, entries: Iterable[tuple[int, int]]) -> str:
+    """SHA-256 of the previous posting's hash, this posting's fields (`p`: a row or a
+    Draft-like object with key, kind, alley_id, session_id, reverses_id, method,
+    receipt, reason, created_at, created_by) and its entries ((ledger account id, fen),
+    sorted): change any of them and every later hash breaks. JSON, so no field can
+    run into the next."""
+    fields = [prev or "", p.key, p.kind, p.alley_id, p.session_id, p.reverses_id,
+              p.method, p.receipt, p.reason or "", _utc_iso(p.created_at), p.created_by,
+              sorted([int(a), int(c)] for a, c in entries)]
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -187,13 +190,12 @@ def post_many(drafts: Iterable[Draft], *, now: datetime) -> dict[str, int]:
     prev = chain.head
     rows = []
     for d in drafts:
-        h = posting_hash(prev, d.key, d.kind, d.alley_id, d.session_id, d.reverses_id, now,
-                         d.lines)
-        rows.append({"key": d.key, "kind": d.kind, "alley_id": d.alley_id,
-                     "session_id": d.session_id, "reverses_id": d.reverses_id,
-                     "method": d.method, "receipt": d.receipt, "reason": d.reason,
-                     "created_at": now, "created_by": d.by, "prev_hash": prev, "hash": h})
-        prev = h
+        row = {"key": d.key, "kind": d.kind, "alley_id": d.alley_id,
+               "session_id": d.session_id, "reverses_id": d.reverses_id,
+               "method": d.method, "receipt": d.receipt, "reason": d.reason,
+               "created_at": now, "created_by": d.by, "prev_hash": prev}
+        row["hash"] = prev = posting_hash(prev, SimpleNamespace(**row), d.lines)
+        rows.append(row)
     ids = dict(bulk.insert_many(Posting.__table__, rows, returning=("key", "id")))
     bulk.insert_many(LedgerEntry.__table__, [
         {"posting_id": ids[d.key], "account_id": a, "amount_cents": c}
@@ -300,7 +302,8 @@ def verify_chain() -> list[str]:
     prev, chained, n = None, False, 0
     for p in db.session.execute(
             select(Posting.id, Posting.key, Posting.kind, Posting.alley_id,
-                   Posting.session_id, Posting.reverses_id, Posting.created_at,
+                   Posting.session_id, Posting.reverses_id, Posting.method, Posting.receipt,
+                   Posting.reason, Posting.created_at, Posting.created_by,
                    Posting.prev_hash, Posting.hash).order_by(Posting.id)):
         if p.hash is None:
             if chained:
@@ -310,8 +313,7 @@ def verify_chain() -> list[str]:
         if p.prev_hash != prev:
             problems.append(f"posting {p.key}: chain broken before it (a posting was "
                             f"removed or inserted)")
-        expected = posting_hash(p.prev_hash, p.key, p.kind, p.alley_id, p.session_id,
-                                p.reverses_id, p.created_at, entries.get(p.id, []))
+        expected = posting_hash(p.prev_hash, p, entries.get(p.id, []))
         if expected != p.hash:
             problems.append(f"posting {p.key}: its fields or entries changed after posting")
         prev = p.hash
