@@ -161,6 +161,9 @@ BILLING_LABELS = {
     "covered:monthly": _l("Monthly card"), "covered:exempt": _l("Paid by the community"),
     "charge": _l("Charge"), "topup": _l("Top-up"), "refund": _l("Refund"),
     "adjustment": _l("Adjustment"), "reversal": _l("Reversal"),
+    "writeoff": _l("Debt written off"), "written_off": _l("Debts written off"),
+    "occupancy": _l("Occupancy fee takings"),
+    "card_sale": _l("Monthly card sold"), "card_sales": _l("Monthly cards sold"),
     "no_card": _l("No card"), "unknown_card": _l("Unknown card"),
     "other_alley": _l("Card of another alley"),
     "charged": _l("Charged"), "review": _l("In review"),
@@ -174,7 +177,7 @@ BILLING_LABELS = {
 }
 # The alley's own ledger accounts whose balance is a debit (money received, amounts the
 # community covered or waived): pages show them with the sign of what happened.
-DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived"})
+DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived", "written_off"})
 
 # The worker's jobs (chargers/jobs, by id): what each does, for the jobs page.
 JOB_LABELS = {

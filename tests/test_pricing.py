@@ -16,8 +16,8 @@ from chargers.services.billing.pricing import (
     Usage,
     choose_tier,
     fen,
-    limit_to,
     price,
+    split_paid,
     tariff_at,
 )
 
@@ -116,7 +116,7 @@ def test_free_minutes(free, minutes, amount, rules):
 @pytest.mark.parametrize("minimum, cap, minutes, wh, energy, service, rules", [
     (50, None, 10, 100, 6, 44, ("minimum",)),
     (50, None, 60, 1000, 60, 60, ()),
-    (0, 100, 600, 2000, 100, 0, ("cap",)),       # 120 + 600 → cut service, then energy
+    (0, 100, 600, 2000, 120, 0, ("cap",)),       # 120 + 600 → service cut; never energy
     (0, 300, 600, 2000, 120, 180, ("cap",)),
     (0, 300, 60, 1000, 60, 60, ()),
     (200, 100, 10, 0, 0, 100, ("minimum", "cap")),  # a cap below the minimum wins
@@ -205,12 +205,10 @@ def test_float_meter_values_never_become_float_amounts():
     assert isinstance(p.energy_cents, int) and isinstance(p.amount_cents, int)
 
 
-@pytest.mark.parametrize("energy, service, limit, e2, s2", [
-    (50, 50, 100, 50, 50), (50, 50, 70, 50, 20), (50, 50, 30, 30, 0), (50, 50, -5, 0, 0),
+@pytest.mark.parametrize("amount, available, paid, short", [
+    (100, 100, 100, 0), (100, 70, 70, 30), (100, 0, 0, 100), (100, -5, 0, 100), (0, -5, 0, 0),
 ])
-def test_limit_to_balance(energy, service, limit, e2, s2):
-    t = TariffSpec(electricity_cents_per_kwh=50, service_scheme="flat_hour", service_cents=50)
-    p = price(t, Usage(T0, at(60), 1000))
-    assert (p.energy_cents, p.service_cents) == (energy, service)
-    q = limit_to(p, limit)
-    assert (q.energy_cents, q.service_cents, q.amount_cents) == (e2, s2, e2 + s2)
+def test_a_balance_pays_what_it_holds_and_the_rest_is_owed(amount, available, paid, short):
+    """Nothing is cut for want of balance: the shortfall is the resident's debt."""
+    assert split_paid(amount, available) == (paid, short)
+    assert paid + short == amount

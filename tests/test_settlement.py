@@ -76,7 +76,7 @@ def test_settle_charges_the_card_holder_once(app, client, admin, alley_with_pile
     assert r[0]["tariff"]["electricity_cents_per_kwh"] == 60
 
 
-def test_prepaid_is_charged_no_more_than_the_balance(app, client, admin, alley_with_pile):
+def test_a_charge_above_the_balance_becomes_debt(app, client, admin, alley_with_pile):
     _, token = admin
     acc = make_account(client, token, ["C-1"], topup=100)
     with app.app_context():
@@ -84,11 +84,12 @@ def test_prepaid_is_charged_no_more_than_the_balance(app, client, admin, alley_w
                    service_cents=60)
         finished("P-1", "s1", "C-1", 120, 1000)  # 60 + 120 = 180 > 100
         db.session.commit()
-        settlement.settle(NOW)
+        assert settlement.settle(NOW) == {"shortfall": 1}  # never "free"
         s = db.session.scalar(select(ChargingSession))
-        assert (s.energy_cents, s.service_cents, s.amount_cents) == (60, 40, 100)
-        assert "balance" in s.bill["rules"]
-    assert balance(client, token, acc) == 0
+        assert (s.energy_cents, s.service_cents, s.amount_cents) == (60, 120, 180)
+        assert s.shortfall_cents == 80 and s.billing == "charged"
+        assert ledger.verify() == []
+    assert balance(client, token, acc) == -80  # owed, cleared first by the next top-up
 
 
 def test_review_list_and_its_resolution(app, client, admin, alley_with_pile, make_staff):
@@ -134,9 +135,11 @@ def test_exempt_and_monthly_are_covered(app, client, admin, alley_with_pile):
         finished("P-1", "m2", "MO", 120, 1000, start=T0 + timedelta(hours=3))  # past 3 h
         db.session.commit()
         counts = settlement.settle(NOW)
-        assert counts["covered"] == 2
+        assert counts["covered"] == 2 and counts["shortfall"] == 1
         m2 = db.session.scalar(select(ChargingSession).where(ChargingSession.session_ref == "m2"))
-        assert m2.billing == "charged" and m2.amount_cents == 0  # balance 0: nothing taken
+        # 1 of its 2 hours left on the card: the other hour is owed (balance 0: debt)
+        assert m2.billing == "charged" and m2.covered_s == 3600
+        assert m2.amount_cents - m2.covered_cents == m2.shortfall_cents > 0
         assert db.session.get(ResidentAccount, mid).kind == "monthly"
         assert ledger.verify() == []
     assert balance(client, token, ex) == 0

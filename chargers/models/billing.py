@@ -33,8 +33,13 @@ ACCOUNT_KINDS = ("prepaid", "monthly", "exempt")
 # Ledger account kinds: a resident's balance, and per alley the takings (electricity,
 # service), the cash box, charges the community covers (exempt, monthly cards) and
 # sessions waived by staff.
-LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived")
-POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal")
+# `written_off`: debts staff gave up on, with a reason; `occupancy`: occupancy fees;
+# `card_sales`: monthly cards sold (income). A sold card has a `covered` account of its
+# own (`card:<sale id>`) that bears the sessions it covers.
+LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived",
+                "written_off", "occupancy", "card_sales")
+POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff",
+                 "card_sale")
 REVIEW_REASONS = ("no_card", "unknown_card", "other_alley")
 REVIEW_STATUSES = ("open", "assigned", "waived")
 ADJUSTMENT_STATUSES = ("pending", "approved", "rejected")
@@ -61,6 +66,19 @@ class Tariff(db.Model):
     minimum_cents: Mapped[int] = mapped_column(Integer, default=0)
     cap_cents: Mapped[int | None] = mapped_column(Integer)
     full_float_minutes: Mapped[int | None] = mapped_column(Integer)
+    # Electricity price to 0.001 fen (e.g. ¥0.5583/kWh = 55830); None: the whole-fen
+    # price above × 1000. Time-of-use: [{"from": "08:00", "to": "21:00",
+    # "millifen_per_kwh": 55830, "name": "peak"}, ...] covering the day (local time;
+    # a window may pass midnight); None: one price all day.
+    electricity_millifen_per_kwh: Mapped[int | None] = mapped_column(Integer)
+    tou_windows: Mapped[list | None] = mapped_column(JSON)
+    # A regulator's cap on the service fee alone (per kWh in milli-fen, per hour in
+    # fen), apart from the session cap.
+    service_cap_millifen_per_kwh: Mapped[int | None] = mapped_column(Integer)
+    service_cap_cents_per_hour: Mapped[int | None] = mapped_column(Integer)
+    # Occupancy fee (占位费): per hour plugged in after full + grace minutes.
+    occupancy_cents_per_hour: Mapped[int | None] = mapped_column(Integer)
+    occupancy_grace_minutes: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -136,9 +154,43 @@ class Posting(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The hash chain (chargers.services.billing.ledger.posting_hash): the previous
+    # posting's hash and this one's, over its fields and entries.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     entries: Mapped[list[LedgerEntry]] = relationship(back_populates="posting",
                                                       lazy="selectin")
+
+
+class CardSale(db.Model):
+    """A monthly card sold: its price (a posting: cash in, `card_sales` income), period
+    and hours, and the ledger account (kind `covered`) the sessions it covers are booked
+    against."""
+
+    __tablename__ = "card_sales"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alley_id: Mapped[int] = mapped_column(ForeignKey("alleys.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("resident_accounts.id"), index=True)
+    posting_id: Mapped[int] = mapped_column(ForeignKey("postings.id"))
+    ledger_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
+    period_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    hours: Mapped[int | None] = mapped_column(Integer)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerChain(db.Model):
+    """One row (id 1): the hash of the newest posting and how many are chained. Every
+    posting writer locks it, so the chain has one order."""
+
+    __tablename__ = "ledger_chain"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    head: Mapped[str | None] = mapped_column(String(64))
+    postings: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class LedgerEntry(db.Model):

@@ -53,6 +53,21 @@ class ChargingSession(db.Model):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("resident_accounts.id"),
                                                    index=True)
     receipt_token: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # The receipt's serial number, unique per alley and year: "<alley>-<YYYY>-<n>".
+    receipt_serial: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # A monthly card's part: the seconds of this session its hours covered and the fen
+    # it bore (the rest is charged); the part of the charge the balance did not hold
+    # (the resident's debt from this session).
+    covered_s: Mapped[int | None] = mapped_column(Integer)
+    covered_cents: Mapped[int | None] = mapped_column(Integer)
+    shortfall_cents: Mapped[int | None] = mapped_column(Integer)
+    # Occupancy fee (占位费), a line of its own: amount = energy + service + occupancy.
+    occupancy_cents: Mapped[int | None] = mapped_column(Integer)
+    # Meter resets: the session's cumulative reading fell (the counter restarted);
+    # energy_wh = meter_base_wh (the segments before) + the current segment's reading.
+    meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    meter_base_wh: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    meter_last_wh: Mapped[float | None] = mapped_column(Float)
     # When the balance guard asked the pile to stop (once per session) and why.
     guard_stop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     guard_reason: Mapped[str | None] = mapped_column(String(32))

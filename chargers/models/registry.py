@@ -75,6 +75,8 @@ class Pile(db.Model):
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
     # v1.1 features the pile announced in its last boot (`config`, `authorize`, `start`).
     features: Mapped[list | None] = mapped_column(JSON, default=list)
+    # Times a session's cumulative energy reading fell on this pile (counter resets).
+    meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     alley: Mapped[Alley] = relationship(back_populates="piles")
     ports: Mapped[list[Port]] = relationship(

@@ -49,6 +49,14 @@ class MonthClose(db.Model):
     covered_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     waived_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     postings: Mapped[int] = mapped_column(Integer, default=0)
+    # Residents' debts (negative balances) at the close, and debts written off in it.
+    debts_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    writeoffs_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    occupancy_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    card_sales_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The ledger's hash chain head when the month closed (shown on the 公示).
+    chain_head: Mapped[str | None] = mapped_column(String(64))
+    chain_postings: Mapped[int | None] = mapped_column(BigInteger)
     daily: Mapped[list] = mapped_column(JSON, default=list)
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Publication (公示): the grid bill is copied in when staff publish.
@@ -74,6 +82,7 @@ class Statement(db.Model):
     charges_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # <= 0
     refunds_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # <= 0
     adjustments_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    writeoffs_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     closing_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     # [{"id", "ended_at" (ISO UTC), "pile", "port", "energy_wh", "amount_cents", "billing"}]
     sessions: Mapped[list] = mapped_column(JSON, default=list)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, g, render_template, request
 
 from ..extensions import db, limiter
-from ..models import Pile, Tariff
+from ..models import Pile, ResidentAccount, Tariff
+from ..services.alerts import notify
 from ..services.billing import accounts, ledger, settlement
 from ..services.charging import endings
 from ..services.devices import alleys
@@ -25,8 +26,14 @@ def receipt(token: str):
     pile = db.session.get(Pile, s.pile_id)
     g.tz = pile.alley.timezone
     tariff = db.session.get(Tariff, s.tariff_id) if s.tariff_id else None
+    payer = db.session.get(ResidentAccount, s.account_id) if s.account_id else None
+    charge = settlement.charge_posting(s.id)
+    after = (ledger.balance_after(payer.id, charge.id)
+             if payer is not None and charge is not None else None)
     return render_template("billing/receipt.html", s=s, b=s.bill or {}, pile=pile,
-                           alley=pile.alley, tariff=tariff, ended=endings.of_session(s))
+                           alley=pile.alley, tariff=tariff, ended=endings.of_session(s),
+                           payer=payer, balance_after=after,
+                           service_contacts=notify.public_contacts(pile.alley_id))
 
 
 def _card_key() -> str:

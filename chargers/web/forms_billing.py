@@ -84,6 +84,24 @@ class TariffForm(FlaskForm):
                     max_fen=1000000)
     full_float_minutes = IntegerField(_l("Minutes charged after full (empty: until unplugged)"),
                                       validators=[Optional(), NumberRange(0, 1440)])
+    electricity_yuan_exact = StringField(
+        _l("Electricity to 0.0001 yuan per kWh (e.g. 0.5583; empty: the whole fen above)"),
+        validators=[Optional(), Regexp(r"^[0-9]{1,4}(\.[0-9]{1,5})?$")])
+    tou_windows = TextAreaField(
+        _l("Time-of-use: one window per line, 'HH:MM-HH:MM yuan per kWh name' "
+           "(e.g. 08:00-21:00 0.5583 peak); empty: one price all day"),
+        validators=[Optional(), Length(max=2000)])
+    service_cap_cents_per_hour = YuanField(
+        _l("Regulator's cap on the service fee (yuan per hour, empty: none)"),
+        validators=[Optional()], max_fen=100000)
+    service_cap_cents_per_kwh = YuanField(
+        _l("Regulator's cap on the service fee (yuan per kWh, empty: none)"),
+        validators=[Optional()], max_fen=100000)
+    occupancy_cents_per_hour = YuanField(
+        _l("Occupancy fee after full (yuan per hour, empty: none)"),
+        validators=[Optional()], max_fen=100000)
+    occupancy_grace_minutes = IntegerField(_l("Occupancy grace after full (minutes)"),
+                                           validators=[Optional(), NumberRange(0, 1440)])
     effective_from = DateTimeLocalField(_l("Takes effect at (alley time)"),
                                         validators=[Optional()])
     preview_only = BooleanField(_l("Preview only"))

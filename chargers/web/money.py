@@ -3,6 +3,8 @@ the posted prices of an alley (明码标价), electricity and service fee apart.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -114,6 +116,17 @@ def per_kwh(fen: int | None) -> str:
     return _("¥%(yuan)s / kWh", yuan=_money.yuan_plain(fen))
 
 
+def per_kwh_exact(millifen: int | None) -> str:
+    """A price per kWh kept to 0.001 fen (a time-of-use window, ¥0.5583): four decimals
+    of yuan when it has them, else as `per_kwh`."""
+    if millifen is None:
+        return "—"
+    if millifen % 1000 == 0:
+        return per_kwh(millifen // 1000)
+    text = f"{Decimal(millifen) / 100000:.5f}".rstrip("0")
+    return _("¥%(yuan)s / kWh", yuan=text)
+
+
 def per_hour(fen: int | None) -> str:
     """A price per hour: "¥0.40 / hour"; in Chinese "0.40 元/小时"."""
     if fen is None:
@@ -123,6 +136,7 @@ def per_hour(fen: int | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["per_kwh"] = per_kwh
+    app.jinja_env.globals["per_kwh_exact"] = per_kwh_exact
     app.jinja_env.globals["per_hour"] = per_hour
     app.jinja_env.globals["ledger_amount"] = ledger_amount
     app.jinja_env.globals["session_billing_word"] = session_billing_word

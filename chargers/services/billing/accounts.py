@@ -188,6 +188,66 @@ def refund(user: User | None, account_id: int, amount_cents: int, method: str,
     return p
 
 
+def write_off(user: User | None, account_id: int, amount_cents: int | None, reason: str,
+              now: datetime):
+    """Staff give up (part of) a resident's debt, with a reason: a posting that moves it
+    from the resident's account to the alley's `written_off` account (never a silent
+    drop). `amount_cents` None: the whole debt. Audited. Commits."""
+    acc = get_account(user, account_id)
+    if not reason.strip():
+        raise Invalid("review.reason_required")
+    owed = ledger.debt(acc)
+    amount = owed if amount_cents is None else amount_cents
+    if owed <= 0 or not isinstance(amount, int) or not 0 < amount <= owed:
+        raise Invalid("money.writeoff_over_debt", debt=owed)
+    by = user.id if user else None
+    lines = [(ledger.resident_account(acc), amount),
+             (ledger.account(acc.alley_id, "written_off"), -amount)]
+    p = ledger.post(f"writeoff:{acc.id}:{secrets.token_hex(8)}", "writeoff", acc.alley_id,
+                    lines, now=now, by=by, reason=reason)
+    ledger.audit("money.writeoff", acc.alley_id, by, now, account=acc.id,
+                 amount_cents=amount, reason=reason)
+    db.session.commit()
+    return p
+
+
+def sell_monthly_card(user: User | None, account_id: int, price_cents: int,
+                      period_from: datetime, period_until: datetime, hours: int | None,
+                      method: str, receipt: str | None, now: datetime):
+    """A monthly card sold for a period: the price is a posting (cash in, the alley's
+    `card_sales` income), the account becomes a monthly card for that period and hours,
+    and the card gets a ledger account of its own (kind `covered`) that bears the
+    sessions it covers. Once per account and period start. Audited. Commits."""
+    from ...models import CardSale
+
+    acc = get_account(user, account_id)
+    _money(price_cents, method, receipt)
+    if period_until <= period_from or (hours is not None and hours < 0):
+        raise Invalid("account.monthly")
+    by = user.id if user else None
+    stamp = period_from.strftime("%Y%m%d%H%M")
+    card = ledger.account_by_code(f"card:{acc.id}:{stamp}", "covered", acc.alley_id)
+    lines = [(ledger.account(acc.alley_id, "cash"), -price_cents),
+             (ledger.account(acc.alley_id, "card_sales"), price_cents)]
+    try:
+        p = ledger.post(f"card_sale:{acc.id}:{stamp}", "card_sale", acc.alley_id, lines,
+                        now=now, by=by, method=method, receipt=receipt)
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("money.duplicate") from None
+    db.session.add(CardSale(alley_id=acc.alley_id, account_id=acc.id, posting_id=p.id,
+                            ledger_account_id=card.id, period_from=period_from,
+                            period_until=period_until, hours=hours,
+                            price_cents=price_cents, created_at=now))
+    acc.kind, acc.monthly_from, acc.monthly_until = "monthly", period_from, period_until
+    acc.monthly_hours = hours
+    ledger.audit("money.card_sale", acc.alley_id, by, now, account=acc.id,
+                 amount_cents=price_cents, method=method, receipt=receipt,
+                 period=[period_from.isoformat(), period_until.isoformat()], hours=hours)
+    db.session.commit()
+    return p
+
+
 def lookup(alley: Alley, card: str, phone_last4: str) -> ResidentAccount | None:
     """'My account': the account holding `card` whose phone ends with `phone_last4`
     (None otherwise: the caller answers the same for both, giving nothing away)."""

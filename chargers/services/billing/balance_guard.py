@@ -66,7 +66,10 @@ def reason_to_stop(s: ChargingSession, alley: Alley, now: datetime,
         if acc.monthly_hours is None:
             return None
         used = monthly_used_seconds(acc) + (now - s.started_at).total_seconds()
-        return "monthly_hours" if used >= acc.monthly_hours * 3600 else None
+        if used < acc.monthly_hours * 3600:
+            return None
+        # Past its hours the rest is charged to the balance: go on while it holds.
+        return "monthly_hours" if ledger.balance(acc) <= 0 else None
     bal = ledger.balance(acc)
     if bal <= 0 or running_cost(s, alley, now) >= bal:
         return "balance"

@@ -16,7 +16,13 @@ Rules (documented decisions):
   made after a month closed — a reversal, an approved adjustment, a late charge — is
   counted in the next month still open.
 - Top-ups and refunds are net of their reversals: a reversed top-up is not received.
-- Sessions (count, kWh, per-day figures) belong to the month their end falls in.
+- Sessions (count, kWh, per-day figures) belong to the month their end falls in; the
+  month's and each day's kWh are the exact sum of the sessions' Wh, rounded once.
+- Debts: each statement whose closing balance is below zero owes that much; the close
+  sums them (`debts_cents`) and the month's write-offs (`writeoffs_cents`).
+- The close records the ledger's hash-chain head and length at that moment
+  (`chain_head`, `chain_postings`), printed on the 公示: a later rewrite of any posting
+  up to then changes every hash after it (`flask billing verify` walks the chain).
 - A closed month's rows are never updated (publication only adds its stamp and the
   grid bill copied at that moment).
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -36,6 +43,7 @@ from ...models import (
     Alley,
     ChargingSession,
     LedgerAccount,
+    LedgerChain,
     LedgerEntry,
     MonthClose,
     Pile,
@@ -46,6 +54,7 @@ from ...models import (
 )
 from ...settings import CloseRule
 from ..devices import alleys
+from . import pricing
 
 FINISHED = ("stopped", "timeout")
 
@@ -148,15 +157,34 @@ def close_due(now: datetime, rule: CloseRule | None = None) -> CloseResult:
 
 def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
     """Close one month of an alley (the caller checked it is due). Commits; None when
-    another run closed it first."""
+    another run closed it first. Load → total (pure) → write."""
     tz = alleys.zone(alley)
     start, end = bounds(month, tz)
-    # Postings not yet counted whose effective time is before the month's end.
+    counted = _load_counted(alley.id, start, end, now)
+    entries = _load_entries(counted)
+    sessions = _load_sessions(alley.id, start, end)
+    mc = MonthClose(alley_id=alley.id, month=month, period_start=start, period_end=end,
+                    closed_at=now, sessions=0, energy_wh=0, electricity_cents=0,
+                    service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
+                    covered_cents=0, waived_cents=0, postings=len(counted),
+                    occupancy_cents=0, writeoffs_cents=0, debts_cents=0,
+                    card_sales_cents=0)
+    daily = _empty_days(start, end, tz)
+    per_resident = _ledger_totals(mc, counted, entries, daily, tz, _reversed_kinds(counted))
+    by_account = _session_totals(mc, sessions, daily, tz)
+    mc.daily = list(daily.values())
+    return _write_close(mc, alley.id, month, counted, per_resident, by_account, now)
+
+
+def _load_counted(alley_id: int, start: datetime, end: datetime,
+                  now: datetime) -> dict[int, tuple[Posting, datetime]]:
+    """Postings not yet counted whose effective time is before the month's end, with
+    that time (not before the month's start)."""
     rows = db.session.execute(
         select(Posting, ChargingSession.ended_at)
         .outerjoin(ChargingSession, ChargingSession.id == Posting.session_id)
         .outerjoin(PostingMonth, PostingMonth.posting_id == Posting.id)
-        .where(Posting.alley_id == alley.id, PostingMonth.posting_id.is_(None),
+        .where(Posting.alley_id == alley_id, PostingMonth.posting_id.is_(None),
                Posting.created_at <= now)
         .order_by(Posting.id)).all()
     counted: dict[int, tuple[Posting, datetime]] = {}
@@ -164,108 +192,146 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
         eff = _effective_at(p, ended)
         if eff < end:
             counted[p.id] = (p, max(eff, start))
-    mc = MonthClose(alley_id=alley.id, month=month, period_start=start, period_end=end,
-                    closed_at=now, sessions=0, energy_wh=0, electricity_cents=0,
-                    service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
-                    covered_cents=0, waived_cents=0, postings=0)
+    return counted
+
+
+def _load_entries(counted: dict) -> list:
+    if not counted:
+        return []
+    return db.session.execute(
+        select(LedgerEntry.posting_id, LedgerEntry.amount_cents, LedgerAccount.kind,
+               LedgerAccount.resident_id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(LedgerEntry.posting_id.in_(list(counted)))).all()
+
+
+def _reversed_kinds(counted: dict) -> dict[int, str]:
+    """The kind of each posting a counted reversal reverses."""
+    ids = {p.reverses_id for p, _ in counted.values() if p.reverses_id}
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Posting.id, Posting.kind).where(Posting.id.in_(ids))).all())
+
+
+def _load_sessions(alley_id: int, start: datetime, end: datetime) -> list[ChargingSession]:
+    """Sessions that ended in the month."""
+    cs = ChargingSession
+    return list(db.session.scalars(select(cs).where(
+        _alley_session_filter(alley_id), cs.status.in_(FINISHED), cs.ended_at >= start,
+        cs.ended_at < end).order_by(cs.ended_at, cs.id)))
+
+
+def _empty_days(start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, dict]:
     daily: dict[str, dict] = {}
     d = start.astimezone(tz).date()
     while datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC) < end:
         daily[d.isoformat()] = {"day": d.isoformat(), "sessions": 0, "energy_wh": 0,
                                 "takings_cents": 0}
         d += timedelta(days=1)
+    return daily
 
-    # Ledger totals of the counted postings, by account kind and posting kind.
+
+_RESIDENT_BUCKET = {"topup": "topups", "charge": "charges", "refund": "refunds",
+                    "writeoff": "writeoffs"}
+
+
+def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
+                   tz: ZoneInfo, reversed_kinds: dict[int, str]) -> dict[int, dict[str, int]]:
+    """Pure: the counted postings' entries summed into `mc` (by account kind and posting
+    kind) and `daily`; returns each resident's moves by bucket."""
     per_resident: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    # A reversal of a top-up or refund counts as less top-up or refund.
-    reversed_kinds = dict(db.session.execute(select(Posting.id, Posting.kind).where(
-        Posting.id.in_({p.reverses_id for p, _ in counted.values() if p.reverses_id})))
-        .all()) if counted else {}
-    if counted:
-        entries = db.session.execute(
-            select(LedgerEntry.posting_id, LedgerEntry.amount_cents, LedgerAccount.kind,
-                   LedgerAccount.resident_id)
-            .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
-            .where(LedgerEntry.posting_id.in_(list(counted)))).all()
-        for pid, cents, acc_kind, resident_id in entries:
-            p, eff = counted[pid]
-            cents = int(cents)
+    for pid, cents, acc_kind, resident_id in entries:
+        p, eff = counted[pid]
+        cents = int(cents)
+        if acc_kind in ("electricity", "service", "occupancy"):
+            setattr(mc, f"{acc_kind}_cents", getattr(mc, f"{acc_kind}_cents") + cents)
             day = eff.astimezone(tz).date().isoformat()
-            if acc_kind == "electricity":
-                mc.electricity_cents += cents
-            elif acc_kind == "service":
-                mc.service_cents += cents
-            elif acc_kind == "covered":
-                mc.covered_cents -= cents
-            elif acc_kind == "waived":
-                mc.waived_cents -= cents
-            if acc_kind in ("electricity", "service"):
-                if day in daily:
-                    daily[day]["takings_cents"] += cents
-                if p.kind in ("adjustment", "reversal"):
-                    mc.adjustments_cents += cents
-            if acc_kind == "resident":
-                about = p.kind
-                if p.kind == "reversal" and reversed_kinds.get(p.reverses_id) in ("topup",
-                                                                                  "refund"):
-                    about = reversed_kinds[p.reverses_id]
-                bucket = {"topup": "topups", "charge": "charges",
-                          "refund": "refunds"}.get(about, "adjustments")
-                per_resident[resident_id][bucket] += cents
-                if about == "topup":
-                    mc.topups_cents += cents
-                elif about == "refund":
-                    mc.refunds_cents -= cents
-        mc.postings = len(counted)
+            if day in daily:
+                daily[day]["takings_cents"] += cents
+            if p.kind in ("adjustment", "reversal"):
+                mc.adjustments_cents += cents
+        elif acc_kind in ("covered", "waived"):
+            setattr(mc, f"{acc_kind}_cents", getattr(mc, f"{acc_kind}_cents") - cents)
+        elif acc_kind == "written_off":
+            mc.writeoffs_cents -= cents
+        elif acc_kind == "card_sales":
+            mc.card_sales_cents += cents
+        elif acc_kind == "resident":
+            # A reversal of a top-up or refund counts as less top-up or refund.
+            about = p.kind
+            if p.kind == "reversal" and reversed_kinds.get(p.reverses_id) in ("topup", "refund"):
+                about = reversed_kinds[p.reverses_id]
+            per_resident[resident_id][_RESIDENT_BUCKET.get(about, "adjustments")] += cents
+            if about == "topup":
+                mc.topups_cents += cents
+            elif about == "refund":
+                mc.refunds_cents -= cents
+    return per_resident
 
-    # Sessions that ended in the month.
-    cs = ChargingSession
-    sessions = db.session.scalars(select(cs).where(
-        _alley_session_filter(alley.id), cs.status.in_(FINISHED), cs.ended_at >= start,
-        cs.ended_at < end).order_by(cs.ended_at, cs.id)).all()
+
+def _session_totals(mc: MonthClose, sessions: list, daily: dict,
+                    tz: ZoneInfo) -> dict[int, list[dict]]:
+    """Pure: the month's sessions counted into `mc` and `daily`; returns each
+    account's session lines for its statement. kWh: the exact Wh are summed, then
+    rounded half up once (the month's and each day's), never session by session."""
     by_account: dict[int, list[dict]] = defaultdict(list)
+    month_wh = Fraction(0)
+    day_wh: dict[str, Fraction] = defaultdict(Fraction)
     for s in sessions:
-        wh = int(round(s.energy_wh or 0))
+        exact = pricing.frac(s.energy_wh or 0)
+        month_wh += exact
         mc.sessions += 1
-        mc.energy_wh += wh
         day = s.ended_at.astimezone(tz).date().isoformat()
         daily[day]["sessions"] += 1
-        daily[day]["energy_wh"] += wh
+        day_wh[day] += exact
         if s.account_id is not None:
             by_account[s.account_id].append({
                 "id": s.id, "ended_at": s.ended_at.astimezone(UTC).isoformat(),
-                "pile": s.pile_id, "port": s.port, "energy_wh": wh,
-                "amount_cents": s.amount_cents, "billing": s.billing})
-    mc.daily = list(daily.values())
+                "pile": s.pile_id, "port": s.port, "energy_wh": pricing.fen(exact),
+                "amount_cents": s.amount_cents, "billing": s.billing,
+                "covered_cents": s.covered_cents, "shortfall_cents": s.shortfall_cents})
+    mc.energy_wh = pricing.fen(month_wh)
+    for day, wh in day_wh.items():
+        daily[day]["energy_wh"] = pricing.fen(wh)
+    return by_account
+
+
+def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
+                 per_resident: dict, by_account: dict, now: datetime) -> MonthClose | None:
+    """Step 3: the close, its posting months and the statements (opening = the
+    resident's entries counted in earlier months). Commits; None if closed already."""
+    chain = db.session.get(LedgerChain, 1)
+    mc.chain_head = chain.head if chain else None
+    mc.chain_postings = chain.postings if chain else 0
     db.session.add(mc)
     try:
         db.session.flush()
     except IntegrityError:
         db.session.rollback()
         return None
-    db.session.add_all(PostingMonth(posting_id=pid, alley_id=alley.id, month=month)
+    db.session.add_all(PostingMonth(posting_id=pid, alley_id=alley_id, month=month)
                        for pid in counted)
-
-    # Statements: opening = the resident's entries counted in earlier months.
     openings = dict(db.session.execute(
         select(LedgerAccount.resident_id, func.sum(LedgerEntry.amount_cents))
         .join(LedgerEntry, LedgerEntry.account_id == LedgerAccount.id)
         .join(PostingMonth, PostingMonth.posting_id == LedgerEntry.posting_id)
-        .where(LedgerAccount.alley_id == alley.id, LedgerAccount.resident_id.is_not(None),
+        .where(LedgerAccount.alley_id == alley_id, LedgerAccount.resident_id.is_not(None),
                PostingMonth.month < month)
         .group_by(LedgerAccount.resident_id)).all())
     for acc in db.session.scalars(select(ResidentAccount).where(
-            ResidentAccount.alley_id == alley.id).order_by(ResidentAccount.id)):
+            ResidentAccount.alley_id == alley_id).order_by(ResidentAccount.id)):
         moves = per_resident.get(acc.id, {})
         opening = int(openings.get(acc.id) or 0)
-        st = Statement(close_id=mc.id, alley_id=alley.id, resident_id=acc.id, month=month,
+        st = Statement(close_id=mc.id, alley_id=alley_id, resident_id=acc.id, month=month,
                        opening_cents=opening, topups_cents=moves.get("topups", 0),
                        charges_cents=moves.get("charges", 0),
                        refunds_cents=moves.get("refunds", 0),
                        adjustments_cents=moves.get("adjustments", 0),
+                       writeoffs_cents=moves.get("writeoffs", 0),
                        sessions=by_account.get(acc.id, []), created_at=now)
         st.closing_cents = (opening + st.topups_cents + st.charges_cents + st.refunds_cents
-                            + st.adjustments_cents)
+                            + st.adjustments_cents + st.writeoffs_cents)
+        mc.debts_cents += max(0, -st.closing_cents)
         db.session.add(st)
     db.session.commit()
     return mc

@@ -9,13 +9,18 @@ Exactly once, on SQLite and PostgreSQL, with runs that overlap or die:
    `settled_at IS NULL` test. SQLite lets one writer at a time.
 2. In the same transaction each claimed session is priced (chargers.services.billing.pricing),
    its amounts are written and one charge posting with the unique key
-   `charge:<session id>` is added; the batch commits once. A run killed mid-batch
-   commits nothing: the claim is undone with the rest and the next run settles them.
+   `ledger.charge_key(session id)` is added through `ledger.post_many`; the batch
+   commits once. A run killed mid-batch commits nothing: the claim is undone with the
+   rest and the next run settles them.
 
 A session with no card, an unknown card or a card of another alley is priced and goes
-to the review list (staff assign or waive it). A prepaid session is charged at most the
-balance (service cut first). Exempt accounts and monthly cards within their period and
-hours are *covered* (the community or the card pays; the amount is still shown).
+to the review list (staff assign or waive it). Who pays (`payment`, pure): exempt
+accounts are *covered* (the community pays; the amount is still shown); a monthly card
+covers up to the hours it has left in its period (booked against the sold card's own
+account when it was sold through `accounts.sell_monthly_card`) and the rest is charged;
+a prepaid balance pays what it holds and the rest is the resident's debt
+(`shortfall_cents`): nothing is cut, nothing owed disappears. Each charged session
+gets a receipt serial unique per alley and local year.
 
 Events after settlement (a late stop with more energy) make an Adjustment for staff to
 approve (`on_late_stop`, called by the ingest, no commit); the session's amounts never
@@ -26,9 +31,11 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
@@ -36,9 +43,9 @@ from ...models import (
     AccountCard,
     Adjustment,
     Alley,
+    CardSale,
     ChargingSession,
     LedgerAccount,
-    LedgerEntry,
     MeterSample,
     Pile,
     Posting,
@@ -48,8 +55,9 @@ from ...models import (
     User,
     bulk,
 )
-from ...settings import SettleRule  # re-exported: built by the doors
+from ...settings import AlleyDefaults, SettleRule  # re-exported: built by the doors
 from .. import scope
+from ..devices import alleys
 from ..errors import Invalid
 from . import ledger, pricing
 
@@ -90,77 +98,39 @@ def settle(now: datetime, rule: SettleRule | None = None) -> Counter:
     return counts
 
 
-class _Book:
-    """Per-batch caches: tariffs by alley, alley ledger accounts, balances."""
+@dataclass
+class _Loaded:
+    """What one batch reads before pricing (plain rows; nothing here is written)."""
 
-    def __init__(self):
-        self.tariffs: dict[int, list[pricing.TariffSpec]] = {}
-        self.accounts: dict[tuple[int, str], LedgerAccount] = {}
-        self.deltas: dict[int, int] = defaultdict(int)
-
-    def tariff(self, alley: Alley, at: datetime) -> pricing.TariffSpec:
-        if alley.id not in self.tariffs:
-            rows = db.session.scalars(select(Tariff).where(Tariff.alley_id == alley.id,
-                                                           Tariff.effective_from.is_not(None)))
-            self.tariffs[alley.id] = [pricing.TariffSpec.from_row(t) for t in rows]
-        versions = self.tariffs[alley.id]
-        chosen = pricing.tariff_at(versions, at)
-        if chosen is None and versions:  # before the first version: the first one
-            chosen = min(versions, key=lambda t: t.effective_from)
-        return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh)
-
-    def account(self, alley_id: int, kind: str) -> LedgerAccount:
-        key = (alley_id, kind)
-        if key not in self.accounts:
-            self.accounts[key] = ledger.account(alley_id, kind)
-        return self.accounts[key]
+    rows: list
+    alley_of: dict[int, Alley]  # session id -> its pile's alley
+    samples: dict[int, list[pricing.Sample]]
+    holders: dict[tuple[int, str], int]  # (alley id, card) -> resident account id
+    card_alleys: dict[str, set[int]]
+    residents: dict[int, object]  # resident account id -> plain row
+    balances: dict[int, tuple[int, int]]  # resident account id -> (ledger id, fen)
+    tariffs: dict[int, list[pricing.TariffSpec]]  # alley id -> versions
+    accounts: dict[tuple[int, str], int]  # (alley id, kind) -> ledger account id
+    used_s: dict[int, float]  # monthly account id -> seconds covered before the batch
+    serials: dict[tuple[int, int], int]  # (alley id, local year) -> last receipt number
+    cards: dict[int, list[tuple]]  # monthly account id -> [(from, until, ledger id)]
 
 
-def _monthly_covers(acc: ResidentAccount, s, pending: list[dict] = ()) -> bool:
-    """A monthly card covers a session started in its period, within its hours
-    (counting sessions already covered, also those of this batch in `pending`)."""
-    if acc.monthly_from is None or acc.monthly_until is None:
-        return False
-    if not acc.monthly_from <= s.started_at < acc.monthly_until:
-        return False
-    if acc.monthly_hours is None:
-        return True
-    used = monthly_used_seconds(acc, exclude=s.id)
-    used += sum(v["bill"]["duration_s"] for v in pending
-                if v["account_id"] == acc.id and v["billing"] == "covered")
-    mine = (s.ended_at - s.started_at).total_seconds()
-    return used + mine <= acc.monthly_hours * 3600
+@dataclass
+class _Decision:
+    """One session's settlement: its columns, and a review item or a posting."""
+
+    values: dict
+    review: dict | None = None
+    draft: ledger.Draft | None = None
+    outcome: str = "review"
 
 
-def monthly_used_seconds(acc: ResidentAccount, exclude: int | None = None) -> float:
-    """Seconds of charging the monthly card has covered in its current period."""
-    rows = db.session.execute(
-        select(ChargingSession.started_at, ChargingSession.ended_at)
-        .where(ChargingSession.account_id == acc.id, ChargingSession.billing == "covered",
-               ChargingSession.started_at >= acc.monthly_from,
-               ChargingSession.started_at < acc.monthly_until,
-               ChargingSession.id != (exclude or -1))).all()
-    return sum((e - s).total_seconds() for s, e in rows if s and e)
-
-
-def settle_batch(now: datetime, n: int, counts: Counter | None = None,
-                 after: int = 0) -> tuple[int, int]:
-    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
-    (commits). Returns how many were claimed and the highest id claimed (or `after`).
-
-    The writes are a few multi-row statements per batch (chargers.models.bulk, not the
-    ORM's unit of work): the UPDATE of the sessions, the INSERT of the postings (ids
-    returned with their keys), of their entries, of review items, and the balance
-    moves; on PostgreSQL each is one statement."""
-    counts = counts if counts is not None else Counter()
-    ids = claim(now, n, after)
-    if not ids:
-        db.session.commit()
-        return 0, after
+def _load_sessions(ids: list[int]) -> tuple[list, dict[int, Alley], dict]:
     cs = ChargingSession
     rows = db.session.execute(
         select(cs.id, cs.pile_id, cs.card, cs.started_at, cs.ended_at, cs.energy_wh,
-               cs.stop_reason).where(cs.id.in_(ids)).order_by(cs.id)).all()
+               cs.stop_reason, cs.meter_last_wh).where(cs.id.in_(ids)).order_by(cs.id)).all()
     piles = {p.id: p for p in db.session.scalars(
         select(Pile).where(Pile.id.in_({r.pile_id for r in rows})))}
     alleys = {a.id: a for a in db.session.scalars(
@@ -170,6 +140,12 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
             select(MeterSample.session_id, MeterSample.ts, MeterSample.power_w,
                    MeterSample.energy_wh).where(MeterSample.session_id.in_(ids))):
         samples[sid].append(pricing.Sample(ts, w, e))
+    return rows, {r.id: alleys[piles[r.pile_id].alley_id] for r in rows}, samples
+
+
+def _load_payers(rows) -> tuple[dict, dict, dict, dict]:
+    """Card holders and their accounts; the payers' balances locked (PostgreSQL,
+    ordered to avoid deadlocks) so two runs never spend the same balance twice."""
     cards = {r.card for r in rows if r.card}
     holders: dict[tuple[int, str], int] = {}
     card_alleys: dict[str, set[int]] = defaultdict(set)
@@ -184,90 +160,230 @@ def settle_batch(now: datetime, n: int, counts: Counter | None = None,
     residents = {a.id: a for a in db.session.execute(
         select(ra.id, ra.alley_id, ra.kind, ra.monthly_from, ra.monthly_until,
                ra.monthly_hours).where(ra.id.in_(set(holders.values()))))}
-    # Lock the payers' balances (PostgreSQL; ordered to avoid deadlocks) so two runs
-    # never spend the same balance twice.
-    balances: dict[int, LedgerAccount] = {}
+    balances: dict[int, tuple[int, int]] = {}
     if residents:
         la = LedgerAccount
         for row in db.session.execute(
                 select(la.id, la.resident_id, la.balance_cents)
                 .where(la.resident_id.in_(residents)).order_by(la.id).with_for_update()):
-            balances[row.resident_id] = row
-    book = _Book()
-    # Every ledger account the batch may touch exists (with an id) before the loop.
-    for alley_id in {p.alley_id for p in piles.values()}:
-        for kind in ("electricity", "service", "covered"):
-            book.account(alley_id, kind)
+            balances[row.resident_id] = (row.id, int(row.balance_cents))
     for acc in residents.values():
         if acc.id not in balances:
-            balances[acc.id] = ledger.resident_account(acc)
+            balances[acc.id] = (ledger.resident_account(acc).id, 0)
+    return holders, card_alleys, residents, balances
+
+
+def _load(ids: list[int]) -> _Loaded:
+    """Step 1: read the batch's sessions, samples, payers, tariffs and accounts (every
+    ledger account the batch may touch is made here, with an id)."""
+    rows, alley_of, samples = _load_sessions(ids)
+    holders, card_alleys, residents, balances = _load_payers(rows)
+    alley_ids = {a.id for a in alley_of.values()}
+    tz = {a.id: a.timezone for a in alley_of.values()}
+    tariffs = {aid: [pricing.TariffSpec.from_row(t, tz[aid]) for t in db.session.scalars(
+        select(Tariff).where(Tariff.alley_id == aid, Tariff.effective_from.is_not(None)))]
+        for aid in alley_ids}
+    accounts = {(aid, kind): ledger.account(aid, kind).id for aid in alley_ids
+                for kind in ("electricity", "service", "covered", "occupancy")}
+    used_s = {a.id: monthly_used_seconds(a) for a in residents.values()
+              if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
+    return _Loaded(rows, alley_of, samples, holders, card_alleys, residents, balances,
+                   tariffs, accounts, used_s, _last_serials(alley_of, rows),
+                   card_accounts([a.id for a in residents.values() if a.kind == "monthly"]))
 
-    updates: list[dict] = []
-    postings: list[dict] = []
-    lines: list[list[tuple[int, int]]] = []
-    reviews: list[dict] = []
-    for r in rows:
-        alley = alleys[piles[r.pile_id].alley_id]
-        spec = book.tariff(alley, r.started_at)
-        usage = pricing.Usage(r.started_at, r.ended_at, r.energy_wh or 0,
-                              samples.get(r.id, []), r.stop_reason)
-        priced = pricing.price(spec, usage)
-        values = {"id": r.id, "billing": None, "account_id": None}
-        review = None
-        acc = None
-        if not r.card:
-            review = "no_card"
-        elif (alley.id, r.card) in holders:
-            acc = residents[holders[(alley.id, r.card)]]
-        else:
-            review = "other_alley" if card_alleys.get(r.card) else "unknown_card"
-        payer = None
-        if acc is not None:
-            if acc.kind == "exempt" or (acc.kind == "monthly"
-                                        and _monthly_covers(acc, r, pending=updates)):
-                payer, values["billing"] = book.account(alley.id, "covered"), "covered"
-            else:
-                payer = balances[acc.id]
-                available = int(payer.balance_cents) + book.deltas[payer.id]
-                priced = pricing.limit_to(priced, available)
-                values["billing"] = "charged"
-            values["account_id"] = acc.id
+
+def card_accounts(ids: list[int]) -> dict[int, list[tuple]]:
+    """The monthly cards sold to these accounts: (period from, until, ledger account)."""
+    out: dict[int, list[tuple]] = defaultdict(list)
+    if ids:
+        for acc_id, start, until, la in db.session.execute(
+                select(CardSale.account_id, CardSale.period_from, CardSale.period_until,
+                       CardSale.ledger_account_id).where(CardSale.account_id.in_(ids))):
+            out[acc_id].append((start, until, la))
+    return out
+
+
+def _covering(cards: dict, acc_id: int, at: datetime, default: int) -> int:
+    """The ledger account that bears what a monthly card covers: the sold card whose
+    period holds the session's start, else the alley's `covered`."""
+    return next((la for start, until, la in cards.get(acc_id, ()) if start <= at < until),
+                default)
+
+
+def _year(r, alley: Alley) -> int:
+    return r.ended_at.astimezone(alleys.zone(alley)).year
+
+
+def _last_serials(alley_of: dict[int, Alley], rows) -> dict[tuple[int, int], int]:
+    """The last receipt number per (alley, local year) the batch will number in. The
+    alleys' rows are locked first (PostgreSQL) so two runs never hand out one number."""
+    alley_ids = sorted({a.id for a in alley_of.values()})
+    if bulk.is_postgres():
+        db.session.execute(select(Alley.id).where(Alley.id.in_(alley_ids))
+                           .order_by(Alley.id).with_for_update())
+    out: dict[tuple[int, int], int] = {}
+    for key in {(alley_of[r.id].id, _year(r, alley_of[r.id])) for r in rows}:
+        last = db.session.scalar(select(func.max(ChargingSession.receipt_serial)).where(
+            ChargingSession.receipt_serial.like(f"A{key[0]}-{key[1]}-%")))
+        out[key] = int(last.rsplit("-", 1)[1]) if last else 0
+    return out
+
+
+def receipt_serial(book: _Loaded, r, alley: Alley) -> str:
+    """The next receipt number of the alley in the session's local year (its end):
+    `A<alley id>-<year>-<000001…>`, unique per alley and year."""
+    key = (alley.id, _year(r, alley))
+    book.serials[key] += 1
+    return f"A{alley.id}-{key[1]}-{book.serials[key]:06d}"
+
+
+def monthly_used_seconds(acc, exclude: int | None = None) -> float:
+    """Seconds of charging the monthly card has covered in its current period: every
+    covered second, also of sessions it covered only in part (sessions settled before
+    `covered_s` was kept count whole when covered)."""
+    cs = ChargingSession
+    rows = db.session.execute(
+        select(cs.covered_s, cs.billing, cs.started_at, cs.ended_at)
+        .where(cs.account_id == acc.id, cs.settled_at.is_not(None),
+               cs.started_at >= acc.monthly_from, cs.started_at < acc.monthly_until,
+               cs.id != (exclude or -1))).all()
+    return sum(c if c is not None else (e - s).total_seconds()
+               for c, billing, s, e in rows
+               if c is not None or (billing == "covered" and s and e))
+
+
+def _tariff(book: _Loaded, alley: Alley, at: datetime) -> pricing.TariffSpec:
+    versions = book.tariffs.get(alley.id, [])
+    chosen = pricing.tariff_at(versions, at)
+    if chosen is None and versions:  # before the first version: the first one
+        chosen = min(versions, key=lambda t: t.effective_from)
+    return chosen or pricing.TariffSpec(alley.tariff_cents_per_kwh,
+                                        timezone=alley.timezone or AlleyDefaults.timezone)
+
+
+def _review_reason(book: _Loaded, r, alley: Alley) -> str | None:
+    if not r.card:
+        return "no_card"
+    if (alley.id, r.card) in book.holders:
+        return None
+    return "other_alley" if book.card_alleys.get(r.card) else "unknown_card"
+
+
+@dataclass(frozen=True)
+class _Payment:
+    """Who bears a session: `covered_cents` by the community or the card, the rest
+    (`charged_cents`) by the resident's balance, of which `shortfall_cents` it did not
+    hold (the resident's debt)."""
+
+    billing: str  # covered / charged
+    covered_s: int = 0
+    covered_cents: int = 0
+    charged_cents: int = 0
+    shortfall_cents: int = 0
+
+
+def payment(acc, usage: pricing.Usage, priced: pricing.Priced, used_s: float,
+            available_cents: int) -> _Payment:
+    """Pure: how a resident account pays a priced session. Exempt: covered. A monthly
+    card in its period covers up to its remaining hours (`used_s` already covered);
+    the rest is charged to the balance like a prepaid session. The balance may go
+    below zero: what it does not hold is the shortfall, the resident's debt."""
+    amount = priced.amount_cents
+    if acc.kind == "exempt":
+        return _Payment("covered", priced.duration_s, amount)
+    covered_s, charged = 0, amount
+    if (acc.kind == "monthly" and acc.monthly_from is not None
+            and acc.monthly_until is not None
+            and acc.monthly_from <= usage.started_at < acc.monthly_until):
+        left = (priced.duration_s if acc.monthly_hours is None
+                else max(0, int(acc.monthly_hours * 3600 - used_s)))
+        covered_s = min(priced.duration_s, left)
+        charged = pricing.cover_split(priced, usage, covered_s)
+        if charged == 0:
+            return _Payment("covered", covered_s, amount)
+    paid, short = pricing.split_paid(charged, available_cents)
+    return _Payment("charged", covered_s, amount - charged, charged, short)
+
+
+def _payer_lines(book_accounts: dict, alley_id: int, resident_ledger_id: int,
+                 priced: pricing.Priced, pay: _Payment,
+                 covering: int | None = None) -> list[tuple[int, int]]:
+    """The charge posting's lines: the payers' debits (the covered part on `covering`,
+    a sold card's account, or the alley's `covered`), the takings' credits."""
+    return [(resident_ledger_id, -pay.charged_cents),
+            (covering or book_accounts[(alley_id, "covered")], -pay.covered_cents),
+            (book_accounts[(alley_id, "electricity")], priced.energy_cents),
+            (book_accounts[(alley_id, "service")], priced.service_cents),
+            (book_accounts[(alley_id, "occupancy")], priced.occupancy_cents)]
+
+
+def _decide(book: _Loaded, r, spent: dict, now: datetime) -> _Decision:
+    """Step 2 (pure over `book`): price one session and choose who pays. `spent`
+    carries what earlier sessions of the batch took from each balance or card."""
+    alley = book.alley_of[r.id]
+    spec = _tariff(book, alley, r.started_at)
+    smp = book.samples.get(r.id, [])
+    usage = pricing.Usage(r.started_at, r.ended_at,
+                          pricing.metered_wh(r.energy_wh, smp, r.ended_at, r.meter_last_wh),
+                          smp, r.stop_reason)
+    priced = pricing.price(spec, usage)
+    # The metered energy (all segments) is the session's from now on.
+    values = {"id": r.id, "billing": None, "account_id": None,
+              "energy_wh": float(usage.energy_wh)}
+    reason = _review_reason(book, r, alley)
+    if reason:
         _write(values, priced)
-        updates.append(values)
-        if review:
-            values["billing"] = "review"
-            reviews.append({"session_id": r.id, "alley_id": alley.id, "reason": review,
-                            "status": "open", "note": "", "created_at": now})
-            counts["review"] += 1
-            continue
-        entry = [(payer.id, -priced.amount_cents),
-                 (book.account(alley.id, "electricity").id, priced.energy_cents),
-                 (book.account(alley.id, "service").id, priced.service_cents)]
-        for acc_id, c in entry:
-            book.deltas[acc_id] += c
-        postings.append({"key": f"charge:{r.id}", "kind": "charge", "alley_id": alley.id,
-                         "session_id": r.id, "reverses_id": None, "method": None,
-                         "receipt": None, "reason": "", "created_at": now, "created_by": None})
-        lines.append(entry)
-        counts["free" if priced.amount_cents == 0 else values["billing"]] += 1
+        values["billing"] = "review"
+        return _Decision(values, review={"session_id": r.id, "alley_id": alley.id,
+                                         "reason": reason, "status": "open", "note": "",
+                                         "created_at": now})
+    acc = book.residents[book.holders[(alley.id, r.card)]]
+    ledger_id, balance = book.balances[acc.id]
+    pay = payment(acc, usage, priced, book.used_s.get(acc.id, 0) + spent.get(("s", acc.id), 0),
+                  balance + spent.get(ledger_id, 0))
+    spent[("s", acc.id)] = spent.get(("s", acc.id), 0) + pay.covered_s
+    spent[ledger_id] = spent.get(ledger_id, 0) - pay.charged_cents
+    values.update(account_id=acc.id, billing=pay.billing, covered_s=pay.covered_s,
+                  covered_cents=pay.covered_cents, shortfall_cents=pay.shortfall_cents,
+                  receipt_serial=receipt_serial(book, r, alley))
+    _write(values, priced)
+    lines = _payer_lines(book.accounts, alley.id, ledger_id, priced, pay, _covering(
+        book.cards, acc.id, r.started_at, book.accounts[(alley.id, "covered")]))
+    draft = ledger.Draft(ledger.charge_key(r.id), "charge", alley.id, lines, session_id=r.id)
+    outcome = ("shortfall" if pay.shortfall_cents else
+               "free" if priced.amount_cents == 0 else pay.billing)
+    return _Decision(values, draft=draft, outcome=outcome)
 
-    bulk.update_many(cs.__table__, updates, _WRITTEN)
-    bulk.insert_many(ReviewItem.__table__, reviews)
-    # The postings' ids come back with their keys (in no particular order).
-    ids_by_key = dict(bulk.insert_many(Posting.__table__, postings, returning=("key", "id")))
-    bulk.insert_many(LedgerEntry.__table__, [
-        {"posting_id": ids_by_key[p["key"]], "account_id": acc_id, "amount_cents": c}
-        for p, entry in zip(postings, lines, strict=True) for acc_id, c in entry if c != 0])
-    ledger.apply_deltas(book.deltas)
+
+def settle_batch(now: datetime, n: int, counts: Counter | None = None,
+                 after: int = 0) -> tuple[int, int]:
+    """Claim (ids above `after`), price and post up to `n` sessions in one transaction
+    (commits). Returns how many were claimed and the highest id claimed (or `after`).
+
+    Load → decide (pure) → write: the sessions' columns and review items as multi-row
+    statements (chargers.models.bulk), the charges through `ledger.post_many`."""
+    counts = counts if counts is not None else Counter()
+    ids = claim(now, n, after)
+    if not ids:
+        db.session.commit()
+        return 0, after
+    book = _load(ids)
+    spent: dict = {}
+    decisions = [_decide(book, r, spent, now) for r in book.rows]
+    bulk.update_many(ChargingSession.__table__, [d.values for d in decisions], _WRITTEN)
+    bulk.insert_many(ReviewItem.__table__, [d.review for d in decisions if d.review])
+    ledger.post_many([d.draft for d in decisions if d.draft], now=now)
+    counts.update(d.outcome for d in decisions)
     db.session.commit()
     return len(ids), ids[-1]
 
 
 # Session columns settlement writes (besides settled_at, set by the claim).
-_WRITTEN = ("energy_cents", "service_cents", "amount_cents", "tariff_id",
+_WRITTEN = ("energy_wh", "energy_cents", "service_cents", "amount_cents", "tariff_id",
             "tariff_cents_per_kwh", "tier", "tier_evidence", "bill", "receipt_token",
-            "billing", "account_id")
+            "billing", "account_id", "covered_s", "covered_cents", "shortfall_cents",
+            "occupancy_cents", "receipt_serial")
 
 
 def _write(values: dict, priced: pricing.Priced) -> None:
@@ -281,6 +397,12 @@ def _write(values: dict, priced: pricing.Priced) -> None:
     values["tier_evidence"] = priced.tier_evidence
     values["bill"] = {k: v for k, v in priced.as_dict().items() if k != "tier_evidence"}
     values["receipt_token"] = secrets.token_urlsafe(16)
+    values.setdefault("energy_wh", float(pricing.frac(priced.energy_wh)))
+    values["occupancy_cents"] = priced.occupancy_cents
+    values.setdefault("covered_s", None)
+    values.setdefault("covered_cents", None)
+    values.setdefault("shortfall_cents", None)
+    values.setdefault("receipt_serial", None)
 
 
 # --- after settlement ------------------------------------------------------------
@@ -289,13 +411,30 @@ def _reprice(s: ChargingSession, ended_at: datetime, energy_wh: float,
              stop_reason: str | None) -> pricing.Priced:
     pile = db.session.get(Pile, s.pile_id)
     tariff = db.session.get(Tariff, s.tariff_id) if s.tariff_id else None
-    spec = (pricing.TariffSpec.from_row(tariff) if tariff
-            else pricing.TariffSpec(pile.alley.tariff_cents_per_kwh))
+    tz = pile.alley.timezone or AlleyDefaults.timezone
+    spec = (pricing.TariffSpec.from_row(tariff, tz) if tariff
+            else pricing.TariffSpec(pile.alley.tariff_cents_per_kwh, timezone=tz))
     smp = [pricing.Sample(ts, w, e) for ts, w, e in db.session.execute(
         select(MeterSample.ts, MeterSample.power_w, MeterSample.energy_wh)
         .where(MeterSample.session_id == s.id))]
     return pricing.price(spec, pricing.Usage(s.started_at, ended_at, energy_wh, smp,
                                              stop_reason))
+
+
+def _usage_of(s: ChargingSession) -> pricing.Usage:
+    smp = [pricing.Sample(ts, w, e) for ts, w, e in db.session.execute(
+        select(MeterSample.ts, MeterSample.power_w, MeterSample.energy_wh)
+        .where(MeterSample.session_id == s.id))]
+    return pricing.Usage(s.started_at, s.ended_at, s.energy_wh or 0, smp, s.stop_reason)
+
+
+def _as_settled(s: ChargingSession, priced: pricing.Priced) -> pricing.Priced:
+    """The session's settled figures (never repriced) in a Priced."""
+    from dataclasses import replace
+
+    return replace(priced, energy_cents=s.energy_cents or 0,
+                   service_cents=s.service_cents or 0, amount_cents=s.amount_cents or 0,
+                   occupancy_cents=s.occupancy_cents or 0)
 
 
 def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
@@ -340,8 +479,9 @@ def on_late_meter(s: ChargingSession, at: datetime, energy_wh: float,
                         cause="late_meter")
 
 
-def _charge_posting(session_id: int) -> Posting | None:
-    return db.session.scalar(select(Posting).where(Posting.key == f"charge:{session_id}"))
+def charge_posting(session_id: int) -> Posting | None:
+    """A session's charge posting (None before it is charged)."""
+    return db.session.scalar(select(Posting).where(Posting.key == ledger.charge_key(session_id)))
 
 
 def _payer_of(s: ChargingSession, alley_id: int) -> LedgerAccount:
@@ -361,7 +501,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
         raise Invalid("adjustment.decided")
     by = user.id if user else None
     if approve:
-        charge = _charge_posting(adj.session_id)
+        charge = charge_posting(adj.session_id)
         if charge is None:
             raise Invalid("adjustment.not_charged")
         de, ds = adj.data.get("energy_delta_cents", 0), adj.data.get("service_delta_cents", 0)
@@ -384,8 +524,9 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
 
 def resolve_review(user: User | None, item_id: int, *, account_id: int | None, waive: bool,
                    note: str, now: datetime) -> ReviewItem:
-    """Staff assign a reviewed session to an account of its alley (charged at its
-    amount) or waive it (the alley's `waived` account bears it), with a reason.
+    """Staff assign a reviewed session to an account of its alley (paid as settlement
+    would have: exempt and a monthly card's hours cover it, the rest is charged to the
+    balance) or waive it (the alley's `waived` account bears it), with a reason.
     Audited. Commits."""
     item = scope.get_in_alley(user, ReviewItem, item_id, "review.not_found")
     if item.status != "open":
@@ -394,23 +535,23 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         raise Invalid("review.reason_required")
     s = db.session.get(ChargingSession, item.session_id)
     by = user.id if user else None
+    accounts = {(item.alley_id, k): ledger.account(item.alley_id, k).id
+                for k in ("covered", "electricity", "service", "occupancy", "waived")}
+    priced = _as_settled(s, _reprice(s, s.ended_at, s.energy_wh, s.stop_reason))
     if waive:
-        payer = ledger.account(item.alley_id, "waived")
         item.status, s.billing = "waived", "waived"
+        # The whole amount as the "covered" part, borne by the alley's `waived`.
+        pay = _Payment("waived", 0, s.amount_cents or 0)
+        resident_ledger = covering = accounts[(item.alley_id, "waived")]
     else:
-        acc = db.session.get(ResidentAccount, account_id) if account_id else None
-        if acc is None or acc.alley_id != item.alley_id:
-            raise Invalid("review.account")
-        payer = (ledger.account(item.alley_id, "covered") if acc.kind == "exempt"
-                 else ledger.resident_account(acc))
-        item.status, item.account_id = "assigned", acc.id
-        s.account_id, s.billing = acc.id, "covered" if acc.kind == "exempt" else "charged"
-    lines = [(payer, -(s.amount_cents or 0)),
-             (ledger.account(item.alley_id, "electricity"), s.energy_cents or 0),
-             (ledger.account(item.alley_id, "service"), s.service_cents or 0)]
-    db.session.flush()
-    ledger.post(f"charge:{s.id}", "charge", item.alley_id, lines, now=now, by=by,
-                session_id=s.id, reason=note)
+        pay, resident_ledger, covering = _assign(item, s, account_id, priced)
+    lines = _payer_lines(accounts, item.alley_id, resident_ledger, priced, pay, covering)
+    try:
+        ledger.post(ledger.charge_key(s.id), "charge", item.alley_id, lines, now=now, by=by,
+                    session_id=s.id, reason=note)
+    except IntegrityError:
+        db.session.rollback()
+        raise Invalid("review.decided") from None
     item.note, item.resolved_at, item.resolved_by = note, now, by
     ledger.audit("review." + item.status, item.alley_id, by, now, review=item.id,
                  session=s.id, account=item.account_id, amount_cents=s.amount_cents,
@@ -421,6 +562,28 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
         db.session.rollback()
         raise Invalid("review.decided") from None
     return item
+
+
+def _assign(item: ReviewItem, s: ChargingSession, account_id: int | None,
+            priced: pricing.Priced) -> tuple[_Payment, int, int | None]:
+    """A reviewed session given to an account of its alley, paid by the same rule as
+    settlement (exempt and a monthly card's hours cover it; the rest is charged): the
+    payment, the resident's ledger account and the account bearing the covered part."""
+    acc = db.session.get(ResidentAccount, account_id) if account_id else None
+    if acc is None or acc.alley_id != item.alley_id:
+        raise Invalid("review.account")
+    pay = payment(acc, _usage_of(s), priced,
+                  monthly_used_seconds(acc, exclude=s.id) if acc.monthly_from else 0,
+                  ledger.balance(acc))
+    item.status, item.account_id = "assigned", acc.id
+    s.account_id, s.billing = acc.id, pay.billing
+    s.covered_s, s.covered_cents = pay.covered_s, pay.covered_cents
+    s.shortfall_cents = pay.shortfall_cents
+    alley = db.session.get(Alley, item.alley_id)
+    s.receipt_serial = receipt_serial(SimpleNamespace(
+        serials=_last_serials({s.id: alley}, [s])), s, alley)
+    covering = _covering(card_accounts([acc.id]), acc.id, s.started_at, None)
+    return pay, ledger.resident_account(acc).id, covering
 
 
 def list_review(user: User | None, status: str = "open", limit: int = 100) -> list[ReviewItem]:

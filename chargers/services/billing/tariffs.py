@@ -32,6 +32,15 @@ class TariffInput:
     full_float_minutes: int | None = None
     effective_from: datetime | None = None
     note: str = ""
+    # To 0.001 fen (¥0.5583/kWh = 55830); time-of-use windows
+    # [{"from": "08:00", "to": "21:00", "millifen_per_kwh": 55830, "name": "peak"}, ...];
+    # a regulator's service-fee caps; an occupancy fee after full + grace.
+    electricity_millifen_per_kwh: int | None = None
+    tou_windows: list | None = None
+    service_cap_millifen_per_kwh: int | None = None
+    service_cap_cents_per_hour: int | None = None
+    occupancy_cents_per_hour: int | None = None
+    occupancy_grace_minutes: int | None = None
 
 
 def check(data: TariffInput) -> None:
@@ -47,6 +56,7 @@ def check(data: TariffInput) -> None:
         raise Invalid("tariff.amount")
     if data.full_float_minutes is not None and not 0 <= data.full_float_minutes <= 24 * 60:
         raise Invalid("tariff.minutes")
+    _check_new_prices(data)
     if data.service_scheme == "tier_hour":
         tiers = data.service_tiers
         try:
@@ -56,6 +66,28 @@ def check(data: TariffInput) -> None:
             raise Invalid("tariff.tiers") from None
         if not tiers or limits != sorted(set(limits)) or min(rates) < 0 or min(limits) <= 0:
             raise Invalid("tariff.tiers")
+
+
+def _check_new_prices(data: TariffInput) -> None:
+    """Milli-fen prices, caps and the occupancy fee non-negative; time-of-use windows
+    well formed ("HH:MM", a price each) and covering every minute of the day once."""
+    for v in (data.electricity_millifen_per_kwh, data.service_cap_millifen_per_kwh,
+              data.service_cap_cents_per_hour, data.occupancy_cents_per_hour):
+        if v is not None and (not isinstance(v, int) or not 0 <= v <= 100_000_000):
+            raise Invalid("tariff.amount")
+    if data.occupancy_grace_minutes is not None and not 0 <= data.occupancy_grace_minutes <= 1440:
+        raise Invalid("tariff.minutes")
+    if not data.tou_windows:
+        return
+    try:
+        windows = [pricing.Window.from_json(w) for w in data.tou_windows]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise Invalid("tariff.windows") from None
+    if any(not (0 <= w.start_min < 1440 and 0 <= w.end_min < 1440) or w.start_min == w.end_min
+           or w.millifen_per_kwh < 0 for w in windows):
+        raise Invalid("tariff.windows")
+    if any(sum(w.holds(m) for w in windows) != 1 for m in range(1440)):
+        raise Invalid("tariff.windows")
 
 
 def first_tariff(alley: Alley, now: datetime | None = None) -> Tariff:
@@ -79,7 +111,11 @@ def new_electricity_price(alley: Alley, user: User | None,
     cur = in_force(alley, now)
     fields = ({k: getattr(cur, k) for k in ("service_scheme", "service_tiers", "service_cents",
                                             "step_minutes", "free_minutes", "minimum_cents",
-                                            "cap_cents", "full_float_minutes")}
+                                            "cap_cents", "full_float_minutes",
+                                            "service_cap_millifen_per_kwh",
+                                            "service_cap_cents_per_hour",
+                                            "occupancy_cents_per_hour",
+                                            "occupancy_grace_minutes")}
               if cur else {"service_scheme": "none", "service_tiers": []})
     t = Tariff(alley_id=alley.id, effective_from=now, created_at=now,
                created_by=user.id if user else None,

@@ -6,7 +6,9 @@ One session per (pile, session id), whatever order its messages arrive in:
 - a start that never stops is closed by a job after inactivity with status
   `timeout`, ending at its last meter reading (a late real stop still corrects it
   unless it was settled);
-- every meter reading is kept as a MeterSample, for charts and billing.
+- every meter reading is kept as a MeterSample, for charts and billing;
+- a session's energy is the sum of its counter's segments: a cumulative reading (meter
+  or stop) below the last one is a counter reset, counted on the session and the pile.
 
 The ingest calls the `on_*` functions inside its batch (no commit); the job
 function `close_stale` commits.
@@ -111,6 +113,22 @@ class Reading:
     time_source: str
 
 
+def _advance(pile: Pile, s: ChargingSession, reading_wh: float) -> None:
+    """The session's cumulative counter read `reading_wh`, newer than any reading
+    before. Below the last reading: a counter reset, recorded on the session and the
+    pile; the segments before it are kept in `meter_base_wh`. The session's energy is
+    the sum of its segments and never goes down."""
+    last = s.meter_last_wh
+    if last is not None and reading_wh < last:
+        s.meter_base_wh = (s.meter_base_wh or 0.0) + last
+        s.meter_resets = (s.meter_resets or 0) + 1
+        pile.meter_resets = (pile.meter_resets or 0) + 1
+        log.warning("pile %s session %s: meter reset (%s Wh after %s Wh)", pile.id,
+                    s.session_ref, reading_wh, last)
+    s.meter_last_wh = reading_wh
+    s.energy_wh = max(s.energy_wh or 0.0, (s.meter_base_wh or 0.0) + reading_wh)
+
+
 def on_start(pile: Pile, ev: Start, cache: dict | None = None) -> ChargingSession:
     """A session began; completes an orphan made by an earlier stop or meter."""
     s = _get(pile, ev.ref, cache)
@@ -143,7 +161,9 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
         settlement.on_late_stop(s, ev.at, ev.energy_wh, ev.reason, utcnow())
         return s
     s.ended_at = ev.at if s.started_at is None else max(ev.at, s.started_at)
-    s.energy_wh = ev.energy_wh
+    # The stop's reading is the last of the session's counter: a value below the last
+    # meter reading means the counter restarted; what was seen before still counts.
+    _advance(pile, s, ev.energy_wh)
     s.stop_reason = ev.reason
     _mark_time_source(s, ev.time_source)
     if s.started_at is not None:
@@ -163,9 +183,9 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
         # Settled already (closed by timeout): the bill never changes; staff get an adjustment.
         settlement.on_late_meter(s, r.at, r.energy_wh, utcnow())
     elif s.status in OPEN and (s.ended_at is None):
-        s.energy_wh = max(s.energy_wh or 0.0, r.energy_wh)
-        if s.last_meter_at is None or r.at > s.last_meter_at:
-            s.last_meter_at = r.at
+        if s.last_meter_at is None or r.at >= s.last_meter_at or s.meter_last_wh is None:
+            _advance(pile, s, r.energy_wh)
+            s.last_meter_at = max(r.at, s.last_meter_at or r.at)
     if samples is not None:
         samples.append((s, {"pile_id": pile.id, "port": r.port, "ts": r.at,
                             "received_at": r.received_at, "power_w": r.power_w,

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ...constants import RISK_ORDER, LimitStop, RiskGrade
 from ...extensions import db
 from ...models import CardCheck, CardProfile, ChargingSession, Pile, User
+from ...settings import AlleyDefaults
 from ..devices import alleys
 from ..errors import Invalid
 
@@ -66,7 +67,7 @@ def learn_finished(now: datetime, since: timedelta = timedelta(days=2)) -> int:
 
 def month_start(alley, now: datetime) -> datetime:
     """The first instant of `now`'s month in the alley's zone."""
-    tz = ZoneInfo(alley.timezone or "Asia/Shanghai")
+    tz = ZoneInfo(alley.timezone or AlleyDefaults.timezone)
     local = now.astimezone(tz)
     return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 

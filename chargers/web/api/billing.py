@@ -16,7 +16,7 @@ from ...services.errors import Conflict
 from ..access import token_required
 from . import bp
 from .common import body, iso, page_args
-from .schemas import AccountCreate, Decision, Money, RefundIn, TariffCreate
+from .schemas import AccountCreate, CardSaleIn, Decision, Money, RefundIn, TariffCreate, WriteOff
 
 
 def account_json(a: ResidentAccount) -> dict:
@@ -24,6 +24,7 @@ def account_json(a: ResidentAccount) -> dict:
             "kind": a.kind, "household": a.household, "name": a.name, "phone": a.phone,
             "monthly_from": iso(a.monthly_from), "monthly_until": iso(a.monthly_until),
             "monthly_hours": a.monthly_hours, "balance_cents": ledger.balance(a),
+            "debt_cents": ledger.debt(a),
             "created_at": iso(a.created_at)}
 
 
@@ -123,17 +124,50 @@ def refund(user, account_id: int):
     return _once(user, run)
 
 
+@bp.post("/accounts/<int:account_id>/monthly-cards")
+@token_required
+def sell_monthly_card(user, account_id: int):
+    """Sell a monthly card: the price is a posting; the account becomes a monthly card."""
+    data = body(CardSaleIn)
+    p = accounts.sell_monthly_card(user, account_id, data.price_cents, data.period_from,
+                                   data.period_until, data.hours, data.method, data.receipt,
+                                   utcnow())
+    acc = accounts.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_json(acc), "price_cents": data.price_cents,
+                    "created_at": iso(p.created_at)}), 201
+
+
+@bp.post("/accounts/<int:account_id>/writeoffs")
+@token_required
+def write_off(user, account_id: int):
+    """Write off a resident's debt (all of it, or `amount_cents`), with a `reason`."""
+    data = body(WriteOff)
+    p = accounts.write_off(user, account_id, data.amount_cents, data.reason, utcnow())
+    acc = accounts.get_account(user, account_id)
+    return jsonify({"id": p.id, "account": account_id,
+                    "amount_cents": sum(e.amount_cents for e in p.entries
+                                        if e.amount_cents > 0),
+                    "reason": p.reason, "created_at": iso(p.created_at),
+                    "balance_cents": ledger.balance(acc)}), 201
+
+
 def tariff_json(t) -> dict:
     return {"id": t.id, "effective_from": iso(t.effective_from),
             "electricity_cents_per_kwh": t.electricity_cents_per_kwh,
             "service_scheme": t.service_scheme, "service_tiers": t.service_tiers,
             "service_cents": t.service_cents, "step_minutes": t.step_minutes,
             "free_minutes": t.free_minutes, "minimum_cents": t.minimum_cents,
-            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes}
+            "cap_cents": t.cap_cents, "full_float_minutes": t.full_float_minutes,
+            "electricity_millifen_per_kwh": t.electricity_millifen_per_kwh,
+            "tou_windows": t.tou_windows,
+            "service_cap_millifen_per_kwh": t.service_cap_millifen_per_kwh,
+            "service_cap_cents_per_hour": t.service_cap_cents_per_hour,
+            "occupancy_cents_per_hour": t.occupancy_cents_per_hour,
+            "occupancy_grace_minutes": t.occupancy_grace_minutes}
 
 
 def _tariff_input(data: TariffCreate) -> tariffs.TariffInput:
-    d = data.model_dump()
+    d = data.model_dump(by_alias=True)
     return tariffs.TariffInput(**d)
 
 

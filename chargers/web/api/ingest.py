@@ -19,7 +19,10 @@ def session_json(s: ChargingSession) -> dict:
             "service_cents": s.service_cents, "amount_cents": s.amount_cents,
             "tariff": tariff_json(s), "status": s.status,
             "stop_reason": s.stop_reason, "time_source": s.time_source,
-            "risk": s.risk, "risk_reasons": list(s.risk_reasons or [])}
+            "risk": s.risk, "risk_reasons": list(s.risk_reasons or []),
+            "meter_resets": s.meter_resets or 0, "covered_cents": s.covered_cents,
+            "shortfall_cents": s.shortfall_cents, "occupancy_cents": s.occupancy_cents,
+            "receipt_serial": s.receipt_serial}
 
 
 def tariff_json(s: ChargingSession) -> dict | None:

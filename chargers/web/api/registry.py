@@ -28,6 +28,7 @@ def pile_json(p: Pile) -> dict:
             "location_note": p.location_note, "model": p.model, "firmware": p.firmware,
             "max_power_w": p.max_power_w, "enabled": p.enabled, "online": p.online,
             "last_seen_at": iso(p.last_seen_at), "created_at": iso(p.created_at),
+            "meter_resets": p.meter_resets or 0,
             "port_states": [{"port": x.number, "status": x.status, "enabled": x.enabled,
                              "since": iso(x.status_since)} for x in p.ports],
             "features": list(p.features or []), "config": pile_config.view(p)}

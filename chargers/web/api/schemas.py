@@ -72,9 +72,32 @@ class RefundIn(Money):
     reason: str | None = Field(None, max_length=500)
 
 
+class CardSaleIn(_Strict):
+    price_cents: int = Field(gt=0, le=1_000_000)
+    period_from: datetime = Field(strict=False)
+    period_until: datetime = Field(strict=False)
+    hours: int | None = Field(None, ge=0, le=744)
+    method: str = Field(pattern=r"^(cash|wechat|alipay|bank|other)$")
+    receipt: str | None = Field(None, max_length=64)
+
+
+class WriteOff(_Strict):
+    amount_cents: int | None = Field(None, gt=0, le=100_000_000)
+    reason: str = Field(min_length=1, max_length=200)
+
+
 class TierIn(_Strict):
     max_w: int = Field(gt=0, le=100_000)
     cents_per_hour: int = Field(ge=0, le=100_000)
+
+
+class WindowIn(_Strict):
+    # The JSON says "from"/"to" ("from" is a Python keyword).
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    start: str = Field(alias="from", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    end: str = Field(alias="to", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    millifen_per_kwh: int = Field(ge=0, le=100_000_000)
+    name: str = Field("", max_length=32)
 
 
 class TariffCreate(_Strict):
@@ -88,6 +111,12 @@ class TariffCreate(_Strict):
     cap_cents: int | None = Field(None, ge=0, le=1_000_000)
     full_float_minutes: int | None = Field(None, ge=0, le=1440)
     effective_from: datetime | None = Field(None, strict=False)  # RFC 3339; None: a draft
+    electricity_millifen_per_kwh: int | None = Field(None, ge=0, le=100_000_000)
+    tou_windows: list[WindowIn] | None = Field(None, max_length=24)
+    service_cap_millifen_per_kwh: int | None = Field(None, ge=0, le=100_000_000)
+    service_cap_cents_per_hour: int | None = Field(None, ge=0, le=100_000)
+    occupancy_cents_per_hour: int | None = Field(None, ge=0, le=100_000)
+    occupancy_grace_minutes: int | None = Field(None, ge=0, le=1440)
 
 
 class Decision(_Strict):

@@ -29,7 +29,10 @@ def month_json(mc, daily: bool = False) -> dict:
            "covered_exempt_cents": split.covered_exempt_cents,
            "waived_cents": mc.waived_cents, "topups_cents": mc.topups_cents,
            "refunds_cents": mc.refunds_cents, "adjustments_cents": mc.adjustments_cents,
-           "postings": mc.postings,
+           "postings": mc.postings, "occupancy_cents": mc.occupancy_cents,
+           "card_sales_cents": mc.card_sales_cents, "debts_cents": mc.debts_cents,
+           "writeoffs_cents": mc.writeoffs_cents, "chain_head": mc.chain_head,
+           "chain_postings": mc.chain_postings,
            "reconciliation": {"metered_wh": rec.metered_wh, "grid_wh": rec.grid_wh,
                               "grid_cents": rec.grid_cents, "loss_wh": rec.loss_wh,
                               "loss_permille": rec.loss_permille, "flagged": rec.flagged,
@@ -43,7 +46,8 @@ def statement_json(st) -> dict:
     return {"id": st.id, "account": st.resident_id, "month": st.month,
             "opening_cents": st.opening_cents, "topups_cents": st.topups_cents,
             "charges_cents": st.charges_cents, "refunds_cents": st.refunds_cents,
-            "adjustments_cents": st.adjustments_cents, "closing_cents": st.closing_cents,
+            "adjustments_cents": st.adjustments_cents, "writeoffs_cents": st.writeoffs_cents,
+            "closing_cents": st.closing_cents, "owed_cents": max(0, -st.closing_cents),
             "sessions": st.sessions}
 
 

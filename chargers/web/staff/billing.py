@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from flask import Response, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -59,6 +60,30 @@ def billing_home(slug: str):
                            audit=exports.audit_trail(alley, 30))
 
 
+def _millifen(yuan: str | None) -> int | None:
+    """"0.5583" yuan per kWh → 55830 (0.001 fen), exactly."""
+    if not yuan or not yuan.strip():
+        return None
+    return int(Decimal(yuan.strip()) * 100_000)
+
+
+def _windows(text: str | None) -> list | None:
+    """Lines 'HH:MM-HH:MM yuan name' → time-of-use windows (a line that does not read
+    is passed on malformed, for the service to refuse with its code)."""
+    out = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            start, end = parts[0].split("-")
+            out.append({"from": start, "to": end, "millifen_per_kwh": _millifen(parts[1]),
+                        "name": " ".join(parts[2:])[:32]})
+        except (IndexError, ValueError, ArithmeticError):
+            out.append({"from": "?", "to": "?", "millifen_per_kwh": -1})
+    return out or None
+
+
 def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
     tiers = []
     if form.service_scheme.data == "tier_hour":
@@ -69,7 +94,14 @@ def _tariff_input(alley, form: TariffForm) -> tariffs.TariffInput:
                     tiers.append({"max_w": int(w), "cents_per_hour": parse_yuan(price)})
                 except (ValueError, MoneyError):
                     tiers.append({"max_w": "?", "cents_per_hour": "?"})
+    cap_kwh = form.service_cap_cents_per_kwh.data
     return tariffs.TariffInput(
+        electricity_millifen_per_kwh=_millifen(form.electricity_yuan_exact.data),
+        tou_windows=_windows(form.tou_windows.data),
+        service_cap_cents_per_hour=form.service_cap_cents_per_hour.data,
+        service_cap_millifen_per_kwh=None if cap_kwh is None else cap_kwh * 1000,
+        occupancy_cents_per_hour=form.occupancy_cents_per_hour.data,
+        occupancy_grace_minutes=form.occupancy_grace_minutes.data,
         electricity_cents_per_kwh=form.electricity_per_kwh.data,
         service_scheme=form.service_scheme.data, service_tiers=tiers,
         service_cents=form.service_price.data or 0, step_minutes=form.step_minutes.data,
@@ -197,6 +229,20 @@ def billing_topup(account_id: int):
 @bp.post("/billing/accounts/<int:account_id>/refund")
 def billing_refund(account_id: int):
     return _money_action(account_id, refund=True)
+
+
+@bp.post("/billing/accounts/<int:account_id>/writeoff")
+def billing_writeoff(account_id: int):
+    """Write off (part of) a resident's debt, with a reason."""
+    raw = (request.form.get("amount_cents") or "").strip()
+    try:
+        accounts.write_off(current_user, account_id, int(raw) if raw.isdigit() else None,
+                           request.form.get("note") or "", utcnow())
+    except DomainError as exc:
+        _fail(exc)
+    else:
+        flash(_("Debt written off."), "ok")
+    return redirect(url_for("staff.billing_account", account_id=account_id))
 
 
 def _decide(decide, back: str):

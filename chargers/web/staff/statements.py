@@ -140,12 +140,14 @@ def _statement_rows(mc):
     written, in an application context of its own for a streamed CSV)."""
     header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (yuan)"),
               _("Top-ups (yuan)"), _("Charges (yuan)"), _("Refunds (yuan)"),
-              _("Adjustments (yuan)"), _("Closing (yuan)"), _("Sessions")]
+              _("Adjustments (yuan)"), _("Closing (yuan)"), _("Sessions"),
+              _("Debt written off (yuan)"), _("Owed (yuan)")]  # new columns last
     rows = [[acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
              *(yuan_decimal(v) for v in (st.opening_cents, st.topups_cents, st.charges_cents,
                                          st.refunds_cents, st.adjustments_cents,
                                          st.closing_cents)),
-             len(st.sessions)]
+             len(st.sessions), yuan_decimal(st.writeoffs_cents),
+             yuan_decimal(max(0, -st.closing_cents))]
             for st, acc in monthly_close.statements_for(mc)]
     return header, lambda: rows
 
