@@ -232,3 +232,23 @@ def worker(app, alley_with_pile, broker, tmp_path):
     code = w.stop("term")
     assert code in (0, None), w.output()[-3000:]
     assert "Traceback" not in w.output(), w.output()[-3000:]
+
+
+@pytest.fixture
+def start_worker(app, broker, tmp_path):
+    """Start the real worker with these settings (`start_worker(CUTOFF_CONFIRM_S=4)`);
+    each is stopped after the test, cleanly and with no traceback in its log."""
+    started: list[Worker] = []
+
+    def start(**env) -> Worker:
+        w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path, **env)
+        w.start()
+        started.append(w)
+        w.wait_log("subscribed to")
+        return w
+
+    yield start
+    for w in started:
+        code = w.stop("term")
+        assert code in (0, None), w.output()[-3000:]
+        assert "Traceback" not in w.output(), w.output()[-3000:]

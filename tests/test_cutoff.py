@@ -20,7 +20,7 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.models import Alert, Alley, Command, Contact, Notification
 from tests.conftest import bearer
-from tests.ingest_support import Pile, Worker, poll
+from tests.ingest_support import Pile, poll
 from tests.webtools import login
 
 PORTS = 4
@@ -111,25 +111,6 @@ def contacts(app, alley_with_pile):
         ])
         db.session.commit()
 
-
-@pytest.fixture
-def start_worker(app, broker, tmp_path):
-    """Start the real worker with these settings; it is stopped (cleanly, with no
-    traceback in its log) after the test."""
-    started: list[Worker] = []
-
-    def start(**env) -> Worker:
-        w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path, **env)
-        w.start()
-        started.append(w)
-        w.wait_log("subscribed to")
-        return w
-
-    yield start
-    for w in started:
-        code = w.stop("term")
-        assert code in (0, None), w.output()[-3000:]
-        assert "Traceback" not in w.output(), w.output()[-3000:]
 
 
 def the_alert(app) -> Alert | None:

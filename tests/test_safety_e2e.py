@@ -12,26 +12,8 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.models import ChargingSession
 from tests.conftest import bearer
-from tests.ingest_support import Pile, Worker, poll, ts
+from tests.ingest_support import Pile, poll, ts
 from tests.webtools import login
-
-
-@pytest.fixture
-def start_worker(app, broker, tmp_path):
-    started: list[Worker] = []
-
-    def start(**env) -> Worker:
-        w = Worker(app.config["SQLALCHEMY_DATABASE_URI"], broker, tmp_path, **env)
-        w.start()
-        started.append(w)
-        w.wait_log("subscribed to")
-        return w
-
-    yield start
-    for w in started:
-        code = w.stop("term")
-        assert code in (0, None), w.output()[-3000:]
-        assert "Traceback" not in w.output(), w.output()[-3000:]
 
 
 @pytest.fixture
