@@ -37,6 +37,19 @@ def parse_yuan(text: str | int | Decimal | None, *, allow_negative: bool = False
     s = str(text).strip().replace(" ", "").replace("\u00a0", "")
     if not s:
         return None
+    negative, s = _strip_signs(s)
+    value = _number(s)
+    if negative and value != 0 and not allow_negative:
+        raise MoneyError("negative")
+    fen = int(value * 100)
+    fen = -fen if negative else fen
+    if max_fen is not None and abs(fen) > max_fen:
+        raise MoneyError("too_large")
+    return fen
+
+
+def _strip_signs(s: str) -> tuple[bool, str]:
+    """(negative, the rest without sign, currency sign or unit): "-¥5", "¥-5", "5元"."""
     negative = False
     if s[0] in "-−":
         negative, s = True, s[1:]
@@ -51,6 +64,12 @@ def parse_yuan(text: str | int | Decimal | None, *, allow_negative: bool = False
     for suffix in _SUFFIXES:
         if s.endswith(suffix):
             s = s[: -len(suffix)]
+    return negative, s
+
+
+def _number(s: str) -> Decimal:
+    """The digits of an amount as an exact Decimal, at most two decimals; thousands
+    separators only where they belong."""
     s = s.replace("．", ".")
     if "," in s or "，" in s:
         if not _GROUPED.match(s):
@@ -64,13 +83,7 @@ def parse_yuan(text: str | int | Decimal | None, *, allow_negative: bool = False
         raise MoneyError("not_a_number") from exc
     if "." in s and len(s.split(".", 1)[1].rstrip("0")) > 2:
         raise MoneyError("too_precise")
-    if negative and value != 0 and not allow_negative:
-        raise MoneyError("negative")
-    fen = int(value * 100)
-    fen = -fen if negative else fen
-    if max_fen is not None and abs(fen) > max_fen:
-        raise MoneyError("too_large")
-    return fen
+    return value
 
 
 def yuan_decimal(fen: int | None) -> Decimal | None:
