@@ -93,99 +93,19 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
     t_start = started_at.timestamp() if started_at is not None else st.get("t1", t)
     st.setdefault("t1", t)
     last_t = st.get("lt")
-    in_order = last_t is None or t > last_t
-    stop = None
-    w = p.power_w
-
-    # over_power: the port's limit, held for N readings in a row.
-    peak = max(w, p.power_max_w or 0.0)
-    st["ov"] = st.get("ov", 0) + 1 if w > limits.max_power_w else 0
-    if st["ov"] >= limits.overload_readings:
-        _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH)
-        stop = LimitStop.OVERLOAD
-    # ... or far above this card's own usual bulk power.
-    if base.bulk_w:
-        far = w > base.bulk_w * rule.over_card_factor and w - base.bulk_w > rule.over_card_min_w
-        st["oc"] = st.get("oc", 0) + 1 if far else 0
-        if st["oc"] >= rule.over_card_readings:
-            high = w > base.bulk_w * rule.over_card_high
-            _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH if high else RiskGrade.MID)
-
-    if in_order:
-        # power_fluctuation: the spread within the interval, or the step between readings.
-        lp = st.get("lp")
-        swing = False
-        if p.power_min_w is not None and p.power_max_w is not None and w >= rule.swing_min_w:
-            swing = (p.power_max_w - p.power_min_w) > rule.swing_ratio * max(w, 1.0)
-        if (lp is not None and w >= rule.swing_min_w and lp >= rule.swing_min_w
-                and abs(w - lp) > rule.swing_ratio * max(w, lp)):
-            # A single step down (bulk → taper, full) is normal; a swing comes back.
-            swing = swing or st.get("dir", 0) * (w - lp) < 0
-        if lp is not None and abs(w - lp) > rule.swing_ratio * max(w, lp, 1.0):
-            st["dir"] = 1 if w > lp else -1
-        if swing:
-            st["sw"] = st.get("sw", 0) + 1
-            if st["sw"] >= rule.swing_high:
-                _raise(reasons, RiskReason.POWER_FLUCTUATION, RiskGrade.HIGH)
-            elif st["sw"] >= rule.swing_mid:
-                _raise(reasons, RiskReason.POWER_FLUCTUATION, RiskGrade.MID)
-        st["lp"] = w
-        st["lt"] = t
-
-        # no_taper: bulk power is the highest smoothed power; "at bulk" near it.
-        if w >= rule.idle_w:
-            ew = w if st.get("ew") is None else 0.5 * st["ew"] + 0.5 * w
-            st["ew"] = ew
-            st["bk"] = max(st.get("bk", 0.0), min(ew, limits.max_power_w))
-            at_bulk = ew >= rule.bulk_ratio * st["bk"]
-            if at_bulk and st.get("bs") is None:
-                st["bs"] = t
-            elif not at_bulk:
-                st["bs"] = None
-                st["tp"] = 1  # it tapered once
-            if at_bulk:
-                if base.energy_wh:
-                    # High only on a usual energy learned from several charges: one
-                    # charge begun half full says little about the pack.
-                    if (p.energy_wh >= base.energy_wh * rule.no_taper_high
-                            and base.sessions >= rule.no_taper_min_sessions):
-                        _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
-                    elif (p.energy_wh >= base.energy_wh * rule.no_taper_mid
-                          and base.sessions >= 2):
-                        _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
-                elif st.get("bs") is not None and t - st["bs"] >= rule.no_taper_default_s:
-                    _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
-        else:
-            st["ew"] = w if st.get("ew") is None else 0.5 * st["ew"] + 0.5 * w
-
-        # 充满自停: under the threshold for the hold time.
-        if w < limits.full_stop_power_w:
-            st.setdefault("fs", t)
-            if st["fs"] is None:
-                st["fs"] = t
-            if t - st["fs"] >= limits.full_stop_hold_s and stop is None:
-                stop = LimitStop.FULL
-        else:
-            st["fs"] = None
-
-    # temp_rise: against the port's first reading of this session.
-    if p.temp_c is not None:
-        st.setdefault("t0", p.temp_c)
-        st["tm"] = max(st.get("tm", p.temp_c), p.temp_c)
-        rise = st["tm"] - st["t0"]
-        if rise >= rule.temp_rise_high_c:
-            _raise(reasons, RiskReason.TEMP_RISE, RiskGrade.HIGH)
-        elif rise >= rule.temp_rise_mid_c:
-            _raise(reasons, RiskReason.TEMP_RISE, RiskGrade.MID)
-
-    # too_long: the longest session.
-    if t - t_start >= limits.max_session_s:
+    stop = _over_power(st, reasons, p.power_w, limits, base, rule)
+    if last_t is None or t > last_t:  # in order
+        _swing(st, reasons, p, rule)
+        st["lp"], st["lt"] = p.power_w, t
+        _no_taper(st, reasons, p, t, limits, base, rule)
+        full = _full_stop(st, p.power_w, t, limits)
+        stop = stop or full
+    _temp_rise(st, reasons, p, rule)
+    if t - t_start >= limits.max_session_s:  # too_long: the longest session
         _raise(reasons, RiskReason.TOO_LONG, RiskGrade.MID)
-        if stop is None:
-            stop = LimitStop.TOO_LONG
-
+        stop = stop or LimitStop.TOO_LONG
     st["n"] = st.get("n", 0) + 1
-    st["pk"] = max(st.get("pk", 0.0), peak)
+    st["pk"] = max(st.get("pk", 0.0), p.power_w, p.power_max_w or 0.0)
     st["r"] = reasons
     v = Verdict(grade=grade_of(reasons), reasons=reasons, stop=stop)
     if v.grade == RiskGrade.HIGH and "ht" not in st:
@@ -193,3 +113,95 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
     if stop is None and v.grade == RiskGrade.HIGH:
         v.stop = LimitStop.RISK
     return st, v
+
+
+def _over_power(st: dict, reasons: dict, w: float, limits: Limits, base: Baseline,
+                rule: RiskRule):
+    """Above the port's limit for N readings in a row (a stop), or far above this card's
+    own usual bulk power."""
+    stop = None
+    st["ov"] = st.get("ov", 0) + 1 if w > limits.max_power_w else 0
+    if st["ov"] >= limits.overload_readings:
+        _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH)
+        stop = LimitStop.OVERLOAD
+    if base.bulk_w:
+        far = w > base.bulk_w * rule.over_card_factor and w - base.bulk_w > rule.over_card_min_w
+        st["oc"] = st.get("oc", 0) + 1 if far else 0
+        if st["oc"] >= rule.over_card_readings:
+            high = w > base.bulk_w * rule.over_card_high
+            _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH if high else RiskGrade.MID)
+    return stop
+
+
+def _swing(st: dict, reasons: dict, p: Point, rule: RiskRule) -> None:
+    """power_fluctuation: the spread within the interval, or a step between readings
+    that comes back (a single step down, bulk → taper, is normal)."""
+    w, lp = p.power_w, st.get("lp")
+    swing = False
+    if p.power_min_w is not None and p.power_max_w is not None and w >= rule.swing_min_w:
+        swing = (p.power_max_w - p.power_min_w) > rule.swing_ratio * max(w, 1.0)
+    if (lp is not None and w >= rule.swing_min_w and lp >= rule.swing_min_w
+            and abs(w - lp) > rule.swing_ratio * max(w, lp)):
+        swing = swing or st.get("dir", 0) * (w - lp) < 0
+    if lp is not None and abs(w - lp) > rule.swing_ratio * max(w, lp, 1.0):
+        st["dir"] = 1 if w > lp else -1
+    if not swing:
+        return
+    st["sw"] = st.get("sw", 0) + 1
+    if st["sw"] >= rule.swing_high:
+        _raise(reasons, RiskReason.POWER_FLUCTUATION, RiskGrade.HIGH)
+    elif st["sw"] >= rule.swing_mid:
+        _raise(reasons, RiskReason.POWER_FLUCTUATION, RiskGrade.MID)
+
+
+def _no_taper(st: dict, reasons: dict, p: Point, t: float, limits: Limits, base: Baseline,
+              rule: RiskRule) -> None:
+    """no_taper: bulk power is the highest smoothed power; "at bulk" near it, long past
+    the energy this card's pack usually takes."""
+    w = p.power_w
+    ew = w if st.get("ew") is None else 0.5 * st["ew"] + 0.5 * w
+    st["ew"] = ew
+    if w < rule.idle_w:
+        return
+    st["bk"] = max(st.get("bk", 0.0), min(ew, limits.max_power_w))
+    at_bulk = ew >= rule.bulk_ratio * st["bk"]
+    if at_bulk and st.get("bs") is None:
+        st["bs"] = t
+    elif not at_bulk:
+        st["bs"] = None
+        st["tp"] = 1  # it tapered once
+    if not at_bulk:
+        return
+    if base.energy_wh:
+        # High only on a usual energy learned from several charges: one charge begun
+        # half full says little about the pack.
+        if (p.energy_wh >= base.energy_wh * rule.no_taper_high
+                and base.sessions >= rule.no_taper_min_sessions):
+            _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
+        elif p.energy_wh >= base.energy_wh * rule.no_taper_mid and base.sessions >= 2:
+            _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
+    elif st.get("bs") is not None and t - st["bs"] >= rule.no_taper_default_s:
+        _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
+
+
+def _full_stop(st: dict, w: float, t: float, limits: Limits):
+    """充满自停: under the threshold for the hold time (a stop recorded as full)."""
+    if w >= limits.full_stop_power_w:
+        st["fs"] = None
+        return None
+    if st.get("fs") is None:
+        st["fs"] = t
+    return LimitStop.FULL if t - st["fs"] >= limits.full_stop_hold_s else None
+
+
+def _temp_rise(st: dict, reasons: dict, p: Point, rule: RiskRule) -> None:
+    """temp_rise: against the port's first reading of this session."""
+    if p.temp_c is None:
+        return
+    st.setdefault("t0", p.temp_c)
+    st["tm"] = max(st.get("tm", p.temp_c), p.temp_c)
+    rise = st["tm"] - st["t0"]
+    if rise >= rule.temp_rise_high_c:
+        _raise(reasons, RiskReason.TEMP_RISE, RiskGrade.HIGH)
+    elif rise >= rule.temp_rise_mid_c:
+        _raise(reasons, RiskReason.TEMP_RISE, RiskGrade.MID)
