@@ -369,42 +369,43 @@ def verify_sessions() -> list[str]:
                cs.occupancy_cents, cs.amount_cents, cs.covered_cents)
         .where((cs.settled_at.is_not(None)) | cs.id.in_(list(counts)))).all()
     for s in sessions:
-        n = counts.get(s.id, 0)
-        if s.settled_at is None:
-            problems.append(f"session {s.id}: charged but marked unsettled")
-            continue
-        if s.billing == "review":
-            if n:
-                problems.append(f"session {s.id}: in review but charged")
-            continue
-        if n != 1:
-            problems.append(f"session {s.id}: {n} charge postings, not 1")
-            continue
-        got = parts.get(s.id, {})
-        want = {"electricity": s.energy_cents or 0, "service": s.service_cents or 0,
-                "occupancy": s.occupancy_cents or 0}
-        for kind, cents in want.items():
-            if got.get(kind, 0) != cents:
-                problems.append(f"session {s.id}: {kind} {cents} on the session, "
-                                f"{got.get(kind, 0)} in its charge posting")
-        paid = -(got.get("resident", 0) + got.get("covered", 0) + got.get("waived", 0))
-        if paid != (s.amount_cents or 0):
-            problems.append(f"session {s.id}: amount {s.amount_cents}, charged {paid}")
-        if s.billing == "charged" and s.covered_cents is not None and (
-                -got.get("resident", 0) != (s.amount_cents or 0) - s.covered_cents):
-            problems.append(f"session {s.id}: the resident's part is "
-                            f"{-got.get('resident', 0)}, not amount − covered")
+        problems += _session_against_its_posting(s, counts.get(s.id, 0), parts.get(s.id, {}))
     for sid in set(counts) - {s.id for s in sessions}:
         problems.append(f"charge posting of session {sid}: no such session")
     return problems
 
 
-def verify_closes() -> list[str]:
-    """Each month close ↔ the ledger: its totals recomputed from the postings counted
-    in it, and its chain head a posting's hash."""
-    from ...models import MonthClose, PostingMonth
+def _session_against_its_posting(s, n: int, got: dict[str, int]) -> list[str]:
+    """One session's row against its charge postings (`n` of them, their entries summed
+    by account kind in `got`)."""
+    if s.settled_at is None:
+        return [f"session {s.id}: charged but marked unsettled"]
+    if s.billing == "review":
+        return [f"session {s.id}: in review but charged"] if n else []
+    if n != 1:
+        return [f"session {s.id}: {n} charge postings, not 1"]
+    problems = []
+    want = {"electricity": s.energy_cents or 0, "service": s.service_cents or 0,
+            "occupancy": s.occupancy_cents or 0}
+    for kind, cents in want.items():
+        if got.get(kind, 0) != cents:
+            problems.append(f"session {s.id}: {kind} {cents} on the session, "
+                            f"{got.get(kind, 0)} in its charge posting")
+    paid = -(got.get("resident", 0) + got.get("covered", 0) + got.get("waived", 0))
+    if paid != (s.amount_cents or 0):
+        problems.append(f"session {s.id}: amount {s.amount_cents}, charged {paid}")
+    if s.billing == "charged" and s.covered_cents is not None and (
+            -got.get("resident", 0) != (s.amount_cents or 0) - s.covered_cents):
+        problems.append(f"session {s.id}: the resident's part is "
+                        f"{-got.get('resident', 0)}, not amount − covered")
+    return problems
 
-    problems: list[str] = []
+
+def _close_sums() -> dict[tuple[int, str], dict[str, int]]:
+    """(alley, month) → each month-close total recomputed from the postings counted in
+    that month (PostingMonth), as monthly_close counts them."""
+    from ...models import PostingMonth
+
     fields = {"electricity": ("electricity_cents", 1), "service": ("service_cents", 1),
               "occupancy": ("occupancy_cents", 1), "covered": ("covered_cents", -1),
               "waived": ("waived_cents", -1), "written_off": ("writeoffs_cents", -1),
@@ -443,6 +444,16 @@ def verify_closes() -> list[str]:
             got["topups_cents"] += int(cents or 0)
         else:
             got["refunds_cents"] -= int(cents or 0)
+    return sums
+
+
+def verify_closes() -> list[str]:
+    """Each month close ↔ the ledger: its totals recomputed from the postings counted
+    in it, and its chain head a posting's hash."""
+    from ...models import MonthClose, PostingMonth
+
+    problems: list[str] = []
+    sums = _close_sums()
     counted = dict(((a, m), int(n)) for a, m, n in db.session.execute(
         select(PostingMonth.alley_id, PostingMonth.month, func.count())
         .group_by(PostingMonth.alley_id, PostingMonth.month)))
