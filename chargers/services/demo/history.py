@@ -313,19 +313,62 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
     households, out.cards, topups = open_accounts(staff, alley, opened, (start, quarter_end),
                                                   rng, now)
     out.accounts = len(households)
-    topups.sort()
-
     piles = {p.id: p for p in db.session.scalars(select(Pile).where(Pile.alley_id == alley.id)
                                                  .order_by(Pile.id))}
     ports = [(p.id, n) for p in piles.values() for n in range(1, p.port_count + 1)]
     charges = plan_charges(rng, ports, demo_cards.picker(alley.slug), opened + timedelta(hours=1),
                            now - timedelta(minutes=5), tz, plan.sessions_per_day)
-    meters = {pid: rng.uniform(200_000, 900_000) for pid in piles}
-
     close_at = min(now, _local(month_end.astimezone(tz).date(), close_rule.hour, 5, tz))
-    publish_at = min(now, max(close_at + timedelta(minutes=30),
-                              _local(month_end.astimezone(tz).date() + timedelta(days=2), 10, 0, tz)))
-    plans = _plans(alley)
+    past = _Past(staff=staff, alley=alley, plan=plan, now=now, tz=tz, rng=rng, month=month,
+                 close_rule=close_rule, settle_rule=settle_rule, households=households,
+                 topups=sorted(topups), charges=charges,
+                 meters={pid: rng.uniform(200_000, 900_000) for pid in piles},
+                 close_at=close_at,
+                 publish_at=min(now, max(close_at + timedelta(minutes=30),
+                                         _local(month_end.astimezone(tz).date()
+                                                + timedelta(days=2), 10, 0, tz))),
+                 plans=_plans(alley))
+    past.checks, past.last_monthly = _inspection_plan(first_day, now, tz, rng, past.plans)
+    # Day by day: its top-ups, its checks, its charges, settled that night; the review
+    # list; the close on the 1st and the publication on the 3rd.
+    day = first_day
+    while day <= now.astimezone(tz).date():
+        _replay_day(past, day, out)
+        day += timedelta(days=1)
+    return out
+
+
+@dataclass
+class _Past:
+    """What the replay of an alley's past carries from day to day."""
+
+    staff: User
+    alley: Alley
+    plan: DemoAlleyPlan
+    now: datetime
+    tz: ZoneInfo
+    rng: random.Random
+    month: str
+    close_rule: CloseRule
+    settle_rule: SettleRule
+    households: list
+    topups: list
+    charges: list
+    meters: dict
+    close_at: datetime
+    publish_at: datetime
+    plans: dict
+    checks: list = field(default_factory=list)
+    last_monthly: datetime | None = None
+    next_charge: int = 0
+    closed: bool = False
+    published: bool = False
+
+
+def _inspection_plan(first_day, now: datetime, tz: ZoneInfo, rng: random.Random,
+                     plans: dict) -> tuple[list[tuple[datetime, str]], datetime | None]:
+    """The checks staff sign: most days a daily patrol, the monthly check on the 10th,
+    the quarterly one in the first week; and when the last monthly one is."""
     checks: list[tuple[datetime, str]] = []
     day = first_day
     while day <= now.astimezone(tz).date():
@@ -337,42 +380,39 @@ def replay(staff: User, alley: Alley, plan: DemoAlleyPlan, now: datetime,
             checks.append((_local(day, 14, rng.randrange(60), tz), "quarterly"))
         day += timedelta(days=1)
     checks = [(at, kind) for at, kind in checks if at <= now and kind in plans]
-    last_monthly = max((at for at, kind in checks if kind == "monthly"), default=None)
+    return checks, max((at for at, kind in checks if kind == "monthly"), default=None)
 
-    # Day by day: its top-ups, its checks, its charges, settled that night; the review
-    # list; the close on the 1st and the publication on the 3rd.
-    closed = published = False
-    i = 0
-    day = first_day
-    while day <= now.astimezone(tz).date():
-        day_end = _local(day + timedelta(days=1), 0, 0, tz)
-        if not closed and close_at < day_end:
-            out.closed += monthly_close.close_due(close_at, close_rule).closed
-            closed = True
-        while topups and topups[0][0] < day_end and topups[0][0] <= now:
-            when, acc_id, cents, key = topups.pop(0)
-            _topup(staff, acc_id, cents, key, when, rng)
-        for at, kind in checks:
-            if at.astimezone(tz).date() == day:
-                fail = plan.repair if kind == "monthly" and at == last_monthly else None
-                out.orders += _inspect(staff, plans[kind], at, fail)
-                out.records += 1
-        todays = []
-        while i < len(charges) and charges[i].ended_at < day_end:
-            todays.append(charges[i])
-            i += 1
-        if todays:
-            record_charges(todays, meters, min(day_end, now))
-            out.sessions += len(todays)
-        settle_at = min(now, day_end + timedelta(minutes=1))
-        out.settled.update(settlement.settle(settle_at, settle_rule))
-        out.reviews_waived += waive_old_reviews(staff, alley, settle_at)
-        topups = sorted(topups + _top_up_again(households, day + timedelta(days=1), tz, rng))
-        if closed and not published and publish_at < day_end:
-            out.published = publish(staff, alley, month, publish_at, rng)
-            published = True
-        day += timedelta(days=1)
-    return out
+
+def _replay_day(past: _Past, day, out: Replayed) -> None:
+    """One day of the alley's past (see `replay`)."""
+    tz, now = past.tz, past.now
+    day_end = _local(day + timedelta(days=1), 0, 0, tz)
+    if not past.closed and past.close_at < day_end:
+        out.closed += monthly_close.close_due(past.close_at, past.close_rule).closed
+        past.closed = True
+    while past.topups and past.topups[0][0] < day_end and past.topups[0][0] <= now:
+        when, acc_id, cents, key = past.topups.pop(0)
+        _topup(past.staff, acc_id, cents, key, when, past.rng)
+    for at, kind in past.checks:
+        if at.astimezone(tz).date() == day:
+            fail = past.plan.repair if kind == "monthly" and at == past.last_monthly else None
+            out.orders += _inspect(past.staff, past.plans[kind], at, fail)
+            out.records += 1
+    todays = []
+    while past.next_charge < len(past.charges) and past.charges[past.next_charge].ended_at < day_end:
+        todays.append(past.charges[past.next_charge])
+        past.next_charge += 1
+    if todays:
+        record_charges(todays, past.meters, min(day_end, now))
+        out.sessions += len(todays)
+    settle_at = min(now, day_end + timedelta(minutes=1))
+    out.settled.update(settlement.settle(settle_at, past.settle_rule))
+    out.reviews_waived += waive_old_reviews(past.staff, past.alley, settle_at)
+    past.topups = sorted(past.topups + _top_up_again(past.households, day + timedelta(days=1),
+                                                     tz, past.rng))
+    if past.closed and not past.published and past.publish_at < day_end:
+        out.published = publish(past.staff, past.alley, past.month, past.publish_at, past.rng)
+        past.published = True
 
 
 def publish(staff: User, alley: Alley, month: str, at: datetime, rng: random.Random) -> str | None:
