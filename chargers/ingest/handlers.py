@@ -128,38 +128,15 @@ def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) ->
         raise Rejected(exc.reason, str(exc)) from None
     if topic.kind == codes.COMMAND_KIND:
         return "ignored"  # our own commands to the piles
-    if msg.retained and topic.kind != "online":
-        raise Rejected("retained", "delivered with the retain flag: old news", topic.pile_id)
-    if msg.sender is not None and msg.sender != topic.pile_id:
-        raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
+    _check_sender(msg, topic)
     if topic.pile_id in batch.busy:
         return DEFERRED_LATER if topic.pile_id in batch.later else DEFERRED
     pile = batch.pile(topic.pile_id)
     if pile is None:
         raise Rejected("unknown_pile", "pile not registered", topic.pile_id)
-
     if topic.kind == "online":
-        try:
-            online = payloads.decode_online(msg.payload)
-        except payloads.PayloadError as exc:
-            raise Rejected(exc.reason, exc.detail, pile.id) from None
-        presence.online_message(pile, online, msg.arrived_at, retained=msg.retained,
-                                rules=settings.alerts)
-        batch.count("accepted:online")
-        return "accepted"
-
-    try:
-        data = payloads.decode(topic.kind, msg.payload, settings.max_bytes)
-    except payloads.PayloadError as exc:
-        raise Rejected(exc.reason, exc.detail, pile.id) from None
-    port_no = getattr(data, "port", None)
-    if port_no is not None and port_no > pile.port_count:
-        raise Rejected("port_out_of_range", f"port {port_no} of {pile.port_count}", pile.id)
-    if (data.ts >= message_log.EARLIEST_PLAUSIBLE
-            and msg.arrived_at - data.ts > timedelta(days=settings.dedup_days)):
-        # Older than the dedup memory: a redelivery of it could pass as new.
-        raise Rejected("stale", f"ts {data.ts.isoformat()} older than "
-                       f"{settings.dedup_days} days", pile.id)
+        return _online(msg, pile, batch, settings)
+    data = _decode(topic.kind, msg, pile, settings)
     if batch.is_duplicate(pile.id, data.id):
         batch.count("duplicate")
         return "duplicate"
@@ -174,6 +151,44 @@ def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) ->
     batch.record(pile.id, data.id, topic.kind, msg.arrived_at)
     batch.count(f"accepted:{topic.kind}")
     return "accepted"
+
+
+def _check_sender(msg: Incoming, topic) -> None:
+    """Retained device messages are old news; a message on another pile's topic is
+    refused where the broker tells us who sent it."""
+    if msg.retained and topic.kind != "online":
+        raise Rejected("retained", "delivered with the retain flag: old news", topic.pile_id)
+    if msg.sender is not None and msg.sender != topic.pile_id:
+        raise Rejected("sender_mismatch", f"sent by {msg.sender[:64]!r}", topic.pile_id)
+
+
+def _online(msg: Incoming, pile: Pile, batch: message_log.IngestBatch,
+            settings: Settings) -> str:
+    try:
+        online = payloads.decode_online(msg.payload)
+    except payloads.PayloadError as exc:
+        raise Rejected(exc.reason, exc.detail, pile.id) from None
+    presence.online_message(pile, online, msg.arrived_at, retained=msg.retained,
+                            rules=settings.alerts)
+    batch.count("accepted:online")
+    return "accepted"
+
+
+def _decode(kind: str, msg: Incoming, pile: Pile, settings: Settings):
+    """The payload as the protocol says, for a port the pile has, and not older than
+    the dedup memory (a redelivery of it could pass as new)."""
+    try:
+        data = payloads.decode(kind, msg.payload, settings.max_bytes)
+    except payloads.PayloadError as exc:
+        raise Rejected(exc.reason, exc.detail, pile.id) from None
+    port_no = getattr(data, "port", None)
+    if port_no is not None and port_no > pile.port_count:
+        raise Rejected("port_out_of_range", f"port {port_no} of {pile.port_count}", pile.id)
+    if (data.ts >= message_log.EARLIEST_PLAUSIBLE
+            and msg.arrived_at - data.ts > timedelta(days=settings.dedup_days)):
+        raise Rejected("stale", f"ts {data.ts.isoformat()} older than "
+                       f"{settings.dedup_days} days", pile.id)
+    return data
 
 
 def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incoming,
