@@ -117,6 +117,13 @@ def find_by_card(alley_id: int, card: str) -> ResidentAccount | None:
         AccountCard.alley_id == alley_id, AccountCard.card == card))
 
 
+def active_holder(alley_id: int, card: str | None) -> ResidentAccount | None:
+    """The active account holding `card` in this alley (None without a card): whom a
+    message about a session on that card goes to."""
+    acc = find_by_card(alley_id, card) if card else None
+    return acc if acc is not None and acc.active else None
+
+
 def _money(amount_cents: int, method: str, receipt: str | None) -> None:
     if not isinstance(amount_cents, int) or not 0 < amount_cents <= MAX_TOPUP_CENTS:
         raise Invalid("money.amount", max=MAX_TOPUP_CENTS)

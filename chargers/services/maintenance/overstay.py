@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import AccountCard, ChargingSession, Overstay, Pile, Port, ResidentAccount, utcnow
+from ...models import ChargingSession, Overstay, Pile, Port, ResidentAccount, utcnow
 from ...settings import OverstayRule
-from ..billing import reminders
+from ..billing import accounts, reminders
 
 FINISHED = "finishing"
 
@@ -65,12 +65,7 @@ def _holder(o: Overstay, pile: Pile) -> ResidentAccount | None:
                ChargingSession.status != "orphan",
                ChargingSession.started_at <= o.finished_at)
         .order_by(ChargingSession.started_at.desc(), ChargingSession.id.desc()).limit(1))
-    if not card:
-        return None
-    acc = db.session.scalar(
-        select(ResidentAccount).join(AccountCard, AccountCard.account_id == ResidentAccount.id)
-        .where(AccountCard.alley_id == pile.alley_id, AccountCard.card == card))
-    return acc if acc is not None and acc.active else None
+    return accounts.active_holder(pile.alley_id, card)
 
 
 def _nudge(rule: OverstayRule, now: datetime) -> int:

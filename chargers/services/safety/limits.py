@@ -27,10 +27,10 @@ from sqlalchemy import select
 
 from ...constants import LimitStop, RiskGrade
 from ...extensions import db
-from ...models import AccountCard, CardProfile, ChargingSession, Pile, ResidentAccount
+from ...models import CardProfile, ChargingSession, Pile, ResidentAccount
 from ...settings import AlertRules, LimitRule
 from ..alerts import lifecycle as alerts
-from ..billing import reminders
+from ..billing import accounts, reminders
 from ..devices import commands
 from ..devices import config as pile_config
 from . import risk
@@ -108,12 +108,7 @@ def stop(pile: Pile, s: ChargingSession, why: str, now: datetime) -> None:
 
 def holder(pile: Pile, card: str | None) -> ResidentAccount | None:
     """The active account holding `card` in the pile's alley."""
-    if not card:
-        return None
-    acc = db.session.scalar(
-        select(ResidentAccount).join(AccountCard, AccountCard.account_id == ResidentAccount.id)
-        .where(AccountCard.alley_id == pile.alley_id, AccountCard.card == card))
-    return acc if acc is not None and acc.active else None
+    return accounts.active_holder(pile.alley_id, card)
 
 
 def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) -> bool:
