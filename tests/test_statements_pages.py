@@ -279,3 +279,40 @@ def test_month_pages_are_reached_by_clicking_from_the_staff_desk(app, client, ad
             if r.endpoint.startswith("staff.") and "GET" in r.methods
             and r.rule.startswith(("/staff/months", "/staff/money", "/staff/statements"))}
     assert len(mine) == 6 and mine <= reached, mine - reached
+
+
+def test_a_correction_after_publishing_is_a_new_version_shown_as_such(app, client, admin,
+                                                                      alley_with_pile):
+    closed_november(app, client, admin)
+    login(client, "root")
+    url = "/staff/months/lane/2026-11"
+    # Before publication there is nothing to correct: the grid bill itself is edited.
+    r = post_form(client, url + "/correct", {"grid_kwh": "9", "amount": "5.00", "reason": "x"},
+                  form_url=url)
+    assert r.status_code == 302
+    assert "尚未公示" in client.get(url + "?lang=zh").get_data(as_text=True)
+    post_form(client, url, {"grid_kwh": "10", "amount": "5.60", "note": "bill 11"})
+    post_form(client, url + "/publish", {"confirm": "y"}, form_url=url)
+    page = client.get("/a/lane/accounts/2026-11?lang=zh").get_data(as_text=True)
+    assert "¥5.60" in page and "更正于" not in page  # version 1: nothing to say yet
+    # The bill was mistyped: corrected, with why; the first version stays readable.
+    r = post_form(client, url + "/correct",
+                  {"grid_kwh": "9.5", "amount": "5.32", "reason": "抄表读数录错，以供电局账单为准"},
+                  form_url=url)
+    assert r.status_code == 302
+    page = client.get("/a/lane/accounts/2026-11?lang=zh").get_data(as_text=True)
+    assert "¥5.32" in page and "第 2 版，更正于" in page and "抄表读数录错" in page
+    assert "第 1 版" in page and "¥5.60" in page and "10.0 度" in page
+    notice = client.get("/a/lane/accounts/2026-11/notice?lang=zh").get_data(as_text=True)
+    assert "第 2 版，更正于" in notice
+    staff_page = client.get(url + "?lang=zh").get_data(as_text=True)
+    assert "第 2 版，更正于" in staff_page and "更正公示" in staff_page
+    # A correction needs a reason, and must change something.
+    post_form(client, url + "/correct", {"grid_kwh": "9.5", "amount": "5.32", "reason": "同上"},
+              form_url=url)
+    with app.app_context():
+        from chargers.models import MonthClose, NoticeVersion
+
+        mc = db.session.scalar(select(MonthClose).where(MonthClose.month == "2026-11"))
+        assert (mc.version, mc.published_grid_wh, mc.published_grid_cents) == (2, 9500, 532)
+        assert [v.version for v in db.session.scalars(select(NoticeVersion))] == [1, 2]

@@ -36,6 +36,7 @@ from .safety import CardCheck, CardProfile, PileConfig
 from .statements import (
     GridBill,
     MonthClose,
+    NoticeVersion,
     PostingMonth,
     Reminder,
     ReminderSettings,
@@ -50,6 +51,7 @@ __all__ = [
     "GridBill",
     "IdempotencyKey",
     "MonthClose",
+    "NoticeVersion",
     "PostingMonth",
     "Reminder",
     "ReminderSettings",

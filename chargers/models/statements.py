@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -64,6 +65,26 @@ class MonthClose(db.Model):
     published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     published_grid_wh: Mapped[int | None] = mapped_column(BigInteger)
     published_grid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # The 公示's version: 1 when published, +1 for each correction (NoticeVersion).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class NoticeVersion(db.Model):
+    """One version of a month's 公示, kept as it was shown: version 1 at publication,
+    then each correction of the grid bill after it, with who, when and why. The month
+    shows its latest; residents see that it was corrected and what it said before."""
+
+    __tablename__ = "notice_versions"
+    __table_args__ = (UniqueConstraint("close_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    close_id: Mapped[int] = mapped_column(ForeignKey("month_closes.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    grid_wh: Mapped[int | None] = mapped_column(BigInteger)
+    grid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class Statement(db.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, StringField
+from wtforms import BooleanField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from .money import YuanField
@@ -32,6 +32,15 @@ class PublishConfirmForm(FlaskForm):
 
     confirm = BooleanField(_l("I have checked these totals and the grid bill: show them to "
                               "every resident"), validators=[DataRequired()])
+
+
+class CorrectionForm(FlaskForm):
+    """A correction of a published 公示: the grid bill as it should have read, and why."""
+
+    grid_kwh = StringField(_l("Grid energy (kWh)"), validators=[DataRequired(), Length(max=20)])
+    amount = YuanField(_l("Grid bill (yuan)"), validators=[InputRequired()], max_fen=10**10)
+    reason = TextAreaField(_l("Why it is corrected (shown to residents)"),
+                           validators=[DataRequired(), Length(max=500)])
 
 
 class ReminderSettingsForm(FlaskForm):

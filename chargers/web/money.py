@@ -127,6 +127,13 @@ def per_kwh_exact(millifen: int | None) -> str:
     return _("¥%(yuan)s / kWh", yuan=text)
 
 
+def _notice_versions(mc) -> list:
+    """A published month's 公示 versions, newest first (services/billing/monthly_close)."""
+    from ..services.billing import monthly_close  # web helpers load before the services
+
+    return monthly_close.versions(mc)
+
+
 def per_hour(fen: int | None) -> str:
     """A price per hour: "¥0.40 / hour"; in Chinese "0.40 元/小时"."""
     if fen is None:
@@ -137,6 +144,7 @@ def per_hour(fen: int | None) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["per_kwh"] = per_kwh
     app.jinja_env.globals["per_kwh_exact"] = per_kwh_exact
+    app.jinja_env.globals["notice_versions"] = _notice_versions
     app.jinja_env.globals["per_hour"] = per_hour
     app.jinja_env.globals["ledger_amount"] = ledger_amount
     app.jinja_env.globals["session_billing_word"] = session_billing_word

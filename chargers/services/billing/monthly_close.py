@@ -46,6 +46,7 @@ from ...models import (
     LedgerChain,
     LedgerEntry,
     MonthClose,
+    NoticeVersion,
     Pile,
     Posting,
     PostingMonth,
@@ -383,9 +384,51 @@ def publish(user, slug: str, month: str, now: datetime) -> MonthClose:
     mc.published_at, mc.published_by = now, user.id if user else None
     mc.published_grid_wh = bill.grid_wh if bill else None
     mc.published_grid_cents = bill.amount_cents if bill else None
+    mc.version = 1
+    db.session.add(NoticeVersion(close_id=mc.id, version=1, published_at=now,
+                                 published_by=user.id if user else None,
+                                 grid_wh=mc.published_grid_wh, grid_cents=mc.published_grid_cents,
+                                 reason=""))
     ledger.audit("month.published", mc.alley_id, user.id if user else None, now, month=month)
     db.session.commit()
     return mc
+
+
+def correct(user, slug: str, month: str, grid_wh: int, grid_cents: int, reason: str,
+            now: datetime) -> MonthClose:
+    """A correction of a published 公示 (the grid bill: kWh and amount): a new version,
+    shown as such with why; the earlier versions stay as they were shown. The month's
+    income is never corrected here: a change of money is a posting, counted in the next
+    open month. Audited. Commits."""
+    from ..errors import Conflict, Invalid
+    from . import ledger
+
+    mc = get_close(user, slug, month)
+    if mc.published_at is None:
+        raise Conflict("month.not_published", month=month)
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("month.correction_reason")
+    if not (isinstance(grid_wh, int) and 0 <= grid_wh and isinstance(grid_cents, int)
+            and 0 <= grid_cents <= 10**10):
+        raise Invalid("grid.kwh")
+    if (grid_wh, grid_cents) == (mc.published_grid_wh, mc.published_grid_cents):
+        raise Conflict("month.correction_same", month=month)
+    mc.version = (mc.version or 1) + 1
+    mc.published_grid_wh, mc.published_grid_cents = grid_wh, grid_cents
+    db.session.add(NoticeVersion(close_id=mc.id, version=mc.version, published_at=now,
+                                 published_by=user.id if user else None, grid_wh=grid_wh,
+                                 grid_cents=grid_cents, reason=reason[:500]))
+    ledger.audit("month.corrected", mc.alley_id, user.id if user else None, now, month=month,
+                 version=mc.version, grid_wh=grid_wh, amount_cents=grid_cents)
+    db.session.commit()
+    return mc
+
+
+def versions(mc: MonthClose) -> list[NoticeVersion]:
+    """The month's 公示 as each version showed it, newest first."""
+    return list(db.session.scalars(select(NoticeVersion).where(NoticeVersion.close_id == mc.id)
+                                   .order_by(NoticeVersion.version.desc())))
 
 
 def published(alley_id: int) -> list[MonthClose]:

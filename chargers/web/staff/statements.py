@@ -26,7 +26,13 @@ from ...services.billing import exports, money_dashboard, monthly_close, reconci
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
-from ..forms_statements import GridBillForm, PublishConfirmForm, PublishForm, ReminderSettingsForm
+from ..forms_statements import (
+    CorrectionForm,
+    GridBillForm,
+    PublishConfirmForm,
+    PublishForm,
+    ReminderSettingsForm,
+)
 from ..money import yuan
 from . import bp
 from .billing import _csv, export_words, ledger_header, ledger_row
@@ -78,7 +84,9 @@ def month(slug: str, month: str):
                     month=month), "ok")
             return redirect(url_for("staff.month", slug=slug, month=month))
     return render_template("staff/statements/month.html", alley=alley, mc=mc, form=form,
-                           publish_form=PublishConfirmForm(), rec=reconciliation.reconcile(mc, _rule()),
+                           publish_form=PublishConfirmForm(), correct_form=CorrectionForm(),
+                           versions=monthly_close.versions(mc),
+                           rec=reconciliation.reconcile(mc, _rule()),
                            charts=month_charts(mc.daily), kwh1=kwh1, threshold=_rule().loss_pct,
                            statements=monthly_close.statements_for(mc))
 
@@ -95,6 +103,25 @@ def month_publish(slug: str, month: str):
             flash(outcome(exc.code, exc.params), "error")
         else:
             flash(_("Published: the month is on the alley's public page."), "ok")
+    return redirect(url_for("staff.month", slug=slug, month=month))
+
+
+@bp.post("/months/<slug>/<month>/correct")
+def month_correct(slug: str, month: str):
+    """A correction of the published 公示's grid bill: a new version, shown as such."""
+    form = CorrectionForm()
+    if not form.validate_on_submit():
+        flash(_("Not corrected: give the grid energy, the amount and why."), "error")
+        return redirect(url_for("staff.month", slug=slug, month=month))
+    try:
+        mc = monthly_close.correct(current_user, slug, month,
+                                   reconciliation.kwh_to_wh(form.grid_kwh.data),
+                                   form.amount.data, form.reason.data, utcnow())
+    except DomainError as exc:
+        flash(outcome(exc.code, exc.params), "error")
+    else:
+        flash(_("Corrected: the notice of %(month)s is now version %(n)d.", month=month,
+                n=mc.version), "ok")
     return redirect(url_for("staff.month", slug=slug, month=month))
 
 
