@@ -74,6 +74,12 @@ class Behaviour:
     # their ends over a charge's length, as in an alley at any hour, instead of all
     # ending together one whole charge after the start
     plugged_need: tuple[float, float] = (1.0, 1.0)
+    # Which battery each session brings (BATTERIES), by weight: mostly healthy packs,
+    # and now and then one the backend should catch (the demo: a few a day).
+    battery_mix: tuple[tuple[str, float], ...] = (
+        ("lithium", 0.62), ("lead_acid", 0.35), ("modified", 0.008), ("no_taper", 0.008),
+        ("swinging", 0.008), ("heating", 0.006))
+    v11_share: float = 0.5  # share of piles with the v1.1 `config` feature
 
 
 @dataclass
@@ -92,6 +98,52 @@ class PortState:
     next_at: float = 0.0  # simulated time of the port's next step
     next_meter_at: float = 0.0
     plugged_before: bool = False  # plugged in before the run started
+    battery: str = "lithium"  # BATTERIES: how this session's pack and charger draw
+    temp_c: float = 24.0
+    swing: int = 1
+
+
+# How each kind of pack and charger draws (BATTERIES): where constant current gives way
+# to the taper (a share of what the pack takes), and what is wrong with it, if anything.
+# Lithium packs taper late (~80 %), lead-acid earlier (~70 %); a modified "high-power"
+# pack draws 900-1300 W; a failing pack never tapers; a swinging charger's draw jumps
+# by ±45 % between readings; a heating port climbs ~0.7 °C a minute.
+CONFIG_KEYS = ("max_power_w", "overload_hold_s", "full_stop_power_w", "full_stop_hold_s",
+               "max_session_s", "offline_policy", "offline_max_minutes")
+BATTERIES = ("lithium", "lead_acid", "modified", "no_taper", "swinging", "heating")
+TAPER_AT = {"lead_acid": 0.7}
+
+
+def battery_step(port: PortState, dt_h: float, rng: random.Random) -> tuple[float, float, float]:
+    """One reading of the port's charge: (power W, power min W, power max W) over the
+    interval; advances the port's energy and temperature."""
+    need, kind = port.need_wh, port.battery
+    if kind == "no_taper":  # bulk power until someone stops it
+        power = port.p0_w * rng.uniform(0.97, 1.03)
+        port.energy_wh += power * dt_h
+        spread = (0.97, 1.03)
+    elif kind == "swinging" and port.energy_wh < 0.8 * need:
+        port.swing = -port.swing
+        power = port.p0_w * (1 + 0.45 * port.swing) * rng.uniform(0.97, 1.03)
+        port.energy_wh = min(0.8 * need, port.energy_wh + power * dt_h)
+        spread = (0.5, 1.5)
+    else:
+        bulk = TAPER_AT.get(kind, 0.8)
+        if port.energy_wh < bulk * need:
+            power = port.p0_w * rng.uniform(0.97, 1.03)
+            port.energy_wh = min(bulk * need, port.energy_wh + power * dt_h)
+        else:
+            tail = (1 - bulk) * need
+            rest = (need - port.energy_wh) * math.exp(-port.p0_w * dt_h / tail)
+            port.energy_wh = need - rest
+            power = port.p0_w * rest / tail
+        spread = (0.97, 1.03)
+    target = 24 + power / 40
+    if kind == "heating":
+        port.temp_c += 0.7 * dt_h * 60
+    else:
+        port.temp_c += (target - port.temp_c) * 0.3
+    return power, power * spread[0], power * spread[1]
 
 
 @dataclass
@@ -140,8 +192,11 @@ class SimPile:
 
     def __init__(self, pile_id: str, ports: int, secret: str, address: BrokerAddress, prefix: str,
                  behaviour: Behaviour, clock: Callable[[], float], rng: random.Random,
-                 cards: CardBox | None = None):
+                 cards: CardBox | None = None, features: tuple[str, ...] = ()):
         self.id = pile_id
+        self.features = tuple(features)  # v1.1: `config` (a pile without keeps v1)
+        self.config_version: int | None = None
+        self.config_settings: dict = {}
         self.cards = cards or CardBox(anonymous_cards())
         self.prefix = prefix.rstrip("/")
         self.b = behaviour
@@ -257,8 +312,11 @@ class SimPile:
         status, as OCPP chargers send StatusNotification for each connector."""
         self.seq = 0
         self.boot_token = _random.token_hex(4)
+        extra = {"features": list(self.features)} if self.features else {}
         self.send("boot", model=self.MODEL, firmware=self.FIRMWARE,
-                  ports=len(self.state.ports), max_power_w=self.MAX_POWER_W)
+                  ports=len(self.state.ports), max_power_w=self.MAX_POWER_W, **extra)
+        if self.config_version is not None:  # a pile keeps what it applied, and says so
+            self.send("config", version=self.config_version, settings=self.config_settings)
         for port in self.state.ports:
             self._status(port)
         self.booted = True
@@ -281,8 +339,11 @@ class SimPile:
         if port.plugged_before:
             port.need_wh *= rng.uniform(*b.plugged_need)
             port.plugged_before = False
-        port.p0_w = rng.uniform(*b.power_w)
-        port.power_w = port.p0_w
+        kinds, weights = zip(*b.battery_mix, strict=True)
+        port.battery = rng.choices(kinds, weights)[0]
+        port.p0_w = (rng.uniform(900, 1300) if port.battery == "modified"
+                     else rng.uniform(*b.power_w))
+        port.power_w, port.temp_c, port.swing = port.p0_w, 24.0 + rng.uniform(-1, 1), 1
         port.leave_at_wh = (rng.uniform(0.1, 0.9) * port.need_wh) if rng.random() < b.early_leave else None
         self.send("session", event="start", port=port.number, session=port.session, card=port.card,
                   meter_wh=round(self.state.lifetime_wh, 1))
@@ -300,23 +361,17 @@ class SimPile:
         port.power_w = 0.0
 
     def _meter(self, port: PortState) -> None:
-        """One minute of a CC/CV charger: a constant draw up to 80 % of what the
-        battery takes, then the remainder decays exponentially (power with it)."""
-        dt_h = self.b.meter_every_s / 3600
-        need = port.need_wh
-        if port.energy_wh < 0.8 * need:
-            power = port.p0_w * self.rng.uniform(0.97, 1.03)
-            port.energy_wh = min(0.8 * need, port.energy_wh + power * dt_h)
-        else:
-            rest = (need - port.energy_wh) * math.exp(-port.p0_w * dt_h / (0.2 * need))
-            port.energy_wh = need - rest
-            power = port.p0_w * rest / (0.2 * need)
+        """One reading of the port's charge (see `battery_step`); a pile with the v1.1
+        features also says the lowest and highest power since the last reading."""
+        power, low, high = battery_step(port, self.b.meter_every_s / 3600, self.rng)
         port.power_w = power
         voltage = self.rng.uniform(218, 232)
-        temp = 24 + power / 40 + self.rng.uniform(-1, 1)
+        extra = ({"power_min_w": round(low, 1), "power_max_w": round(high, 1)}
+                 if self.features else {})
         self.send("meter", port=port.number, session=port.session, power_w=round(power, 1),
                   energy_wh=round(port.energy_wh, 1), voltage_v=round(voltage, 1),
-                  current_a=round(power / voltage, 2), temp_c=round(temp, 1))
+                  current_a=round(power / voltage, 2),
+                  temp_c=round(port.temp_c + self.rng.uniform(-0.5, 0.5), 1), **extra)
 
     def tick(self) -> None:
         """Advance every port to the simulated now (called by the run loop)."""
@@ -444,6 +499,12 @@ class SimPile:
                     if port.status == "unavailable":
                         self._status(port, "available")
                         port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
+            elif action == "config" and "config" in self.features:
+                ack("accepted")
+                settings = cmd.get("settings") if isinstance(cmd.get("settings"), dict) else {}
+                self.config_version = cmd.get("version")
+                self.config_settings = {k: v for k, v in settings.items() if k in CONFIG_KEYS}
+                self.send("config", version=self.config_version, settings=self.config_settings)
             elif action == "reset":
                 ack("accepted")
                 for port in ports:
@@ -488,8 +549,9 @@ class Simulation:
             if pile_id not in secrets:
                 log.warning("%s: no secret in the secrets file; skipped", pile_id)
                 continue
+            features = ("config",) if rng.random() < self.behaviour.v11_share else ()
             self.piles.append(SimPile(pile_id, ports, secrets[pile_id], address, prefix, self.behaviour,
-                                      self.clock, random.Random(rng.random()), box))
+                                      self.clock, random.Random(rng.random()), box, features))
 
     def clock(self) -> float:
         """Simulated seconds since the start."""
