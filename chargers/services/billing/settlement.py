@@ -215,13 +215,20 @@ def _year(r, alley: Alley) -> int:
     return r.ended_at.astimezone(alleys.zone(alley)).year
 
 
+# The advisory-lock namespace of receipt numbering (any constant the product uses once).
+SERIAL_LOCK = 0x5E41
+
+
 def _last_serials(alley_of: dict[int, Alley], rows) -> dict[tuple[int, int], int]:
-    """The last receipt number per (alley, local year) the batch will number in. The
-    alleys' rows are locked first (PostgreSQL) so two runs never hand out one number."""
+    """The last receipt number per (alley, local year) the batch will number in. Two
+    runs never hand out one number: each alley's numbering is held by a transaction
+    advisory lock (PostgreSQL), in alley order. Not the alley's row: the ingest updates
+    it (its state version) while holding the sessions this run settles, and a row lock
+    here made the two wait on each other (a deadlock PostgreSQL broke by failing one)."""
     alley_ids = sorted({a.id for a in alley_of.values()})
     if bulk.is_postgres():
-        db.session.execute(select(Alley.id).where(Alley.id.in_(alley_ids))
-                           .order_by(Alley.id).with_for_update())
+        for alley_id in alley_ids:
+            db.session.execute(select(func.pg_advisory_xact_lock(SERIAL_LOCK, alley_id)))
     out: dict[tuple[int, int], int] = {}
     for key in {(alley_of[r.id].id, _year(r, alley_of[r.id])) for r in rows}:
         last = db.session.scalar(select(func.max(ChargingSession.receipt_serial)).where(
