@@ -54,6 +54,7 @@ class Ctx:
 
     def ref(self, prefix: str) -> str:
         self._n += 1
+        self.typed.add(f"{prefix}{self._n}")  # the pile's own session ids, shown as sent
         return f"{prefix}{self._n}"
 
     def send(self, pile_id: str, kind: str, payload=None, *, at: datetime | None = None,

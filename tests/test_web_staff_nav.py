@@ -67,6 +67,9 @@ def evening(app, client, admin, alley_with_pile):
             _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
             _incoming("heartbeat", f'{{"id": "h2", "ts": "{ts}", "seq": 6}}'),
             _incoming("status", "{not json"),
+            # A charge on port 1 (its page is reached from the pile's controls).
+            _incoming("session", f'{{"id": "s1", "ts": "{ts}", "seq": 7, "event": "start", '
+                                 f'"port": 1, "session": "T1", "card": "C-1", "meter_wh": 0}}'),
         ], now=NOW)
         # seq 1-5 never arrive: after the window the gap is possible data loss
         window = app.config["SEQ_GAP_WINDOW_S"]
