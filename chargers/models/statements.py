@@ -175,3 +175,9 @@ class ResidentChannels(db.Model):
                                              primary_key=True)
     email: Mapped[str] = mapped_column(String(254), default="")
     sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    # WeChat: the resident's openid under the alley's official account (from OAuth);
+    # `wechat` turns subscription messages on. `night`: messages between 22:00 and
+    # 07:00 local are welcome (else they wait for the morning; safety stops never wait).
+    wechat_openid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    wechat: Mapped[bool] = mapped_column(Boolean, default=False)
+    night: Mapped[bool] = mapped_column(Boolean, default=False)
