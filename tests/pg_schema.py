@@ -39,3 +39,20 @@ def throwaway_schema(tag: str = "chargers_test", user: str | None = None) -> Ite
 def schema_of(url: str) -> str:
     """The schema name in a URL made by throwaway_schema."""
     return url.rsplit("search_path%3D", 1)[1]
+
+
+def on_sqlite_and_postgresql(tag: str):
+    """An `app_config` fixture for a test module: every test runs on SQLite, then on
+    PostgreSQL (a throwaway schema named after `tag`). In the module:
+    `app_config = on_sqlite_and_postgresql("chargers_x")`."""
+
+    @pytest.fixture(params=["sqlite", "postgresql"], name="app_config")
+    def _app_config(app_config, request):
+        if request.param == "sqlite":
+            yield app_config
+            return
+        with throwaway_schema(tag) as url:
+            app_config["SQLALCHEMY_DATABASE_URI"] = url
+            yield app_config
+
+    return _app_config

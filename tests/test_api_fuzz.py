@@ -20,21 +20,14 @@ from schemathesis.core.failures import Failure
 from chargers import settings as app_settings
 from chargers.extensions import db
 from tests.conftest import bearer
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_sqlite_and_postgresql
 
 STATS: list[tuple[str, int]] = []  # (operation, status) of every call
 MAX_EXAMPLES = int(os.environ.get("CHARGERS_FUZZ_EXAMPLES", "8"))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_config(app_config, request):
-    """The app on SQLite, then on PostgreSQL (a throwaway schema)."""
-    if request.param == "sqlite":
-        yield app_config
-        return
-    with throwaway_schema("chargers_fuzz") as url:
-        app_config["SQLALCHEMY_DATABASE_URI"] = url
-        yield app_config
+# The app on SQLite, then on PostgreSQL (a throwaway schema).
+app_config = on_sqlite_and_postgresql("chargers_fuzz")
 
 
 class ErrorShape(Failure):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import delete, func, select, update
 
 from chargers.extensions import db
@@ -23,19 +22,11 @@ from chargers.models.billing import APPEND_ONLY_TABLES
 from chargers.services.billing import accounts, ledger, monthly_close, settlement
 
 from .billing_support import finished, set_tariff
-from .pg_schema import throwaway_schema
+from .pg_schema import on_sqlite_and_postgresql
 from .test_billing_rules import NOW, account, session, staff
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_config(app_config, request):
-    """On SQLite, then on PostgreSQL (a throwaway schema)."""
-    if request.param == "sqlite":
-        yield app_config
-        return
-    with throwaway_schema("chargers_verify") as url:
-        app_config["SQLALCHEMY_DATABASE_URI"] = url
-        yield app_config
+# On SQLite, then on PostgreSQL (a throwaway schema).
+app_config = on_sqlite_and_postgresql("chargers_verify")
 
 
 def _books(app, admin):

@@ -31,20 +31,13 @@ from chargers.models import (
     SeqGap,
 )
 from tests.ingest_support import PREFIX, body
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_sqlite_and_postgresql
 
 pytestmark = pytest.mark.usefixtures("alley_with_pile")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_config(app_config, request):
-    """SQLite, then PostgreSQL (which refuses NUL in text): fewer examples there."""
-    if request.param == "sqlite":
-        yield app_config
-        return
-    with throwaway_schema("chargers_ingest") as url:
-        app_config["SQLALCHEMY_DATABASE_URI"] = url
-        yield app_config
+# SQLite, then PostgreSQL (which refuses NUL in text): fewer examples there.
+app_config = on_sqlite_and_postgresql("chargers_ingest")
 
 EXAMPLES = {"sqlite": 1100, "postgresql": 300}
 KINDS = ("boot", "heartbeat", "status", "meter", "session", "fault", "ack")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 import time_machine
 from sqlalchemy import func, select
 
@@ -15,21 +14,14 @@ from chargers.models import MonthClose, Posting, PostingMonth, Statement, User
 from chargers.services.billing import accounts, ledger, monthly_close
 
 from .billing_support import finished, set_tariff
-from .pg_schema import throwaway_schema
+from .pg_schema import on_sqlite_and_postgresql
 from .test_settlement import make_account
 
 SH = monthly_close.ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_config(app_config, request):
-    """The close on SQLite, then on PostgreSQL (a throwaway schema)."""
-    if request.param == "sqlite":
-        yield app_config
-        return
-    with throwaway_schema("chargers_close") as url:
-        app_config["SQLALCHEMY_DATABASE_URI"] = url
-        yield app_config
+# The close on SQLite, then on PostgreSQL (a throwaway schema).
+app_config = on_sqlite_and_postgresql("chargers_close")
 
 
 def local(*args) -> datetime:

@@ -8,17 +8,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import PASSWORD, bearer
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_sqlite_and_postgresql
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_config(app_config, request):
-    if request.param == "sqlite":
-        yield app_config
-        return
-    with throwaway_schema("chargers_door") as url:
-        app_config["SQLALCHEMY_DATABASE_URI"] = url
-        yield app_config
+app_config = on_sqlite_and_postgresql("chargers_door")
 
 
 def api_error(r, status: int) -> str:
