@@ -9,7 +9,8 @@ kinds: a modified high-power pack (900-1500 W), a failing pack that never tapers
 charger whose power swings, a port that heats, and (from the failing packs) sessions
 too long. Every card first charges healthily three times (its usual charge is learned
 from those, as the `risk-review` job learns it), then bad cards charge their bad
-session. Readings every 60 s with noise (±3 % power, ±0.4 °C), 3 % of readings lost,
+session; the second day is hot (every port warms 14 °C with the air). Readings every
+60 s with noise (±3 % power, ±0.4 °C), 3 % of readings lost,
 ±5 s clock jitter. Each session goes through chargers.ingest.handlers.process in a
 batch (as tests/every_state.py does), on a fresh SQLite file.
 
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 KINDS = ("over_power", "no_taper", "power_fluctuation", "temp_rise")
+HOT_DAY_C = 14.0
 
 
 class Pack:
@@ -57,9 +59,11 @@ class Pack:
         self.ambient = rng.uniform(5, 33)
 
 
-def curve(pack: Pack, kind: str, rng: random.Random) -> list[tuple[float, float, float]]:
+def curve(pack: Pack, kind: str, rng: random.Random,
+          hot_c: float = 0.0) -> list[tuple[float, float, float]]:
     """(seconds, power W, port °C) every 60 s until the charge would end by itself
-    (healthy: 充满自停 after the hold; bad: 9 h)."""
+    (healthy: 充满自停 after the hold; bad: 9 h). `hot_c`: a hot afternoon, the air
+    around every pile warming by that much over the first three hours."""
     soc = rng.uniform(0.05, 0.5)
     wh_in = 1.1  # wall energy per stored Wh (charger and pack losses)
     bulk_end = 0.8 if pack.chem == "lead" else 0.9
@@ -81,7 +85,8 @@ def curve(pack: Pack, kind: str, rng: random.Random) -> list[tuple[float, float,
             p = p * (1 + rng.choice((-1, 1)) * rng.uniform(0.35, 0.6))
         p *= 1 + rng.gauss(0, 0.03)
         soc = min(1.0, soc + p * 60 / 3600 / wh_in / pack.wh)
-        target = pack.ambient + 2 + 5 * min(p / max(bulk, 1), 1.5) + heat * t / 60
+        target = (pack.ambient + 2 + 5 * min(p / max(bulk, 1), 1.5) + heat * t / 60
+                  + hot_c * min(t / 10800, 1.0))
         temp += (target - temp) * (0.15 if kind != "temp_rise" else 1.0)
         out.append((t, max(0.0, p), temp + rng.gauss(0, 0.4)))
         if kind not in KINDS:
@@ -133,7 +138,9 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                 msgs = [incoming("session", body("session", ts=ts(start), event="start",
                                                  port=port, session=ref, card=card,
                                                  meter_wh=0), pile=pile, arrived_at=start)]
-                e, pts = 0.0, curve(pack, this, rng)
+                # The second day is a hot one: every port warms with the air (the
+                # peer comparison of temp_rise must keep these healthy charges low).
+                e, pts = 0.0, curve(pack, this, rng, hot_c=HOT_DAY_C if rnd == 1 else 0.0)
                 prof = db.session.get(__import__("chargers.models", fromlist=["CardProfile"])
                                       .CardProfile, (alley.id, card))
                 usual = prof.energy_wh if prof is not None else None

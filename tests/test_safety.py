@@ -204,3 +204,19 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     r = post_form(client, "/staff/alleys/lane/device-settings", {"max_power_w": "600"})
     assert r.status_code == 302
     assert config_cmds(app)[-1]["settings"]["max_power_w"] == 600
+
+
+def test_temp_rise_counts_only_beyond_what_the_alleys_other_ports_warmed(app, alley_with_pile):
+    """A hot afternoon warms every port: a port that warmed as much as its peers at a
+    similar power is not a temp_rise; one that warmed far more still is."""
+    hot = [20 + 1.8 * i for i in range(12)]  # +19.8 °C over the first reading
+    charge(app, [250] * 12, ref="A", port=1, card="C-1", temps=hot)
+    charge(app, [260] * 12, ref="B", port=2, card="C-2", temps=hot)
+    assert the_session(app, "A").risk == "mid"  # no peers yet: +19.8 °C is a mid
+    later = T0 + timedelta(minutes=20)
+    charge(app, [240] * 12, start=later, ref="C", port=3, card="C-3", temps=hot)
+    assert the_session(app, "C").risk == "low"  # its peers warmed as much
+    hotter = [20 + 3 * i for i in range(12)]  # +33 °C: 13 °C beyond the peers
+    charge(app, [250] * 12, start=later, ref="D", port=4, card="C-4", temps=hotter)
+    s = the_session(app, "D")
+    assert s.risk == "high" and s.risk_reasons == ["temp_rise"]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from ...constants import RISK_ORDER, LimitStop, RiskGrade
+from ...constants import RISK_ORDER, LimitStop, RiskGrade, RiskReason
 from ...extensions import db
 from ...models import CardCheck, CardProfile, ChargingSession, Pile, User
 from ...settings import AlleyDefaults
@@ -27,13 +27,19 @@ ENERGY_FORGET = 0.05
 
 def learn(s: ChargingSession, alley_id: int, now: datetime) -> bool:
     """Fold a finished session into its card's profile when it was a healthy full
-    charge (graded low, ended full, tapered). Marks the session learned. No commit."""
+    charge (ended full and tapered; graded low, or mid for no_taper alone). Marks the
+    session learned. No commit."""
     st = dict(s.risk_state or {})
     if st.get("fin"):
         return False
     s.risk_state = {**st, "fin": 1}
     full = s.stop_reason == "full" or s.guard_reason == LimitStop.FULL
-    if not s.card or (s.risk or RiskGrade.LOW) != RiskGrade.LOW or not full or not st.get("tp"):
+    # A charge that tapered and ended full is a healthy pack's, even when it ran past
+    # the usual energy on the way (a no_taper mid: it began emptier than before), and
+    # it is the very charge that teaches the larger usual energy.
+    healthy = (s.risk or RiskGrade.LOW) == RiskGrade.LOW or set(s.risk_reasons or []) <= {
+        RiskReason.NO_TAPER.value} and (s.risk or RiskGrade.LOW) == RiskGrade.MID
+    if not s.card or not healthy or not full or not st.get("tp"):
         return False
     bulk, energy = st.get("bk"), s.energy_wh or 0.0
     if not bulk or energy <= 0:

@@ -49,14 +49,56 @@ def limits_for(pile: Pile, rule: LimitRule) -> risk.Limits:
                        lim.max_session_s, rule.overload_readings)
 
 
-def baseline(pile: Pile, card: str | None) -> risk.Baseline:
-    """The card's usual charge in the pile's alley (None parts: no history)."""
-    if not card:
-        return risk.Baseline()
-    prof = db.session.get(CardProfile, (pile.alley_id, card))
+def baseline(pile: Pile, card: str | None, port: int | None = None,
+             power_w: float | None = None, at: datetime | None = None,
+             rule: LimitRule | None = None) -> risk.Baseline:
+    """The card's usual charge in the pile's alley (None parts: no history), and how
+    much the alley's other ports warmed in their recent charges at a similar power."""
+    peer = peer_rise(pile, port, power_w, at, rule) if at is not None else None
+    prof = db.session.get(CardProfile, (pile.alley_id, card)) if card else None
     if prof is None or not prof.sessions:
-        return risk.Baseline()
-    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions)
+        return risk.Baseline(peer_rise_c=peer)
+    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions, peer)
+
+
+# The peers of a session's temperature: the alley's other ports' charges begun in the
+# last PEER_WINDOW before it (so under the same weather), at most PEER_SAMPLE of the
+# newest, with at least PEER_READINGS readings; "similar power" is within a factor
+# PEER_POWER_FACTOR of this session's first reading. Fewer than PEER_MIN: no peers.
+PEER_WINDOW = timedelta(hours=12)
+PEER_SAMPLE = 40
+PEER_READINGS = 10
+PEER_POWER_FACTOR = 2.0
+PEER_MIN = 2
+
+
+def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
+              rule: LimitRule | None) -> float | None:
+    """The median temperature rise (°C over each one's first reading) of the alley's
+    other ports' recent charges at a similar power; None with fewer than PEER_MIN."""
+    idle = rule.risk.idle_w if rule is not None else 40.0
+    rows = db.session.execute(
+        select(ChargingSession.pile_id, ChargingSession.port, ChargingSession.risk_state)
+        .join(Pile, Pile.id == ChargingSession.pile_id)
+        .where(Pile.alley_id == pile.alley_id, ChargingSession.started_at >= at - PEER_WINDOW,
+               ChargingSession.started_at <= at, ChargingSession.risk_state.is_not(None))
+        .order_by(ChargingSession.started_at.desc()).limit(PEER_SAMPLE)).all()
+    rises = []
+    for pile_id, other_port, st in rows:
+        if (pile_id, other_port) == (pile.id, port) or not st or st.get("n", 0) < PEER_READINGS:
+            continue
+        if "t0" not in st or "tm" not in st:
+            continue
+        bulk = st.get("bk") or 0.0
+        if power_w is not None and power_w >= idle and bulk:
+            if not power_w / PEER_POWER_FACTOR <= bulk <= power_w * PEER_POWER_FACTOR:
+                continue
+        rises.append(st["tm"] - st["t0"])
+    if len(rises) < PEER_MIN:
+        return None
+    rises.sort()
+    mid = len(rises) // 2
+    return rises[mid] if len(rises) % 2 else (rises[mid - 1] + rises[mid]) / 2
 
 
 def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
@@ -67,10 +109,10 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
     if s.status != "active" or s.ended_at is not None:
         return None
     st = dict(s.risk_state or {})
-    if "cb" not in st:  # the card's usual charge, read once per session
-        b = baseline(pile, s.card)
-        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions]
-    base = risk.Baseline(*(st.get("cb") or [None, None, 0]))
+    if "cb" not in st:  # the card's usual charge and the peers', read once per session
+        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule)
+        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c]
+    base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
     st, v = risk.step(st, p, s.started_at, limits_for(pile, rule), base, rule.risk)
     s.risk_state = st
     if s.risk != v.grade or (s.risk_reasons or []) != sorted(v.reasons):

@@ -15,7 +15,9 @@ Reasons (constants.RiskReason), thresholds in settings.RiskRule (docs/risk.md):
   `power_max_w`) or step from the previous reading is a large share of the power;
 - no_taper: still at bulk power once the energy is past what this card's pack usually
   takes (or, with no history, after hours at bulk power);
-- temp_rise: the port's temperature far above its first reading of the session;
+- temp_rise: the port's temperature far above its first reading of the session, and
+  by a margin more than the alley's other ports warmed under similar load (a hot
+  afternoon warms every port);
 - too_long: past the longest session (mid; the backend stops it: `too_long`).
 Limits that are not risks: power under 充满自停 for the hold time stops it as `full`.
 """
@@ -49,6 +51,9 @@ class Baseline:
     bulk_w: float | None = None
     energy_wh: float | None = None
     sessions: int = 0  # how many healthy full charges taught it
+    # How much the alley's other ports warmed in their recent charges at a similar
+    # power (median °C over each one's first reading); None: no such peers.
+    peer_rise_c: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,7 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
         _no_taper(st, reasons, p, t, limits, base, rule)
         full = _full_stop(st, p.power_w, t, limits)
         stop = stop or full
-    _temp_rise(st, reasons, p, rule)
+    _temp_rise(st, reasons, p, base, rule)
     if t - t_start >= limits.max_session_s:  # too_long: the longest session
         _raise(reasons, RiskReason.TOO_LONG, RiskGrade.MID)
         stop = stop or LimitStop.TOO_LONG
@@ -175,7 +180,12 @@ def _no_taper(st: dict, reasons: dict, p: Point, t: float, limits: Limits, base:
     if base.energy_wh:
         # High only on a usual energy learned from several charges: one charge begun
         # half full says little about the pack.
-        if (p.energy_wh >= base.energy_wh * rule.no_taper_high
+        # The margin past the usual energy is a share of it, but never more than
+        # `no_taper_high_max_s` at this session's bulk power (a big pack on a slow
+        # charger would otherwise run long past full before the share is reached).
+        margin = min(base.energy_wh * (rule.no_taper_high - 1),
+                     st["bk"] * rule.no_taper_high_max_s / 3600)
+        if (p.energy_wh >= base.energy_wh + margin
                 and base.sessions >= rule.no_taper_min_sessions):
             _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
         elif p.energy_wh >= base.energy_wh * rule.no_taper_mid and base.sessions >= 2:
@@ -194,13 +204,16 @@ def _full_stop(st: dict, w: float, t: float, limits: Limits):
     return LimitStop.FULL if t - st["fs"] >= limits.full_stop_hold_s else None
 
 
-def _temp_rise(st: dict, reasons: dict, p: Point, rule: RiskRule) -> None:
-    """temp_rise: against the port's first reading of this session."""
+def _temp_rise(st: dict, reasons: dict, p: Point, base: Baseline, rule: RiskRule) -> None:
+    """temp_rise: against the port's first reading of this session, and by
+    `temp_peer_margin_c` more than the alley's other ports warmed at a similar power."""
     if p.temp_c is None:
         return
     st.setdefault("t0", p.temp_c)
     st["tm"] = max(st.get("tm", p.temp_c), p.temp_c)
     rise = st["tm"] - st["t0"]
+    if base.peer_rise_c is not None and rise - base.peer_rise_c < rule.temp_peer_margin_c:
+        return
     if rise >= rule.temp_rise_high_c:
         _raise(reasons, RiskReason.TEMP_RISE, RiskGrade.HIGH)
     elif rise >= rule.temp_rise_mid_c:
