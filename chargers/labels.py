@@ -265,3 +265,26 @@ PRICING_RULE_LABELS = {
     "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
     "float_after_full": _l("not charged long after full"),
 }
+
+# Online payments (services/payments): channels, order and refund states, what became
+# of a provider's notification, reconciliation findings.
+PAY_CHANNEL_LABELS = {"wechat_jsapi": _l("WeChat Pay"), "wechat_h5": _l("WeChat Pay (H5)"),
+                      "wechat_native": _l("WeChat Pay (QR code)"), "alipay_wap": _l("Alipay")}
+PAY_PROVIDER_LABELS = {"wechat": _l("WeChat Pay"), "alipay": _l("Alipay")}
+ORDER_STATE_LABELS = {"created": _l("waiting for payment"), "paid": _l("paid"),
+                      "closed": _l("closed unpaid"), "refunding": _l("refund under way"),
+                      "refunded": _l("refunded")}
+REFUND_STATE_LABELS = {"processing": _l("asked, not confirmed yet"),
+                       "succeeded": _l("confirmed by the provider"),
+                       "failed": _l("failed: the amount is back on the balance")}
+NOTICE_OUTCOME_LABELS = {
+    "posted": _l("verified, top-up posted"), "replayed": _l("repeated: nothing changed"),
+    "bad_signature": _l("rejected: signature does not verify"),
+    "expired": _l("rejected: too old"), "other_merchant": _l("rejected: another merchant"),
+    "unknown_order": _l("rejected: no such order"),
+    "amount_mismatch": _l("rejected: amount differs from the order"),
+    "not_success": _l("ignored: not a success"), "malformed": _l("rejected: malformed")}
+MISMATCH_LABELS = {"missing_here": _l("paid there, not here"),
+                   "missing_there": _l("here, not there"),
+                   "amount": _l("amounts differ"), "fee": _l("fee differs from the contract rate")}
+MISMATCH_STATUS_LABELS = {"open": _l("open"), "resolved": _l("resolved")}
