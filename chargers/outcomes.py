@@ -123,7 +123,8 @@ MESSAGES: dict[str, object] = {
     "pay.openid": _l("Paying inside WeChat needs your WeChat sign-in first"),
     "pay.order_not_found": _l("No such order"),
     "pay.provider_down": _l("The payment service did not answer: nothing was charged, try again"),
-    "pay.refund_amount": _l("A refund is 1 fen up to what is left of the order (%(left)s fen) and the balance (%(balance)s fen)"),
+    "pay.refund_amount": _l("A refund is 1 fen up to what is left of the order "
+                            "(%(left)s fen) and the balance (%(balance)s fen)"),
     "pay.refund_not_paid": _l("Only a paid online order can be refunded to its channel"),
     "pay.mismatch_not_found": _l("No such reconciliation finding"),
     "mqtt.backend_client_id_format": _l("Backend client ids: without ':', '+', '#' or '/'."),

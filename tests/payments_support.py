@@ -1,5 +1,5 @@
-"""Helpers for the payments tests: the provider emulator (chargers.devtools.payemu)
-served on a real local port, the product configured for it, notifications delivered
+"""Fixtures and helpers for the payments tests (a pytest plugin of tests/conftest.py):
+the provider emulator (chargers.devtools.payemu) served on a real local port, the product configured for it, notifications delivered
 into the test client, and a resident account with its top-up link."""
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def emu():
     server.shutdown()
 
 
-@pytest.fixture
-def app_config(app_config, emu, tmp_path):
+def with_emulator(app_config: dict, emu: PayEmulator, tmp_path) -> dict:
+    """The app's settings for the emulator (a payments test module's `app_config`)."""
     app_config.update(emu.config(tmp_path / "paykeys", "http://localhost"))
     return app_config
 

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -18,18 +19,20 @@ from chargers.extensions import db
 from chargers.models import LedgerAccount, PaymentNotice, PaymentOrder, Posting, ResidentChannels
 from chargers.services.billing import ledger
 
-from .payments_support import (  # noqa: F401
+from .payments_support import (
     DESKTOP_UA,
     PHONE_UA,
     WECHAT_UA,
-    app_config,
     balance,
-    deliver_to,
-    emu,
-    resident,
     start_topup,
     topup_link,
+    with_emulator,
 )
+
+
+@pytest.fixture
+def app_config(app_config, emu, tmp_path):
+    return with_emulator(app_config, emu, tmp_path)
 
 
 def _order(app, order_no=None) -> PaymentOrder:

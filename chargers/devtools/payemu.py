@@ -34,7 +34,7 @@ import time
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -631,8 +631,9 @@ class PayEmulator:
                 day = datetime.strptime(biz["bill_date"], "%Y-%m-%d").date()
                 token = secrets.token_hex(12)
                 emu.bill_tokens[token] = emu.alipay_bill(day)
+                url = f"{emu.base_url}/emu/alipay/bill?token={token}"
                 return emu._ali(method, {"code": "10000", "msg": "Success",
-                                         "bill_download_url": f"{emu.base_url}/emu/alipay/bill?token={token}"})
+                                         "bill_download_url": url})
             return emu._ali_error(method or "error", "isv.invalid-method", "不存在的方法名")
 
         @app.get("/emu/alipay/bill")
