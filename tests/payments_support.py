@@ -1,5 +1,6 @@
 """Fixtures and helpers for the payments tests (a pytest plugin of tests/conftest.py):
-the provider emulator (chargers.devtools.payemu) served on a real local port, the product configured for it, notifications delivered
+the provider emulator (chargers.devtools.payemu) served on a real local port, the
+product configured for it, notifications delivered
 into the test client, and a resident account with its top-up link."""
 
 from __future__ import annotations
