@@ -210,6 +210,11 @@ JOB_LABELS = {
     "config-push": _l("Send each pile with the config feature its desired settings until it "
                       "reports them"),
     "risk-review": _l("Stop sessions past the longest time; learn each card's usual charge"),
+    "payments-expire": _l("Ask the payment service about top-up orders unpaid after 5 minutes: "
+                          "post the paid ones, close the others"),
+    "payments-refunds": _l("Ask the payment service about refunds not confirmed yet"),
+    "payments-reconcile": _l("Download the payment services' bills of the previous day and "
+                             "match them with orders and the ledger"),
 }
 # What a job run did (jobs.Summary.code), with its counts as the parameters.
 JOB_RESULT_LABELS = {
@@ -229,6 +234,11 @@ JOB_RESULT_LABELS = {
     "overstays": _l("%(opened)d overstay(s) noticed, %(ended)d ended, %(nudged)d card "
                     "holder(s) reminded"),
     "months_closed": _l("%(closed)d month(s) closed, %(waiting)d waiting for settlement"),
+    "payment_orders": _l("%(paid)d order(s) found paid, %(closed)d closed unpaid, "
+                         "%(failed)d not reached"),
+    "payment_refunds": _l("%(succeeded)d refund(s) confirmed, %(failed)d failed, "
+                          "%(processing)d still under way"),
+    "payments_reconciled": _l("%(lines)d bill line(s) matched, %(mismatches)d finding(s)"),
     # These list their counts by kind (JOB_COUNT_LABELS) after the sentence.
     "settled": _l("Sessions settled:"),
     "stop_asked": _l("Stop asked:"),

@@ -190,6 +190,8 @@ class WeChat:
 
     def query_refund(self, order_no: str, refund_no: str) -> RefundState:
         code, data, _ = self._call("refund query", self.client.query_refund, refund_no)
+        if code == 404:  # never reached WeChat: nothing was refunded
+            return RefundState("failed")
         if code != 200:
             raise ProviderError(f"wechat refund query: {code} {data.get('code', '')}")
         return _wechat_refund(data)
