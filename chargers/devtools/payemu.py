@@ -367,7 +367,8 @@ class PayEmulator:
     def _tweaked(self, t: Trade) -> tuple[int, int]:
         tw = self.bill_tweaks.get(t.order_no, {})
         amount = tw.get("amount_cents", t.amount_cents)
-        return amount, tw.get("fee_cents", t.fee_cents)
+        fee = t.fee_cents if amount == t.amount_cents else fee_of(amount, self.fee_bp)
+        return amount, tw.get("fee_cents", fee)
 
     def wechat_bill(self, day) -> bytes:
         from chargers.services.payments.providers import WECHAT_BILL_COLUMNS
