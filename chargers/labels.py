@@ -174,10 +174,14 @@ BILLING_LABELS = {
     "method:cash": _l("Cash"), "method:wechat": _l("WeChat Pay"),
     "method:alipay": _l("Alipay"), "method:bank": _l("Bank transfer"),
     "method:other": _l("Other"),
+    "pay_wechat": _l("Held at WeChat Pay"), "pay_alipay": _l("Held at Alipay"),
+    "pay_fees": _l("Payment fees (expense)"), "fee": _l("Payment fee"),
 }
 # The alley's own ledger accounts whose balance is a debit (money received, amounts the
-# community covered or waived): pages show them with the sign of what happened.
-DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived", "written_off"})
+# community covered or waived, money held at the payment services, their fees): pages
+# show them with the sign of what happened.
+DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived", "written_off", "pay_wechat",
+                                 "pay_alipay", "pay_fees"})
 
 # The worker's jobs (chargers/jobs, by id): what each does, for the jobs page.
 JOB_LABELS = {
