@@ -411,6 +411,11 @@ def limits(config: Mapping) -> LimitRule:
                      risk=risk, paging=paging(config))
 
 
+# WeChat Pay's and Alipay's own clock: their times, time limits and bill dates are Beijing
+# time whatever the alley's zone (a provider's fact, not a setting).
+PROVIDER_ZONE = "Asia/Shanghai"
+
+
 @dataclass(frozen=True)
 class WeChatPayRule:
     """WECHATPAY_* and WECHAT_*: a direct merchant of WeChat Pay v3 and its official

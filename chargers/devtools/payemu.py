@@ -46,7 +46,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, Response, abort, redirect, request
 
-CST = ZoneInfo("Asia/Shanghai")
+from chargers.settings import PROVIDER_ZONE
+
+CST = ZoneInfo(PROVIDER_ZONE)  # the providers' clock
 
 
 def _key():

@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 import requests
 
 from ...constants import PayChannel, PayProvider
-from ...settings import AlipayRule, PaymentRule, WeChatPayRule
+from ...settings import PROVIDER_ZONE, AlipayRule, PaymentRule, WeChatPayRule
 
 log = logging.getLogger("chargers.payments")
-CST = ZoneInfo("Asia/Shanghai")  # the providers' clock and bill dates
+CST = ZoneInfo(PROVIDER_ZONE)  # the providers' clock and bill dates
 
 
 class ProviderError(Exception):
