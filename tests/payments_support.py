@@ -83,6 +83,17 @@ def start_topup(app, client, account_id: int, ua: str, channel: str, *, preset=N
     return client.post(link, data=data, headers={"User-Agent": ua})
 
 
+GO = re.compile(r'data-go="([^"]+)"')
+
+
+def pay_page(response) -> str:
+    """The provider's page our order page sends the browser to (Alipay, WeChat H5)."""
+    import html
+
+    assert response.status_code == 200, response.status_code
+    return html.unescape(GO.search(response.get_data(as_text=True)).group(1))
+
+
 def balance(app, account_id: int) -> int:
     with app.app_context():
         return ledger.balance(db.session.get(ResidentAccount, account_id))

@@ -20,7 +20,7 @@ from chargers.services.billing import ledger
 from chargers.services.errors import Invalid
 from chargers.services.payments import refunds
 
-from .payments_support import DESKTOP_UA, PHONE_UA, balance, start_topup, with_emulator
+from .payments_support import DESKTOP_UA, PHONE_UA, balance, pay_page, start_topup, with_emulator
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_an_order_never_confirmed_is_closed(app, client, emu, deliver_to, reside
     start_topup(app, client, resident, DESKTOP_UA, "wechat_native", preset=1000)
     wx = _last_order(app)
     r = start_topup(app, client, resident, PHONE_UA, "alipay_wap", preset=2000)
-    requests.get(r.headers["Location"], timeout=10)  # opened Alipay's page, never paid
+    requests.get(pay_page(r), timeout=10)  # opened Alipay's page, never paid
     ali = _last_order(app)
     job = all_jobs()["payments-expire"]
     assert run_job(app, job, now=utcnow() + timedelta(minutes=4)) is None  # not yet due
@@ -79,7 +79,7 @@ def test_a_lost_notification_is_found_by_the_query(app, client, emu, resident):
 def test_refund_to_the_original_channel(app, client, emu, deliver_to, resident, ua, channel):
     r = start_topup(app, client, resident, ua, channel, preset=5000)
     if channel == "alipay_wap":
-        requests.get(r.headers["Location"], timeout=10)
+        requests.get(pay_page(r), timeout=10)
     no = _last_order(app)
     emu.pay(no)
     assert balance(app, resident) == 5000

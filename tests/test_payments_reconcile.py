@@ -19,7 +19,7 @@ from chargers.models import LedgerAccount, PaymentBill, PaymentMismatch, Payment
 from chargers.services.billing import income, ledger
 from chargers.services.payments import reconcile, refunds
 
-from .payments_support import DESKTOP_UA, PHONE_UA, alley_id, start_topup, with_emulator
+from .payments_support import DESKTOP_UA, PHONE_UA, alley_id, pay_page, start_topup, with_emulator
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def app_config(app_config, emu, tmp_path):
 def _pay(app, client, emu, resident, ua, channel, fen) -> str:
     r = start_topup(app, client, resident, ua, channel, preset=fen)
     if channel == "alipay_wap":
-        requests.get(r.headers["Location"], timeout=10)
+        requests.get(pay_page(r), timeout=10)
     with app.app_context():
         no = db.session.scalars(select(PaymentOrder.order_no)
                                 .order_by(PaymentOrder.id.desc())).first()

@@ -700,25 +700,53 @@ class PayEmulator:
         return app
 
 
+def load_or_create(folder: Path) -> PayEmulator:
+    """An emulator whose keys and ids are kept in `folder` (made on first use, 0600), so
+    that `make run`'s web, worker and emulator processes agree across restarts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = folder / "emulator-keys.json"
+    emu = PayEmulator()
+    if state.exists():
+        data = json.loads(state.read_text())
+        emu.merchant_key = serialization.load_pem_private_key(data["merchant"].encode(), None)
+        emu.platform_key = serialization.load_pem_private_key(data["platform"].encode(), None)
+        emu.app_key = serialization.load_pem_private_key(data["app"].encode(), None)
+        emu.alipay_key = serialization.load_pem_private_key(data["alipay"].encode(), None)
+        emu.apiv3_key, emu.cert_serial = data["apiv3_key"], data["cert_serial"]
+        emu.public_key_id, emu.app_secret = data["public_key_id"], data["app_secret"]
+    else:
+        state.write_text(json.dumps({
+            "merchant": _pem_private(emu.merchant_key), "platform": _pem_private(emu.platform_key),
+            "app": _pem_private(emu.app_key), "alipay": _pem_private(emu.alipay_key),
+            "apiv3_key": emu.apiv3_key, "cert_serial": emu.cert_serial,
+            "public_key_id": emu.public_key_id, "app_secret": emu.app_secret}))
+        state.chmod(0o600)
+    return emu
+
+
 def main() -> None:  # pragma: no cover - `python -m chargers.devtools.payemu`
-    """Run the emulator alone on PAYEMU_PORT (default 5090), writing the product's
-    settings to instance/payemu.env (sourced by `flask --app wsgi run` via .env
-    files is not automatic: `make run` reads it, see chargers/cli/demo.py)."""
+    """`make run`: `--write-config` writes the product's settings for the emulator to
+    <folder>/payemu.env (sourced before the processes start); without it, serve the
+    emulator on PAYEMU_PORT (5090). Keys live in instance/payemu (never committed)."""
     import argparse
     import os
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=int(os.environ.get("PAYEMU_PORT", "5090")))
-    ap.add_argument("--notify", default=os.environ.get("PAYMENTS_NOTIFY_URL",
-                                                       "http://127.0.0.1:5000"))
-    ap.add_argument("--out", default="instance/payemu")
+    port = int(os.environ.get("PAYEMU_PORT", "5090"))
+    web = os.environ.get("WEB_PORT", "").strip() or "5000"
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--write-config", action="store_true")
+    ap.add_argument("--folder", default="instance/payemu")
     args = ap.parse_args()
-    emu = PayEmulator()
-    emu.base_url = f"http://127.0.0.1:{args.port}"
-    cfg = emu.config(Path(args.out), args.notify)
-    lines = [f"{k}={v}" for k, v in cfg.items()]
-    Path(args.out, "payemu.env").write_text("\n".join(lines) + "\n")
-    emu.app.run(host="127.0.0.1", port=args.port, threaded=True)
+    emu = load_or_create(Path(args.folder))
+    emu.base_url = f"http://127.0.0.1:{port}"
+    if args.write_config:
+        cfg = emu.config(Path(args.folder), os.environ.get("PAYMENTS_NOTIFY_URL")
+                         or f"http://127.0.0.1:{web}")
+        Path(args.folder, "payemu.env").write_text(
+            "".join(f"{k}={v}\n" for k, v in cfg.items()))
+        print(f"payment emulator settings: {args.folder}/payemu.env (emulator on {emu.base_url})")
+        return
+    emu.app.run(host="127.0.0.1", port=port, threaded=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,12 @@
       .then(function () { setTimeout(poll, 2000); });
   }
   setTimeout(poll, 2000);
+  // Alipay's page or WeChat Pay's H5 page: opened at once (the link stays for a retry).
+  var go = document.getElementById("pay-go");
+  if (go && !sessionStorage.getItem("went:" + go.dataset.go)) {
+    sessionStorage.setItem("went:" + go.dataset.go, "1");
+    window.location.assign(go.dataset.go);
+  }
   var btn = document.getElementById("wx-pay");
   var params = document.getElementById("wx-params");
   if (btn && params) {

@@ -101,18 +101,20 @@ def topup(slug: str, token: str):
                               return_url=url_for("pay.order", order_no="ORDERNO",
                                                  _external=True).replace("ORDERNO", "{order_no}"))
         order_url = url_for("pay.order", order_no=placed.order.order_no)
-        if "pay_url" in placed.next:
-            return redirect(placed.next["pay_url"])
+        # The provider's page is opened from our order page (a link the script follows
+        # at once), not by redirecting the form's POST: CSP form-action 'self' would
+        # stop a redirect to another site, and the order page is where the result shows.
+        go = placed.next.get("pay_url")
         if "h5_url" in placed.next:
             sep = "&" if "?" in placed.next["h5_url"] else "?"
-            return redirect(f"{placed.next['h5_url']}{sep}redirect_url="
-                            + quote(url_for("pay.order", order_no=placed.order.order_no,
-                                            _external=True), safe=""))
+            go = (f"{placed.next['h5_url']}{sep}redirect_url="
+                  + quote(url_for("pay.order", order_no=placed.order.order_no, _external=True),
+                          safe=""))
+        code_url = placed.next.get("code_url")
         return render_template("pay/order.html", alley=alley, order=placed.order,
                                state=orders.public_state(placed.order), jsapi=placed.next.get("jsapi"),
-                               qr=text_qr_svg(placed.next["code_url"]) if "code_url" in placed.next
-                               else None, code_url=placed.next.get("code_url"),
-                               order_url=order_url)
+                               qr=text_qr_svg(code_url) if code_url else None,
+                               code_url=code_url, go=go, order_url=order_url)
     elif request.method == "POST":
         error = True
     return render_template("pay/topup.html", alley=alley, acc=acc, form=form, rules=rules,
@@ -128,7 +130,7 @@ def order(order_no: str):
     alley = db.session.get(Alley, o.alley_id)
     g.tz = alley.timezone
     return render_template("pay/order.html", alley=alley, order=o, state=orders.public_state(o),
-                           jsapi=None, qr=None, code_url=None,
+                           jsapi=None, qr=None, code_url=None, go=None,
                            order_url=url_for("pay.order", order_no=o.order_no))
 
 
