@@ -56,7 +56,8 @@ def _notices(app) -> dict:
                                        .group_by(PaymentNotice.outcome)).all())
 
 
-def test_wechat_native_topup_end_to_end(app, client, emu, deliver_to, resident):
+def test_wechat_native_topup_end_to_end(app, client, emu, deliver_to, resident, caplog):
+    caplog.set_level("DEBUG")
     r = start_topup(app, client, resident, DESKTOP_UA, "wechat_native", preset=2000)
     assert r.status_code == 200
     html = r.get_data(as_text=True)
@@ -72,6 +73,8 @@ def test_wechat_native_topup_end_to_end(app, client, emu, deliver_to, resident):
         held = db.session.scalar(select(LedgerAccount).where(LedgerAccount.kind == "pay_wechat"))
         assert held.balance_cents == -2000  # the alley's money at WeChat Pay
         assert ledger.verify() == []
+    assert "paid (notify): 2000 fen posted" in caplog.text
+    assert emu.apiv3_key not in caplog.text and "PRIVATE KEY" not in caplog.text
 
 
 def test_wechat_h5_topup_typed_amount(app, client, emu, deliver_to, resident):
