@@ -15,8 +15,16 @@ from chargers import settings
 from chargers.devtools.payemu import CST, Trade
 from chargers.extensions import db
 from chargers.jobs import all_jobs, run_job
-from chargers.models import LedgerAccount, PaymentBill, PaymentMismatch, PaymentOrder, Posting, utcnow
-from chargers.services.billing import income, ledger
+from chargers.models import (
+    LedgerAccount,
+    MonthClose,
+    PaymentBill,
+    PaymentMismatch,
+    PaymentOrder,
+    Posting,
+    utcnow,
+)
+from chargers.services.billing import income, ledger, monthly_close
 from chargers.services.payments import reconcile, refunds
 
 from .payments_support import DESKTOP_UA, PHONE_UA, alley_id, pay_page, start_topup, with_emulator
@@ -63,6 +71,14 @@ def test_a_clean_day_matches_and_posts_the_fees(app, client, emu, deliver_to, re
         assert again["wechat"]["fees_cents"] == 0
         assert db.session.query(Posting).filter(Posting.kind == "fee").count() == 2
         assert ledger.verify() == []
+        # The month's close (and so its 公示) holds online money and fees apart from cash.
+        later = utcnow() + timedelta(days=40)
+        closed = monthly_close.close_due(later, settings.close(app.config)).closed
+        assert closed
+        mcs = db.session.scalars(select(MonthClose)).all()
+        assert sum(m.online_cents for m in mcs) == 15000 and sum(m.fees_cents for m in mcs) == 90
+        assert sum(m.topups_cents for m in mcs) == 15000
+        assert ledger.verify() == []  # verify_closes recomputes them from the postings
 
 
 def test_each_kind_of_mismatch_is_found(app, client, emu, deliver_to, resident):
