@@ -30,12 +30,14 @@ seed: migrate
 	$(FLASK) seed-demo
 
 # Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler), the
-# broker (Mosquitto when installed, else the embedded one) and simulated piles
-# (Procfile); Ctrl-C stops them all. A broker file left by a killed run would point
-# the others at a dead port.
+# broker (Mosquitto when installed, else the embedded one), simulated piles and the
+# payment providers' emulator on 5090 (Procfile); Ctrl-C stops them all. A broker file
+# left by a killed run would point the others at a dead port. The emulator's settings
+# (keys made once under instance/payemu, never committed) are exported to every process.
 run: seed
 	rm -f instance/broker.json
-	$(BIN)/honcho -f Procfile start
+	$(BIN)/python -m chargers.devtools.payemu --write-config
+	set -a; . instance/payemu/payemu.env; set +a; $(BIN)/honcho -f Procfile start
 
 test: install-dev
 	$(BIN)/pytest -q

@@ -16,6 +16,9 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     if overrides:
         app.config.update(overrides)
     validate(app.config)  # a wrong number stops the start, naming its variable
+    from . import settings
+
+    settings.payments(app.config)  # a half-configured payment channel stops the start
     _trust_proxies(app)
     _ensure_sqlite_dir(app)
     from .web.validation import init_app as init_guard
@@ -71,12 +74,13 @@ def register_blueprints(app: Flask) -> None:
     from .web.auth import bp as auth_bp
     from .web.billing import bp as billing_bp
     from .web.ops import bp as ops_bp
+    from .web.pay import bp as pay_bp
     from .web.public_accounts import bp as public_accounts_bp
     from .web.resident import bp as resident_bp
     from .web.staff import bp as staff_bp
 
     csrf.exempt(api_bp)  # the API takes Bearer tokens, never the login cookie
-    for bp in (resident_bp, billing_bp, public_accounts_bp, auth_bp, staff_bp, api_bp,
+    for bp in (resident_bp, billing_bp, public_accounts_bp, pay_bp, auth_bp, staff_bp, api_bp,
                ops_bp):
         app.register_blueprint(bp)
     from .web.security import init_app as init_security_headers

@@ -174,3 +174,82 @@ class OfflinePolicy(StrEnum):
 
     ACCEPT = "accept"
     REJECT = "reject"
+
+
+class PayChannel(StrEnum):
+    """How a resident pays online (services/payments): WeChat Pay v3 inside WeChat's
+    browser (JSAPI, with the openid from the official account's OAuth), in another
+    phone browser (H5) or by a QR code on a desktop (Native); Alipay mobile web pay."""
+
+    WECHAT_JSAPI = "wechat_jsapi"
+    WECHAT_H5 = "wechat_h5"
+    WECHAT_NATIVE = "wechat_native"
+    ALIPAY_WAP = "alipay_wap"
+
+
+class PayProvider(StrEnum):
+    """Who holds the money of an online payment (a channel's provider)."""
+
+    WECHAT = "wechat"
+    ALIPAY = "alipay"
+
+
+class OrderState(StrEnum):
+    """An online top-up order: `created` (sent to the provider, not paid yet), `paid`
+    (the provider's verified notification or signed query said so; posted to the
+    ledger once), `closed` (never paid: closed at the provider), `refunding` (a refund
+    asked of the provider, not confirmed yet), `refunded` (the provider confirmed it;
+    partly or wholly, see the refunds)."""
+
+    CREATED = "created"
+    PAID = "paid"
+    CLOSED = "closed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+
+
+class RefundState(StrEnum):
+    """A refund to the original channel: `processing` (the provider took it; the
+    balance is already held back by its posting), `succeeded` (confirmed by the
+    provider), `failed` (the provider gave up: the posting is reversed)."""
+
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class NoticeOutcome(StrEnum):
+    """What became of a provider's notification (counted in /metrics): `posted`
+    (verified, the top-up posted), `replayed` (verified, the order already paid:
+    nothing changes), and the rejections, which change nothing: `bad_signature`
+    (unverifiable or undecryptable), `expired` (signed too long ago), `other_merchant`
+    (for another merchant or app), `unknown_order`, `amount_mismatch`, `not_success`
+    (a state other than paid), `malformed`."""
+
+    POSTED = "posted"
+    REPLAYED = "replayed"
+    BAD_SIGNATURE = "bad_signature"
+    EXPIRED = "expired"
+    OTHER_MERCHANT = "other_merchant"
+    UNKNOWN_ORDER = "unknown_order"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    NOT_SUCCESS = "not_success"
+    MALFORMED = "malformed"
+
+
+class MismatchKind(StrEnum):
+    """A reconciliation finding (services/payments/reconcile): paid at the provider but
+    not here, here but not at the provider, an amount or a fee that differs."""
+
+    MISSING_HERE = "missing_here"
+    MISSING_THERE = "missing_there"
+    AMOUNT = "amount"
+    FEE = "fee"
+
+
+class MismatchStatus(StrEnum):
+    """A reconciliation finding on the staff review list: `open`, then `resolved` by
+    a person with a note."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"

@@ -174,10 +174,14 @@ BILLING_LABELS = {
     "method:cash": _l("Cash"), "method:wechat": _l("WeChat Pay"),
     "method:alipay": _l("Alipay"), "method:bank": _l("Bank transfer"),
     "method:other": _l("Other"),
+    "pay_wechat": _l("Held at WeChat Pay"), "pay_alipay": _l("Held at Alipay"),
+    "pay_fees": _l("Payment fees (expense)"), "fee": _l("Payment fee"),
 }
 # The alley's own ledger accounts whose balance is a debit (money received, amounts the
-# community covered or waived): pages show them with the sign of what happened.
-DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived", "written_off"})
+# community covered or waived, money held at the payment services, their fees): pages
+# show them with the sign of what happened.
+DEBIT_ACCOUNT_KINDS = frozenset({"cash", "covered", "waived", "written_off", "pay_wechat",
+                                 "pay_alipay", "pay_fees"})
 
 # The worker's jobs (chargers/jobs, by id): what each does, for the jobs page.
 JOB_LABELS = {
@@ -210,6 +214,11 @@ JOB_LABELS = {
     "config-push": _l("Send each pile with the config feature its desired settings until it "
                       "reports them"),
     "risk-review": _l("Stop sessions past the longest time; learn each card's usual charge"),
+    "payments-expire": _l("Ask the payment service about top-up orders unpaid after 5 minutes: "
+                          "post the paid ones, close the others"),
+    "payments-refunds": _l("Ask the payment service about refunds not confirmed yet"),
+    "payments-reconcile": _l("Download the payment services' bills of the previous day and "
+                             "match them with orders and the ledger"),
 }
 # What a job run did (jobs.Summary.code), with its counts as the parameters.
 JOB_RESULT_LABELS = {
@@ -229,6 +238,11 @@ JOB_RESULT_LABELS = {
     "overstays": _l("%(opened)d overstay(s) noticed, %(ended)d ended, %(nudged)d card "
                     "holder(s) reminded"),
     "months_closed": _l("%(closed)d month(s) closed, %(waiting)d waiting for settlement"),
+    "payment_orders": _l("%(paid)d order(s) found paid, %(closed)d closed unpaid, "
+                         "%(failed)d not reached"),
+    "payment_refunds": _l("%(succeeded)d refund(s) confirmed, %(failed)d failed, "
+                          "%(processing)d still under way"),
+    "payments_reconciled": _l("%(lines)d bill line(s) matched, %(mismatches)d finding(s)"),
     # These list their counts by kind (JOB_COUNT_LABELS) after the sentence.
     "settled": _l("Sessions settled:"),
     "stop_asked": _l("Stop asked:"),
@@ -265,3 +279,26 @@ PRICING_RULE_LABELS = {
     "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
     "float_after_full": _l("not charged long after full"),
 }
+
+# Online payments (services/payments): channels, order and refund states, what became
+# of a provider's notification, reconciliation findings.
+PAY_CHANNEL_LABELS = {"wechat_jsapi": _l("WeChat Pay"), "wechat_h5": _l("WeChat Pay (H5)"),
+                      "wechat_native": _l("WeChat Pay (QR code)"), "alipay_wap": _l("Alipay")}
+PAY_PROVIDER_LABELS = {"wechat": _l("WeChat Pay"), "alipay": _l("Alipay")}
+ORDER_STATE_LABELS = {"created": _l("waiting for payment"), "paid": _l("paid"),
+                      "closed": _l("closed unpaid"), "refunding": _l("refund under way"),
+                      "refunded": _l("refunded")}
+REFUND_STATE_LABELS = {"processing": _l("asked, not confirmed yet"),
+                       "succeeded": _l("confirmed by the provider"),
+                       "failed": _l("failed: the amount is back on the balance")}
+NOTICE_OUTCOME_LABELS = {
+    "posted": _l("verified, top-up posted"), "replayed": _l("repeated: nothing changed"),
+    "bad_signature": _l("rejected: signature does not verify"),
+    "expired": _l("rejected: too old"), "other_merchant": _l("rejected: another merchant"),
+    "unknown_order": _l("rejected: no such order"),
+    "amount_mismatch": _l("rejected: amount differs from the order"),
+    "not_success": _l("ignored: not a success"), "malformed": _l("rejected: malformed")}
+MISMATCH_LABELS = {"missing_here": _l("paid there, not here"),
+                   "missing_there": _l("here, not there"),
+                   "amount": _l("amounts differ"), "fee": _l("fee differs from the contract rate")}
+MISMATCH_STATUS_LABELS = {"open": _l("open"), "resolved": _l("resolved")}

@@ -410,3 +410,146 @@ def limits(config: Mapping) -> LimitRule:
                      max_session_s=config["DEVICE_MAX_SESSION_S"],
                      config_resend_s=config["CONFIG_RESEND_S"],
                      risk=risk, paging=paging(config))
+
+
+# WeChat Pay's and Alipay's own clock: their times, time limits and bill dates are Beijing
+# time whatever the alley's zone (a provider's fact, not a setting).
+PROVIDER_ZONE = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class WeChatPayRule:
+    """WECHATPAY_* and WECHAT_*: a direct merchant of WeChat Pay v3 and its official
+    account. Key material stays in files; the API v3 key and the AppSecret are held
+    here but never shown (repr=False)."""
+
+    mchid: str = ""
+    appid: str = ""
+    apiv3_key: str = field(default="", repr=False)
+    cert_serial: str = ""
+    private_key_path: str = ""
+    public_key_path: str = ""
+    public_key_id: str = ""
+    platform_cert_dir: str = ""
+    gateway: str = _DEFAULTS.WECHATPAY_GATEWAY
+    app_secret: str = field(default="", repr=False)
+    oauth_url: str = _DEFAULTS.WECHAT_OAUTH_URL
+    api_url: str = _DEFAULTS.WECHAT_API_URL
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.mchid)
+
+
+@dataclass(frozen=True)
+class AlipayRule:
+    """ALIPAY_*: an Alipay app with mobile web pay (手机网站支付)."""
+
+    app_id: str = ""
+    app_private_key_path: str = ""
+    public_key_path: str = ""
+    gateway: str = _DEFAULTS.ALIPAY_GATEWAY
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app_id)
+
+
+@dataclass(frozen=True)
+class PaymentRule:
+    """Online top-ups: both providers, our notify base URL, the top-up limits, the
+    contract fee rates (basis points), a notification's longest age and when an unpaid
+    order is queried and closed."""
+
+    wechat: WeChatPayRule = field(default_factory=WeChatPayRule)
+    alipay: AlipayRule = field(default_factory=AlipayRule)
+    notify_url: str = ""
+    min_cents: int = _DEFAULTS.PAYMENTS_MIN_CENTS
+    max_cents: int = _DEFAULTS.PAYMENTS_MAX_CENTS
+    wechat_fee_bp: int = _DEFAULTS.PAYMENTS_WECHAT_FEE_BP
+    alipay_fee_bp: int = _DEFAULTS.PAYMENTS_ALIPAY_FEE_BP
+    notice_max_age_s: int = _DEFAULTS.PAYMENTS_NOTICE_MAX_AGE_S
+    order_expire_s: int = _DEFAULTS.PAYMENTS_ORDER_EXPIRE_S
+    timeout_s: int = _DEFAULTS.PAYMENTS_TIMEOUT_S
+
+    @property
+    def enabled(self) -> bool:
+        return self.wechat.enabled or self.alipay.enabled
+
+
+_WECHAT_NEEDS = ("WECHATPAY_MCHID", "WECHATPAY_APIV3_KEY", "WECHATPAY_CERT_SERIAL",
+                 "WECHATPAY_PRIVATE_KEY_PATH", "WECHAT_APPID")
+_ALIPAY_NEEDS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_PATH", "ALIPAY_PUBLIC_KEY_PATH")
+
+
+def payments_problems(config: Mapping) -> list[str]:
+    """What stops a half-configured payment channel from starting (empty: each channel
+    is wholly configured or wholly off). Names variables, never their values."""
+    def given(name: str) -> bool:
+        return bool(str(config.get(name) or "").strip())
+
+    problems = []
+    for channel, needs, extra in (
+            ("WeChat Pay", _WECHAT_NEEDS, ("WECHATPAY_PUBLIC_KEY_PATH", "WECHATPAY_PUBLIC_KEY_ID",
+                                           "WECHATPAY_PLATFORM_CERT_DIR", "WECHAT_APP_SECRET")),
+            ("Alipay", _ALIPAY_NEEDS, ())):
+        on = [n for n in needs + extra if given(n)]
+        if not on:
+            continue
+        missing = [n for n in needs if not given(n)]
+        if channel == "WeChat Pay":
+            key, key_id = given("WECHATPAY_PUBLIC_KEY_PATH"), given("WECHATPAY_PUBLIC_KEY_ID")
+            if key != key_id:
+                missing.append("WECHATPAY_PUBLIC_KEY_ID" if key else "WECHATPAY_PUBLIC_KEY_PATH")
+            elif not key and not given("WECHATPAY_PLATFORM_CERT_DIR"):
+                missing.append("WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID "
+                               "(or WECHATPAY_PLATFORM_CERT_DIR)")
+            if len(str(config.get("WECHATPAY_APIV3_KEY") or "")) not in (0, 32):
+                missing.append("WECHATPAY_APIV3_KEY of 32 characters")
+        if missing:
+            problems.append(f"{channel} is half configured: set {', '.join(missing)} "
+                            "(or none of its settings to turn it off)")
+            continue
+        for n in needs + extra:
+            if n.endswith("_PATH") and given(n) and not Path(str(config[n])).is_file():
+                problems.append(f"{channel}: {n} names no readable file")
+            if n.endswith("_DIR") and given(n) and not Path(str(config[n])).is_dir():
+                problems.append(f"{channel}: {n} names no folder")
+        if not given("PAYMENTS_NOTIFY_URL"):
+            problems.append(f"{channel} needs PAYMENTS_NOTIFY_URL (where the provider "
+                            "posts its notifications)")
+    return problems
+
+
+def payments(config: Mapping) -> PaymentRule:
+    """PAYMENTS_*, WECHATPAY_*, WECHAT_*, ALIPAY_*; RuntimeError when a channel is half
+    configured (create_app calls this, so such a deployment does not start)."""
+    problems = payments_problems(config)
+    if problems:
+        raise RuntimeError("; ".join(problems))
+
+    def g(name: str) -> str:
+        return str(config.get(name) or "").strip()
+
+    wechat = WeChatPayRule(
+        mchid=g("WECHATPAY_MCHID"), appid=g("WECHAT_APPID"), apiv3_key=g("WECHATPAY_APIV3_KEY"),
+        cert_serial=g("WECHATPAY_CERT_SERIAL"), private_key_path=g("WECHATPAY_PRIVATE_KEY_PATH"),
+        public_key_path=g("WECHATPAY_PUBLIC_KEY_PATH"), public_key_id=g("WECHATPAY_PUBLIC_KEY_ID"),
+        platform_cert_dir=g("WECHATPAY_PLATFORM_CERT_DIR"),
+        gateway=g("WECHATPAY_GATEWAY") or WeChatPayRule.gateway,
+        app_secret=g("WECHAT_APP_SECRET"), oauth_url=g("WECHAT_OAUTH_URL") or WeChatPayRule.oauth_url,
+        api_url=g("WECHAT_API_URL") or WeChatPayRule.api_url)
+    alipay = AlipayRule(app_id=g("ALIPAY_APP_ID"),
+                        app_private_key_path=g("ALIPAY_APP_PRIVATE_KEY_PATH"),
+                        public_key_path=g("ALIPAY_PUBLIC_KEY_PATH"),
+                        gateway=g("ALIPAY_GATEWAY") or AlipayRule.gateway)
+    d = PaymentRule()
+    return PaymentRule(wechat=wechat, alipay=alipay, notify_url=g("PAYMENTS_NOTIFY_URL").rstrip("/"),
+                       min_cents=int(config.get("PAYMENTS_MIN_CENTS", d.min_cents)),
+                       max_cents=int(config.get("PAYMENTS_MAX_CENTS", d.max_cents)),
+                       wechat_fee_bp=int(config.get("PAYMENTS_WECHAT_FEE_BP", d.wechat_fee_bp)),
+                       alipay_fee_bp=int(config.get("PAYMENTS_ALIPAY_FEE_BP", d.alipay_fee_bp)),
+                       notice_max_age_s=int(config.get("PAYMENTS_NOTICE_MAX_AGE_S",
+                                                       d.notice_max_age_s)),
+                       order_expire_s=int(config.get("PAYMENTS_ORDER_EXPIRE_S", d.order_expire_s)),
+                       timeout_s=int(config.get("PAYMENTS_TIMEOUT_S", d.timeout_s)))

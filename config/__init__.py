@@ -194,6 +194,46 @@ class Config:
     RETENTION_JOB_RUN_DAYS = _env_int("RETENTION_JOB_RUN_DAYS", 30)
     RETENTION_BATCH = _env_int("RETENTION_BATCH", 1000)
 
+    # Online top-ups (docs/payments.md). A channel is on when all its settings are
+    # given, off when none are; half of them stops the start, naming what is missing.
+    # Key material is read from files (paths here), never stored in the database.
+    # Our notify base URL: WeChat posts to <it>/pay/notify/wechat, Alipay to
+    # <it>/pay/notify/alipay (https, reachable from the internet).
+    PAYMENTS_NOTIFY_URL = os.environ.get("PAYMENTS_NOTIFY_URL", "")
+    # WeChat Pay v3 (direct merchant): merchant id, API v3 key, the merchant API
+    # certificate's serial and private key, and the platform's public key and its id
+    # (微信支付公钥) or a folder of platform certificates (平台证书).
+    WECHATPAY_MCHID = os.environ.get("WECHATPAY_MCHID", "")
+    WECHATPAY_APIV3_KEY = os.environ.get("WECHATPAY_APIV3_KEY", "")
+    WECHATPAY_CERT_SERIAL = os.environ.get("WECHATPAY_CERT_SERIAL", "")
+    WECHATPAY_PRIVATE_KEY_PATH = os.environ.get("WECHATPAY_PRIVATE_KEY_PATH", "")
+    WECHATPAY_PUBLIC_KEY_PATH = os.environ.get("WECHATPAY_PUBLIC_KEY_PATH", "")
+    WECHATPAY_PUBLIC_KEY_ID = os.environ.get("WECHATPAY_PUBLIC_KEY_ID", "")
+    WECHATPAY_PLATFORM_CERT_DIR = os.environ.get("WECHATPAY_PLATFORM_CERT_DIR", "")
+    WECHATPAY_GATEWAY = os.environ.get("WECHATPAY_GATEWAY", "https://api.mch.weixin.qq.com")
+    # The official account (公众号) bound to the merchant: its AppID is the payments'
+    # appid; its AppSecret lets the OAuth (snsapi_base) learn a resident's openid.
+    WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
+    WECHAT_APP_SECRET = os.environ.get("WECHAT_APP_SECRET", "")
+    WECHAT_OAUTH_URL = os.environ.get("WECHAT_OAUTH_URL",
+                                      "https://open.weixin.qq.com/connect/oauth2/authorize")
+    WECHAT_API_URL = os.environ.get("WECHAT_API_URL", "https://api.weixin.qq.com")
+    # Alipay (mobile web pay): app id, the app's private key, Alipay's public key.
+    ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "")
+    ALIPAY_APP_PRIVATE_KEY_PATH = os.environ.get("ALIPAY_APP_PRIVATE_KEY_PATH", "")
+    ALIPAY_PUBLIC_KEY_PATH = os.environ.get("ALIPAY_PUBLIC_KEY_PATH", "")
+    ALIPAY_GATEWAY = os.environ.get("ALIPAY_GATEWAY", "https://openapi.alipay.com/gateway.do")
+    # Top-up limits (fen), the contract fee rates (basis points: 60 = 0.6 %) that
+    # reconciliation expects, how old a notification may be, when an unpaid order is
+    # queried and closed.
+    PAYMENTS_MIN_CENTS = _env_int("PAYMENTS_MIN_CENTS", 100)
+    PAYMENTS_MAX_CENTS = _env_int("PAYMENTS_MAX_CENTS", 50_000)
+    PAYMENTS_WECHAT_FEE_BP = _env_int("PAYMENTS_WECHAT_FEE_BP", 60)
+    PAYMENTS_ALIPAY_FEE_BP = _env_int("PAYMENTS_ALIPAY_FEE_BP", 60)
+    PAYMENTS_NOTICE_MAX_AGE_S = _env_int("PAYMENTS_NOTICE_MAX_AGE_S", 300)
+    PAYMENTS_ORDER_EXPIRE_S = _env_int("PAYMENTS_ORDER_EXPIRE_S", 300)
+    PAYMENTS_TIMEOUT_S = _env_int("PAYMENTS_TIMEOUT_S", 10)
+
     # Largest request body the app reads (413 beyond it; JSON under /api/).
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 256 * 1024)
     SESSION_COOKIE_HTTPONLY = True
@@ -323,10 +363,18 @@ RANGES: dict[str, tuple[int | None, int | None]] = {
     "RETENTION_JOB_RUN_DAYS": (1, 36_500),
     "RETENTION_BATCH": (1, 1_000_000),
     "MAX_CONTENT_LENGTH": (1024, 100 * 1024 * 1024),
+    "PAYMENTS_MIN_CENTS": (1, 10_000_000),
+    "PAYMENTS_MAX_CENTS": (1, 10_000_000),
+    "PAYMENTS_WECHAT_FEE_BP": (0, 10_000),
+    "PAYMENTS_ALIPAY_FEE_BP": (0, 10_000),
+    "PAYMENTS_NOTICE_MAX_AGE_S": (10, DAY),
+    "PAYMENTS_ORDER_EXPIRE_S": (60, DAY),
+    "PAYMENTS_TIMEOUT_S": (1, 300),
 }
 # Pairs that must be in order (first <= second).
 ORDERED = [("CUTOFF_RETRY_BASE_S", "CUTOFF_RETRY_MAX_S"),
-           ("NOTIFY_BACKOFF_BASE_S", "NOTIFY_BACKOFF_MAX_S")]
+           ("NOTIFY_BACKOFF_BASE_S", "NOTIFY_BACKOFF_MAX_S"),
+           ("PAYMENTS_MIN_CENTS", "PAYMENTS_MAX_CENTS")]
 # Rate limits, in the limits library's notation ("10 per minute").
 RATE_LIMITS = ("ACCOUNT_LOOKUP_RATE_LIMIT", "ACCOUNT_LOOKUP_CARD_RATE_LIMIT", "LOGIN_RATE_LIMIT",
                "LOGIN_ACCOUNT_RATE_LIMIT", "REPORT_RATE_LIMIT")

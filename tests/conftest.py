@@ -24,7 +24,8 @@ from chargers import create_app
 from chargers.extensions import db as _db
 from chargers.services import users
 
-pytest_plugins = ["tests.brokers", "tests.device_clients", "tests.ingest_support"]
+pytest_plugins = ["tests.brokers", "tests.device_clients", "tests.ingest_support",
+                  "tests.payments_support"]
 
 PASSWORD = "correct-horse-battery"
 

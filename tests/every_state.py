@@ -23,7 +23,7 @@ from sqlalchemy import select
 from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import ChargingSession, Command, Pile, User
+from chargers.models import ChargingSession, Command, PaymentOrder, Pile, User
 from chargers.services import onboarding, users
 from chargers.services.alerts import cutoff, reports
 from chargers.services.billing import accounts as residents
@@ -195,12 +195,15 @@ class Seeded:
     where: dict[str, tuple[str, int | None]]  # state → (pile, port or None)
     typed: set[str]
     receipts: list[str]
+    pay_pages: list[str] = field(default_factory=list)
     admin: str = ADMIN
     staff: str = STAFF
 
 
-def seed(now: datetime | None = None) -> Seeded:
-    """Build the alley (inside an app context; commits). Returns where things are."""
+def seed(now: datetime | None = None, emu=None) -> Seeded:
+    """Build the alley (inside an app context; commits). Returns where things are.
+    With `emu` (a served chargers.devtools.payemu the app is configured for): online
+    top-ups in every state, refunds, rejected notifications and reconciliation findings."""
     now = now or datetime.now(UTC).replace(microsecond=0)
     config = current_app.config
     admin = users.create_user(ADMIN, PASSWORD, "admin")
@@ -238,7 +241,75 @@ def seed(now: datetime | None = None) -> Seeded:
         select(ChargingSession.receipt_token).where(ChargingSession.receipt_token.is_not(None))
         .order_by(ChargingSession.id)))
     db.session.commit()
-    return Seeded(SLUG, [p[0] for p in LAYOUT], where, ctx.typed, receipts)
+    pay_pages = _payments(ctx, emu) if emu is not None else []
+    return Seeded(SLUG, [p[0] for p in LAYOUT], where, ctx.typed, receipts, pay_pages)
+
+
+def _payments(ctx: Ctx, emu) -> list[str]:
+    """Online top-ups as the doors leave them: paid by WeChat Native and Alipay (the
+    signed notifications through the service the notify view calls), one never paid
+    and closed by the expiry job, refunds confirmed and under way, a forged
+    notification, and the previous day's reconciliation with a finding of each kind.
+    Returns the resident pages to start from (the 充值 page, the orders)."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from chargers.devtools.payemu import Trade
+    from chargers.models import ResidentAccount
+    from chargers.services.payments import notifications, orders, providers, reconcile, refunds
+
+    rules = settings.payments(current_app.config)
+    acc = db.session.scalar(select(ResidentAccount).where(ResidentAccount.household == "3号门 王家"))
+    emu.deliver = lambda url, headers, body: 204  # delivered below, through the service
+    paid = []
+    for channel, fen in (("wechat_native", 2000), ("alipay_wap", 5000), ("wechat_h5", 1000),
+                         ("wechat_native", 10000)):
+        placed = orders.place(acc.id, fen, channel, rules, ctx.now - timedelta(hours=2),
+                              return_url="http://localhost/pay/o/{order_no}")
+        no = placed.order.order_no
+        if channel == "alipay_wap":
+            emu.trades[no] = Trade("alipay", no, fen, "", kind="QUICK_WAP_WAY")
+        emu.pay(no, notify=False)
+        if channel == "alipay_wap":
+            form = emu.alipay_notice(no)
+            assert notifications.alipay(form, rules, ctx.now).outcome == "posted"
+        else:
+            headers, body = emu.wechat_notice(no)
+            assert notifications.wechat(headers, body, rules, ctx.now).outcome == "posted"
+        paid.append(no)
+    headers, body = emu.wechat_notice(paid[0], mchid="1900000999")
+    notifications.wechat(headers, body, rules, ctx.now)  # another merchant's: rejected
+    unpaid = orders.place(acc.id, 3000, "wechat_native", rules, ctx.now - timedelta(hours=1))
+    orders.close_unconfirmed(rules, ctx.now)
+    pending = orders.place(acc.id, 1500, "wechat_native", rules, ctx.now)
+    refunds.ask(ctx.admin, paid[1], 1000, "搬家", rules, ctx.now)
+    refunds.track(rules, ctx.now)
+    emu.refund_outcome = "PROCESSING"
+    refunds.ask(ctx.admin, paid[0], 500, "", rules, ctx.now)
+    # The provider's day: the bill of `paid` with one line missing, one amount and one
+    # fee different, and a payment only the provider knows of.
+    emu.bill_tweaks[paid[2]] = {"drop": True}
+    emu.bill_tweaks[paid[3]] = {"fee_cents": 100}
+    emu.bill_tweaks[paid[1]] = {"amount_cents": 4000}
+    emu.extra_lines.append(Trade("wechat", "T20990101000000ffffffffffffffff", 3000, "",
+                                 kind="NATIVE", state="SUCCESS", txn="4200000000stranger",
+                                 mchid=emu.mchid, appid=emu.appid, paid_at=ctx.now))
+    day = ctx.now.astimezone(providers.CST).date()
+    for o in db.session.scalars(select(PaymentOrder)):
+        if o.paid_at is not None:
+            emu.trades[o.order_no].paid_at = o.paid_at
+    reconcile.run(rules, day, ctx.now)
+    db.session.commit()
+    # Order and refund numbers are codes; the provider's bill lines are shown as sent.
+    from chargers.models import PaymentMismatch, PaymentRefund
+
+    ctx.typed |= set(db.session.scalars(select(PaymentOrder.order_no)))
+    ctx.typed |= set(db.session.scalars(select(PaymentRefund.refund_no)))
+    ctx.typed |= {"搬家", "T20990101000000ffffffffffffffff"}
+    for line in db.session.scalars(select(PaymentMismatch.line)):
+        ctx.typed |= {str(x) for kv in (line or {}).items() for x in kv}
+    token = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="topup").dumps(acc.id)
+    return [f"/a/{SLUG}/topup/{token}", *(f"/pay/o/{n}" for n in paid),
+            f"/pay/o/{unpaid.order.order_no}", f"/pay/o/{pending.order.order_no}"]
 
 
 def _billing(ctx: Ctx) -> None:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import pytest
 
 from . import every_state
+from .payments_support import with_emulator
 from .webtools import login
 
 # Links the crawl never follows: assets, and what would log the crawler out.
@@ -214,13 +215,20 @@ def crawl(client, starts: list[str], lang: str, typed: set[str]) -> Crawl:
 
 
 @pytest.fixture
-def seeded(app):
+def app_config(app_config, emu, tmp_path):
+    """Online payments on, against the provider emulator (its pages are crawled too)."""
+    return with_emulator(app_config, emu, tmp_path)
+
+
+@pytest.fixture
+def seeded(app, emu):
     with app.app_context():
-        return every_state.seed()
+        return every_state.seed(emu=emu)
 
 
 def _resident_starts(s: every_state.Seeded) -> list[str]:
-    return [f"/a/{s.slug}", *(f"/p/{p}" for p in s.piles), *(f"/r/{t}" for t in s.receipts)]
+    return [f"/a/{s.slug}", *(f"/p/{p}" for p in s.piles), *(f"/r/{t}" for t in s.receipts),
+            *s.pay_pages]
 
 
 def _anyone_starts(s: every_state.Seeded) -> list[str]:

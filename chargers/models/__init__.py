@@ -30,6 +30,13 @@ from .maintenance import (
 from .message_log import FaultEvent, IngestCounter, ProcessedMessage, Rejection, SeqGap
 from .notifications import Contact, Notification
 from .ops import JobRun, JobRunLog, Lease
+from .payments import (
+    PaymentBill,
+    PaymentMismatch,
+    PaymentNotice,
+    PaymentOrder,
+    PaymentRefund,
+)
 from .registry import Alley, Pile, Port
 from .reports import ProblemReport
 from .safety import CardCheck, CardProfile, PileConfig
@@ -45,6 +52,11 @@ from .statements import (
 )
 
 __all__ = [
+    "PaymentBill",
+    "PaymentMismatch",
+    "PaymentNotice",
+    "PaymentOrder",
+    "PaymentRefund",
     "CardCheck",
     "CardProfile",
     "PileConfig",

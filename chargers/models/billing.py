@@ -36,10 +36,14 @@ ACCOUNT_KINDS = ("prepaid", "monthly", "exempt")
 # `written_off`: debts staff gave up on, with a reason; `occupancy`: occupancy fees;
 # `card_sales`: monthly cards sold (income). A sold card has a `covered` account of its
 # own (`card:<sale id>`) that bears the sessions it covers.
+# `pay_wechat` / `pay_alipay`: the alley's money held at WeChat Pay / Alipay (online
+# top-ups in, refunds and the providers' fees out); `pay_fees`: the providers' fees,
+# the alley's expense (posting kind `fee`).
 LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived",
-                "written_off", "occupancy", "card_sales")
+                "written_off", "occupancy", "card_sales", "pay_wechat", "pay_alipay",
+                "pay_fees")
 POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff",
-                 "card_sale")
+                 "card_sale", "fee")
 REVIEW_REASONS = ("no_card", "unknown_card", "other_alley")
 REVIEW_STATUSES = ("open", "assigned", "waived")
 ADJUSTMENT_STATUSES = ("pending", "approved", "rejected")

@@ -55,6 +55,10 @@ class MonthClose(db.Model):
     writeoffs_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     occupancy_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     card_sales_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Received by WeChat Pay / Alipay (online top-ups − refunds to them) and their fees
+    # (the alley's expense); cash received is top-ups − refunds − online.
+    online_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    fees_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The ledger's hash chain head when the month closed (shown on the 公示).
     chain_head: Mapped[str | None] = mapped_column(String(64))
     chain_postings: Mapped[int | None] = mapped_column(BigInteger)

@@ -61,6 +61,16 @@ class _DatabaseCollector:
             active.add_metric([severity], n)
         yield active
 
+        from .payments import notifications
+
+        notices = CounterMetricFamily("chargers_payment_notifications",
+                                      "Payment notifications by provider and outcome "
+                                      "(posted, replayed, or a rejection)",
+                                      labels=["provider", "outcome"])
+        for (provider, outcome), n in sorted(notifications.counts().items()):
+            notices.add_metric([provider, outcome], n)
+        yield notices
+
 
 def render() -> bytes:
     """The text exposition of every chargers_ metric."""

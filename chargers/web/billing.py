@@ -12,6 +12,7 @@ from ..services.alerts import notify
 from ..services.billing import accounts, ledger, settlement
 from ..services.charging import endings
 from ..services.devices import alleys
+from . import pay
 from .forms_billing import LookupForm
 
 bp = Blueprint("billing", __name__)
@@ -60,6 +61,7 @@ def my_account(slug: str):
     return render_template(
         "billing/my_account.html", alley=alley, form=form, tried=tried, acc=acc,
         balance=ledger.balance(acc) if acc else None,
+        topup_url=pay.topup_link(acc) if acc else None,
         sessions=accounts.recent_sessions(acc) if acc else [],
         used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
         and acc.monthly_from else None)

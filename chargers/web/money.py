@@ -157,6 +157,18 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["billing_word"] = billing_word
     app.jinja_env.globals["audit_text"] = audit_text
     app.jinja_env.globals["session_status_label"] = session_status_label
+    from .. import labels
+
+    def word(table):
+        return lambda code: str(table.get(code, code or ""))
+
+    app.jinja_env.filters["pay_channel"] = word(labels.PAY_CHANNEL_LABELS)
+    app.jinja_env.filters["pay_provider"] = word(labels.PAY_PROVIDER_LABELS)
+    app.jinja_env.filters["order_state"] = word(labels.ORDER_STATE_LABELS)
+    app.jinja_env.filters["refund_state"] = word(labels.REFUND_STATE_LABELS)
+    app.jinja_env.filters["notice_outcome"] = word(labels.NOTICE_OUTCOME_LABELS)
+    app.jinja_env.filters["mismatch_kind"] = word(labels.MISMATCH_LABELS)
+    app.jinja_env.filters["mismatch_status"] = word(labels.MISMATCH_STATUS_LABELS)
 
 
 def session_status_label(code: str | None) -> str:

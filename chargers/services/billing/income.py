@@ -14,8 +14,10 @@ the desk's "today's takings", the money dashboard, the monthly close and its 公
   the community for an exempt account (`covered_exempt_cents`); the ledger has one
   `covered` account, the split comes from the charged session's resident account.
 - **Top-ups received** and **refunds paid** are net of their reversals (a reversed
-  top-up is no longer received); **cash received** is the cash box's movement and
-  always equals top-ups − refunds.
+  top-up is no longer received); **cash received** is the cash box's movement,
+  **online received** the movement of the alley's money at WeChat Pay and Alipay
+  (online top-ups − refunds to those channels, fees apart); cash + online always equal
+  top-ups − refunds. **Payment fees** are the providers' fees, the alley's expense.
 
 Read-only; imports models and `devices.alleys` only.
 """
@@ -57,6 +59,8 @@ class Income:
     topups_cents: int = 0
     refunds_cents: int = 0
     cash_cents: int = 0
+    online_cents: int = 0  # received by WeChat Pay / Alipay, net of refunds, before fees
+    fees_cents: int = 0  # the payment providers' fees (an expense)
     adjustments_cents: int = 0  # of the takings: adjustments and reversals
     postings: set[int] = field(default_factory=set)
 
@@ -115,6 +119,11 @@ def add(out: Income, row) -> None:
         out.waived_cents -= cents
     elif acc_kind == "cash":
         out.cash_cents -= cents
+    elif acc_kind in ("pay_wechat", "pay_alipay"):
+        if about != "fee":
+            out.online_cents -= cents
+    elif acc_kind == "pay_fees":
+        out.fees_cents -= cents
     elif acc_kind == "resident":
         if about == "topup":
             out.topups_cents += cents

@@ -423,6 +423,10 @@ def _close_sums() -> dict[tuple[int, str], dict[str, int]]:
         if acc_kind in fields:
             name, sign = fields[acc_kind]
             got[name] += sign * int(cents or 0)
+        if acc_kind in ("pay_wechat", "pay_alipay") and p_kind != "fee":
+            got["online_cents"] -= int(cents or 0)
+        if acc_kind == "pay_fees":
+            got["fees_cents"] -= int(cents or 0)
         if acc_kind == "resident" and p_kind == "topup":
             got["topups_cents"] += int(cents or 0)
         if acc_kind == "resident" and p_kind == "refund":
@@ -463,7 +467,7 @@ def verify_closes() -> list[str]:
         got = sums.get((mc.alley_id, mc.month), {})
         for name in ("electricity_cents", "service_cents", "occupancy_cents", "covered_cents",
                      "waived_cents", "writeoffs_cents", "topups_cents", "refunds_cents",
-                     "card_sales_cents"):
+                     "card_sales_cents", "online_cents", "fees_cents"):
             if int(getattr(mc, name) or 0) != got.get(name, 0):
                 problems.append(f"month {mc.month} of alley {mc.alley_id}: {name} "
                                 f"{getattr(mc, name)}, its postings say {got.get(name, 0)}")

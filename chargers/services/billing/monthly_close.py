@@ -169,7 +169,7 @@ def close_month(alley: Alley, month: str, now: datetime) -> MonthClose | None:
                     service_cents=0, topups_cents=0, refunds_cents=0, adjustments_cents=0,
                     covered_cents=0, waived_cents=0, postings=len(counted),
                     occupancy_cents=0, writeoffs_cents=0, debts_cents=0,
-                    card_sales_cents=0)
+                    card_sales_cents=0, online_cents=0, fees_cents=0)
     daily = _empty_days(start, end, tz)
     per_resident = _ledger_totals(mc, counted, entries, daily, tz, _reversed_kinds(counted))
     by_account = _session_totals(mc, sessions, daily, tz)
@@ -257,6 +257,11 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
             mc.writeoffs_cents -= cents
         elif acc_kind == "card_sales":
             mc.card_sales_cents += cents
+        elif acc_kind in ("pay_wechat", "pay_alipay"):
+            if p.kind != "fee":
+                mc.online_cents -= cents
+        elif acc_kind == "pay_fees":
+            mc.fees_cents -= cents
         elif acc_kind == "resident":
             # A reversal of a top-up or refund counts as less top-up or refund.
             about = p.kind

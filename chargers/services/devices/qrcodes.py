@@ -21,3 +21,12 @@ def pile_qr_svg(pile_id: str, base_url: str) -> str:
     svg = buf.getvalue().decode()
     # Drop the XML declaration so the SVG can sit inline in HTML.
     return svg[svg.index("<svg"):]
+
+
+def text_qr_svg(text: str) -> str:
+    """An inline SVG QR code of any text (a WeChat Pay Native code_url)."""
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10)
+    buf = io.BytesIO()
+    img.save(buf)
+    svg = buf.getvalue().decode()
+    return svg[svg.index("<svg"):]

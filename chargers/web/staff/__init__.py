@@ -30,6 +30,7 @@ from . import (  # noqa: E402,F401
     billing,
     ingest,
     maintenance,
+    payments,
     readings,
     registry,
     reports,

@@ -1,0 +1,75 @@
+"""Staff pages of online payments: a refund to the original channel asked from the
+orders page, a staff member of another alley kept out, and a reconciliation finding
+resolved with a note."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from chargers.constants import MismatchStatus, RefundState
+from chargers.devtools.payemu import Trade
+from chargers.extensions import db
+from chargers.models import PaymentMismatch, PaymentOrder, PaymentRefund
+
+from .payments_support import DESKTOP_UA, balance, start_topup, with_emulator
+from .webtools import csrf_from, login
+
+
+@pytest.fixture
+def app_config(app_config, emu, tmp_path):
+    return with_emulator(app_config, emu, tmp_path)
+
+
+def _paid_order(app, client, emu, resident, fen=3000) -> str:
+    start_topup(app, client, resident, DESKTOP_UA, "wechat_native", preset=fen)
+    with app.app_context():
+        no = db.session.scalars(select(PaymentOrder.order_no).order_by(PaymentOrder.id.desc())).first()
+    assert emu.pay(no) == 204
+    return no
+
+
+def test_refund_from_the_orders_page(app, client, emu, deliver_to, resident, admin, make_staff):
+    no = _paid_order(app, client, emu, resident)
+    client.post("/logout")
+    assert login(client, "root").status_code == 302
+    page = client.get("/staff/payments").get_data(as_text=True)
+    assert no in page and f"/staff/payments/{no}/refund" in page
+    form = client.get(f"/staff/payments/{no}/refund")
+    r = client.post(f"/staff/payments/{no}/refund",
+                    data={"csrf_token": csrf_from(form.get_data(as_text=True)), "amount": "10",
+                          "reason": "搬走了"})
+    assert r.status_code == 302
+    assert balance(app, resident) == 2000
+    with app.app_context():
+        ref = db.session.scalar(select(PaymentRefund))
+        assert (ref.amount_cents, ref.state) == (1000, RefundState.PROCESSING)
+    # A staff member of another alley sees neither the order nor its refund form.
+    make_staff("other", [])
+    other = app.test_client()
+    assert login(other, "other").status_code == 302
+    assert no not in other.get("/staff/payments").get_data(as_text=True)
+    assert other.get(f"/staff/payments/{no}/refund").status_code == 404
+
+
+def test_resolve_a_finding(app, client, emu, deliver_to, resident, admin):
+    _paid_order(app, client, emu, resident)
+    emu.extra_lines.append(Trade("wechat", "T20990101000000ffffffffffffffff", 3000, "",
+                                 kind="NATIVE", state="SUCCESS", txn="4200x", mchid=emu.mchid,
+                                 appid=emu.appid, paid_at=datetime.now(UTC)))
+    from chargers.jobs import all_jobs, run_job
+
+    run_job(app, all_jobs()["payments-reconcile"], now=datetime.now(UTC) + timedelta(days=1))
+    assert login(client, "root").status_code == 302
+    page = client.get("/staff/payments/reconcile").get_data(as_text=True)
+    assert "T20990101000000ffffffffffffffff" in page and "4200x" in page
+    with app.app_context():
+        mid = db.session.scalar(select(PaymentMismatch.id))
+    r = client.post(f"/staff/payments/reconcile/{mid}/resolve",
+                    data={"csrf_token": csrf_from(page), "note": "另一个商户号的款，已转出"})
+    assert r.status_code == 302
+    with app.app_context():
+        m = db.session.get(PaymentMismatch, mid)
+        assert m.status == MismatchStatus.RESOLVED and m.note == "另一个商户号的款，已转出"
