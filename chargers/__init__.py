@@ -16,6 +16,9 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     if overrides:
         app.config.update(overrides)
     validate(app.config)  # a wrong number stops the start, naming its variable
+    from .settings import check_wechat
+
+    check_wechat(app.config)  # a half-configured WeChat channel stops the start too
     _trust_proxies(app)
     _ensure_sqlite_dir(app)
     from .web.validation import init_app as init_guard

@@ -264,4 +264,5 @@ PREVIEW_SAMPLE_LABELS = {
 PRICING_RULE_LABELS = {
     "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
     "float_after_full": _l("not charged long after full"),
+    "failed": _l("charging failed: nothing charged"),
 }

@@ -26,7 +26,8 @@ def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
 @job("stale-sessions", "interval", "Close sessions silent too long (status timeout)", minutes=5)
 def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
     """Sessions with no meter reading for SESSION_STALE_S end at their last reading."""
-    closed = sessions.close_stale(now, current_app.config["SESSION_STALE_S"])
+    closed = sessions.close_stale(now, current_app.config["SESSION_STALE_S"],
+                                  settings.paging(current_app.config))
     return Summary(f"{closed} sessions closed by timeout", "sessions_timed_out",
                    {"n": closed}) if closed else None
 

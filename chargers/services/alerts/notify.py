@@ -32,9 +32,10 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -352,6 +353,22 @@ def send_email(to: str, subject: str, text: str, delivery: Delivery) -> None:
         raise DeliveryError(f"SMTP: {exc}") from None
 
 
+# Quiet hours for residents' messages, in the alley's local time: [QUIET_FROM,
+# QUIET_UNTIL), passing midnight (chargers.services.billing.reminders queues by them).
+QUIET_FROM, QUIET_UNTIL = time(22, 0), time(7, 0)
+
+
+def quiet_until(at: datetime, zone: ZoneInfo) -> datetime:
+    """When a resident's message due at `at` may go: `at` outside the quiet hours
+    (QUIET_FROM–QUIET_UNTIL in `zone`), else the next QUIET_UNTIL there (in `at`'s zone)."""
+    local = at.astimezone(zone)
+    t = local.time()
+    if QUIET_UNTIL <= t < QUIET_FROM:
+        return at
+    day = local.date() if t < QUIET_UNTIL else local.date() + timedelta(days=1)
+    return datetime.combine(day, QUIET_UNTIL, tzinfo=zone).astimezone(at.tzinfo)
+
+
 def backoff(attempts: int, delivery: Delivery) -> timedelta:
     """Wait before the next try after `attempts` failures: base·2^(n-1), capped."""
     seconds = delivery.backoff_base_s * 2 ** max(0, attempts - 1)
@@ -401,6 +418,9 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
                 n.status = "failed"
             else:
                 n.next_attempt_at = now + backoff(n.attempts, delivery)
+                zone = (n.payload or {}).get("quiet_zone") if n.channel != "webhook" else None
+                if zone:  # a resident's message: its retry keeps to the quiet hours
+                    n.next_attempt_at = quiet_until(n.next_attempt_at, ZoneInfo(zone))
             failed += 1
             log.warning("notification %s to %s failed (try %s): %s", n.id, n.target,
                         n.attempts, exc)

@@ -201,23 +201,26 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
     return sample
 
 
-def close_stale(now: datetime, inactive_s: int) -> int:
+def close_stale(now: datetime, inactive_s: int, paging=None) -> int:
     """Close sessions with no news for `inactive_s` seconds (commits): status
-    `timeout`, ending at their last meter reading. Returns how many."""
+    `timeout`, ending at their last meter reading; their holders are told
+    (charging.messages, in `paging`'s language unless their own). Returns how many."""
+    from . import messages
     cutoff = now - timedelta(seconds=inactive_s)
     rows = db.session.scalars(
         select(ChargingSession).where(ChargingSession.status.in_(OPEN),
                                       ChargingSession.ended_at.is_(None))
     ).all()
-    closed = 0
+    closed = []
     for s in rows:
         last = s.last_meter_at or s.started_at or s.created_at
         if last is None or last >= cutoff:
             continue
         s.status, s.ended_at, s.stop_reason = "timeout", last, "timeout"
-        closed += 1
+        closed.append(s)
+    messages.on_sessions([(s.pile, s) for s in closed], now, paging)
     db.session.commit()
-    return closed
+    return len(closed)
 
 
 def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int = 100,
