@@ -11,6 +11,9 @@ Channels:
   {"msg_type": "text", "content": {"text": ...}}. The contact's `webhook_format`
   picks one; `auto` goes by the URL's host (WeCom's shape for unknown hosts).
 - email: plain text over SMTP (smtplib; SMTP_* config).
+- sms, wechat: residents' messages (chargers.services.billing.reminders) through Aliyun
+  SendSms (.sms) and WeChat subscription messages (.wechat). A resident's message carries
+  `quiet_zone` in its payload when it must keep to the quiet hours: its retries do too.
 
 Messages are written in the deployment's language (`settings.Paging.language`,
 Chinese by default) through Babel and the label tables of chargers.labels, with the
@@ -274,7 +277,14 @@ def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subj
 
 
 class DeliveryError(Exception):
-    """The receiver did not take the message; it will be tried again."""
+    """The receiver did not take the message; it will be tried again, unless
+    `permanent` (e.g. a WeChat user who refused the messages): then it is given up."""
+
+    permanent = False
+
+
+class PermanentDeliveryError(DeliveryError):
+    permanent = True
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -389,6 +399,17 @@ def _send(n: Notification, delivery: Delivery) -> None:
                          n.payload.get("params", {}), out_id=f"n{n.id}")
         except sms.SmsError as exc:
             raise DeliveryError(str(exc)) from None
+    elif n.channel == "wechat":  # residents' subscription messages (billing.reminders)
+        from . import wechat
+
+        payload = n.payload or {}
+        try:
+            wechat.send(delivery.wechat, n.target, payload.get("template", ""),
+                        payload.get("params", {}), n.subject,
+                        allow_private=delivery.webhook_allow_private)
+        except wechat.WechatError as exc:
+            raise (PermanentDeliveryError if exc.permanent else DeliveryError)(str(exc)) \
+                from None
     else:
         raise DeliveryError(f"unknown channel {n.channel!r}")
 
@@ -414,7 +435,7 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
         except Exception as exc:  # one bad message must not stop the others
             n.attempts += 1
             n.last_error = str(exc)[:1000]
-            if n.attempts >= max_attempts:
+            if n.attempts >= max_attempts or getattr(exc, "permanent", False):
                 n.status = "failed"
             else:
                 n.next_attempt_at = now + backoff(n.attempts, delivery)

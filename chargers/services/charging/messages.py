@@ -99,11 +99,11 @@ def on_sessions(touched: Iterable[tuple[Pile, ChargingSession]], now: datetime,
         safety = False
         if event == "start":
             kind = "session_start"
-            data.update(time=s.started_at.astimezone(zone).strftime("%m-%d %H:%M"),
+            data.update(time=s.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
                         balance=reminders.yuan(ledger.balance(acc)))
         else:
             kind, ending, safety = describe_end(s)
-            data.update(time=s.ended_at.astimezone(zone).strftime("%m-%d %H:%M"),
+            data.update(time=s.ended_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
                         reason=ending, energy=_kwh(s.energy_wh))
         r = Reminder(key=key, kind=kind, alley_id=pile.alley_id, resident_id=acc.id,
                      data=data, channels=[], created_at=now)
