@@ -33,9 +33,19 @@ seed: migrate
 # broker (Mosquitto when installed, else the embedded one) and simulated piles
 # (Procfile); Ctrl-C stops them all. A broker file left by a killed run would point
 # the others at a dead port.
+# WeChat subscription messages go to the local emulator (chargers/devtools/wechat_mp.py,
+# the Procfile's `wechat`): the messages residents get are listed at
+# http://127.0.0.1:5081/.
+WECHAT_DEMO := WECHAT_MP_API_BASE=http://127.0.0.1:5081 WECHAT_MP_APP_ID=wx-demo-app \
+	WECHAT_MP_APP_SECRET=demo-secret WECHAT_MP_TEMPLATE_SESSION_START=demo-start \
+	WECHAT_MP_TEMPLATE_FULL=demo-full WECHAT_MP_TEMPLATE_STOPPED=demo-stopped \
+	WECHAT_MP_TEMPLATE_FAILED=demo-failed WECHAT_MP_TEMPLATE_LOW_BALANCE=demo-low \
+	WECHAT_MP_TEMPLATE_NEGATIVE=demo-negative WECHAT_MP_TEMPLATE_QUEUE_START=demo-queue \
+	WECHAT_MP_TEMPLATE_OVERSTAY=demo-overstay WECHAT_MP_TEMPLATE_BATTERY_RISK=demo-risk
+
 run: seed
 	rm -f instance/broker.json
-	$(BIN)/honcho -f Procfile start
+	$(WECHAT_DEMO) $(BIN)/honcho -f Procfile start
 
 test: install-dev
 	$(BIN)/pytest -q
