@@ -241,6 +241,20 @@ def seed(now: datetime | None = None) -> Seeded:
     return Seeded(SLUG, [p[0] for p in LAYOUT], where, ctx.typed, receipts)
 
 
+def _hears_by_wechat(ctx: Ctx, account_id: int) -> None:
+    """The household linked its WeChat (the openid as the official account's OAuth
+    leaves it: that door is the payments work, so it is the one row written here) and
+    chose WeChat and SMS, night messages welcome: its charges send session messages,
+    listed on its account page."""
+    from chargers.models import ResidentChannels
+    from chargers.services.billing import reminders
+
+    db.session.add(ResidentChannels(resident_id=account_id, wechat_openid="o-every-state"))
+    db.session.commit()
+    reminders.set_channels(ctx.admin, account_id, "", True, ctx.now - timedelta(days=2),
+                           wechat=True, night=True, language="")
+
+
 def _billing(ctx: Ctx) -> None:
     """Accounts with money, a settled charge of yesterday with its receipt, a charge on
     an unknown card the guard stopped (on the review list), and a resident's report."""
@@ -255,6 +269,7 @@ def _billing(ctx: Ctx) -> None:
         if kind == "prepaid":
             residents.top_up(ctx.admin, acc.id, 5000, "cash", "NO-0001",
                              ctx.now - timedelta(days=2))
+            _hears_by_wechat(ctx, acc.id)
         ctx.typed |= {card, household, name, phone}
     ctx.typed.add("NO-0001")
     yesterday = ctx.now - timedelta(days=1)
