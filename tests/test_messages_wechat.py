@@ -135,3 +135,17 @@ def test_the_emulator_is_never_imported_by_production_code():
     users = [p for p in root.rglob("*.py") if "devtools" not in p.parts
              and "devtools" in p.read_text(encoding="utf-8")]
     assert users == []
+
+
+def test_refusals_are_counted_in_the_metrics(app, mp):
+    with app.app_context():
+        make_alley()
+        make_resident("C-1", openid="o-refuses")
+        mp.refuse("o-refuses")
+        run(DAY_SH, start(DAY_SH))
+        deliver(app, DAY_SH)
+        from chargers.services import metrics
+
+        text = metrics.render().decode()
+    assert ('chargers_notifications{channel="wechat",reason="session_start",status="failed"} 1.0'
+            in text)

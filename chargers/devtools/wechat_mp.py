@@ -27,6 +27,7 @@ import json
 import secrets
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -112,7 +113,7 @@ class WechatMP:
             self.received.append({"msgid": msgid, "touser": body["touser"],
                                   "template_id": body["template_id"],
                                   "page": body.get("page", ""), "data": body["data"],
-                                  "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+                                  "at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")})
         return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def page(self) -> str:

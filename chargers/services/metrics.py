@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Alert, Pile
+from ..models import Alert, Notification, Pile
 from .alerts.lifecycle import OPEN
 from .charging import availability
 from .devices import alleys
@@ -60,6 +60,18 @@ class _DatabaseCollector:
         ):
             active.add_metric([severity], n)
         yield active
+
+        # The outbox by channel and state: a WeChat user who refused, a template missing,
+        # an SMS provider down show here as `failed` (each row keeps its last error).
+        outbox = GaugeMetricFamily("chargers_notifications",
+                                   "Outbox messages by channel, reason and status",
+                                   labels=["channel", "reason", "status"])
+        for channel, reason, status, n in db.session.execute(
+            select(Notification.channel, Notification.reason, Notification.status, func.count())
+            .group_by(Notification.channel, Notification.reason, Notification.status)
+        ):
+            outbox.add_metric([channel, reason, status], n)
+        yield outbox
 
 
 def render() -> bytes:
