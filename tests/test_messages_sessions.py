@@ -27,7 +27,7 @@ from chargers.models import (
 from chargers.services import onboarding, users
 from chargers.services.alerts import notify
 from chargers.services.billing import accounts, reminders, settlement
-from chargers.services.charging import sessions
+from chargers.services.charging import messages, sessions
 from chargers.services.devices import alleys, piles
 from chargers.services.errors import Invalid
 from chargers.settings import Delivery
@@ -317,7 +317,19 @@ def test_unknown_card_and_no_channel(lane):
 
 def test_queue_start_kind_for_the_power_budget(lane):
     acc = make_resident("C-1", email="a@example.org", language="en")
-    data = {"alley": "幸福里", "pile": "1号桩", "port": 2, "time": "12-03 14:00"}
-    assert reminders.queue_to_account(acc, "queue_start", data, "zh", DAY_SH) == ["email"]
+    data = {"alley": "幸福里", "pile": "1号桩", "port": 2, "time": "2026-12-03 14:00"}
+    assert messages.tell_once("queue:7", acc, "queue_start", data, DAY_SH).channels == ["email"]
+    assert messages.tell_once("queue:7", acc, "queue_start", data, DAY_SH) is None
     db.session.commit()
-    assert "Your turn to charge" in outbox()[0].subject
+    assert len(outbox()) == 1 and "Your turn to charge" in outbox()[0].subject
+
+
+def test_low_balance_goes_through_the_chosen_channels_and_waits_for_morning(lane):
+    acc = make_resident("C-1", sms=True, openid="o-zhang", topup=300)  # below 5 yuan
+    counts = reminders.run(NIGHT_SH)
+    assert counts["low_balance"] == 1
+    seven = local(SH, 2026, 12, 4, 7, 0)
+    assert [(n.channel, n.target, n.next_attempt_at) for n in outbox()] == [
+        ("sms", acc.phone, seven), ("wechat", "o-zhang", seven)]
+    assert outbox()[1].payload["params"]["balance"] == "3.00"
+    assert reminders.run(NIGHT_SH + timedelta(hours=1))["low_balance"] == 0  # once

@@ -21,6 +21,10 @@ session whose card has no active holder sends nothing and records nothing.
 
 `on_sessions` is called by the ingest after its batch is written (the sessions have
 their ids), inside the batch's transaction (no commit), and by the stale-session job.
+
+Other services send a resident one message per event the same way with `tell_once`
+(the power-budget queue: kind `queue_start` with {"alley", "pile", "port", "time"} and a
+key such as `queue:<entry id>`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import ChargingSession, Pile, Reminder
+from ...models import ChargingSession, Pile, Reminder, ResidentAccount
 from ...settings import Paging
 from ..billing import accounts, ledger, pricing, reminders
 from ..devices import alleys
@@ -69,6 +73,22 @@ def describe_end(s: ChargingSession) -> tuple[str, str, bool]:
     if ending == "full":
         return "full", ending, False
     return "stopped", ending, False
+
+
+def tell_once(key: str, acc: ResidentAccount, kind: str, data: dict, now: datetime,
+              paging: Paging | None = None, *, safety: bool = False) -> Reminder | None:
+    """Queue the message of `kind` to the account's channels once for `key` (≤ 96
+    characters): None when that key was told already. Flushes; no commit."""
+    paging = paging or Paging()
+    if db.session.scalar(select(Reminder.id).where(Reminder.key == key)) is not None:
+        return None
+    r = Reminder(key=key, kind=kind, alley_id=acc.alley_id, resident_id=acc.id, data=data,
+                 channels=[], created_at=now)
+    db.session.add(r)
+    r.channels = reminders.queue_to_account(acc, kind, data, paging.language, now,
+                                            safety=safety)
+    db.session.flush()
+    return r
 
 
 def on_sessions(touched: Iterable[tuple[Pile, ChargingSession]], now: datetime,
