@@ -26,8 +26,8 @@ from chargers.models import (
 )
 from chargers.services import onboarding, users
 from chargers.services.alerts import notify
-from chargers.services.billing import accounts, reminders, settlement
-from chargers.services.charging import messages, sessions
+from chargers.services.billing import accounts, messages, reminders, settlement
+from chargers.services.charging import sessions
 from chargers.services.devices import alleys, piles
 from chargers.services.errors import Invalid
 from chargers.settings import Delivery
@@ -243,7 +243,9 @@ def test_a_timeout_then_the_real_stop_tell_once(lane, app):
     t = DAY_SH
     run(t, start(t), msg("meter", t + timedelta(minutes=20), port=2, session="S1",
                          power_w=300.0, energy_wh=100.0))
-    assert sessions.close_stale(t + timedelta(hours=2), 3600) == 1
+    later = t + timedelta(hours=2)
+    assert sessions.close_stale(later, 3600,
+                                lambda rows: messages.on_sessions(rows, later)) == 1
     assert kinds() == [("session_start", "email"), ("stopped", "email")]
     assert "超时" in outbox()[-1].body
     run(t + timedelta(hours=2, minutes=1), stop(t + timedelta(minutes=25), wh=120.0))
@@ -333,3 +335,15 @@ def test_low_balance_goes_through_the_chosen_channels_and_waits_for_morning(lane
         ("sms", acc.phone, seven), ("wechat", "o-zhang", seven)]
     assert outbox()[1].payload["params"]["balance"] == "3.00"
     assert reminders.run(NIGHT_SH + timedelta(hours=1))["low_balance"] == 0  # once
+
+
+def test_the_stale_session_job_tells_the_holder(app, lane):
+    from chargers.jobs import all_jobs, run_job
+
+    make_resident("C-1", email="a@example.org")
+    t = DAY_SH
+    run(t, start(t), msg("meter", t + timedelta(minutes=30), port=2, session="S1",
+                         power_w=300.0, energy_wh=150.0))
+    run_job(app, all_jobs()["stale-sessions"], t + timedelta(days=1))
+    db.session.expire_all()
+    assert kinds() == [("session_start", "email"), ("stopped", "email")]

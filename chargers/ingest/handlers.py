@@ -42,7 +42,7 @@ from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
 from ..services.alerts import cutoff
 from ..services.alerts import lifecycle as alerts
-from ..services.charging import messages as session_messages
+from ..services.billing import messages as session_messages
 from ..services.charging import sessions
 from ..services.devices import config as pile_config
 from ..services.devices import ports, presence

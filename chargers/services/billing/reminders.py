@@ -14,7 +14,7 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
 
 Other services reach a resident through the same channels with `queue_to_account`
 (the overstay nudge: kind `overstay`, no Reminder row; the session messages of
-chargers.services.charging.messages: `session_start`, `full`, `stopped`, `failed`, with
+chargers.services.billing.messages: `session_start`, `full`, `stopped`, `failed`, with
 Reminder rows keyed per session; `queue_start` for the power-budget queue).
 
 Residents hear by WeChat subscription message (the openid under the official account),

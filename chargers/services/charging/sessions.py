@@ -17,6 +17,7 @@ function `close_stale` commits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -201,11 +202,12 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
     return sample
 
 
-def close_stale(now: datetime, inactive_s: int, paging=None) -> int:
+def close_stale(now: datetime, inactive_s: int,
+                on_closed: Callable[[list[tuple[Pile, ChargingSession]]], object] | None = None
+                ) -> int:
     """Close sessions with no news for `inactive_s` seconds (commits): status
-    `timeout`, ending at their last meter reading; their holders are told
-    (charging.messages, in `paging`'s language unless their own). Returns how many."""
-    from . import messages
+    `timeout`, ending at their last meter reading; `on_closed` hears of them before the
+    commit (the job: billing.messages tells their holders). Returns how many."""
     cutoff = now - timedelta(seconds=inactive_s)
     rows = db.session.scalars(
         select(ChargingSession).where(ChargingSession.status.in_(OPEN),
@@ -218,7 +220,8 @@ def close_stale(now: datetime, inactive_s: int, paging=None) -> int:
             continue
         s.status, s.ended_at, s.stop_reason = "timeout", last, "timeout"
         closed.append(s)
-    messages.on_sessions([(s.pile, s) for s in closed], now, paging)
+    if on_closed is not None and closed:
+        on_closed([(s.pile, s) for s in closed])
     db.session.commit()
     return len(closed)
 

@@ -20,7 +20,8 @@ start after its stop, a real stop after a timeout never send a second message. A
 session whose card has no active holder sends nothing and records nothing.
 
 `on_sessions` is called by the ingest after its batch is written (the sessions have
-their ids), inside the batch's transaction (no commit), and by the stale-session job.
+their ids), inside the batch's transaction (no commit), and by the stale-session job
+(through charging.sessions.close_stale's `on_closed`, so charging never imports this).
 
 Other services send a resident one message per event the same way with `tell_once`
 (the power-budget queue: kind `queue_start` with {"alley", "pile", "port", "time"} and a
@@ -37,9 +38,9 @@ from sqlalchemy import select
 from ...extensions import db
 from ...models import ChargingSession, Pile, Reminder, ResidentAccount
 from ...settings import Paging
-from ..billing import accounts, ledger, pricing, reminders
+from ..charging import endings
 from ..devices import alleys
-from . import endings
+from . import accounts, ledger, pricing, reminders
 
 # Endings that are about safety: never held back by the quiet hours.
 SAFETY_ENDINGS = ("fault", "overload", "risk")
