@@ -106,11 +106,22 @@ def on_sessions(touched: Iterable[tuple[Pile, ChargingSession]], now: datetime,
     if not todo:
         return 0
     done = set(db.session.scalars(select(Reminder.key).where(Reminder.key.in_(list(todo)))))
+    # The rows are written together at the end: the lookups below need none of them
+    # (an autoflush before each would write them one by one).
+    with db.session.no_autoflush:
+        n = _tell(todo, done, now, paging)
+    db.session.flush()
+    return n
+
+
+def _tell(todo: dict, done: set, now: datetime, paging: Paging) -> int:
     n = 0
+    holders = accounts.active_holders({(pile.alley_id, s.card) for key, (_e, pile, s)
+                                       in todo.items() if key not in done})
     for key, (event, pile, s) in todo.items():
         if key in done:
             continue
-        acc = accounts.active_holder(pile.alley_id, s.card)
+        acc = holders.get((pile.alley_id, s.card))
         if acc is None:
             continue
         alley = pile.alley
@@ -132,5 +143,4 @@ def on_sessions(touched: Iterable[tuple[Pile, ChargingSession]], now: datetime,
         r.channels = reminders.queue_to_account(acc, kind, data, paging.language, now,
                                                 safety=safety)
         n += 1
-    db.session.flush()
     return n
