@@ -273,6 +273,10 @@ def _billing(ctx: Ctx) -> None:
         ctx.typed |= {card, household, name, phone}
     ctx.typed.add("NO-0001")
     yesterday = ctx.now - timedelta(days=1)
+    # 未能充电: plugged in, nothing flowed, unplugged after 2 minutes: nothing charged.
+    failed_at = yesterday - timedelta(hours=3)
+    ctx.session("EV-1", 1, "C-1001", failed_at, failed_at + timedelta(minutes=2), "unplugged",
+                wh=3.0)
     ctx.session("EV-1", 1, "C-1001", yesterday, yesterday + timedelta(hours=2), "full")
     # An unknown card: the balance guard stops it after its grace, the pile says `remote`.
     start = ctx.now - timedelta(hours=5)
