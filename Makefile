@@ -30,14 +30,23 @@ seed: migrate
 	$(FLASK) seed-demo
 
 # Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler), the
-# broker (Mosquitto when installed, else the embedded one), simulated piles and the
-# payment providers' emulator on 5090 (Procfile); Ctrl-C stops them all. A broker file
-# left by a killed run would point the others at a dead port. The emulator's settings
-# (keys made once under instance/payemu, never committed) are exported to every process.
+# broker (Mosquitto when installed, else the embedded one), simulated piles, the
+# payment providers' emulator on 5090 and the WeChat official account's emulator on
+# 5081 (Procfile); Ctrl-C stops them all. A broker file left by a killed run would
+# point the others at a dead port. The payment emulator's settings (keys made once
+# under instance/payemu, never committed) are exported to every process; the WeChat
+# subscription messages residents get are listed at http://127.0.0.1:5081/.
+WECHAT_DEMO := WECHAT_MP_API_BASE=http://127.0.0.1:5081 WECHAT_MP_APP_ID=wx-demo-app \
+	WECHAT_MP_APP_SECRET=demo-secret WECHAT_MP_TEMPLATE_SESSION_START=demo-start \
+	WECHAT_MP_TEMPLATE_FULL=demo-full WECHAT_MP_TEMPLATE_STOPPED=demo-stopped \
+	WECHAT_MP_TEMPLATE_FAILED=demo-failed WECHAT_MP_TEMPLATE_LOW_BALANCE=demo-low \
+	WECHAT_MP_TEMPLATE_NEGATIVE=demo-negative WECHAT_MP_TEMPLATE_QUEUE_START=demo-queue \
+	WECHAT_MP_TEMPLATE_OVERSTAY=demo-overstay WECHAT_MP_TEMPLATE_BATTERY_RISK=demo-risk
+
 run: seed
 	rm -f instance/broker.json
 	$(BIN)/python -m chargers.devtools.payemu --write-config
-	set -a; . instance/payemu/payemu.env; set +a; $(BIN)/honcho -f Procfile start
+	set -a; . instance/payemu/payemu.env; set +a; $(WECHAT_DEMO) $(BIN)/honcho -f Procfile start
 
 test: install-dev
 	$(BIN)/pytest -q

@@ -278,6 +278,7 @@ PREVIEW_SAMPLE_LABELS = {
 PRICING_RULE_LABELS = {
     "free": _l("free minutes"), "minimum": _l("minimum charge"), "cap": _l("cap per session"),
     "float_after_full": _l("not charged long after full"),
+    "failed": _l("charging failed: nothing charged"),
 }
 
 # Online payments (services/payments): channels, order and refund states, what became

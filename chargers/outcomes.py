@@ -98,7 +98,10 @@ MESSAGES: dict[str, object] = {
     "month.not_found": _l("No closed month %(month)s."),
     "reminder.days": _l("Days before a monthly card ends: 0 to 60"),
     "reminder.email": _l("E-mail: an address like name@example.com"),
+    "reminder.language": _l("Language: one of %(languages)s"),
     "reminder.no_phone": _l("SMS needs the account's phone number."),
+    "reminder.no_wechat": _l("WeChat messages need the account linked to WeChat first: "
+                             "open this page in WeChat and sign in."),
     "reminder.threshold": _l("Low-balance threshold: 0 to 1,000,000 fen"),
     "statement.not_found": _l("No such statement."),
     "month.published": _l("The month %(month)s is already published."),

@@ -85,6 +85,27 @@ class SmsConfig:
 
 
 @dataclass(frozen=True)
+class WechatConfig:
+    """WECHAT_MP_*: the official account's AppID and AppSecret (for the access_token),
+    the API's base address, and each message kind's subscription-message template: its
+    id and which of the template's keywords (thing1, time2, …) carries which of the
+    message's values (see chargers.services.alerts.wechat)."""
+
+    api_base: str = "https://api.weixin.qq.com"
+    app_id: str = ""
+    app_secret: str = ""
+    timeout_s: int = _DEFAULTS.WECHAT_MP_TIMEOUT_S
+    # kind -> template id; kind -> {keyword: value name}
+    templates: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: _frozen(None))
+    page: str = ""  # the page a message opens (empty: none)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app_id and self.app_secret)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """How the notification outbox is delivered: retries, webhooks, SMTP."""
 
@@ -101,6 +122,7 @@ class Delivery:
     smtp_security: str = ""
     smtp_timeout_s: int = _DEFAULTS.SMTP_TIMEOUT_S
     sms: SmsConfig = field(default_factory=SmsConfig)
+    wechat: WechatConfig = field(default_factory=WechatConfig)
 
 
 @dataclass(frozen=True)
@@ -180,14 +202,59 @@ def delivery(config: Mapping) -> Delivery:
                     smtp_from=config["SMTP_FROM"], smtp_user=config["SMTP_USER"],
                     smtp_password=config["SMTP_PASSWORD"],
                     smtp_security=config["SMTP_SECURITY"],
-                    smtp_timeout_s=config["SMTP_TIMEOUT_S"], sms=sms(config))
+                    smtp_timeout_s=config["SMTP_TIMEOUT_S"], sms=sms(config),
+                    wechat=wechat(config))
+
+
+# The kinds of messages a resident may get (billing.reminders composes each).
+RESIDENT_KINDS = ("low_balance", "negative", "monthly_end", "statement", "overstay", "cutoff",
+                  "battery_risk", "session_start", "full", "stopped", "failed", "queue_start")
+
+
+def wechat(config: Mapping) -> WechatConfig:
+    """WECHAT_MP_* (official account subscription messages). Templates come as
+    WECHAT_MP_TEMPLATE_<KIND> = "<template id>" or "<template id>|thing1=place,time2=time"
+    (the keyword map; without it, chargers.services.alerts.wechat's default for the kind)."""
+    templates, fields = {}, {}
+    for kind in RESIDENT_KINDS:
+        raw = str(config.get(f"WECHAT_MP_TEMPLATE_{kind.upper()}", "") or "").strip()
+        tid, _, spec = raw.partition("|")
+        if tid.strip():
+            templates[kind] = tid.strip()
+        if spec.strip():
+            fields[kind] = _frozen(dict(
+                (k.strip(), v.strip()) for k, _e, v in
+                (part.partition("=") for part in spec.split(",")) if k.strip()))
+    return WechatConfig(api_base=(config.get("WECHAT_MP_API_BASE")
+                                  or WechatConfig.api_base).rstrip("/"),
+                        app_id=config.get("WECHAT_MP_APP_ID", ""),
+                        app_secret=config.get("WECHAT_MP_APP_SECRET", ""),
+                        timeout_s=config.get("WECHAT_MP_TIMEOUT_S", WechatConfig.timeout_s),
+                        templates=_frozen(templates), fields=_frozen(fields),
+                        page=config.get("WECHAT_MP_PAGE", ""))
+
+
+def check_wechat(config: Mapping) -> None:
+    """Refuse a half-configured WeChat channel: an AppID without its secret (or the
+    reverse), or templates with neither."""
+    cfg = wechat(config)
+    if bool(cfg.app_id) != bool(cfg.app_secret):
+        raise RuntimeError("WeChat subscription messages are half configured: set both "
+                           "WECHAT_MP_APP_ID and WECHAT_MP_APP_SECRET, or neither")
+    if cfg.templates and not cfg.enabled:
+        raise RuntimeError("WECHAT_MP_TEMPLATE_* are set but WECHAT_MP_APP_ID and "
+                           "WECHAT_MP_APP_SECRET are not")
+    if cfg.enabled and not cfg.templates:
+        raise RuntimeError("WECHAT_MP_APP_ID is set but no WECHAT_MP_TEMPLATE_<KIND>: "
+                           "no message could be sent")
+    if cfg.enabled and not cfg.api_base.startswith(("https://", "http://")):
+        raise RuntimeError("WECHAT_MP_API_BASE must be an http(s) address")
 
 
 def sms(config: Mapping) -> SmsConfig:
     """SMS_* (Aliyun SendSms)."""
     templates = {kind: config.get(f"SMS_TEMPLATE_{kind.upper()}", "")
-                 for kind in ("low_balance", "negative", "monthly_end", "statement",
-                              "overstay", "cutoff", "battery_risk")}
+                 for kind in RESIDENT_KINDS}
     return SmsConfig(endpoint=config.get("SMS_ENDPOINT") or SmsConfig.endpoint,
                      access_key_id=config["SMS_ACCESS_KEY_ID"],
                      access_key_secret=config["SMS_ACCESS_KEY_SECRET"],

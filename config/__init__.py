@@ -163,6 +163,33 @@ class Config:
     SMS_TEMPLATE_STATEMENT = os.environ.get("SMS_TEMPLATE_STATEMENT", "")
     SMS_TEMPLATE_OVERSTAY = os.environ.get("SMS_TEMPLATE_OVERSTAY", "")  # alley, pile, port, minutes
     SMS_TEMPLATE_CUTOFF = os.environ.get("SMS_TEMPLATE_CUTOFF", "")  # alley, pile, code
+    SMS_TEMPLATE_SESSION_START = os.environ.get("SMS_TEMPLATE_SESSION_START", "")
+    SMS_TEMPLATE_FULL = os.environ.get("SMS_TEMPLATE_FULL", "")
+    SMS_TEMPLATE_STOPPED = os.environ.get("SMS_TEMPLATE_STOPPED", "")
+    SMS_TEMPLATE_FAILED = os.environ.get("SMS_TEMPLATE_FAILED", "")
+    SMS_TEMPLATE_QUEUE_START = os.environ.get("SMS_TEMPLATE_QUEUE_START", "")
+    # Residents' WeChat subscription messages through the official account (公众号):
+    # AppID + AppSecret (both or neither), the API's base address, and per message kind
+    # WECHAT_MP_TEMPLATE_<KIND> = "<template id>[|thing1=place,time2=time,…]". Kinds:
+    # session_start, full, stopped, failed, low_balance, negative, queue_start, …
+    # (settings.RESIDENT_KINDS). A half-configured channel stops the start.
+    WECHAT_MP_API_BASE = os.environ.get("WECHAT_MP_API_BASE", "https://api.weixin.qq.com")
+    WECHAT_MP_APP_ID = os.environ.get("WECHAT_MP_APP_ID", "")
+    WECHAT_MP_APP_SECRET = os.environ.get("WECHAT_MP_APP_SECRET", "")
+    WECHAT_MP_TIMEOUT_S = _env_int("WECHAT_MP_TIMEOUT_S", 10)
+    WECHAT_MP_PAGE = os.environ.get("WECHAT_MP_PAGE", "")
+    WECHAT_MP_TEMPLATE_LOW_BALANCE = os.environ.get("WECHAT_MP_TEMPLATE_LOW_BALANCE", "")
+    WECHAT_MP_TEMPLATE_NEGATIVE = os.environ.get("WECHAT_MP_TEMPLATE_NEGATIVE", "")
+    WECHAT_MP_TEMPLATE_MONTHLY_END = os.environ.get("WECHAT_MP_TEMPLATE_MONTHLY_END", "")
+    WECHAT_MP_TEMPLATE_STATEMENT = os.environ.get("WECHAT_MP_TEMPLATE_STATEMENT", "")
+    WECHAT_MP_TEMPLATE_OVERSTAY = os.environ.get("WECHAT_MP_TEMPLATE_OVERSTAY", "")
+    WECHAT_MP_TEMPLATE_CUTOFF = os.environ.get("WECHAT_MP_TEMPLATE_CUTOFF", "")
+    WECHAT_MP_TEMPLATE_BATTERY_RISK = os.environ.get("WECHAT_MP_TEMPLATE_BATTERY_RISK", "")
+    WECHAT_MP_TEMPLATE_SESSION_START = os.environ.get("WECHAT_MP_TEMPLATE_SESSION_START", "")
+    WECHAT_MP_TEMPLATE_FULL = os.environ.get("WECHAT_MP_TEMPLATE_FULL", "")
+    WECHAT_MP_TEMPLATE_STOPPED = os.environ.get("WECHAT_MP_TEMPLATE_STOPPED", "")
+    WECHAT_MP_TEMPLATE_FAILED = os.environ.get("WECHAT_MP_TEMPLATE_FAILED", "")
+    WECHAT_MP_TEMPLATE_QUEUE_START = os.environ.get("WECHAT_MP_TEMPLATE_QUEUE_START", "")
     # Reminders (job `reminders`): defaults for alleys without their own setting.
     REMINDER_LOW_BALANCE_CENTS = _env_int("REMINDER_LOW_BALANCE_CENTS", 500)
     REMINDER_MONTHLY_DAYS = _env_int("REMINDER_MONTHLY_DAYS", 3)
@@ -345,6 +372,7 @@ RANGES: dict[str, tuple[int | None, int | None]] = {
     "SMTP_PORT": (1, 65_535),
     "SMTP_TIMEOUT_S": (1, 300),
     "SMS_TIMEOUT_S": (1, 300),
+    "WECHAT_MP_TIMEOUT_S": (1, 300),
     "REMINDER_LOW_BALANCE_CENTS": (0, 1_000_000),
     "REMINDER_MONTHLY_DAYS": (0, 60),
     "INSPECTION_REMIND_HOUR": (0, 23),

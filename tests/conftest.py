@@ -45,7 +45,8 @@ _NEEDS = {
 _POSTGRES_FILES = {"test_api_fuzz", "test_bulk", "test_deploy_smoke", "test_ingest_fuzz",
                    "test_ingest_scale", "test_migrations", "test_monthly_close",
                    "test_settlement_concurrent", "test_web_hardening", "test_factory",
-                   "test_web_ratelimit_redis", "test_worker_lease"}
+                   "test_web_ratelimit_redis", "test_worker_lease",
+                   "test_messages_postgres"}
 _BROWSER_FILES = {"test_web_browser", "test_web_browser_flows"}
 _SLOW_FILES = {"test_api_fuzz", "test_ingest_fuzz", "test_ingest_scale", "test_deploy_smoke",
                "test_settlement_concurrent", "test_devices_end_to_end", "test_devices_simulator",

@@ -312,6 +312,20 @@ def _payments(ctx: Ctx, emu) -> list[str]:
             f"/pay/o/{unpaid.order.order_no}", f"/pay/o/{pending.order.order_no}"]
 
 
+def _hears_by_wechat(ctx: Ctx, account_id: int) -> None:
+    """The household linked its WeChat (the openid as the official account's OAuth
+    leaves it: that door is the payments work, so it is the one row written here) and
+    chose WeChat and SMS, night messages welcome: its charges send session messages,
+    listed on its account page."""
+    from chargers.models import ResidentChannels
+    from chargers.services.billing import reminders
+
+    db.session.add(ResidentChannels(resident_id=account_id, wechat_openid="o-every-state"))
+    db.session.commit()
+    reminders.set_channels(ctx.admin, account_id, "", True, ctx.now - timedelta(days=2),
+                           wechat=True, night=True, language="")
+
+
 def _billing(ctx: Ctx) -> None:
     """Accounts with money, a settled charge of yesterday with its receipt, a charge on
     an unknown card the guard stopped (on the review list), and a resident's report."""
@@ -326,9 +340,14 @@ def _billing(ctx: Ctx) -> None:
         if kind == "prepaid":
             residents.top_up(ctx.admin, acc.id, 5000, "cash", "NO-0001",
                              ctx.now - timedelta(days=2))
+            _hears_by_wechat(ctx, acc.id)
         ctx.typed |= {card, household, name, phone}
     ctx.typed.add("NO-0001")
     yesterday = ctx.now - timedelta(days=1)
+    # 未能充电: plugged in, nothing flowed, unplugged after 2 minutes: nothing charged.
+    failed_at = yesterday - timedelta(hours=3)
+    ctx.session("EV-1", 1, "C-1001", failed_at, failed_at + timedelta(minutes=2), "unplugged",
+                wh=3.0)
     ctx.session("EV-1", 1, "C-1001", yesterday, yesterday + timedelta(hours=2), "full")
     # An unknown card: the balance guard stops it after its grace, the pile says `remote`.
     start = ctx.now - timedelta(hours=5)

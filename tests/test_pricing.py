@@ -97,8 +97,28 @@ BASE = TariffSpec(electricity_cents_per_kwh=60, service_scheme="flat_hour", serv
 ])
 def test_step_rounding(step, minutes, charged, service):
     t = TariffSpec(**{**BASE.__dict__, "step_minutes": step})
-    p = price(t, Usage(T0, at(minutes), 0))
-    assert (p.charged_minutes, p.service_cents, p.energy_cents) == (charged, service, 0)
+    # Within 5 minutes a charge needs 10 Wh, else it failed and pays nothing (below).
+    wh = 0 if minutes > 5 else 10
+    p = price(t, Usage(T0, at(minutes), wh))
+    assert (p.charged_minutes, p.service_cents, p.energy_cents) == (
+        charged, service, fen(Decimal(wh) / 1000 * 60))
+
+
+@pytest.mark.parametrize("minutes, wh, failed", [
+    (0.5, 0, True), (5, 9.999, True), (5, 10, False), (5 + 1 / 60, 0, False),
+    (1, 9, True), (3, 50, False),
+])
+def test_a_failed_charge_pays_nothing(minutes, wh, failed):
+    """未能充电: stopped within 5 minutes with under 10 Wh: no minimum, no service, no
+    occupancy, nothing at all."""
+    t = TariffSpec(**{**BASE.__dict__, "minimum_cents": 100,
+                      "occupancy_cents_per_hour": 600, "full_float_minutes": 0})
+    p = price(t, Usage(T0, at(minutes), wh, stop_reason="full"))
+    assert (p.amount_cents == 0) is failed
+    assert ("failed" in p.rules) is failed
+    if failed:
+        assert (p.energy_cents, p.service_cents, p.occupancy_cents, p.rules) == (0, 0, 0,
+                                                                                ("failed",))
 
 
 @pytest.mark.parametrize("free, minutes, amount, rules", [
@@ -180,7 +200,7 @@ def test_tariff_change_during_a_session_prices_by_the_one_at_start():
 @pytest.mark.parametrize("scheme, unit, wh, minutes, service", [
     ("kwh", 25, 1500, 10, 38),       # 1.5 kWh × 25 = 37.5 → 38
     ("flat_hour", 45, 0, 20, 15),    # 1/3 h × 45 = 15
-    ("flat_hour", 50, 0, 1, 1),      # 0.8333 → 1
+    ("flat_hour", 50, 10, 1, 1),     # 0.8333 → 1 (10 Wh: not a failed charge)
     ("none", 0, 1000, 60, 0),
 ])
 def test_service_schemes(scheme, unit, wh, minutes, service):

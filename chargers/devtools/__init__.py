@@ -1,2 +1,4 @@
-"""Development tools that the product never imports: `payemu`, a local emulator of
-WeChat Pay v3, Alipay and WeChat's OAuth for tests and `make run`."""
+"""Development tools: local emulators of outside services for tests and `make run`
+(`payemu`: WeChat Pay v3, Alipay and WeChat's OAuth; `wechat_mp`: the official
+account's subscription messages). Never imported by production code
+(tests/test_messages_wechat.py checks)."""

@@ -42,6 +42,7 @@ from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
 from ..services.alerts import cutoff
 from ..services.alerts import lifecycle as alerts
+from ..services.billing import messages as session_messages
 from ..services.charging import sessions
 from ..services.devices import config as pile_config
 from ..services.devices import ports, presence
@@ -213,11 +214,12 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
     elif kind == "session":
         if data.event == "start":
-            sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,
-                                                   data.meter_wh, at, source), batch.sessions)
+            s = sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,
+                                                       data.meter_wh, at, source), batch.sessions)
         else:
-            sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
-                                                 data.reason, at, source), batch.sessions)
+            s = sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
+                                                     data.reason, at, source), batch.sessions)
+        batch.session_news.append((pile, s))
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
@@ -286,6 +288,7 @@ def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
     _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
     outcomes = [apply(m, batch, settings) for m in messages]
     batch.flush()
+    session_messages.on_sessions(batch.session_news, now, settings.alerts.paging)
     db.session.commit()
     if report is not None:
         report["contended"] = batch.contended

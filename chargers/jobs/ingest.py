@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import current_app
 
 from .. import settings
+from ..services.billing import messages as session_messages
 from ..services.charging import sessions
 from ..services.devices import presence
 from ..services.ingest import message_log
@@ -26,7 +27,9 @@ def offline_sweep(now: datetime, ctx: JobContext) -> str | None:
 @job("stale-sessions", "interval", "Close sessions silent too long (status timeout)", minutes=5)
 def stale_sessions(now: datetime, ctx: JobContext) -> str | None:
     """Sessions with no meter reading for SESSION_STALE_S end at their last reading."""
-    closed = sessions.close_stale(now, current_app.config["SESSION_STALE_S"])
+    paging = settings.paging(current_app.config)
+    closed = sessions.close_stale(now, current_app.config["SESSION_STALE_S"],
+                                  lambda rows: session_messages.on_sessions(rows, now, paging))
     return Summary(f"{closed} sessions closed by timeout", "sessions_timed_out",
                    {"n": closed}) if closed else None
 

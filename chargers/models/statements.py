@@ -171,7 +171,9 @@ class ReminderSettings(db.Model):
 
 
 class ResidentChannels(db.Model):
-    """How a resident account hears its reminders: e-mail and/or SMS to its phone."""
+    """How a resident account hears its reminders and session messages: WeChat
+    subscription messages, SMS to its phone and/or e-mail (none: recorded only), in
+    which language, and whether at night."""
 
     __tablename__ = "resident_channels"
 
@@ -185,3 +187,5 @@ class ResidentChannels(db.Model):
     wechat_openid: Mapped[str] = mapped_column(String(64), default="", index=True)
     wechat: Mapped[bool] = mapped_column(Boolean, default=False)
     night: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The resident's language for messages ("zh", "en"); empty: the deployment's first.
+    language: Mapped[str] = mapped_column(String(8), default="", server_default="")

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Alert, Pile
+from ..models import Alert, Notification, Pile
 from .alerts.lifecycle import OPEN
 from .charging import availability
 from .devices import alleys
@@ -70,6 +70,17 @@ class _DatabaseCollector:
         for (provider, outcome), n in sorted(notifications.counts().items()):
             notices.add_metric([provider, outcome], n)
         yield notices
+        # The outbox by channel and state: a WeChat user who refused, a template missing,
+        # an SMS provider down show here as `failed` (each row keeps its last error).
+        outbox = GaugeMetricFamily("chargers_notifications",
+                                   "Outbox messages by channel, reason and status",
+                                   labels=["channel", "reason", "status"])
+        for channel, reason, status, n in db.session.execute(
+            select(Notification.channel, Notification.reason, Notification.status, func.count())
+            .group_by(Notification.channel, Notification.reason, Notification.status)
+        ):
+            outbox.add_metric([channel, reason, status], n)
+        yield outbox
 
 
 def render() -> bytes:

@@ -1,19 +1,25 @@
 """Residents' billing pages: a session's receipt at an unguessable link, and 'My
 account' (card + last 4 phone digits → balance, monthly card, recent receipts; rate
-limited, nothing else personal)."""
+limited, nothing else personal), where residents also choose how they hear from us: the
+page carries a signed, short-lived proof of the lookup (MY_ACCOUNT_MAX_AGE_S) that the
+channels form posts back."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, abort, current_app, flash, g, render_template, request
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..extensions import db, limiter
-from ..models import Pile, ResidentAccount, Tariff
+from ..models import Pile, ResidentAccount, Tariff, utcnow
+from ..outcomes import render as outcome
 from ..services.alerts import notify
-from ..services.billing import accounts, ledger, settlement
+from ..services.billing import accounts, ledger, reminders, settlement
 from ..services.charging import endings
 from ..services.devices import alleys
+from ..services.errors import DomainError
 from . import pay
-from .forms_billing import LookupForm
+from .forms_billing import ChannelsForm, LookupForm
 
 bp = Blueprint("billing", __name__)
 
@@ -58,10 +64,59 @@ def my_account(slug: str):
     if form.validate_on_submit():
         tried = True
         acc = accounts.lookup(alley, form.card.data.strip(), form.phone_last4.data)
+    return _my_account_page(alley, form, tried, acc)
+
+
+MY_ACCOUNT_MAX_AGE_S = 30 * 60  # how long the channels form of a lookup stays good
+
+
+def _proof() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="my-account-channels")
+
+
+def _my_account_page(alley, form, tried: bool, acc: ResidentAccount | None,
+                     channels_form: ChannelsForm | None = None):
+    if acc is not None and channels_form is None:
+        ch = reminders.channels(acc.id)
+        channels_form = ChannelsForm(formdata=None, obj=None, data={
+            "proof": _proof().dumps({"a": acc.id, "s": alley.slug}),
+            "wechat": bool(ch and ch.wechat), "sms": bool(ch and ch.sms),
+            "email": ch.email if ch else "", "night": bool(ch and ch.night),
+            "language": ch.language if ch else ""})
     return render_template(
         "billing/my_account.html", alley=alley, form=form, tried=tried, acc=acc,
+        channels_form=channels_form, channels=reminders.channels(acc.id) if acc else None,
         balance=ledger.balance(acc) if acc else None,
         topup_url=pay.topup_link(acc) if acc else None,
         sessions=accounts.recent_sessions(acc) if acc else [],
         used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
         and acc.monthly_from else None)
+
+
+@bp.post("/a/<slug>/account/channels")
+@limiter.limit(lambda: current_app.config["ACCOUNT_LOOKUP_RATE_LIMIT"])
+def my_channels(slug: str):
+    """A resident chooses how they hear from us (after looking their account up)."""
+    alley = alleys.get_alley(None, slug)
+    g.tz = alley.timezone
+    cf = ChannelsForm()
+    acc = None
+    if cf.validate_on_submit():
+        try:
+            proof = _proof().loads(cf.proof.data, max_age=MY_ACCOUNT_MAX_AGE_S)
+        except BadSignature:
+            proof = None
+        if isinstance(proof, dict) and proof.get("s") == alley.slug:
+            acc = db.session.get(ResidentAccount, proof.get("a"))
+    if acc is None or acc.alley_id != alley.id:
+        flash(_("Please look your account up again."), "error")
+        return _my_account_page(alley, LookupForm(formdata=None), False, None)
+    try:
+        reminders.save_channels(acc, None, cf.email.data or "", cf.sms.data, utcnow(),
+                                wechat=cf.wechat.data, night=cf.night.data,
+                                language=cf.language.data)  # absent: unchanged
+    except DomainError as exc:
+        flash(outcome(exc.code, exc.params), "error")
+        return _my_account_page(alley, LookupForm(formdata=None), True, acc, cf)
+    flash(_("Saved: how you hear from us."), "ok")
+    return _my_account_page(alley, LookupForm(formdata=None), True, acc)

@@ -30,6 +30,19 @@ class LookupForm(FlaskForm):
                               validators=[DataRequired(), Regexp(r"^[0-9]{4}$")])
 
 
+class ChannelsForm(FlaskForm):
+    """How a resident hears from us ('My account'); `proof` is the signed lookup."""
+
+    proof = HiddenField(validators=[DataRequired(), Length(max=512)])
+    wechat = BooleanField(_l("WeChat subscription messages"))
+    sms = BooleanField(_l("SMS"))
+    email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])
+    night = BooleanField(_l("Messages between 22:00 and 07:00 too (safety stops always go)"))
+    language = SelectField(_l("Language of the messages"), choices=[
+        SelectChoice("", _l("The service's language")), SelectChoice("zh", "中文"),
+        SelectChoice("en", "English")], validate_choice=False)  # the service refuses others
+
+
 class AccountForm(FlaskForm):
     cards = StringField(_l("Cards (separated by spaces)"),
                         validators=[DataRequired(), Length(max=400)])

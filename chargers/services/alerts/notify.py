@@ -11,6 +11,9 @@ Channels:
   {"msg_type": "text", "content": {"text": ...}}. The contact's `webhook_format`
   picks one; `auto` goes by the URL's host (WeCom's shape for unknown hosts).
 - email: plain text over SMTP (smtplib; SMTP_* config).
+- sms, wechat: residents' messages (chargers.services.billing.reminders) through Aliyun
+  SendSms (.sms) and WeChat subscription messages (.wechat). A resident's message carries
+  `quiet_zone` in its payload when it must keep to the quiet hours: its retries do too.
 
 Messages are written in the deployment's language (`settings.Paging.language`,
 Chinese by default) through Babel and the label tables of chargers.labels, with the
@@ -32,9 +35,10 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -273,7 +277,14 @@ def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subj
 
 
 class DeliveryError(Exception):
-    """The receiver did not take the message; it will be tried again."""
+    """The receiver did not take the message; it will be tried again, unless
+    `permanent` (e.g. a WeChat user who refused the messages): then it is given up."""
+
+    permanent = False
+
+
+class PermanentDeliveryError(DeliveryError):
+    permanent = True
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -352,6 +363,22 @@ def send_email(to: str, subject: str, text: str, delivery: Delivery) -> None:
         raise DeliveryError(f"SMTP: {exc}") from None
 
 
+# Quiet hours for residents' messages, in the alley's local time: [QUIET_FROM,
+# QUIET_UNTIL), passing midnight (chargers.services.billing.reminders queues by them).
+QUIET_FROM, QUIET_UNTIL = time(22, 0), time(7, 0)
+
+
+def quiet_until(at: datetime, zone: ZoneInfo) -> datetime:
+    """When a resident's message due at `at` may go: `at` outside the quiet hours
+    (QUIET_FROM–QUIET_UNTIL in `zone`), else the next QUIET_UNTIL there (in `at`'s zone)."""
+    local = at.astimezone(zone)
+    t = local.time()
+    if QUIET_UNTIL <= t < QUIET_FROM:
+        return at
+    day = local.date() if t < QUIET_UNTIL else local.date() + timedelta(days=1)
+    return datetime.combine(day, QUIET_UNTIL, tzinfo=zone).astimezone(at.tzinfo)
+
+
 def backoff(attempts: int, delivery: Delivery) -> timedelta:
     """Wait before the next try after `attempts` failures: base·2^(n-1), capped."""
     seconds = delivery.backoff_base_s * 2 ** max(0, attempts - 1)
@@ -372,6 +399,17 @@ def _send(n: Notification, delivery: Delivery) -> None:
                          n.payload.get("params", {}), out_id=f"n{n.id}")
         except sms.SmsError as exc:
             raise DeliveryError(str(exc)) from None
+    elif n.channel == "wechat":  # residents' subscription messages (billing.reminders)
+        from . import wechat
+
+        payload = n.payload or {}
+        try:
+            wechat.send(delivery.wechat, n.target, payload.get("template", ""),
+                        payload.get("params", {}), n.subject,
+                        allow_private=delivery.webhook_allow_private)
+        except wechat.WechatError as exc:
+            raise (PermanentDeliveryError if exc.permanent else DeliveryError)(str(exc)) \
+                from None
     else:
         raise DeliveryError(f"unknown channel {n.channel!r}")
 
@@ -397,10 +435,13 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
         except Exception as exc:  # one bad message must not stop the others
             n.attempts += 1
             n.last_error = str(exc)[:1000]
-            if n.attempts >= max_attempts:
+            if n.attempts >= max_attempts or getattr(exc, "permanent", False):
                 n.status = "failed"
             else:
                 n.next_attempt_at = now + backoff(n.attempts, delivery)
+                zone = (n.payload or {}).get("quiet_zone") if n.channel != "webhook" else None
+                if zone:  # a resident's message: its retry keeps to the quiet hours
+                    n.next_attempt_at = quiet_until(n.next_attempt_at, ZoneInfo(zone))
             failed += 1
             log.warning("notification %s to %s failed (try %s): %s", n.id, n.target,
                         n.attempts, exc)

@@ -117,6 +117,22 @@ def find_by_card(alley_id: int, card: str) -> ResidentAccount | None:
         AccountCard.alley_id == alley_id, AccountCard.card == card))
 
 
+def active_holders(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], ResidentAccount]:
+    """{(alley id, card): its active account} for these pairs, in one query (a batch
+    of session messages)."""
+    pairs = {(a, c) for a, c in pairs if c}
+    if not pairs:
+        return {}
+    from ...models import bulk
+
+    rows = db.session.execute(select(AccountCard.alley_id, AccountCard.card, ResidentAccount)
+                              .join(ResidentAccount, ResidentAccount.id == AccountCard.account_id)
+                              .where(bulk.pairs_in((AccountCard.alley_id, AccountCard.card),
+                                                   pairs),
+                                     ResidentAccount.active.is_(True)))
+    return {(a, c): acc for a, c, acc in rows}
+
+
 def active_holder(alley_id: int, card: str | None) -> ResidentAccount | None:
     """The active account holding `card` in this alley (None without a card): whom a
     message about a session on that card goes to."""

@@ -11,6 +11,9 @@ each one through by hand):
   within a session is a counter reset and starts a new segment (`unwrap`).
 - **Free minutes**: a session that lasts no longer than them pays nothing at all. A longer
   one pays from its start.
+- **A charge that failed** (未能充电): stopped within FAILED_MAX_S (5 minutes) having
+  metered under FAILED_MAX_WH (10 Wh): nothing flowed, nothing is charged (no minimum,
+  no service, no occupancy; a monthly card's hours are not used either).
 - **Float after full**: when the battery is reported full (stop reason `full`, or power
   staying at or below FULL_POWER_W to the end), time and energy after `full + float`
   minutes are not charged.
@@ -56,6 +59,13 @@ TIER_FIX = timedelta(minutes=15)
 FULL_POWER_W = Fraction(10)
 HALF = Fraction(1, 2)
 ROUNDING_RULE = "half_up_once_per_component"
+FAILED_MAX_S = 300
+FAILED_MAX_WH = Fraction(10)
+
+
+def failed_charge(duration_s: float, energy_wh) -> bool:
+    """A charge that failed: stopped within FAILED_MAX_S with under FAILED_MAX_WH."""
+    return duration_s <= FAILED_MAX_S and frac(energy_wh) < FAILED_MAX_WH
 
 
 def fen(amount) -> int:
@@ -508,7 +518,11 @@ def price(tariff: TariffSpec, usage: Usage) -> Priced:
     windows: tuple = ()
     e_exact = s_exact = Fraction(0)
     occupancy, occ_minutes = 0, 0
-    if duration_s <= tariff.free_minutes * 60 and tariff.free_minutes > 0:
+    if failed_charge(duration_s, energy_wh):
+        rules = ["failed"]
+        e_cents = s_cents = 0
+        unit, qty = 0, "0"
+    elif duration_s <= tariff.free_minutes * 60 and tariff.free_minutes > 0:
         rules = ["free"]
         e_cents = s_cents = 0
         unit, qty = 0, "0"

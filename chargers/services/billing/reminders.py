@@ -13,11 +13,20 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
   contacts (group robots) at level 1.
 
 Other services reach a resident through the same channels with `queue_to_account`
-(the overstay nudge: kind `overstay`, no Reminder row).
+(the overstay nudge: kind `overstay`, no Reminder row; the session messages of
+chargers.services.billing.messages: `session_start`, `full`, `stopped`, `failed`, with
+Reminder rows keyed per session; `queue_start` for the power-budget queue).
 
-Residents hear by e-mail and/or SMS (ResidentChannels; SMS through
-chargers.services.alerts.sms at delivery). A condition with no channel is still recorded
-(shown on the account pages). `run` commits (one transaction per reminder).
+Residents hear by WeChat subscription message (the openid under the official account),
+SMS and/or e-mail (ResidentChannels; WeChat and SMS through chargers.services.alerts.wechat
+and .sms at delivery), each message in the resident's own language (ResidentChannels.language,
+else the deployment's). A condition with no channel is still recorded (shown on the
+account pages). `run` commits (one transaction per reminder).
+
+Quiet hours: a message queued between 22:00 and 07:00 in the alley's local time waits in
+the outbox until 07:00 local (its `next_attempt_at`), unless the resident welcomes night
+messages (ResidentChannels.night) or it is about safety (`safety=True`: a stop for a
+fault, fire or a dangerous battery, the battery-risk warning), which always goes at once.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -33,6 +43,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...extensions import db
+from ...labels import ENDING_LABELS
 from ...models import (
     Alley,
     Contact,
@@ -58,6 +69,8 @@ from . import ledger
 
 KINDS = ("low_balance", "negative", "monthly_end", "statement", "published")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+LANGUAGES = ("zh", "en")  # the languages messages are written in (translations/)
+quiet_until = notify.quiet_until  # the quiet hours (22:00–07:00 local) live with the outbox
 
 
 # --- settings ----------------------------------------------------------------------
@@ -93,22 +106,60 @@ def channels(account_id: int) -> ResidentChannels | None:
 
 
 def set_channels(user: User | None, account_id: int, email: str, sms: bool,
-                 now: datetime) -> ResidentChannels:
-    """How a resident hears reminders: e-mail address (may be empty) and SMS to the
-    account's phone. Audited. Commits."""
+                 now: datetime, *, wechat: bool | None = None, night: bool | None = None,
+                 language: str | None = None) -> ResidentChannels:
+    """Staff set how a resident hears reminders and session messages (an account of
+    their alleys): see `save_channels`. Audited. Commits."""
     acc = residents.get_account(user, account_id)
+    return save_channels(acc, user.id if user else None, email, sms, now, wechat=wechat,
+                         night=night, language=language)
+
+
+def save_channels(acc: ResidentAccount, by: int | None, email: str, sms: bool,
+                  now: datetime, *, wechat: bool | None = None, night: bool | None = None,
+                  language: str | None = None) -> ResidentChannels:
+    """How a resident hears reminders and session messages: e-mail address (may be
+    empty), SMS to the account's phone, WeChat subscription messages (needs the openid
+    the official account's OAuth gave), night messages welcome, the language (None:
+    unchanged; "": the deployment's). `by`: the staff member, None the resident (who
+    proved the account on 'My account'). Audited. Commits."""
     email = (email or "").strip()
     if email and not EMAIL_RE.match(email):
         raise Invalid("reminder.email")
     if sms and not acc.phone:
         raise Invalid("reminder.no_phone")
     row = db.session.get(ResidentChannels, acc.id) or ResidentChannels(resident_id=acc.id)
+    if wechat and not row.wechat_openid:
+        raise Invalid("reminder.no_wechat")
+    if language is not None and language not in ("", *LANGUAGES):
+        raise Invalid("reminder.language", languages=", ".join(LANGUAGES))
     row.email, row.sms = email, bool(sms)
+    if wechat is not None:
+        row.wechat = bool(wechat)
+    if night is not None:
+        row.night = bool(night)
+    if language is not None:
+        row.language = language
     db.session.add(row)
-    ledger.audit("reminder.channels", acc.alley_id, user.id if user else None, now,
-                 account=acc.id, email=bool(email), sms=bool(sms))
+    ledger.audit("reminder.channels", acc.alley_id, by, now, account=acc.id,
+                 email=bool(email), sms=bool(sms), wechat=bool(row.wechat),
+                 night=bool(row.night), language=row.language or "", by_resident=by is None)
     db.session.commit()
     return row
+
+
+def chosen(ch: ResidentChannels | None, acc: ResidentAccount) -> list[str]:
+    """The channels a resident has chosen that can reach them now (for the pages)."""
+    if ch is None:
+        return []
+    out = []
+    if ch.email:
+        out.append("email")
+    if ch.sms and acc.phone:
+        out.append("sms")
+    if ch.wechat and ch.wechat_openid:
+        out.append("wechat")
+    return out
 
 
 def for_account(account_id: int, limit: int = 20) -> list[Reminder]:
@@ -119,6 +170,11 @@ def for_account(account_id: int, limit: int = 20) -> list[Reminder]:
 
 # --- the run -----------------------------------------------------------------------
 
+def yuan(fen: int) -> str:
+    """Fen as yuan for a message: "12.30", "-0.50"."""
+    return _yuan(fen)
+
+
 def _yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
@@ -126,6 +182,28 @@ def _yuan(fen: int) -> str:
 
 def _compose(kind: str, data: dict) -> tuple[str, str]:
     """Subject and text of a reminder, in the current locale."""
+    if kind == "session_start":
+        return (_("Charging started: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: charging started at %(time)s. "
+                  "Balance: %(balance)s yuan.", **data))
+    if kind == "full":
+        return (_("Fully charged: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: your battery is full "
+                  "(%(time)s, %(energy)s kWh). Please unplug and move your bike so a "
+                  "neighbour can charge.", **data))
+    if kind == "stopped":
+        return (_("Charging stopped: %(reason)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: charging stopped at %(time)s: "
+                  "%(reason)s. Energy: %(energy)s kWh.", **data))
+    if kind == "failed":
+        return (_("Charging failed: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: the charge stopped at %(time)s "
+                  "with almost no energy (%(reason)s). Nothing is charged. Please check the "
+                  "plug and the charger, then try again.", **data))
+    if kind == "queue_start":
+        return (_("Your turn to charge: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: it is your turn in the queue "
+                  "(%(time)s). Charging starts now.", **data))
     if kind == "low_balance":
         return (_("Charging balance low: %(balance)s yuan", **data),
                 _("%(alley)s, account %(household)s: your charging balance is %(balance)s "
@@ -169,30 +247,47 @@ def _remember(key: str, kind: str, alley_id: int, resident_id: int | None, data:
 
 
 def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
-                     now: datetime) -> list[str]:
-    """Queue the message of `kind` (written from `data` in `language`) to a resident
-    account's channels: its e-mail address and/or SMS to its phone (ResidentChannels).
-    Returns the channels queued (none when the account has none). No commit."""
-    with force_locale(language):
-        subject, text = _compose(kind, dict(data))
-    rows = []
+                     now: datetime, *, safety: bool = False) -> list[str]:
+    """Queue the message of `kind` (written from `data`) to a resident account's
+    channels (ResidentChannels): WeChat subscription message to its openid, SMS to its
+    phone, its e-mail address; in the resident's language (else `language`). Outside
+    safety, a message in the alley's quiet hours waits until they end unless the
+    resident welcomes night messages. A `reason` in `data` is an ending code
+    (services/charging/endings.py), written in words here. Returns the channels queued
+    (none when the account has none). No commit."""
     ch = db.session.get(ResidentChannels, acc.id)
-    if ch and ch.email:
-        rows.append(("email", ch.email, {}))
-    if ch and ch.sms and acc.phone:
-        params = {k: str(v) for k, v in data.items() if k != "url"}
-        rows.append(("sms", acc.phone, {"template": kind, "params": params}))
-    return _outbox(kind, subject, text, rows, now)
+    lang = ch.language if ch is not None and ch.language in LANGUAGES else language
+    with force_locale(lang):
+        data = dict(data)
+        if "reason" in data:
+            data["reason"] = str(ENDING_LABELS.get(data["reason"], data["reason"]))
+        subject, text = _compose(kind, data)
+    params = {k: str(v) for k, v in data.items() if k != "url"}
+    at, quiet = now, {}
+    if not safety and not (ch is not None and ch.night):
+        zone = alleys.zone(acc.alley) if acc.alley else ZoneInfo("UTC")
+        at = quiet_until(now, zone)
+        quiet = {"quiet_zone": zone.key}  # a retry keeps to the quiet hours too
+    rows = []
+    for channel in chosen(ch, acc):
+        if channel == "wechat":
+            rows.append(("wechat", ch.wechat_openid, {"template": kind, "params": params,
+                                                      "language": lang, **quiet}))
+        elif channel == "sms":
+            rows.append(("sms", acc.phone, {"template": kind, "params": params, **quiet}))
+        else:
+            rows.append(("email", ch.email, {**quiet}))
+    return _outbox(kind, subject, text, rows, now, at)
 
 
 def _outbox(kind: str, subject: str, text: str, rows: list[tuple[str, str, dict]],
-            now: datetime) -> list[str]:
+            now: datetime, at: datetime | None = None) -> list[str]:
     subject = " ".join(subject.split())[:255]
     for channel, target, payload in rows:
         db.session.add(Notification(alert_id=None, contact_id=None, reason=kind[:16],
                                     channel=channel, target=target, subject=subject,
                                     body=text, payload=payload, status="pending",
-                                    attempts=0, next_attempt_at=now, created_at=now))
+                                    attempts=0, next_attempt_at=at or now, created_at=now))
     return [c for c, _t, _p in rows]
 
 

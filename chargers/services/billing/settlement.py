@@ -299,6 +299,8 @@ def payment(acc, usage: pricing.Usage, priced: pricing.Priced, used_s: float,
     amount = priced.amount_cents
     if acc.kind == "exempt":
         return _Payment("covered", priced.duration_s, amount)
+    if "failed" in priced.rules:  # nothing flowed: no charge, no card hours
+        return _Payment("charged")
     covered_s, charged = 0, amount
     if (acc.kind == "monthly" and acc.monthly_from is not None
             and acc.monthly_until is not None

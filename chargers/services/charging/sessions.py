@@ -17,6 +17,7 @@ function `close_stale` commits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -201,23 +202,28 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
     return sample
 
 
-def close_stale(now: datetime, inactive_s: int) -> int:
+def close_stale(now: datetime, inactive_s: int,
+                on_closed: Callable[[list[tuple[Pile, ChargingSession]]], object] | None = None
+                ) -> int:
     """Close sessions with no news for `inactive_s` seconds (commits): status
-    `timeout`, ending at their last meter reading. Returns how many."""
+    `timeout`, ending at their last meter reading; `on_closed` hears of them before the
+    commit (the job: billing.messages tells their holders). Returns how many."""
     cutoff = now - timedelta(seconds=inactive_s)
     rows = db.session.scalars(
         select(ChargingSession).where(ChargingSession.status.in_(OPEN),
                                       ChargingSession.ended_at.is_(None))
     ).all()
-    closed = 0
+    closed = []
     for s in rows:
         last = s.last_meter_at or s.started_at or s.created_at
         if last is None or last >= cutoff:
             continue
         s.status, s.ended_at, s.stop_reason = "timeout", last, "timeout"
-        closed += 1
+        closed.append(s)
+    if on_closed is not None and closed:
+        on_closed([(s.pile, s) for s in closed])
     db.session.commit()
-    return closed
+    return len(closed)
 
 
 def list_sessions(user: User | None, pile_id: str | None = None, *, limit: int = 100,

@@ -90,6 +90,9 @@ class IngestBatch:
     known: set[tuple[str, str]] = field(default_factory=set)
     # (pile, session id) → ChargingSession seen or made in this batch
     sessions: dict = field(default_factory=dict)
+    # (Pile, ChargingSession) whose start or stop the batch applied: their messages to
+    # the card's holder are decided once the batch is written (billing.messages)
+    session_news: list = field(default_factory=list)
     # pile id → its seq gaps that late messages may still fill
     gaps: dict = field(default_factory=dict)
     # ledger rows and meter readings of the batch, written by flush() in one INSERT each

@@ -162,7 +162,8 @@ def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) 
         return False
     data = {"alley": pile.alley.name if pile.alley else "", "pile": pile.label or pile.id,
             "port": s.port}
-    return bool(reminders.queue_to_account(acc, NOTICE, data, rule.paging.language, now))
+    return bool(reminders.queue_to_account(acc, NOTICE, data, rule.paging.language, now,
+                                           safety=True))
 
 
 def check_running(now: datetime, rule: LimitRule, alert_rules: AlertRules) -> int:

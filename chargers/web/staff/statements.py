@@ -256,12 +256,23 @@ def init_app(app) -> None:
     def reminder_word(kind: str) -> str:
         return {"low_balance": _("Low balance"), "negative": _("Balance below zero"),
                 "monthly_end": _("Monthly card ending"), "statement": _("Statement ready"),
-                "published": _("Month published")}.get(kind, kind)
+                "published": _("Month published"), "session_start": _("Charging started"),
+                "full": _("Fully charged"), "stopped": _("Charging stopped"),
+                "failed": _("Charging failed"), "queue_start": _("Your turn in the queue"),
+                "overstay": _("Please move your bike"),
+                "battery_risk": _("Battery or charger may be faulty")}.get(kind, kind)
+
+    def channel_word(channel: str) -> str:
+        return {"wechat": _("WeChat"), "sms": _("SMS"), "email": _("E-mail")}.get(channel,
+                                                                                channel)
 
     app.jinja_env.globals.update(account_statements=monthly_close.statements_of,
                                  account_reminders=reminders.for_account,
                                  account_channels=reminders.channels,
-                                 reminder_word=reminder_word)
+                                 chosen_channels=reminders.chosen,
+                                 message_languages=reminders.LANGUAGES,
+                                 reminder_word=reminder_word, channel_word=channel_word)
+    app.jinja_env.filters["channel_word"] = channel_word
 
 
 @bp.record_once
@@ -275,7 +286,10 @@ def account_channels_set(account_id: int):
     if form.validate_on_submit():
         try:
             reminders.set_channels(current_user, account_id, request.form.get("email", ""),
-                                   request.form.get("sms") == "1", utcnow())
+                                   request.form.get("sms") == "1", utcnow(),
+                                   wechat=request.form.get("wechat") == "1",
+                                   night=request.form.get("night") == "1",
+                                   language=request.form.get("language", ""))
         except DomainError as exc:
             flash(outcome(exc.code, exc.params), "error")
         else:
