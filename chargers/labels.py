@@ -100,6 +100,7 @@ MONEY_AUDIT_LABELS = {
     "money.refund": _l("Refund recorded"),
     "money.reversal": _l("A top-up or refund was reversed"),
     "money.topup": _l("Top-up recorded"),
+    "pay.limits": _l("Online top-up limits set: %(min)s to %(max)s"),
     "reminder.channels": _l("Reminder channels of account %(account)s set"),
     "reminder.settings": _l("Reminder thresholds set"),
     "review.assigned": _l("Session assigned to an account"),

@@ -1,0 +1,28 @@
+"""online top-up limits per alley (None: the deployment's PAYMENTS_MIN/MAX_CENTS)
+
+Revision ID: y22_pay02
+Revises: y20_pay01
+Create Date: 2026-12-06 04:45:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = 'y22_pay02'
+down_revision = 'y20_pay01'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('alleys', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('topup_min_cents', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('topup_max_cents', sa.Integer(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('alleys', schema=None) as batch_op:
+        batch_op.drop_column('topup_max_cents')
+        batch_op.drop_column('topup_min_cents')
