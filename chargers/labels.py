@@ -294,6 +294,7 @@ REFUND_STATE_LABELS = {"processing": _l("asked, not confirmed yet"),
                        "failed": _l("failed: the amount is back on the balance")}
 NOTICE_OUTCOME_LABELS = {
     "posted": _l("verified, top-up posted"), "replayed": _l("repeated: nothing changed"),
+    "refund_confirmed": _l("verified, refund result applied"),
     "bad_signature": _l("rejected: signature does not verify"),
     "expired": _l("rejected: too old"), "other_merchant": _l("rejected: another merchant"),
     "unknown_order": _l("rejected: no such order"),
