@@ -97,16 +97,16 @@ def _read(path: str) -> str:
 
 @lru_cache(maxsize=8)
 def wechat_client(rule: WeChatPayRule, notify_url: str, timeout_s: int):
-    """The SDK's client for this merchant, pointed at `rule.gateway`."""
+    """The SDK's client for this merchant in public-key mode (the only one started:
+    settings.PLATFORM_CERT_REFUSED), pointed at `rule.gateway`."""
     from wechatpayv3 import WeChatPay, WeChatPayType
 
     client = WeChatPay(
         wechatpay_type=WeChatPayType.NATIVE, mchid=rule.mchid,
         private_key=_read(rule.private_key_path), cert_serial_no=rule.cert_serial,
         appid=rule.appid, apiv3_key=rule.apiv3_key, notify_url=notify_url,
-        cert_dir=rule.platform_cert_dir or None, logger=None, timeout=(timeout_s, timeout_s),
-        public_key=_read(rule.public_key_path) if rule.public_key_path else None,
-        public_key_id=rule.public_key_id or None)
+        logger=None, timeout=(timeout_s, timeout_s),
+        public_key=_read(rule.public_key_path), public_key_id=rule.public_key_id)
     client._core._gate_way = rule.gateway.rstrip("/")
     return client
 
