@@ -224,9 +224,12 @@ class NoticeOutcome(StrEnum):
     nothing changes), and the rejections, which change nothing: `bad_signature`
     (unverifiable or undecryptable), `expired` (signed too long ago), `other_merchant`
     (for another merchant or app), `unknown_order`, `amount_mismatch`, `not_success`
-    (a state other than paid), `malformed`."""
+    (a state other than paid), `malformed`. A refund's result (WeChat REFUND.*,
+    Alipay's notification of a refund): `refund_confirmed` (verified, the refund
+    settled), `replayed` when it already was; `unknown_order` names no refund of ours."""
 
     POSTED = "posted"
+    REFUND_CONFIRMED = "refund_confirmed"
     REPLAYED = "replayed"
     BAD_SIGNATURE = "bad_signature"
     EXPIRED = "expired"

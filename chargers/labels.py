@@ -100,6 +100,7 @@ MONEY_AUDIT_LABELS = {
     "money.refund": _l("Refund recorded"),
     "money.reversal": _l("A top-up or refund was reversed"),
     "money.topup": _l("Top-up recorded"),
+    "pay.limits": _l("Online top-up limits set: %(min)s to %(max)s"),
     "reminder.channels": _l("Reminder channels of account %(account)s set"),
     "reminder.settings": _l("Reminder thresholds set"),
     "review.assigned": _l("Session assigned to an account"),
@@ -294,6 +295,7 @@ REFUND_STATE_LABELS = {"processing": _l("asked, not confirmed yet"),
                        "failed": _l("failed: the amount is back on the balance")}
 NOTICE_OUTCOME_LABELS = {
     "posted": _l("verified, top-up posted"), "replayed": _l("repeated: nothing changed"),
+    "refund_confirmed": _l("verified, refund result applied"),
     "bad_signature": _l("rejected: signature does not verify"),
     "expired": _l("rejected: too old"), "other_merchant": _l("rejected: another merchant"),
     "unknown_order": _l("rejected: no such order"),

@@ -119,7 +119,9 @@ MESSAGES: dict[str, object] = {
     "money.refund_over_balance": _l("A refund cannot exceed the balance (%(balance)s fen)"),
     "money.reversed": _l("This was already reversed"),
     "money.writeoff_over_debt": _l("A write-off is 1 fen up to the debt (%(debt)s fen), with a reason"),
-    "pay.amount": _l("Top-up: %(min)s to %(max)s fen"),
+    "pay.amount": _l("Top-up: %(min)s to %(max)s"),
+    "pay.limits": _l("Top-up limits: a minimum of at least %(floor)s and a maximum of at most "
+                     "%(ceiling)s, the minimum not above the maximum"),
     "pay.channel": _l("This way of paying is not available here"),
     "pay.link_expired": _l("This top-up link has expired: open My account again"),
     "pay.oauth": _l("WeChat did not tell us who you are: open the page again from WeChat"),

@@ -497,7 +497,6 @@ class WeChatPayRule:
     private_key_path: str = ""
     public_key_path: str = ""
     public_key_id: str = ""
-    platform_cert_dir: str = ""
     gateway: str = _DEFAULTS.WECHATPAY_GATEWAY
     app_secret: str = field(default="", repr=False)
     oauth_url: str = _DEFAULTS.WECHAT_OAUTH_URL
@@ -549,6 +548,18 @@ _WECHAT_NEEDS = ("WECHATPAY_MCHID", "WECHATPAY_APIV3_KEY", "WECHATPAY_CERT_SERIA
 _ALIPAY_NEEDS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_PATH", "ALIPAY_PUBLIC_KEY_PATH")
 
 
+# WeChat Pay's platform-certificate mode is refused (docs/payments.md): wechatpayv3
+# downloads the platform certificates from its built-in gateway while the client is
+# being built, before WECHATPAY_GATEWAY can apply, so the mode cannot be run against
+# the emulator nor tested here; public-key mode (微信支付公钥) is what WeChat Pay gives
+# merchants now.
+PLATFORM_CERT_REFUSED = (
+    "WeChat Pay: platform-certificate mode (WECHATPAY_PLATFORM_CERT_DIR) is not supported; "
+    "use public-key mode: set WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID (the "
+    "WeChat Pay public key and its id, from the merchant platform's API security page) and "
+    "leave WECHATPAY_PLATFORM_CERT_DIR empty")
+
+
 def payments_problems(config: Mapping) -> list[str]:
     """What stops a half-configured payment channel from starting (empty: each channel
     is wholly configured or wholly off). Names variables, never their values."""
@@ -568,11 +579,12 @@ def payments_problems(config: Mapping) -> list[str]:
             key, key_id = given("WECHATPAY_PUBLIC_KEY_PATH"), given("WECHATPAY_PUBLIC_KEY_ID")
             if key != key_id:
                 missing.append("WECHATPAY_PUBLIC_KEY_ID" if key else "WECHATPAY_PUBLIC_KEY_PATH")
-            elif not key and not given("WECHATPAY_PLATFORM_CERT_DIR"):
-                missing.append("WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID "
-                               "(or WECHATPAY_PLATFORM_CERT_DIR)")
+            elif not key:
+                missing.append("WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID")
             if len(str(config.get("WECHATPAY_APIV3_KEY") or "")) not in (0, 32):
                 missing.append("WECHATPAY_APIV3_KEY of 32 characters")
+        if channel == "WeChat Pay" and given("WECHATPAY_PLATFORM_CERT_DIR"):
+            problems.append(PLATFORM_CERT_REFUSED)
         if missing:
             problems.append(f"{channel} is half configured: set {', '.join(missing)} "
                             "(or none of its settings to turn it off)")
@@ -602,7 +614,6 @@ def payments(config: Mapping) -> PaymentRule:
         mchid=g("WECHATPAY_MCHID"), appid=g("WECHAT_APPID"), apiv3_key=g("WECHATPAY_APIV3_KEY"),
         cert_serial=g("WECHATPAY_CERT_SERIAL"), private_key_path=g("WECHATPAY_PRIVATE_KEY_PATH"),
         public_key_path=g("WECHATPAY_PUBLIC_KEY_PATH"), public_key_id=g("WECHATPAY_PUBLIC_KEY_ID"),
-        platform_cert_dir=g("WECHATPAY_PLATFORM_CERT_DIR"),
         gateway=g("WECHATPAY_GATEWAY") or WeChatPayRule.gateway,
         app_secret=g("WECHAT_APP_SECRET"), oauth_url=g("WECHAT_OAUTH_URL") or WeChatPayRule.oauth_url,
         api_url=g("WECHAT_API_URL") or WeChatPayRule.api_url)

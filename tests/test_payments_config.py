@@ -50,3 +50,21 @@ def test_both_channels_wholly_configured(tmp_path):
     assert rules.wechat.enabled and rules.alipay.enabled
     assert full["WECHATPAY_APIV3_KEY"] not in repr(rules)
     assert full["WECHAT_APP_SECRET"] not in repr(rules)
+
+
+@pytest.mark.parametrize("with_public_key", [True, False])
+def test_platform_certificate_mode_is_refused_at_start(tmp_path, with_public_key):
+    """Platform-certificate mode stops the start with a clear message naming public-key
+    mode (docs/payments.md says why), with or without a public key beside it."""
+    emu = PayEmulator()
+    full = emu.config(tmp_path / "keys", "https://chargers.example.org")
+    certs = tmp_path / "platform-certs"
+    certs.mkdir()
+    full["WECHATPAY_PLATFORM_CERT_DIR"] = str(certs)
+    if not with_public_key:
+        full["WECHATPAY_PUBLIC_KEY_PATH"] = full["WECHATPAY_PUBLIC_KEY_ID"] = ""
+    with pytest.raises(RuntimeError) as err:
+        create_app(_cfg(tmp_path, **full), config_name="testing")
+    assert "platform-certificate mode (WECHATPAY_PLATFORM_CERT_DIR) is not supported" in str(err.value)
+    assert "WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID" in str(err.value)
+    assert full["WECHATPAY_APIV3_KEY"] not in str(err.value)

@@ -18,7 +18,11 @@ product's settings for it, writing the product's key files into a folder.
 
 The pay pages have a "pay" button that marks the trade paid and sends the signed
 notification to the order's notify_url (`deliver`, an HTTP POST unless a test
-replaces it)."""
+replaces it). A refund's result is notified too (`notify_refund`; by itself a second
+later under `make run`): WeChat's REFUND.* notification (signed, AES-GCM encrypted,
+associated_data "refund") to the refund's notify_url, and Alipay's asynchronous
+notification of a refund made (out_biz_no, refund_fee, gmt_refund). Alipay's refund
+answer itself is synchronous (fund_change Y)."""
 
 from __future__ import annotations
 
@@ -118,6 +122,7 @@ class Refund:
     state: str = "PROCESSING"  # PROCESSING / SUCCESS / ABNORMAL
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     done_at: datetime | None = None
+    notify_url: str = ""
 
 
 class PayEmulator:
@@ -147,6 +152,10 @@ class PayEmulator:
         self.extra_lines: list[Trade] = []  # trades only the provider knows of
         self.deliver = self._http_deliver
         self.delivered: list[tuple[str, int]] = []
+        # `make run`: a refund's result notification follows by itself (in a thread,
+        # after `refund_notify_delay_s`); tests send it with notify_refund().
+        self.auto_notify_refunds = False
+        self.refund_notify_delay_s = 1.0
         self.app = self._build_app()
 
     # --- the product's configuration -------------------------------------------
@@ -252,6 +261,97 @@ class PayEmulator:
         unsigned = "&".join(f"{k}={form[k]}" for k in sorted(form) if k not in ("sign", "sign_type"))
         form["sign"] = _sign(sign_key or self.alipay_key, unsigned)
         return form
+
+    def wechat_refund_notice(self, refund_no: str, *, timestamp: int | None = None,
+                             mchid: str | None = None, sign_key=None,
+                             apiv3_key: str | None = None,
+                             amount_cents: int | None = None) -> tuple[dict, bytes]:
+        """The signed, encrypted refund result notification (退款结果通知: event_type
+        REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED, resource original_type
+        "refund", associated_data "refund"); keyword arguments forge one."""
+        r = self.refunds[refund_no]
+        t = self.trades[r.order_no]
+        status = r.state if r.state in ("SUCCESS", "ABNORMAL", "CLOSED") else "SUCCESS"
+        resource = {"mchid": mchid or t.mchid, "out_trade_no": t.order_no,
+                    "transaction_id": t.txn, "out_refund_no": r.refund_no,
+                    "refund_id": r.refund_id, "refund_status": status,
+                    "user_received_account": "支付用户零钱",
+                    "amount": {"total": t.amount_cents, "refund": amount_cents or r.amount_cents,
+                               "payer_total": t.amount_cents,
+                               "payer_refund": amount_cents or r.amount_cents}}
+        if status == "SUCCESS":
+            resource["success_time"] = (r.done_at or datetime.now(UTC)).astimezone(CST) \
+                .isoformat(timespec="seconds")
+        nonce, ad = secrets.token_hex(6), "refund"
+        ct = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
+            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(), ad.encode())
+        body = json.dumps({"id": str(uuid.uuid4()),
+                           "create_time": datetime.now(CST).isoformat(timespec="seconds"),
+                           "resource_type": "encrypt-resource", "event_type": f"REFUND.{status}",
+                           "summary": {"SUCCESS": "退款成功", "ABNORMAL": "退款异常",
+                                       "CLOSED": "退款关闭"}[status],
+                           "resource": {"original_type": "refund",
+                                        "algorithm": "AEAD_AES_256_GCM",
+                                        "ciphertext": base64.b64encode(ct).decode(),
+                                        "associated_data": ad, "nonce": nonce}},
+                          ensure_ascii=False)
+        headers = self._wx_headers(body, timestamp=timestamp, key=sign_key)
+        headers["Content-Type"] = "application/json"
+        return headers, body.encode()
+
+    def alipay_refund_notice(self, refund_no: str, *, notify_time: datetime | None = None,
+                             app_id: str | None = None, sign_key=None) -> dict:
+        """The RSA2-signed asynchronous notification Alipay sends after a refund is made
+        (trade_status_sync with out_biz_no = the refund request number, refund_fee =
+        the trade's refunded total, gmt_refund; trade_status TRADE_CLOSED once all is
+        refunded, else TRADE_SUCCESS)."""
+        r = self.refunds[refund_no]
+        t = self.trades[r.order_no]
+        done = sum(x.amount_cents for x in self.refunds.values()
+                   if x.order_no == t.order_no and x.state == "SUCCESS")
+        at = (notify_time or datetime.now(UTC)).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+        paid = (t.paid_at or datetime.now(UTC)).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+        refunded = (r.done_at or datetime.now(UTC)).astimezone(CST)
+        form = {"notify_time": at, "notify_type": "trade_status_sync",
+                "notify_id": uuid.uuid4().hex, "app_id": app_id or self.alipay_app_id,
+                "charset": "utf-8", "version": "1.0", "sign_type": "RSA2",
+                "trade_no": t.txn, "out_trade_no": t.order_no, "out_biz_no": r.refund_no,
+                "buyer_id": "2088102177846880", "seller_id": self.alipay_pid,
+                "trade_status": "TRADE_CLOSED" if done >= t.amount_cents else "TRADE_SUCCESS",
+                "total_amount": _yuan(t.amount_cents), "refund_fee": _yuan(done),
+                "subject": "充值", "gmt_create": paid, "gmt_payment": paid,
+                "gmt_refund": refunded.strftime("%Y-%m-%d %H:%M:%S.")
+                + f"{refunded.microsecond // 1000:03d}"}
+        unsigned = "&".join(f"{k}={form[k]}" for k in sorted(form) if k not in ("sign", "sign_type"))
+        form["sign"] = _sign(sign_key or self.alipay_key, unsigned)
+        return form
+
+    def notify_refund(self, refund_no: str) -> int | None:
+        """The refund ends as `refund_outcome` says and its result is sent to the
+        refund's notify_url (WeChat: every end; Alipay: only a refund made). Returns
+        the endpoint's HTTP status (None: nothing sent)."""
+        r = self.refunds[refund_no]
+        with self.lock:
+            self._settle_refund(r)
+        if r.state == "PROCESSING" or not r.notify_url:
+            return None
+        if r.provider == "wechat":
+            headers, body = self.wechat_refund_notice(refund_no)
+        elif r.state == "SUCCESS":
+            headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+            body = urlencode(self.alipay_refund_notice(refund_no)).encode()
+        else:
+            return None
+        status = self.deliver(r.notify_url, headers, body)
+        self.delivered.append((refund_no, status))
+        return status
+
+    def _later(self, refund_no: str) -> None:
+        if self.auto_notify_refunds:
+            def go():
+                time.sleep(self.refund_notify_delay_s)
+                self.notify_refund(refund_no)
+            threading.Thread(target=go, daemon=True).start()
 
     def pay(self, order_no: str, *, notify: bool = True) -> int | None:
         """The resident pays: the trade becomes SUCCESS and its notification is sent
@@ -522,8 +622,10 @@ class PayEmulator:
                 r = emu.refunds.get(data["out_refund_no"])
                 if r is None:
                     r = Refund("wechat", data["out_refund_no"], t.order_no, amount,
-                               "50" + secrets.token_hex(14))
+                               "50" + secrets.token_hex(14),
+                               notify_url=data.get("notify_url") or t.notify_url)
                     emu.refunds[r.refund_no] = r
+                    emu._later(r.refund_no)
             return emu._wx(200, {"refund_id": r.refund_id, "out_refund_no": r.refund_no,
                                  "out_trade_no": r.order_no, "status": "PROCESSING",
                                  "amount": {"refund": r.amount_cents, "total": t.amount_cents}})
@@ -611,11 +713,24 @@ class PayEmulator:
                         if amount + done > t.amount_cents:
                             return emu._ali_error(method, "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
                                                   "退款金额超限")
-                        r = Refund("alipay", req_no, no, amount, t.txn)
+                        if emu.refund_outcome == "ABNORMAL":  # refused there: nothing kept
+                            return emu._ali_error(method, "ACQ.SYSTEM_ERROR", "系统错误")
+                        r = Refund("alipay", req_no, no, amount, t.txn, notify_url=t.notify_url)
                         emu.refunds[req_no] = r
+                        fresh = True
+                        # Alipay refunds synchronously: fund_change Y is a refund made.
+                        if emu.refund_outcome == "SUCCESS":
+                            r.state, r.done_at = "SUCCESS", datetime.now(UTC)
+                    else:
+                        fresh = False
+                if fresh and r.state == "SUCCESS":
+                    emu._later(r.refund_no)
+                refunded = sum(x.amount_cents for x in emu.refunds.values()
+                               if x.order_no == no and x.state == "SUCCESS")
                 return emu._ali(method, {"code": "10000", "msg": "Success", "trade_no": t.txn,
-                                         "out_trade_no": no, "fund_change": "Y",
-                                         "refund_fee": _yuan(amount)})
+                                         "out_trade_no": no,
+                                         "fund_change": "Y" if fresh and r.state == "SUCCESS"
+                                         else "N", "refund_fee": _yuan(refunded)})
             if method == "alipay.trade.fastpay.refund.query":
                 r = emu.refunds.get(biz.get("out_request_no", ""))
                 if r is None:
@@ -739,6 +854,7 @@ def main() -> None:  # pragma: no cover - `python -m chargers.devtools.payemu`
     args = ap.parse_args()
     emu = load_or_create(Path(args.folder))
     emu.base_url = f"http://127.0.0.1:{port}"
+    emu.auto_notify_refunds = True
     if args.write_config:
         cfg = emu.config(Path(args.folder), os.environ.get("PAYMENTS_NOTIFY_URL")
                          or f"http://127.0.0.1:{web}")

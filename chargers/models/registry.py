@@ -39,6 +39,10 @@ class Alley(db.Model):
     # The device protocol's `config` keys desired for every pile of the alley (a pile's
     # own overrides win): services/devices/config.py.
     device_settings: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    # Online top-up limits of this alley (fen); None: the deployment's PAYMENTS_MIN/MAX_CENTS
+    # (services/payments/limits.py).
+    topup_min_cents: Mapped[int | None] = mapped_column(Integer)
+    topup_max_cents: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(

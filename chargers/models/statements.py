@@ -94,6 +94,14 @@ class NoticeVersion(db.Model):
 class Statement(db.Model):
     """A resident account's statement for a closed month (frozen at the close)."""
 
+    @property
+    def topups_cash_cents(self) -> int:
+        return self.topups_cents - self.topups_wechat_cents - self.topups_alipay_cents
+
+    @property
+    def refunds_cash_cents(self) -> int:
+        return self.refunds_cents - self.refunds_wechat_cents - self.refunds_alipay_cents
+
     __tablename__ = "statements"
     __table_args__ = (UniqueConstraint("resident_id", "month"),)
 
@@ -108,6 +116,12 @@ class Statement(db.Model):
     refunds_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # <= 0
     adjustments_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     writeoffs_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Of the top-ups and refunds, what went through WeChat Pay and Alipay (online top-ups,
+    # refunds to the channel, their reversals); the rest is cash and the like.
+    topups_wechat_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    topups_alipay_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunds_wechat_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    refunds_alipay_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     closing_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     # [{"id", "ended_at" (ISO UTC), "pile", "port", "energy_wh", "amount_cents", "billing"}]
     sessions: Mapped[list] = mapped_column(JSON, default=list)

@@ -136,3 +136,12 @@ class SessionFilterForm(FlaskForm):
     end = DateField(_l("Ended to"), validators=[Optional()])
     card = StringField(_l("Card"), validators=[Optional(), Length(max=64)])
     page = IntegerField(validators=[Optional(), NumberRange(min=1, max=100_000)])
+
+
+class TopupLimitsForm(FlaskForm):
+    """An alley's online top-up limits in yuan; empty: the deployment's default."""
+
+    topup_min = YuanField(_l("Smallest online top-up (yuan, empty: default)"),
+                          validators=[Optional()], min_fen=1, max_fen=10_000_000)
+    topup_max = YuanField(_l("Largest online top-up (yuan, empty: default)"),
+                          validators=[Optional()], min_fen=1, max_fen=10_000_000)

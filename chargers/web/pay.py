@@ -5,6 +5,7 @@ WeChat OAuth return. Views translate only: rules live in services/payments."""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from flask import (
@@ -31,10 +32,11 @@ from ..models import Alley, ResidentAccount, utcnow
 from ..services.devices import alleys
 from ..services.devices.qrcodes import text_qr_svg
 from ..services.errors import Invalid
-from ..services.payments import notifications, oauth, orders
+from ..services.payments import limits, notifications, oauth, orders
 from .money import YuanField
 
 bp = Blueprint("pay", __name__)
+log = logging.getLogger("chargers.payments")
 LINK_MAX_AGE_S = 30 * 60
 
 
@@ -87,6 +89,7 @@ def topup(slug: str, token: str):
         back = url_for("pay.oauth_back", _external=True)
         return redirect(oauth.authorize_url(rules, back, token))
     form = TopupForm()
+    lim = limits.of(alley, rules)
     error = None
     if request.method == "POST" and form.validate_on_submit():
         amount = form.amount.data if form.amount.data is not None else (
@@ -94,8 +97,13 @@ def topup(slug: str, token: str):
         channel = form.channel.data
         if channel not in channels:
             raise Invalid("pay.channel")
-        if amount is None:
-            raise Invalid("pay.amount", min=rules.min_cents, max=rules.max_cents)
+        if not lim.allows(amount):
+            log.info("top-up of account %d refused: %r fen outside %d..%d", acc.id, amount,
+                     lim.min_cents, lim.max_cents)
+            return render_template("pay/topup.html", alley=alley, acc=acc, form=form, lim=lim,
+                                   presets=orders.PRESETS_CENTS, channels=channels, error=True,
+                                   needs_openid=PayChannel.WECHAT_JSAPI in channels
+                                   and not openid), 422
         placed = orders.place(acc.id, amount, channel, rules, utcnow(), openid=openid,
                               client_ip=request.remote_addr or "",
                               return_url=url_for("pay.order", order_no="ORDERNO",
@@ -117,7 +125,7 @@ def topup(slug: str, token: str):
                                code_url=code_url, go=go, order_url=order_url)
     elif request.method == "POST":
         error = True
-    return render_template("pay/topup.html", alley=alley, acc=acc, form=form, rules=rules,
+    return render_template("pay/topup.html", alley=alley, acc=acc, form=form, lim=lim,
                            presets=orders.PRESETS_CENTS, channels=channels, error=error,
                            needs_openid=PayChannel.WECHAT_JSAPI in channels and not openid)
 

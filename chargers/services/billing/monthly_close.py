@@ -232,6 +232,7 @@ def _empty_days(start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, dict]
     return daily
 
 
+_ONLINE = {"pay_wechat": "wechat", "pay_alipay": "alipay"}
 _RESIDENT_BUCKET = {"topup": "topups", "charge": "charges", "refund": "refunds",
                     "writeoff": "writeoffs"}
 
@@ -241,6 +242,10 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
     """Pure: the counted postings' entries summed into `mc` (by account kind and posting
     kind) and `daily`; returns each resident's moves by bucket."""
     per_resident: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # A posting touching the alley's money at a provider moved money online (a top-up
+    # paid, a refund to the channel, or the reversal of one); the rest is cash and
+    # other ways staff record.
+    channel = {pid: _ONLINE[k] for pid, _c, k, _r in entries if k in _ONLINE}
     for pid, cents, acc_kind, resident_id in entries:
         p, eff = counted[pid]
         cents = int(cents)
@@ -267,7 +272,10 @@ def _ledger_totals(mc: MonthClose, counted: dict, entries: list, daily: dict,
             about = p.kind
             if p.kind == "reversal" and reversed_kinds.get(p.reverses_id) in ("topup", "refund"):
                 about = reversed_kinds[p.reverses_id]
-            per_resident[resident_id][_RESIDENT_BUCKET.get(about, "adjustments")] += cents
+            bucket = _RESIDENT_BUCKET.get(about, "adjustments")
+            per_resident[resident_id][bucket] += cents
+            if bucket in ("topups", "refunds") and pid in channel:
+                per_resident[resident_id][f"{bucket}_{channel[pid]}"] += cents
             if about == "topup":
                 mc.topups_cents += cents
             elif about == "refund":
@@ -334,6 +342,10 @@ def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
                        refunds_cents=moves.get("refunds", 0),
                        adjustments_cents=moves.get("adjustments", 0),
                        writeoffs_cents=moves.get("writeoffs", 0),
+                       topups_wechat_cents=moves.get("topups_wechat", 0),
+                       topups_alipay_cents=moves.get("topups_alipay", 0),
+                       refunds_wechat_cents=moves.get("refunds_wechat", 0),
+                       refunds_alipay_cents=moves.get("refunds_alipay", 0),
                        sessions=by_account.get(acc.id, []), created_at=now)
         st.closing_cents = (opening + st.topups_cents + st.charges_cents + st.refunds_cents
                             + st.adjustments_cents + st.writeoffs_cents)

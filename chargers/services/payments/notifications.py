@@ -1,9 +1,10 @@
-"""A provider's notification of a payment: verified by its SDK (providers.read_notice),
-then the order's top-up posted once (orders.mark_paid). Whatever it turns out to be is
-recorded as a PaymentNotice (counted in /metrics by outcome) and logged; a rejected or
-replayed notification changes nothing else.
+"""A provider's notification of a payment or of a refund's result: verified by its SDK
+(providers.read_notice), then the order's top-up posted once (orders.mark_paid) or the
+refund settled once (refunds.confirm; the tracking job's queries stay the fallback).
+Whatever it turns out to be is recorded as a PaymentNotice (counted in /metrics by
+outcome) and logged; a rejected or replayed notification changes nothing else.
 
-The answer to the provider: a verified notification (posted or replayed) is
+The answer to the provider: a verified notification (posted, replayed, refund_confirmed) is
 acknowledged so that it stops retrying; a rejected one is not."""
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from ...constants import NoticeOutcome, PayProvider
 from ...extensions import db
 from ...models import PaymentNotice
 from ...settings import PaymentRule
-from . import orders, providers
+from . import orders, providers, refunds
 
 log = logging.getLogger("chargers.payments")
-ACCEPTED = (NoticeOutcome.POSTED, NoticeOutcome.REPLAYED)
+ACCEPTED = (NoticeOutcome.POSTED, NoticeOutcome.REPLAYED, NoticeOutcome.REFUND_CONFIRMED)
 
 
 @dataclass
@@ -46,6 +47,11 @@ def _record(provider: str, outcome: str, order_no: str, detail: str, now: dateti
 def _apply(provider: str, n: providers.Notice, now: datetime) -> Handled:
     if n.outcome is not None:
         return _record(provider, n.outcome, n.order_no, n.detail, now)
+    if n.kind == "refund":
+        outcome = refunds.confirm(n.refund_no, n.order_no, n.refund_state, n.amount_cents, now,
+                                  "notify")
+        return _record(provider, outcome, n.order_no,
+                       f"refund {n.refund_no} {n.refund_state} {n.detail}".strip(), now)
     if n.amount_cents is None:
         return _record(provider, NoticeOutcome.MALFORMED, n.order_no, "amount", now)
     outcome = orders.mark_paid(n.order_no, n.txn, n.amount_cents, n.paid_at, now, "notify")

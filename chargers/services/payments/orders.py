@@ -22,7 +22,7 @@ from ...models import Alley, PaymentOrder, ResidentAccount, ResidentChannels
 from ...settings import PaymentRule
 from ..billing import ledger
 from ..errors import Invalid, NotFound
-from . import providers
+from . import limits, providers
 
 log = logging.getLogger("chargers.payments")
 PRESETS_CENTS = (1000, 2000, 5000, 10000)
@@ -70,12 +70,6 @@ class Placed:
     next: dict
 
 
-def check_amount(amount_cents, rules: PaymentRule) -> None:
-    if (not isinstance(amount_cents, int) or isinstance(amount_cents, bool)
-            or not rules.min_cents <= amount_cents <= rules.max_cents):
-        raise Invalid("pay.amount", min=rules.min_cents, max=rules.max_cents)
-
-
 def place(account_id: int, amount_cents: int, channel: str, rules: PaymentRule,
           now: datetime, *, openid: str = "", client_ip: str = "",
           return_url: str = "") -> Placed:
@@ -86,13 +80,17 @@ def place(account_id: int, amount_cents: int, channel: str, rules: PaymentRule,
     acc = db.session.get(ResidentAccount, account_id)
     if acc is None or not acc.active:
         raise NotFound("account.resident_not_found")
-    check_amount(amount_cents, rules)
+    alley = db.session.get(Alley, acc.alley_id)
+    lim = limits.of(alley, rules)
+    if not lim.allows(amount_cents):
+        log.warning("payment order refused: %r fen outside the limits of alley %s (%d to %d)",
+                    amount_cents, alley.slug, lim.min_cents, lim.max_cents)
+        limits.check(amount_cents, lim)
     if channel not in tuple(PayChannel):
         raise Invalid("pay.channel")
     if channel == PayChannel.WECHAT_JSAPI and not openid:
         raise Invalid("pay.openid")
     api = providers.for_channel(rules, channel)
-    alley = db.session.get(Alley, acc.alley_id)
     order = PaymentOrder(order_no=new_order_no(now), alley_id=acc.alley_id, account_id=acc.id,
                          channel=channel, provider=providers.provider_of(channel),
                          amount_cents=amount_cents, state=OrderState.CREATED, created_at=now)

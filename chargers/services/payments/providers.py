@@ -72,7 +72,9 @@ class RefundState:
 @dataclass
 class Notice:
     """A notification after the SDK looked at it: `outcome` is None when it verified,
-    was for us, recent and a success (then `order_no`, `txn`, `amount_cents`)."""
+    was for us, recent and a success (then `order_no`, `txn`, `amount_cents`). A
+    refund's result has `kind` "refund", `refund_no` and `refund_state` (`succeeded`
+    or `failed`); `amount_cents` is then the refund's amount (None: not stated)."""
 
     outcome: str | None
     order_no: str = ""
@@ -81,6 +83,9 @@ class Notice:
     paid_at: datetime | None = None
     detail: str = ""
     extra: dict = field(default_factory=dict)
+    kind: str = "pay"
+    refund_no: str = ""
+    refund_state: str = ""
 
 
 def _read(path: str) -> str:
@@ -92,16 +97,16 @@ def _read(path: str) -> str:
 
 @lru_cache(maxsize=8)
 def wechat_client(rule: WeChatPayRule, notify_url: str, timeout_s: int):
-    """The SDK's client for this merchant, pointed at `rule.gateway`."""
+    """The SDK's client for this merchant in public-key mode (the only one started:
+    settings.PLATFORM_CERT_REFUSED), pointed at `rule.gateway`."""
     from wechatpayv3 import WeChatPay, WeChatPayType
 
     client = WeChatPay(
         wechatpay_type=WeChatPayType.NATIVE, mchid=rule.mchid,
         private_key=_read(rule.private_key_path), cert_serial_no=rule.cert_serial,
         appid=rule.appid, apiv3_key=rule.apiv3_key, notify_url=notify_url,
-        cert_dir=rule.platform_cert_dir or None, logger=None, timeout=(timeout_s, timeout_s),
-        public_key=_read(rule.public_key_path) if rule.public_key_path else None,
-        public_key_id=rule.public_key_id or None)
+        logger=None, timeout=(timeout_s, timeout_s),
+        public_key=_read(rule.public_key_path), public_key_id=rule.public_key_id)
     client._core._gate_way = rule.gateway.rstrip("/")
     return client
 
@@ -230,6 +235,21 @@ class WeChat:
         order_no = str(res.get("out_trade_no", ""))[:64]
         if abs(now.timestamp() - ts) > max_age_s:
             return Notice("expired", order_no, detail=f"signed {int(now.timestamp() - ts)} s ago")
+        event = str(data.get("event_type") or "")
+        if event.startswith("REFUND."):
+            # 退款结果通知: REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED; the resource
+            # names the merchant (no appid), both our numbers and the refund's amount.
+            if res.get("mchid") != self.rule.mchid:
+                return Notice("other_merchant", order_no, detail=f"mchid {res.get('mchid')}")
+            st = _wechat_refund({"status": res.get("refund_status")}).state
+            if st == "processing" or event != f"REFUND.{res.get('refund_status')}":
+                return Notice("malformed", order_no,
+                              detail=f"{event} {res.get('refund_status')}"[:200])
+            amount = (res.get("amount") or {}).get("refund")
+            return Notice(None, order_no, res.get("refund_id", ""),
+                          amount if isinstance(amount, int) else None, kind="refund",
+                          refund_no=str(res.get("out_refund_no", ""))[:64], refund_state=st,
+                          extra={"id": data.get("id")})
         if res.get("mchid") != self.rule.mchid or res.get("appid") != self.rule.appid:
             return Notice("other_merchant", order_no,
                           detail=f"mchid {res.get('mchid')} appid {res.get('appid')}")
@@ -352,7 +372,11 @@ class Alipay:
                        out_request_no=refund_no, refund_reason=reason or "refund")
         if r.get("code") != "10000":
             raise ProviderError(f"alipay refund: {r.get('code')} {r.get('sub_code')}")
-        return RefundState("processing", r.get("trade_no", ""))
+        # Alipay answers a refund synchronously: fund_change Y is a refund made (a
+        # signed answer, verified by the SDK); N is not a failure (e.g. a repeated
+        # request): the refund query decides.
+        state = "succeeded" if r.get("fund_change") == "Y" else "processing"
+        return RefundState(state, r.get("trade_no", ""))
 
     def query_refund(self, order_no: str, refund_no: str) -> RefundState:
         r = self._call("refund query", self.client.api_alipay_trade_fastpay_refund_query,
@@ -400,6 +424,14 @@ class Alipay:
                           detail=f"notified {int((now - at).total_seconds())} s ago")
         if data.get("app_id") != self.rule.app_id:
             return Notice("other_merchant", order_no, detail=f"app_id {data.get('app_id')}")
+        if data.get("out_biz_no") and (data.get("refund_fee") or data.get("gmt_refund")):
+            # A refund made (异步通知 of a refund: out_biz_no is our refund number,
+            # refund_fee the trade's refunded total; trade_status TRADE_SUCCESS after a
+            # partial refund, TRADE_CLOSED after a full one).
+            return Notice(None, order_no, data.get("trade_no", ""), None, kind="refund",
+                          refund_no=str(data["out_biz_no"])[:64], refund_state="succeeded",
+                          detail=f"refund_fee {data.get('refund_fee', '')}",
+                          extra={"id": data.get("notify_id")})
         if data.get("trade_status") not in ("TRADE_SUCCESS", "TRADE_FINISHED"):
             return Notice("not_success", order_no, detail=str(data.get("trade_status")))
         try:

@@ -15,6 +15,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ...constants import OrderState, RefundState
 from ...extensions import db
@@ -76,6 +77,10 @@ def ask(user: User | None, order_no: str, amount_cents: int, reason: str, rules:
         db.session.rollback()
         log.warning("refund %s of order %s: the provider did not answer (%s); tracked",
                     refund_no, o.order_no, exc)
+        return r
+    if st.state != "processing":  # the provider's signed answer already says (Alipay)
+        confirm(refund_no, o.order_no, st.state, None, now, "answer")
+        db.session.refresh(r)
     return r
 
 
@@ -99,6 +104,41 @@ def _settle(r: PaymentRefund, state: str, now: datetime) -> None:
         o.state = OrderState.REFUNDED if o.refunded_cents > 0 else OrderState.PAID
 
 
+def confirm(refund_no: str, order_no: str, state: str, amount_cents: int | None,
+            now: datetime, by: str) -> str:
+    """The provider's verified word on a refund (its notification, its answer or a
+    query): `succeeded` or `failed` (the posting reversed). Applied once, under the
+    refund's row lock; returns a NoticeOutcome code: `refund_confirmed`, `replayed`
+    (already settled: nothing changes), `unknown_order` (no such refund of that order)
+    or `amount_mismatch`. Commits."""
+    r = db.session.scalar(select(PaymentRefund).where(PaymentRefund.refund_no == refund_no)
+                          .with_for_update())
+    o = db.session.get(PaymentOrder, r.order_id) if r is not None else None
+    if r is None or o.order_no != order_no:
+        db.session.rollback()
+        return "unknown_order"
+    if amount_cents is not None and amount_cents != r.amount_cents:
+        db.session.rollback()
+        return "amount_mismatch"
+    if r.state != RefundState.PROCESSING:
+        settled = "succeeded" if r.state == RefundState.SUCCEEDED else "failed"
+        db.session.rollback()
+        if settled != state:
+            log.error("refund %s: the provider now says %s, it said %s before (%s)",
+                      refund_no, state, settled, by)
+        return "replayed"
+    o = db.session.scalar(select(PaymentOrder).where(PaymentOrder.id == r.order_id)
+                          .with_for_update())
+    try:
+        _settle(r, state, now)
+        db.session.commit()
+    except IntegrityError:  # settled at the same moment elsewhere (its reversal's key)
+        db.session.rollback()
+        return "replayed"
+    log.info("refund %s of order %s %s (%s)", refund_no, order_no, state, by)
+    return "refund_confirmed"
+
+
 def track(rules: PaymentRule, now: datetime, limit: int = 200) -> dict:
     """Ask the provider about every refund not confirmed yet; confirmed → succeeded,
     rejected or never received → failed (its posting reversed). Commits."""
@@ -118,15 +158,8 @@ def track(rules: PaymentRule, now: datetime, limit: int = 200) -> dict:
         if st.state == "processing":
             counts["processing"] += 1
             continue
-        r = db.session.scalar(select(PaymentRefund).where(PaymentRefund.id == rid)
-                              .with_for_update())
-        if r.state != RefundState.PROCESSING:
-            db.session.rollback()
-            continue
-        _settle(r, st.state, now)
-        db.session.commit()
-        counts[st.state] += 1
-        log.info("refund %s of order %s %s", r.refund_no, o.order_no, st.state)
+        if confirm(r.refund_no, o.order_no, st.state, None, now, "query") == "refund_confirmed":
+            counts[st.state] += 1
     return counts
 
 

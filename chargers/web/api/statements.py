@@ -47,6 +47,11 @@ def statement_json(st) -> dict:
             "opening_cents": st.opening_cents, "topups_cents": st.topups_cents,
             "charges_cents": st.charges_cents, "refunds_cents": st.refunds_cents,
             "adjustments_cents": st.adjustments_cents, "writeoffs_cents": st.writeoffs_cents,
+            "topups_by_channel": {"cash": st.topups_cash_cents, "wechat": st.topups_wechat_cents,
+                                  "alipay": st.topups_alipay_cents},
+            "refunds_by_channel": {"cash": st.refunds_cash_cents,
+                                   "wechat": st.refunds_wechat_cents,
+                                   "alipay": st.refunds_alipay_cents},
             "closing_cents": st.closing_cents, "owed_cents": max(0, -st.closing_cents),
             "sessions": st.sessions}
 

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from flask import Response, flash, g, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ... import settings
 from ...models import utcnow
 from ...money import MoneyError, parse_yuan, yuan_decimal
 from ...outcomes import render as outcome
@@ -22,6 +23,7 @@ from ...services import idempotency
 from ...services.billing import accounts, exports, income, ledger, settlement, tariffs
 from ...services.devices import alleys
 from ...services.errors import DomainError
+from ...services.payments import limits
 from .. import csvout
 from ..forms_billing import (
     AccountForm,
@@ -29,6 +31,7 @@ from ..forms_billing import (
     MoneyForm,
     SessionFilterForm,
     TariffForm,
+    TopupLimitsForm,
 )
 from ..money import covered_code, yuan
 from . import bp
@@ -57,7 +60,34 @@ def billing_home(slug: str):
                                     (_("This month"), income.this_month(alley, now))],
                            balances=exports.ledger_balances(alley),
                            all_time=income.figures(alley),
-                           audit=exports.audit_trail(alley, 30))
+                           audit=exports.audit_trail(alley, 30), **_limits_page(alley))
+
+
+def _limits_page(alley, form: TopupLimitsForm | None = None) -> dict:
+    rules = settings.payments(current_app.config)
+    lim = limits.of(alley, rules)
+    if form is None:
+        form = TopupLimitsForm(prefix="lim", data={"topup_min": alley.topup_min_cents,
+                                                   "topup_max": alley.topup_max_cents})
+    return {"limits_form": form, "limits": lim, "pay_rules": rules}
+
+
+@bp.post("/billing/<slug>/topup-limits")
+def billing_topup_limits(slug: str):
+    """The alley's online top-up limits (yuan; empty: the deployment's default)."""
+    alleys.get_alley(current_user, slug)  # another alley's staff: 404 before the form
+    form = TopupLimitsForm(prefix="lim")
+    if form.validate_on_submit():
+        try:
+            lim = limits.set_limits(current_user, slug, form.topup_min.data, form.topup_max.data,
+                                    settings.payments(current_app.config), utcnow())
+            flash(_("Online top-ups of this alley: %(min)s to %(max)s.",
+                    min=yuan(lim.min_cents), max=yuan(lim.max_cents)), "ok")
+        except DomainError as exc:
+            _fail(exc)
+    else:
+        flash(_("Type the limits in yuan, e.g. 10 or 500."), "error")
+    return redirect(url_for("staff.billing_home", slug=slug) + "#topup-limits")
 
 
 def _millifen(yuan: str | None) -> int | None:

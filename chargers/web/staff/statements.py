@@ -168,13 +168,17 @@ def _statement_rows(mc):
     header = [_("Account"), _("Household"), _("Cards"), _("Month"), _("Opening (yuan)"),
               _("Top-ups (yuan)"), _("Charges (yuan)"), _("Refunds (yuan)"),
               _("Adjustments (yuan)"), _("Closing (yuan)"), _("Sessions"),
-              _("Debt written off (yuan)"), _("Owed (yuan)")]  # new columns last
+              _("Debt written off (yuan)"), _("Owed (yuan)"),
+              _("Top-ups by WeChat Pay (yuan)"), _("Top-ups by Alipay (yuan)"),
+              _("Refunds to WeChat Pay (yuan)"), _("Refunds to Alipay (yuan)")]  # new columns last
     rows = [[acc.id, acc.household, " ".join(c.card for c in acc.cards), st.month,
              *(yuan_decimal(v) for v in (st.opening_cents, st.topups_cents, st.charges_cents,
                                          st.refunds_cents, st.adjustments_cents,
                                          st.closing_cents)),
              len(st.sessions), yuan_decimal(st.writeoffs_cents),
-             yuan_decimal(max(0, -st.closing_cents))]
+             yuan_decimal(max(0, -st.closing_cents)),
+             *(yuan_decimal(v) for v in (st.topups_wechat_cents, st.topups_alipay_cents,
+                                         st.refunds_wechat_cents, st.refunds_alipay_cents))]
             for st, acc in monthly_close.statements_for(mc)]
     return header, lambda: rows
 
