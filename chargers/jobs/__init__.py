@@ -129,7 +129,16 @@ def all_jobs() -> dict[str, Job]:
     """Every registered job, by id."""
     # The modules that define jobs register them on import (imported here, not at the
     # top, because they import `job` from this module).
-    from . import alerts, billing, ingest, maintenance, reminders, safety, statements  # noqa: F401
+    from . import (  # noqa: F401
+        alerts,
+        billing,
+        budget,
+        ingest,
+        maintenance,
+        reminders,
+        safety,
+        statements,
+    )
 
     return REGISTRY
 

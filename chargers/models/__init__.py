@@ -17,6 +17,7 @@ from .billing import (
     ReviewItem,
     Tariff,
 )
+from .budget import Authorization, FeederSample, FeederState
 from .charging import ChargingSession, MeterSample
 from .commands import Command
 from .maintenance import (
@@ -45,6 +46,7 @@ from .statements import (
 )
 
 __all__ = [
+    "Authorization", "FeederSample", "FeederState",
     "CardCheck",
     "CardProfile",
     "PileConfig",

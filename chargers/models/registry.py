@@ -39,6 +39,10 @@ class Alley(db.Model):
     # The device protocol's `config` keys desired for every pile of the alley (a pile's
     # own overrides win): services/devices/config.py.
     device_settings: Mapped[dict | None] = mapped_column(JSON, default=dict)
+    # The power the alley's shared supply may carry for charging (None: no budget) and
+    # the safety margin kept under it (None: the deployment's BUDGET_MARGIN_PCT).
+    feeder_limit_w: Mapped[int | None] = mapped_column(Integer)
+    feeder_margin_w: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(

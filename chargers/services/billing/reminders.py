@@ -13,7 +13,8 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
   contacts (group robots) at level 1.
 
 Other services reach a resident through the same channels with `queue_to_account`
-(the overstay nudge: kind `overstay`, no Reminder row).
+(the overstay nudge: kind `overstay`, no Reminder row; the power budget's
+`budget_start` and `budget_stop`).
 
 Residents hear by e-mail and/or SMS (ResidentChannels; SMS through
 chargers.services.alerts.sms at delivery). A condition with no channel is still recorded
@@ -150,6 +151,16 @@ def _compose(kind: str, data: dict) -> tuple[str, str]:
         return (_("Battery or charger may be faulty: %(pile)s port %(port)s", **data),
                 _("%(alley)s, pile %(pile)s, port %(port)s: the battery or charger may be "
                   "faulty. Please stop using it and have it checked.", **data))
+    if kind == "budget_start":
+        return (_("Your charge has begun: %(pile)s port %(port)s", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: your turn in the queue came and "
+                  "your charge has begun.", **data))
+    if kind == "budget_stop":
+        return (_("Charging stopped: the alley's supply is overloaded (%(pile)s port "
+                  "%(port)s)", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: the alley's shared power supply "
+                  "was over its limit, so your charge was stopped. Please try again later.",
+                  **data))
     return (_("Public accounts for %(month)s", **data),
             _("%(alley)s: the charging piles' accounts for %(month)s are published: "
               "%(url)s", **data))

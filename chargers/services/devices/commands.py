@@ -8,7 +8,9 @@ Pile.enabled, so our records follow what the pile actually did.
 
 Who commits: `create` and `on_ack` (the ingest's batch) add and flush only;
 `issue` (staff), `dispatch_pending` and `expire` (jobs) commit. Publishing and timeouts
-follow a `settings.CommandRules` passed in by the door.
+follow a `settings.CommandRules` passed in by the door. The answer to an `authorize`
+(services/budget) goes out the same way but is not acked by the pile: it stays `sent`
+(it was published) and never times out.
 
 A command's outcome is a code (`Command.outcome`: no_ack, unsent, late) beside the
 pile's own words (`Command.pile_detail`); its entries in an alert's history are codes
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 ACTIONS = COMMAND_ACTIONS
 FINAL = (CommandStatus.ACCEPTED, CommandStatus.REJECTED, CommandStatus.TIMEOUT)
+# Sent only by services: a pile's configuration, the answer to its `authorize` (never
+# acked: it stays `sent`), the start of a queued session (services/budget).
+SERVICE_ACTIONS = (CommandAction.CONFIG, CommandAction.AUTHORIZE, CommandAction.START)
 
 
 _signals = Namespace()
@@ -57,7 +62,7 @@ def brief(cmd: Command) -> dict:
 
 
 def _check(pile: Pile, port: int | None, action: str) -> None:
-    if action not in ACTIONS and action != CommandAction.CONFIG:  # config: services only
+    if action not in ACTIONS and action not in SERVICE_ACTIONS:  # services only
         raise Invalid("command.action_unknown", choices=", ".join(ACTIONS))
     if action == "stop" and port is None:
         raise Invalid("command.stop_needs_port")
@@ -185,7 +190,8 @@ def expire(now: datetime | None, rules: CommandRules) -> int:
     sent_before = now - timedelta(seconds=rules.timeout_s)
     made_before = now - timedelta(seconds=rules.unsent_timeout_s)
     stmt = select(Command).where(
-        ((Command.status == CommandStatus.SENT) & (Command.sent_at <= sent_before))
+        ((Command.status == CommandStatus.SENT) & (Command.sent_at <= sent_before)
+         & (Command.action != CommandAction.AUTHORIZE))  # an answer is never acked
         | ((Command.status == CommandStatus.PENDING) & (Command.created_at <= made_before))
     )
     n = 0

@@ -7,6 +7,7 @@ from flask import current_app, jsonify, request
 from ... import settings
 from ...models import Alley, Pile, utcnow
 from ...services import onboarding
+from ...services.budget import feeder
 from ...services.devices import alleys, piles
 from ...services.devices import config as pile_config
 from ..access import token_required
@@ -14,12 +15,21 @@ from . import bp
 from .common import body, iso, page_args
 from .schemas import AlleyCreate, AlleyUpdate, PileCreate, PileUpdate
 
+# Not the alley's registry fields: set by their own services.
+BUDGET_FIELDS = {"device_settings", "feeder_limit_w", "feeder_margin_w"}
+
+
+def _budget_fields(data) -> dict:
+    return {k: getattr(data, k) for k in ("feeder_limit_w", "feeder_margin_w")
+            if k in data.model_fields_set}
+
 
 def alley_json(a: Alley) -> dict:
     return {"slug": a.slug, "name": a.name, "street": a.street, "community": a.community,
             "address": a.address, "timezone": a.timezone, "contacts": a.contacts,
             "tariff_cents_per_kwh": a.tariff_cents_per_kwh, "auto_cutoff": a.auto_cutoff,
             "allow_unbilled": a.allow_unbilled, "device_settings": a.device_settings or {},
+            "feeder_limit_w": a.feeder_limit_w, "feeder_margin_w": a.feeder_margin_w,
             "piles": len(a.piles), "created_at": iso(a.created_at)}
 
 
@@ -38,8 +48,10 @@ def pile_json(p: Pile) -> dict:
 @token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump(exclude={"device_settings"})),
-                                settings.alley_defaults(current_app.config), by=user)
+    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump(exclude=BUDGET_FIELDS)),
+                                    settings.alley_defaults(current_app.config), by=user)
+    if data.model_fields_set & {"feeder_limit_w", "feeder_margin_w"}:
+        alley = feeder.set_limit(user, alley.slug, _budget_fields(data), utcnow())
     if data.device_settings is not None:
         alley = pile_config.set_alley_settings(user, alley.slug, data.device_settings,
                                                settings.limits(current_app.config), utcnow())
@@ -53,7 +65,9 @@ def update_alley(user, slug: str):
     if data.device_settings is not None:  # checked first: a bad key changes nothing
         pile_config.clean(data.device_settings)
     alley = onboarding.update_alley(user, slug, alleys.AlleyInput(
-        **data.model_dump(exclude={"device_settings"})))
+        **data.model_dump(exclude=BUDGET_FIELDS)))
+    if data.model_fields_set & {"feeder_limit_w", "feeder_margin_w"}:
+        alley = feeder.set_limit(user, slug, _budget_fields(data), utcnow())
     if data.device_settings is not None:
         alley = pile_config.set_alley_settings(user, slug, data.device_settings,
                                                settings.limits(current_app.config), utcnow())

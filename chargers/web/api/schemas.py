@@ -27,6 +27,9 @@ class AlleyUpdate(_Strict):
     allow_unbilled: bool | None = None
     # The protocol's config keys for every pile (services/devices/config.py checks them).
     device_settings: dict | None = None
+    # The alley's power budget (services/budget): null clears it.
+    feeder_limit_w: int | None = Field(None, ge=0, le=10_000_000)
+    feeder_margin_w: int | None = Field(None, ge=0, le=10_000_000)
 
 
 class AlleyCreate(AlleyUpdate):
