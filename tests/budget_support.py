@@ -13,8 +13,8 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.models import Authorization, Command
 from chargers.mqtt_settings import BrokerAddress
-from chargers.simulator import Behaviour, CardBox, SimPile
 from chargers.services.demo.cards import anonymous as anonymous_cards
+from chargers.simulator import Behaviour, CardBox, SimPile
 from tests.billing_support import set_tariff
 from tests.conftest import bearer
 
@@ -92,7 +92,10 @@ class DrivenPile(SimPile):
             if need_wh is not None:
                 self.need_override[port_no] = need_wh
             self.cards = _FixedCard(card)
-            self._ask(port, self.clock())
+            if "authorize" in self.features:
+                self._ask(port, self.clock())
+            else:  # a v1 pile switches on at once
+                self._start_session(port, self.clock())
 
     def unplug(self, port_no: int) -> None:
         with self.lock:

@@ -118,7 +118,7 @@ def test_queue_first_come_first_served_start_in_order_and_a_leaver_dropped(app, 
     for c in ("A", "B", "C", "D"):
         account(client, token, [c], balance=10_000)
     set_feeder(client, token, 1000, 0)  # room for one session at the 800 W port limit
-    for n, c in enumerate("ABCD", start=1):
+    for n in range(1, 5):
         send(app, "status", T0, port=n, status="occupied")
     assert ask(app, T0, 1, "A", "q1")["result"] == "accepted"
     b = ask(app, T0, 2, "B", "q2")

@@ -128,10 +128,10 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     port = ports.port_of(pile, port_no)
     expected = feeder.expected_w(pile, card, rule)
     headroom = None
-    if not pile.enabled or (port is not None and not port.enabled):
-        d = Decision(AuthorizeResult.REJECTED, AuthorizeReason.DISABLED)
-    elif _fire(pile):
+    if _fire(pile):  # first: a fire cut-off also disables the pile
         d = Decision(AuthorizeResult.REJECTED, AuthorizeReason.FIRE)
+    elif not pile.enabled or (port is not None and not port.enabled):
+        d = Decision(AuthorizeResult.REJECTED, AuthorizeReason.DISABLED)
     else:
         d = decide_money(pile, port_no, card, expected, now, rule)
     position = None
