@@ -187,3 +187,36 @@ def set_limit(user, slug: str, fields: dict, now: datetime) -> Alley:
         raise Invalid("budget.margin_too_big")
     db.session.commit()
     return alley
+
+
+@dataclass
+class FeederView:
+    """What the staff feeder page shows of one alley on one local day."""
+
+    budget: Budget
+    queue: int
+    samples: list  # FeederSample of the day, oldest first
+    day_start: datetime
+    peak_w: float | None
+    peak_at: datetime | None
+    more_ports: int | None
+    typical_w: float
+    waiting: list  # Authorization, first first
+    answers: list  # Authorization, newest first
+
+
+def view(alley: Alley, day: datetime, now: datetime, rule: BudgetRule,
+         answers: int = 100) -> FeederView:
+    """The feeder page of `alley` for the local day starting at `day` (an aware local
+    midnight)."""
+    day_start = day
+    day_end = day + timedelta(days=1)
+    peak_w, peak_at = evening_peak(alley, now)
+    queue = list(db.session.scalars(select(Authorization).where(
+        Authorization.alley_id == alley.id, Authorization.queue_state == QueueState.WAITING)
+        .order_by(Authorization.id)))
+    recent = list(db.session.scalars(select(Authorization).where(
+        Authorization.alley_id == alley.id).order_by(Authorization.id.desc()).limit(answers)))
+    return FeederView(budget(alley, now, rule), len(queue), day_samples(alley, day_start, day_end),
+                      day_start, peak_w, peak_at, more_ports(alley, peak_w, rule),
+                      typical_port_w(alley), queue, recent)

@@ -228,3 +228,11 @@ def wait_stats(alley_id: int, start: datetime, end: datetime) -> list[dict]:
         out.append({"account_id": acc_id, "count": len(waits),
                     "mean_s": sum(waits) / len(waits), "p90_s": p90, "max_s": waits[-1]})
     return sorted(out, key=lambda d: -d["max_s"])
+
+
+def places(pile_id: str, remaining_minutes: list) -> dict[int, tuple[int, int | None]]:
+    """Port → (place in the alley's queue, estimated minutes until its start) for the
+    pile's ports where a resident waits; `remaining_minutes`: the estimated minutes
+    left of every session charging in the alley (None: unknown)."""
+    return {port: (pos, estimate_minutes(pos, remaining_minutes))
+            for (_pile, port), pos in positions([pile_id]).items()}
