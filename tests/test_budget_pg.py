@@ -14,7 +14,7 @@ from sqlalchemy import select
 from chargers.extensions import db
 from chargers.models import Authorization
 from tests.budget_support import account, energy_tariff, feeder, register_piles
-from tests.ingest_support import PREFIX, Pile, Worker, body, poll
+from tests.ingest_support import Pile, Worker, body, poll
 from tests.pg_schema import throwaway_schema
 
 PILES, PORTS = 10, 4
