@@ -135,11 +135,11 @@ def day_samples(alley: Alley, day_start: datetime, day_end: datetime) -> list[Fe
         FeederSample.at < day_end).order_by(FeederSample.at)))
 
 
-def evening_peak(alley: Alley, now: datetime, days: int = 30,
-                 default_tz: str = "Asia/Shanghai") -> tuple[float | None, datetime | None]:
-    """The highest load sampled in the evenings (local EVENING hours) of the last
-    `days` days, and when."""
-    tz = ZoneInfo(alley.timezone or default_tz)
+def evening_peak(alley: Alley, now: datetime,
+                 days: int = 30) -> tuple[float | None, datetime | None]:
+    """The highest load sampled in the evenings (local EVENING hours, in the alley's
+    zone) of the last `days` days, and when."""
+    tz = ZoneInfo(alley.timezone)
     rows = db.session.execute(select(FeederSample.at, FeederSample.load_w).where(
         FeederSample.alley_id == alley.id,
         FeederSample.at >= now - timedelta(days=days)).order_by(FeederSample.load_w.desc())
