@@ -147,6 +147,11 @@ def test_queue_first_come_first_served_start_in_order_and_a_leaver_dropped(app, 
         starts = list(db.session.scalars(select(Command).where(Command.action == "start")))
         assert [(s.port, s.args["card"], s.args["ref"]) for s in starts] == [(2, "B", "q2")]
         assert [(r.card, r.position) for r in budget_queue.waiting(1)] == [("D", 1)]
+        # B waited from T0 to A's end: the month's queue time per resident.
+        from chargers.models import Alley
+        waits = budget_queue.month_waits(db.session.get(Alley, 1), "2026-11")
+        assert len(waits) == 1 and waits[0]["count"] == 1
+        assert waits[0]["max_s"] == waits[0]["p90_s"] == (t2 - T0).total_seconds()
 
 
 def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):

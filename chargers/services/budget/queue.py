@@ -236,3 +236,20 @@ def places(pile_id: str, remaining_minutes: list) -> dict[int, tuple[int, int | 
     left of every session charging in the alley (None: unknown)."""
     return {port: (pos, estimate_minutes(pos, remaining_minutes))
             for (_pile, port), pos in positions([pile_id]).items()}
+
+
+def month_waits(alley: Alley, month: str) -> list[dict]:
+    """Queue time per resident in a local month (YYYY-MM) of the alley: `wait_stats`
+    with each account's household and name."""
+    from zoneinfo import ZoneInfo
+
+    from ...models import ResidentAccount
+    from ..billing.monthly_close import bounds
+
+    start, end = bounds(month, ZoneInfo(alley.timezone))
+    rows = wait_stats(alley.id, start, end)
+    for r in rows:
+        acc = db.session.get(ResidentAccount, r["account_id"]) if r["account_id"] else None
+        r["household"] = acc.household if acc else ""
+        r["name"] = acc.name if acc else ""
+    return rows
