@@ -175,4 +175,11 @@ def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):
         [stop] = list(db.session.scalars(select(Command).where(Command.action == "stop")))
         assert stop.port == 3  # the newest
         from chargers.models import Alert
-        assert db.session.scalar(select(Alert).where(Alert.code == "over_budget")) is not None
+        alert = db.session.scalar(select(Alert).where(Alert.code == "over_budget"))
+        assert alert is not None and alert.pile_id == "P-1"
+        alert_id = alert.id
+    # Staff see the alert with the feeder's load chart of that day.
+    from tests.webtools import login
+    login(client, "root")
+    page = client.get(f"/staff/alerts/{alert_id}?lang=zh").get_data(as_text=True)
+    assert "小区供电超过限额" in page and "<polyline" in page and "限额 1000 瓦" in page

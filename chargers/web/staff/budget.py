@@ -97,3 +97,11 @@ def alley_feeder(slug: str):
                            result_labels=AUTHORIZE_RESULT_LABELS,
                            reason_labels=AUTHORIZE_REASON_LABELS,
                            queue_labels=QUEUE_STATE_LABELS, drop_labels=QUEUE_DROP_LABELS)
+
+
+def feeder_chart_of(alley, at: datetime):
+    """The load curve of the local day holding `at` (an over-budget alert's page)."""
+    v = feeder.view(alley, _day(alley, at.astimezone(ZoneInfo(alley.timezone))
+                                .strftime("%Y-%m-%d"), at), utcnow(),
+                    settings.budget(current_app.config), answers=0)
+    return charts(v)[0]
