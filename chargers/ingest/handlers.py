@@ -227,12 +227,16 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         else:
             sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
                                                  data.reason, at, source), batch.sessions)
+            if pile.alley.feeder_limit_w is not None:  # headroom may have appeared
+                batch.budget_alleys.add(pile.alley_id)
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
             data.port, data.session, data.power_w, data.energy_wh, data.voltage_v,
             data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
             batch.samples)
         s = batch.sessions.get((pile.id, data.session))
+        if pile.alley.feeder_limit_w is not None:  # a taper frees headroom too
+            batch.budget_alleys.add(pile.alley_id)
         if s is not None:
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
@@ -300,6 +304,8 @@ def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
     batch = message_log.IngestBatch(now=now, throttle=_throttle())
     _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
     outcomes = [apply(m, batch, settings) for m in messages]
+    # Headroom may have appeared: the first of a queue start now, not at the next tick.
+    budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
     batch.flush()
     db.session.commit()
     if report is not None:
