@@ -10,6 +10,8 @@ time grows.
   energy and the longest session (an energy-priced tariff, or a small time fee).
 - Otherwise (time costs much): the longest time T such that T minutes at `power_w`
   fit in the balance, and the energy the balance buys over T.
+- A balance that buys more than MAX_WH over the longest session: no energy limit
+  (`max_wh` None: no e-bike charge comes near it).
 - A balance below one billing step at `power_w` (or the tariff's minimum) covers
   nothing: None.
 """
@@ -26,7 +28,7 @@ MAX_WH = 20_000  # far above any e-bike charge: the search's upper end
 
 @dataclass(frozen=True)
 class Allowance:
-    max_wh: int
+    max_wh: int | None  # None: the balance covers more than any charge (MAX_WH)
     max_minutes: int
 
 
@@ -66,6 +68,8 @@ def cover(spec: pricing.TariffSpec, balance: int, power_w: float, cap_minutes: i
     if balance <= 0 or balance < minimum_cents(spec, now, power_w):
         return None
     wh = _most_wh(spec, now, cap_minutes, power_w, balance)
+    if wh >= MAX_WH:
+        return Allowance(None, cap_minutes)
     if wh >= power_w * max(1, spec.step_minutes) / 60:
         return Allowance(wh, cap_minutes)
     # Time is dear: the longest T at `power_w` that fits, then the energy over T.
