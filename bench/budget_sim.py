@@ -229,7 +229,7 @@ def main(argv=None) -> int:
                               battery_mix=(("lithium", 0.62), ("lead_acid", 0.38)),
                               v11_share=1.0, v11_features=("config", "authorize", "start"))
         address = BrokerAddress("127.0.0.1", broker.port)
-        for i, pid in enumerate(ids):
+        for pid in ids:
             p = BenchPile(pid, PORTS, "-", address, PREFIX, behaviour, clock,
                           random.Random(rng.random()), None, behaviour.v11_features)
             p.setup()
