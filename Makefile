@@ -48,6 +48,7 @@ check: install-dev
 bench: install-dev
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/risk_eval.py
+	$(BIN)/python bench/budget_sim.py
 
 lint: install-dev
 	$(BIN)/ruff check chargers config tests

@@ -148,15 +148,19 @@ def payload(cmd: Command, pile: Pile, now: datetime, default_timezone: str = "UT
 
 
 def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
-                     rules: CommandRules, limit: int = 100) -> int:
-    """Publish pending commands, oldest first, marking each `sent` right after its
-    publish. A failed publish stops the round; the rest wait for the next. Commits.
+                     rules: CommandRules, limit: int = 100,
+                     actions: tuple[str, ...] | None = None) -> int:
+    """Publish pending commands (of `actions` only, when given), oldest first, marking
+    each `sent` right after its publish. A failed publish stops the round; the rest
+    wait for the next. Commits.
 
     At least once: a crash between publish and commit sends the same id again, and
     the pile answers a repeated id with the same ack.
     """
     sent = 0
     stmt = select(Command.id).where(Command.status == CommandStatus.PENDING).order_by(Command.created_at)
+    if actions is not None:
+        stmt = stmt.where(Command.action.in_(actions))
     for cmd_id in list(db.session.scalars(stmt.limit(limit))):
         # Several workers may dispatch at once (a fire cut-off is published by the
         # worker that applied the fault): each command is taken under a row lock
