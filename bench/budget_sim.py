@@ -298,6 +298,11 @@ def main(argv=None) -> int:
             "authorize_p99_ms": round(pct(lat, 99), 1),
         }
         bg_rate = background.sent / max(1e-9, time.monotonic() - t0)
+        # The worker's own part: the authorize's arrival to the answer's publish.
+        inside = [(sent - got).total_seconds() * 1000 for got, sent in db.rows(
+            "SELECT a.received_at, c.sent_at FROM authorizations a JOIN commands c "
+            "ON c.id = a.command_id WHERE c.sent_at IS NOT NULL")
+            if isinstance(got, datetime) and isinstance(sent, datetime)]
         notes = {
             "db": args.db, "speed": args.speed, "meter_every_sim_s": args.meter_every_s,
             "households": len(log),
@@ -307,6 +312,8 @@ def main(argv=None) -> int:
             "stops_by_reason": _count(v.get("reason", "charging at 07:00") for v in log.values()),
             "peak_w_sampled": round(peak), "limit_w": LIMIT_W, "margin_pct": MARGIN_PCT,
             "background_msgs_per_s": round(bg_rate, 1),
+            "worker_arrival_to_publish_p50_ms": round(pct(inside, 50), 1) if inside else None,
+            "worker_arrival_to_publish_p99_ms": round(pct(inside, 99), 1) if inside else None,
             "over_limit_note": "simulated seconds; readings sampled every simulated minute",
             "minutes": round((time.time() - started) / 60, 1),
         }

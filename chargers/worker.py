@@ -115,9 +115,8 @@ class Worker:
             # by the dispatch job a scheduler wake-up later.
             self._answers.clear()
             with self.app.app_context():
-                commands.dispatch_pending(self.ingest.publish, None,
-                                          settings.commands(self.app.config),
-                                          actions=(CommandAction.AUTHORIZE,))
+                commands.publish_answers(self.ingest.publish, None,
+                                         settings.commands(self.app.config))
         if not self._created.is_set():
             return
         self._created.clear()

@@ -187,6 +187,34 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
     return sent
 
 
+def publish_answers(publish: Callable[[str, dict], None], now: datetime | None,
+                    rules: CommandRules, limit: int = 200) -> int:
+    """Publish the pending answers to piles' `authorize` at once: taken together under
+    row locks the others skip, published, marked `sent`, one commit (a pile waits for
+    them; dispatch_pending's commit per command is for commands a pile acks). A failed
+    publish leaves the rest pending for the dispatch job. Commits."""
+    rows = list(db.session.scalars(
+        select(Command).where(Command.status == CommandStatus.PENDING,
+                              Command.action == CommandAction.AUTHORIZE)
+        .order_by(Command.created_at).limit(limit).with_for_update(skip_locked=True)))
+    sent = 0
+    piles_by_id: dict[str, Pile] = {}
+    for cmd in rows:
+        now_ = now or utcnow()
+        pile = piles_by_id.get(cmd.pile_id) or db.session.get(Pile, cmd.pile_id)
+        piles_by_id[cmd.pile_id] = pile
+        try:
+            publish(topic(cmd.pile_id, rules.topic_prefix),
+                    payload(cmd, pile, now_, rules.default_timezone))
+        except Exception as exc:  # the broker is away: the rest wait for the job
+            log.warning("answer %s to %s not published: %s", cmd.id, cmd.pile_id, exc)
+            break
+        cmd.status, cmd.sent_at, cmd.attempts = CommandStatus.SENT, now_, (cmd.attempts or 0) + 1
+        sent += 1
+    db.session.commit()
+    return sent
+
+
 def expire(now: datetime | None, rules: CommandRules) -> int:
     """Sent commands with no ack after COMMAND_TIMEOUT_S, and commands that could not
     be published for COMMAND_UNSENT_TIMEOUT_S, become `timeout`. Commits."""
