@@ -184,3 +184,27 @@ def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):
     login(client, "root")
     page = client.get(f"/staff/alerts/{alert_id}?lang=zh").get_data(as_text=True)
     assert "小区供电超过限额" in page and "<polyline" in page and "限额 1000 瓦" in page
+
+
+def test_an_authorize_applied_before_its_occupied_status_is_not_taken_for_a_bike_that_left(
+        app, client, lane):
+    """An authorize jumps the inbox's line (ingest/client.py): the port may still read
+    `available` from before the bike came. Only a status after the question drops."""
+    for c in ("A", "B"):
+        account(client, lane, [c], balance=10_000)
+    set_feeder(client, lane, 1000, 0)
+    send(app, "status", T0 - timedelta(minutes=5), port=2, status="available")
+    send(app, "status", T0, port=1, status="occupied")
+    assert ask(app, T0, 1, "A", "r1")["result"] == "accepted"
+    assert ask(app, T0 + timedelta(seconds=2), 2, "B", "r2")["result"] == "queued"
+    rule = settings.budget(app.config)
+    with app.app_context():
+        assert budget_queue.dispatch_all(T0 + timedelta(seconds=5), rule)["dropped"] == 0
+    send(app, "status", T0 + timedelta(seconds=1), port=2, status="occupied")  # late
+    with app.app_context():
+        assert [r.card for r in budget_queue.waiting(1)] == ["B"]
+    send(app, "status", T0 + timedelta(minutes=3), port=2, status="available")  # gone
+    with app.app_context():
+        assert budget_queue.waiting(1) == []
+        rec = db.session.scalar(select(Authorization).where(Authorization.card == "B"))
+        assert (rec.queue_state, rec.drop_reason) == ("dropped", "left")

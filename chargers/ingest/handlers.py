@@ -218,7 +218,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         else:
             if was_charging and port.status != "charging":
                 cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
-            budget_queue.on_port_status(pile, data.port, port.status, now)
+            budget_queue.on_port_status(pile, data.port, port.status, at, now)
     elif kind == "session":
         if data.event == "start":
             s = sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,

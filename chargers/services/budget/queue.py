@@ -47,6 +47,16 @@ def waiting(alley_id: int) -> list[Authorization]:
         .order_by(Authorization.id)))
 
 
+def _left(port, rec: Authorization) -> bool:
+    """The port went free (or out of service) after the resident asked: the bike left.
+    A status from before the question (the `occupied` that preceded it may still be on
+    its way: an `authorize` is applied ahead of the inbox's line) says nothing."""
+    if port.status not in GONE:
+        return False
+    changed = port.status_ts or port.status_since
+    return changed is not None and changed >= rec.asked_at
+
+
 def _drop(rec: Authorization, why: str, now: datetime) -> None:
     rec.queue_state, rec.drop_reason, rec.left_at = QueueState.DROPPED, why, now
     log.info("queue %s: %s port %s card %s dropped (%s)", rec.alley_id, rec.pile_id, rec.port,
@@ -78,7 +88,7 @@ def dispatch(alley: Alley, now: datetime, rule: BudgetRule, language: str = "zh"
             _drop(rec, "expired", now)
             out["dropped"] += 1
             continue
-        if port is None or port.status in GONE or not pile.enabled or not port.enabled:
+        if port is None or not pile.enabled or not port.enabled or _left(port, rec):
             _drop(rec, "left", now)
             out["dropped"] += 1
             continue
@@ -134,15 +144,16 @@ def after_batch(alley_ids: set, now: datetime, rule: BudgetRule, language: str =
     return started
 
 
-def on_port_status(pile: Pile, port_no: int, status: str, now: datetime) -> int:
+def on_port_status(pile: Pile, port_no: int, status: str, at: datetime, now: datetime) -> int:
     """A port of a pile with `authorize` left `occupied` for good (available, out of
-    service, faulted): its waiting resident has left. No commit."""
+    service, faulted) at `at`: its resident who asked before then has left. No
+    commit."""
     if status not in GONE or not admission.has_feature(pile):
         return 0
     feeder.lock(pile.alley_id)
     recs = list(db.session.scalars(select(Authorization).where(
         Authorization.pile_id == pile.id, Authorization.port == port_no,
-        Authorization.queue_state == QueueState.WAITING)))
+        Authorization.queue_state == QueueState.WAITING, Authorization.asked_at <= at)))
     for rec in recs:
         _drop(rec, "left", now)
     if recs:
