@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -191,6 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--speed", type=float, default=300.0)
     ap.add_argument("--db", default="postgres", choices=("postgres", "sqlite"))
     ap.add_argument("--seed", type=int, default=24)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (worker log)")
     # A reading every 60 s, compressed 300 times, would be 160 ports × 5 readings a
     # second: far above an alley's real rate (2.7 a second). One every simulated
     # 10 minutes keeps the worker's load near a real evening's.
@@ -339,6 +341,8 @@ def main(argv=None) -> int:
                 print("worker log has a traceback:\n" + worker.log_path.read_text()[-3000:])
         broker.stop()
         db.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _count(items) -> dict:
