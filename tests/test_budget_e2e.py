@@ -110,7 +110,6 @@ def test_each_rejection_reason_and_an_accepted_answer_within_a_second(app, clien
     # The accepted one charges; the refused ones never switched on.
     poll(lambda: session_of(app, "P-1", 3), timeout=10, what="session on port 3")
     assert session_of(app, "P-1", 1) is None and session_of(app, "P-1", 2) is None
-    print("LAT", [round(ms) for ms, _r in p1.auth_latencies + p2.auth_latencies])
     assert max(ms for ms, _r in p1.auth_latencies + p2.auth_latencies) < 1000
     # Staff see every answer.
     from tests.webtools import login
