@@ -208,3 +208,29 @@ def test_an_authorize_applied_before_its_occupied_status_is_not_taken_for_a_bike
         assert budget_queue.waiting(1) == []
         rec = db.session.scalar(select(Authorization).where(Authorization.card == "B"))
         assert (rec.queue_state, rec.drop_reason) == ("dropped", "left")
+
+
+def test_a_piles_own_limit_queues_its_cards_without_holding_up_other_piles(app, client, lane):
+    """Staff may set a pile's own limit (its line): a card there waits for room on it,
+    while the alley's feeder still has room for a card on another pile."""
+    from tests.budget_support import register_piles
+    register_piles(client, lane, 2)
+    for c in ("A", "B", "C"):
+        account(client, lane, [c], balance=10_000)
+    set_feeder(client, lane, 5000, 0)
+    r = client.patch("/api/v1/piles/P-1", json={"power_limit_w": 1000}, headers=bearer(lane))
+    assert r.status_code == 200 and r.json["power_limit_w"] == 1000
+    send(app, "boot", T0, pile="P-2", ports=4, features=["config", "authorize", "start"])
+    for pile, port in (("P-1", 1), ("P-1", 2), ("P-2", 1)):
+        send(app, "status", T0, pile=pile, port=port, status="occupied")
+    assert ask(app, T0, 1, "A", "p1")["result"] == "accepted"
+    assert ask(app, T0, 2, "B", "p2")["result"] == "queued"  # P-1's line is full
+    # First come, first served in the alley: C queues behind B, but B's pile being full
+    # does not stop C's start on P-2.
+    assert ask(app, T0, 1, "C", "p3", pile="P-2")["result"] == "queued"
+    with app.app_context():
+        out = budget_queue.dispatch_all(T0 + timedelta(seconds=5), settings.budget(app.config))
+        assert out["started"] == 1
+        [start] = list(db.session.scalars(select(Command).where(Command.action == "start")))
+        assert (start.pile_id, start.args["card"]) == ("P-2", "C")
+        assert [r.card for r in budget_queue.waiting(1)] == ["B"]

@@ -79,6 +79,9 @@ class Pile(db.Model):
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
     # v1.1 features the pile announced in its last boot (`config`, `authorize`, `start`).
     features: Mapped[list | None] = mapped_column(JSON, default=list)
+    # The power this pile's own supply line may carry for charging (None: only the
+    # alley's feeder limit applies): services/budget.
+    power_limit_w: Mapped[int | None] = mapped_column(Integer)
     # Times a session's cumulative energy reading fell on this pile (counter resets).
     meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

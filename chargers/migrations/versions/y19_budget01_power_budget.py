@@ -24,6 +24,8 @@ def upgrade():
         batch_op.add_column(sa.Column('feeder_margin_w', sa.Integer(), nullable=True))
     with op.batch_alter_table('charging_sessions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_power_w', sa.Float(), nullable=True))
+    with op.batch_alter_table('piles', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('power_limit_w', sa.Integer(), nullable=True))
     op.create_table(
         'authorizations',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -105,6 +107,8 @@ def downgrade():
                      'ix_authorizations_account_id', 'ix_authorizations_queue'):
             batch_op.drop_index(name)
     op.drop_table('authorizations')
+    with op.batch_alter_table('piles', schema=None) as batch_op:
+        batch_op.drop_column('power_limit_w')
     with op.batch_alter_table('charging_sessions', schema=None) as batch_op:
         batch_op.drop_column('last_power_w')
     with op.batch_alter_table('alleys', schema=None) as batch_op:

@@ -6,8 +6,8 @@ the ingest calls `on_authorize` inside its batch; the answer is an `authorize` c
   pile (`fire`), an unknown card unless the alley allows unbilled charging
   (`unknown_card`), a prepaid balance that cannot cover the minimum charge
   (`no_balance`), a monthly card already charging elsewhere (`not_allowed`);
-- queued, with its place, when the alley's budget has no room for the card's expected
-  draw, or others already wait (first come, first served);
+- queued, with its place, when the alley's budget (or the pile's own limit) has no room
+  for the card's expected draw, or others already wait (first come, first served);
 - accepted, with `max_wh` and `max_minutes` that the balance and the tariff cover
   (prepaid), the card's remaining hours (monthly), none (exempt, unbilled).
 
@@ -135,9 +135,12 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     else:
         d = decide_money(pile, port_no, card, expected, now, rule)
     position = None
-    if d.result == AuthorizeResult.ACCEPTED and alley.feeder_limit_w is not None:
-        b = feeder.budget(alley, now, rule)
-        headroom = b.headroom_w
+    if d.result == AuthorizeResult.ACCEPTED and (alley.feeder_limit_w is not None
+                                                 or pile.power_limit_w is not None):
+        headroom = feeder.budget(alley, now, rule).headroom_w
+        room = feeder.pile_headroom_w(pile, now, rule)
+        if room is not None:
+            headroom = room if headroom is None else min(headroom, room)
         waiting = feeder.queue_length(alley.id)
         if waiting or headroom < expected:
             d = Decision(AuthorizeResult.QUEUED, account=d.account, max_wh=d.max_wh,

@@ -49,18 +49,19 @@ def limit_and_margin(alley: Alley, rule: BudgetRule) -> tuple[int | None, int]:
     return alley.feeder_limit_w, alley.feeder_limit_w * rule.margin_pct // 100
 
 
-def _charging(alley_id: int, now: datetime, rule: BudgetRule):
+def _charging(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None):
     cs = ChargingSession
-    return (select(cs).join(Pile, Pile.id == cs.pile_id)
+    stmt = (select(cs).join(Pile, Pile.id == cs.pile_id)
             .where(Pile.alley_id == alley_id, cs.status == "active", cs.ended_at.is_(None),
                    cs.last_power_w.is_not(None),
                    cs.last_meter_at >= now - timedelta(seconds=rule.reading_fresh_s)))
+    return stmt if pile_id is None else stmt.where(cs.pile_id == pile_id)
 
 
-def load_w(alley_id: int, now: datetime, rule: BudgetRule) -> float:
+def load_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None) -> float:
     """The charging power now: the sum of the last readings of the sessions charging
-    (readings older than `reading_fresh_s` do not count)."""
-    sub = _charging(alley_id, now, rule).subquery()
+    (readings older than `reading_fresh_s` do not count), of the alley or one pile."""
+    sub = _charging(alley_id, now, rule, pile_id).subquery()
     return float(db.session.scalar(select(func.coalesce(func.sum(sub.c.last_power_w), 0.0))))
 
 
@@ -69,14 +70,16 @@ def charging_sessions(alley_id: int, now: datetime, rule: BudgetRule) -> list[Ch
     return list(db.session.scalars(_charging(alley_id, now, rule)))
 
 
-def pending_w(alley_id: int, now: datetime, rule: BudgetRule) -> int:
+def pending_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None) -> int:
     """The expected draw of sessions admitted (accepted, or started from the queue) that
-    have not reported a reading yet, for at most `admit_ttl_s`."""
+    have not reported a reading yet, for at most `admit_ttl_s` (of the alley or one
+    pile)."""
     a, cs = Authorization, ChargingSession
+    only = (a.pile_id == pile_id) if pile_id is not None else True
     return int(db.session.scalar(
         select(func.coalesce(func.sum(a.expected_w), 0))
         .outerjoin(cs, cs.id == a.session_id)
-        .where(a.alley_id == alley_id, a.admitted_at.is_not(None),
+        .where(only, a.alley_id == alley_id, a.admitted_at.is_not(None),
                a.admitted_at >= now - timedelta(seconds=rule.admit_ttl_s),
                or_(a.queue_state.is_(None), a.queue_state != QueueState.DROPPED),
                or_(a.session_id.is_(None),
@@ -103,6 +106,15 @@ def budget(alley: Alley, now: datetime, rule: BudgetRule) -> Budget:
     limit, margin = limit_and_margin(alley, rule)
     return Budget(limit, margin, load_w(alley.id, now, rule),
                   pending_w(alley.id, now, rule) if limit is not None else 0)
+
+
+def pile_headroom_w(pile: Pile, now: datetime, rule: BudgetRule) -> float | None:
+    """Room left under the pile's own limit (None: it has none): limit − its load now
+    − the expected draw of its sessions just admitted."""
+    if pile.power_limit_w is None:
+        return None
+    return (pile.power_limit_w - load_w(pile.alley_id, now, rule, pile.id)
+            - pending_w(pile.alley_id, now, rule, pile.id))
 
 
 def expected_w(pile: Pile, card: str | None, rule: BudgetRule) -> int:
@@ -220,3 +232,17 @@ def view(alley: Alley, day: datetime, now: datetime, rule: BudgetRule,
     return FeederView(budget(alley, now, rule), len(queue), day_samples(alley, day_start, day_end),
                       day_start, peak_w, peak_at, more_ports(alley, peak_w, rule),
                       typical_port_w(alley), queue, recent)
+
+
+def set_pile_limit(user, pile_id: str, limit_w: int | None) -> Pile:
+    """Staff set a pile's own `power_limit_w` (None: none). Commits."""
+    from ..devices import piles
+    from ..errors import Invalid
+
+    pile = piles.get_pile(user, pile_id)
+    if limit_w is not None and (isinstance(limit_w, bool) or not isinstance(limit_w, int)
+                                or not 0 <= limit_w <= 1_000_000):
+        raise Invalid("budget.limit_range", key="power_limit_w")
+    pile.power_limit_w = limit_w
+    db.session.commit()
+    return pile

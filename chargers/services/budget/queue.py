@@ -96,6 +96,10 @@ def dispatch(alley: Alley, now: datetime, rule: BudgetRule, language: str = "zh"
             blocked = True  # first come, first served: nobody overtakes
             left.append(rec)
             continue
+        room = feeder.pile_headroom_w(pile, now, rule)
+        if room is not None and room < rec.expected_w:
+            left.append(rec)  # its own pile is full: keeps its place, blocks nobody else
+            continue
         d = admission.decide_money(pile, rec.port, rec.card, rec.expected_w, now, rule)
         if d.result != AuthorizeResult.ACCEPTED:
             _drop(rec, d.reason.value if d.reason else "refused", now)

@@ -41,7 +41,8 @@ def pile_json(p: Pile) -> dict:
             "meter_resets": p.meter_resets or 0,
             "port_states": [{"port": x.number, "status": x.status, "enabled": x.enabled,
                              "since": iso(x.status_since)} for x in p.ports],
-            "features": list(p.features or []), "config": pile_config.view(p)}
+            "features": list(p.features or []), "config": pile_config.view(p),
+            "power_limit_w": p.power_limit_w}
 
 
 @bp.post("/alleys")
@@ -87,7 +88,10 @@ def list_piles(user):
 @token_required
 def create_pile(user):
     data = body(PileCreate)
-    pile, secret = piles.register_pile(user, piles.PileInput(**data.model_dump(exclude={"config"})))
+    pile, secret = piles.register_pile(user, piles.PileInput(
+        **data.model_dump(exclude={"config", "power_limit_w"})))
+    if "power_limit_w" in data.model_fields_set:
+        pile = feeder.set_pile_limit(user, pile.id, data.power_limit_w)
     if data.config is not None:
         pile = pile_config.set_pile_overrides(user, pile.id, data.config,
                                               settings.limits(current_app.config), utcnow())
@@ -106,7 +110,10 @@ def update_pile(user, pile_id: str):
     data = body(PileUpdate)
     if data.config is not None:
         pile_config.clean(data.config)
-    pile = piles.update_pile(user, pile_id, piles.PileInput(**data.model_dump(exclude={"config"})))
+    pile = piles.update_pile(user, pile_id, piles.PileInput(
+        **data.model_dump(exclude={"config", "power_limit_w"})))
+    if "power_limit_w" in data.model_fields_set:
+        pile = feeder.set_pile_limit(user, pile_id, data.power_limit_w)
     if data.config is not None:
         pile = pile_config.set_pile_overrides(user, pile_id, data.config,
                                               settings.limits(current_app.config), utcnow())

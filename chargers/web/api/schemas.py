@@ -45,6 +45,8 @@ class PileUpdate(_Strict):
     enabled: bool | None = None
     # The pile's own config keys over its alley's.
     config: dict | None = None
+    # The power the pile's own line may carry for charging (null: none; services/budget).
+    power_limit_w: int | None = Field(None, ge=0, le=1_000_000)
 
 
 class PileCreate(PileUpdate):
