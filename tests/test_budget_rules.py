@@ -234,3 +234,21 @@ def test_a_piles_own_limit_queues_its_cards_without_holding_up_other_piles(app, 
         [start] = list(db.session.scalars(select(Command).where(Command.action == "start")))
         assert (start.pile_id, start.args["card"]) == ("P-2", "C")
         assert [r.card for r in budget_queue.waiting(1)] == ["B"]
+
+
+def test_an_authorize_jumps_the_inbox_line():
+    """The worker's inbox hands out urgent kinds (authorize) first, the rest in arrival
+    order; a batch that starts with an urgent one holds only urgent ones."""
+    from chargers.ingest.client import IngestClient, Inbox, Received
+    from tests.ingest_support import incoming
+
+    box = Inbox()
+    kinds = ["meter", "status", "authorize", "meter", "authorize", "heartbeat"]
+    for i, kind in enumerate(kinds):
+        box.put(Received(incoming(kind, pile=f"P-{i}"), i, 1, 0))
+    ic = IngestClient.__new__(IngestClient)  # only the inbox and the batch limits
+    ic.inbox, ic.carry, ic.batch_max, ic.batch_wait_s = box, [], 200, 0.0
+    ic._contended_until = 0.0
+    first = ic._take()
+    assert [r.mid for r in first] == [2, 4]
+    assert [r.mid for r in ic._take()] == [0, 1, 3, 5]
