@@ -239,7 +239,7 @@ def test_a_piles_own_limit_queues_its_cards_without_holding_up_other_piles(app, 
 def test_an_authorize_jumps_the_inbox_line():
     """The worker's inbox hands out urgent kinds (authorize) first, the rest in arrival
     order; a batch that starts with an urgent one holds only urgent ones."""
-    from chargers.ingest.client import IngestClient, Inbox, Received
+    from chargers.ingest.client import Inbox, IngestClient, Received
     from tests.ingest_support import incoming
 
     box = Inbox()
