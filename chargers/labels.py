@@ -269,6 +269,7 @@ JOB_COUNT_LABELS = {
     "free": _l("free"), "due": _l("due"), "overdue": _l("overdue"),
     "escalation": _l("escalated"), "messages": _l("messages queued"),
     "meter_samples": _l("meter readings"), "notifications": _l("notifications"),
+    "feeder_samples": _l("feeder load samples"),
     "rejections": _l("rejected messages"), "job_runs": _l("job runs"),
     "low_balance": _l("low balance"), "negative": _l("balance below zero"),
     "monthly_end": _l("monthly card ending"), "statement": _l("statement ready"),
