@@ -41,7 +41,7 @@ WECHAT_DEMO := WECHAT_MP_API_BASE=http://127.0.0.1:5081 WECHAT_MP_APP_ID=wx-demo
 	WECHAT_MP_TEMPLATE_FULL=demo-full WECHAT_MP_TEMPLATE_STOPPED=demo-stopped \
 	WECHAT_MP_TEMPLATE_FAILED=demo-failed WECHAT_MP_TEMPLATE_LOW_BALANCE=demo-low \
 	WECHAT_MP_TEMPLATE_NEGATIVE=demo-negative WECHAT_MP_TEMPLATE_QUEUE_START=demo-queue \
-	WECHAT_MP_TEMPLATE_OVERSTAY=demo-overstay WECHAT_MP_TEMPLATE_BATTERY_RISK=demo-risk
+	WECHAT_MP_TEMPLATE_BUDGET_STOP=demo-budget-stop WECHAT_MP_TEMPLATE_OVERSTAY=demo-overstay WECHAT_MP_TEMPLATE_BATTERY_RISK=demo-risk
 
 run: seed
 	rm -f instance/broker.json
@@ -59,6 +59,7 @@ check: install-dev
 bench: install-dev
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/risk_eval.py
+	$(BIN)/python bench/budget_sim.py
 
 lint: install-dev
 	$(BIN)/ruff check chargers config tests

@@ -63,6 +63,8 @@ class CommandAction(StrEnum):
     DISABLE = "disable"
     RESET = "reset"
     CONFIG = "config"  # v1.1, only to piles with the `config` feature
+    AUTHORIZE = "authorize"  # v1.1: the answer to a pile's `authorize` (not acked)
+    START = "start"  # v1.1: begin a session queued under the power budget
 
 
 class AckResult(StrEnum):
@@ -155,6 +157,7 @@ class LimitStop(StrEnum):
     TOO_LONG = "too_long"
     FULL = "full"
     RISK = "risk"
+    OVER_BUDGET = "over_budget"  # the alley's feeder stayed over its limit (services/budget)
 
 
 class ConfigState(StrEnum):
@@ -256,3 +259,30 @@ class MismatchStatus(StrEnum):
 
     OPEN = "open"
     RESOLVED = "resolved"
+class AuthorizeResult(StrEnum):
+    """The backend's answer to a pile's `authorize` (device protocol v1.1)."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+
+
+class AuthorizeReason(StrEnum):
+    """Why an `authorize` was rejected (device protocol v1.1)."""
+
+    UNKNOWN_CARD = "unknown_card"
+    NO_BALANCE = "no_balance"
+    DISABLED = "disabled"
+    FIRE = "fire"
+    NOT_ALLOWED = "not_allowed"
+
+
+class QueueState(StrEnum):
+    """A queued authorize under the alley's power budget (services/budget/queue.py):
+    waiting → started (a `start` went out) → charging (its session began), or dropped
+    (the bike left, the pile refused the start, or the wait outlived the queue)."""
+
+    WAITING = "waiting"
+    STARTED = "started"
+    CHARGING = "charging"
+    DROPPED = "dropped"

@@ -51,6 +51,7 @@ CODE_LABELS = {
     "report_other": _l("Resident reports a problem"),
     "battery_risk_high": _l("Dangerous battery or charger (high risk)"),
     "battery_risk": _l("Battery or charger looks unusual (medium risk)"),
+    "over_budget": _l("Alley's power supply over its limit"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "major": _l("Major"), "minor": _l("Minor"),
                    "warning": _l("Warning")}
@@ -58,7 +59,9 @@ STATUS_LABELS = {"active": _l("Unacknowledged"), "acknowledged": _l("Acknowledge
                  "cleared": _l("Cleared"), "open": _l("Open"), "all": _l("All")}
 ACTION_LABELS = {"stop": _l("Stop charging"), "disable": _l("Disable"),
                  "enable": _l("Enable"), "reset": _l("Reset pile"),
-                 "config": _l("Send configuration")}
+                 "config": _l("Send configuration"),
+                 "authorize": _l("Answer to a card at the pile"),
+                 "start": _l("Start a queued charge")}
 PORT_STATUS_LABELS = {
     "available": _l("available"), "occupied": _l("occupied"), "charging": _l("charging"),
     "finishing": _l("finishing"), "faulted": _l("faulted"), "unavailable": _l("unavailable"),
@@ -126,6 +129,7 @@ ENDING_LABELS = {
     "overload": _l("Stopped: over the port's power limit"),
     "too_long": _l("Stopped: longest session reached"),
     "risk": _l("Stopped: battery or charger looks dangerous"),
+    "over_budget": _l("Stopped: the alley's power supply was over its limit"),
 }
 
 # The risk grade of a session and its reasons (constants.RiskGrade, RiskReason).
@@ -140,6 +144,21 @@ CONFIG_STATE_LABELS = {"none": _l("No remote configuration (v1 pile)"),
                        "pending": _l("Configuration not applied"),
                        "applied": _l("Configuration applied"),
                        "mismatch": _l("Configuration not applied")}
+# The answer to a card at a pile (constants.AuthorizeResult, AuthorizeReason), the
+# queue's states (constants.QueueState) and why a queued resident left the queue.
+AUTHORIZE_RESULT_LABELS = {"accepted": _l("Accepted"), "queued": _l("Queued"),
+                           "rejected": _l("Refused")}
+AUTHORIZE_REASON_LABELS = {
+    "unknown_card": _l("Card not registered"), "no_balance": _l("Balance too low"),
+    "disabled": _l("Port or pile disabled"), "fire": _l("Fire alarm on the pile"),
+    "not_allowed": _l("Card already charging elsewhere"),
+}
+QUEUE_STATE_LABELS = {"waiting": _l("waiting"), "started": _l("start sent"),
+                      "charging": _l("charging"), "dropped": _l("left the queue")}
+QUEUE_DROP_LABELS = {"left": _l("the bike left"), "expired": _l("waited too long"),
+                     "not_occupied": _l("the bike left"), "no_balance": _l("balance too low"),
+                     "unknown_card": _l("card not registered"),
+                     "not_allowed": _l("card already charging elsewhere")}
 # What a pile does when `authorize` gets no answer (device protocol `offline_policy`).
 OFFLINE_POLICY_LABELS = {"accept": _l("let the charge start"), "reject": _l("refuse the charge")}
 CONFIG_KEY_LABELS = {
@@ -220,6 +239,10 @@ JOB_LABELS = {
     "payments-refunds": _l("Ask the payment service about refunds not confirmed yet"),
     "payments-reconcile": _l("Download the payment services' bills of the previous day and "
                              "match them with orders and the ledger"),
+    "budget-queue": _l("Start the first queued residents when the alley's power budget has "
+                       "room; drop those whose bike left"),
+    "budget-check": _l("Sample each alley's charging load; stop the newest sessions when it "
+                       "stays over the feeder limit"),
 }
 # What a job run did (jobs.Summary.code), with its counts as the parameters.
 JOB_RESULT_LABELS = {
@@ -244,6 +267,8 @@ JOB_RESULT_LABELS = {
     "payment_refunds": _l("%(succeeded)d refund(s) confirmed, %(failed)d failed, "
                           "%(processing)d still under way"),
     "payments_reconciled": _l("%(lines)d bill line(s) matched, %(mismatches)d finding(s)"),
+    "queue_started": _l("%(started)d queued session(s) started, %(dropped)d dropped"),
+    "over_budget_stops": _l("%(n)d session(s) stopped over the feeder limit"),
     # These list their counts by kind (JOB_COUNT_LABELS) after the sentence.
     "settled": _l("Sessions settled:"),
     "stop_asked": _l("Stop asked:"),
@@ -259,6 +284,7 @@ JOB_COUNT_LABELS = {
     "free": _l("free"), "due": _l("due"), "overdue": _l("overdue"),
     "escalation": _l("escalated"), "messages": _l("messages queued"),
     "meter_samples": _l("meter readings"), "notifications": _l("notifications"),
+    "feeder_samples": _l("feeder load samples"),
     "rejections": _l("rejected messages"), "job_runs": _l("job runs"),
     "low_balance": _l("low balance"), "negative": _l("balance below zero"),
     "monthly_end": _l("monthly card ending"), "statement": _l("statement ready"),

@@ -208,7 +208,8 @@ def delivery(config: Mapping) -> Delivery:
 
 # The kinds of messages a resident may get (billing.reminders composes each).
 RESIDENT_KINDS = ("low_balance", "negative", "monthly_end", "statement", "overstay", "cutoff",
-                  "battery_risk", "session_start", "full", "stopped", "failed", "queue_start")
+                  "battery_risk", "session_start", "full", "stopped", "failed", "queue_start",
+                  "budget_stop")
 
 
 def wechat(config: Mapping) -> WechatConfig:
@@ -631,3 +632,31 @@ def payments(config: Mapping) -> PaymentRule:
                                                        d.notice_max_age_s)),
                        order_expire_s=int(config.get("PAYMENTS_ORDER_EXPIRE_S", d.order_expire_s)),
                        timeout_s=int(config.get("PAYMENTS_TIMEOUT_S", d.timeout_s)))
+@dataclass(frozen=True)
+class BudgetRule:
+    """The alley's power budget (services/budget): the safety margin kept under an
+    alley's feeder limit when it sets none (BUDGET_MARGIN_PCT); how long an admitted
+    session's expected draw counts before its first reading (BUDGET_ADMIT_TTL_S); how
+    old a reading may be and still count as load now (BUDGET_READING_FRESH_S); over how
+    many readings above the limit the backend stops sessions (BUDGET_OVER_READINGS, the
+    reading interval BUDGET_READING_S); how long a queued resident may wait
+    (BUDGET_QUEUE_MAX_WAIT_S); and the limits an accepted session gets."""
+
+    margin_pct: int = _DEFAULTS.BUDGET_MARGIN_PCT
+    admit_ttl_s: int = _DEFAULTS.BUDGET_ADMIT_TTL_S
+    reading_fresh_s: int = _DEFAULTS.BUDGET_READING_FRESH_S
+    reading_s: int = _DEFAULTS.BUDGET_READING_S
+    over_readings: int = _DEFAULTS.BUDGET_OVER_READINGS
+    queue_max_wait_s: int = _DEFAULTS.BUDGET_QUEUE_MAX_WAIT_S
+    limits: LimitRule = field(default_factory=LimitRule)
+
+
+def budget(config: Mapping) -> BudgetRule:
+    """BUDGET_* and the device limits (DEVICE_*)."""
+    return BudgetRule(margin_pct=config["BUDGET_MARGIN_PCT"],
+                      admit_ttl_s=config["BUDGET_ADMIT_TTL_S"],
+                      reading_fresh_s=config["BUDGET_READING_FRESH_S"],
+                      reading_s=config["BUDGET_READING_S"],
+                      over_readings=config["BUDGET_OVER_READINGS"],
+                      queue_max_wait_s=config["BUDGET_QUEUE_MAX_WAIT_S"],
+                      limits=limits(config))

@@ -80,6 +80,13 @@ class Behaviour:
         ("lithium", 0.62), ("lead_acid", 0.35), ("modified", 0.008), ("no_taper", 0.008),
         ("swinging", 0.008), ("heating", 0.006))
     v11_share: float = 0.5  # share of piles with the v1.1 `config` feature
+    # v1.1 `authorize`: the features such piles announce (with `config`), and how long
+    # (simulated seconds, mean) a resident whose charge was queued waits before leaving
+    # (None: waits as long as it takes), and how long one who was refused stays.
+    v11_features: tuple[str, ...] = ("config",)
+    queue_patience_s: float | None = None
+    refused_stay_s: float = 60.0
+    answer_wait_s: float = 10.0  # real seconds the pile waits for an `authorize` answer
 
 
 @dataclass
@@ -101,6 +108,17 @@ class PortState:
     battery: str = "lithium"  # BATTERIES: how this session's pack and charger draw
     temp_c: float = 24.0
     swing: int = 1
+    # v1.1 `authorize`: the question in flight (its id, the real deadline for the answer),
+    # a queued charge's ref and when the resident gives up, the limits of the session.
+    auth_ref: str | None = None
+    auth_sent: float = 0.0  # time.monotonic() of the publish
+    auth_deadline: float = 0.0
+    queued_ref: str | None = None
+    leave_queue_at: float | None = None
+    max_wh: float | None = None
+    max_minutes: float | None = None
+    started_sim: float = 0.0
+    answer: str | None = None  # the last answer the port showed (accepted/queued/rejected/offline)
 
 
 # How each kind of pack and charger draws (BATTERIES): where constant current gives way
@@ -194,7 +212,11 @@ class SimPile:
                  behaviour: Behaviour, clock: Callable[[], float], rng: random.Random,
                  cards: CardBox | None = None, features: tuple[str, ...] = ()):
         self.id = pile_id
-        self.features = tuple(features)  # v1.1: `config` (a pile without keeps v1)
+        # v1.1: `config`, `authorize`, `start` (a pile without keeps v1)
+        self.features = tuple(features)
+        # (ms from the authorize's publish to its answer, result) for each answer heard
+        self.auth_latencies: list[tuple[float, str]] = []
+        self.offline_starts = 0
         self.config_version: int | None = None
         self.config_settings: dict = {}
         self.cards = cards or CardBox(anonymous_cards())
@@ -324,16 +346,61 @@ class SimPile:
     def _status(self, port: PortState, status: str | None = None, error: str | None = None) -> None:
         if status is not None:
             port.status = status
-        fields = {"port": port.number, "status": port.status}
+        # "leaving": a refused or tired resident still unplugging: occupied to the world.
+        fields = {"port": port.number,
+                  "status": "occupied" if port.status == "leaving" else port.status}
         if port.status == "faulted" and (error or port.fault):
             fields["error"] = error or port.fault
         self.send("status", **fields)
 
-    def _start_session(self, port: PortState, now: float) -> None:
+    def _ask(self, port: PortState, now: float) -> None:
+        """A card presented at a pile with `authorize`: ask, then wait for the answer
+        (up to `answer_wait_s` real seconds) before any power flows."""
+        port.card = self.cards.take(self.rng)
+        payload = self.send("authorize", port=port.number, card=port.card)
+        port.auth_ref, port.answer = payload["id"], None
+        port.auth_sent = time.monotonic()
+        port.auth_deadline = port.auth_sent + self.b.answer_wait_s
+
+    def _give_up(self, port: PortState, now: float, stay_s: float) -> None:
+        """The resident unplugs without charging (refused, or tired of waiting)."""
+        self.cards.give_back(port.card)
+        port.card, port.auth_ref, port.queued_ref, port.leave_queue_at = None, None, None, None
+        port.status = "leaving"
+        port.next_at = now + stay_s
+
+    def _answered(self, port: PortState, cmd: dict, now: float) -> None:
+        result = cmd.get("result")
+        self.auth_latencies.append(((time.monotonic() - port.auth_sent) * 1000, str(result)))
+        port.auth_ref, port.answer = None, str(result)
+        if result == "accepted":
+            self._start_session(port, now, cmd.get("max_wh"), cmd.get("max_minutes"))
+        elif result == "queued":
+            port.queued_ref = cmd.get("ref")
+            patience = self.b.queue_patience_s
+            port.leave_queue_at = (None if patience is None
+                                   else now + self.rng.expovariate(1 / patience))
+        else:
+            self._give_up(port, now, self.b.refused_stay_s)
+
+    def _no_answer(self, port: PortState, now: float) -> None:
+        """No answer in time: the pile's `offline_policy` decides (accept by default)."""
+        port.auth_ref, port.answer = None, "offline"
+        if self.config_settings.get("offline_policy", "accept") == "accept":
+            self.offline_starts += 1
+            limit = self.config_settings.get("offline_max_minutes")
+            self._start_session(port, now, None, limit)
+        else:
+            self._give_up(port, now, self.b.refused_stay_s)
+
+    def _start_session(self, port: PortState, now: float, max_wh: float | None = None,
+                       max_minutes: float | None = None) -> None:
         b, rng = self.b, self.rng
         self.sessions += 1
         port.session = f"S{self.boot_token}{self.sessions:04d}"
-        port.card = self.cards.take(rng)
+        if port.card is None:
+            port.card = self.cards.take(rng)
+        port.max_wh, port.max_minutes, port.started_sim = max_wh, max_minutes, now
         port.energy_wh = 0.0
         port.need_wh = rng.uniform(*b.need_wh)
         if port.plugged_before:
@@ -364,6 +431,8 @@ class SimPile:
         """One reading of the port's charge (see `battery_step`); a pile with the v1.1
         features also says the lowest and highest power since the last reading."""
         power, low, high = battery_step(port, self.b.meter_every_s / 3600, self.rng)
+        if port.max_wh is not None and port.energy_wh > port.max_wh:
+            port.energy_wh = port.max_wh  # the pile switches off at its limit
         port.power_w = power
         voltage = self.rng.uniform(218, 232)
         extra = ({"power_min_w": round(low, 1), "power_max_w": round(high, 1)}
@@ -393,11 +462,28 @@ class SimPile:
 
     def _tick_port(self, port: PortState, now: float) -> None:
         b, rng = self.b, self.rng
+        if port.auth_ref is not None:  # waiting for the answer to `authorize`
+            if time.monotonic() >= port.auth_deadline:
+                self._no_answer(port, now)
+            return
+        if port.queued_ref is not None:  # queued: waits for `start`, or gives up
+            if port.leave_queue_at is not None and now >= port.leave_queue_at:
+                self._give_up(port, now, 0)
+            return
         if port.status == "charging" and port.session:
             while now >= port.next_meter_at and port.session:
                 port.next_meter_at += b.meter_every_s
                 self._meter(port)
-                if port.leave_at_wh is not None and port.energy_wh >= port.leave_at_wh:
+                if port.max_wh is not None and port.energy_wh >= port.max_wh:
+                    self._stop_session(port, "balance")  # the limit we were given
+                    self._status(port, "finishing")
+                    port.next_at = now + rng.expovariate(1 / b.mean_stay_s)
+                elif (port.max_minutes is not None
+                      and now - port.started_sim >= port.max_minutes * 60):
+                    self._stop_session(port, "timeout")
+                    self._status(port, "finishing")
+                    port.next_at = now + rng.expovariate(1 / b.mean_stay_s)
+                elif port.leave_at_wh is not None and port.energy_wh >= port.leave_at_wh:
                     self._stop_session(port, "unplugged")
                     self._status(port, "available")
                     port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
@@ -412,7 +498,13 @@ class SimPile:
             self._status(port, "occupied")
             port.next_at = now + rng.uniform(*b.plug_to_start_s)
         elif port.status == "occupied" and port.session is None:
-            self._start_session(port, now)
+            if "authorize" in self.features:
+                self._ask(port, now)
+            else:
+                self._start_session(port, now)
+        elif port.status == "leaving":
+            self._status(port, "available")
+            port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
         elif port.status == "finishing":
             self._status(port, "available")
             port.next_at = now + rng.expovariate(1 / b.mean_idle_s)
@@ -450,6 +542,9 @@ class SimPile:
         try:
             cmd = json.loads(raw)
             cmd_id, action = cmd["id"], cmd["action"]
+            if action == "authorize":  # an answer, not a command: never acked
+                self._on_answer(cmd)
+                return
             port_no = cmd.get("port")
             if not isinstance(cmd_id, str) or not 1 <= len(cmd_id) <= 64:
                 raise ValueError("id")
@@ -499,6 +594,15 @@ class SimPile:
                     if port.status == "unavailable":
                         self._status(port, "available")
                         port.next_at = now + self.rng.expovariate(1 / self.b.mean_idle_s)
+            elif action == "start" and "start" in self.features:
+                port = targets[0] if port_no else None
+                if (port is None or port.queued_ref is None or port.queued_ref != cmd.get("ref")
+                        or port.status != "occupied"):
+                    ack("rejected", detail="not_occupied")
+                    return
+                ack("accepted")
+                port.queued_ref, port.leave_queue_at = None, None
+                self._start_session(port, now, cmd.get("max_wh"), cmd.get("max_minutes"))
             elif action == "config" and "config" in self.features:
                 ack("accepted")
                 settings = cmd.get("settings") if isinstance(cmd.get("settings"), dict) else {}
@@ -517,6 +621,17 @@ class SimPile:
         if reset:
             # A reboot: the connection drops and comes back, then `boot` again.
             threading.Thread(target=self._reboot, daemon=True).start()
+
+    def _on_answer(self, cmd: dict) -> None:
+        """The answer to an `authorize`: acted on only while that port still waits for
+        it (an answer whose `ref` the pile no longer waits for is ignored)."""
+        port_no = cmd.get("port")
+        with self.lock:
+            for port in self.state.ports:
+                if port.auth_ref is not None and port.auth_ref == cmd.get("ref") and (
+                        port_no is None or port_no == port.number):
+                    self._answered(port, cmd, self.clock())
+                    return
 
     def _reboot(self) -> None:
         time.sleep(0.5)  # let the ack go out
@@ -549,7 +664,8 @@ class Simulation:
             if pile_id not in secrets:
                 log.warning("%s: no secret in the secrets file; skipped", pile_id)
                 continue
-            features = ("config",) if rng.random() < self.behaviour.v11_share else ()
+            features = (self.behaviour.v11_features if rng.random() < self.behaviour.v11_share
+                        else ())
             self.piles.append(SimPile(pile_id, ports, secrets[pile_id], address, prefix, self.behaviour,
                                       self.clock, random.Random(rng.random()), box, features))
 

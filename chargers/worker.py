@@ -14,6 +14,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
 from . import settings
+from .constants import CommandAction
 from .heap import freeze_startup_heap
 from .ingest.client import IngestClient
 from .models import utcnow
@@ -66,6 +67,7 @@ class Worker:
         self.ingest: IngestClient | None = None
         self.scheduler: BaseScheduler | None = None
         self._created = threading.Event()
+        self._answers = threading.Event()  # a batch answered a pile's `authorize`
         commands.command_created.connect(self._on_created, weak=False)
 
     # --- the lease -------------------------------------------------------------
@@ -101,10 +103,20 @@ class Worker:
 
     # --- commands created by a batch ---------------------------------------------
 
-    def _on_created(self, _sender, **_kwargs) -> None:
+    def _on_created(self, sender, **_kwargs) -> None:
+        if getattr(sender, "action", None) == CommandAction.AUTHORIZE:
+            self._answers.set()
         self._created.set()
 
     def _after_commit(self) -> None:
+        if self._answers.is_set():
+            # A pile waits (10 s at most) for the answer to its `authorize`: published
+            # here, in the ingest's thread, right after the batch's commit, rather than
+            # by the dispatch job a scheduler wake-up later.
+            self._answers.clear()
+            with self.app.app_context():
+                commands.publish_answers(self.ingest.publish, None,
+                                         settings.commands(self.app.config))
         if not self._created.is_set():
             return
         self._created.clear()

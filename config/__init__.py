@@ -98,6 +98,18 @@ class Config:
     DEVICE_FULL_STOP_HOLD_S = _env_int("DEVICE_FULL_STOP_HOLD_S", 900)
     DEVICE_MAX_SESSION_S = _env_int("DEVICE_MAX_SESSION_S", 8 * 3600)
     CONFIG_RESEND_S = _env_int("CONFIG_RESEND_S", 120)
+    # The alley's power budget (services/budget): the margin kept under a feeder limit
+    # (percent, when the alley sets none); an admitted session's expected draw counts
+    # until its first reading, at most this long; a reading counts as load now while
+    # this fresh; the backend stops sessions after the load stayed over the limit for
+    # more than this many readings (of BUDGET_READING_S each); a queued resident waits
+    # at most this long.
+    BUDGET_MARGIN_PCT = _env_int("BUDGET_MARGIN_PCT", 10)
+    BUDGET_ADMIT_TTL_S = _env_int("BUDGET_ADMIT_TTL_S", 180)
+    BUDGET_READING_FRESH_S = _env_int("BUDGET_READING_FRESH_S", 180)
+    BUDGET_READING_S = _env_int("BUDGET_READING_S", 60)
+    BUDGET_OVER_READINGS = _env_int("BUDGET_OVER_READINGS", 2)
+    BUDGET_QUEUE_MAX_WAIT_S = _env_int("BUDGET_QUEUE_MAX_WAIT_S", 12 * 3600)
     RISK_OVER_CARD_FACTOR = float(os.environ.get("RISK_OVER_CARD_FACTOR", "1.6"))
     RISK_SWING_RATIO = float(os.environ.get("RISK_SWING_RATIO", "0.35"))
     RISK_NO_TAPER_HIGH = float(os.environ.get("RISK_NO_TAPER_HIGH", "1.1"))
@@ -168,6 +180,7 @@ class Config:
     SMS_TEMPLATE_STOPPED = os.environ.get("SMS_TEMPLATE_STOPPED", "")
     SMS_TEMPLATE_FAILED = os.environ.get("SMS_TEMPLATE_FAILED", "")
     SMS_TEMPLATE_QUEUE_START = os.environ.get("SMS_TEMPLATE_QUEUE_START", "")
+    SMS_TEMPLATE_BUDGET_STOP = os.environ.get("SMS_TEMPLATE_BUDGET_STOP", "")
     # Residents' WeChat subscription messages through the official account (公众号):
     # AppID + AppSecret (both or neither), the API's base address, and per message kind
     # WECHAT_MP_TEMPLATE_<KIND> = "<template id>[|thing1=place,time2=time,…]". Kinds:
@@ -190,6 +203,7 @@ class Config:
     WECHAT_MP_TEMPLATE_STOPPED = os.environ.get("WECHAT_MP_TEMPLATE_STOPPED", "")
     WECHAT_MP_TEMPLATE_FAILED = os.environ.get("WECHAT_MP_TEMPLATE_FAILED", "")
     WECHAT_MP_TEMPLATE_QUEUE_START = os.environ.get("WECHAT_MP_TEMPLATE_QUEUE_START", "")
+    WECHAT_MP_TEMPLATE_BUDGET_STOP = os.environ.get("WECHAT_MP_TEMPLATE_BUDGET_STOP", "")
     # Reminders (job `reminders`): defaults for alleys without their own setting.
     REMINDER_LOW_BALANCE_CENTS = _env_int("REMINDER_LOW_BALANCE_CENTS", 500)
     REMINDER_MONTHLY_DAYS = _env_int("REMINDER_MONTHLY_DAYS", 3)
@@ -361,6 +375,12 @@ RANGES: dict[str, tuple[int | None, int | None]] = {
     "DEVICE_FULL_STOP_HOLD_S": (1, DAY),
     "DEVICE_MAX_SESSION_S": (60, 7 * DAY),
     "CONFIG_RESEND_S": (1, DAY),
+    "BUDGET_MARGIN_PCT": (0, 90),
+    "BUDGET_ADMIT_TTL_S": (1, DAY),
+    "BUDGET_READING_FRESH_S": (1, DAY),
+    "BUDGET_READING_S": (1, 3600),
+    "BUDGET_OVER_READINGS": (1, 100),
+    "BUDGET_QUEUE_MAX_WAIT_S": (60, 7 * DAY),
     "CUTOFF_RETRY_BASE_S": (1, DAY),
     "CUTOFF_RETRY_MAX_S": (1, DAY),
     "COMMAND_UNSENT_TIMEOUT_S": (1, 30 * DAY),

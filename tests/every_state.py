@@ -28,6 +28,7 @@ from chargers.services import onboarding, users
 from chargers.services.alerts import cutoff, reports
 from chargers.services.billing import accounts as residents
 from chargers.services.billing import balance_guard, settlement
+from chargers.services.budget import feeder, overload
 from chargers.services.devices import alleys, commands, piles
 from chargers.services.maintenance import overstay
 
@@ -159,6 +160,37 @@ def _disabled(ctx: Ctx, pile_id: str, port: int) -> None:
     ctx.send(pile_id, "status", at=at, port=port, status="unavailable")
 
 
+def _authorize_pile(ctx: Ctx, pile_id: str, port: None) -> None:
+    """A v1.1 pile that asks before switching on (boots with `authorize`)."""
+    ctx.send(pile_id, "boot", at=ctx.now - timedelta(hours=1), model=MODEL, firmware=FIRMWARE,
+             ports=3, max_power_w=1000, features=["config", "authorize", "start"])
+
+
+def _admitted(ctx: Ctx, pile_id: str, port: int) -> None:
+    """A card accepted under the alley's power budget, now charging."""
+    at = ctx.now - timedelta(minutes=40)
+    ctx.send(pile_id, "status", at=at, port=port, status="occupied")
+    ctx.send(pile_id, "authorize", at=at, port=port, card="C-1001")
+    ref = ctx.session(pile_id, port, "C-1001", at + timedelta(seconds=2), None, None, wh=200.0)
+    ctx.send(pile_id, "meter", port=port, session=ref, power_w=420.0, energy_wh=210.0)
+
+
+def _queued(ctx: Ctx, pile_id: str, port: int) -> None:
+    """A card queued: the budget had no room (排队中，第 1 位)."""
+    at = ctx.now - timedelta(minutes=5)
+    ctx.send(pile_id, "status", at=at, port=port, status="occupied")
+    ctx.send(pile_id, "authorize", at=at, port=port, card="C-3003")
+
+
+def _refused(ctx: Ctx, pile_id: str, port: int) -> None:
+    """A card the pile asked about that nobody holds: refused."""
+    at = ctx.now - timedelta(minutes=3)
+    ctx.send(pile_id, "status", at=at, port=port, status="occupied")
+    ctx.send(pile_id, "authorize", at=at, port=port, card="C-7777")
+    ctx.send(pile_id, "status", at=at + timedelta(seconds=30), port=port, status="available")
+    ctx.typed.add("C-7777")
+
+
 def _offline(ctx: Ctx, pile_id: str, port: None) -> None:
     ctx.send(pile_id, "online", b"0", at=ctx.now - timedelta(hours=2))
 
@@ -168,6 +200,8 @@ BUILDERS: dict[str, Callable] = {
     "finished_overstay": _finished_overstay, "stopped_remotely": _stopped_remotely,
     "faulted": _faulted, "smoke": _smoke, "disabled": _disabled, "offline": _offline,
     "cutoff_unconfirmed": _smoke_unconfirmed,
+    "authorize_pile": _authorize_pile, "admitted": _admitted, "queued": _queued,
+    "refused": _refused,
 }
 
 # (pile id, label, location, [state of port 1, port 2, …], state of the whole pile).
@@ -180,11 +214,15 @@ LAYOUT = [
     ("EV-3", "3号桩", "消防通道旁", ["smoke", "free"], None),
     ("EV-4", "4号桩", "巷尾", ["free", "free"], "offline"),
     ("EV-5", "5号桩", "晾衣架下", ["charging", "cutoff_unconfirmed"], None),
+    # A pile that asks before switching on, under the alley's feeder limit: one charging
+    # on an accepted card, one waiting in the queue, one refused.
+    ("EV-6", "6号桩", "车棚里", ["admitted", "queued", "refused"], "authorize_pile"),
 ]
 
 HOUSEHOLDS = [  # (card, kind, household, name, phone)
     ("C-1001", "prepaid", "3号门 王家", "王阿姨", "13800005678"),
     ("C-2002", "monthly", "7号门 李家", "李师傅", "13900001111"),
+    ("C-3003", "prepaid", "9号门 张家", "张奶奶", "13600003333"),
 ]
 
 
@@ -225,14 +263,24 @@ def seed(now: datetime | None = None, emu=None) -> Seeded:
             ctx.send(pile_id, "status", at=boot_at, port=port, status="available")
     _billing(ctx)
     where: dict[str, tuple[str, int | None]] = {}
+    # The feeder: room for one session at the port limit (the second card queues), and
+    # the load sampled over the last hours (the staff feeder page's curve).
+    budget_rule = settings.budget(config)
+    feeder.set_limit(ctx.admin, SLUG, {"feeder_limit_w": 1000, "feeder_margin_w": 100}, now)
     for pile_id, _, _, states, pile_state in LAYOUT:
+        if pile_state == "authorize_pile":  # it boots with the feature before its cards
+            BUILDERS[pile_state](ctx, pile_id, None)
+            where[pile_state] = (pile_id, None)
+            pile_state = None
         for port, state in enumerate(states, start=1):
             BUILDERS[state](ctx, pile_id, port)
             where.setdefault(state, (pile_id, port))
         if pile_state:
             BUILDERS[pile_state](ctx, pile_id, None)
             where[pile_state] = (pile_id, None)
-    # The jobs, at the seed's clock: overstays, then settlement of what ended.
+    # The jobs, at the seed's clock: the feeder's samples, overstays, settlement.
+    for minutes in range(180, -1, -10):
+        overload.check(now - timedelta(minutes=minutes), budget_rule, settings.alerts(config))
     overstay.scan(settings.overstay(config), now)
     rules = settings.alerts(config)  # the cut-off job, once its confirmation time is past
     cutoff.track(now + timedelta(seconds=rules.cutoff.confirm_s + 1), rules)

@@ -22,9 +22,12 @@ def test_protocol_tuples_are_the_constants():
     assert codes.PORT_STATUSES == tuple(constants.PortStatus)
     assert codes.FAULT_CODES == tuple(constants.FaultCode)
     assert codes.STOP_REASONS == tuple(constants.StopReason)
-    # `config` is sent only by services/devices/config.py, never by hand.
+    # `config`, `authorize` and `start` are sent only by services (devices/config.py,
+    # budget/), never by hand.
     assert codes.COMMAND_ACTIONS == tuple(a for a in constants.CommandAction
-                                          if a != constants.CommandAction.CONFIG)
+                                          if a not in (constants.CommandAction.CONFIG,
+                                                       constants.CommandAction.AUTHORIZE,
+                                                       constants.CommandAction.START))
     assert set(codes.FIRE_CODES) == set(constants.FIRE_CODES)
     assert all(type(c) is str for c in codes.PORT_STATUSES)  # plain words for the API documents
 
@@ -45,3 +48,11 @@ def test_converted_modules_name_no_status_as_a_literal():
             if STATUS_LITERAL.search(line) and "status=" not in line.replace(" ", "")[:0]:
                 found.append(f"{rel}:{n}: {line.strip()}")
     assert found == []
+
+
+def test_the_power_budget_codes_have_labels():
+    assert set(labels.AUTHORIZE_RESULT_LABELS) == set(constants.AuthorizeResult)
+    assert set(labels.AUTHORIZE_REASON_LABELS) == set(constants.AuthorizeReason)
+    assert set(labels.QUEUE_STATE_LABELS) == set(constants.QueueState)
+    assert codes.AUTHORIZE_RESULTS == tuple(constants.AuthorizeResult)
+    assert codes.AUTHORIZE_REASONS == tuple(constants.AuthorizeReason)

@@ -261,6 +261,7 @@ def test_every_page_answers_and_speaks_one_language(app, client, seeded):
     visited = set(by["root/en"].visited)
     assert any(u.startswith(f"/staff/alleys/{s.slug}?") for u in visited)
     assert any(u.startswith("/staff/billing/review") for u in visited)
+    assert any(u.startswith(f"/staff/alleys/{s.slug}/feeder") for u in visited)
 
 
 def test_the_seed_holds_a_confirmed_and_an_unconfirmed_cutoff(app, client, seeded):
@@ -277,3 +278,14 @@ def test_the_seed_holds_a_confirmed_and_an_unconfirmed_cutoff(app, client, seede
     login(client, seeded.admin)
     desk = client.get("/staff/").get_data(as_text=True)
     assert 'class="cutoff-alarm"' in desk and "5号桩" in desk.split('class="cutoff-alarm"')[1]
+
+
+def test_the_seed_holds_a_queue_under_the_feeder_limit(app, client, seeded):
+    """The every-state alley has a pile that asks first: a resident waits in the queue
+    (shown on the pile page), and the feeder page shows the answers and the curve."""
+    html = client.get("/p/EV-6?lang=zh").get_data(as_text=True)
+    assert "排队中，第 1 位" in html
+    login(client, seeded.admin)
+    page = client.get(f"/staff/alleys/{seeded.slug}/feeder?lang=zh").get_data(as_text=True)
+    assert "C-7777" in page and "未登记的卡" in page and "<polyline" in page
+    assert 'data-queue="1"' in page

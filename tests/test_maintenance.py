@@ -320,7 +320,8 @@ def test_retention_deletes_old_rows_in_batches(app, site):
         db.session.add(Notification(channel="email", target="a@b", status="pending", created_at=old))
         db.session.commit()
         out = retention.purge(retention.RetentionRule(batch=2), now)
-        assert out == {"meter_samples": 5, "notifications": 5, "rejections": 5, "job_runs": 5}
+        assert out == {"meter_samples": 5, "feeder_samples": 0, "notifications": 5,
+                       "rejections": 5, "job_runs": 5}
         assert db.session.scalar(select(func.count()).select_from(MeterSample)) == 2
         assert db.session.scalar(select(func.count()).select_from(Rejection)) == 2
         # Undelivered notifications stay whatever their age.

@@ -18,6 +18,7 @@ acknowledge each message to the broker only after its effect is committed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
@@ -67,6 +68,53 @@ class Received:
     qos: int
     generation: int  # which connection delivered it: acks go only on that one
     deferrals: int = 0  # batches that left it for later (its pile locked by another worker)
+
+
+# Kinds a pile waits on, answered first: a card at a pile waits (10 s at most) for the
+# answer to its `authorize` before any power flows.
+URGENT_KINDS = ("authorize",)
+
+
+def urgent(msg: handlers.Incoming) -> bool:
+    """Whether the message jumps the inbox's line (its kind is in URGENT_KINDS)."""
+    return msg.topic.rsplit("/", 1)[-1] in URGENT_KINDS
+
+
+class Inbox:
+    """The messages paho handed over, in arrival order, except that urgent ones
+    (`urgent`) come out first: an `authorize` does not wait behind a thousand meter
+    readings. Order across a pile's topics is not guaranteed by the protocol anyway
+    (a late lower `seq` is a late message, not a replay)."""
+
+    def __init__(self):
+        self._q: queue.PriorityQueue = queue.PriorityQueue()
+        self._n = itertools.count()
+
+    def put(self, r: Received) -> None:
+        self._q.put((0 if urgent(r.msg) else 1, next(self._n), r))
+
+    def get(self, timeout: float | None = None) -> Received:
+        return self._q.get(timeout=timeout)[2]
+
+    def get_nowait(self) -> Received:
+        return self._q.get_nowait()[2]
+
+    def get_urgent_nowait(self) -> Received | None:
+        """The next message if it is urgent (left in place otherwise)."""
+        try:
+            item = self._q.get_nowait()
+        except queue.Empty:
+            return None
+        if item[0] == 0:
+            return item[2]
+        self._q.put(item)  # its place in the order is its counter: unchanged
+        return None
+
+    def qsize(self) -> int:
+        return self._q.qsize()
+
+    def empty(self) -> bool:
+        return self._q.empty()
 
 
 def wait_for_broker(app: Flask, stop: threading.Event | None = None,
@@ -122,7 +170,7 @@ class IngestClient:
         self.share_group = share_group or None
         self.settings = handlers.Settings.from_config(app.config)
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
-        self.inbox: queue.Queue[Received] = queue.Queue()
+        self.inbox = Inbox()
         # Deferred by the last batch (another worker held their piles): first in the next.
         self.carry: list[Received] = []
         self.stopping = threading.Event()
@@ -285,6 +333,13 @@ class IngestClient:
                 batch = [self.inbox.get(timeout=0.5)]
             except queue.Empty:
                 return []
+            if urgent(batch[0].msg):  # a batch of its own: the urgent ones there are now
+                while len(batch) < self.batch_max:
+                    nxt = self.inbox.get_urgent_nowait()
+                    if nxt is None:
+                        break
+                    batch.append(nxt)
+                return batch
         deadline = time.monotonic() + self.batch_wait_s
         limit = self.batch_max * (SHARE_BATCH_FACTOR if self._sharing_piles() else 1)
         while len(batch) < limit:

@@ -43,13 +43,15 @@ from ..protocol import codes, payloads, topics
 from ..services.alerts import cutoff
 from ..services.alerts import lifecycle as alerts
 from ..services.billing import messages as session_messages
+from ..services.budget import admission
+from ..services.budget import queue as budget_queue
 from ..services.charging import sessions
 from ..services.devices import config as pile_config
 from ..services.devices import ports, presence
 from ..services.ingest import message_log
 from ..services.safety import limits as safety
 from ..services.safety import risk
-from ..settings import AlertRules, LimitRule
+from ..settings import AlertRules, BudgetRule, LimitRule
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Settings:
     alerts: AlertRules
     dedup_days: int = 7
     limits: LimitRule = LimitRule()
+    budget: BudgetRule = BudgetRule()
+    language: str = "zh"
 
     @classmethod
     def from_config(cls, config) -> Settings:
@@ -86,7 +90,9 @@ class Settings:
                    clock=app_settings.clock(config),
                    heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
                    alerts=app_settings.alerts(config), limits=app_settings.limits(config),
-                   dedup_days=config["DEDUP_RETENTION_DAYS"])
+                   dedup_days=config["DEDUP_RETENTION_DAYS"],
+                   budget=app_settings.budget(config),
+                   language=(config.get("LANGUAGES") or ("zh",))[0])
 
 
 class Rejected(Exception):
@@ -210,15 +216,20 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         was_charging = port is not None and port.status == "charging"
         if not ports.apply_status(port, data.status, data.error, at):
             batch.count("stale:status")
-        elif was_charging and port.status != "charging":
-            cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
+        else:
+            if was_charging and port.status != "charging":
+                cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
+            budget_queue.on_port_status(pile, data.port, port.status, at, now)
     elif kind == "session":
         if data.event == "start":
             s = sessions.on_start(pile, sessions.Start(data.port, data.session, data.card,
                                                        data.meter_wh, at, source), batch.sessions)
+            budget_queue.on_session_start(pile, s, now, settings.budget, settings.language)
         else:
             s = sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
                                                      data.reason, at, source), batch.sessions)
+            if pile.alley.feeder_limit_w is not None:  # headroom may have appeared
+                batch.budget_alleys.add(pile.alley_id)
         batch.session_news.append((pile, s))
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
@@ -226,6 +237,8 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
             batch.samples)
         s = batch.sessions.get((pile.id, data.session))
+        if pile.alley.feeder_limit_w is not None:  # a taper frees headroom too
+            batch.budget_alleys.add(pile.alley_id)
         if s is not None:
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
@@ -238,6 +251,12 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                             received_at=msg.arrived_at, now=now, rules=settings.alerts)
     elif kind == "ack":
         cutoff.on_ack(pile, data.cmd, data.result, data.detail, now)
+        budget_queue.on_ack(pile, data.cmd, data.result, data.detail, now)
+    elif kind == "authorize":
+        late = source == "device" and (msg.arrived_at - at).total_seconds() > \
+            admission.ANSWER_WAIT_S
+        admission.on_authorize(pile, data.port, data.card, data.id, at, msg.arrived_at, now,
+                               settings.budget, late=late)
     else:  # pragma: no cover - topics.parse admits only the kinds above
         raise Rejected("unknown_kind", kind, pile.id)
 
@@ -287,6 +306,8 @@ def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
     batch = message_log.IngestBatch(now=now, throttle=_throttle())
     _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
     outcomes = [apply(m, batch, settings) for m in messages]
+    # Headroom may have appeared: the first of a queue start now, not at the next tick.
+    budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
     batch.flush()
     session_messages.on_sessions(batch.session_news, now, settings.alerts.paging)
     db.session.commit()

@@ -132,6 +132,7 @@ def all_jobs() -> dict[str, Job]:
     from . import (  # noqa: F401
         alerts,
         billing,
+        budget,
         ingest,
         maintenance,
         payments,

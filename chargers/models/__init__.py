@@ -17,6 +17,7 @@ from .billing import (
     ReviewItem,
     Tariff,
 )
+from .budget import Authorization, FeederSample, FeederState
 from .charging import ChargingSession, MeterSample
 from .commands import Command
 from .maintenance import (
@@ -57,6 +58,7 @@ __all__ = [
     "PaymentNotice",
     "PaymentOrder",
     "PaymentRefund",
+    "Authorization", "FeederSample", "FeederState",
     "CardCheck",
     "CardProfile",
     "PileConfig",

@@ -34,6 +34,8 @@ class ChargingSession(db.Model):
     energy_wh: Mapped[float] = mapped_column(Float, default=0.0)
     stop_reason: Mapped[str | None] = mapped_column(String(16))
     last_meter_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The power of the newest reading (the alley's feeder load is their sum).
+    last_power_w: Mapped[float | None] = mapped_column(Float)
     # Whether started_at/ended_at come from the pile's clock ("device") or from
     # arrival time ("server") because the pile's clock was implausible.
     time_source: Mapped[str] = mapped_column(String(8), default="device")

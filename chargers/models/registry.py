@@ -43,6 +43,10 @@ class Alley(db.Model):
     # (services/payments/limits.py).
     topup_min_cents: Mapped[int | None] = mapped_column(Integer)
     topup_max_cents: Mapped[int | None] = mapped_column(Integer)
+    # The power the alley's shared supply may carry for charging (None: no budget) and
+    # the safety margin kept under it (None: the deployment's BUDGET_MARGIN_PCT).
+    feeder_limit_w: Mapped[int | None] = mapped_column(Integer)
+    feeder_margin_w: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     piles: Mapped[list[Pile]] = relationship(
@@ -79,6 +83,9 @@ class Pile(db.Model):
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
     # v1.1 features the pile announced in its last boot (`config`, `authorize`, `start`).
     features: Mapped[list | None] = mapped_column(JSON, default=list)
+    # The power this pile's own supply line may carry for charging (None: only the
+    # alley's feeder limit applies): services/budget.
+    power_limit_w: Mapped[int | None] = mapped_column(Integer)
     # Times a session's cumulative energy reading fell on this pile (counter resets).
     meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

@@ -7,7 +7,15 @@ from __future__ import annotations
 import re
 
 from ..constants import FIRE_CODES as _FIRE_CODES
-from ..constants import AckResult, CommandAction, FaultCode, PortStatus, StopReason
+from ..constants import (
+    AckResult,
+    AuthorizeReason,
+    AuthorizeResult,
+    CommandAction,
+    FaultCode,
+    PortStatus,
+    StopReason,
+)
 
 PILE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"  # the pile's MQTT client id and username
 PILE_ID_RE = re.compile(PILE_ID_PATTERN)
@@ -15,7 +23,7 @@ MAX_PORTS = 32  # `boot.ports` is 1-32; ports are numbered from 1
 MAX_PAYLOAD_BYTES = 4096
 
 DEVICE_KINDS = ("online", "boot", "heartbeat", "status", "meter", "session", "fault", "ack",
-                "config")
+                "config", "authorize")
 COMMAND_KIND = "cmd"  # the backend's own topic (backend → device)
 
 # Plain strings made from chargers.constants (the one place of every code list), so
@@ -27,9 +35,13 @@ FIRE_CODES = tuple(c.value for c in _FIRE_CODES)
 STOP_REASONS = tuple(c.value for c in StopReason)
 SESSION_EVENTS = ("start", "stop")
 # What staff may send by hand; `config` goes only from services/devices/config.py.
-COMMAND_ACTIONS = tuple(c.value for c in CommandAction if c != CommandAction.CONFIG)
+COMMAND_ACTIONS = tuple(c.value for c in CommandAction
+                        if c not in (CommandAction.CONFIG, CommandAction.AUTHORIZE,
+                                     CommandAction.START))
 ACK_RESULTS = tuple(c.value for c in AckResult)
 
 # v1.1 features a pile may announce in `boot.features`.
 FEATURES = ("authorize", "config", "start")
 OFFLINE_POLICIES = ("accept", "reject")
+AUTHORIZE_RESULTS = tuple(c.value for c in AuthorizeResult)
+AUTHORIZE_REASONS = tuple(c.value for c in AuthorizeReason)

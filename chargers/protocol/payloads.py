@@ -166,6 +166,13 @@ class Ack(Envelope):
     detail: Annotated[Text, Field(max_length=1000)] | None = None
 
 
+class Authorize(Envelope):
+    """v1.1 `authorize`: a card presented at a port, before any power flows."""
+
+    port: Port
+    card: Text64
+
+
 class ConfigSettings(BaseModel):
     """The `config` keys of the protocol (all optional). A command carries the ones
     desired; a report, the ones the pile applied."""
@@ -202,6 +209,7 @@ _ADAPTERS: dict[str, TypeAdapter] = {
     "fault": TypeAdapter(Fault),
     "ack": TypeAdapter(Ack),
     "config": TypeAdapter(ConfigReport),
+    "authorize": TypeAdapter(Authorize),
 }
 JSON_KINDS = tuple(_ADAPTERS)
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from ..extensions import db
-from ..models import JobRunLog, MeterSample, Notification, Rejection, utcnow
+from ..models import FeederSample, JobRunLog, MeterSample, Notification, Rejection, utcnow
 from ..settings import RetentionRule
 
 
@@ -44,6 +44,8 @@ def purge(rule: RetentionRule, now: datetime | None = None) -> dict[str, int]:
     out = {}
     plan = [
         ("meter_samples", MeterSample, MeterSample.received_at, rule.meter_days, None),
+        # The feeder's load curve is readings too (kept as long; the peak looks 30 days back).
+        ("feeder_samples", FeederSample, FeederSample.at, rule.meter_days, None),
         ("notifications", Notification, Notification.sent_at, rule.notification_days,
          Notification.status == "sent"),
         ("rejections", Rejection, Rejection.received_at, rule.rejection_days, None),

@@ -114,14 +114,18 @@ class LineChart:
     lines: list[Line] = field(default_factory=list)
     ticks: list[tuple[float, str]] = field(default_factory=list)
     marks: list[tuple[float, str]] = field(default_factory=list)  # vertical lines (x, label)
+    levels: list[tuple[float, str]] = field(default_factory=list)  # horizontal lines (y, label)
 
 
 def line_chart(title: str, seconds: Sequence[float], series: Sequence[tuple[str, Sequence, str, str]],
                *, tick_every_s: int = 1800, marks: Sequence[tuple[float, str]] = (),
+               levels: Sequence[tuple[float, str]] = (), tick_offset_s: float = 0,
                width: int = 640, height: int = 220) -> LineChart:
     """Curves over time on one chart: `seconds` since the start, then for each series
     (name, values (None = no reading), colour, unit); the first series scales to the
-    left axis, the others each to their own maximum (their maximum is printed)."""
+    left axis, the others each to their own maximum (their maximum is printed).
+    `levels` are horizontal lines on the first axis (a limit), which they stretch to
+    show; tick labels count from `tick_offset_s` (a clock time of day)."""
     left, right, top, bottom = 36, 36, 18, 22
     base = height - bottom
     span = max(max(seconds or [0]), 1.0)
@@ -131,16 +135,21 @@ def line_chart(title: str, seconds: Sequence[float], series: Sequence[tuple[str,
         return round(left + t * sx, 1)
 
     lines = []
+    first_hi = 1.0
     for i, (name, values, colour, unit) in enumerate(series):
         vals = [v for v in values if v is not None]
         lo = 0.0 if i == 0 else min(vals or [0.0])
         hi = max(vals or [1.0])
+        if i == 0:
+            hi = max([hi, *(v for v, _label in levels)])
+            first_hi = hi if hi > 0 else 1.0
         hi = hi if hi > lo else lo + 1.0
         pts = " ".join(f"{x(t)},{round(base - (base - top) * (v - lo) / (hi - lo), 1)}"
                        for t, v in zip(seconds, values, strict=False) if v is not None)
         lines.append(Line(name, pts, colour, f"{hi:.0f} {unit}" if i == 0 else
                           f"{lo:.0f}–{hi:.0f} {unit}", "left" if i == 0 else "right"))
-    ticks = [(x(t), f"{int(t // 3600)}:{int(t % 3600 // 60):02d}")
+    ticks = [(x(t), f"{int((t + tick_offset_s) // 3600)}:{int((t + tick_offset_s) % 3600 // 60):02d}")
              for t in range(0, int(span) + 1, tick_every_s)]
     return LineChart(title, width, height, top, base, left, right, lines, ticks,
-                     [(x(t), label) for t, label in marks])
+                     [(x(t), label) for t, label in marks],
+                     [(round(base - (base - top) * v / first_hi, 1), label) for v, label in levels])

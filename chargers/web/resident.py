@@ -14,6 +14,7 @@ from .. import settings
 from ..extensions import limiter
 from ..outcomes import render
 from ..services.alerts import notify, reports
+from ..services.budget import queue as budget_queue
 from ..services.charging import availability, time_left
 from ..services.devices import alleys, piles
 from ..services.errors import Invalid
@@ -71,7 +72,14 @@ def pile(pile_id: str):
     view = availability.pile_view(pile)
     now = datetime.now(UTC)
     time_left.fill([view], pile.alley_id, now)
+    queue_at = {}
+    if budget_queue.positions([pile.id]):  # someone waits here: when may they start?
+        everyone = availability.alley_view(pile.alley).piles
+        time_left.fill(everyone, pile.alley_id, now)
+        queue_at = budget_queue.places(pile.id, [p.estimate.minutes for v in everyone
+                                                 for p in v.ports if p.estimate])
     return render_template("resident/pile.html", pile=pile, alley=pile.alley, view=view,
+                           queue_at=queue_at,
                            refresh=REFRESH_SECONDS, now=now,
                            overstay_minutes=overstay.minutes_by_port([pile.id], now=now),
                            service_contacts=notify.public_contacts(pile.alley_id))

@@ -3,7 +3,7 @@ notifications, the providers' daily bills and reconciliation findings; a month's
 online money and payment fees
 
 Revision ID: y20_pay01
-Revises: y18_chan01
+Revises: y19_budget01
 Create Date: 2026-12-06 04:12:04.019071
 
 """
@@ -15,7 +15,7 @@ import chargers.models.base
 
 # revision identifiers, used by Alembic.
 revision = 'y20_pay01'
-down_revision = 'y18_chan01'
+down_revision = 'y19_budget01'
 branch_labels = None
 depends_on = None
 

@@ -33,11 +33,14 @@ DEFAULT_SEVERITY = {
     # The risk grade of a session (services/safety/): a battery or charger, not the pile.
     "battery_risk_high": "major",
     "battery_risk": "minor",
+    # The alley's feeder stayed over its limit (services/budget/overload.py).
+    "over_budget": "major",
 }
 # Alert codes that are about the link, not the hardware, or only a resident's word:
 # they never make a port unavailable to residents (staff look and decide).
 NOT_HARDWARE = ("offline", "data_loss", "report_burning", "report_no_power",
-                "report_damaged", "report_other", "battery_risk_high", "battery_risk")
+                "report_damaged", "report_other", "battery_risk_high", "battery_risk",
+                "over_budget")
 
 
 def severity_for(code: str, overrides: Mapping[str, str] | None = None) -> str:

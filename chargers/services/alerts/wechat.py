@@ -49,6 +49,7 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "stopped": {"thing1": "place", "time2": "time", "thing3": "reason"},
     "failed": {"thing1": "place", "time2": "time", "thing3": "subject"},
     "queue_start": {"thing1": "place", "time2": "time"},
+    "budget_stop": {"thing1": "place", "time2": "time"},
     "low_balance": {"thing1": "alley", "amount2": "balance"},
     "negative": {"thing1": "alley", "amount2": "balance"},
 }

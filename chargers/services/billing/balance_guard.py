@@ -7,7 +7,11 @@ the command service with the reason recorded on the session and in the money aud
   (one at a time); outside its period it is treated as prepaid;
 - no card, unknown card or a card of another alley: after a grace, unless the alley
   allows unbilled charging;
-- exempt: never.
+- exempt: never;
+- a session that began on our answer to the pile's `authorize` (services/budget): never,
+  the pile keeps the limits we gave it (`max_wh`, `max_minutes`) and stops it itself.
+  Piles without the feature, and sessions a pile began on its own (its offline policy),
+  keep the guard.
 
 `check` commits.
 """
@@ -20,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import AccountCard, Alley, ChargingSession, MeterSample, Pile
+from ...models import AccountCard, Alley, Authorization, ChargingSession, MeterSample, Pile
 from ...settings import GuardRule  # re-exported: built by the doors
 from ..devices import commands
 from . import accounts, ledger, pricing
@@ -86,7 +90,11 @@ def check(now: datetime, rule: GuardRule) -> Counter:
                ChargingSession.started_at.is_not(None),
                ChargingSession.guard_stop_at.is_(None))
         .order_by(ChargingSession.started_at)).all()
+    authorized = set(db.session.scalars(select(Authorization.session_id).where(
+        Authorization.session_id.in_([s.id for s, _p in rows])))) if rows else set()
     for s, pile in rows:
+        if s.id in authorized:
+            continue
         alley = pile.alley
         why = reason_to_stop(s, alley, now, rule)
         if why is None:

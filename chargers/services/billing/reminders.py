@@ -15,7 +15,8 @@ Conditions and their once-only keys (`Reminder.key`, unique in the database):
 Other services reach a resident through the same channels with `queue_to_account`
 (the overstay nudge: kind `overstay`, no Reminder row; the session messages of
 chargers.services.billing.messages: `session_start`, `full`, `stopped`, `failed`, with
-Reminder rows keyed per session; `queue_start` for the power-budget queue).
+Reminder rows keyed per session; `queue_start` for the power-budget queue and
+`budget_stop` for its over-limit stop).
 
 Residents hear by WeChat subscription message (the openid under the official account),
 SMS and/or e-mail (ResidentChannels; WeChat and SMS through chargers.services.alerts.wechat
@@ -228,6 +229,12 @@ def _compose(kind: str, data: dict) -> tuple[str, str]:
         return (_("Battery or charger may be faulty: %(pile)s port %(port)s", **data),
                 _("%(alley)s, pile %(pile)s, port %(port)s: the battery or charger may be "
                   "faulty. Please stop using it and have it checked.", **data))
+    if kind == "budget_stop":
+        return (_("Charging stopped: the alley's supply is overloaded (%(pile)s port "
+                  "%(port)s)", **data),
+                _("%(alley)s, pile %(pile)s, port %(port)s: the alley's shared power supply "
+                  "was over its limit, so your charge was stopped. Please try again later.",
+                  **data))
     return (_("Public accounts for %(month)s", **data),
             _("%(alley)s: the charging piles' accounts for %(month)s are published: "
               "%(url)s", **data))

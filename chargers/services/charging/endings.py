@@ -31,7 +31,9 @@ from ...models import ChargingSession, Command, ReviewItem
 ENDINGS = ("full", "unplugged", "user", "staff", "fault", "power_loss", "timeout", "remote",
            "balance", "unknown_card", "monthly_hours", "monthly_busy", "assigned",
            # the backend's own limits (services/safety/limits.py; `full` as above)
-           "overload", "too_long", "risk")
+           "overload", "too_long", "risk",
+           # the alley's power budget (services/budget/overload.py)
+           "over_budget")
 # The pile's reasons a guard's decision explains (it asked the pile to stop).
 _GUARDED = ("remote", "balance", None)
 # How late after the session's end (the pile's clock) a stop command may be dated.

@@ -187,6 +187,7 @@ def on_meter(pile: Pile, r: Reading, cache: dict | None = None,
         if s.last_meter_at is None or r.at >= s.last_meter_at or s.meter_last_wh is None:
             _advance(pile, s, r.energy_wh)
             s.last_meter_at = max(r.at, s.last_meter_at or r.at)
+            s.last_power_w = r.power_w  # the feeder's load is the sum of these
     if samples is not None:
         samples.append((s, {"pile_id": pile.id, "port": r.port, "ts": r.at,
                             "received_at": r.received_at, "power_w": r.power_w,

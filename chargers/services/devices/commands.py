@@ -8,7 +8,9 @@ Pile.enabled, so our records follow what the pile actually did.
 
 Who commits: `create` and `on_ack` (the ingest's batch) add and flush only;
 `issue` (staff), `dispatch_pending` and `expire` (jobs) commit. Publishing and timeouts
-follow a `settings.CommandRules` passed in by the door.
+follow a `settings.CommandRules` passed in by the door. The answer to an `authorize`
+(services/budget) goes out the same way but is not acked by the pile: it stays `sent`
+(it was published) and never times out.
 
 A command's outcome is a code (`Command.outcome`: no_ack, unsent, late) beside the
 pile's own words (`Command.pile_detail`); its entries in an alert's history are codes
@@ -38,6 +40,9 @@ log = logging.getLogger(__name__)
 
 ACTIONS = COMMAND_ACTIONS
 FINAL = (CommandStatus.ACCEPTED, CommandStatus.REJECTED, CommandStatus.TIMEOUT)
+# Sent only by services: a pile's configuration, the answer to its `authorize` (never
+# acked: it stays `sent`), the start of a queued session (services/budget).
+SERVICE_ACTIONS = (CommandAction.CONFIG, CommandAction.AUTHORIZE, CommandAction.START)
 
 
 _signals = Namespace()
@@ -57,7 +62,7 @@ def brief(cmd: Command) -> dict:
 
 
 def _check(pile: Pile, port: int | None, action: str) -> None:
-    if action not in ACTIONS and action != CommandAction.CONFIG:  # config: services only
+    if action not in ACTIONS and action not in SERVICE_ACTIONS:  # services only
         raise Invalid("command.action_unknown", choices=", ".join(ACTIONS))
     if action == "stop" and port is None:
         raise Invalid("command.stop_needs_port")
@@ -143,15 +148,19 @@ def payload(cmd: Command, pile: Pile, now: datetime, default_timezone: str = "UT
 
 
 def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
-                     rules: CommandRules, limit: int = 100) -> int:
-    """Publish pending commands, oldest first, marking each `sent` right after its
-    publish. A failed publish stops the round; the rest wait for the next. Commits.
+                     rules: CommandRules, limit: int = 100,
+                     actions: tuple[str, ...] | None = None) -> int:
+    """Publish pending commands (of `actions` only, when given), oldest first, marking
+    each `sent` right after its publish. A failed publish stops the round; the rest
+    wait for the next. Commits.
 
     At least once: a crash between publish and commit sends the same id again, and
     the pile answers a repeated id with the same ack.
     """
     sent = 0
     stmt = select(Command.id).where(Command.status == CommandStatus.PENDING).order_by(Command.created_at)
+    if actions is not None:
+        stmt = stmt.where(Command.action.in_(actions))
     for cmd_id in list(db.session.scalars(stmt.limit(limit))):
         # Several workers may dispatch at once (a fire cut-off is published by the
         # worker that applied the fault): each command is taken under a row lock
@@ -178,6 +187,34 @@ def dispatch_pending(publish: Callable[[str, dict], None], now: datetime | None,
     return sent
 
 
+def publish_answers(publish: Callable[[str, dict], None], now: datetime | None,
+                    rules: CommandRules, limit: int = 200) -> int:
+    """Publish the pending answers to piles' `authorize` at once: taken together under
+    row locks the others skip, published, marked `sent`, one commit (a pile waits for
+    them; dispatch_pending's commit per command is for commands a pile acks). A failed
+    publish leaves the rest pending for the dispatch job. Commits."""
+    rows = list(db.session.scalars(
+        select(Command).where(Command.status == CommandStatus.PENDING,
+                              Command.action == CommandAction.AUTHORIZE)
+        .order_by(Command.created_at).limit(limit).with_for_update(skip_locked=True)))
+    sent = 0
+    piles_by_id: dict[str, Pile] = {}
+    for cmd in rows:
+        now_ = now or utcnow()
+        pile = piles_by_id.get(cmd.pile_id) or db.session.get(Pile, cmd.pile_id)
+        piles_by_id[cmd.pile_id] = pile
+        try:
+            publish(topic(cmd.pile_id, rules.topic_prefix),
+                    payload(cmd, pile, now_, rules.default_timezone))
+        except Exception as exc:  # the broker is away: the rest wait for the job
+            log.warning("answer %s to %s not published: %s", cmd.id, cmd.pile_id, exc)
+            break
+        cmd.status, cmd.sent_at, cmd.attempts = CommandStatus.SENT, now_, (cmd.attempts or 0) + 1
+        sent += 1
+    db.session.commit()
+    return sent
+
+
 def expire(now: datetime | None, rules: CommandRules) -> int:
     """Sent commands with no ack after COMMAND_TIMEOUT_S, and commands that could not
     be published for COMMAND_UNSENT_TIMEOUT_S, become `timeout`. Commits."""
@@ -185,7 +222,8 @@ def expire(now: datetime | None, rules: CommandRules) -> int:
     sent_before = now - timedelta(seconds=rules.timeout_s)
     made_before = now - timedelta(seconds=rules.unsent_timeout_s)
     stmt = select(Command).where(
-        ((Command.status == CommandStatus.SENT) & (Command.sent_at <= sent_before))
+        ((Command.status == CommandStatus.SENT) & (Command.sent_at <= sent_before)
+         & (Command.action != CommandAction.AUTHORIZE))  # an answer is never acked
         | ((Command.status == CommandStatus.PENDING) & (Command.created_at <= made_before))
     )
     n = 0

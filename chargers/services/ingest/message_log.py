@@ -107,6 +107,9 @@ class IngestBatch:
     # prefetch found most of the batch's piles held by another worker (so waited for
     # one, or left at least half for later)
     contended: bool = False
+    # alleys under a power budget where a session ended or a reading came in this
+    # batch: their queue is looked at once the batch's messages are applied
+    budget_alleys: set = field(default_factory=set)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
                  port_keys: set[tuple[str, int]] = frozenset(), *,

@@ -15,5 +15,6 @@ reconciliation with the providers' bills.
 - `oauth`: the official account's OAuth (snsapi_base) giving a resident's openid.
 
 Money moves only through billing.ledger. Imports billing/ (ledger, accounts), devices/
-(alleys), the shared modules, models, constants and the SDKs; never a door, nor the local emulators of the providers.
+(alleys), the shared modules, models, constants and the SDKs; never a door, nor
+the local emulators of the providers.
 Functions that change data commit."""

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from flask import current_app, jsonify
 
+from ... import settings
+from ...services.budget import feeder
 from ...services.charging import availability, time_left
 from ...services.devices import alleys
 from .. import viewcache
@@ -62,4 +64,7 @@ def _alley_json(slug: str) -> dict:
     return {"slug": view.slug, "name": view.name, "timezone": alley.timezone,
             "free": view.free, "ports": view.ports, "counts": view.counts(),
             "next_free_minutes": next_free,
+            "load_w": round(feeder.load_w(alley.id, datetime.now(UTC),
+                                          settings.budget(current_app.config))),
+            "queue": feeder.queue_length(alley.id),
             "piles": [pile_json(p) for p in view.piles]}

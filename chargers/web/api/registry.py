@@ -7,6 +7,7 @@ from flask import current_app, jsonify, request
 from ... import settings
 from ...models import Alley, Pile, utcnow
 from ...services import onboarding
+from ...services.budget import feeder
 from ...services.devices import alleys, piles
 from ...services.devices import config as pile_config
 from ..access import token_required
@@ -14,12 +15,21 @@ from . import bp
 from .common import body, iso, page_args
 from .schemas import AlleyCreate, AlleyUpdate, PileCreate, PileUpdate
 
+# Not the alley's registry fields: set by their own services.
+BUDGET_FIELDS = {"device_settings", "feeder_limit_w", "feeder_margin_w"}
+
+
+def _budget_fields(data) -> dict:
+    return {k: getattr(data, k) for k in ("feeder_limit_w", "feeder_margin_w")
+            if k in data.model_fields_set}
+
 
 def alley_json(a: Alley) -> dict:
     return {"slug": a.slug, "name": a.name, "street": a.street, "community": a.community,
             "address": a.address, "timezone": a.timezone, "contacts": a.contacts,
             "tariff_cents_per_kwh": a.tariff_cents_per_kwh, "auto_cutoff": a.auto_cutoff,
             "allow_unbilled": a.allow_unbilled, "device_settings": a.device_settings or {},
+            "feeder_limit_w": a.feeder_limit_w, "feeder_margin_w": a.feeder_margin_w,
             "piles": len(a.piles), "created_at": iso(a.created_at)}
 
 
@@ -31,15 +41,18 @@ def pile_json(p: Pile) -> dict:
             "meter_resets": p.meter_resets or 0,
             "port_states": [{"port": x.number, "status": x.status, "enabled": x.enabled,
                              "since": iso(x.status_since)} for x in p.ports],
-            "features": list(p.features or []), "config": pile_config.view(p)}
+            "features": list(p.features or []), "config": pile_config.view(p),
+            "power_limit_w": p.power_limit_w}
 
 
 @bp.post("/alleys")
 @token_required
 def create_alley(user):
     data = body(AlleyCreate)
-    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump(exclude={"device_settings"})),
-                                settings.alley_defaults(current_app.config), by=user)
+    alley = onboarding.create_alley(alleys.AlleyInput(**data.model_dump(exclude=BUDGET_FIELDS)),
+                                    settings.alley_defaults(current_app.config), by=user)
+    if data.model_fields_set & {"feeder_limit_w", "feeder_margin_w"}:
+        alley = feeder.set_limit(user, alley.slug, _budget_fields(data), utcnow())
     if data.device_settings is not None:
         alley = pile_config.set_alley_settings(user, alley.slug, data.device_settings,
                                                settings.limits(current_app.config), utcnow())
@@ -53,7 +66,9 @@ def update_alley(user, slug: str):
     if data.device_settings is not None:  # checked first: a bad key changes nothing
         pile_config.clean(data.device_settings)
     alley = onboarding.update_alley(user, slug, alleys.AlleyInput(
-        **data.model_dump(exclude={"device_settings"})))
+        **data.model_dump(exclude=BUDGET_FIELDS)))
+    if data.model_fields_set & {"feeder_limit_w", "feeder_margin_w"}:
+        alley = feeder.set_limit(user, slug, _budget_fields(data), utcnow())
     if data.device_settings is not None:
         alley = pile_config.set_alley_settings(user, slug, data.device_settings,
                                                settings.limits(current_app.config), utcnow())
@@ -73,7 +88,10 @@ def list_piles(user):
 @token_required
 def create_pile(user):
     data = body(PileCreate)
-    pile, secret = piles.register_pile(user, piles.PileInput(**data.model_dump(exclude={"config"})))
+    pile, secret = piles.register_pile(user, piles.PileInput(
+        **data.model_dump(exclude={"config", "power_limit_w"})))
+    if "power_limit_w" in data.model_fields_set:
+        pile = feeder.set_pile_limit(user, pile.id, data.power_limit_w)
     if data.config is not None:
         pile = pile_config.set_pile_overrides(user, pile.id, data.config,
                                               settings.limits(current_app.config), utcnow())
@@ -92,7 +110,10 @@ def update_pile(user, pile_id: str):
     data = body(PileUpdate)
     if data.config is not None:
         pile_config.clean(data.config)
-    pile = piles.update_pile(user, pile_id, piles.PileInput(**data.model_dump(exclude={"config"})))
+    pile = piles.update_pile(user, pile_id, piles.PileInput(
+        **data.model_dump(exclude={"config", "power_limit_w"})))
+    if "power_limit_w" in data.model_fields_set:
+        pile = feeder.set_pile_limit(user, pile_id, data.power_limit_w)
     if data.config is not None:
         pile = pile_config.set_pile_overrides(user, pile_id, data.config,
                                               settings.limits(current_app.config), utcnow())

@@ -27,6 +27,9 @@ class AlleyUpdate(_Strict):
     allow_unbilled: bool | None = None
     # The protocol's config keys for every pile (services/devices/config.py checks them).
     device_settings: dict | None = None
+    # The alley's power budget (services/budget): null clears it.
+    feeder_limit_w: int | None = Field(None, ge=0, le=10_000_000)
+    feeder_margin_w: int | None = Field(None, ge=0, le=10_000_000)
 
 
 class AlleyCreate(AlleyUpdate):
@@ -42,6 +45,8 @@ class PileUpdate(_Strict):
     enabled: bool | None = None
     # The pile's own config keys over its alley's.
     config: dict | None = None
+    # The power the pile's own line may carry for charging (null: none; services/budget).
+    power_limit_w: int | None = Field(None, ge=0, le=1_000_000)
 
 
 class PileCreate(PileUpdate):

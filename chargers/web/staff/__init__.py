@@ -28,6 +28,7 @@ from . import (  # noqa: E402,F401
     accounts,
     alerts,
     billing,
+    budget,
     ingest,
     maintenance,
     payments,

@@ -36,6 +36,7 @@ from ...services.devices import alleys, commands, piles
 from ...services.errors import DomainError
 from ..validation import DB_INT_MAX
 from . import bp
+from .budget import feeder_chart_of
 from .wording import ACTION_LABELS
 
 REFRESH_MS = 5000
@@ -140,8 +141,17 @@ def alerts_feed():
 def _alert_page(alert_id: int, note_form=None, resolve_form=None):
     alert = alert_svc.get_alert(current_user, alert_id)
     g.tz = alert.pile.alley.timezone
+    feeder_chart = None
+    if alert.code == "over_budget":  # the feeder's load on the day it went over
+        feeder_chart = feeder_chart_of(alert.pile.alley, alert.raised_at)
     return render_template(
-        "staff/alert.html", alert=alert, note_form=note_form or NoteForm(),
+        "staff/alert_feeder.html" if feeder_chart else "staff/alert.html",
+        feeder_chart=feeder_chart, **_alert_context(alert, note_form, resolve_form))
+
+
+def _alert_context(alert, note_form=None, resolve_form=None) -> dict:
+    return dict(
+        alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
         notes=notify.notifications_for(alert.id), reports=reports.for_alert(alert.id),

@@ -23,6 +23,7 @@ from ...models import utcnow
 from ...money import yuan_decimal
 from ...outcomes import render as outcome
 from ...services.billing import exports, money_dashboard, monthly_close, reconciliation, reminders
+from ...services.budget import queue as budget_queue
 from ...services.devices import alleys
 from ...services.errors import DomainError
 from ..charts import kwh1, month_charts, series_charts
@@ -88,7 +89,8 @@ def month(slug: str, month: str):
                            versions=monthly_close.versions(mc),
                            rec=reconciliation.reconcile(mc, _rule()),
                            charts=month_charts(mc.daily), kwh1=kwh1, threshold=_rule().loss_pct,
-                           statements=monthly_close.statements_for(mc))
+                           statements=monthly_close.statements_for(mc),
+                           waits=budget_queue.month_waits(alley, mc.month))
 
 
 @bp.post("/months/<slug>/<month>/publish")

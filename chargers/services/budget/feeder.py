@@ -1,0 +1,248 @@
+"""The alley's feeder: limit, margin, load now, expected draw, headroom; the lock that
+serializes admission per alley; the samples behind the staff feeder page."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import mean
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+
+from ...constants import QueueState
+from ...extensions import db
+from ...models import (
+    Alley,
+    Authorization,
+    CardProfile,
+    ChargingSession,
+    FeederSample,
+    Pile,
+)
+from ...models.bulk import is_postgres
+from ...settings import BudgetRule
+from ..devices import config as pile_config
+
+# The advisory-lock namespace of admission (any constant the product uses once; the
+# receipt numbering's is 0x5E41).
+BUDGET_LOCK = 0xB06E
+EVENING = (17, 23)  # local hours [from, to) of the evening peak
+TYPICAL_PORT_W = 400  # a port's draw when the alley has no charge history yet
+
+
+def lock(alley_id: int) -> None:
+    """Hold the alley's admission until the transaction ends: two workers answering
+    authorizes at once see each other's admissions (PostgreSQL; SQLite writes one at a
+    time anyway)."""
+    if is_postgres():
+        db.session.execute(select(func.pg_advisory_xact_lock(BUDGET_LOCK, alley_id)))
+
+
+def limit_and_margin(alley: Alley, rule: BudgetRule) -> tuple[int | None, int]:
+    """(feeder limit W or None: no budget, safety margin W)."""
+    if alley.feeder_limit_w is None:
+        return None, 0
+    if alley.feeder_margin_w is not None:
+        return alley.feeder_limit_w, alley.feeder_margin_w
+    return alley.feeder_limit_w, alley.feeder_limit_w * rule.margin_pct // 100
+
+
+def _charging(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None):
+    cs = ChargingSession
+    stmt = (select(cs).join(Pile, Pile.id == cs.pile_id)
+            .where(Pile.alley_id == alley_id, cs.status == "active", cs.ended_at.is_(None),
+                   cs.last_power_w.is_not(None),
+                   cs.last_meter_at >= now - timedelta(seconds=rule.reading_fresh_s)))
+    return stmt if pile_id is None else stmt.where(cs.pile_id == pile_id)
+
+
+def load_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None) -> float:
+    """The charging power now: the sum of the last readings of the sessions charging
+    (readings older than `reading_fresh_s` do not count), of the alley or one pile."""
+    sub = _charging(alley_id, now, rule, pile_id).subquery()
+    return float(db.session.scalar(select(func.coalesce(func.sum(sub.c.last_power_w), 0.0))))
+
+
+def charging_sessions(alley_id: int, now: datetime, rule: BudgetRule) -> list[ChargingSession]:
+    """The sessions whose readings make the load now."""
+    return list(db.session.scalars(_charging(alley_id, now, rule)))
+
+
+def pending_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None) -> int:
+    """The expected draw of sessions admitted (accepted, or started from the queue) that
+    have not reported a reading yet, for at most `admit_ttl_s` (of the alley or one
+    pile)."""
+    a, cs = Authorization, ChargingSession
+    only = (a.pile_id == pile_id) if pile_id is not None else True
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(a.expected_w), 0))
+        .outerjoin(cs, cs.id == a.session_id)
+        .where(only, a.alley_id == alley_id, a.admitted_at.is_not(None),
+               a.admitted_at >= now - timedelta(seconds=rule.admit_ttl_s),
+               or_(a.queue_state.is_(None), a.queue_state != QueueState.DROPPED),
+               or_(a.session_id.is_(None),
+                   (cs.last_power_w.is_(None)) & (cs.status == "active"))))) or 0
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit_w: int | None
+    margin_w: int
+    load_w: float
+    pending_w: int
+
+    @property
+    def headroom_w(self) -> float | None:
+        """limit − margin − load now − expected draw (None: the alley has no budget)."""
+        if self.limit_w is None:
+            return None
+        return self.limit_w - self.margin_w - self.load_w - self.pending_w
+
+
+def budget(alley: Alley, now: datetime, rule: BudgetRule) -> Budget:
+    """The alley's budget now."""
+    limit, margin = limit_and_margin(alley, rule)
+    return Budget(limit, margin, load_w(alley.id, now, rule),
+                  pending_w(alley.id, now, rule) if limit is not None else 0)
+
+
+def pile_headroom_w(pile: Pile, now: datetime, rule: BudgetRule) -> float | None:
+    """Room left under the pile's own limit (None: it has none): limit − its load now
+    − the expected draw of its sessions just admitted."""
+    if pile.power_limit_w is None:
+        return None
+    return (pile.power_limit_w - load_w(pile.alley_id, now, rule, pile.id)
+            - pending_w(pile.alley_id, now, rule, pile.id))
+
+
+def expected_w(pile: Pile, card: str | None, rule: BudgetRule) -> int:
+    """What a new session is expected to draw: the card's usual bulk power in the
+    alley (its past charges), else the port limit."""
+    if card:
+        prof = db.session.get(CardProfile, (pile.alley_id, card))
+        if prof is not None and prof.sessions and prof.bulk_w:
+            return int(math.ceil(prof.bulk_w))
+    return pile_config.limits(pile, rule.limits).max_power_w
+
+
+def queue_length(alley_id: int) -> int:
+    """Residents waiting for power in the alley."""
+    return int(db.session.scalar(select(func.count(Authorization.id)).where(
+        Authorization.alley_id == alley_id,
+        Authorization.queue_state == QueueState.WAITING)) or 0)
+
+
+def sample(alley: Alley, now: datetime, load: float, queue: int, limit: int | None) -> None:
+    """Keep one point of the load curve. No commit."""
+    db.session.add(FeederSample(alley_id=alley.id, at=now, load_w=round(load, 1), queue=queue,
+                                limit_w=limit))
+
+
+def day_samples(alley: Alley, day_start: datetime, day_end: datetime) -> list[FeederSample]:
+    """The samples of [day_start, day_end), oldest first."""
+    return list(db.session.scalars(select(FeederSample).where(
+        FeederSample.alley_id == alley.id, FeederSample.at >= day_start,
+        FeederSample.at < day_end).order_by(FeederSample.at)))
+
+
+def evening_peak(alley: Alley, now: datetime,
+                 days: int = 30) -> tuple[float | None, datetime | None]:
+    """The highest load sampled in the evenings (local EVENING hours, in the alley's
+    zone) of the last `days` days, and when."""
+    tz = ZoneInfo(alley.timezone)
+    rows = db.session.execute(select(FeederSample.at, FeederSample.load_w).where(
+        FeederSample.alley_id == alley.id,
+        FeederSample.at >= now - timedelta(days=days)).order_by(FeederSample.load_w.desc())
+        .limit(5000)).all()
+    for at, w in rows:  # highest first: the first one in the evening
+        if EVENING[0] <= at.astimezone(tz).hour < EVENING[1]:
+            return w, at
+    return None, None
+
+
+def typical_port_w(alley: Alley) -> float:
+    """A port's typical draw in this alley: the mean bulk power of its cards' charges."""
+    values = [w for (w,) in db.session.execute(select(CardProfile.bulk_w).where(
+        CardProfile.alley_id == alley.id, CardProfile.bulk_w.is_not(None)))]
+    return mean(values) if values else TYPICAL_PORT_W
+
+
+def more_ports(alley: Alley, peak_w: float | None, rule: BudgetRule) -> int | None:
+    """How many more ports the supply can take at the observed peak: what is left
+    under limit − margin, in ports of the alley's typical draw (None: no limit)."""
+    limit, margin = limit_and_margin(alley, rule)
+    if limit is None:
+        return None
+    spare = limit - margin - (peak_w or 0.0)
+    return max(0, int(spare // typical_port_w(alley)))
+
+
+def set_limit(user, slug: str, fields: dict, now: datetime) -> Alley:
+    """Staff set the alley's `feeder_limit_w` (None: no budget) and/or
+    `feeder_margin_w` (None: the deployment's share), as present in `fields`. Commits."""
+    from ..devices import alleys
+    from ..errors import Invalid
+
+    alley = alleys.get_alley(user, slug)
+    for key in ("feeder_limit_w", "feeder_margin_w"):
+        if key not in fields:
+            continue
+        value = fields[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= 10_000_000):
+            raise Invalid("budget.limit_range", key=key)
+        setattr(alley, key, value)
+    limit = alley.feeder_limit_w
+    if limit is not None and alley.feeder_margin_w is not None and alley.feeder_margin_w >= limit:
+        raise Invalid("budget.margin_too_big")
+    db.session.commit()
+    return alley
+
+
+@dataclass
+class FeederView:
+    """What the staff feeder page shows of one alley on one local day."""
+
+    budget: Budget
+    queue: int
+    samples: list  # FeederSample of the day, oldest first
+    day_start: datetime
+    peak_w: float | None
+    peak_at: datetime | None
+    more_ports: int | None
+    typical_w: float
+    waiting: list  # Authorization, first first
+    answers: list  # Authorization, newest first
+
+
+def view(alley: Alley, day: datetime, now: datetime, rule: BudgetRule,
+         answers: int = 100) -> FeederView:
+    """The feeder page of `alley` for the local day starting at `day` (an aware local
+    midnight)."""
+    day_start = day
+    day_end = day + timedelta(days=1)
+    peak_w, peak_at = evening_peak(alley, now)
+    queue = list(db.session.scalars(select(Authorization).where(
+        Authorization.alley_id == alley.id, Authorization.queue_state == QueueState.WAITING)
+        .order_by(Authorization.id)))
+    recent = list(db.session.scalars(select(Authorization).where(
+        Authorization.alley_id == alley.id).order_by(Authorization.id.desc()).limit(answers)))
+    return FeederView(budget(alley, now, rule), len(queue), day_samples(alley, day_start, day_end),
+                      day_start, peak_w, peak_at, more_ports(alley, peak_w, rule),
+                      typical_port_w(alley), queue, recent)
+
+
+def set_pile_limit(user, pile_id: str, limit_w: int | None) -> Pile:
+    """Staff set a pile's own `power_limit_w` (None: none). Commits."""
+    from ..devices import piles
+    from ..errors import Invalid
+
+    pile = piles.get_pile(user, pile_id)
+    if limit_w is not None and (isinstance(limit_w, bool) or not isinstance(limit_w, int)
+                                or not 0 <= limit_w <= 1_000_000):
+        raise Invalid("budget.limit_range", key="power_limit_w")
+    pile.power_limit_w = limit_w
+    db.session.commit()
+    return pile
