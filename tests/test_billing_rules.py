@@ -252,6 +252,9 @@ def test_electricity_is_the_windows_rounded_once(start_min, minutes, wh, reading
     smp = [Sample(start + timedelta(minutes=m % minutes or 1), w, e) for m, w, e in readings]
     usage = Usage(start, start + timedelta(minutes=minutes), wh, smp)
     p = price(t, usage)
+    if "failed" in p.rules:  # 未能充电 (under 10 Wh within 5 minutes): nothing charged
+        assert pricing.failed_charge(minutes * 60, wh) and p.amount_cents == 0 and not p.windows
+        return
     split = pricing.split_windows(t, usage, usage.ended_at, Fraction(wh))
     assert sum(w for _, w in split) == wh  # the windows hold all the energy, exactly
     exact = sum(w / 1000 * win.millifen_per_kwh / 1000 for win, w in split)

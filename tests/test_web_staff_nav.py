@@ -30,6 +30,7 @@ from chargers.services.devices import commands, presence
 from chargers.services.maintenance import inspections
 from chargers.web.staff.wording import event_text
 
+from .payments_support import with_emulator
 from .webtools import login
 
 NOW = datetime.now(UTC)
@@ -42,9 +43,28 @@ def _incoming(kind: str, body: str, pile: str = "P-1") -> handlers.Incoming:
 
 
 @pytest.fixture
-def evening(app, client, admin, alley_with_pile):
+def app_config(app_config, emu, tmp_path):
+    """Online payments on, against the provider emulator (a paid order has a refund page)."""
+    return with_emulator(app_config, emu, tmp_path)
+
+
+def _paid_online(emu, account_id: int) -> None:
+    """A top-up paid by WeChat Native, its signed notification through the service."""
+    from chargers.services.payments import notifications, orders
+
+    rules = settings.payments(current_app.config)
+    placed = orders.place(account_id, 2000, "wechat_native", rules, NOW - timedelta(hours=1),
+                          return_url="http://localhost/pay/o/{order_no}")
+    emu.pay(placed.order.order_no, notify=False)
+    headers, body = emu.wechat_notice(placed.order.order_no)
+    assert notifications.wechat(headers, body, rules, NOW).outcome == "posted"
+
+
+@pytest.fixture
+def evening(app, client, admin, alley_with_pile, emu):
     """Lane's pile with a smoke alert cut off (one command refused, one unanswered),
-    a contact, a seq gap and a rejected message; logged in as the admin."""
+    a contact, a seq gap, a rejected message and a top-up paid online; logged in as the
+    admin."""
     with app.app_context():
         user = db.session.get(User, admin[0].id)
         notify.add_contact(user, "lane", notify.ContactInput(
@@ -60,8 +80,9 @@ def evening(app, client, admin, alley_with_pile):
         commands.on_ack(pile, stop.id, "rejected", "busy", NOW - timedelta(minutes=2))
         db.session.commit()
         commands.expire(NOW, settings.commands(current_app.config))
-        accounts.create_account(user, accounts.AccountInput(alley="lane", cards=["C-1"],
-                                                               household="3-201"), NOW)
+        acc = accounts.create_account(user, accounts.AccountInput(alley="lane", cards=["C-1"],
+                                                                     household="3-201"), NOW)
+        _paid_online(emu, acc.id)
         ts = (NOW + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
         handlers.process([
             _incoming("heartbeat", f'{{"id": "h1", "ts": "{ts}", "seq": 0}}'),
