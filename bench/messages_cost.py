@@ -56,7 +56,7 @@ def run(n: int, held: bool) -> tuple[float, int]:
                                                          wechat_openid=f"o{c}", wechat=True,
                                                          night=True)])
             db.session.commit()
-            st = handlers.Settings.from_config(app.config)
+            st = settings.ingest(app.config)
             t0 = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
             msgs = []
             for i in range(n):

@@ -145,6 +145,7 @@ def main(argv=None) -> int:
             from sqlalchemy import event
 
             from chargers import create_app
+            from chargers import settings as app_settings
             from chargers.extensions import db as sa
             from chargers.ingest import handlers
 
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
             sql_time: Counter = Counter()
             sql_calls: Counter = Counter()
             with app.app_context():
-                settings = handlers.Settings.from_config(app.config)
+                settings = app_settings.ingest(app.config)
 
                 @event.listens_for(sa.engine, "before_cursor_execute")
                 def count(conn, cursor, statement, parameters, context, executemany):

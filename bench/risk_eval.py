@@ -98,6 +98,7 @@ def curve(pack: Pack, kind: str, rng: random.Random,
 
 def run(healthy_cards: int, bad: int, seed: int) -> dict:
     from chargers import create_app
+    from chargers import settings as app_settings
     from chargers.extensions import db
     from chargers.ingest import handlers
     from chargers.models import Alley, ChargingSession, Pile
@@ -125,7 +126,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
             db.session.add(Pile(id=f"B-{i:03d}", alley_id=alley.id, port_count=10,
                                 secret_hash="x"))
         db.session.commit()
-        settings = handlers.Settings.from_config(app.config)
+        settings = app_settings.ingest(app.config)
         for rnd in range(4):  # three healthy charges per card, then the bad ones
             day = T0 + timedelta(days=rnd)
             for i, (kind, pack) in enumerate(plan):

@@ -76,12 +76,12 @@ def register_blueprints(app: Flask) -> None:
     from .web.billing import bp as billing_bp
     from .web.ops import bp as ops_bp
     from .web.pay import bp as pay_bp
-    from .web.public_accounts import bp as public_accounts_bp
+    from .web.public_notices import bp as public_notices_bp
     from .web.resident import bp as resident_bp
     from .web.staff import bp as staff_bp
 
     csrf.exempt(api_bp)  # the API takes Bearer tokens, never the login cookie
-    for bp in (resident_bp, billing_bp, public_accounts_bp, pay_bp, auth_bp, staff_bp, api_bp,
+    for bp in (resident_bp, billing_bp, public_notices_bp, pay_bp, auth_bp, staff_bp, api_bp,
                ops_bp):
         app.register_blueprint(bp)
     from .web.security import init_app as init_security_headers

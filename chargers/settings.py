@@ -660,3 +660,31 @@ def budget(config: Mapping) -> BudgetRule:
                       over_readings=config["BUDGET_OVER_READINGS"],
                       queue_max_wait_s=config["BUDGET_QUEUE_MAX_WAIT_S"],
                       limits=limits(config))
+
+
+@dataclass(frozen=True)
+class IngestRule:
+    """What the MQTT ingest (chargers/ingest/handlers.py) applies a batch by: the topic
+    prefix, the largest payload, the device clock's plausible range, the heartbeat
+    interval, how long message ids are remembered, the alert, limit and budget rules,
+    and the deployment's language for residents' messages."""
+
+    prefix: str
+    max_bytes: int
+    clock: ClockRule
+    heartbeat_s: int
+    alerts: AlertRules
+    dedup_days: int = 7
+    limits: LimitRule = LimitRule()
+    budget: BudgetRule = BudgetRule()
+    language: str = "zh"
+
+
+def ingest(config: Mapping) -> IngestRule:
+    """MQTT_TOPIC_PREFIX, MAX_PAYLOAD_BYTES, CLOCK_*, HEARTBEAT_INTERVAL_S,
+    DEDUP_RETENTION_DAYS, the alert, device-limit and budget settings, LANGUAGES[0]."""
+    return IngestRule(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
+                      clock=clock(config), heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
+                      alerts=alerts(config), limits=limits(config),
+                      dedup_days=config["DEDUP_RETENTION_DAYS"], budget=budget(config),
+                      language=(config.get("LANGUAGES") or ("zh",))[0])

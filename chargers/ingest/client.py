@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from .. import settings as app_settings
 from ..models import utcnow
 from ..mqtt_settings import BrokerAddress, broker_address, login_name
 from ..protocol import topics
@@ -168,7 +169,7 @@ class IngestClient:
         # device topics through the shared subscription `$share/<group>/…`.
         self.client_id = client_id or app.config["MQTT_CLIENT_ID"]
         self.share_group = share_group or None
-        self.settings = handlers.Settings.from_config(app.config)
+        self.settings = app_settings.ingest(app.config)
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.inbox = Inbox()
         # Deferred by the last batch (another worker held their piles): first in the next.

@@ -51,7 +51,7 @@ from ..services.devices import ports, presence
 from ..services.ingest import message_log
 from ..services.safety import limits as safety
 from ..services.safety import risk
-from ..settings import AlertRules, BudgetRule, LimitRule
+from ..settings import IngestRule
 
 log = logging.getLogger(__name__)
 
@@ -70,29 +70,6 @@ class Incoming:
     sender: str | None = None
     # A retained message replayed because we (re)subscribed: old news, not an event.
     retained: bool = False
-
-
-@dataclass(frozen=True)
-class Settings:
-    prefix: str
-    max_bytes: int
-    clock: message_log.ClockRule
-    heartbeat_s: int
-    alerts: AlertRules
-    dedup_days: int = 7
-    limits: LimitRule = LimitRule()
-    budget: BudgetRule = BudgetRule()
-    language: str = "zh"
-
-    @classmethod
-    def from_config(cls, config) -> Settings:
-        return cls(prefix=config["MQTT_TOPIC_PREFIX"], max_bytes=config["MAX_PAYLOAD_BYTES"],
-                   clock=app_settings.clock(config),
-                   heartbeat_s=config["HEARTBEAT_INTERVAL_S"],
-                   alerts=app_settings.alerts(config), limits=app_settings.limits(config),
-                   dedup_days=config["DEDUP_RETENTION_DAYS"],
-                   budget=app_settings.budget(config),
-                   language=(config.get("LANGUAGES") or ("zh",))[0])
 
 
 class Rejected(Exception):
@@ -114,7 +91,7 @@ def _db_down(exc: BaseException) -> bool:
 # -- one message --------------------------------------------------------------------
 
 
-def apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) -> str:
+def apply(msg: Incoming, batch: message_log.IngestBatch, settings: IngestRule) -> str:
     """Apply one message within the current transaction; return its outcome.
     Raises only on unexpected errors (the caller rolls back)."""
     try:
@@ -128,7 +105,7 @@ def apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) -> 
     return outcome
 
 
-def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: Settings) -> str:
+def _apply(msg: Incoming, batch: message_log.IngestBatch, settings: IngestRule) -> str:
     try:
         topic = topics.parse(msg.topic, settings.prefix)
     except topics.TopicError as exc:
@@ -170,7 +147,7 @@ def _check_sender(msg: Incoming, topic) -> None:
 
 
 def _online(msg: Incoming, pile: Pile, batch: message_log.IngestBatch,
-            settings: Settings) -> str:
+            settings: IngestRule) -> str:
     try:
         online = payloads.decode_online(msg.payload)
     except payloads.PayloadError as exc:
@@ -181,7 +158,7 @@ def _online(msg: Incoming, pile: Pile, batch: message_log.IngestBatch,
     return "accepted"
 
 
-def _decode(kind: str, msg: Incoming, pile: Pile, settings: Settings):
+def _decode(kind: str, msg: Incoming, pile: Pile, settings: IngestRule):
     """The payload as the protocol says, for a port the pile has, and not older than
     the dedup memory (a redelivery of it could pass as new)."""
     try:
@@ -199,7 +176,7 @@ def _decode(kind: str, msg: Incoming, pile: Pile, settings: Settings):
 
 
 def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incoming,
-              batch: message_log.IngestBatch, settings: Settings) -> None:
+              batch: message_log.IngestBatch, settings: IngestRule) -> None:
     now = batch.now
     if kind == "boot":
         presence.boot(pile, model=data.model, firmware=data.firmware, ports=data.ports,
@@ -272,7 +249,7 @@ def _throttle() -> message_log.RejectionThrottle:
                                              message_log.RejectionThrottle())
 
 
-def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], settings: Settings,
+def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], settings: IngestRule,
               skip_locked: bool = False, pile_share: float | None = None) -> None:
     """Tell the batch which piles, message ids and charging sessions are coming, so it
     loads them at once (one query each for the batch). With `skip_locked`, the batch
@@ -300,7 +277,7 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     sessions.prefetch(refs, batch.sessions)
 
 
-def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
+def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,
          may_defer: bool = False, pile_share: float | None = None,
          report: dict | None = None) -> list[str]:
     batch = message_log.IngestBatch(now=now, throttle=_throttle())
@@ -316,7 +293,7 @@ def _run(messages: Sequence[Incoming], settings: Settings, now: datetime,
     return outcomes
 
 
-def process(messages: Sequence[Incoming], settings: Settings | None = None,
+def process(messages: Sequence[Incoming], settings: IngestRule | None = None,
             now: datetime | None = None, *, may_defer: bool = False,
             pile_share: float | None = None, report: dict | None = None) -> list[str]:
     """Apply `messages` and commit; one outcome per message, in order. With
@@ -331,7 +308,7 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
     answer (nothing is committed then)."""
     from flask import current_app
 
-    settings = settings or Settings.from_config(current_app.config)
+    settings = settings or app_settings.ingest(current_app.config)
     now = now or utcnow()
     if not messages:
         return []
@@ -356,7 +333,7 @@ def process(messages: Sequence[Incoming], settings: Settings | None = None,
     return outcomes
 
 
-def _poison(msg: Incoming, settings: Settings, now: datetime, exc: BaseException) -> str:
+def _poison(msg: Incoming, settings: IngestRule, now: datetime, exc: BaseException) -> str:
     """A message whose handling raised: keep it as an `error` rejection, alone."""
     log.error("handling %s failed: %r; payload %s", msg.topic[:120], exc,
               message_log.excerpt(msg.payload), exc_info=exc)

@@ -60,7 +60,7 @@ def seed(app) -> str:
         now = utcnow().replace(microsecond=0)
         feeder.set_limit(admin, "jiuru", {"feeder_limit_w": 4000, "feeder_margin_w": 400},
                          now)
-        st = handlers.Settings.from_config(app.config)
+        st = settings.ingest(app.config)
         for n in range(1, 15):
             acc = accounts.create_account(admin, accounts.AccountInput(
                 alley="jiuru", cards=[f"C-{n:05d}"], kind="prepaid", household=f"{n}号门"),

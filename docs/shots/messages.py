@@ -67,7 +67,7 @@ def seed(app) -> int:
         db.session.add(ResidentChannels(resident_id=acc.id, wechat_openid="oAbC-wang"))
         db.session.commit()  # the openid as the official account's OAuth leaves it
         reminders.set_channels(admin, acc.id, "", True, t0 - timedelta(days=1), wechat=True)
-        st = handlers.Settings.from_config(app.config)
+        st = settings.ingest(app.config)
         end = t0 + timedelta(hours=3, minutes=40)
         handlers.process([msg("session", t0, event="start", port=3, session="S1",
                               card="A0001234", meter_wh=0)], st, now=t0)

@@ -72,7 +72,7 @@ def seed(app) -> int:
                                 settings.alley_defaults(app.config), by=admin)
         piles.register_pile(admin, piles.PileInput(id="JRX-005", alley="jiuru", ports=10,
                                                    label="5号桩"))
-        st = handlers.Settings.from_config(app.config)
+        st = settings.ingest(app.config)
         now = utcnow()
         day0 = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=4)
         if day0.month != now.month:

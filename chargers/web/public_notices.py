@@ -11,7 +11,7 @@ from ..services.billing import monthly_close, reconciliation
 from ..services.devices import alleys
 from .charts import kwh1, month_charts
 
-bp = Blueprint("accounts", __name__)
+bp = Blueprint("notices", __name__)
 
 
 @bp.get("/a/<slug>/accounts")
@@ -48,7 +48,7 @@ def notice(slug: str, month: str):
     """The A4 notice for the notice board (print it from the browser)."""
     alley, mc, rec = _month(slug, month)
     base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
-    online = f"{base.rstrip('/')}{url_for('accounts.month', slug=slug, month=month)}"
+    online = f"{base.rstrip('/')}{url_for('notices.month', slug=slug, month=month)}"
     return render_template("resident/accounts_notice.html", alley=alley, mc=mc, rec=rec,
                            online=online,
                            charts=month_charts(mc.daily, wide=True), kwh1=kwh1,
