@@ -118,6 +118,9 @@ MESSAGES: dict[str, object] = {
     "money.receipt": _l("Receipt number: up to 64 characters"),
     "money.refund_over_balance": _l("A refund cannot exceed the balance (%(balance)s)"),
     "money.reversed": _l("This was already reversed"),
+    "money.online_not_reversible": _l("Money paid or refunded online is not reversed here: "
+                                      "refund an online top-up to its channel on the "
+                                      "Online payments page"),
     "money.writeoff_over_debt": _l("A write-off is ¥0.01 up to the debt (%(debt)s), with a reason"),
     "pay.amount": _l("Top-up: %(min)s to %(max)s"),
     "pay.limits": _l("Top-up limits: a minimum of at least %(floor)s and a maximum of at most "

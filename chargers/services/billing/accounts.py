@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from ...constants import PayProvider
 from ...extensions import db
 from ...models import AccountCard, Alley, ChargingSession, ResidentAccount, User
 from ...models.billing import ACCOUNT_KINDS
@@ -307,6 +308,10 @@ def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
     if p is None or p.kind not in ("topup", "refund"):
         raise NotFound("money.not_found")
     scope.check_alley(user, db.session.get(Alley, p.alley_id), "money.not_found")
+    if p.method in set(PayProvider):
+        # The provider holds that money: a reversal here would move the balance while
+        # the money stays where it is. An online top-up is refunded to its channel.
+        raise Invalid("money.online_not_reversible")
     if not reason.strip():
         raise Invalid("review.reason_required")
     by = user.id if user else None

@@ -281,7 +281,9 @@ def init_app(app) -> None:
                 ("errcode 40037", _("the WeChat template id is wrong")),
                 ("errcode 47003", _("the message did not fit the WeChat template")),
                 ("no WeChat template for", _("no WeChat template is set up for this message")),
-                ("WeChat is not configured", _("WeChat messages are not configured"))):
+                ("WeChat is not configured", _("WeChat messages are not configured")),
+                ("SMS is not configured", _("SMS is not configured on this server")),
+                ("SMTP_HOST is not set", _("e-mail is not configured on this server"))):
             if needle in text:
                 return str(words), ""
         return str(_("not accepted")), text
