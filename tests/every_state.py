@@ -353,6 +353,8 @@ def _closed_online_month(ctx: Ctx, emu, rules) -> None:
     db.session.commit()
     mc = monthly_close.close_month(alley, month, ctx.now)
     assert mc is not None and mc.online_cents == 7000 - 1500, mc and mc.online_cents
+    # The households opened after that month have no statement of it; this one has.
+    assert [acc.id for _st, acc in monthly_close.statements_for(mc)] == [acc.id]
 
 
 def _hears_by_wechat(ctx: Ctx, account_id: int) -> None:
