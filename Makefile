@@ -32,12 +32,15 @@ seed: migrate
 # Everything at http://127.0.0.1:5000: web, worker (MQTT ingest + scheduler), the
 # broker (Mosquitto when installed, else the embedded one), simulated piles, the
 # payment providers' emulator on 5090 and the WeChat official account's emulator on
-# 5081 (Procfile); Ctrl-C stops them all. A broker file left by a killed run would
+# 5081 (Procfile: the one official account, for the OAuth of WeChat Pay JSAPI and for
+# the subscription messages; the payment emulator takes its AppID); Ctrl-C stops them all. A broker file left by a killed run would
 # point the others at a dead port. The payment emulator's settings (keys made once
 # under instance/payemu, never committed) are exported to every process; the WeChat
 # subscription messages residents get are listed at http://127.0.0.1:5081/.
 WECHAT_DEMO := WECHAT_MP_API_BASE=http://127.0.0.1:5081 WECHAT_MP_APP_ID=wx-demo-app \
-	WECHAT_MP_APP_SECRET=demo-secret WECHAT_MP_TEMPLATE_SESSION_START=demo-start \
+	WECHAT_MP_APP_SECRET=demo-secret \
+	WECHAT_MP_OAUTH_URL=http://127.0.0.1:5081/connect/oauth2/authorize \
+	WECHAT_MP_TEMPLATE_SESSION_START=demo-start \
 	WECHAT_MP_TEMPLATE_FULL=demo-full WECHAT_MP_TEMPLATE_STOPPED=demo-stopped \
 	WECHAT_MP_TEMPLATE_FAILED=demo-failed WECHAT_MP_TEMPLATE_LOW_BALANCE=demo-low \
 	WECHAT_MP_TEMPLATE_NEGATIVE=demo-negative WECHAT_MP_TEMPLATE_QUEUE_START=demo-queue \

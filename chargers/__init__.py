@@ -18,8 +18,7 @@ def create_app(overrides: dict | None = None, config_name: str | None = None) ->
     validate(app.config)  # a wrong number stops the start, naming its variable
     from . import settings
 
-    settings.payments(app.config)  # a half-configured payment channel stops the start
-    settings.check_wechat(app.config)  # a half-configured WeChat channel stops the start too
+    settings.check(app.config)  # a half-configured payment channel or official account
     _trust_proxies(app)
     _ensure_sqlite_dir(app)
     from .web.validation import init_app as init_guard

@@ -46,7 +46,7 @@ MESSAGES: dict[str, object] = {
     "alley.not_found": _l("No such alley."),
     "alley.slug_and_name_required": _l("Enter a slug and a name."),
     "alley.slug_format": _l("The slug: lower-case letters, digits and dashes, up to 64."),
-    "alley.tariff_range": _l("The tariff: 0 to %(max)d fen per kWh."),
+    "alley.tariff_range": _l("The tariff: ¥0 to %(max)s per kWh."),
     "alley.timezone_unknown": _l("Unknown time zone %(zone)s (e.g. Asia/Shanghai)."),
     "alley.unknown": _l("No such alley: %(slug)s."),
     "api.page_integers": _l("limit and offset must be integers."),
@@ -104,13 +104,13 @@ MESSAGES: dict[str, object] = {
     "reminder.no_phone": _l("SMS needs the account's phone number."),
     "reminder.no_wechat": _l("WeChat messages need the account linked to WeChat first: "
                              "open this page in WeChat and sign in."),
-    "reminder.threshold": _l("Low-balance threshold: 0 to 1,000,000 fen"),
+    "reminder.threshold": _l("Low-balance threshold: ¥0 to ¥10,000"),
     "statement.not_found": _l("No such statement."),
     "month.published": _l("The month %(month)s is already published."),
     "month.not_published": _l("The month %(month)s is not published yet: change the grid bill instead."),
     "month.correction_reason": _l("Say why the notice is corrected."),
     "month.correction_same": _l("The correction changes nothing of %(month)s."),
-    "money.amount": _l("Amount: 1 to %(max)s fen"),
+    "money.amount": _l("Amount: ¥0.01 to %(max)s"),
     "money.duplicate": _l("This payment was already recorded"),
     "idempotency.replay": _l("This request was already made"),
     "idempotency.other_request": _l("This request key was already used for another request"),
@@ -118,9 +118,12 @@ MESSAGES: dict[str, object] = {
     "money.method": _l("Method: one of %(methods)s"),
     "money.not_found": _l("No such top-up or refund"),
     "money.receipt": _l("Receipt number: up to 64 characters"),
-    "money.refund_over_balance": _l("A refund cannot exceed the balance (%(balance)s fen)"),
+    "money.refund_over_balance": _l("A refund cannot exceed the balance (%(balance)s)"),
     "money.reversed": _l("This was already reversed"),
-    "money.writeoff_over_debt": _l("A write-off is 1 fen up to the debt (%(debt)s fen), with a reason"),
+    "money.online_not_reversible": _l("Money paid or refunded online is not reversed here: "
+                                      "refund an online top-up to its channel on the "
+                                      "Online payments page"),
+    "money.writeoff_over_debt": _l("A write-off is ¥0.01 up to the debt (%(debt)s), with a reason"),
     "pay.amount": _l("Top-up: %(min)s to %(max)s"),
     "pay.limits": _l("Top-up limits: a minimum of at least %(floor)s and a maximum of at most "
                      "%(ceiling)s, the minimum not above the maximum"),
@@ -130,8 +133,8 @@ MESSAGES: dict[str, object] = {
     "pay.openid": _l("Paying inside WeChat needs your WeChat sign-in first"),
     "pay.order_not_found": _l("No such order"),
     "pay.provider_down": _l("The payment service did not answer: nothing was charged, try again"),
-    "pay.refund_amount": _l("A refund is 1 fen up to what is left of the order "
-                            "(%(left)s fen) and the balance (%(balance)s fen)"),
+    "pay.refund_amount": _l("A refund is ¥0.01 up to what is left of the order "
+                            "(%(left)s) and the balance (%(balance)s)"),
     "pay.refund_not_paid": _l("Only a paid online order can be refunded to its channel"),
     "pay.mismatch_not_found": _l("No such reconciliation finding"),
     "mqtt.backend_client_id_format": _l("Backend client ids: without ':', '+', '#' or '/'."),
@@ -163,7 +166,7 @@ MESSAGES: dict[str, object] = {
     "review.reason_required": _l("Give a reason"),
     "tariff.windows": _l("Time-of-use windows: \"HH:MM\" to \"HH:MM\" with a price each, "
                          "covering every minute of the day once"),
-    "tariff.amount": _l("Prices: whole fen from 0 to 100000"),
+    "tariff.amount": _l("Prices: ¥0 to ¥1,000, to ¥0.01"),
     "tariff.effective_past": _l("A tariff takes effect now or later, never in the past"),
     "tariff.minutes": _l("Step, free and float minutes: 0 to 1440 (step at least 1)"),
     "tariff.overlap": _l("A tariff already takes effect at %(at)s"),

@@ -235,21 +235,44 @@ def wechat(config: Mapping) -> WechatConfig:
                         page=config.get("WECHAT_MP_PAGE", ""))
 
 
-def check_wechat(config: Mapping) -> None:
-    """Refuse a half-configured WeChat channel: an AppID without its secret (or the
-    reverse), or templates with neither."""
+# The official account's settings before they were one configuration, and their names now.
+RENAMED = {"WECHAT_APPID": "WECHAT_MP_APP_ID", "WECHAT_APP_SECRET": "WECHAT_MP_APP_SECRET",
+           "WECHAT_OAUTH_URL": "WECHAT_MP_OAUTH_URL", "WECHAT_API_URL": "WECHAT_MP_API_BASE"}
+
+
+def official_account_problems(config: Mapping) -> list[str]:
+    """What stops a half-configured official account (WECHAT_MP_*, used by both the
+    subscription messages and WeChat Pay's appid and OAuth): an AppID without its
+    secret (or the reverse), templates without the account, an account that nothing
+    uses, a retired name. Names variables, never their values."""
     cfg = wechat(config)
+    problems = []
+    retired = sorted({n for n in RENAMED if str(config.get(n) or "").strip()}
+                     | set(config.get("RETIRED_SETTINGS") or ()))
+    for name in retired:
+        problems.append(f"{name} is no longer read: the official account is configured once, "
+                        f"as {RENAMED[name]}")
     if bool(cfg.app_id) != bool(cfg.app_secret):
-        raise RuntimeError("WeChat subscription messages are half configured: set both "
-                           "WECHAT_MP_APP_ID and WECHAT_MP_APP_SECRET, or neither")
-    if cfg.templates and not cfg.enabled:
-        raise RuntimeError("WECHAT_MP_TEMPLATE_* are set but WECHAT_MP_APP_ID and "
-                           "WECHAT_MP_APP_SECRET are not")
-    if cfg.enabled and not cfg.templates:
-        raise RuntimeError("WECHAT_MP_APP_ID is set but no WECHAT_MP_TEMPLATE_<KIND>: "
-                           "no message could be sent")
+        problems.append("The WeChat official account is half configured: set both "
+                        "WECHAT_MP_APP_ID and WECHAT_MP_APP_SECRET, or neither")
+    elif cfg.templates and not cfg.enabled:
+        problems.append("WECHAT_MP_TEMPLATE_* are set but WECHAT_MP_APP_ID and "
+                        "WECHAT_MP_APP_SECRET are not")
+    elif cfg.enabled and not cfg.templates and not str(config.get("WECHATPAY_MCHID") or "").strip():
+        problems.append("WECHAT_MP_APP_ID is set but no WECHAT_MP_TEMPLATE_<KIND> and no "
+                        "WECHATPAY_MCHID: nothing would use the official account")
     if cfg.enabled and not cfg.api_base.startswith(("https://", "http://")):
-        raise RuntimeError("WECHAT_MP_API_BASE must be an http(s) address")
+        problems.append("WECHAT_MP_API_BASE must be an http(s) address")
+    return problems
+
+
+def check(config: Mapping) -> None:
+    """The one start check of the providers' configuration: a half-configured payment
+    channel or official account stops the start (create_app calls this), with every
+    problem named at once."""
+    problems = payments_problems(config) + official_account_problems(config)
+    if problems:
+        raise RuntimeError("; ".join(problems))
 
 
 def sms(config: Mapping) -> SmsConfig:
@@ -500,8 +523,8 @@ class WeChatPayRule:
     public_key_id: str = ""
     gateway: str = _DEFAULTS.WECHATPAY_GATEWAY
     app_secret: str = field(default="", repr=False)
-    oauth_url: str = _DEFAULTS.WECHAT_OAUTH_URL
-    api_url: str = _DEFAULTS.WECHAT_API_URL
+    oauth_url: str = _DEFAULTS.WECHAT_MP_OAUTH_URL
+    api_url: str = _DEFAULTS.WECHAT_MP_API_BASE
 
     @property
     def enabled(self) -> bool:
@@ -545,7 +568,8 @@ class PaymentRule:
 
 
 _WECHAT_NEEDS = ("WECHATPAY_MCHID", "WECHATPAY_APIV3_KEY", "WECHATPAY_CERT_SERIAL",
-                 "WECHATPAY_PRIVATE_KEY_PATH", "WECHAT_APPID")
+                 "WECHATPAY_PRIVATE_KEY_PATH", "WECHAT_MP_APP_ID",
+                 "WECHAT_MP_APP_SECRET")
 _ALIPAY_NEEDS = ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_PATH", "ALIPAY_PUBLIC_KEY_PATH")
 
 
@@ -570,9 +594,11 @@ def payments_problems(config: Mapping) -> list[str]:
     problems = []
     for channel, needs, extra in (
             ("WeChat Pay", _WECHAT_NEEDS, ("WECHATPAY_PUBLIC_KEY_PATH", "WECHATPAY_PUBLIC_KEY_ID",
-                                           "WECHATPAY_PLATFORM_CERT_DIR", "WECHAT_APP_SECRET")),
+                                           "WECHATPAY_PLATFORM_CERT_DIR")),
             ("Alipay", _ALIPAY_NEEDS, ())):
-        on = [n for n in needs + extra if given(n)]
+        # The official account (WECHAT_MP_*) is also the messages': it alone is no
+        # WeChat Pay.
+        on = [n for n in needs + extra if given(n) and not n.startswith("WECHAT_MP_")]
         if not on:
             continue
         missing = [n for n in needs if not given(n)]
@@ -602,8 +628,9 @@ def payments_problems(config: Mapping) -> list[str]:
 
 
 def payments(config: Mapping) -> PaymentRule:
-    """PAYMENTS_*, WECHATPAY_*, WECHAT_*, ALIPAY_*; RuntimeError when a channel is half
-    configured (create_app calls this, so such a deployment does not start)."""
+    """PAYMENTS_*, WECHATPAY_*, the official account's WECHAT_MP_*, ALIPAY_*;
+    RuntimeError when a channel is half configured (create_app calls this, so such a
+    deployment does not start)."""
     problems = payments_problems(config)
     if problems:
         raise RuntimeError("; ".join(problems))
@@ -612,12 +639,13 @@ def payments(config: Mapping) -> PaymentRule:
         return str(config.get(name) or "").strip()
 
     wechat = WeChatPayRule(
-        mchid=g("WECHATPAY_MCHID"), appid=g("WECHAT_APPID"), apiv3_key=g("WECHATPAY_APIV3_KEY"),
+        mchid=g("WECHATPAY_MCHID"), appid=g("WECHAT_MP_APP_ID"), apiv3_key=g("WECHATPAY_APIV3_KEY"),
         cert_serial=g("WECHATPAY_CERT_SERIAL"), private_key_path=g("WECHATPAY_PRIVATE_KEY_PATH"),
         public_key_path=g("WECHATPAY_PUBLIC_KEY_PATH"), public_key_id=g("WECHATPAY_PUBLIC_KEY_ID"),
         gateway=g("WECHATPAY_GATEWAY") or WeChatPayRule.gateway,
-        app_secret=g("WECHAT_APP_SECRET"), oauth_url=g("WECHAT_OAUTH_URL") or WeChatPayRule.oauth_url,
-        api_url=g("WECHAT_API_URL") or WeChatPayRule.api_url)
+        app_secret=g("WECHAT_MP_APP_SECRET"),
+        oauth_url=g("WECHAT_MP_OAUTH_URL") or WeChatPayRule.oauth_url,
+        api_url=(g("WECHAT_MP_API_BASE") or WeChatPayRule.api_url).rstrip("/"))
     alipay = AlipayRule(app_id=g("ALIPAY_APP_ID"),
                         app_private_key_path=g("ALIPAY_APP_PRIVATE_KEY_PATH"),
                         public_key_path=g("ALIPAY_PUBLIC_KEY_PATH"),

@@ -181,14 +181,23 @@ class Config:
     SMS_TEMPLATE_FAILED = os.environ.get("SMS_TEMPLATE_FAILED", "")
     SMS_TEMPLATE_QUEUE_START = os.environ.get("SMS_TEMPLATE_QUEUE_START", "")
     SMS_TEMPLATE_BUDGET_STOP = os.environ.get("SMS_TEMPLATE_BUDGET_STOP", "")
-    # Residents' WeChat subscription messages through the official account (公众号):
-    # AppID + AppSecret (both or neither), the API's base address, and per message kind
+    # The alley's WeChat official account (公众号), one for everything: its AppID +
+    # AppSecret (both or neither) are the payments' appid and the OAuth that learns a
+    # resident's openid (WeChat Pay JSAPI), and they send the residents' subscription
+    # messages. The API's base address (token, OAuth code exchange, messages), the OAuth
+    # authorize page, and per message kind
     # WECHAT_MP_TEMPLATE_<KIND> = "<template id>[|thing1=place,time2=time,…]". Kinds:
     # session_start, full, stopped, failed, low_balance, negative, queue_start, …
     # (settings.RESIDENT_KINDS). A half-configured channel stops the start.
     WECHAT_MP_API_BASE = os.environ.get("WECHAT_MP_API_BASE", "https://api.weixin.qq.com")
     WECHAT_MP_APP_ID = os.environ.get("WECHAT_MP_APP_ID", "")
     WECHAT_MP_APP_SECRET = os.environ.get("WECHAT_MP_APP_SECRET", "")
+    WECHAT_MP_OAUTH_URL = os.environ.get("WECHAT_MP_OAUTH_URL",
+                                         "https://open.weixin.qq.com/connect/oauth2/authorize")
+    # Names this official account had before it was one configuration: any of them set
+    # stops the start, naming the name to use instead.
+    RETIRED_SETTINGS = tuple(n for n in ("WECHAT_APPID", "WECHAT_APP_SECRET", "WECHAT_OAUTH_URL",
+                                         "WECHAT_API_URL") if os.environ.get(n))
     WECHAT_MP_TIMEOUT_S = _env_int("WECHAT_MP_TIMEOUT_S", 10)
     WECHAT_MP_PAGE = os.environ.get("WECHAT_MP_PAGE", "")
     WECHAT_MP_TEMPLATE_LOW_BALANCE = os.environ.get("WECHAT_MP_TEMPLATE_LOW_BALANCE", "")
@@ -253,13 +262,8 @@ class Config:
     # Read only to refuse it: platform-certificate mode is not supported (docs/payments.md).
     WECHATPAY_PLATFORM_CERT_DIR = os.environ.get("WECHATPAY_PLATFORM_CERT_DIR", "")
     WECHATPAY_GATEWAY = os.environ.get("WECHATPAY_GATEWAY", "https://api.mch.weixin.qq.com")
-    # The official account (公众号) bound to the merchant: its AppID is the payments'
-    # appid; its AppSecret lets the OAuth (snsapi_base) learn a resident's openid.
-    WECHAT_APPID = os.environ.get("WECHAT_APPID", "")
-    WECHAT_APP_SECRET = os.environ.get("WECHAT_APP_SECRET", "")
-    WECHAT_OAUTH_URL = os.environ.get("WECHAT_OAUTH_URL",
-                                      "https://open.weixin.qq.com/connect/oauth2/authorize")
-    WECHAT_API_URL = os.environ.get("WECHAT_API_URL", "https://api.weixin.qq.com")
+    # The official account bound to the merchant is WECHAT_MP_* above (its AppID is the
+    # payments' appid, its AppSecret the OAuth's).
     # Alipay (mobile web pay): app id, the app's private key, Alipay's public key.
     ALIPAY_APP_ID = os.environ.get("ALIPAY_APP_ID", "")
     ALIPAY_APP_PRIVATE_KEY_PATH = os.environ.get("ALIPAY_APP_PRIVATE_KEY_PATH", "")

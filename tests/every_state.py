@@ -308,6 +308,7 @@ def _payments(ctx: Ctx, emu) -> list[str]:
     rules = settings.payments(current_app.config)
     acc = db.session.scalar(select(ResidentAccount).where(ResidentAccount.household == "3号门 王家"))
     emu.deliver = lambda url, headers, body: 204  # delivered below, through the service
+    _closed_online_month(ctx, emu, rules)
     paid = []
     for channel, fen in (("wechat_native", 2000), ("alipay_wap", 5000), ("wechat_h5", 1000),
                          ("wechat_native", 10000)):
@@ -358,6 +359,50 @@ def _payments(ctx: Ctx, emu) -> list[str]:
     token = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="topup").dumps(acc.id)
     return [f"/a/{SLUG}/topup/{token}", *(f"/pay/o/{n}" for n in paid),
             f"/pay/o/{unpaid.order.order_no}", f"/pay/o/{pending.order.order_no}"]
+
+
+def _closed_online_month(ctx: Ctx, emu, rules) -> None:
+    """A closed month (two months back, so that no charge of the seed falls in it) of a
+    household that topped up by WeChat Pay and Alipay and had part refunded to WeChat
+    Pay, confirmed: its statement, the month close and the 公示 hold online lines."""
+    from chargers.devtools.payemu import Trade
+    from chargers.models import Alley
+    from chargers.services.billing import monthly_close
+    from chargers.services.payments import notifications, orders, refunds
+
+    alley = db.session.scalar(select(Alley).where(Alley.slug == SLUG))
+    tz = alleys.zone(alley)
+    month = monthly_close._prev(monthly_close._prev(monthly_close.local_month(ctx.now, tz)))
+    start, _end = monthly_close.bounds(month, tz)
+    t = start + timedelta(days=10, hours=3)
+    card, household, name, phone = "C-2010", "9号门 赵家", "赵阿姨", "13700002222"
+    acc = residents.create_account(ctx.admin, residents.AccountInput(
+        alley=SLUG, cards=[card], kind="prepaid", household=household, name=name, phone=phone),
+        t - timedelta(days=1))
+    ctx.typed |= {card, household, name, phone, "退一部分"}
+    paid = {}
+    for channel, fen in (("wechat_native", 5000), ("alipay_wap", 2000)):
+        no = orders.place(acc.id, fen, channel, rules, t).order.order_no
+        if channel == "alipay_wap":
+            emu.trades[no] = Trade("alipay", no, fen, "", kind="QUICK_WAP_WAY")
+        emu.pay(no, notify=False)
+        emu.trades[no].paid_at = t
+        if channel == "alipay_wap":
+            outcome = notifications.alipay(emu.alipay_notice(no, notify_time=t), rules, t)
+        else:
+            headers, body = emu.wechat_notice(no, timestamp=int(t.timestamp()))
+            outcome = notifications.wechat(headers, body, rules, t)
+        assert outcome.outcome == "posted", outcome
+        paid[channel] = no
+    emu.refund_outcome = "SUCCESS"
+    later = t + timedelta(hours=1)
+    refunds.ask(ctx.admin, paid["wechat_native"], 1500, "退一部分", rules, later)
+    refunds.track(rules, later)
+    db.session.commit()
+    mc = monthly_close.close_month(alley, month, ctx.now)
+    assert mc is not None and mc.online_cents == 7000 - 1500, mc and mc.online_cents
+    # The households opened after that month have no statement of it; this one has.
+    assert [acc.id for _st, acc in monthly_close.statements_for(mc)] == [acc.id]
 
 
 def _hears_by_wechat(ctx: Ctx, account_id: int) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from chargers.devtools.payemu import PayEmulator
+from chargers.devtools.wechat_mp import WechatMP
 from chargers.extensions import db
 from chargers.models import Alley, ResidentAccount
 from chargers.services.billing import accounts, ledger
@@ -26,15 +27,21 @@ DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Ge
 
 @pytest.fixture
 def emu():
-    e = PayEmulator()
+    """The payment emulator, with the official account it is bound to as `emu.mp`
+    (chargers.devtools.wechat_mp: the OAuth)."""
+    e = PayEmulator(appid="wx-pay-test")
     server = e.serve()
-    yield e
+    with WechatMP(e.appid, "pay-test-secret") as mp:
+        e.mp = mp
+        yield e
     server.shutdown()
 
 
 def with_emulator(app_config: dict, emu: PayEmulator, tmp_path) -> dict:
-    """The app's settings for the emulator (a payments test module's `app_config`)."""
+    """The app's settings for the emulator and its official account (a payments test
+    module's `app_config`)."""
     app_config.update(emu.config(tmp_path / "paykeys", "http://localhost"))
+    app_config.update(emu.mp.config())
     return app_config
 
 

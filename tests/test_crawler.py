@@ -262,6 +262,12 @@ def test_every_page_answers_and_speaks_one_language(app, client, seeded):
     assert any(u.startswith(f"/staff/alleys/{s.slug}?") for u in visited)
     assert any(u.startswith("/staff/billing/review") for u in visited)
     assert any(u.startswith(f"/staff/alleys/{s.slug}/feeder") for u in visited)
+    # The closed month with online top-ups and a refund: its statement and month pages,
+    # in both languages.
+    for lang in ("zh", "en"):
+        seen = set(by[f"root/{lang}"].visited)
+        assert any(u.startswith("/staff/statements/") for u in seen), lang
+        assert any(u.startswith(f"/staff/months/{s.slug}/") for u in seen), lang
 
 
 def test_the_seed_holds_a_confirmed_and_an_unconfirmed_cutoff(app, client, seeded):

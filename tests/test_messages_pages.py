@@ -98,8 +98,9 @@ def test_the_every_state_household_shows_its_session_messages(app, client):
             ResidentAccount.household == "3号门 王家")).id
     login(client, seeded.admin)
     zh = client.get(f"/staff/billing/accounts/{acc}?lang=zh").get_data(as_text=True)
-    assert "已充满" in zh and "短信 · 微信" in zh and "微信订阅消息" in zh and "未能充电" in zh
+    assert "已充满" in zh and "微信订阅消息" in zh and "未能充电" in zh
+    assert "短信：" in zh and "微信：" in zh  # each message's fate on each channel
     receipt = client.get(f"/r/{seeded.receipts[0]}?lang=zh").get_data(as_text=True)
     assert "未能充电" in receipt and "不收费" in receipt
     en = client.get(f"/staff/billing/accounts/{acc}?lang=en").get_data(as_text=True)
-    assert "Fully charged" in en and "SMS · WeChat" in en
+    assert "Fully charged" in en and "SMS:" in en and "WeChat:" in en

@@ -5,6 +5,7 @@ given up at once, a network failure retried, a half-configured channel refused."
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -132,8 +133,9 @@ def test_a_half_configured_channel_stops_the_start(tmp_path, half):
 
 def test_the_emulator_is_never_imported_by_production_code():
     root = Path(__file__).resolve().parent.parent / "chargers"
+    imports = re.compile(r"^\s*(from|import)\s+[\w.]*devtools", re.M)
     users = [p for p in root.rglob("*.py") if "devtools" not in p.parts
-             and "devtools" in p.read_text(encoding="utf-8")]
+             and imports.search(p.read_text(encoding="utf-8"))]
     assert users == []
 
 
@@ -149,3 +151,44 @@ def test_refusals_are_counted_in_the_metrics(app, mp):
         text = metrics.render().decode()
     assert ('chargers_notifications{channel="wechat",reason="session_start",status="failed"} 1.0'
             in text)
+
+
+def test_the_staff_account_page_says_what_became_of_each_message(app, client, mp):
+    """"Why didn't I get a message?": the staff account page lists each message to the
+    resident with each channel's fate: sent, held for the quiet hours (until 07:00, the
+    alley's time), or failed with the reason in words (the resident refused WeChat
+    messages), in zh and en."""
+    import time_machine
+
+    from .test_messages_sessions import NIGHT_SH, staff
+    from .webtools import login
+
+    with app.app_context():
+        make_alley()
+        acc = make_resident("C-1", openid="o-refuses", email="a@example.org").id
+        staff()
+        mp.refuse("o-refuses")
+        run(DAY_SH, start(DAY_SH))
+        deliver(app, DAY_SH)  # WeChat refuses (43101); e-mail fails, is retried (no SMTP)
+        run(NIGHT_SH, start(NIGHT_SH, ref="S9"))  # at 23:30: held until 07:00
+        rows = outbox()
+        assert sorted((n.channel, n.status) for n in rows) == [
+            ("email", "pending"), ("email", "pending"), ("wechat", "failed"),
+            ("wechat", "pending")]
+        assert all(n.payload.get("ref") for n in rows)
+    with time_machine.travel(NIGHT_SH + timedelta(minutes=5), tick=False):
+        login(client, "root", "a-long-password-1")
+        zh = client.get(f"/staff/billing/accounts/{acc}?lang=zh").get_data(as_text=True)
+        en = client.get(f"/staff/billing/accounts/{acc}?lang=en").get_data(as_text=True)
+    assert "给居民的消息" in zh
+    assert "发送失败：居民拒收微信消息（或未订阅）" in zh
+    assert zh.count("夜间免打扰，暂缓到 12-04 07:00 再发") == 2
+    assert "尚未送达（已试 1 次）" in zh
+    assert "failed: the resident refused WeChat messages (or has not subscribed to them)" in en
+    assert en.count("held for the quiet hours until 12-04 07:00") == 2
+    mp.refused.clear()  # the resident subscribed again
+    with app.app_context():
+        deliver(app, DAY_SH + timedelta(days=1))  # 14:00 the next day: WeChat takes it
+    with time_machine.travel(DAY_SH + timedelta(days=1, minutes=5), tick=False):
+        zh = client.get(f"/staff/billing/accounts/{acc}?lang=zh").get_data(as_text=True)
+    assert "已发出 12-04 14:00" in zh

@@ -14,18 +14,25 @@ def _cfg(tmp_path, **extra) -> dict:
             "MQTT_URL": "", "RATELIMIT_STORAGE_URI": "memory://", **extra}
 
 
+def _full(tmp_path) -> dict:
+    """Both channels wholly configured, with the official account WeChat Pay is bound to."""
+    emu = PayEmulator()
+    emu.base_url = "http://127.0.0.1:9"
+    return {**emu.config(tmp_path / "keys", "https://chargers.example.org"),
+            "WECHAT_MP_APP_ID": emu.appid, "WECHAT_MP_APP_SECRET": "oa-secret-0123"}
+
+
 def test_no_channel_is_fine(tmp_path):
     app = create_app(_cfg(tmp_path), config_name="testing")
     assert not settings.payments(app.config).enabled
 
 
 @pytest.mark.parametrize("drop", ["WECHATPAY_APIV3_KEY", "WECHATPAY_PRIVATE_KEY_PATH",
-                                  "WECHATPAY_PUBLIC_KEY_ID", "WECHAT_APPID", "ALIPAY_PUBLIC_KEY_PATH",
+                                  "WECHATPAY_PUBLIC_KEY_ID", "WECHAT_MP_APP_ID",
+                                  "WECHAT_MP_APP_SECRET", "ALIPAY_PUBLIC_KEY_PATH",
                                   "PAYMENTS_NOTIFY_URL"])
 def test_a_half_configured_channel_stops_the_start(tmp_path, drop):
-    emu = PayEmulator()
-    emu.base_url = "http://127.0.0.1:9"
-    full = emu.config(tmp_path / "keys", "https://chargers.example.org")
+    full = _full(tmp_path)
     secret = full["WECHATPAY_APIV3_KEY"]
     full[drop] = ""
     with pytest.raises(RuntimeError) as err:
@@ -35,29 +42,47 @@ def test_a_half_configured_channel_stops_the_start(tmp_path, drop):
 
 
 def test_a_key_file_that_is_not_there_stops_the_start(tmp_path):
-    emu = PayEmulator()
-    full = emu.config(tmp_path / "keys", "https://chargers.example.org")
+    full = _full(tmp_path)
     full["ALIPAY_APP_PRIVATE_KEY_PATH"] = str(tmp_path / "missing.pem")
     with pytest.raises(RuntimeError, match="ALIPAY_APP_PRIVATE_KEY_PATH names no readable file"):
         create_app(_cfg(tmp_path, **full), config_name="testing")
 
 
 def test_both_channels_wholly_configured(tmp_path):
-    emu = PayEmulator()
-    full = emu.config(tmp_path / "keys", "https://chargers.example.org")
+    full = _full(tmp_path)
     app = create_app(_cfg(tmp_path, **full), config_name="testing")
     rules = settings.payments(app.config)
     assert rules.wechat.enabled and rules.alipay.enabled
     assert full["WECHATPAY_APIV3_KEY"] not in repr(rules)
-    assert full["WECHAT_APP_SECRET"] not in repr(rules)
+    assert full["WECHAT_MP_APP_SECRET"] not in repr(rules)
+    # WeChat Pay reads the one official account: no subscription template is needed.
+    assert rules.wechat.appid == full["WECHAT_MP_APP_ID"]
+    assert settings.wechat(app.config).app_id == rules.wechat.appid
+
+
+def test_the_official_account_alone_is_no_wechat_pay(tmp_path):
+    """WECHAT_MP_* for the messages alone leave WeChat Pay off, and do not stop the start."""
+    app = create_app(_cfg(tmp_path, WECHAT_MP_APP_ID="wx-1", WECHAT_MP_APP_SECRET="s",
+                          WECHAT_MP_TEMPLATE_FULL="tpl"), config_name="testing")
+    assert not settings.payments(app.config).wechat.enabled
+    assert settings.wechat(app.config).enabled
+
+
+@pytest.mark.parametrize("old,new", sorted(settings.RENAMED.items()))
+def test_a_retired_name_stops_the_start(tmp_path, old, new):
+    """The official account had two sets of names; the old payments ones are refused,
+    naming the one to use, never silently ignored."""
+    with pytest.raises(RuntimeError) as err:
+        create_app(_cfg(tmp_path, **{old: "x-value-x"}), config_name="testing")
+    assert old in str(err.value) and new in str(err.value)
+    assert "x-value-x" not in str(err.value)
 
 
 @pytest.mark.parametrize("with_public_key", [True, False])
 def test_platform_certificate_mode_is_refused_at_start(tmp_path, with_public_key):
     """Platform-certificate mode stops the start with a clear message naming public-key
     mode (docs/payments.md says why), with or without a public key beside it."""
-    emu = PayEmulator()
-    full = emu.config(tmp_path / "keys", "https://chargers.example.org")
+    full = _full(tmp_path)
     certs = tmp_path / "platform-certs"
     certs.mkdir()
     full["WECHATPAY_PLATFORM_CERT_DIR"] = str(certs)

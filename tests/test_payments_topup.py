@@ -114,7 +114,7 @@ def test_wechat_jsapi_after_oauth(app, client, emu, deliver_to, resident):
     r = client.get(link, headers={"User-Agent": WECHAT_UA})
     assert r.status_code == 302  # to WeChat's OAuth first (snsapi_base)
     auth = r.headers["Location"]
-    assert auth.startswith(emu.base_url + "/connect/oauth2/authorize?")
+    assert auth.startswith(emu.mp.base_url + "/connect/oauth2/authorize?")
     assert "scope=snsapi_base" in auth
     back = requests.get(auth.split("#")[0], allow_redirects=False, timeout=10).headers["Location"]
     r = client.get(back.replace("http://localhost", ""), headers={"User-Agent": WECHAT_UA})

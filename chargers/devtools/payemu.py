@@ -11,7 +11,10 @@ providers' public API references:
   refund / fastpay.refund.query, the statement (bill.downloadurl.query + zip of GBK
   CSV), and RSA2-signed asynchronous notifications; answers signed over their
   `…_response` object; requests' signature checked against the app's public key.
-- WeChat OAuth (snsapi_base): authorize → code → sns/oauth2/access_token → openid.
+
+The WeChat official account the merchant is bound to (its OAuth, which gives JSAPI its
+openid, and the subscription messages) is chargers.devtools.wechat_mp, with the same
+AppID (`appid` here).
 
 Keys are generated when the emulator starts (never kept). `config()` gives the
 product's settings for it, writing the product's key files into a folder.
@@ -129,24 +132,24 @@ class PayEmulator:
     """The providers' side. `base_url` is filled by `serve()` (or set by the caller
     when it serves `app` itself)."""
 
-    def __init__(self, *, fee_bp: int = 60):
+    def __init__(self, *, fee_bp: int = 60, appid: str = "wx8a2b3c4d5e6f7a8b"):
         self.base_url = ""
         self.fee_bp = fee_bp
         self.lock = threading.Lock()
         # WeChat Pay merchant and platform
-        self.mchid, self.appid = "1900000109", "wx8a2b3c4d5e6f7a8b"
+        # The merchant and the official account bound to it (its AppID; the account
+        # itself, with the OAuth, is chargers.devtools.wechat_mp).
+        self.mchid, self.appid = "1900000109", appid
         self.apiv3_key = secrets.token_hex(16)
         self.merchant_key, self.platform_key = _key(), _key()
         self.cert_serial = secrets.token_hex(20).upper()
         self.public_key_id = "PUB_KEY_ID_0119000000" + secrets.token_hex(8).upper()
-        self.app_secret = secrets.token_hex(16)
         # Alipay app and Alipay itself
         self.alipay_app_id, self.alipay_pid = "2021004100000001", "2088100000000001"
         self.app_key, self.alipay_key = _key(), _key()
         self.trades: dict[str, Trade] = {}
         self.refunds: dict[str, Refund] = {}
         self.bill_tokens: dict[str, bytes] = {}
-        self.codes: dict[str, str] = {}
         self.refund_outcome = "SUCCESS"  # what a refund query says once asked
         self.bill_tweaks: dict[str, dict] = {}  # order_no → {"drop"|"amount_cents"|"fee_cents"}
         self.extra_lines: list[Trade] = []  # trades only the provider knows of
@@ -160,7 +163,9 @@ class PayEmulator:
 
     # --- the product's configuration -------------------------------------------
     def config(self, folder: Path, notify_base: str) -> dict:
-        """The product's settings for this emulator; its key files written to `folder`."""
+        """The product's settings for this emulator; its key files written to `folder`.
+        WeChat Pay also needs the official account (WECHAT_MP_*: chargers.devtools.
+        wechat_mp.WechatMP.config(), with this emulator's `appid`)."""
         folder.mkdir(parents=True, exist_ok=True)
         files = {"wx_key.pem": _pem_private(self.merchant_key),
                  "wx_platform_pub.pem": _pem_public(self.platform_key),
@@ -176,10 +181,7 @@ class PayEmulator:
             "WECHATPAY_PRIVATE_KEY_PATH": str(folder / "wx_key.pem"),
             "WECHATPAY_PUBLIC_KEY_PATH": str(folder / "wx_platform_pub.pem"),
             "WECHATPAY_PUBLIC_KEY_ID": self.public_key_id,
-            "WECHATPAY_GATEWAY": self.base_url, "WECHAT_APPID": self.appid,
-            "WECHAT_APP_SECRET": self.app_secret,
-            "WECHAT_OAUTH_URL": f"{self.base_url}/connect/oauth2/authorize",
-            "WECHAT_API_URL": self.base_url,
+            "WECHATPAY_GATEWAY": self.base_url,
             "ALIPAY_APP_ID": self.alipay_app_id,
             "ALIPAY_APP_PRIVATE_KEY_PATH": str(folder / "alipay_app_key.pem"),
             "ALIPAY_PUBLIC_KEY_PATH": str(folder / "alipay_pub.pem"),
@@ -771,32 +773,6 @@ class PayEmulator:
                 return redirect(t.return_url)
             return _page("支付宝（模拟）", t, f"/emu/alipay/pay/{no}", "", "#1677ff")
 
-        @app.get("/connect/oauth2/authorize")
-        def oauth_authorize():
-            if request.args.get("appid") != emu.appid or request.args.get("scope") not in (
-                    "snsapi_base", "snsapi_userinfo"):
-                return Response("invalid appid or scope", status=400)
-            user = request.cookies.get("emu_wx_user") or "o" + secrets.token_urlsafe(20)[:27]
-            code = secrets.token_hex(16)
-            emu.codes[code] = user
-            sep = "&" if "?" in request.args["redirect_uri"] else "?"
-            r = redirect(f"{request.args['redirect_uri']}{sep}"
-                         + urlencode({"code": code, "state": request.args.get("state", "")}))
-            r.set_cookie("emu_wx_user", user, max_age=365 * 86400)
-            return r
-
-        @app.get("/sns/oauth2/access_token")
-        def oauth_token():
-            a = request.args
-            if a.get("appid") != emu.appid or a.get("secret") != emu.app_secret:
-                return {"errcode": 40125, "errmsg": "invalid appsecret"}
-            openid = emu.codes.pop(a.get("code", ""), None)
-            if openid is None or a.get("grant_type") != "authorization_code":
-                return {"errcode": 40029, "errmsg": "invalid code"}
-            return {"access_token": secrets.token_hex(16), "expires_in": 7200,
-                    "refresh_token": secrets.token_hex(16), "openid": openid,
-                    "scope": "snsapi_base"}
-
         def _page(title: str, t: Trade, action: str, back: str, color: str) -> str:
             paid = t.state == "SUCCESS"
             button = ("<p class=ok>已支付 ✓</p>" if paid else
@@ -815,12 +791,13 @@ class PayEmulator:
         return app
 
 
-def load_or_create(folder: Path) -> PayEmulator:
+def load_or_create(folder: Path, appid: str = "wx-demo-app") -> PayEmulator:
     """An emulator whose keys and ids are kept in `folder` (made on first use, 0600), so
-    that `make run`'s web, worker and emulator processes agree across restarts."""
+    that `make run`'s web, worker and emulator processes agree across restarts; `appid`
+    is the demo official account's (WECHAT_MP_APP_ID)."""
     folder.mkdir(parents=True, exist_ok=True)
     state = folder / "emulator-keys.json"
-    emu = PayEmulator()
+    emu = PayEmulator(appid=appid)
     if state.exists():
         data = json.loads(state.read_text())
         emu.merchant_key = serialization.load_pem_private_key(data["merchant"].encode(), None)
@@ -828,13 +805,13 @@ def load_or_create(folder: Path) -> PayEmulator:
         emu.app_key = serialization.load_pem_private_key(data["app"].encode(), None)
         emu.alipay_key = serialization.load_pem_private_key(data["alipay"].encode(), None)
         emu.apiv3_key, emu.cert_serial = data["apiv3_key"], data["cert_serial"]
-        emu.public_key_id, emu.app_secret = data["public_key_id"], data["app_secret"]
+        emu.public_key_id = data["public_key_id"]
     else:
         state.write_text(json.dumps({
             "merchant": _pem_private(emu.merchant_key), "platform": _pem_private(emu.platform_key),
             "app": _pem_private(emu.app_key), "alipay": _pem_private(emu.alipay_key),
             "apiv3_key": emu.apiv3_key, "cert_serial": emu.cert_serial,
-            "public_key_id": emu.public_key_id, "app_secret": emu.app_secret}))
+            "public_key_id": emu.public_key_id}))
         state.chmod(0o600)
     return emu
 
@@ -852,7 +829,7 @@ def main() -> None:  # pragma: no cover - `python -m chargers.devtools.payemu`
     ap.add_argument("--write-config", action="store_true")
     ap.add_argument("--folder", default="instance/payemu")
     args = ap.parse_args()
-    emu = load_or_create(Path(args.folder))
+    emu = load_or_create(Path(args.folder), os.environ.get("WECHAT_MP_APP_ID") or "wx-demo-app")
     emu.base_url = f"http://127.0.0.1:{port}"
     emu.auto_notify_refunds = True
     if args.write_config:

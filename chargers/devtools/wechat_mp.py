@@ -11,6 +11,13 @@ It implements, as WeChat's public reference documents them:
   → 42001, not JSON → 47001, a missing field → 47003 (also for a thing value over 20
   characters), an openid that refused the messages → 43101.
 
+- the web OAuth (网页授权): `GET /connect/oauth2/authorize?appid&redirect_uri&scope&state`
+  → 302 to redirect_uri with `code` and `state` (the emulated WeChat user is kept in a
+  cookie); `GET /sns/oauth2/access_token?appid&secret&code&grant_type=authorization_code`
+  → `{"access_token", "openid", …}`; a wrong appid or secret → 40125, a used or unknown
+  code → 40029. It is the same official account (AppID/AppSecret) as the messages', as
+  in the product's one configuration (WECHAT_MP_*).
+
 What it received is kept (`received`, `GET /messages.json`) and shown at `GET /` (the
 demo's page of messages sent to residents). Tests drive it: `expire_tokens()` makes
 every token issued so far expired, `refuse(openid)` makes that user refuse.
@@ -28,8 +35,9 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 THING_MAX = 20
 
@@ -45,6 +53,7 @@ class WechatMP:
         self.answers: list[dict] = []  # every answer to a send, in order
         self.token_calls = 0
         self.refused: set[str] = set()
+        self.codes: dict[str, str] = {}  # OAuth code -> openid
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), self._handler())
@@ -80,6 +89,36 @@ class WechatMP:
         with self._lock:
             self.tokens[tok] = time.monotonic() + self.expires_in
         return {"access_token": tok, "expires_in": self.expires_in}
+
+    def config(self) -> dict:
+        """The product's settings for this official account (WECHAT_MP_*)."""
+        return {"WECHAT_MP_APP_ID": self.app_id, "WECHAT_MP_APP_SECRET": self.app_secret,
+                "WECHAT_MP_API_BASE": self.base_url,
+                "WECHAT_MP_OAUTH_URL": f"{self.base_url}/connect/oauth2/authorize"}
+
+    def authorize(self, query: dict, user: str | None) -> tuple[int, str, str]:
+        """The OAuth authorize page: (status, redirect or error, the user kept)."""
+        if query.get("appid") != self.app_id or query.get("scope") not in (
+                "snsapi_base", "snsapi_userinfo") or not query.get("redirect_uri"):
+            return 400, "invalid appid, scope or redirect_uri", ""
+        user = user or "o" + secrets.token_urlsafe(20)[:27]
+        code = secrets.token_hex(16)
+        with self._lock:
+            self.codes[code] = user
+        sep = "&" if "?" in query["redirect_uri"] else "?"
+        return 302, (f"{query['redirect_uri']}{sep}"
+                     + urlencode({"code": code, "state": query.get("state", "")})), user
+
+    def oauth_token(self, query: dict) -> dict:
+        if query.get("appid") != self.app_id or query.get("secret") != self.app_secret:
+            return {"errcode": 40125, "errmsg": "invalid appsecret"}
+        with self._lock:
+            openid = self.codes.pop(query.get("code", ""), None)
+        if openid is None or query.get("grant_type") != "authorization_code":
+            return {"errcode": 40029, "errmsg": "invalid code"}
+        return {"access_token": secrets.token_hex(16), "expires_in": 7200,
+                "refresh_token": secrets.token_hex(16), "openid": openid,
+                "scope": query.get("scope", "snsapi_base")}
 
     def bizsend(self, query: dict, raw: bytes) -> dict:
         answer = self._bizsend(query, raw)
@@ -157,6 +196,20 @@ class WechatMP:
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 if parts.path == "/cgi-bin/token":
                     self._json(outer.token(query))
+                elif parts.path == "/sns/oauth2/access_token":
+                    self._json(outer.oauth_token(query))
+                elif parts.path == "/connect/oauth2/authorize":
+                    jar = SimpleCookie(self.headers.get("Cookie", ""))
+                    kept = jar["emu_wx_user"].value if "emu_wx_user" in jar else None
+                    status, where, user = outer.authorize(query, kept)
+                    if status != 302:
+                        self._answer(status, where.encode(), "text/plain")
+                        return
+                    self.send_response(302)
+                    self.send_header("Location", where)
+                    self.send_header("Set-Cookie", f"emu_wx_user={user}; Max-Age=31536000; Path=/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif parts.path == "/messages.json":
                     self._json(outer.received)
                 elif parts.path == "/":

@@ -98,7 +98,7 @@ class TariffForm(FlaskForm):
     full_float_minutes = IntegerField(_l("Minutes charged after full (empty: until unplugged)"),
                                       validators=[Optional(), NumberRange(0, 1440)])
     electricity_yuan_exact = StringField(
-        _l("Electricity to 0.0001 yuan per kWh (e.g. 0.5583; empty: the whole fen above)"),
+        _l("Electricity to 0.0001 yuan per kWh (e.g. 0.5583; empty: the price above)"),
         validators=[Optional(), Regexp(r"^[0-9]{1,4}(\.[0-9]{1,5})?$")])
     tou_windows = TextAreaField(
         _l("Time-of-use: one window per line, 'HH:MM-HH:MM yuan per kWh name' "

@@ -16,7 +16,7 @@ from ..models import Alley, utcnow
 
 MONEY_ERRORS = {
     "not_a_number": _l("Type an amount in yuan, e.g. 50 or 50.50."),
-    "too_precise": _l("At most two decimals (fen): e.g. 50.05."),
+    "too_precise": _l("At most two decimals: e.g. 50.05."),
     "negative": _l("The amount cannot be negative."),
     "bad_separator": _l("Write the amount without separators, e.g. 1234.50."),
     "too_large": _l("That amount is too large."),
@@ -134,6 +134,17 @@ def _notice_versions(mc) -> list:
     return monthly_close.versions(mc)
 
 
+def exact_yuan(fen_text: str | None) -> str:
+    """An exact amount in fen as text ("12.3456", before rounding) → "¥0.123456"."""
+    if fen_text in (None, ""):
+        return "—"
+    value = Decimal(str(fen_text)) / 100
+    text = f"{value:f}".rstrip("0").rstrip(".") if "." in f"{value:f}" else f"{value:f}"
+    if "." not in text or len(text.split(".")[1]) < 2:
+        text = f"{value:.2f}"
+    return f"-¥{text[1:]}" if text.startswith("-") else f"¥{text}"
+
+
 def per_hour(fen: int | None) -> str:
     """A price per hour: "¥0.40 / hour"; in Chinese "0.40 元/小时"."""
     if fen is None:
@@ -146,10 +157,12 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["per_kwh_exact"] = per_kwh_exact
     app.jinja_env.globals["notice_versions"] = _notice_versions
     app.jinja_env.globals["per_hour"] = per_hour
+    app.jinja_env.globals["exact_yuan"] = exact_yuan
     app.jinja_env.globals["ledger_amount"] = ledger_amount
     app.jinja_env.globals["session_billing_word"] = session_billing_word
     app.jinja_env.globals["month_income"] = month_income
     app.jinja_env.filters["yuan"] = yuan
+    app.jinja_env.filters["yuan_plain"] = _money.yuan_plain
     app.jinja_env.filters["kwh"] = kwh
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals["step_rule"] = step_rule

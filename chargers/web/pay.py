@@ -32,7 +32,7 @@ from ..models import Alley, ResidentAccount, utcnow
 from ..services.devices import alleys
 from ..services.devices.qrcodes import text_qr_svg
 from ..services.errors import Invalid
-from ..services.payments import limits, notifications, oauth, orders
+from ..services.payments import limits, notifications, oauth, orders, refunds
 from .money import YuanField
 
 bp = Blueprint("pay", __name__)
@@ -139,6 +139,7 @@ def order(order_no: str):
     g.tz = alley.timezone
     return render_template("pay/order.html", alley=alley, order=o, state=orders.public_state(o),
                            jsapi=None, qr=None, code_url=None, go=None,
+                           refunds=refunds.of_order(o.id),
                            order_url=url_for("pay.order", order_no=o.order_no))
 
 

@@ -87,8 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, WechatMP("wx-demo-app", "demo-secret") as mp:
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/shots.sqlite",
                           "SECRET_KEY": "shots", "WTF_CSRF_ENABLED": True,
-                          "WECHAT_MP_API_BASE": mp.base_url, "WECHAT_MP_APP_ID": "wx-demo-app",
-                          "WECHAT_MP_APP_SECRET": "demo-secret", "WEBHOOK_ALLOW_PRIVATE": True,
+                          **mp.config(), "WEBHOOK_ALLOW_PRIVATE": True,
                           "WECHAT_MP_TEMPLATE_SESSION_START": "demo-start",
                           "WECHAT_MP_TEMPLATE_FULL": "demo-full",
                           "WECHAT_MP_TEMPLATE_FAILED": "demo-failed",

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from chargers import create_app  # noqa: E402
 from chargers.devtools.payemu import PayEmulator  # noqa: E402
+from chargers.devtools.wechat_mp import WechatMP  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.models import PaymentOrder  # noqa: E402
 from tests import every_state  # noqa: E402
@@ -41,9 +42,9 @@ WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit
 
 
 def main() -> None:
-    emu = PayEmulator()
+    emu = PayEmulator(appid="wx-demo-app")
     emu_server = emu.serve()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, WechatMP(emu.appid, "demo-secret") as mp:
         # The app's port first: the emulator posts its notifications there.
         import socket
 
@@ -57,6 +58,7 @@ def main() -> None:
                   "RATELIMIT_STORAGE_URI": "memory://", "PUBLIC_BASE_URL": base,
                   "SERVER_NAME": None}
         config.update(emu.config(Path(tmp) / "keys", base))
+        config.update(mp.config())  # the official account: OAuth (JSAPI's openid)
         app = create_app(config, config_name="testing")
         with app.app_context():
             db.create_all()

@@ -12,9 +12,11 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from ...constants import PayProvider
 from ...extensions import db
 from ...models import AccountCard, Alley, ChargingSession, ResidentAccount, User
 from ...models.billing import ACCOUNT_KINDS
+from ...money import yuan_text
 from .. import idempotency, scope
 from ..devices import alleys
 from ..errors import Conflict, Invalid, NotFound
@@ -142,7 +144,7 @@ def active_holder(alley_id: int, card: str | None) -> ResidentAccount | None:
 
 def _money(amount_cents: int, method: str, receipt: str | None) -> None:
     if not isinstance(amount_cents, int) or not 0 < amount_cents <= MAX_TOPUP_CENTS:
-        raise Invalid("money.amount", max=MAX_TOPUP_CENTS)
+        raise Invalid("money.amount", max=yuan_text(MAX_TOPUP_CENTS))
     if method not in METHODS:
         raise Invalid("money.method", methods=", ".join(METHODS))
     if receipt is not None and len(receipt) > 64:
@@ -200,7 +202,7 @@ def refund(user: User | None, account_id: int, amount_cents: int, method: str,
     balance = ledger.balance(acc)
     if amount_cents > balance:
         db.session.rollback()
-        raise Invalid("money.refund_over_balance", balance=balance)
+        raise Invalid("money.refund_over_balance", balance=yuan_text(balance))
     lines = [(resident, -amount_cents), (cash, amount_cents)]
     p = ledger.post(f"refund:{acc.id}:{secrets.token_hex(8)}", "refund",
                     acc.alley_id, lines, now=now, by=by, method=method, receipt=receipt,
@@ -222,7 +224,7 @@ def write_off(user: User | None, account_id: int, amount_cents: int | None, reas
     owed = ledger.debt(acc)
     amount = owed if amount_cents is None else amount_cents
     if owed <= 0 or not isinstance(amount, int) or not 0 < amount <= owed:
-        raise Invalid("money.writeoff_over_debt", debt=owed)
+        raise Invalid("money.writeoff_over_debt", debt=yuan_text(owed))
     by = user.id if user else None
     lines = [(ledger.resident_account(acc), amount),
              (ledger.account(acc.alley_id, "written_off"), -amount)]
@@ -306,6 +308,10 @@ def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
     if p is None or p.kind not in ("topup", "refund"):
         raise NotFound("money.not_found")
     scope.check_alley(user, db.session.get(Alley, p.alley_id), "money.not_found")
+    if p.method in set(PayProvider):
+        # The provider holds that money: a reversal here would move the balance while
+        # the money stays where it is. An online top-up is refunded to its channel.
+        raise Invalid("money.online_not_reversible")
     if not reason.strip():
         raise Invalid("review.reason_required")
     by = user.id if user else None

@@ -87,7 +87,7 @@ def tell_once(key: str, acc: ResidentAccount, kind: str, data: dict, now: dateti
                  channels=[], created_at=now)
     db.session.add(r)
     r.channels = reminders.queue_to_account(acc, kind, data, paging.language, now,
-                                            safety=safety)
+                                            safety=safety, ref=key)
     db.session.flush()
     return r
 
@@ -141,6 +141,6 @@ def _tell(todo: dict, done: set, now: datetime, paging: Paging) -> int:
                      data=data, channels=[], created_at=now)
         db.session.add(r)
         r.channels = reminders.queue_to_account(acc, kind, data, paging.language, now,
-                                                safety=safety)
+                                                safety=safety, ref=key)
         n += 1
     return n

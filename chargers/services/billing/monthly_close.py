@@ -336,6 +336,9 @@ def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
             ResidentAccount.alley_id == alley_id).order_by(ResidentAccount.id)):
         moves = per_resident.get(acc.id, {})
         opening = int(openings.get(acc.id) or 0)
+        if (not moves and not opening and not by_account.get(acc.id) and acc.created_at is not None
+                and _aware(acc.created_at) >= _aware(mc.period_end)):
+            continue  # opened after the month (a late close): no statement of it
         st = Statement(close_id=mc.id, alley_id=alley_id, resident_id=acc.id, month=month,
                        opening_cents=opening, topups_cents=moves.get("topups", 0),
                        charges_cents=moves.get("charges", 0),
@@ -353,6 +356,10 @@ def _write_close(mc: MonthClose, alley_id: int, month: str, counted: dict,
         db.session.add(st)
     db.session.commit()
     return mc
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def closes(alley_id: int) -> list[MonthClose]:

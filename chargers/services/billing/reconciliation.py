@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import GridBill, MonthClose, User
+from ...money import yuan_text
 from ...settings import CloseRule
 from .. import scope
 from ..devices import alleys
@@ -63,7 +64,7 @@ def set_grid_bill(user: User | None, slug: str, data: GridInput, now: datetime) 
     if not MONTH_RE.match(data.month or ""):
         raise Invalid("grid.month")
     if not isinstance(data.amount_cents, int) or not 0 <= data.amount_cents <= 10**10:
-        raise Invalid("money.amount", max=10**10)
+        raise Invalid("money.amount", max=yuan_text(10**10))
     start, end = kwh_to_wh(data.reading_start_kwh), kwh_to_wh(data.reading_end_kwh)
     wh = kwh_to_wh(data.grid_kwh)
     if wh is None:

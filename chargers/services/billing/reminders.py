@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_babel import force_locale
@@ -169,6 +169,76 @@ def for_account(account_id: int, limit: int = 20) -> list[Reminder]:
                                    .order_by(Reminder.id.desc()).limit(limit)))
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What became of one message on one channel, as the outbox knows it: `state` is
+    held (waiting for the alley's quiet hours to end, until `at`), waiting (due, the
+    worker sends it next), retrying (tried `tries` times, next try `at`, `error`),
+    sent (at `at`) or failed (given up, `error`: the last refusal)."""
+
+    channel: str
+    state: str
+    at: datetime | None
+    tries: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class AccountMessage:
+    """A message to the resident and its deliveries (empty: no channel chosen, or
+    queued before deliveries were linked to it)."""
+
+    reminder: Reminder
+    deliveries: tuple[Delivery, ...]
+
+
+def _delivery(n: Notification, now: datetime) -> Delivery:
+    at = _aware(n.next_attempt_at)
+    if n.status == "sent":
+        return Delivery(n.channel, "sent", _aware(n.sent_at), n.attempts, None)
+    if n.status == "failed":
+        return Delivery(n.channel, "failed", None, n.attempts, n.last_error)
+    if n.attempts:
+        return Delivery(n.channel, "retrying", at, n.attempts, n.last_error)
+    if at is not None and at > now and (n.payload or {}).get("quiet_zone"):
+        return Delivery(n.channel, "held", at, 0, None)
+    return Delivery(n.channel, "waiting", at, 0, None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def messages_of(account_id: int, now: datetime, limit: int = 20) -> list[AccountMessage]:
+    """The messages an account was sent, newest first, each with what the outbox did
+    with it on each channel (for the staff account page: "why didn't I get it?").
+    An outbox row belongs to a message by the key in its payload; older rows (queued
+    before the key was kept) by kind, time, channel and the account's current address."""
+    rows = for_account(account_id, limit)
+    if not rows:
+        return []
+    acc = db.session.get(ResidentAccount, account_id)
+    ch = db.session.get(ResidentChannels, account_id)
+    targets = {t for t in (acc.phone if acc else None, ch.email if ch else None,
+                           ch.wechat_openid if ch else None) if t}
+    times = {r.created_at for r in rows}
+    found = db.session.scalars(select(Notification).where(
+        Notification.alert_id.is_(None), Notification.created_at.in_(times),
+        Notification.reason.in_({r.kind[:16] for r in rows})).order_by(Notification.id)).all()
+    by_ref: dict[str, list[Notification]] = {}
+    unref: list[Notification] = []
+    for n in found:
+        ref = (n.payload or {}).get("ref")
+        (by_ref.setdefault(ref, []) if ref else unref).append(n)
+    out = []
+    for r in rows:
+        mine = by_ref.get(r.key) or [
+            n for n in unref if n.reason == r.kind[:16] and n.created_at == r.created_at
+            and n.channel in (r.channels or []) and n.target in targets]
+        out.append(AccountMessage(r, tuple(_delivery(n, now) for n in mine)))
+    return out
+
+
 # --- the run -----------------------------------------------------------------------
 
 def yuan(fen: int) -> str:
@@ -254,14 +324,15 @@ def _remember(key: str, kind: str, alley_id: int, resident_id: int | None, data:
 
 
 def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
-                     now: datetime, *, safety: bool = False) -> list[str]:
+                     now: datetime, *, safety: bool = False, ref: str | None = None) -> list[str]:
     """Queue the message of `kind` (written from `data`) to a resident account's
     channels (ResidentChannels): WeChat subscription message to its openid, SMS to its
     phone, its e-mail address; in the resident's language (else `language`). Outside
     safety, a message in the alley's quiet hours waits until they end unless the
     resident welcomes night messages. A `reason` in `data` is an ending code
     (services/charging/endings.py), written in words here. Returns the channels queued
-    (none when the account has none). No commit."""
+    (none when the account has none). `ref`: the Reminder's key, kept in each outbox
+    row's payload so the account page can tell what became of it. No commit."""
     ch = db.session.get(ResidentChannels, acc.id)
     lang = ch.language if ch is not None and ch.language in LANGUAGES else language
     with force_locale(lang):
@@ -275,6 +346,8 @@ def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
         zone = alleys.zone(acc.alley) if acc.alley else ZoneInfo("UTC")
         at = quiet_until(now, zone)
         quiet = {"quiet_zone": zone.key}  # a retry keeps to the quiet hours too
+    if ref:
+        quiet = {**quiet, "ref": ref}
     rows = []
     for channel in chosen(ch, acc):
         if channel == "wechat":
@@ -300,7 +373,8 @@ def _outbox(kind: str, subject: str, text: str, rows: list[tuple[str, str, dict]
 
 def _queue(r: Reminder, acc: ResidentAccount | None, rule: ReminderRule, now: datetime) -> None:
     if acc is not None:
-        r.channels = queue_to_account(acc, r.kind, r.data, rule.paging.language, now)
+        r.channels = queue_to_account(acc, r.kind, r.data, rule.paging.language, now,
+                                      ref=r.key)
         return
     with force_locale(rule.paging.language):
         subject, text = _compose(r.kind, dict(r.data))

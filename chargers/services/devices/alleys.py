@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ...extensions import db
 from ...models import Alley, User
+from ...money import yuan_text
 from ...settings import AlleyDefaults
 from .. import scope
 from ..errors import Conflict, Forbidden, Invalid
@@ -48,7 +49,7 @@ def _check(data: AlleyInput) -> None:
     if data.timezone is not None and data.timezone not in available_timezones():
         raise Invalid("alley.timezone_unknown", zone=data.timezone)
     if data.tariff_cents_per_kwh is not None and not 0 <= data.tariff_cents_per_kwh <= 100_000:
-        raise Invalid("alley.tariff_range", max=100_000)
+        raise Invalid("alley.tariff_range", max=yuan_text(100_000))
 
 
 def may_create_alley(user: User | None) -> bool:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ...constants import OrderState, RefundState
 from ...extensions import db
 from ...models import Alley, PaymentOrder, PaymentRefund, Posting, ResidentAccount, User
+from ...money import yuan_text
 from ...settings import PaymentRule
 from .. import scope
 from ..billing import ledger
@@ -51,7 +52,7 @@ def ask(user: User | None, order_no: str, amount_cents: int, reason: str, rules:
     left, bal = o.amount_cents - o.refunded_cents, ledger.balance(acc)
     if not isinstance(amount_cents, int) or not 0 < amount_cents <= min(left, bal):
         db.session.rollback()
-        raise Invalid("pay.refund_amount", left=left, balance=bal)
+        raise Invalid("pay.refund_amount", left=yuan_text(left), balance=yuan_text(bal))
     refund_no = f"R{now.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(8)}"
     by = user.id if user else None
     p = ledger.post(f"payrefund:{refund_no}", "refund", o.alley_id,

@@ -264,10 +264,15 @@ def billing_refund(account_id: int):
 @bp.post("/billing/accounts/<int:account_id>/writeoff")
 def billing_writeoff(account_id: int):
     """Write off (part of) a resident's debt, with a reason."""
-    raw = (request.form.get("amount_cents") or "").strip()
+    # Typed in yuan. An empty or unreadable amount is the service's counted refusal (0),
+    # never None, which would write off the whole debt.
     try:
-        accounts.write_off(current_user, account_id, int(raw) if raw.isdigit() else None,
-                           request.form.get("note") or "", utcnow())
+        fen = parse_yuan(request.form.get("amount") or "") or 0
+    except MoneyError:
+        fen = 0
+    try:
+        accounts.write_off(current_user, account_id, fen, request.form.get("note") or "",
+                           utcnow())
     except DomainError as exc:
         _fail(exc)
     else:

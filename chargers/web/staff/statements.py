@@ -272,8 +272,28 @@ def init_app(app) -> None:
         return {"wechat": _("WeChat"), "sms": _("SMS"), "email": _("E-mail")}.get(channel,
                                                                                 channel)
 
+    def delivery_problem(error: str | None) -> tuple[str, str]:
+        """A delivery's last refusal in words, and the provider's own text when the
+        words are only a summary ("" when they say it all)."""
+        text = error or ""
+        for needle, words in (
+                ("errcode 43101", _("the resident refused WeChat messages (or has not "
+                                    "subscribed to them)")),
+                ("errcode 40003", _("the WeChat user is not one of this official account's")),
+                ("errcode 40037", _("the WeChat template id is wrong")),
+                ("errcode 47003", _("the message did not fit the WeChat template")),
+                ("no WeChat template for", _("no WeChat template is set up for this message")),
+                ("WeChat is not configured", _("WeChat messages are not configured")),
+                ("SMS is not configured", _("SMS is not configured on this server")),
+                ("SMTP_HOST is not set", _("e-mail is not configured on this server"))):
+            if needle in text:
+                return str(words), ""
+        return str(_("not accepted")), text
+
     app.jinja_env.globals.update(account_statements=monthly_close.statements_of,
                                  account_reminders=reminders.for_account,
+                                 account_messages=lambda aid: reminders.messages_of(aid, utcnow()),
+                                 delivery_problem=delivery_problem,
                                  account_channels=reminders.channels,
                                  chosen_channels=reminders.chosen,
                                  message_languages=reminders.LANGUAGES,
