@@ -114,7 +114,8 @@ class CutoffState(StrEnum):
     UNCONFIRMED = "unconfirmed"
 
 
-# The alert filter's word for "active or acknowledged".
+# The filters' word for "not closed yet": alerts active or acknowledged, work orders
+# open or in progress.
 OPEN_FILTER = "open"
 
 
@@ -286,3 +287,76 @@ class QueueState(StrEnum):
     STARTED = "started"
     CHARGING = "charging"
     DROPPED = "dropped"
+
+
+class SessionStatus(StrEnum):
+    """A charging session (services/charging/sessions.py): `active` (started, not
+    stopped), `stopped` (the pile said stop), `timeout` (closed by us after silence),
+    `orphan` (a stop or reading came with no start yet)."""
+
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    TIMEOUT = "timeout"
+    ORPHAN = "orphan"
+
+
+class AccountKind(StrEnum):
+    """A resident account: prepaid balance, monthly card, or exempt (the community pays)."""
+
+    PREPAID = "prepaid"
+    MONTHLY = "monthly"
+    EXEMPT = "exempt"
+
+
+class ReviewStatus(StrEnum):
+    """A charge on the staff review list (no card, an unknown card, another alley's)."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    WAIVED = "waived"
+
+
+class AdjustmentStatus(StrEnum):
+    """A proposed correction of a charge: pending a second person, then approved or
+    rejected."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class WorkOrderStatus(StrEnum):
+    """A maintenance work order: open → in_progress → done."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class GapStatus(StrEnum):
+    """A gap in a pile's `seq` (services/devices/presence.py): open (late messages may
+    still fill it), filled, or lost (the window passed: possible data loss)."""
+
+    OPEN = "open"
+    FILLED = "filled"
+    LOST = "lost"
+
+
+class JobRunStatus(StrEnum):
+    """How a job's run ended."""
+
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+
+
+class PortState(StrEnum):
+    """A port as residents and staff see it (services/charging/availability.py), from its
+    pile's presence, its status, its alerts and its maintenance."""
+
+    FREE = "free"
+    IN_USE = "in_use"
+    FINISHED = "finished"
+    FAULT = "fault"
+    OFFLINE = "offline"
+    OUT_OF_SERVICE = "out_of_service"

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1] / "chargers"
 # Modules that name every status through chargers.constants (more follow as they are
 # touched; the scan keeps them so).
 CONVERTED = ["services/alerts/cutoff.py", "services/alerts/lifecycle.py",
-             "services/devices/commands.py"]
+             "services/devices/commands.py", "services/devices/presence.py",
+             "services/charging/availability.py", "services/charging/sessions.py",
+             "services/charging/time_left.py", "services/billing/settlement.py",
+             "services/billing/balance_guard.py", "services/maintenance/inspections.py",
+             "services/jobruns.py", "jobs/__init__.py"]
 STATUS_LITERAL = re.compile(r"""\b(status|cutoff|result)\s*(==|!=|=)\s*["']""")
 
 

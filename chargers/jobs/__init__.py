@@ -159,6 +159,7 @@ def run_job(app, job: Job, now: datetime | None = None, ctx: JobContext | None =
     """
     import logging
 
+    from ..constants import JobRunStatus
     from ..extensions import db
     from ..models import JobRun, JobRunLog, utcnow
 
@@ -166,18 +167,19 @@ def run_job(app, job: Job, now: datetime | None = None, ctx: JobContext | None =
     with app.app_context():
         started = utcnow()
         now = now or started
-        _record(db, JobRun, job.id, started=started, status="running")
+        _record(db, JobRun, job.id, started=started, status=JobRunStatus.RUNNING)
         try:
             summary = job.func(now, ctx or NoPublish())
         except Exception as exc:
             db.session.rollback()
             log.exception("job %s failed", job.id)
             summary = f"{type(exc).__name__}: {exc}"[:500]
-            _record(db, JobRun, job.id, finished=utcnow(), status="error", summary=summary)
+            _record(db, JobRun, job.id, finished=utcnow(), status=JobRunStatus.ERROR,
+                    summary=summary)
             _history(db, JobRunLog, job, started, "error", summary)
             raise
         kept = stored_summary(summary)
-        _record(db, JobRun, job.id, finished=utcnow(), status="ok", summary=kept)
+        _record(db, JobRun, job.id, finished=utcnow(), status=JobRunStatus.OK, summary=kept)
         if summary or not job.frequent:
             _history(db, JobRunLog, job, started, "ok", kept)
         # Frequent jobs with nothing to say stay out of the log.

@@ -24,12 +24,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..constants import AccountKind, AdjustmentStatus, ReviewStatus
 from ..extensions import db
 from .base import UTCDateTime, utcnow
 
 # Service-fee schemes of a tariff.
 SERVICE_SCHEMES = ("tier_hour", "kwh", "flat_hour", "none")
-ACCOUNT_KINDS = ("prepaid", "monthly", "exempt")
+ACCOUNT_KINDS = tuple(AccountKind)
 # Ledger account kinds: a resident's balance, and per alley the takings (electricity,
 # service), the cash box, charges the community covers (exempt, monthly cards) and
 # sessions waived by staff.
@@ -45,8 +46,8 @@ LEDGER_KINDS = ("resident", "electricity", "service", "cash", "covered", "waived
 POSTING_KINDS = ("topup", "refund", "charge", "adjustment", "reversal", "writeoff",
                  "card_sale", "fee")
 REVIEW_REASONS = ("no_card", "unknown_card", "other_alley")
-REVIEW_STATUSES = ("open", "assigned", "waived")
-ADJUSTMENT_STATUSES = ("pending", "approved", "rejected")
+REVIEW_STATUSES = tuple(ReviewStatus)
+ADJUSTMENT_STATUSES = tuple(AdjustmentStatus)
 
 
 class Tariff(db.Model):

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ..constants import JobRunStatus
 from ..extensions import db
 from ..models import JobRun, JobRunLog, utcnow
 
@@ -37,7 +38,7 @@ def histories(job_ids: list[str], now: datetime | None = None, *, recent: int = 
     last = {r.job_id: r for r in db.session.scalars(select(JobRun).where(JobRun.job_id.in_(job_ids)))}
     since = now - timedelta(days=failure_days)
     fails = dict(db.session.execute(
-        select(JobRunLog.job_id, func.count()).where(JobRunLog.status == "error",
+        select(JobRunLog.job_id, func.count()).where(JobRunLog.status == JobRunStatus.ERROR,
                                                      JobRunLog.started_at >= since)
         .group_by(JobRunLog.job_id)).all())
     out = {}
@@ -48,7 +49,7 @@ def histories(job_ids: list[str], now: datetime | None = None, *, recent: int = 
         failure = None
         if fails.get(job_id):
             failure = db.session.scalar(select(JobRunLog).where(
-                JobRunLog.job_id == job_id, JobRunLog.status == "error")
+                JobRunLog.job_id == job_id, JobRunLog.status == JobRunStatus.ERROR)
                 .order_by(JobRunLog.started_at.desc()).limit(1))
         out[job_id] = JobHistory(job_id, last.get(job_id), rows, fails.get(job_id, 0), failure)
     return out
@@ -56,5 +57,5 @@ def histories(job_ids: list[str], now: datetime | None = None, *, recent: int = 
 
 def failed_now() -> list[JobRun]:
     """Jobs whose last run failed (the dashboard shows them until a run succeeds)."""
-    return list(db.session.scalars(select(JobRun).where(JobRun.status == "error")
+    return list(db.session.scalars(select(JobRun).where(JobRun.status == JobRunStatus.ERROR)
                                    .order_by(JobRun.job_id)))

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ...constants import AccountKind, SessionStatus
 from ...extensions import db
 from ...models import AccountCard, Alley, Authorization, ChargingSession, MeterSample, Pile
 from ...settings import GuardRule  # re-exported: built by the doors
@@ -54,15 +55,15 @@ def reason_to_stop(s: ChargingSession, alley: Alley, now: datetime,
             return None
         waited = now - s.started_at >= timedelta(seconds=rule.unknown_card_grace_s)
         return "unknown_card" if waited else None
-    if acc.kind == "exempt":
+    if acc.kind == AccountKind.EXEMPT:
         return None
-    if acc.kind == "monthly" and acc.monthly_from and acc.monthly_until and (
+    if acc.kind == AccountKind.MONTHLY and acc.monthly_from and acc.monthly_until and (
             acc.monthly_from <= s.started_at < acc.monthly_until):
         earlier = db.session.scalar(select(ChargingSession.id).join(
             AccountCard, (AccountCard.card == ChargingSession.card)
             & (AccountCard.account_id == acc.id)).join(
             Pile, (Pile.id == ChargingSession.pile_id) & (Pile.alley_id == alley.id)).where(
-            ChargingSession.status == "active", ChargingSession.ended_at.is_(None),
+            ChargingSession.status == SessionStatus.ACTIVE, ChargingSession.ended_at.is_(None),
             ChargingSession.guard_stop_at.is_(None),
             ChargingSession.started_at < s.started_at).limit(1))
         if earlier is not None:
@@ -86,7 +87,7 @@ def check(now: datetime, rule: GuardRule) -> Counter:
     counts: Counter = Counter()
     rows = db.session.execute(
         select(ChargingSession, Pile).join(Pile, Pile.id == ChargingSession.pile_id)
-        .where(ChargingSession.status == "active", ChargingSession.ended_at.is_(None),
+        .where(ChargingSession.status == SessionStatus.ACTIVE, ChargingSession.ended_at.is_(None),
                ChargingSession.started_at.is_not(None),
                ChargingSession.guard_stop_at.is_(None))
         .order_by(ChargingSession.started_at)).all()

@@ -38,6 +38,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ...constants import AccountKind, AdjustmentStatus, ReviewStatus
 from ...extensions import db
 from ...models import (
     AccountCard,
@@ -186,11 +187,11 @@ def _load(ids: list[int]) -> _Loaded:
     accounts = {(aid, kind): ledger.account(aid, kind).id for aid in alley_ids
                 for kind in ("electricity", "service", "covered", "occupancy")}
     used_s = {a.id: monthly_used_seconds(a) for a in residents.values()
-              if a.kind == "monthly" and a.monthly_hours is not None and a.monthly_from}
+              if a.kind == AccountKind.MONTHLY and a.monthly_hours is not None and a.monthly_from}
     db.session.flush()
     return _Loaded(rows, alley_of, samples, holders, card_alleys, residents, balances,
                    tariffs, accounts, used_s, _last_serials(alley_of, rows),
-                   card_accounts([a.id for a in residents.values() if a.kind == "monthly"]))
+                   card_accounts([a.id for a in residents.values() if a.kind == AccountKind.MONTHLY]))
 
 
 def card_accounts(ids: list[int]) -> dict[int, list[tuple]]:
@@ -297,12 +298,12 @@ def payment(acc, usage: pricing.Usage, priced: pricing.Priced, used_s: float,
     the rest is charged to the balance like a prepaid session. The balance may go
     below zero: what it does not hold is the shortfall, the resident's debt."""
     amount = priced.amount_cents
-    if acc.kind == "exempt":
+    if acc.kind == AccountKind.EXEMPT:
         return _Payment("covered", priced.duration_s, amount)
     if "failed" in priced.rules:  # nothing flowed: no charge, no card hours
         return _Payment("charged")
     covered_s, charged = 0, amount
-    if (acc.kind == "monthly" and acc.monthly_from is not None
+    if (acc.kind == AccountKind.MONTHLY and acc.monthly_from is not None
             and acc.monthly_until is not None
             and acc.monthly_from <= usage.started_at < acc.monthly_until):
         left = (priced.duration_s if acc.monthly_hours is None
@@ -463,11 +464,11 @@ def on_late_stop(s: ChargingSession, ended_at: datetime, energy_wh: float,
             "ended_at": [s.ended_at.isoformat() if s.ended_at else None, ended_at.isoformat()],
             "stop_reason": stop_reason}
     adj = db.session.scalar(select(Adjustment).where(Adjustment.session_id == s.id,
-                                                     Adjustment.status == "pending"))
+                                                     Adjustment.status == AdjustmentStatus.PENDING))
     cause_text = f"{cause}:{ended_at.isoformat()}"[:64]
     if db.session.scalar(select(Adjustment.id).where(
             Adjustment.session_id == s.id, Adjustment.cause == cause_text,
-            Adjustment.status != "pending")) is not None:
+            Adjustment.status != AdjustmentStatus.PENDING)) is not None:
         return None  # the same news again, already decided by staff
     if adj is None:
         pile = db.session.get(Pile, s.pile_id)
@@ -506,7 +507,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
     """Staff approve (post the difference to the session's payer) or reject an
     adjustment. Audited. Commits."""
     adj = scope.get_in_alley(user, Adjustment, adjustment_id, "adjustment.not_found")
-    if adj.status != "pending":
+    if adj.status != AdjustmentStatus.PENDING:
         raise Invalid("adjustment.decided")
     by = user.id if user else None
     if approve:
@@ -523,7 +524,7 @@ def decide_adjustment(user: User | None, adjustment_id: int, approve: bool, note
                         by=by, session_id=adj.session_id, reason=note)
         db.session.flush()
         adj.posting_id = p.id
-    adj.status = "approved" if approve else "rejected"
+    adj.status = AdjustmentStatus.APPROVED if approve else AdjustmentStatus.REJECTED
     adj.note, adj.decided_at, adj.decided_by = note, now, by
     ledger.audit("adjustment." + adj.status, adj.alley_id, by, now, adjustment=adj.id,
                  session=adj.session_id, delta_cents=adj.delta_cents, note=note)
@@ -538,7 +539,7 @@ def resolve_review(user: User | None, item_id: int, *, account_id: int | None, w
     balance) or waive it (the alley's `waived` account bears it), with a reason.
     Audited. Commits."""
     item = scope.get_in_alley(user, ReviewItem, item_id, "review.not_found")
-    if item.status != "open":
+    if item.status != ReviewStatus.OPEN:
         raise Invalid("review.decided")
     if not note.strip():
         raise Invalid("review.reason_required")

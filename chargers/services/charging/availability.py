@@ -20,6 +20,7 @@ from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 
+from ...constants import PortState, PortStatus
 from ...extensions import db
 from ...models import Alert, Alley, Pile, Port
 from ...ordering import pile_key
@@ -29,7 +30,7 @@ from ..alerts.severity import NOT_HARDWARE
 from . import endings
 
 # Resident-facing states, in the order a legend lists them.
-STATES = ("free", "in_use", "finished", "fault", "offline", "out_of_service")
+STATES = tuple(PortState)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def fire_alarms(pile: Pile, faults: _Faults) -> list[tuple[int | None, str]]:
     `faulted` with a fire code (the status may arrive before the fault message)."""
     found = list(faults.fire.get(pile.id, []))
     for port in pile.ports:
-        if port.status == "faulted" and port.error in FIRE_CODES and \
+        if port.status == PortStatus.FAULTED and port.error in FIRE_CODES and \
                 (port.number, port.error) not in found:
             found.append((port.number, port.error))
     return sorted(found, key=lambda f: (f[0] or 0, f[1]))
@@ -148,20 +149,20 @@ def port_state(pile: Pile, port: Port, faulty_ports: set[int | None],
     """The one word a resident needs for this port; the worst condition wins, and a
     fire alarm anywhere on the pile is the worst of all."""
     if fire:
-        return "fault"
+        return PortState.FAULT
     if not pile.enabled or not port.enabled:
-        return "out_of_service"
+        return PortState.OUT_OF_SERVICE
     if not pile.online:
-        return "offline"
-    if port.status == "faulted" or None in faulty_ports or port.number in faulty_ports:
-        return "fault"
-    if port.status == "unavailable":
-        return "out_of_service"
-    if port.status in ("occupied", "charging"):
-        return "in_use"
-    if port.status == "finishing":
-        return "finished"
-    return "free"
+        return PortState.OFFLINE
+    if port.status == PortStatus.FAULTED or None in faulty_ports or port.number in faulty_ports:
+        return PortState.FAULT
+    if port.status == PortStatus.UNAVAILABLE:
+        return PortState.OUT_OF_SERVICE
+    if port.status in (PortStatus.OCCUPIED, PortStatus.CHARGING):
+        return PortState.IN_USE
+    if port.status == PortStatus.FINISHING:
+        return PortState.FINISHED
+    return PortState.FREE
 
 
 def _pile_view(pile: Pile, faults: _Faults) -> PileView:
@@ -173,14 +174,14 @@ def _pile_view(pile: Pile, faults: _Faults) -> PileView:
         # "since" is the later of the port's status change and the pile's online
         # change: an offline port has been offline since the pile went away.
         since = port.status_since
-        if state == "offline" or (pile.online_since and since and pile.online_since > since):
+        if state == PortState.OFFLINE or (pile.online_since and since and pile.online_since > since):
             since = pile.online_since or since
         if fire:  # every port is unsafe since the pile's first fire alarm
             since = faults.fire_since.get(pile.id) or min(
                 (p.status_since for p in pile.ports
-                 if p.status == "faulted" and p.error in FIRE_CODES and p.status_since),
+                 if p.status == PortStatus.FAULTED and p.error in FIRE_CODES and p.status_since),
                 default=since)
-        ports.append(PortView(port.number, port.status, state, state == "free", since))
+        ports.append(PortView(port.number, port.status, state, state == PortState.FREE, since))
     return PileView(pile.id, pile.label, pile.location_note, pile.online, pile.enabled, ports,
                     fire, faults.cutoff.get(pile.id, "none"))
 
@@ -227,7 +228,7 @@ def _piles_of(alley_ids: list[int]) -> dict[int, list[_PileRow]]:
 def _fill_endings(piles: list[PileView]) -> None:
     """Say on each finished port why its last session ended (one query, and only
     when some port is finished)."""
-    finished = [(pile.id, p) for pile in piles for p in pile.ports if p.state == "finished"]
+    finished = [(pile.id, p) for pile in piles for p in pile.ports if p.state == PortState.FINISHED]
     if not finished:
         return
     found = endings.last_by_port((pile_id, p.port) for pile_id, p in finished)

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ...constants import SessionStatus
 from ...extensions import db
 from ...models import ChargingSession, MeterSample, Pile, User, bulk, utcnow
 from .. import scope
@@ -139,11 +140,11 @@ def on_start(pile: Pile, ev: Start, cache: dict | None = None) -> ChargingSessio
         return s  # the same start again under another message id: nothing new
     s.port, s.card, s.start_meter_wh, s.started_at = ev.port, ev.card, ev.meter_wh, ev.at
     _mark_time_source(s, ev.time_source)
-    if s.status == "orphan":
-        s.status = "stopped" if s.ended_at is not None else "active"
+    if s.status == SessionStatus.ORPHAN:
+        s.status = SessionStatus.STOPPED if s.ended_at is not None else SessionStatus.ACTIVE
     if s.ended_at is not None and s.ended_at < s.started_at:
         s.ended_at = s.started_at  # clocks disagree: never a negative duration
-    if s.status == "active" and s.last_meter_at is None:
+    if s.status == SessionStatus.ACTIVE and s.last_meter_at is None:
         s.last_meter_at = ev.at
     return s
 
@@ -153,7 +154,7 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
     s = _get(pile, ev.ref, cache)
     if s is None:
         s = _new(pile, ev.port, ev.ref, "orphan", ev.time_source, cache)
-    elif s.status == "stopped":
+    elif s.status == SessionStatus.STOPPED:
         return s  # already ended by the pile
     elif s.settled_at is not None and s.amount_cents is not None:
         # Closed by timeout and already settled: the bill never changes; the
@@ -168,7 +169,7 @@ def on_stop(pile: Pile, ev: Stop, cache: dict | None = None) -> ChargingSession:
     s.stop_reason = ev.reason
     _mark_time_source(s, ev.time_source)
     if s.started_at is not None:
-        s.status = "stopped"
+        s.status = SessionStatus.STOPPED
     return s
 
 
@@ -254,7 +255,7 @@ def active_by_port(pile_id: str) -> dict[int, ChargingSession]:
     open), so a stop or disable can say what it interrupts."""
     out: dict[int, ChargingSession] = {}
     stmt = (select(ChargingSession).where(ChargingSession.pile_id == pile_id,
-                                          ChargingSession.status == "active")
+                                          ChargingSession.status == SessionStatus.ACTIVE)
             .order_by(ChargingSession.id))
     for s in db.session.scalars(stmt):
         out[s.port] = s

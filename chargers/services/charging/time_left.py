@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ...constants import PortState, PortStatus, SessionStatus
 from ...extensions import db
 from ...models import ChargingSession, MeterSample, Pile
 from .availability import PileView
@@ -25,7 +26,7 @@ def alley_history(alley_id: int, now: datetime) -> list[PastSession]:
                    ChargingSession.energy_wh, peak.c.peak)
             .join(Pile, ChargingSession.pile_id == Pile.id)
             .outerjoin(peak, peak.c.session_id == ChargingSession.id)
-            .where(Pile.alley_id == alley_id, ChargingSession.status == "stopped",
+            .where(Pile.alley_id == alley_id, ChargingSession.status == SessionStatus.STOPPED,
                    ChargingSession.stop_reason == "full",
                    ChargingSession.started_at.is_not(None),
                    ChargingSession.ended_at >= now - timedelta(days=HISTORY_DAYS))
@@ -40,7 +41,7 @@ def _active_sessions(pile_ids: list[str]) -> dict[tuple[str, int], ChargingSessi
     if not pile_ids:
         return out
     stmt = (select(ChargingSession).where(ChargingSession.pile_id.in_(pile_ids),
-                                          ChargingSession.status == "active")
+                                          ChargingSession.status == SessionStatus.ACTIVE)
             .order_by(ChargingSession.id))
     for s in db.session.scalars(stmt):
         out[(s.pile_id, s.port)] = s
@@ -78,7 +79,7 @@ def fill(piles: list[PileView], alley_id: int, now: datetime) -> int | None:
     """Put an estimate on every charging port of these piles (of one alley); minutes
     until the first is expected free (None when there is no basis)."""
     charging = [(pile, p) for pile in piles for p in pile.ports
-                if p.state == "in_use" and p.status == "charging"]
+                if p.state == PortState.IN_USE and p.status == PortStatus.CHARGING]
     if not charging:
         return None
     history = alley_history(alley_id, now)

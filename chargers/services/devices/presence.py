@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ...constants import GapStatus
 from ...extensions import db
 from ...models import Pile, SeqGap, bulk
 from ...settings import AlertRules
@@ -121,7 +122,7 @@ def _hardware(pile: Pile, model: str, firmware: str, ports: int, max_power_w: in
 
 def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime, rules: AlertRules) -> None:
     """A new sequence: the old one's open gaps are lost (alert), all are closed."""
-    missing = sum(_remaining(g) for g in gaps if g.status == "open")
+    missing = sum(_remaining(g) for g in gaps if g.status == GapStatus.OPEN)
     for g in gaps:
         g.status, g.resolved_at = "closed", now
     gaps.clear()
@@ -134,7 +135,7 @@ def _close_gaps(pile: Pile, gaps: list[SeqGap], now: datetime, rules: AlertRules
 FIRST_CONTACT_GAP = 1000
 
 # Gaps whose missing numbers may still arrive: `open` ones, and `lost` ones (alerted).
-FILLABLE = ("open", "lost")
+FILLABLE = (GapStatus.OPEN, GapStatus.LOST)
 
 
 def _remaining(gap: SeqGap) -> int:
@@ -164,7 +165,7 @@ def check_seq(pile: Pile, seq: int | None, now: datetime, gaps: list[SeqGap],
     if last is None or seq > last:
         if last is not None and seq > last + 1:
             gap = SeqGap(pile_id=pile.id, expected_seq=last + 1, got_seq=seq,
-                         missing=seq - last - 1, detected_at=now, status="open", extra={})
+                         missing=seq - last - 1, detected_at=now, status=GapStatus.OPEN, extra={})
             db.session.add(gap)
             gaps.append(gap)
             log.info("pile %s: seq jumped from %d to %d (%d messages not arrived yet)",
@@ -199,9 +200,9 @@ def _fill(pile: Pile, seq: int, now: datetime, gaps: list[SeqGap], rules: AlertR
             arrived.append(seq)
             gap.extra = {**(gap.extra or {}), "arrived": sorted(arrived)}
             if len(arrived) >= gap.missing:
-                was_lost = gap.status == "lost"
-                gap.status, gap.resolved_at = "filled", now
-                if was_lost and not any(g.status == "lost" for g in gaps):
+                was_lost = gap.status == GapStatus.LOST
+                gap.status, gap.resolved_at = GapStatus.FILLED, now
+                if was_lost and not any(g.status == GapStatus.LOST for g in gaps):
                     alerts.on_data_recovered(pile, now, rules=rules)
             return True
     return False
@@ -225,18 +226,18 @@ def expire_seq_gaps(now: datetime, window_s: int, rules: AlertRules) -> int:
     `data_loss` alert for their pile (commits). Returns how many. Locks the piles,
     as the ingest does, so a late message filling a gap at the same moment waits."""
     cutoff = now - timedelta(seconds=window_s)
-    due = select(SeqGap.pile_id).where(SeqGap.status == "open", SeqGap.detected_at <= cutoff)
+    due = select(SeqGap.pile_id).where(SeqGap.status == GapStatus.OPEN, SeqGap.detected_at <= cutoff)
     pile_ids = sorted(set(db.session.scalars(due)))
     n = 0
     for pile in db.session.scalars(select(Pile).where(Pile.id.in_(pile_ids))
                                    .order_by(Pile.id).with_for_update(key_share=True)):
         gaps = db.session.scalars(
-            select(SeqGap).where(SeqGap.pile_id == pile.id, SeqGap.status == "open",
+            select(SeqGap).where(SeqGap.pile_id == pile.id, SeqGap.status == GapStatus.OPEN,
                                  SeqGap.detected_at <= cutoff)
             .execution_options(populate_existing=True)).all()
         missing = 0
         for gap in gaps:
-            gap.status, gap.resolved_at = "lost", now
+            gap.status, gap.resolved_at = GapStatus.LOST, now
             missing += _remaining(gap)
             log.warning("pile %s: seq %d..%d: %d messages did not arrive within %d s",
                         pile.id, gap.expected_seq, gap.got_seq - 1, _remaining(gap), window_s)

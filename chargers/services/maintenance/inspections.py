@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ...constants import OPEN_FILTER, WorkOrderStatus
 from ...extensions import db
 from ...models import (
     Alley,
@@ -55,8 +56,8 @@ KINDS = ("daily", "monthly", "quarterly", "custom")
 UNITS = ("day", "week", "month")
 RESULTS = ("pass", "fail", "na")
 ORDER_KINDS = ("repair", "inspection")
-ORDER_STATUSES = ("open", "in_progress", "done")
-OPEN_ORDERS = ("open", "in_progress")
+ORDER_STATUSES = tuple(WorkOrderStatus)
+OPEN_ORDERS = (WorkOrderStatus.OPEN, WorkOrderStatus.IN_PROGRESS)
 STAGES = ("due", "overdue", "escalation")
 KEY_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -386,7 +387,7 @@ def _open_order(alley: Alley, pile: Pile | None, port: int | None, kind: str, re
                 record: InspectionRecord | None = None,
                 out_of_service: bool = False) -> WorkOrder:
     order = WorkOrder(alley_id=alley.id, pile_id=pile.id if pile else None, port=port,
-                      kind=kind, reason=reason, data=data, status="open",
+                      kind=kind, reason=reason, data=data, status=WorkOrderStatus.OPEN,
                       record_id=record.id if record else None, opened_at=now,
                       opened_by=user.id if user else None)
     db.session.add(order)
@@ -431,7 +432,7 @@ def list_orders(user: User | None, *, status: str | None = "open", slug: str | N
     stmt = scope.limit_to_alleys(stmt, user, WorkOrder.alley_id)
     if slug:
         stmt = stmt.where(WorkOrder.alley_id == alleys.get_alley(user, slug).id)
-    if status == "open":
+    if status == OPEN_FILTER:
         stmt = stmt.where(WorkOrder.status.in_(OPEN_ORDERS))
     elif status in ORDER_STATUSES:
         stmt = stmt.where(WorkOrder.status == status)
@@ -461,9 +462,9 @@ def start_order(user: User, order_id: int, note: str = "",
     """open → in_progress, by this staff member. Commits."""
     now = now or utcnow()
     order = get_order(user, order_id)
-    if order.status != "open":
+    if order.status != WorkOrderStatus.OPEN:
         raise Conflict("maintenance.transition", frm=order.status, to="in_progress")
-    order.status = "in_progress"
+    order.status = WorkOrderStatus.IN_PROGRESS
     order.record_event("started", now, user, note=(note or "").strip() or None)
     db.session.commit()
     return order
@@ -485,11 +486,11 @@ def finish_order(user: User, order_id: int, note: str, now: datetime | None = No
     service is enabled again, unless another open order still holds it. Commits."""
     now = now or utcnow()
     order = get_order(user, order_id)
-    if order.status == "done":
+    if order.status == WorkOrderStatus.DONE:
         raise Conflict("maintenance.transition", frm=order.status, to="done")
     if not (note or "").strip():
         raise Invalid("maintenance.note_required")
-    order.status = "done"
+    order.status = WorkOrderStatus.DONE
     order.closed_at, order.closed_by = now, user.id
     order.record_event("done", now, user, note=note.strip()[:2000])
     if order.took_out_of_service and order.pile_id:
