@@ -26,12 +26,10 @@ as `settings.Paging` (composing) and `settings.Delivery` (sending).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
 import smtplib
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,6 +49,9 @@ from ...settings import Delivery, Paging
 from .. import scope
 from ..devices import alleys
 from ..errors import Invalid
+from .outbound import OPENER as _OPENER
+from .outbound import DeliveryError, PermanentDeliveryError
+from .outbound import check_public as _check_public
 
 log = logging.getLogger(__name__)
 
@@ -274,44 +275,6 @@ def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subj
 
 
 # --- delivering --------------------------------------------------------------------
-
-
-class DeliveryError(Exception):
-    """The receiver did not take the message; it will be tried again, unless
-    `permanent` (e.g. a WeChat user who refused the messages): then it is given up."""
-
-    permanent = False
-
-
-class PermanentDeliveryError(DeliveryError):
-    permanent = True
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A robot answers directly; a redirect could lead past the address check."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None  # the 3xx then surfaces as an HTTPError
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def _check_public(url: str, allow_private: bool) -> None:
-    """Refuse a webhook whose host resolves to a private, loopback, link-local or
-    reserved address (staff type these URLs; the worker must not become a way into
-    the internal network). WEBHOOK_ALLOW_PRIVATE lifts it (development, tests)."""
-    if allow_private:
-        return
-    parts = urlsplit(url)
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise DeliveryError(f"unreachable: {exc}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise DeliveryError(f"refused: {parts.hostname} is a non-public address ({address})")
 
 
 def send_webhook(url: str, body: dict, delivery: Delivery) -> None:

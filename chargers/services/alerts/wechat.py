@@ -38,6 +38,9 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from ...settings import WechatConfig
+from .outbound import OPENER as _OPENER
+from .outbound import DeliveryError
+from .outbound import check_public as _check_public
 
 TOKEN_INVALID = (40001, 40014, 42001)
 PERMANENT = {43101: "the user refused or has not subscribed",
@@ -88,8 +91,6 @@ def message_data(cfg: WechatConfig, kind: str, params: Mapping[str, str],
 
 
 def _call(cfg: WechatConfig, req: urllib.request.Request, allow_private: bool) -> dict:
-    from .notify import _OPENER, DeliveryError, _check_public
-
     try:
         _check_public(req.full_url, allow_private)
     except DeliveryError as exc:
