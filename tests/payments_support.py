@@ -109,3 +109,24 @@ def balance(app, account_id: int) -> int:
 def alley_id(app, slug: str = "lane") -> int:
     with app.app_context():
         return db.session.query(Alley).filter_by(slug=slug).one().id
+
+
+def pay_through(app, client, emu, account_id: int, channel: str, fen: int,
+                ua: str | None = None) -> str:
+    """Top up `fen` by `channel` as a resident would (desktop for Native, a phone
+    otherwise, or `ua`), open the provider's page for Alipay, and pay at the emulator
+    (which sends its notification): our order number."""
+    import requests
+    from sqlalchemy import select
+
+    from chargers.models import PaymentOrder
+
+    ua = ua or (DESKTOP_UA if channel == "wechat_native" else PHONE_UA)
+    r = start_topup(app, client, account_id, ua, channel, preset=fen)
+    if channel == "alipay_wap":
+        requests.get(pay_page(r), timeout=10)
+    with app.app_context():
+        no = db.session.scalars(select(PaymentOrder.order_no)
+                                .order_by(PaymentOrder.id.desc())).first()
+    emu.pay(no)
+    return no

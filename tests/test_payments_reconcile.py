@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from chargers import settings
@@ -20,14 +19,19 @@ from chargers.models import (
     MonthClose,
     PaymentBill,
     PaymentMismatch,
-    PaymentOrder,
     Posting,
     utcnow,
 )
 from chargers.services.billing import income, ledger, monthly_close
 from chargers.services.payments import reconcile, refunds
 
-from .payments_support import DESKTOP_UA, PHONE_UA, alley_id, pay_page, start_topup, with_emulator
+from .payments_support import (
+    DESKTOP_UA,
+    PHONE_UA,
+    alley_id,
+    pay_through,
+    with_emulator,
+)
 
 
 @pytest.fixture
@@ -36,14 +40,7 @@ def app_config(app_config, emu, tmp_path):
 
 
 def _pay(app, client, emu, resident, ua, channel, fen) -> str:
-    r = start_topup(app, client, resident, ua, channel, preset=fen)
-    if channel == "alipay_wap":
-        requests.get(pay_page(r), timeout=10)
-    with app.app_context():
-        no = db.session.scalars(select(PaymentOrder.order_no)
-                                .order_by(PaymentOrder.id.desc())).first()
-    emu.pay(no)
-    return no
+    return pay_through(app, client, emu, resident, channel, fen, ua)
 
 
 def _findings(app) -> dict:

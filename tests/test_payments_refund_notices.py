@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from chargers import settings
@@ -23,7 +22,7 @@ from chargers.models import PaymentNotice, PaymentOrder, PaymentRefund, Posting,
 from chargers.services.billing import ledger
 from chargers.services.payments import refunds
 
-from .payments_support import DESKTOP_UA, PHONE_UA, balance, pay_page, start_topup, with_emulator
+from .payments_support import balance, pay_through, with_emulator
 
 
 @pytest.fixture
@@ -32,14 +31,7 @@ def app_config(app_config, emu, tmp_path):
 
 
 def _paid(app, client, emu, resident, channel="wechat_native", fen=5000) -> str:
-    r = start_topup(app, client, resident, DESKTOP_UA if channel == "wechat_native" else PHONE_UA,
-                    channel, preset=fen)
-    if channel == "alipay_wap":
-        requests.get(pay_page(r), timeout=10)
-    with app.app_context():
-        no = db.session.scalars(select(PaymentOrder.order_no)
-                                .order_by(PaymentOrder.id.desc())).first()
-    emu.pay(no)
+    no = pay_through(app, client, emu, resident, channel, fen)
     assert balance(app, resident) == fen
     return no
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from chargers import settings
 from chargers.extensions import db
-from chargers.models import Alley, PaymentOrder, ResidentAccount, Statement, User, utcnow
+from chargers.models import Alley, ResidentAccount, Statement, User, utcnow
 from chargers.services.billing import accounts, ledger, monthly_close
 from chargers.services.payments import refunds
 
-from .payments_support import DESKTOP_UA, PHONE_UA, pay_page, start_topup, with_emulator
+from .payments_support import pay_through, with_emulator
 from .webtools import csrf_from, login
 
 
@@ -26,15 +25,7 @@ def app_config(app_config, emu, tmp_path):
 
 
 def _pay(app, client, emu, resident, channel, fen) -> str:
-    r = start_topup(app, client, resident, DESKTOP_UA if channel == "wechat_native" else PHONE_UA,
-                    channel, preset=fen)
-    if channel == "alipay_wap":
-        requests.get(pay_page(r), timeout=10)
-    with app.app_context():
-        no = db.session.scalars(select(PaymentOrder.order_no)
-                                .order_by(PaymentOrder.id.desc())).first()
-    emu.pay(no)
-    return no
+    return pay_through(app, client, emu, resident, channel, fen)
 
 
 def test_statement_shows_online_money_apart_from_cash(app, client, emu, deliver_to, resident,

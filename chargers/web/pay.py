@@ -26,7 +26,7 @@ from wtforms import HiddenField
 from wtforms.validators import Optional
 
 from .. import settings
-from ..constants import PayChannel
+from ..constants import AccountKind, PayChannel
 from ..extensions import csrf, db
 from ..models import Alley, ResidentAccount, utcnow
 from ..services.devices import alleys
@@ -48,14 +48,15 @@ def topup_link(account: ResidentAccount) -> str | None:
     """The top-up page's address for an account just looked up (None when no channel
     is configured or the account is not prepaid/monthly)."""
     rules = settings.payments(current_app.config)
-    if not rules.enabled or account.kind == "exempt" or not account.active:
+    if not rules.enabled or account.kind == AccountKind.EXEMPT or not account.active:
         return None
     alley = db.session.get(Alley, account.alley_id)
     return url_for("pay.topup", slug=alley.slug, token=_signer().dumps(account.id))
 
 
-def _account(slug: str, token: str) -> tuple[Alley, ResidentAccount]:
-    alley = alleys.get_alley(None, slug)
+def _linked(token: str) -> ResidentAccount:
+    """The account a top-up link (or the OAuth `state`) names: expired → a refusal,
+    forged or unknown → 404."""
     try:
         account_id = _signer().loads(token, max_age=LINK_MAX_AGE_S)
     except SignatureExpired:
@@ -63,7 +64,15 @@ def _account(slug: str, token: str) -> tuple[Alley, ResidentAccount]:
     except BadSignature:
         abort(404)
     acc = db.session.get(ResidentAccount, account_id)
-    if acc is None or acc.alley_id != alley.id:
+    if acc is None:
+        abort(404)
+    return acc
+
+
+def _account(slug: str, token: str) -> tuple[Alley, ResidentAccount]:
+    alley = alleys.get_alley(None, slug)
+    acc = _linked(token)
+    if acc.alley_id != alley.id:
         abort(404)
     g.tz = alley.timezone
     return alley, acc
@@ -174,15 +183,7 @@ def notify_alipay():
 def oauth_back():
     """WeChat's OAuth return: the code becomes the openid, kept on the account."""
     token = request.args.get("state", "")
-    try:
-        account_id = _signer().loads(token, max_age=LINK_MAX_AGE_S)
-    except SignatureExpired:
-        raise Invalid("pay.link_expired") from None
-    except BadSignature:
-        abort(404)
-    acc = db.session.get(ResidentAccount, account_id)
-    if acc is None:
-        abort(404)
+    acc = _linked(token)
     rules = settings.payments(current_app.config)
     openid = oauth.openid_for(rules, request.args.get("code", ""))
     orders.remember_openid(acc.id, openid)
