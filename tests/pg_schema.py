@@ -56,3 +56,21 @@ def on_sqlite_and_postgresql(tag: str):
             yield app_config
 
     return _app_config
+
+
+def on_postgresql(tag: str):
+    """`pg_schema` and `app_config` fixtures for a test module that runs on PostgreSQL
+    only (a throwaway schema named after `tag`). In the module:
+    `pg_schema, app_config = on_postgresql("chargers_x")`."""
+
+    @pytest.fixture(name="pg_schema")
+    def _pg_schema():
+        with throwaway_schema(tag) as url:
+            yield url
+
+    @pytest.fixture(name="app_config")
+    def _app_config(app_config, pg_schema):
+        app_config["SQLALCHEMY_DATABASE_URI"] = pg_schema
+        return app_config
+
+    return _pg_schema, _app_config

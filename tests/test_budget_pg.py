@@ -8,28 +8,18 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 from sqlalchemy import select
 
 from chargers.extensions import db
 from chargers.models import Authorization
 from tests.budget_support import account, energy_tariff, feeder, register_piles
 from tests.ingest_support import Pile, Worker, body, poll
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_postgresql
 
 PILES, PORTS = 10, 4
 
 
-@pytest.fixture
-def pg_schema():
-    with throwaway_schema("chargers_budget") as url:
-        yield url
-
-
-@pytest.fixture
-def app_config(app_config, pg_schema):
-    app_config["SQLALCHEMY_DATABASE_URI"] = pg_schema
-    return app_config
+pg_schema, app_config = on_postgresql("chargers_budget")
 
 
 def test_two_workers_do_not_admit_past_the_limit(app, client, admin, mosquitto, tmp_path):

@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
-import pytest
 from sqlalchemy import func, select
 
 from chargers.extensions import db
@@ -33,22 +32,12 @@ from chargers.models import (
 from chargers.services.devices import piles as piles_service
 from tests.ingest_support import PREFIX, Worker, ts
 from tests.ingest_support import Pile as PileClient
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_postgresql
 
 N_PILES, PORTS, PER_PILE = 50, 4, 200  # 10,000 messages
 
 
-@pytest.fixture
-def pg_schema():
-    """A private schema in the `test` database, dropped afterwards."""
-    with throwaway_schema("chargers_scale") as url:
-        yield url
-
-
-@pytest.fixture
-def app_config(app_config, pg_schema):
-    app_config["SQLALCHEMY_DATABASE_URI"] = pg_schema
-    return app_config
+pg_schema, app_config = on_postgresql("chargers_scale")
 
 
 def seed(app, n: int = N_PILES) -> list[str]:

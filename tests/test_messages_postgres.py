@@ -4,9 +4,7 @@ tests, on a throwaway schema)."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.pg_schema import throwaway_schema
+from tests.pg_schema import on_postgresql
 
 from .test_messages_sessions import (  # noqa: F401  (collected here on PostgreSQL)
     lane,
@@ -17,14 +15,4 @@ from .test_messages_sessions import (  # noqa: F401  (collected here on PostgreS
     test_start_and_full_each_sent_once_whatever_the_pile_repeats,
 )
 
-
-@pytest.fixture
-def pg_schema():
-    with throwaway_schema("chargers_msg") as url:
-        yield url
-
-
-@pytest.fixture
-def app_config(app_config, pg_schema):
-    app_config["SQLALCHEMY_DATABASE_URI"] = pg_schema
-    return app_config
+pg_schema, app_config = on_postgresql("chargers_msg")
