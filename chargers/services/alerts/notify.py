@@ -49,8 +49,7 @@ from ...settings import Delivery, Paging
 from .. import scope
 from ..devices import alleys
 from ..errors import Invalid
-from .outbound import OPENER as _OPENER
-from .outbound import DeliveryError, PermanentDeliveryError
+from .outbound import DeliveryError, PermanentDeliveryError, fetch
 from .outbound import check_public as _check_public
 
 log = logging.getLogger(__name__)
@@ -284,13 +283,7 @@ def send_webhook(url: str, body: dict, delivery: Delivery) -> None:
     req = urllib.request.Request(url, data=data, method="POST",
                                  headers={"Content-Type": "application/json; charset=utf-8"})
     timeout = delivery.webhook_timeout_s
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            raw = resp.read(65536)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"unreachable: {getattr(exc, 'reason', exc)}") from None
+    raw = fetch(req, timeout)
     try:
         answer = json.loads(raw or b"{}")
     except ValueError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -46,3 +47,15 @@ def check_public(url: str, allow_private: bool) -> None:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
             raise DeliveryError(f"refused: {parts.hostname} is a non-public address ({address})")
+
+
+def fetch(req: urllib.request.Request, timeout: float, limit: int = 65536) -> bytes:
+    """Send `req` through OPENER and read at most `limit` bytes of the answer; an HTTP
+    error status or an unreachable receiver is a DeliveryError."""
+    try:
+        with OPENER.open(req, timeout=timeout) as resp:
+            return resp.read(limit)
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryError(f"unreachable: {getattr(exc, 'reason', exc)}") from None

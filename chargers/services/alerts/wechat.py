@@ -38,8 +38,7 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from ...settings import WechatConfig
-from .outbound import OPENER as _OPENER
-from .outbound import DeliveryError
+from .outbound import DeliveryError, fetch
 from .outbound import check_public as _check_public
 
 TOKEN_INVALID = (40001, 40014, 42001)
@@ -96,12 +95,9 @@ def _call(cfg: WechatConfig, req: urllib.request.Request, allow_private: bool) -
     except DeliveryError as exc:
         raise WechatError(str(exc)) from None
     try:
-        with _OPENER.open(req, timeout=cfg.timeout_s) as resp:
-            raw = resp.read(65536)
-    except urllib.error.HTTPError as exc:
-        raise WechatError(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise WechatError(f"unreachable: {getattr(exc, 'reason', exc)}") from None
+        raw = fetch(req, cfg.timeout_s)
+    except DeliveryError as exc:
+        raise WechatError(str(exc)) from None
     try:
         answer = json.loads(raw)
     except ValueError:
