@@ -224,23 +224,8 @@ class PayEmulator:
                     "amount": {"total": amount_cents or t.amount_cents,
                                "payer_total": amount_cents or t.amount_cents,
                                "currency": "CNY", "payer_currency": "CNY"}}
-        nonce = secrets.token_hex(6)
-        ad = "transaction"
-        key = (apiv3_key or self.apiv3_key).encode()
-        ct = AESGCM(key).encrypt(nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(),
-                                 ad.encode())
-        body = json.dumps({"id": str(uuid.uuid4()),
-                           "create_time": datetime.now(CST).isoformat(timespec="seconds"),
-                           "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS",
-                           "summary": "支付成功",
-                           "resource": {"original_type": "transaction",
-                                        "algorithm": "AEAD_AES_256_GCM",
-                                        "ciphertext": base64.b64encode(ct).decode(),
-                                        "associated_data": ad, "nonce": nonce}},
-                          ensure_ascii=False)
-        headers = self._wx_headers(body, timestamp=timestamp, key=sign_key)
-        headers["Content-Type"] = "application/json"
-        return headers, body.encode()
+        return self._wx_notice(resource, "transaction", "TRANSACTION.SUCCESS", "支付成功",
+                               timestamp, sign_key, apiv3_key)
 
     def alipay_notice(self, order_no: str, *, notify_time: datetime | None = None,
                       app_id: str | None = None, sign_key=None,
@@ -284,18 +269,26 @@ class PayEmulator:
         if status == "SUCCESS":
             resource["success_time"] = (r.done_at or datetime.now(UTC)).astimezone(CST) \
                 .isoformat(timespec="seconds")
-        nonce, ad = secrets.token_hex(6), "refund"
+        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}[status]
+        return self._wx_notice(resource, "refund", f"REFUND.{status}", summary, timestamp,
+                               sign_key, apiv3_key)
+
+    def _wx_notice(self, resource: dict, original_type: str, event_type: str, summary: str,
+                   timestamp, sign_key, apiv3_key: str | None) -> tuple[dict, bytes]:
+        """A WeChat Pay v3 notification: `resource` encrypted with AEAD_AES_256_GCM under
+        the API v3 key (associated data = its original type), the body signed."""
+        nonce = secrets.token_hex(6)
         ct = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
-            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(), ad.encode())
+            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(),
+            original_type.encode())
         body = json.dumps({"id": str(uuid.uuid4()),
                            "create_time": datetime.now(CST).isoformat(timespec="seconds"),
-                           "resource_type": "encrypt-resource", "event_type": f"REFUND.{status}",
-                           "summary": {"SUCCESS": "退款成功", "ABNORMAL": "退款异常",
-                                       "CLOSED": "退款关闭"}[status],
-                           "resource": {"original_type": "refund",
+                           "resource_type": "encrypt-resource", "event_type": event_type,
+                           "summary": summary,
+                           "resource": {"original_type": original_type,
                                         "algorithm": "AEAD_AES_256_GCM",
                                         "ciphertext": base64.b64encode(ct).decode(),
-                                        "associated_data": ad, "nonce": nonce}},
+                                        "associated_data": original_type, "nonce": nonce}},
                           ensure_ascii=False)
         headers = self._wx_headers(body, timestamp=timestamp, key=sign_key)
         headers["Content-Type"] = "application/json"
