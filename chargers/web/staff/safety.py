@@ -70,20 +70,28 @@ def _labels() -> dict:
             "pile_config_view": pile_config.view}
 
 
+
+def _saved(setter, key: str, form: DeviceSettingsForm, message: str) -> bool:
+    """Save desired device settings (an alley's or a pile's overrides): flash the
+    outcome; True when saved."""
+    try:
+        setter(current_user, key, form.values(), settings.limits(current_app.config), utcnow())
+    except DomainError as exc:
+        flash(outcomes.render(exc.code, exc.params), "error")
+        return False
+    flash(message, "ok")
+    return True
+
+
 @bp.route("/alleys/<slug>/device-settings", methods=["GET", "POST"])
 def alley_device_settings(slug: str):
     """The config keys desired for every pile of the alley."""
     alley = alleys.get_alley(current_user, slug)
     form = DeviceSettingsForm(data=alley.device_settings or {})
-    if form.validate_on_submit():
-        try:
-            pile_config.set_alley_settings(current_user, slug, form.values(),
-                                           settings.limits(current_app.config), utcnow())
-        except DomainError as exc:
-            flash(outcomes.render(exc.code, exc.params), "error")
-        else:
-            flash(_("Saved. Piles that take remote configuration are sent it now."), "ok")
-            return redirect(url_for("staff.alley_detail", slug=slug))
+    if form.validate_on_submit() and _saved(pile_config.set_alley_settings, slug, form,
+                                            _("Saved. Piles that take remote configuration "
+                                              "are sent it now.")):
+        return redirect(url_for("staff.alley_detail", slug=slug))
     return render_template("staff/device_settings.html", form=form, alley=alley, pile=None)
 
 
@@ -93,15 +101,9 @@ def pile_config_page(pile_id: str):
     pile = piles.get_pile(current_user, pile_id)
     cfg = pile_config.view(pile)
     form = DeviceSettingsForm(data=cfg["overrides"] or {})
-    if form.validate_on_submit():
-        try:
-            pile_config.set_pile_overrides(current_user, pile_id, form.values(),
-                                           settings.limits(current_app.config), utcnow())
-        except DomainError as exc:
-            flash(outcomes.render(exc.code, exc.params), "error")
-        else:
-            flash(_("Saved."), "ok")
-            return redirect(url_for("staff.pile_config_page", pile_id=pile_id))
+    if form.validate_on_submit() and _saved(pile_config.set_pile_overrides, pile_id, form,
+                                            _("Saved.")):
+        return redirect(url_for("staff.pile_config_page", pile_id=pile_id))
     return render_template("staff/device_settings.html", form=form, alley=pile.alley,
                            pile=pile, cfg=cfg)
 
