@@ -56,7 +56,7 @@ def _paid_online(emu, account_id: int) -> None:
     placed = orders.place(account_id, 2000, "wechat_native", rules, NOW - timedelta(hours=1),
                           return_url="http://localhost/pay/o/{order_no}")
     emu.pay(placed.order.order_no, notify=False)
-    headers, body = emu.wechat_notice(placed.order.order_no)
+    headers, body = emu.wechat_notice(placed.order.order_no, timestamp=int(NOW.timestamp()))
     assert notifications.wechat(headers, body, rules, NOW).outcome == "posted"
 
 

@@ -494,8 +494,10 @@ def _occupancy(tariff: TariffSpec, usage: Usage, full_at: datetime | None) -> tu
     return fen(Fraction(minutes * tariff.occupancy_cents_per_hour, 60)), minutes
 
 
-def price(tariff: TariffSpec, usage: Usage) -> Priced:
-    """Price one session under `tariff` (exact; see the module docstring)."""
+def price(tariff: TariffSpec, usage: Usage, *, failed_free: bool = True) -> Priced:
+    """Price one session under `tariff` (exact; see the module docstring). With
+    `failed_free` False a charge too small to count as one is priced all the same (what
+    a balance must cover before a session is admitted: services/budget/allowance.py)."""
     duration_s = max(0, int((usage.ended_at - usage.started_at).total_seconds()))
     energy_wh = max(Fraction(0), frac(usage.energy_wh))
     rules: list[str] = []
@@ -518,7 +520,7 @@ def price(tariff: TariffSpec, usage: Usage) -> Priced:
     windows: tuple = ()
     e_exact = s_exact = Fraction(0)
     occupancy, occ_minutes = 0, 0
-    if failed_charge(duration_s, energy_wh):
+    if failed_free and failed_charge(duration_s, energy_wh):
         rules = ["failed"]
         e_cents = s_cents = 0
         unit, qty = 0, "0"

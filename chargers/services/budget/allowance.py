@@ -38,7 +38,9 @@ def _price(spec: pricing.TariffSpec, now: datetime, wh: int, minutes: int,
     # Readings at the session's power for the tier choice (fixed after 15 minutes).
     samples = [pricing.Sample(now + timedelta(minutes=m), power_w)
                for m in range(1, min(minutes, 20) + 1)]
-    return pricing.price(spec, pricing.Usage(now, end, wh, samples)).amount_cents
+    # A charge is admitted on what it costs: not as a failed one priced to nothing.
+    return pricing.price(spec, pricing.Usage(now, end, wh, samples),
+                         failed_free=False).amount_cents
 
 
 def _most_wh(spec, now, minutes: int, power_w: float, balance: int) -> int:
