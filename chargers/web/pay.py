@@ -26,7 +26,7 @@ from wtforms import HiddenField
 from wtforms.validators import Optional
 
 from .. import settings
-from ..constants import AccountKind, PayChannel
+from ..constants import PayChannel
 from ..extensions import csrf, db
 from ..models import Alley, ResidentAccount, utcnow
 from ..services.devices import alleys
@@ -47,8 +47,7 @@ def _signer() -> URLSafeTimedSerializer:
 def topup_link(account: ResidentAccount) -> str | None:
     """The top-up page's address for an account just looked up (None when no channel
     is configured or the account is not prepaid/monthly)."""
-    rules = settings.payments(current_app.config)
-    if not rules.enabled or account.kind == AccountKind.EXEMPT or not account.active:
+    if not orders.can_top_up(account, settings.payments(current_app.config)):
         return None
     alley = db.session.get(Alley, account.alley_id)
     return url_for("pay.topup", slug=alley.slug, token=_signer().dumps(account.id))

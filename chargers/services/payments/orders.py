@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ...constants import OrderState, PayChannel, PayProvider
+from ...constants import AccountKind, OrderState, PayChannel, PayProvider
 from ...extensions import db
 from ...models import Alley, PaymentOrder, ResidentAccount, ResidentChannels
 from ...settings import PaymentRule
@@ -54,6 +54,12 @@ def channels_for(user_agent: str, rules: PaymentRule) -> list[str]:
         wanted = [PayChannel.WECHAT_NATIVE]
     on = {PayProvider.WECHAT: rules.wechat.enabled, PayProvider.ALIPAY: rules.alipay.enabled}
     return [c for c in wanted if on[providers.provider_of(c)]]
+
+
+def can_top_up(account: ResidentAccount, rules: PaymentRule) -> bool:
+    """Whether a resident may top up this account online: a channel is configured and
+    the account is active and pays for its charges (prepaid or monthly, not exempt)."""
+    return rules.enabled and account.active and account.kind != AccountKind.EXEMPT
 
 
 def new_order_no(now: datetime) -> str:
