@@ -18,7 +18,10 @@ CONVERTED = ["services/alerts/cutoff.py", "services/alerts/lifecycle.py",
              "services/charging/availability.py", "services/charging/sessions.py",
              "services/charging/time_left.py", "services/billing/settlement.py",
              "services/billing/balance_guard.py", "services/maintenance/inspections.py",
-             "services/jobruns.py", "jobs/__init__.py"]
+             "services/jobruns.py", "jobs/__init__.py", "ingest/handlers.py",
+             "services/budget/admission.py", "services/budget/feeder.py",
+             "services/budget/queue.py", "services/desk.py", "services/alerts/notify.py",
+             "services/billing/reminders.py"]
 STATUS_LITERAL = re.compile(r"""\b(status|cutoff|result)\s*(==|!=|=)\s*["']""")
 
 

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import exc as sa_exc
 
 from .. import settings as app_settings
+from ..constants import PortStatus
 from ..extensions import db
 from ..models import Pile, utcnow
 from ..protocol import codes, payloads, topics
@@ -190,11 +191,11 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                            settings.alerts)
     elif kind == "status":
         port = batch.port(pile, data.port)
-        was_charging = port is not None and port.status == "charging"
+        was_charging = port is not None and port.status == PortStatus.CHARGING
         if not ports.apply_status(port, data.status, data.error, at):
             batch.count("stale:status")
         else:
-            if was_charging and port.status != "charging":
+            if was_charging and port.status != PortStatus.CHARGING:
                 cutoff.on_pile_changed(pile, now)  # a cut-off waiting for this port to stop
             budget_queue.on_port_status(pile, data.port, port.status, at, now)
     elif kind == "session":
@@ -205,8 +206,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         else:
             s = sessions.on_stop(pile, sessions.Stop(data.port, data.session, data.energy_wh,
                                                      data.reason, at, source), batch.sessions)
-            if pile.alley.feeder_limit_w is not None:  # headroom may have appeared
-                batch.budget_alleys.add(pile.alley_id)
+            budget_queue.on_draw_change(pile, batch.budget_alleys)  # headroom may appear
         batch.session_news.append((pile, s))
     elif kind == "meter":
         sessions.on_meter(pile, sessions.Reading(
@@ -214,8 +214,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             data.current_a, data.temp_c, at, msg.arrived_at, source), batch.sessions,
             batch.samples)
         s = batch.sessions.get((pile.id, data.session))
-        if pile.alley.feeder_limit_w is not None:  # a taper frees headroom too
-            batch.budget_alleys.add(pile.alley_id)
+        budget_queue.on_draw_change(pile, batch.budget_alleys)  # a taper frees headroom too
         if s is not None:
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),

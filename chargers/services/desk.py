@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..constants import OPEN_FILTER, AlertStatus, PortState, Severity
 from ..models import User, utcnow
 from .alerts import lifecycle as alerts
 from .alerts.severity import RANK, SEVERITIES
@@ -68,14 +69,14 @@ def desk(user: User, now: datetime | None = None) -> list[AlleyDesk]:
                 row.offline.append(pile)
                 continue
             row.out_of_service += [(label, p.port) for p in pile.ports
-                                   if p.state == "out_of_service"]
-    for a in alerts.list_alerts(user, alerts.AlertFilter(status="open"), limit=None):
+                                   if p.state == PortState.OUT_OF_SERVICE]
+    for a in alerts.list_alerts(user, alerts.AlertFilter(status=OPEN_FILTER), limit=None):
         row = rows.get(a.pile.alley.slug)
         if row is None:
             continue
         row.alerts[a.severity] = row.alerts.get(a.severity, 0) + 1
-        row.unacknowledged += a.status == "active"
-        row.critical_unacknowledged += a.status == "active" and a.severity == "critical"
+        row.unacknowledged += a.status == AlertStatus.ACTIVE
+        row.critical_unacknowledged += a.status == AlertStatus.ACTIVE and a.severity == Severity.CRITICAL
         if row.worst is None or RANK[a.severity] < RANK[row.worst]:
             row.worst = a.severity
     return sorted(rows.values(), key=AlleyDesk.urgency)

@@ -42,6 +42,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ...constants import CutoffState, NotificationStatus
 from ...extensions import db
 from ...labels import CODE_LABELS, CUTOFF_LABELS, NOTIFY_SUBJECT_PREFIXES, SEVERITY_LABELS
 from ...models import Alert, Alley, Contact, Notification, User, utcnow
@@ -215,7 +216,7 @@ def _compose(alert: Alert, reason: str, now: datetime, paging: Paging) -> tuple[
     ]
     if alert.value is not None:
         lines.append(_("Reading: %(value)s", value=f"{alert.value:g}"))
-    if alert.cutoff != "none":
+    if alert.cutoff != CutoffState.NONE:
         lines.append(_("Cut-off: %(state)s", state=_label(CUTOFF_LABELS, alert.cutoff)))
     if reason != "new":
         minutes = int((now - alert.raised_at).total_seconds() // 60)
@@ -238,7 +239,7 @@ def queue_for_alert(alert: Alert, level: int | tuple[int, ...], reason: str,
             if c.channel == "webhook" else {}
         db.session.add(Notification(alert_id=alert.id, contact_id=c.id, reason=reason,
                                     channel=c.channel, target=c.target, subject=subject[:255],
-                                    body=text, payload=body, status="pending", attempts=0,
+                                    body=text, payload=body, status=NotificationStatus.PENDING, attempts=0,
                                     next_attempt_at=now, created_at=now))
     if reason in ("escalation", "cutoff"):
         alert.escalated_at = alert.escalated_at or now
@@ -267,7 +268,7 @@ def queue_message(alley_id: int, level: int | tuple[int, ...], reason: str, subj
             if c.channel == "webhook" else {}
         db.session.add(Notification(alert_id=None, contact_id=c.id, reason=reason,
                                     channel=c.channel, target=c.target, subject=subject,
-                                    body=text, payload=body, status="pending", attempts=0,
+                                    body=text, payload=body, status=NotificationStatus.PENDING, attempts=0,
                                     next_attempt_at=now, created_at=now))
     db.session.flush()
     return len(contacts)
@@ -377,14 +378,14 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
     now = now or utcnow()
     max_attempts = delivery.max_attempts
     stmt = (select(Notification.id)
-            .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+            .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
             .order_by(Notification.next_attempt_at, Notification.id).limit(limit))
     ids = list(db.session.scalars(stmt))
     db.session.commit()  # hold no transaction while talking to the network
     sent = failed = 0
     for nid in ids:
         n = db.session.get(Notification, nid)
-        if n is None or n.status != "pending":
+        if n is None or n.status != NotificationStatus.PENDING:
             continue
         try:
             _send(n, delivery)
@@ -392,7 +393,7 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
             n.attempts += 1
             n.last_error = str(exc)[:1000]
             if n.attempts >= max_attempts or getattr(exc, "permanent", False):
-                n.status = "failed"
+                n.status = NotificationStatus.FAILED
             else:
                 n.next_attempt_at = now + backoff(n.attempts, delivery)
                 zone = (n.payload or {}).get("quiet_zone") if n.channel != "webhook" else None
@@ -403,7 +404,7 @@ def deliver_due(now: datetime | None, delivery: Delivery, limit: int = 50) -> tu
                         n.attempts, exc)
         else:
             n.attempts += 1
-            n.status = "sent"
+            n.status = NotificationStatus.SENT
             n.sent_at = now
             n.last_error = None
             sent += 1

@@ -43,6 +43,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from ...constants import AccountKind, NotificationStatus
 from ...extensions import db
 from ...labels import ENDING_LABELS
 from ...models import (
@@ -194,9 +195,9 @@ class AccountMessage:
 
 def _delivery(n: Notification, now: datetime) -> Delivery:
     at = _aware(n.next_attempt_at)
-    if n.status == "sent":
+    if n.status == NotificationStatus.SENT:
         return Delivery(n.channel, "sent", _aware(n.sent_at), n.attempts, None)
-    if n.status == "failed":
+    if n.status == NotificationStatus.FAILED:
         return Delivery(n.channel, "failed", None, n.attempts, n.last_error)
     if n.attempts:
         return Delivery(n.channel, "retrying", at, n.attempts, n.last_error)
@@ -366,7 +367,7 @@ def _outbox(kind: str, subject: str, text: str, rows: list[tuple[str, str, dict]
     for channel, target, payload in rows:
         db.session.add(Notification(alert_id=None, contact_id=None, reason=kind[:16],
                                     channel=channel, target=target, subject=subject,
-                                    body=text, payload=payload, status="pending",
+                                    body=text, payload=payload, status=NotificationStatus.PENDING,
                                     attempts=0, next_attempt_at=at or now, created_at=now))
     return [c for c, _t, _p in rows]
 
@@ -447,7 +448,7 @@ def _conditions(acc: ResidentAccount, alley: Alley, facts: _Facts, rule: Reminde
     data for the message)."""
     low, days = alley_settings(alley.id, rule)
     wanted: list[tuple[str, str, dict]] = []
-    if acc.kind == "prepaid":
+    if acc.kind == AccountKind.PREPAID:
         bal = ledger.balance(acc)
         top = facts.last_topup.get(acc.id, 0)
         if bal < 0:
@@ -455,7 +456,7 @@ def _conditions(acc: ResidentAccount, alley: Alley, facts: _Facts, rule: Reminde
         elif bal < low:
             wanted.append(("low_balance", f"low_balance:{acc.id}:{top}",
                            {"balance": _yuan(bal), "threshold": _yuan(low)}))
-    if (acc.kind == "monthly" and acc.monthly_until is not None
+    if (acc.kind == AccountKind.MONTHLY and acc.monthly_until is not None
             and now < acc.monthly_until <= now + timedelta(days=days)):
         until = acc.monthly_until.astimezone(alleys.zone(alley)).strftime("%Y-%m-%d %H:%M")
         wanted.append(("monthly_end", f"monthly_end:{acc.id}:{until[:10]}", {"until": until}))

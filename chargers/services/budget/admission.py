@@ -26,10 +26,12 @@ from sqlalchemy import select
 from ...constants import (
     FIRE_CODES,
     OPEN_ALERT,
+    AccountKind,
     AuthorizeReason,
     AuthorizeResult,
     CommandAction,
     QueueState,
+    SessionStatus,
 )
 from ...extensions import db
 from ...models import Alert, Alley, Authorization, ChargingSession, Pile, ResidentAccount
@@ -80,7 +82,7 @@ def _charging_elsewhere(alley: Alley, acc: ResidentAccount, pile: Pile, port: in
         AccountCard, (AccountCard.card == ChargingSession.card)
         & (AccountCard.account_id == acc.id)).join(
         Pile, (Pile.id == ChargingSession.pile_id) & (Pile.alley_id == alley.id)).where(
-        ChargingSession.status == "active", ChargingSession.ended_at.is_(None),
+        ChargingSession.status == SessionStatus.ACTIVE, ChargingSession.ended_at.is_(None),
         ~((ChargingSession.pile_id == pile.id) & (ChargingSession.port == port))).limit(1)) \
         is not None
 
@@ -96,9 +98,9 @@ def decide_money(pile: Pile, port: int, card: str, power_w: float, now: datetime
         if alley.allow_unbilled:
             return Decision(AuthorizeResult.ACCEPTED, max_minutes=cap)
         return Decision(AuthorizeResult.REJECTED, AuthorizeReason.UNKNOWN_CARD)
-    if acc.kind == "exempt":
+    if acc.kind == AccountKind.EXEMPT:
         return Decision(AuthorizeResult.ACCEPTED, max_minutes=cap, account=acc)
-    if (acc.kind == "monthly" and acc.monthly_from and acc.monthly_until
+    if (acc.kind == AccountKind.MONTHLY and acc.monthly_from and acc.monthly_until
             and acc.monthly_from <= now < acc.monthly_until):
         if _charging_elsewhere(alley, acc, pile, port):  # one at a time
             return Decision(AuthorizeResult.REJECTED, AuthorizeReason.NOT_ALLOWED, account=acc)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 
-from ...constants import QueueState
+from ...constants import QueueState, SessionStatus
 from ...extensions import db
 from ...models import (
     Alley,
@@ -52,7 +52,7 @@ def limit_and_margin(alley: Alley, rule: BudgetRule) -> tuple[int | None, int]:
 def _charging(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None):
     cs = ChargingSession
     stmt = (select(cs).join(Pile, Pile.id == cs.pile_id)
-            .where(Pile.alley_id == alley_id, cs.status == "active", cs.ended_at.is_(None),
+            .where(Pile.alley_id == alley_id, cs.status == SessionStatus.ACTIVE, cs.ended_at.is_(None),
                    cs.last_power_w.is_not(None),
                    cs.last_meter_at >= now - timedelta(seconds=rule.reading_fresh_s)))
     return stmt if pile_id is None else stmt.where(cs.pile_id == pile_id)
@@ -83,7 +83,7 @@ def pending_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | Non
                a.admitted_at >= now - timedelta(seconds=rule.admit_ttl_s),
                or_(a.queue_state.is_(None), a.queue_state != QueueState.DROPPED),
                or_(a.session_id.is_(None),
-                   (cs.last_power_w.is_(None)) & (cs.status == "active"))))) or 0
+                   (cs.last_power_w.is_(None)) & (cs.status == SessionStatus.ACTIVE))))) or 0
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,14 @@ def after_batch(alley_ids: set, now: datetime, rule: BudgetRule, language: str =
     return started
 
 
+def on_draw_change(pile: Pile, alley_ids: set) -> None:
+    """A session on this pile ended or its draw changed (a reading): when its alley
+    has a power budget, headroom may have appeared, so the batch's `after_batch` looks
+    at that alley's queue."""
+    if pile.alley.feeder_limit_w is not None:
+        alley_ids.add(pile.alley_id)
+
+
 def on_port_status(pile: Pile, port_no: int, status: str, at: datetime, now: datetime) -> int:
     """A port of a pile with `authorize` left `occupied` for good (available, out of
     service, faulted) at `at`: its resident who asked before then has left. No
