@@ -585,12 +585,13 @@ PLATFORM_CERT_REFUSED = (
     "leave WECHATPAY_PLATFORM_CERT_DIR empty")
 
 
+def _given(config: Mapping, name: str) -> bool:
+    return bool(str(config.get(name) or "").strip())
+
+
 def payments_problems(config: Mapping) -> list[str]:
     """What stops a half-configured payment channel from starting (empty: each channel
     is wholly configured or wholly off). Names variables, never their values."""
-    def given(name: str) -> bool:
-        return bool(str(config.get(name) or "").strip())
-
     problems = []
     for channel, needs, extra in (
             ("WeChat Pay", _WECHAT_NEEDS, ("WECHATPAY_PUBLIC_KEY_PATH", "WECHATPAY_PUBLIC_KEY_ID",
@@ -598,32 +599,46 @@ def payments_problems(config: Mapping) -> list[str]:
             ("Alipay", _ALIPAY_NEEDS, ())):
         # The official account (WECHAT_MP_*) is also the messages': it alone is no
         # WeChat Pay.
-        on = [n for n in needs + extra if given(n) and not n.startswith("WECHAT_MP_")]
+        on = [n for n in needs + extra if _given(config, n) and not n.startswith("WECHAT_MP_")]
         if not on:
             continue
-        missing = [n for n in needs if not given(n)]
+        missing = [n for n in needs if not _given(config, n)]
         if channel == "WeChat Pay":
-            key, key_id = given("WECHATPAY_PUBLIC_KEY_PATH"), given("WECHATPAY_PUBLIC_KEY_ID")
-            if key != key_id:
-                missing.append("WECHATPAY_PUBLIC_KEY_ID" if key else "WECHATPAY_PUBLIC_KEY_PATH")
-            elif not key:
-                missing.append("WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID")
-            if len(str(config.get("WECHATPAY_APIV3_KEY") or "")) not in (0, 32):
-                missing.append("WECHATPAY_APIV3_KEY of 32 characters")
-        if channel == "WeChat Pay" and given("WECHATPAY_PLATFORM_CERT_DIR"):
-            problems.append(PLATFORM_CERT_REFUSED)
+            missing += _wechat_missing(config)
+            if _given(config, "WECHATPAY_PLATFORM_CERT_DIR"):
+                problems.append(PLATFORM_CERT_REFUSED)
         if missing:
             problems.append(f"{channel} is half configured: set {', '.join(missing)} "
                             "(or none of its settings to turn it off)")
             continue
-        for n in needs + extra:
-            if n.endswith("_PATH") and given(n) and not Path(str(config[n])).is_file():
-                problems.append(f"{channel}: {n} names no readable file")
-            if n.endswith("_DIR") and given(n) and not Path(str(config[n])).is_dir():
-                problems.append(f"{channel}: {n} names no folder")
-        if not given("PAYMENTS_NOTIFY_URL"):
+        problems += _file_problems(config, channel, needs + extra)
+        if not _given(config, "PAYMENTS_NOTIFY_URL"):
             problems.append(f"{channel} needs PAYMENTS_NOTIFY_URL (where the provider "
                             "posts its notifications)")
+    return problems
+
+
+def _wechat_missing(config: Mapping) -> list[str]:
+    """WeChat Pay's public key and its id go together; the APIv3 key has 32 characters."""
+    missing = []
+    key, key_id = _given(config, "WECHATPAY_PUBLIC_KEY_PATH"), _given(config, "WECHATPAY_PUBLIC_KEY_ID")
+    if key != key_id:
+        missing.append("WECHATPAY_PUBLIC_KEY_ID" if key else "WECHATPAY_PUBLIC_KEY_PATH")
+    elif not key:
+        missing.append("WECHATPAY_PUBLIC_KEY_PATH and WECHATPAY_PUBLIC_KEY_ID")
+    if len(str(config.get("WECHATPAY_APIV3_KEY") or "")) not in (0, 32):
+        missing.append("WECHATPAY_APIV3_KEY of 32 characters")
+    return missing
+
+
+def _file_problems(config: Mapping, channel: str, names) -> list[str]:
+    """Each given *_PATH names a file and each *_DIR a folder."""
+    problems = []
+    for n in names:
+        if n.endswith("_PATH") and _given(config, n) and not Path(str(config[n])).is_file():
+            problems.append(f"{channel}: {n} names no readable file")
+        if n.endswith("_DIR") and _given(config, n) and not Path(str(config[n])).is_dir():
+            problems.append(f"{channel}: {n} names no folder")
     return problems
 
 

@@ -63,6 +63,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.broker)
         if module in _POSTGRES_FILES:
             item.add_marker(pytest.mark.postgres)
+            # One xdist worker takes all of them, one after another: their advisory
+            # locks and the shared database `test` are not split by schema.
+            item.add_marker(pytest.mark.xdist_group("postgres"))
         if module in _BROWSER_FILES:
             item.add_marker(pytest.mark.browser)
         if module in _SLOW_FILES:

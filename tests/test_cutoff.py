@@ -163,7 +163,9 @@ def test_normal_cutoff_is_confirmed_within_a_second(app, client, admin, start_wo
     pile.smoke()
     alert = wait_cutoff(app, "confirmed", timeout=10)
     took = (alert.cutoff_confirmed_at - alert.cutoff_requested_at).total_seconds()
-    assert took < 1.0, f"confirmed after {took:.2f} s"
+    # About 0.1-0.3 s on a quiet machine (1.2 s seen on a busy one); a cut-off confirmed
+    # only by the first re-send (CUTOFF_RETRY_BASE_S, 2 s) fails.
+    assert took < 2.0, f"confirmed after {took:.2f} s"
     assert {c.status for c in commands_of(app)} == {"accepted"}
     assert api_cutoff(client, admin[1]) == "confirmed"
     html = client.get("/a/lane").get_data(as_text=True)

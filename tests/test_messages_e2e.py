@@ -57,7 +57,20 @@ def test_each_session_message_arrives_once_through_broker_worker_and_wechat(
                                         wechat_openid="o-e2e", wechat=True,
                                         night=True))  # any hour of the test's day
         db.session.commit()
-    start_worker(WECHAT_MP_API_BASE=mp.base_url, **WECHAT)
+    worker = start_worker(WECHAT_MP_API_BASE=mp.base_url, **WECHAT)
+
+    def wait(n: int, what: str) -> None:
+        """Until the emulator holds n messages; else what the outbox and worker said."""
+        try:
+            poll(lambda: len(mp.received) >= n, timeout=90, what=what)
+        except AssertionError:
+            with app.app_context():
+                rows = [(n.reason, n.status, n.last_error, n.next_attempt_at)
+                        for n in db.session.scalars(select(Notification))]
+                keys = db.session.scalars(select(Reminder.key)).all()
+            raise AssertionError(f"{what}: {mp.received} {rows} {keys} {mp.answers}\n"
+                                 f"{worker.output()[-4000:]}") from None
+
     pile.online()
     pile.send("boot", ports=4)
     now = datetime.now(UTC)
@@ -65,7 +78,7 @@ def test_each_session_message_arrives_once_through_broker_worker_and_wechat(
     twice(pile, "session", event="start", port=1, session="E1", card="C-1", meter_wh=0,
           ts=ts(now - timedelta(hours=2)))
     # (A start and its stop applied in one batch, after an outage, say only the end.)
-    poll(lambda: len(mp.received) == 1, timeout=30, what="the start message")
+    wait(1, "the start message")
     pile.send("meter", port=1, session="E1", power_w=250.0, energy_wh=400.0,
               ts=ts(now - timedelta(minutes=30)))
     twice(pile, "session", event="stop", port=1, session="E1", energy_wh=480.0, reason="full",
@@ -73,21 +86,11 @@ def test_each_session_message_arrives_once_through_broker_worker_and_wechat(
     # Port 2: plugged in, nothing flowed, unplugged after a minute: 未能充电.
     twice(pile, "session", event="start", port=2, session="E2", card="C-1", meter_wh=0,
           ts=ts(now - timedelta(minutes=3)))
-    poll(lambda: len(mp.received) == 3, timeout=30, what="the second start message")
+    wait(3, "the second start message")
     twice(pile, "session", event="stop", port=2, session="E2", energy_wh=2.0,
           reason="unplugged", ts=ts(now - timedelta(minutes=2)))
 
-    def got():
-        return mp.received if len(mp.received) >= 4 else None
-
-    try:
-        poll(got, timeout=40, what="four WeChat messages")
-    except AssertionError:
-        with app.app_context():
-            rows = [(n.reason, n.status, n.last_error, n.next_attempt_at)
-                    for n in db.session.scalars(select(Notification))]
-            keys = db.session.scalars(select(Reminder.key)).all()
-        raise AssertionError(f"{mp.received} {rows} {keys} {mp.answers}") from None
+    wait(4, "four WeChat messages")
     time.sleep(6)  # another round of the outbox job: nothing more may come
     assert sorted(m["template_id"] for m in mp.received) == [
         "tpl-failed", "tpl-full", "tpl-start", "tpl-start"]

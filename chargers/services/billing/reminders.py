@@ -218,19 +218,8 @@ def messages_of(account_id: int, now: datetime, limit: int = 20) -> list[Account
     rows = for_account(account_id, limit)
     if not rows:
         return []
-    acc = db.session.get(ResidentAccount, account_id)
-    ch = db.session.get(ResidentChannels, account_id)
-    targets = {t for t in (acc.phone if acc else None, ch.email if ch else None,
-                           ch.wechat_openid if ch else None) if t}
-    times = {r.created_at for r in rows}
-    found = db.session.scalars(select(Notification).where(
-        Notification.alert_id.is_(None), Notification.created_at.in_(times),
-        Notification.reason.in_({r.kind[:16] for r in rows})).order_by(Notification.id)).all()
-    by_ref: dict[str, list[Notification]] = {}
-    unref: list[Notification] = []
-    for n in found:
-        ref = (n.payload or {}).get("ref")
-        (by_ref.setdefault(ref, []) if ref else unref).append(n)
+    targets = _addresses(account_id)
+    by_ref, unref = _outbox_rows(rows)
     out = []
     for r in rows:
         mine = by_ref.get(r.key) or [
@@ -238,6 +227,30 @@ def messages_of(account_id: int, now: datetime, limit: int = 20) -> list[Account
             and n.channel in (r.channels or []) and n.target in targets]
         out.append(AccountMessage(r, tuple(_delivery(n, now) for n in mine)))
     return out
+
+
+def _addresses(account_id: int) -> set[str]:
+    """The account's phone, e-mail and WeChat openid as they are now."""
+    acc = db.session.get(ResidentAccount, account_id)
+    ch = db.session.get(ResidentChannels, account_id)
+    found = [acc.phone] if acc else []
+    if ch:
+        found += [ch.email, ch.wechat_openid]
+    return {t for t in found if t}
+
+
+def _outbox_rows(rows: list[Reminder]) -> tuple[dict[str, list[Notification]], list[Notification]]:
+    """The resident outbox rows queued with these messages: by the message key in their
+    payload, and those without one."""
+    found = db.session.scalars(select(Notification).where(
+        Notification.alert_id.is_(None), Notification.created_at.in_({r.created_at for r in rows}),
+        Notification.reason.in_({r.kind[:16] for r in rows})).order_by(Notification.id)).all()
+    by_ref: dict[str, list[Notification]] = {}
+    unref: list[Notification] = []
+    for n in found:
+        ref = (n.payload or {}).get("ref")
+        (by_ref.setdefault(ref, []) if ref else unref).append(n)
+    return by_ref, unref
 
 
 # --- the run -----------------------------------------------------------------------

@@ -127,27 +127,9 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     ignores the answer. No commit."""
     alley = pile.alley
     feeder.lock(alley.id)
-    port = ports.port_of(pile, port_no)
     expected = feeder.expected_w(pile, card, rule)
-    headroom = None
-    if _fire(pile):  # first: a fire cut-off also disables the pile
-        d = Decision(AuthorizeResult.REJECTED, AuthorizeReason.FIRE)
-    elif not pile.enabled or (port is not None and not port.enabled):
-        d = Decision(AuthorizeResult.REJECTED, AuthorizeReason.DISABLED)
-    else:
-        d = decide_money(pile, port_no, card, expected, now, rule)
-    position = None
-    if d.result == AuthorizeResult.ACCEPTED and (alley.feeder_limit_w is not None
-                                                 or pile.power_limit_w is not None):
-        headroom = feeder.budget(alley, now, rule).headroom_w
-        room = feeder.pile_headroom_w(pile, now, rule)
-        if room is not None:
-            headroom = room if headroom is None else min(headroom, room)
-        waiting = feeder.queue_length(alley.id)
-        if waiting or headroom < expected:
-            d = Decision(AuthorizeResult.QUEUED, account=d.account, max_wh=d.max_wh,
-                         max_minutes=d.max_minutes)
-            position = waiting + 1
+    d = _decide(pile, port_no, card, expected, now, rule)
+    d, headroom, position = _within_budget(pile, d, expected, now, rule)
     rec = Authorization(
         alley_id=alley.id, pile_id=pile.id, port=port_no, card=card, message_id=message_id,
         account_id=d.account.id if d.account else None, asked_at=at, received_at=received_at,
@@ -160,6 +142,48 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     if late:
         rec.admitted_at, rec.queue_state, rec.drop_reason = None, None, "late"
     db.session.add(rec)
+    args = _answer(d, message_id, position)
+    cmd = commands.create(pile, port_no, CommandAction.AUTHORIZE, now, args=args)
+    rec.command_id = cmd.id
+    log.info("authorize %s port %s card %s: %s %s", pile.id, port_no, card, d.result,
+             d.reason or position or "")
+    return rec
+
+
+def _decide(pile: Pile, port_no: int, card: str, expected: float, now: datetime,
+            rule: BudgetRule) -> Decision:
+    """The answer before the budget: fire first (a fire cut-off also disables the pile),
+    then a disabled pile or port, then the card and its money."""
+    port = ports.port_of(pile, port_no)
+    if _fire(pile):
+        return Decision(AuthorizeResult.REJECTED, AuthorizeReason.FIRE)
+    if not pile.enabled or (port is not None and not port.enabled):
+        return Decision(AuthorizeResult.REJECTED, AuthorizeReason.DISABLED)
+    return decide_money(pile, port_no, card, expected, now, rule)
+
+
+def _within_budget(pile: Pile, d: Decision, expected: float, now: datetime,
+                   rule: BudgetRule) -> tuple[Decision, float | None, int | None]:
+    """An accepted card under a feeder or pile limit: queued when others wait or the
+    headroom (the smaller of the alley's and the pile's) is short of its expected
+    draw. Returns the decision, the headroom seen and the queue position."""
+    alley = pile.alley
+    if d.result != AuthorizeResult.ACCEPTED or (alley.feeder_limit_w is None
+                                                and pile.power_limit_w is None):
+        return d, None, None
+    headroom = feeder.budget(alley, now, rule).headroom_w
+    room = feeder.pile_headroom_w(pile, now, rule)
+    if room is not None:
+        headroom = room if headroom is None else min(headroom, room)
+    waiting = feeder.queue_length(alley.id)
+    if waiting or headroom < expected:
+        return (Decision(AuthorizeResult.QUEUED, account=d.account, max_wh=d.max_wh,
+                         max_minutes=d.max_minutes), headroom, waiting + 1)
+    return d, headroom, None
+
+
+def _answer(d: Decision, message_id: str, position: int | None) -> dict:
+    """The `authorize` command's arguments (protocol v1.1)."""
     args: dict = {"ref": message_id, "result": d.result.value}
     if d.result == AuthorizeResult.REJECTED:
         args["reason"] = d.reason.value
@@ -170,11 +194,7 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
             args["max_wh"] = d.max_wh
         if d.max_minutes is not None:
             args["max_minutes"] = d.max_minutes
-    cmd = commands.create(pile, port_no, CommandAction.AUTHORIZE, now, args=args)
-    rec.command_id = cmd.id
-    log.info("authorize %s port %s card %s: %s %s", pile.id, port_no, card, d.result,
-             d.reason or position or "")
-    return rec
+    return args
 
 
 def authorized_session_ids(session_ids: list[int]) -> set[int]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from ...constants import OPEN_ALERT, LimitStop
+from ...constants import OPEN_ALERT, CommandAction, LimitStop
 from ...extensions import db
 from ...models import Alert, Alley, FeederState, Pile
 from ...settings import AlertRules, AlleyDefaults, BudgetRule
@@ -59,9 +59,7 @@ def check_alley(alley: Alley, now: datetime, rule: BudgetRule, alert_rules: Aler
         st.last_reading_at = now
     if limit is None or load <= limit:
         st.over_since, st.over_readings = None, 0
-        for a in _open_alerts(alley):
-            alerts.on_fault(db.session.get(Pile, a.pile_id), a.port, ALERT, False, load, None,
-                            now, now, rules=alert_rules)
+        _clear(alley, load, now, alert_rules)
         return 0
     if st.over_since is None:
         st.over_since = now
@@ -69,26 +67,7 @@ def check_alley(alley: Alley, now: datetime, rule: BudgetRule, alert_rules: Aler
     st.over_readings = int(held // rule.reading_s) + 1
     if held <= rule.over_readings * rule.reading_s:
         return 0
-    # Stop the newest sessions not yet asked, until the rest is under the limit.
-    running = [s for s in sessions if s.guard_stop_at is None]
-    running.sort(key=lambda s: (s.started_at or s.created_at, s.id), reverse=True)
-    rest = load - sum(s.last_power_w or 0.0 for s in sessions if s.guard_stop_at is not None)
-    stopped = []
-    for s in running:
-        if rest <= limit:
-            break
-        pile = db.session.get(Pile, s.pile_id)
-        commands.create(pile, s.port, "stop", now)
-        s.guard_stop_at, s.guard_reason = now, LimitStop.OVER_BUDGET
-        rest -= s.last_power_w or 0.0
-        stopped.append((pile, s))
-        acc = active_holder(alley.id, s.card)
-        if acc is not None:
-            reminders.queue_to_account(acc, NOTICE_STOP, {
-                "alley": alley.name, "pile": pile.label or pile.id, "port": s.port,
-                "time": now.astimezone(ZoneInfo(alley.timezone or AlleyDefaults.timezone))
-                .strftime("%Y-%m-%d %H:%M")}, language, now,
-                safety=True)  # an overloaded supply is an electrical-safety stop: no quiet hours
+    stopped = _stop_newest(alley, sessions, load, limit, now, language)
     if stopped:
         pile = stopped[0][0]
         alerts.on_fault(pile, None, ALERT, True, round(load),
@@ -101,6 +80,39 @@ def check_alley(alley: Alley, now: datetime, rule: BudgetRule, alert_rules: Aler
     # The next stop waits for fresh readings again.
     st.over_since = now
     return len(stopped)
+
+
+def _clear(alley: Alley, load: float, now: datetime, alert_rules: AlertRules) -> None:
+    """Under the limit: the alley's open over-limit alerts clear."""
+    for a in _open_alerts(alley):
+        alerts.on_fault(db.session.get(Pile, a.pile_id), a.port, ALERT, False, load, None,
+                        now, now, rules=alert_rules)
+
+
+def _stop_newest(alley: Alley, sessions: list, load: float, limit: int, now: datetime,
+                 language: str) -> list:
+    """Stop the newest sessions not yet asked, until the rest is under the limit; each
+    holder is told. Returns (pile, session) of those asked to stop."""
+    running = [s for s in sessions if s.guard_stop_at is None]
+    running.sort(key=lambda s: (s.started_at or s.created_at, s.id), reverse=True)
+    rest = load - sum(s.last_power_w or 0.0 for s in sessions if s.guard_stop_at is not None)
+    stopped = []
+    for s in running:
+        if rest <= limit:
+            break
+        pile = db.session.get(Pile, s.pile_id)
+        commands.create(pile, s.port, CommandAction.STOP, now)
+        s.guard_stop_at, s.guard_reason = now, LimitStop.OVER_BUDGET
+        rest -= s.last_power_w or 0.0
+        stopped.append((pile, s))
+        acc = active_holder(alley.id, s.card)
+        if acc is not None:
+            reminders.queue_to_account(acc, NOTICE_STOP, {
+                "alley": alley.name, "pile": pile.label or pile.id, "port": s.port,
+                "time": now.astimezone(ZoneInfo(alley.timezone or AlleyDefaults.timezone))
+                .strftime("%Y-%m-%d %H:%M")}, language, now,
+                safety=True)  # an overloaded supply is an electrical-safety stop: no quiet hours
+    return stopped
 
 
 def check(now: datetime, rule: BudgetRule, alert_rules: AlertRules,

@@ -146,6 +146,8 @@ def run(rules: PaymentRule, day: date, now: datetime) -> dict:
 
 
 def reconcile_one(rules: PaymentRule, provider: str, day: date, now: datetime, bp: int) -> dict:
+    """One provider's bill of `day` against our orders and refunds: each line matched
+    or a finding; ours the bill lacks are findings too. Commits."""
     rows = providers.for_provider(rules, provider).bill(day)
     lines = wechat_lines(rows) if provider == PayProvider.WECHAT else alipay_lines(rows)
     run_ = _Run(provider, day, now, bp)
@@ -153,50 +155,11 @@ def reconcile_one(rules: PaymentRule, provider: str, day: date, now: datetime, b
     for ln in lines:
         if ln.refund_no:
             seen_refunds.add(ln.refund_no)
-            r = db.session.scalar(select(PaymentRefund).where(PaymentRefund.refund_no == ln.refund_no))
-            if r is None or r.state != RefundState.SUCCEEDED:
-                run_.mismatch(MismatchKind.MISSING_HERE, ln.refund_no, r.alley_id if r else None,
-                              r.amount_cents if r else None, ln.amount_cents, ln.raw)
-                continue
-            posted = _posted_resident_cents(r.posting_id)
-            if ln.amount_cents != r.amount_cents or (posted is not None and -posted != ln.amount_cents):
-                run_.mismatch(MismatchKind.AMOUNT, ln.refund_no, r.alley_id, r.amount_cents,
-                              ln.amount_cents, ln.raw)
-            else:
-                matched += 1
-            run_.fee(r.alley_id, ln.refund_no, ln.fee_cents)
-            continue
-        seen_orders.add(ln.order_no)
-        o = db.session.scalar(select(PaymentOrder).where(PaymentOrder.order_no == ln.order_no))
-        if o is None or o.posting_id is None:
-            run_.mismatch(MismatchKind.MISSING_HERE, ln.order_no, o.alley_id if o else None,
-                          o.amount_cents if o else None, ln.amount_cents, ln.raw)
-            continue
-        posted = _posted_resident_cents(o.posting_id)
-        ok = True
-        if ln.amount_cents != o.amount_cents or posted != ln.amount_cents:
-            run_.mismatch(MismatchKind.AMOUNT, ln.order_no, o.alley_id, o.amount_cents,
-                          ln.amount_cents, ln.raw)
-            ok = False
-        if ln.fee_cents != expected_fee(ln.amount_cents, bp):
-            run_.mismatch(MismatchKind.FEE, ln.order_no, o.alley_id,
-                          expected_fee(ln.amount_cents, bp), ln.fee_cents, ln.raw)
-            ok = False
-        matched += ok
-        run_.fee(o.alley_id, ln.order_no, ln.fee_cents)
-    start, end = _day_bounds(day)
-    for o in db.session.scalars(select(PaymentOrder).where(
-            PaymentOrder.provider == provider, PaymentOrder.posting_id.is_not(None),
-            PaymentOrder.paid_at >= start, PaymentOrder.paid_at < end)):
-        if o.order_no not in seen_orders:
-            run_.mismatch(MismatchKind.MISSING_THERE, o.order_no, o.alley_id, o.amount_cents,
-                          None, None)
-    for r in db.session.scalars(select(PaymentRefund).join(PaymentOrder).where(
-            PaymentOrder.provider == provider, PaymentRefund.state == RefundState.SUCCEEDED,
-            PaymentRefund.confirmed_at >= start, PaymentRefund.confirmed_at < end)):
-        if r.refund_no not in seen_refunds:
-            run_.mismatch(MismatchKind.MISSING_THERE, r.refund_no, r.alley_id, r.amount_cents,
-                          None, None)
+            matched += _match_refund(run_, ln)
+        else:
+            seen_orders.add(ln.order_no)
+            matched += _match_order(run_, ln, bp)
+    _missing_there(run_, provider, day, seen_orders, seen_refunds)
     bill = db.session.scalar(select(PaymentBill).where(PaymentBill.provider == provider,
                                                        PaymentBill.bill_date == day.isoformat()))
     if bill is None:
@@ -214,6 +177,61 @@ def reconcile_one(rules: PaymentRule, provider: str, day: date, now: datetime, b
              day, len(lines), matched, run_.found, run_.fees)
     return {"lines": len(lines), "matched": matched, "mismatches": run_.found,
             "fees_cents": run_.fees}
+
+
+def _match_refund(run_: _Run, ln) -> bool:
+    """A refund line: ours succeeded for the same amount, posted as such."""
+    r = db.session.scalar(select(PaymentRefund).where(PaymentRefund.refund_no == ln.refund_no))
+    if r is None or r.state != RefundState.SUCCEEDED:
+        run_.mismatch(MismatchKind.MISSING_HERE, ln.refund_no, r.alley_id if r else None,
+                      r.amount_cents if r else None, ln.amount_cents, ln.raw)
+        return False
+    posted = _posted_resident_cents(r.posting_id)
+    ok = ln.amount_cents == r.amount_cents and (posted is None or -posted == ln.amount_cents)
+    if not ok:
+        run_.mismatch(MismatchKind.AMOUNT, ln.refund_no, r.alley_id, r.amount_cents,
+                      ln.amount_cents, ln.raw)
+    run_.fee(r.alley_id, ln.refund_no, ln.fee_cents)
+    return ok
+
+
+def _match_order(run_: _Run, ln, bp: int) -> bool:
+    """A payment line: ours paid and posted for the same amount, the fee as agreed."""
+    o = db.session.scalar(select(PaymentOrder).where(PaymentOrder.order_no == ln.order_no))
+    if o is None or o.posting_id is None:
+        run_.mismatch(MismatchKind.MISSING_HERE, ln.order_no, o.alley_id if o else None,
+                      o.amount_cents if o else None, ln.amount_cents, ln.raw)
+        return False
+    posted = _posted_resident_cents(o.posting_id)
+    ok = True
+    if ln.amount_cents != o.amount_cents or posted != ln.amount_cents:
+        run_.mismatch(MismatchKind.AMOUNT, ln.order_no, o.alley_id, o.amount_cents,
+                      ln.amount_cents, ln.raw)
+        ok = False
+    if ln.fee_cents != expected_fee(ln.amount_cents, bp):
+        run_.mismatch(MismatchKind.FEE, ln.order_no, o.alley_id,
+                      expected_fee(ln.amount_cents, bp), ln.fee_cents, ln.raw)
+        ok = False
+    run_.fee(o.alley_id, ln.order_no, ln.fee_cents)
+    return ok
+
+
+def _missing_there(run_: _Run, provider: str, day: date, seen_orders: set,
+                   seen_refunds: set) -> None:
+    """Our paid orders and succeeded refunds of that day the bill does not list."""
+    start, end = _day_bounds(day)
+    for o in db.session.scalars(select(PaymentOrder).where(
+            PaymentOrder.provider == provider, PaymentOrder.posting_id.is_not(None),
+            PaymentOrder.paid_at >= start, PaymentOrder.paid_at < end)):
+        if o.order_no not in seen_orders:
+            run_.mismatch(MismatchKind.MISSING_THERE, o.order_no, o.alley_id, o.amount_cents,
+                          None, None)
+    for r in db.session.scalars(select(PaymentRefund).join(PaymentOrder).where(
+            PaymentOrder.provider == provider, PaymentRefund.state == RefundState.SUCCEEDED,
+            PaymentRefund.confirmed_at >= start, PaymentRefund.confirmed_at < end)):
+        if r.refund_no not in seen_refunds:
+            run_.mismatch(MismatchKind.MISSING_THERE, r.refund_no, r.alley_id, r.amount_cents,
+                          None, None)
 
 
 def open_findings(user: User | None, limit: int = 200) -> list[PaymentMismatch]:
