@@ -51,12 +51,18 @@ run: seed
 	$(BIN)/python -m chargers.devtools.payemu --write-config
 	set -a; . instance/payemu/payemu.env; set +a; $(WECHAT_DEMO) $(BIN)/honcho -f Procfile start
 
+# In parallel (pytest-xdist): TEST_WORKERS processes, more than the 2 cores because many
+# tests wait on a broker, a worker subprocess or a browser; the PostgreSQL tests share
+# one of them (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+
 test: install-dev
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PYTEST_PARALLEL)
 
 # The quick lane: everything that needs no broker, PostgreSQL, browser or long wait.
 check: install-dev
-	$(BIN)/pytest -q -m "not broker and not postgres and not browser and not slow"
+	$(BIN)/pytest -q $(PYTEST_PARALLEL) -m "not broker and not postgres and not browser and not slow"
 
 # The benchmarks once (a few minutes on 2 cores): bench/results.json (see bench/README.md).
 bench: install-dev
