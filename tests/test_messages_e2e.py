@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from chargers.devtools.wechat_mp import WechatMP
 from chargers.extensions import db
-from chargers.models import Notification, Reminder, ResidentChannels
+from chargers.models import ChargingSession, Notification, Reminder, ResidentChannels
 from tests.ingest_support import Pile, body, poll, ts
 from tests.test_settlement import make_account
 
@@ -74,9 +74,10 @@ def test_each_session_message_arrives_once_through_broker_worker_and_wechat(
     pile.online()
     pile.send("boot", ports=4)
     now = datetime.now(UTC)
-    # Port 1: a two-hour charge to full.
+    # Port 1: a charge of 100 minutes to full (begun well inside SESSION_STALE_S, 2 h:
+    # a start 2 h back with no reading yet is stale, and the worker's job would close it).
     twice(pile, "session", event="start", port=1, session="E1", card="C-1", meter_wh=0,
-          ts=ts(now - timedelta(hours=2)))
+          ts=ts(now - timedelta(minutes=100)))
     # (A start and its stop applied in one batch, after an outage, say only the end.)
     wait(1, "the start message")
     pile.send("meter", port=1, session="E1", power_w=250.0, energy_wh=400.0,
@@ -92,8 +93,11 @@ def test_each_session_message_arrives_once_through_broker_worker_and_wechat(
 
     wait(4, "four WeChat messages")
     time.sleep(6)  # another round of the outbox job: nothing more may come
+    with app.app_context():
+        seen = [(x.session_ref, x.started_at, x.ended_at, x.stop_reason, x.energy_wh)
+                for x in db.session.scalars(select(ChargingSession))]
     assert sorted(m["template_id"] for m in mp.received) == [
-        "tpl-failed", "tpl-full", "tpl-start", "tpl-start"]
+        "tpl-failed", "tpl-full", "tpl-start", "tpl-start"], (seen, worker.output()[-3000:])
     assert {m["touser"] for m in mp.received} == {"o-e2e"}
     start = next(m for m in mp.received if m["template_id"] == "tpl-start")
     assert start["data"]["amount3"] == {"value": "20.00元"}
