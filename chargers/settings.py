@@ -585,8 +585,13 @@ PLATFORM_CERT_REFUSED = (
     "leave WECHATPAY_PLATFORM_CERT_DIR empty")
 
 
+def _text(config: Mapping, name: str) -> str:
+    """A setting as trimmed text ("" when unset)."""
+    return str(config.get(name) or "").strip()
+
+
 def _given(config: Mapping, name: str) -> bool:
-    return bool(str(config.get(name) or "").strip())
+    return bool(_text(config, name))
 
 
 def payments_problems(config: Mapping) -> list[str]:
@@ -651,7 +656,7 @@ def payments(config: Mapping) -> PaymentRule:
         raise RuntimeError("; ".join(problems))
 
     def g(name: str) -> str:
-        return str(config.get(name) or "").strip()
+        return _text(config, name)
 
     wechat = WeChatPayRule(
         mchid=g("WECHATPAY_MCHID"), appid=g("WECHAT_MP_APP_ID"), apiv3_key=g("WECHATPAY_APIV3_KEY"),

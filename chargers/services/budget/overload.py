@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from ...constants import OPEN_ALERT, CommandAction, LimitStop
 from ...extensions import db
 from ...models import Alert, Alley, FeederState, Pile
-from ...settings import AlertRules, AlleyDefaults, BudgetRule
+from ...settings import AlertRules, BudgetRule
 from ..alerts import lifecycle as alerts
 from ..billing import reminders
 from ..billing.accounts import active_holder
-from ..devices import commands
+from ..devices import alleys, commands
 from . import feeder
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ def _stop_newest(alley: Alley, sessions: list, load: float, limit: int, now: dat
         if acc is not None:
             reminders.queue_to_account(acc, NOTICE_STOP, {
                 "alley": alley.name, "pile": pile.label or pile.id, "port": s.port,
-                "time": now.astimezone(ZoneInfo(alley.timezone or AlleyDefaults.timezone))
+                "time": now.astimezone(alleys.zone(alley))
                 .strftime("%Y-%m-%d %H:%M")}, language, now,
                 safety=True)  # an overloaded supply is an electrical-safety stop: no quiet hours
     return stopped
