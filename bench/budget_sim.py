@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -228,6 +229,7 @@ def main(argv=None) -> int:
         worker.wait_subscribed()
         print(f"setup {time.time() - started:.0f} s; evening at {args.speed:.0f}x", flush=True)
         t0 = time.monotonic()
+        worker_cpu0, bench_cpu0 = worker.cpu_seconds() or 0.0, sum(os.times()[:2])
 
         def clock() -> float:  # simulated seconds since 18:00
             return (time.monotonic() - t0) * args.speed
@@ -299,12 +301,21 @@ def main(argv=None) -> int:
             "authorize_p50_ms": round(pct(lat, 50), 1),
             "authorize_p99_ms": round(pct(lat, 99), 1),
         }
-        bg_rate = background.sent / max(1e-9, time.monotonic() - t0)
+        wall = max(1e-9, time.monotonic() - t0)
+        bg_rate = background.sent / wall
+        # How busy the two processes were (a core each at most, on a 2-core machine).
+        worker_cpu = ((worker.cpu_seconds() or 0.0) - worker_cpu0) / wall
+        bench_cpu = (sum(os.times()[:2]) - bench_cpu0) / wall
         # The worker's own part: the authorize's arrival to the answer's publish.
-        inside = [(sent - got).total_seconds() * 1000 for got, sent in db.rows(
-            "SELECT a.received_at, c.sent_at FROM authorizations a JOIN commands c "
-            "ON c.id = a.command_id WHERE c.sent_at IS NOT NULL")
-            if isinstance(got, datetime) and isinstance(sent, datetime)]
+        # ... split at the start of its batch (answered_at is the batch's `now`): the
+        # wait in the inbox, then the batch, its commit and the publish.
+        rows = [r for r in db.rows(
+            "SELECT a.received_at, a.answered_at, c.sent_at FROM authorizations a "
+            "JOIN commands c ON c.id = a.command_id WHERE c.sent_at IS NOT NULL")
+            if all(isinstance(t, datetime) for t in r)]
+        inside = [(sent - got).total_seconds() * 1000 for got, _b, sent in rows]
+        waited = [(began - got).total_seconds() * 1000 for got, began, _s in rows]
+        handled = [(sent - began).total_seconds() * 1000 for _g, began, sent in rows]
         notes = {
             "db": args.db, "speed": args.speed, "meter_every_sim_s": args.meter_every_s,
             "households": len(log),
@@ -314,8 +325,13 @@ def main(argv=None) -> int:
             "stops_by_reason": _count(v.get("reason", "charging at 07:00") for v in log.values()),
             "peak_w_sampled": round(peak), "limit_w": LIMIT_W, "margin_pct": MARGIN_PCT,
             "background_msgs_per_s": round(bg_rate, 1),
+            "worker_cpu_cores": round(worker_cpu, 2), "bench_cpu_cores": round(bench_cpu, 2),
             "worker_arrival_to_publish_p50_ms": round(pct(inside, 50), 1) if inside else None,
             "worker_arrival_to_publish_p99_ms": round(pct(inside, 99), 1) if inside else None,
+            "worker_inbox_wait_p50_ms": round(pct(waited, 50), 1) if waited else None,
+            "worker_inbox_wait_p99_ms": round(pct(waited, 99), 1) if waited else None,
+            "worker_batch_to_publish_p50_ms": round(pct(handled, 50), 1) if handled else None,
+            "worker_batch_to_publish_p99_ms": round(pct(handled, 99), 1) if handled else None,
             "over_limit_note": "simulated seconds; readings sampled every simulated minute",
             "minutes": round((time.time() - started) / 60, 1),
         }

@@ -5,9 +5,13 @@ tests/test_budget_e2e.py."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_hyp
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from chargers import settings
@@ -113,6 +117,45 @@ def test_time_priced_tariff_limits_the_minutes_too():
     assert allowance.cover(spec, 1, 400, 480, T0) is None
 
 
+@settings_hyp(max_examples=200, deadline=None)
+@given(st.integers(0, 5000), st.integers(0, 5000), st.integers(-100, 6000))
+def test_the_bracketed_search_finds_the_last_fit_from_any_guess(span, edge, guess):
+    edge = min(edge, span)
+    probes: list[int] = []
+
+    def fits(x: int) -> bool:
+        probes.append(x)
+        return x <= edge
+
+    assert allowance._largest(fits, 0, span, guess) == edge
+    assert len(probes) <= 40
+
+
+def _most_wh_by_halving(spec, minutes, power_w, balance):
+    lo, hi = 0, allowance.MAX_WH
+    if allowance._price(spec, T0, 0, minutes, power_w) > balance:
+        return 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if allowance._price(spec, T0, mid, minutes, power_w) <= balance:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@pytest.mark.parametrize("spec", [
+    pricing.TariffSpec(100, service_scheme="kwh", service_cents=20),
+    pricing.TariffSpec(55, service_scheme="flat_hour", service_cents=35),
+    pricing.TariffSpec(61, service_scheme="kwh", service_cents=7, minimum_cents=100),
+])
+@pytest.mark.parametrize("balance", [1, 99, 500, 1234, 2001, 25_000])
+def test_the_energy_a_balance_buys_is_the_plain_halving_search_s(spec, balance):
+    for minutes, power_w in ((480, 380), (60, 900)):
+        assert allowance._most_wh(spec, T0, minutes, power_w, balance) == \
+            _most_wh_by_halving(spec, minutes, power_w, balance)
+
+
 def test_queue_first_come_first_served_start_in_order_and_a_leaver_dropped(app, client, lane):
     token = lane
     for c in ("A", "B", "C", "D"):
@@ -153,6 +196,19 @@ def test_queue_first_come_first_served_start_in_order_and_a_leaver_dropped(app, 
         waits = budget_queue.month_waits(db.session.get(Alley, 1), "2026-11")
         assert len(waits) == 1 and waits[0]["count"] == 1
         assert waits[0]["max_s"] == waits[0]["p90_s"] == (t2 - T0).total_seconds()
+        b_account = waits[0]["account_id"]
+        from chargers.services.billing import monthly_close
+        assert monthly_close.close_month(db.session.get(Alley, 1), "2026-11",
+                                         datetime(2026, 12, 2, 2, 0, tzinfo=UTC)) is not None
+        db.session.commit()
+    # ... on the closed month's staff page: B once, 90.5 minutes shown whole.
+    from tests.webtools import login
+    login(client, "root")
+    page = client.get("/staff/months/lane/2026-11?lang=zh").get_data(as_text=True)
+    row = re.search(rf'<tr data-account="{b_account}">(.*?)</tr>', page, re.S)
+    assert row is not None, page[page.find("queue-waits") - 200:][:1500]
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.S)
+    assert cells[1:] == ["1", "90 分钟", "90 分钟", "90 分钟"], cells
 
 
 def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):
@@ -252,3 +308,102 @@ def test_an_authorize_jumps_the_inbox_line():
     first = ic._take()
     assert [r.mid for r in first] == [2, 4]
     assert [r.mid for r in ic._take()] == [0, 1, 3, 5]
+
+
+
+
+def test_the_budgets_sums_count_fresh_readings_and_admitted_sessions_not_yet_reporting(
+        app, client, lane):
+    """feeder's one statement (load now, expected draw, queue) against the rows: a
+    stale reading, another pile's reading, an admitted card not reporting yet."""
+    from tests.budget_support import register_piles
+    register_piles(client, lane, 2)
+    for c in ("A", "B", "C"):
+        account(client, lane, [c], balance=10_000)
+    set_feeder(client, lane, 10_000, 0)
+    send(app, "boot", T0, pile="P-2", ports=4, features=["config", "authorize", "start"])
+    rule = settings.budget(app.config)
+    stale = T0 - timedelta(seconds=rule.reading_fresh_s + 60)
+    for pile, port, sid, at, w in (("P-1", 1, "S1", T0, 380.0), ("P-2", 1, "S2", T0, 420.0),
+                                   ("P-1", 2, "S3", stale, 999.0)):
+        send(app, "session", at - timedelta(seconds=30), pile=pile, event="start", port=port,
+             session=sid, card=f"Q{port}{pile}", meter_wh=0)
+        send(app, "meter", at, pile=pile, port=port, session=sid, power_w=w, energy_wh=5.0)
+    send(app, "status", T0, port=3, status="occupied")
+    got = ask(app, T0, 3, "A", "x1")
+    assert got["result"] == "accepted"
+    now = T0 + timedelta(seconds=5)
+    with app.app_context():
+        from chargers.models import Alley
+        alley = db.session.get(Alley, 1)
+        b = feeder.budget(alley, now, rule)
+        fresh = feeder.charging_sessions(1, now, rule)
+        assert sorted(s.session_ref for s in fresh) == ["S1", "S2"]
+        assert b.load_w == sum(s.last_power_w for s in fresh) == 800.0
+        expected = db.session.scalar(select(Authorization.expected_w))
+        assert b.pending_w == expected and b.queue == 0
+        assert b.headroom_w == 10_000 - 800.0 - expected
+        assert feeder.load_w(1, now, rule, "P-2") == 420.0
+        assert feeder.pending_w(1, now, rule, "P-2") == 0
+        assert feeder.pending_w(1, now, rule, "P-1") == expected
+        # Past admit_ttl_s the admitted card no longer counts as coming.
+        later = T0 + timedelta(seconds=rule.admit_ttl_s + 1)
+        assert feeder.pending_w(1, later, rule) == 0
+
+
+def test_a_pile_over_its_own_limit_has_its_newest_session_stopped(app, client, lane):
+    """A pile's own limit (its supply line) is watched like the feeder: a v1 pile's
+    load over it for more than two readings stops its newest session and raises the
+    over-limit alert on it, which clears once the line is back under. The alley's
+    feeder (no limit here) is not involved."""
+    r = client.patch("/api/v1/piles/P-1", json={"power_limit_w": 800}, headers=bearer(lane))
+    assert r.status_code == 200
+    send(app, "boot", T0, ports=4)  # a v1 pile: no authorize
+    for n in (1, 2):
+        send(app, "session", T0 + timedelta(minutes=n), event="start", port=n,
+             session=f"W{n}", card=f"C{n}", meter_wh=0)
+    rule = settings.budget(app.config)
+    alerts = settings.alerts(app.config)
+    for k in range(4):
+        at = T0 + timedelta(minutes=5 + k)
+        for n in (1, 2):
+            send(app, "meter", at, port=n, session=f"W{n}", power_w=450.0, energy_wh=10.0 * k)
+        with app.app_context():
+            stopped = overload.check(at + timedelta(seconds=5), rule, alerts)["stop_asked"]
+        if k < 3:
+            assert stopped == 0, k
+    assert stopped == 1
+    from chargers.models import Alert
+    with app.app_context():
+        [stop] = list(db.session.scalars(select(Command).where(Command.action == "stop")))
+        assert stop.port == 2  # the newest on the pile
+        alert = db.session.scalar(select(Alert).where(Alert.code == "over_budget"))
+        assert alert.status == "active" and alert.value == 900
+        notes = [alert.note or "", *(e.note or "" for e in alert.events)]
+        assert any("own limit 800 W" in n for n in notes), notes
+    # The pile confirms the stop; its line is back under: the alert clears.
+    at = T0 + timedelta(minutes=10)
+    send(app, "session", at, event="stop", port=2, session="W2", energy_wh=40.0,
+         reason="remote")
+    send(app, "meter", at, port=1, session="W1", power_w=450.0, energy_wh=50.0)
+    with app.app_context():
+        overload.check(at + timedelta(seconds=5), rule, alerts)
+        assert db.session.scalar(select(Alert.status).where(Alert.code == "over_budget")) \
+            != "active"
+        assert db.session.get(Pile, "P-1").over_limit_since is None
+
+
+def test_staff_set_a_piles_own_limit_on_its_form(app, client, lane):
+    from tests.webtools import login, post_form
+    login(client, "root")
+    page = client.get("/staff/piles/P-1/edit?lang=zh").get_data(as_text=True)
+    assert "本桩线路充电限额（瓦）" in page
+    form = {"label": "1号桩", "ports": "4", "location_note": "", "enabled": "y",
+            "power_limit_w": "1200"}
+    assert post_form(client, "/staff/piles/P-1/edit", form).status_code == 302
+    with app.app_context():
+        assert db.session.get(Pile, "P-1").power_limit_w == 1200
+    assert post_form(client, "/staff/piles/P-1/edit",
+                     {**form, "power_limit_w": ""}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Pile, "P-1").power_limit_w is None

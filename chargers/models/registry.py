@@ -86,6 +86,8 @@ class Pile(db.Model):
     # The power this pile's own supply line may carry for charging (None: only the
     # alley's feeder limit applies): services/budget.
     power_limit_w: Mapped[int | None] = mapped_column(Integer)
+    # Since when its load has stayed over that limit (None: under it; services/budget).
+    over_limit_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Times a session's cumulative energy reading fell on this pile (counter resets).
     meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

@@ -51,6 +51,8 @@ class PileForm(FlaskForm):
     ports = IntegerField(_l("Ports"), validators=[DataRequired(), NumberRange(1, MAX_PORTS)])
     location_note = StringField(_l("Where it stands"), validators=[Optional(), Length(max=255)])
     enabled = BooleanField(_l("In service"), default=True)
+    power_limit_w = IntegerField(_l("This pile's own supply limit for charging (W)"),
+                                 validators=[Optional(), NumberRange(0, 1_000_000)])
 
 
 class ConfirmForm(FlaskForm):

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from ...constants import PayProvider
 from ...extensions import db
@@ -114,9 +115,11 @@ def list_accounts(user: User | None, slug: str | None = None, *, limit: int = 10
 
 
 def find_by_card(alley_id: int, card: str) -> ResidentAccount | None:
-    """The account holding `card` in this alley."""
+    """The account holding `card` in this alley (its cards loaded when first read: an
+    answer to a card presented at a pile does not need them)."""
     return db.session.scalar(select(ResidentAccount).join(AccountCard).where(
-        AccountCard.alley_id == alley_id, AccountCard.card == card))
+        AccountCard.alley_id == alley_id, AccountCard.card == card)
+        .options(lazyload(ResidentAccount.cards)))
 
 
 def active_holders(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], ResidentAccount]:

@@ -88,11 +88,12 @@ def _charging_elsewhere(alley: Alley, acc: ResidentAccount, pile: Pile, port: in
 
 
 def decide_money(pile: Pile, port: int, card: str, power_w: float, now: datetime,
-                 rule: BudgetRule) -> Decision:
+                 rule: BudgetRule, limits: pile_config.Limits | None = None) -> Decision:
     """The card's side of the answer (who pays, and how much the session may take):
-    rejected, or accepted with its limits; the budget is not looked at here."""
+    rejected, or accepted with its limits (the pile's `limits` when given); the budget
+    is not looked at here."""
     alley = pile.alley
-    cap = pile_config.limits(pile, rule.limits).max_session_s // 60
+    cap = (limits or pile_config.limits(pile, rule.limits)).max_session_s // 60
     acc = accounts.active_holder(alley.id, card)
     if acc is None:
         if alley.allow_unbilled:
@@ -127,10 +128,15 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     ignores the answer. No commit."""
     alley = pile.alley
     feeder.lock(alley.id)
-    expected = feeder.expected_w(pile, card, rule)
-    d = _decide(pile, port_no, card, expected, now, rule)
+    limits = pile_config.limits(pile, rule.limits)
+    expected = feeder.expected_w(pile, card, rule, limits)
+    d = _decide(pile, port_no, card, expected, now, rule, limits)
     d, headroom, position = _within_budget(pile, d, expected, now, rule)
+    # The answer first: the record names it from its first write.
+    cmd = commands.create(pile, port_no, CommandAction.AUTHORIZE, now,
+                          args=_answer(d, message_id, position))
     rec = Authorization(
+        command_id=cmd.id,
         alley_id=alley.id, pile_id=pile.id, port=port_no, card=card, message_id=message_id,
         account_id=d.account.id if d.account else None, asked_at=at, received_at=received_at,
         answered_at=now, result=d.result, reason=d.reason, position=position,
@@ -142,16 +148,13 @@ def on_authorize(pile: Pile, port_no: int, card: str, message_id: str, at: datet
     if late:
         rec.admitted_at, rec.queue_state, rec.drop_reason = None, None, "late"
     db.session.add(rec)
-    args = _answer(d, message_id, position)
-    cmd = commands.create(pile, port_no, CommandAction.AUTHORIZE, now, args=args)
-    rec.command_id = cmd.id
     log.info("authorize %s port %s card %s: %s %s", pile.id, port_no, card, d.result,
              d.reason or position or "")
     return rec
 
 
 def _decide(pile: Pile, port_no: int, card: str, expected: float, now: datetime,
-            rule: BudgetRule) -> Decision:
+            rule: BudgetRule, limits: pile_config.Limits) -> Decision:
     """The answer before the budget: fire first (a fire cut-off also disables the pile),
     then a disabled pile or port, then the card and its money."""
     port = ports.port_of(pile, port_no)
@@ -159,7 +162,7 @@ def _decide(pile: Pile, port_no: int, card: str, expected: float, now: datetime,
         return Decision(AuthorizeResult.REJECTED, AuthorizeReason.FIRE)
     if not pile.enabled or (port is not None and not port.enabled):
         return Decision(AuthorizeResult.REJECTED, AuthorizeReason.DISABLED)
-    return decide_money(pile, port_no, card, expected, now, rule)
+    return decide_money(pile, port_no, card, expected, now, rule, limits)
 
 
 def _within_budget(pile: Pile, d: Decision, expected: float, now: datetime,
@@ -171,11 +174,11 @@ def _within_budget(pile: Pile, d: Decision, expected: float, now: datetime,
     if d.result != AuthorizeResult.ACCEPTED or (alley.feeder_limit_w is None
                                                 and pile.power_limit_w is None):
         return d, None, None
-    headroom = feeder.budget(alley, now, rule).headroom_w
+    b = feeder.budget(alley, now, rule)
+    headroom, waiting = b.headroom_w, b.queue
     room = feeder.pile_headroom_w(pile, now, rule)
     if room is not None:
         headroom = room if headroom is None else min(headroom, room)
-    waiting = feeder.queue_length(alley.id)
     if waiting or headroom < expected:
         return (Decision(AuthorizeResult.QUEUED, account=d.account, max_wh=d.max_wh,
                          max_minutes=d.max_minutes), headroom, waiting + 1)

@@ -18,6 +18,7 @@ time grows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,27 +35,67 @@ class Allowance:
 
 def _price(spec: pricing.TariffSpec, now: datetime, wh: int, minutes: int,
            power_w: float) -> int:
+    return _pricer(spec, now, minutes, power_w)(wh)
+
+
+def _pricer(spec: pricing.TariffSpec, now: datetime, minutes: int,
+            power_w: float) -> Callable[[int], int]:
+    """The price (fen) of `wh` over `minutes` from `now`, as a function of `wh`."""
     end = now + timedelta(minutes=minutes)
     # Readings at the session's power for the tier choice (fixed after 15 minutes).
     samples = [pricing.Sample(now + timedelta(minutes=m), power_w)
                for m in range(1, min(minutes, 20) + 1)]
     # A charge is admitted on what it costs: not as a failed one priced to nothing.
-    return pricing.price(spec, pricing.Usage(now, end, wh, samples),
-                         failed_free=False).amount_cents
+    return lambda wh: pricing.price(spec, pricing.Usage(now, end, wh, samples),
+                                    failed_free=False).amount_cents
 
 
-def _most_wh(spec, now, minutes: int, power_w: float, balance: int) -> int:
-    """The most whole Wh whose price over `minutes` fits in `balance` (0: none)."""
-    lo, hi = 0, MAX_WH
-    if _price(spec, now, 0, minutes, power_w) > balance:
-        return 0
+def _largest(fits: Callable[[int], bool], lo: int, hi: int, guess: int) -> int:
+    """The largest x in [lo, hi] that `fits`, where fits(lo) holds and `fits` is true up
+    to some point and false after it: a bracket grown from `guess` (a good estimate
+    needs a handful of probes), then halved."""
+    if fits(hi):
+        return hi
+    hi -= 1  # from here: fits(lo), and not fits(hi + 1)
+    g = min(max(guess, lo), hi)
+    step = 8
+    if fits(g):
+        lo = g
+        while lo < hi:
+            c = min(hi, lo + step)
+            if not fits(c):
+                hi = c - 1
+                break
+            lo, step = c, step * 4
+    else:
+        hi = g - 1
+        while lo < hi:
+            c = max(lo, hi - step)
+            if fits(c):
+                lo = c
+                break
+            hi, step = c - 1, step * 4
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _price(spec, now, mid, minutes, power_w) <= balance:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
     return lo
+
+
+def _most_wh(spec, now, minutes: int, power_w: float, balance: int) -> int:
+    """The most whole Wh whose price over `minutes` fits in `balance` (0: none). The
+    price grows about linearly with the energy: the search starts from that line."""
+    price = _pricer(spec, now, minutes, power_w)
+    p0 = price(0)
+    if p0 > balance:
+        return 0
+    top = price(MAX_WH)
+    if top <= balance:
+        return MAX_WH
+    guess = (balance - p0) * MAX_WH // max(1, top - p0)
+    return _largest(lambda wh: price(wh) <= balance, 0, MAX_WH, guess)
 
 
 def minimum_cents(spec: pricing.TariffSpec, now: datetime, power_w: float) -> int:
@@ -75,13 +116,11 @@ def cover(spec: pricing.TariffSpec, balance: int, power_w: float, cap_minutes: i
     if wh >= power_w * max(1, spec.step_minutes) / 60:
         return Allowance(wh, cap_minutes)
     # Time is dear: the longest T at `power_w` that fits, then the energy over T.
-    lo, hi = max(1, spec.step_minutes), cap_minutes
-    if _price(spec, now, int(power_w * lo / 60), lo, power_w) > balance:
+    def fits(minutes: int) -> bool:
+        return _price(spec, now, int(power_w * minutes / 60), minutes, power_w) <= balance
+
+    lo = max(1, spec.step_minutes)
+    if not fits(lo):
         return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if _price(spec, now, int(power_w * mid / 60), mid, power_w) <= balance:
-            lo = mid
-        else:
-            hi = mid - 1
-    return Allowance(_most_wh(spec, now, lo, power_w, balance), lo)
+    longest = _largest(fits, lo, cap_minutes, (lo + cap_minutes) // 2)
+    return Allowance(_most_wh(spec, now, longest, power_w, balance), longest)

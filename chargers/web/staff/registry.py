@@ -15,6 +15,7 @@ from flask_login import current_user
 from ... import outcomes, settings
 from ...services import desk, onboarding
 from ...services.alerts import lifecycle as alerts
+from ...services.budget import feeder
 from ...services.charging import availability
 from ...services.devices import alleys, piles, qrcodes
 from ...services.errors import DomainError
@@ -111,6 +112,8 @@ def pile_new(slug: str):
             pile, secret = piles.register_pile(current_user, piles.PileInput(
                 id=form.id.data, alley=slug, ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data, enabled=form.enabled.data))
+            if form.power_limit_w.data is not None:
+                feeder.set_pile_limit(current_user, pile.id, form.power_limit_w.data)
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:
@@ -131,13 +134,15 @@ def pile_edit(pile_id: str):
     pile = piles.get_pile(current_user, pile_id)
     # Not obj=pile: Pile.ports is the list of ports, which the integer field would read.
     form = PileForm(label=pile.label, ports=pile.port_count, location_note=pile.location_note,
-                    enabled=pile.enabled)
+                    enabled=pile.enabled, power_limit_w=pile.power_limit_w)
     del form.id  # the serial is the pile's identity on the broker
     if form.validate_on_submit():
         try:
             piles.update_pile(current_user, pile_id, piles.PileInput(
                 ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data or "", enabled=form.enabled.data))
+            if form.power_limit_w.data != pile.power_limit_w:
+                feeder.set_pile_limit(current_user, pile_id, form.power_limit_w.data)
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:

@@ -1,0 +1,170 @@
+"""Where an `authorize` answer's time goes: the ingest's batch function
+(handlers.process) on `authorize` messages alone, in process, without a broker, in a
+budgeted alley that has residents charging and a queue (budget_sim.py's evening).
+
+    .venv/bin/python bench/profile_authorize.py [--db postgres|sqlite] [--batch 1]
+        [--asks 200] [--top 25] [--no-profile]
+
+Prints milliseconds per authorize, SQL statements per authorize (by statement) and the
+cProfile functions with the most cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as h  # noqa: E402
+
+PILES, PORTS, HOUSEHOLDS = 16, 10, 160
+
+SETUP = """
+import sys
+from datetime import UTC, datetime
+from wsgi import app
+from chargers.services.billing import accounts
+from chargers.services import users
+from chargers.services.budget import feeder
+slug, n = sys.argv[1], int(sys.argv[2])
+now = datetime.now(UTC)
+with app.app_context():
+    admin = users.create_user("bench", "bench-password-123", "admin")
+    feeder.set_limit(admin, slug, {"feeder_limit_w": 20000, "feeder_margin_w": 2000}, now)
+    for i in range(n):
+        acc = accounts.create_account(admin, accounts.AccountInput(
+            alley=slug, cards=[f"H{i:03d}"], kind="prepaid", household=f"{i}号"), now)
+        accounts.top_up(admin, acc.id, 20_000, "cash", None, now)
+"""
+
+
+def evening(pile_ids: list[str], now: datetime) -> list[tuple[str, dict]]:
+    """Boots (with the `authorize` feature), then half the ports charging at 380 W
+    (a session start and a reading each): the alley's load before the asks."""
+    out: list[tuple[str, dict]] = []
+    ts = h.iso(now - timedelta(seconds=30))
+    for p in pile_ids:
+        out.append((f"{h.PREFIX}/{p}/boot", {
+            "id": f"{p}-boot", "ts": ts, "seq": 0, "model": "SIM", "firmware": "1",
+            "ports": PORTS, "features": ["config", "authorize", "start"]}))
+    k = 0
+    for p in pile_ids:
+        for port in range(1, PORTS // 2 + 1):
+            card = f"H{k:03d}"
+            k += 1
+            out.append((f"{h.PREFIX}/{p}/session", {
+                "id": f"{p}-s{port}", "ts": ts, "seq": 2 * port - 1, "event": "start",
+                "port": port, "session": f"{p}-S{port}", "card": card, "meter_wh": 0}))
+            out.append((f"{h.PREFIX}/{p}/meter", {
+                "id": f"{p}-m{port}", "ts": h.iso(now), "seq": 2 * port, "port": port,
+                "session": f"{p}-S{port}", "power_w": 380.0, "energy_wh": 10.0}))
+    return out
+
+
+def asks(pile_ids: list[str], n: int, now: datetime) -> list[tuple[str, dict]]:
+    """n `authorize` messages on the free ports, cards of households not charging."""
+    out = []
+    free = [(p, port) for p in pile_ids for port in range(PORTS // 2 + 1, PORTS + 1)]
+    for i in range(n):
+        p, port = free[i % len(free)]
+        out.append((f"{h.PREFIX}/{p}/authorize", {
+            "id": f"{p}-a{i}", "ts": h.iso(now), "seq": 100 + i, "port": port,
+            "card": f"H{(80 + i) % HOUSEHOLDS:03d}"}))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", default="postgres", choices=["sqlite", "postgres"])
+    ap.add_argument("--batch", type=int, default=1, help="authorizes per batch")
+    ap.add_argument("--asks", type=int, default=200)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--filter", default=None, help="only functions whose path matches (regex)")
+    args = ap.parse_args(argv)
+    if args.db == "postgres" and (why := h.Database.postgres_reachable()):
+        print(f"PostgreSQL not reachable ({why})")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="chargers-prof-") as tmp:
+        wd = Path(tmp)
+        db = h.Database(args.db, wd)
+        try:
+            env = h.app_env(db.url, "mqtt://127.0.0.1:1", wd)
+            h.migrate(env)
+            pile_ids = [f"B{i:02d}" for i in range(1, PILES + 1)]
+            h.seed(env, "evening", pile_ids, PORTS)
+            subprocess.run([h.PY, "-c", SETUP, "evening", str(HOUSEHOLDS)], cwd=h.ROOT,
+                           env=env, check=True, timeout=300)
+            os.environ.update({k: env[k] for k in ("DATABASE_URL", "MQTT_URL", "MQTT_CLIENT_ID")})
+            sys.path.insert(0, str(h.ROOT))
+            from sqlalchemy import event
+
+            from chargers import create_app
+            from chargers import settings as app_settings
+            from chargers.extensions import db as sa
+            from chargers.ingest import handlers
+
+            app = create_app()
+            now = datetime.now(UTC)
+
+            def incoming(flat):
+                return [handlers.Incoming(t, json.dumps(b).encode(), now) for t, b in flat]
+
+            statements: Counter = Counter()
+            sql_ms: Counter = Counter()
+            with app.app_context():
+                settings = app_settings.ingest(app.config)
+                handlers.process(incoming(evening(pile_ids, now)), settings, now)
+                msgs = incoming(asks(pile_ids, args.asks, now))
+
+                @event.listens_for(sa.engine, "before_cursor_execute")
+                def count(conn, cursor, statement, parameters, context, executemany):
+                    statements[" ".join(statement.split())[:110]] += 1
+                    context._bench_t0 = time.perf_counter()
+
+                @event.listens_for(sa.engine, "after_cursor_execute")
+                def timed(conn, cursor, statement, parameters, context, executemany):
+                    sql_ms[" ".join(statement.split())[:110]] += (
+                        time.perf_counter() - context._bench_t0) * 1000
+
+                prof = cProfile.Profile()
+                outcomes: Counter = Counter()
+                t0 = time.perf_counter()
+                for i in range(0, len(msgs), args.batch):
+                    if not args.no_profile:
+                        prof.enable()
+                    out = handlers.process(msgs[i:i + args.batch], settings, now)
+                    prof.disable()
+                    outcomes.update(out)
+                elapsed = time.perf_counter() - t0
+        finally:
+            db.close()
+    n = len(msgs)
+    print(f"authorize on {args.db}, batches of {args.batch}: {elapsed * 1000 / n:.1f} ms per "
+          f"authorize (profiler {'off' if args.no_profile else 'on'}); outcomes "
+          f"{dict(outcomes)}; {h.load_note()}")
+    total = sum(statements.values())
+    print(f"SQL statements: {total / n:.1f} per authorize, {sum(sql_ms.values()) / n:.1f} ms "
+          "per authorize in the driver (count and ms per authorize):")
+    for stmt, k in statements.most_common(30):
+        print(f"  {k / n:5.2f} {sql_ms[stmt] / n:5.2f}  {stmt}")
+    if not args.no_profile:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(args.filter or "", args.top)
+        print(s.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
