@@ -310,12 +310,18 @@ def main(argv=None) -> int:
         # ... split at the start of its batch (answered_at is the batch's `now`): the
         # wait in the inbox, then the batch, its commit and the publish.
         rows = [r for r in db.rows(
-            "SELECT a.received_at, a.answered_at, c.sent_at FROM authorizations a "
-            "JOIN commands c ON c.id = a.command_id WHERE c.sent_at IS NOT NULL")
-            if all(isinstance(t, datetime) for t in r)]
-        inside = [(sent - got).total_seconds() * 1000 for got, _b, sent in rows]
-        waited = [(began - got).total_seconds() * 1000 for got, began, _s in rows]
-        handled = [(sent - began).total_seconds() * 1000 for _g, began, sent in rows]
+            "SELECT a.received_at, a.answered_at, c.sent_at, a.message_id FROM "
+            "authorizations a JOIN commands c ON c.id = a.command_id "
+            "WHERE c.sent_at IS NOT NULL")
+            if all(isinstance(t, datetime) for t in r[:3])]
+        inside = [(sent - got).total_seconds() * 1000 for got, _b, sent, _m in rows]
+        waited = [(began - got).total_seconds() * 1000 for got, began, _s, _m in rows]
+        handled = [(sent - began).total_seconds() * 1000 for _g, began, sent, _m in rows]
+        # ... and the two legs outside it (one machine, one clock): the pile's publish to
+        # the worker's paho callback, the worker's publish to the pile hearing it.
+        walls = {ref: (out, back) for p in piles for ref, out, back in p.auth_walls}
+        legs = [((got.timestamp() - walls[m][0]) * 1000, (walls[m][1] - sent.timestamp()) * 1000)
+                for got, _b, sent, m in rows if m in walls]
         notes = {
             "db": args.db, "speed": args.speed, "meter_every_sim_s": args.meter_every_s,
             "households": len(log),
@@ -332,6 +338,10 @@ def main(argv=None) -> int:
             "worker_inbox_wait_p99_ms": round(pct(waited, 99), 1) if waited else None,
             "worker_batch_to_publish_p50_ms": round(pct(handled, 50), 1) if handled else None,
             "worker_batch_to_publish_p99_ms": round(pct(handled, 99), 1) if handled else None,
+            "pile_to_worker_p50_ms": round(pct([a for a, _ in legs], 50), 1) if legs else None,
+            "pile_to_worker_p99_ms": round(pct([a for a, _ in legs], 99), 1) if legs else None,
+            "worker_to_pile_p50_ms": round(pct([b for _, b in legs], 50), 1) if legs else None,
+            "worker_to_pile_p99_ms": round(pct([b for _, b in legs], 99), 1) if legs else None,
             "over_limit_note": "simulated seconds; readings sampled every simulated minute",
             "minutes": round((time.time() - started) / 60, 1),
         }

@@ -112,6 +112,7 @@ class PortState:
     # a queued charge's ref and when the resident gives up, the limits of the session.
     auth_ref: str | None = None
     auth_sent: float = 0.0  # time.monotonic() of the publish
+    auth_sent_wall: float = 0.0  # and time.time()
     auth_deadline: float = 0.0
     queued_ref: str | None = None
     leave_queue_at: float | None = None
@@ -216,6 +217,9 @@ class SimPile:
         self.features = tuple(features)
         # (ms from the authorize's publish to its answer, result) for each answer heard
         self.auth_latencies: list[tuple[float, str]] = []
+        # (the question's id, wall-clock time it was published, and its answer heard):
+        # a bench splits the round trip with the backend's own times.
+        self.auth_walls: list[tuple[str, float, float]] = []
         self.offline_starts = 0
         self.config_version: int | None = None
         self.config_settings: dict = {}
@@ -359,7 +363,7 @@ class SimPile:
         port.card = self.cards.take(self.rng)
         payload = self.send("authorize", port=port.number, card=port.card)
         port.auth_ref, port.answer = payload["id"], None
-        port.auth_sent = time.monotonic()
+        port.auth_sent, port.auth_sent_wall = time.monotonic(), time.time()
         port.auth_deadline = port.auth_sent + self.b.answer_wait_s
 
     def _give_up(self, port: PortState, now: float, stay_s: float) -> None:
@@ -372,6 +376,7 @@ class SimPile:
     def _answered(self, port: PortState, cmd: dict, now: float) -> None:
         result = cmd.get("result")
         self.auth_latencies.append(((time.monotonic() - port.auth_sent) * 1000, str(result)))
+        self.auth_walls.append((str(port.auth_ref), port.auth_sent_wall, time.time()))
         port.auth_ref, port.answer = None, str(result)
         if result == "accepted":
             self._start_session(port, now, cmd.get("max_wh"), cmd.get("max_minutes"))
