@@ -407,3 +407,14 @@ def test_staff_set_a_piles_own_limit_on_its_form(app, client, lane):
                      {**form, "power_limit_w": ""}).status_code == 302
     with app.app_context():
         assert db.session.get(Pile, "P-1").power_limit_w is None
+
+
+def test_a_new_pile_takes_its_own_limit_on_the_form(app, client, lane):
+    from tests.webtools import login, post_form
+    login(client, "root")
+    r = post_form(client, "/staff/alleys/lane/piles/new",
+                  {"id": "P-9", "label": "", "ports": "4", "location_note": "", "enabled": "y",
+                   "power_limit_w": "900"})
+    assert r.status_code == 302 and "/secret" in r.headers["Location"]
+    with app.app_context():
+        assert db.session.get(Pile, "P-9").power_limit_w == 900

@@ -112,11 +112,14 @@ def pile_new(slug: str):
             pile, secret = piles.register_pile(current_user, piles.PileInput(
                 id=form.id.data, alley=slug, ports=form.ports.data, label=form.label.data or None,
                 location_note=form.location_note.data, enabled=form.enabled.data))
-            if form.power_limit_w.data is not None:
-                feeder.set_pile_limit(current_user, pile.id, form.power_limit_w.data)
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:
+            if form.power_limit_w.data is not None:
+                try:  # the pile exists now: its secret is shown whatever becomes of this
+                    feeder.set_pile_limit(current_user, pile.id, form.power_limit_w.data)
+                except DomainError as exc:
+                    flash(outcomes.render(exc.code, exc.params), "error")
             return _show_secret_once(pile.id, secret)
     return render_template("staff/pile_form.html", form=form, alley=alley, pile=None)
 
