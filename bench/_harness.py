@@ -197,6 +197,18 @@ def migrate(env: dict) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
 
 
+def in_process(db: Database, workdir: Path) -> dict:
+    """Migrate the throwaway database and point this process at it (no broker), for the
+    profiles that call the app's functions in process; returns the subprocesses'
+    environment (seed, setup scripts)."""
+    env = app_env(db.url, "mqtt://127.0.0.1:1", workdir)
+    migrate(env)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "MQTT_URL", "MQTT_CLIENT_ID")})
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return env
+
+
 SEED = """
 import sys
 from wsgi import app

@@ -15,7 +15,6 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
 import subprocess
 import sys
@@ -28,28 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
 
-PILES, PORTS, HOUSEHOLDS = 16, 10, 160
 
-SETUP = """
-import sys
-from datetime import UTC, datetime
-from wsgi import app
-from chargers.services.billing import accounts
-from chargers.services import users
-from chargers.services.budget import feeder
-slug, n = sys.argv[1], int(sys.argv[2])
-now = datetime.now(UTC)
-with app.app_context():
-    admin = users.create_user("bench", "bench-password-123", "admin")
-    feeder.set_limit(admin, slug, {"feeder_limit_w": 20000, "feeder_margin_w": 2000}, now)
-    for i in range(n):
-        acc = accounts.create_account(admin, accounts.AccountInput(
-            alley=slug, cards=[f"H{i:03d}"], kind="prepaid", household=f"{i}号"), now)
-        accounts.top_up(admin, acc.id, 20_000, "cash", None, now)
-"""
-
-
-def evening(pile_ids: list[str], now: datetime) -> list[tuple[str, dict]]:
+def evening(pile_ids: list[str], now: datetime, ports: int) -> list[tuple[str, dict]]:
     """Boots (with the `authorize` feature), then half the ports charging at 380 W
     (a session start and a reading each): the alley's load before the asks."""
     out: list[tuple[str, dict]] = []
@@ -57,10 +36,10 @@ def evening(pile_ids: list[str], now: datetime) -> list[tuple[str, dict]]:
     for p in pile_ids:
         out.append((f"{h.PREFIX}/{p}/boot", {
             "id": f"{p}-boot", "ts": ts, "seq": 0, "model": "SIM", "firmware": "1",
-            "ports": PORTS, "features": ["config", "authorize", "start"]}))
+            "ports": ports, "features": ["config", "authorize", "start"]}))
     k = 0
     for p in pile_ids:
-        for port in range(1, PORTS // 2 + 1):
+        for port in range(1, ports // 2 + 1):
             card = f"H{k:03d}"
             k += 1
             out.append((f"{h.PREFIX}/{p}/session", {
@@ -72,15 +51,16 @@ def evening(pile_ids: list[str], now: datetime) -> list[tuple[str, dict]]:
     return out
 
 
-def asks(pile_ids: list[str], n: int, now: datetime) -> list[tuple[str, dict]]:
+def asks(pile_ids: list[str], n: int, now: datetime, ports: int,
+         households: int) -> list[tuple[str, dict]]:
     """n `authorize` messages on the free ports, cards of households not charging."""
     out = []
-    free = [(p, port) for p in pile_ids for port in range(PORTS // 2 + 1, PORTS + 1)]
+    free = [(p, port) for p in pile_ids for port in range(ports // 2 + 1, ports + 1)]
     for i in range(n):
         p, port = free[i % len(free)]
         out.append((f"{h.PREFIX}/{p}/authorize", {
             "id": f"{p}-a{i}", "ts": h.iso(now), "seq": 100 + i, "port": port,
-            "card": f"H{(80 + i) % HOUSEHOLDS:03d}"}))
+            "card": f"H{(80 + i) % households:03d}"}))
     return out
 
 
@@ -100,14 +80,17 @@ def main(argv=None) -> int:
         wd = Path(tmp)
         db = h.Database(args.db, wd)
         try:
-            env = h.app_env(db.url, "mqtt://127.0.0.1:1", wd)
-            h.migrate(env)
-            pile_ids = [f"B{i:02d}" for i in range(1, PILES + 1)]
-            h.seed(env, "evening", pile_ids, PORTS)
-            subprocess.run([h.PY, "-c", SETUP, "evening", str(HOUSEHOLDS)], cwd=h.ROOT,
-                           env=env, check=True, timeout=300)
-            os.environ.update({k: env[k] for k in ("DATABASE_URL", "MQTT_URL", "MQTT_CLIENT_ID")})
-            sys.path.insert(0, str(h.ROOT))
+            env = h.in_process(db, wd)
+            # budget_sim.py's evening (its alley, limit, households and their setup),
+            # imported only now: it imports chargers, whose config reads the
+            # environment that in_process has just set.
+            import budget_sim as ev
+
+            pile_ids = [f"B{i:02d}" for i in range(1, ev.PILES + 1)]
+            h.seed(env, "evening", pile_ids, ev.PORTS)
+            subprocess.run([h.PY, "-c", ev.SETUP, "evening", str(ev.LIMIT_W),
+                            str(ev.LIMIT_W * ev.MARGIN_PCT // 100), str(ev.HOUSEHOLDS)],
+                           cwd=h.ROOT, env=env, check=True, timeout=300)
             from sqlalchemy import event
 
             from chargers import create_app
@@ -125,8 +108,8 @@ def main(argv=None) -> int:
             sql_ms: Counter = Counter()
             with app.app_context():
                 settings = app_settings.ingest(app.config)
-                handlers.process(incoming(evening(pile_ids, now)), settings, now)
-                msgs = incoming(asks(pile_ids, args.asks, now))
+                handlers.process(incoming(evening(pile_ids, now, ev.PORTS)), settings, now)
+                msgs = incoming(asks(pile_ids, args.asks, now, ev.PORTS, ev.HOUSEHOLDS))
 
                 @event.listens_for(sa.engine, "before_cursor_execute")
                 def count(conn, cursor, statement, parameters, context, executemany):

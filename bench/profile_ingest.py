@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import sys
 import tempfile
@@ -136,12 +135,9 @@ def main(argv=None) -> int:
         wd = Path(tmp)
         db = h.Database(args.db, wd)
         try:
-            env = h.app_env(db.url, "mqtt://127.0.0.1:1", wd)
-            h.migrate(env)
+            env = h.in_process(db, wd)
             pile_ids = [f"B-{i:03d}" for i in range(args.piles)]
             h.seed(env, "bench", pile_ids, args.ports)
-            os.environ.update({k: env[k] for k in ("DATABASE_URL", "MQTT_URL", "MQTT_CLIENT_ID")})
-            sys.path.insert(0, str(h.ROOT))
             from sqlalchemy import event
 
             from chargers import create_app

@@ -211,23 +211,30 @@ def test_queue_first_come_first_served_start_in_order_and_a_leaver_dropped(app, 
     assert cells[1:] == ["1", "90 分钟", "90 分钟", "90 分钟"], cells
 
 
-def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):
-    set_feeder(client, lane, 1000, 0)
-    send(app, "boot", T0, ports=4)  # a v1 pile: no authorize
-    for n in (1, 2, 3):
+def _v1_charging_over(app, prefix: str, ports: tuple[int, ...]) -> int:
+    """A v1 pile (no authorize) charging on `ports` at 450 W each from T0, four
+    readings a minute apart, the over-limit check after each: none stopped until it
+    has been over for more than two readings. Returns how many the fourth stopped."""
+    send(app, "boot", T0, ports=4)
+    for n in ports:
         send(app, "session", T0 + timedelta(minutes=n), event="start", port=n,
-             session=f"V{n}", card=f"C{n}", meter_wh=0)
-    rule = settings.budget(app.config)
-    alerts = settings.alerts(app.config)
+             session=f"{prefix}{n}", card=f"C{n}", meter_wh=0)
+    rule, alerts = settings.budget(app.config), settings.alerts(app.config)
     for k in range(4):
         at = T0 + timedelta(minutes=5 + k)
-        for n in (1, 2, 3):
-            send(app, "meter", at, port=n, session=f"V{n}", power_w=450.0, energy_wh=10.0 * k)
+        for n in ports:
+            send(app, "meter", at, port=n, session=f"{prefix}{n}", power_w=450.0,
+                 energy_wh=10.0 * k)
         with app.app_context():
             stopped = overload.check(at + timedelta(seconds=5), rule, alerts)["stop_asked"]
         if k < 3:
             assert stopped == 0, k  # not yet over for more than two readings
-    assert stopped == 1
+    return stopped
+
+
+def test_over_budget_stops_the_newest_sessions_of_v1_piles(app, client, lane):
+    set_feeder(client, lane, 1000, 0)
+    assert _v1_charging_over(app, "V", (1, 2, 3)) == 1
     with app.app_context():
         [stop] = list(db.session.scalars(select(Command).where(Command.action == "stop")))
         assert stop.port == 3  # the newest
@@ -310,8 +317,6 @@ def test_an_authorize_jumps_the_inbox_line():
     assert [r.mid for r in ic._take()] == [0, 1, 3, 5]
 
 
-
-
 def test_the_budgets_sums_count_fresh_readings_and_admitted_sessions_not_yet_reporting(
         app, client, lane):
     """feeder's one statement (load now, expected draw, queue) against the rows: a
@@ -358,21 +363,8 @@ def test_a_pile_over_its_own_limit_has_its_newest_session_stopped(app, client, l
     feeder (no limit here) is not involved."""
     r = client.patch("/api/v1/piles/P-1", json={"power_limit_w": 800}, headers=bearer(lane))
     assert r.status_code == 200
-    send(app, "boot", T0, ports=4)  # a v1 pile: no authorize
-    for n in (1, 2):
-        send(app, "session", T0 + timedelta(minutes=n), event="start", port=n,
-             session=f"W{n}", card=f"C{n}", meter_wh=0)
-    rule = settings.budget(app.config)
-    alerts = settings.alerts(app.config)
-    for k in range(4):
-        at = T0 + timedelta(minutes=5 + k)
-        for n in (1, 2):
-            send(app, "meter", at, port=n, session=f"W{n}", power_w=450.0, energy_wh=10.0 * k)
-        with app.app_context():
-            stopped = overload.check(at + timedelta(seconds=5), rule, alerts)["stop_asked"]
-        if k < 3:
-            assert stopped == 0, k
-    assert stopped == 1
+    assert _v1_charging_over(app, "W", (1, 2)) == 1
+    rule, alerts = settings.budget(app.config), settings.alerts(app.config)
     from chargers.models import Alert
     with app.app_context():
         [stop] = list(db.session.scalars(select(Command).where(Command.action == "stop")))

@@ -76,7 +76,9 @@ def check_alley(alley: Alley, now: datetime, rule: BudgetRule, alert_rules: Aler
                 st.last_stop_at = now
                 log.warning("alley %s: load %.0f W over %d W for %d s; %d session(s) stopped",
                             alley.slug, load, limit, held, len(stopped))
-    over_piles = _check_piles(alley, sessions, now, rule, alert_rules, language, stopped)
+    over_piles, stopped_on_piles = _check_piles(alley, sessions, now, rule, alert_rules,
+                                                language)
+    stopped += stopped_on_piles
     if not alley_over:
         _clear(alley, load, now, alert_rules, over_piles)
     return len(stopped)
@@ -90,11 +92,12 @@ def _watch(since: datetime | None, now: datetime, rule: BudgetRule) -> tuple[dat
 
 
 def _check_piles(alley: Alley, sessions: list, now: datetime, rule: BudgetRule,
-                 alert_rules: AlertRules, language: str, stopped: list) -> set[str]:
+                 alert_rules: AlertRules, language: str) -> tuple[set[str], list]:
     """The same watch on each pile that has its own limit (its supply line): its newest
-    sessions stopped when its own load stayed over. Appends to `stopped`; returns the
-    ids of the piles over their limit now."""
+    sessions stopped when its own load stayed over. Returns the ids of the piles over
+    their limit now, and (pile, session) of those asked to stop."""
     over: set[str] = set()
+    stopped: list = []
     piles = list(db.session.scalars(select(Pile).where(
         Pile.alley_id == alley.id, Pile.power_limit_w.is_not(None)).order_by(Pile.id)))
     for pile in piles:
@@ -116,7 +119,7 @@ def _check_piles(alley: Alley, sessions: list, now: datetime, rule: BudgetRule,
         stopped.extend(done)
         log.warning("pile %s: load %.0f W over its own %d W for %d s; %d session(s) stopped",
                     pile.id, load, pile.power_limit_w, held, len(done))
-    return over
+    return over, stopped
 
 
 def _raise(stopped: list, load: float, limit: int, what: str, now: datetime,
