@@ -101,7 +101,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
     from chargers import settings as app_settings
     from chargers.extensions import db
     from chargers.ingest import handlers
-    from chargers.models import Alley, ChargingSession, Pile
+    from chargers.models import Alley, CardProfile, ChargingSession, Pile
     from chargers.services.safety import cards
     from tests.ingest_support import body, incoming, ts
 
@@ -113,7 +113,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
     plan = [("healthy", Pack(rng)) for _ in range(healthy_cards)]
     for k in KINDS:
         plan += [(k, Pack(rng)) for _ in range(bad)]
-    labels, first_high, full_at, graded = {}, {}, {}, {}
+    labels, first_high, full_at, largest_at, graded = {}, {}, {}, {}, {}
     started = time.time()
     n_msgs = 0
     with app.app_context():
@@ -127,6 +127,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                                 secret_hash="x"))
         db.session.commit()
         settings = app_settings.ingest(app.config)
+        rule = app_settings.limits(app.config).risk
         for rnd in range(4):  # three healthy charges per card, then the bad ones
             day = T0 + timedelta(days=rnd)
             for i, (kind, pack) in enumerate(plan):
@@ -142,14 +143,18 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                 # The second day is a hot one: every port warms with the air (the
                 # peer comparison of temp_rise must keep these healthy charges low).
                 e, pts = 0.0, curve(pack, this, rng, hot_c=HOT_DAY_C if rnd == 1 else 0.0)
-                prof = db.session.get(__import__("chargers.models", fromlist=["CardProfile"])
-                                      .CardProfile, (alley.id, card))
-                usual = prof.energy_wh if prof is not None else None
-                full_t = None
+                prof = db.session.get(CardProfile, (alley.id, card))
+                # "Full": the usual energy the grade compares with (the estimate), and
+                # the largest full charge the card has shown.
+                usual = cards.full_energy(prof, rule) if prof is not None else None
+                largest = prof.energy_wh if prof is not None else None
+                full_t = largest_t = None
                 for t, p, temp in pts:
                     e += p * 60 / 3600
                     if usual and full_t is None and e >= usual:
                         full_t = t
+                    if largest and largest_t is None and e >= largest:
+                        largest_t = t
                     if rng.random() < 0.03:
                         continue  # lost
                     at = start + timedelta(seconds=t + rng.uniform(-5, 5))
@@ -172,6 +177,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                 if (s.risk_state or {}).get("ht") is not None:
                     first_high[ref] = s.risk_state["ht"] - start.timestamp()
                 full_at[ref] = full_t
+                largest_at[ref] = largest_t
             cards.learn_finished(day + timedelta(days=1), since=timedelta(days=3))
     secs = time.time() - started
     healthy = [r for r, k in labels.items() if k == "healthy"]
@@ -195,13 +201,20 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
     res["per_reason"] = per
     must = [r for r, lab in labels.items() if lab in ("over_power", "no_taper")]
     res["risk_recall_high"] = round(sum(1 for r in must if graded[r][0] == "high") / len(must), 3)
-    late = []
+    late, late_largest = [], []
     for r in must:
         if labels[r] == "no_taper" and full_at.get(r) is not None and r in first_high:
             late.append((first_high[r] - full_at[r]) / 60)
+        if labels[r] == "no_taper" and largest_at.get(r) is not None and r in first_high:
+            late_largest.append((first_high[r] - largest_at[r]) / 60)
     late.sort()
+    late_largest.sort()
     res["no_taper_minutes_after_full_p50"] = round(late[len(late) // 2], 1) if late else None
     res["no_taper_minutes_after_full_max"] = round(late[-1], 1) if late else None
+    res["no_taper_minutes_after_largest_p50"] = (
+        round(late_largest[len(late_largest) // 2], 1) if late_largest else None)
+    res["no_taper_minutes_after_largest_max"] = (
+        round(late_largest[-1], 1) if late_largest else None)
     res["no_taper_high_within_30_min"] = (round(sum(1 for x in late if x <= 30) / len(late), 3)
                                           if late else None)
     return res

@@ -7,7 +7,8 @@ bench/risk_eval.py runs the real ingest (25 minutes) on three learning charges a
 graded charge per card. This feeds the same generated curves (risk_eval's `Pack` and
 `curve`) straight through `risk.step`, with each card's usual charge learned as
 `cards.learn` does (healthy full charges that tapered; bulk power a moving average,
-the pack's energy a slowly forgetting maximum), for as many rounds as asked, in
+the pack's energy the largest and least full charges: `cards.fold`; the usual energy
+`cards.full_energy`), for as many rounds as asked, in
 seconds. It shows what the four-round bench cannot:
 - false highs per 1,000 healthy charges in each round, and by reason: whether they
   die out as the cards learn, or stay;
@@ -28,6 +29,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,16 +63,21 @@ def grade_charge(points, base: risk.Baseline, limits: risk.Limits, rule: RiskRul
     return verdict.reasons, first_high, e, bool((st or {}).get("tp")), (st or {}).get("bk")
 
 
-def learn(prof: dict, energy: float, bulk: float) -> None:
-    """cards.learn's arithmetic on a plain dict."""
-    if not prof.get("sessions"):
-        prof.update(bulk_w=bulk, energy_wh=energy, sessions=1)
-        return
-    prof["bulk_w"] = ((1 - card_rules.BULK_WEIGHT) * prof["bulk_w"]
-                      + card_rules.BULK_WEIGHT * bulk)
-    prof["energy_wh"] = max(energy, (1 - card_rules.ENERGY_FORGET) * prof["energy_wh"]
-                            + card_rules.ENERGY_FORGET * energy)
-    prof["sessions"] += 1
+def new_profile() -> SimpleNamespace:
+    """A card's profile as `cards.fold` and `cards.full_energy` read it."""
+    return SimpleNamespace(sessions=0, bulk_w=None, energy_wh=None, energy_low_wh=None)
+
+
+def minutes_past(points, energy: float | None, first_high: float) -> float | None:
+    """Minutes from the reading that reached `energy` to the first high."""
+    if not energy:
+        return None
+    e = 0.0
+    for t, p, _ in points:
+        e += p * 60 / 3600
+        if e >= energy:
+            return (first_high - t) / 60
+    return None
 
 
 def run(n_cards: int, rounds: int, rule: RiskRule, seed: int, bad_every: int) -> dict:
@@ -79,9 +86,10 @@ def run(n_cards: int, rounds: int, rule: RiskRule, seed: int, bad_every: int) ->
     limits = risk.Limits(lim.max_power_w, lim.full_stop_power_w, lim.full_stop_hold_s,
                          lim.max_session_s, lim.overload_readings)
     packs = [Pack(rng) for _ in range(n_cards)]
-    profiles: list[dict] = [{} for _ in packs]
+    profiles = [new_profile() for _ in packs]
     per_round, reasons_seen = [], {}
-    late: list[float] = []
+    late: list[float] = []  # minutes past the usual energy (the estimate of full)
+    late_max: list[float] = []  # minutes past the largest learned full charge
     caught = bad = 0
     for rnd in range(rounds):
         healthy = highs = 0
@@ -92,8 +100,7 @@ def run(n_cards: int, rounds: int, rule: RiskRule, seed: int, bad_every: int) ->
                        and i % 10 == (rnd // bad_every) % 10)
             kind = "no_taper" if failing else "healthy"
             prof = profiles[i]
-            base = risk.Baseline(prof.get("bulk_w"), prof.get("energy_wh"),
-                                 prof.get("sessions", 0))
+            base = card_rules.baseline_of(prof, rule)
             start = T0 + timedelta(days=rnd, minutes=i)
             points = curve(pack, kind, rng)
             reasons, first_high, energy, tapered, bulk = grade_charge(
@@ -109,30 +116,27 @@ def run(n_cards: int, rounds: int, rule: RiskRule, seed: int, bad_every: int) ->
                 ok = grade == RiskGrade.LOW or (
                     set(reasons) <= {RiskReason.NO_TAPER.value} and grade == RiskGrade.MID)
                 if first_high is None and ok and tapered and bulk:
-                    learn(prof, energy, bulk)
+                    card_rules.fold(prof, bulk, energy)
             else:
                 bad += 1
                 if first_high is not None:
                     caught += 1
-                    usual = base.energy_wh
-                    if usual:
-                        e, t_full = 0.0, None
-                        for t, p, _ in points:
-                            e += p * 60 / 3600
-                            if e >= usual:
-                                t_full = t
-                                break
-                        if t_full is not None:
-                            late.append((first_high - t_full) / 60)
+                    for out, ref in ((late, base.full_wh), (late_max, base.energy_wh)):
+                        m = minutes_past(points, ref, first_high)
+                        if m is not None:
+                            out.append(m)
         per_round.append(round(1000 * highs / max(1, healthy), 2))
     late.sort()
+    late_max.sort()
     return {"false_highs_per_1000_by_round": per_round,
             "false_highs_per_1000_after_round_3": round(
                 sum(per_round[3:]) / max(1, len(per_round[3:])), 2),
             "false_high_reasons": reasons_seen,
             "no_taper_caught": f"{caught}/{bad}",
             "no_taper_minutes_after_usual_p50": late[len(late) // 2] if late else None,
-            "no_taper_minutes_after_usual_max": late[-1] if late else None}
+            "no_taper_minutes_after_usual_max": late[-1] if late else None,
+            "no_taper_minutes_after_largest_p50": late_max[len(late_max) // 2] if late_max else None,
+            "no_taper_minutes_after_largest_max": late_max[-1] if late_max else None}
 
 
 def main(argv=None) -> int:
@@ -146,17 +150,27 @@ def main(argv=None) -> int:
                     help="RiskRule.no_taper_min_sessions to try (default: the product's)")
     ap.add_argument("--no-taper-high", type=float, default=None,
                     help="RiskRule.no_taper_high to try (default: the product's)")
+    ap.add_argument("--spread", type=float, default=None,
+                    help="RiskRule.no_taper_spread to try (default: the product's)")
+    ap.add_argument("--forget", type=float, default=None,
+                    help="cards.ENERGY_FORGET to try (default: the product's)")
     args = ap.parse_args(argv)
     rule = RiskRule()
     if args.min_sessions is not None:
         rule = replace(rule, no_taper_min_sessions=args.min_sessions)
     if args.no_taper_high is not None:
         rule = replace(rule, no_taper_high=args.no_taper_high)
+    if args.spread is not None:
+        rule = replace(rule, no_taper_spread=args.spread)
+    if args.forget is not None:
+        card_rules.ENERGY_FORGET = args.forget
     import json
 
     print(json.dumps({"rule": {"no_taper_min_sessions": rule.no_taper_min_sessions,
                                "no_taper_high": rule.no_taper_high,
-                               "no_taper_high_max_s": rule.no_taper_high_max_s},
+                               "no_taper_high_max_s": rule.no_taper_high_max_s,
+                               "no_taper_spread": rule.no_taper_spread,
+                               "energy_forget": card_rules.ENERGY_FORGET},
                       **run(args.cards, args.rounds, rule, args.seed, args.bad_every)},
                      indent=2))
     return 0

@@ -456,12 +456,18 @@ class RiskRule:
     swing_high: int = 10
     # no_taper: still at ≥ `bulk_ratio` of the bulk power once the energy exceeds the
     # card's usual energy by `no_taper_mid` (mid) or `no_taper_high` (high) of it;
-    # without a usual energy, after `no_taper_default_s` at bulk power: mid.
+    # without a usual energy, after `no_taper_default_s` at bulk power: mid. The usual
+    # energy is the largest learned full charge plus `no_taper_spread` × their spread
+    # over their number less one (services/safety/cards.py `full_energy`). Whatever the
+    # history, `no_taper_bulk_high_s` at bulk power without a break: high (a healthy
+    # pack from empty leaves bulk within about 6 h, lead-acid at C/10).
     bulk_ratio: float = 0.8
     no_taper_mid: float = 1.05
     no_taper_high: float = _DEFAULTS.RISK_NO_TAPER_HIGH
     no_taper_min_sessions: int = 3
     no_taper_high_max_s: int = 25 * 60
+    no_taper_spread: float = 1.0
+    no_taper_bulk_high_s: int = 7 * 3600
     no_taper_default_s: int = 6 * 3600
     # temp_rise: the port's temperature this many °C over its first reading: mid / high;
     # the `risk-review` job keeps it only when the alley's other ports under similar

@@ -33,7 +33,8 @@ class PileConfig(db.Model):
 
 class CardProfile(db.Model):
     """What a card's charges usually look like in an alley (its healthy, finished
-    sessions): the bulk power and the energy its pack takes. Updated by the
+    sessions): the bulk power and the energy its pack takes (the largest and the least
+    full charge: services/safety/cards.py `full_energy` reads them). Updated by the
     `risk-review` job; the grading reads it once per session."""
 
     __tablename__ = "card_profiles"
@@ -42,7 +43,8 @@ class CardProfile(db.Model):
     card: Mapped[str] = mapped_column(String(64), primary_key=True)
     sessions: Mapped[int] = mapped_column(Integer, default=0)
     bulk_w: Mapped[float | None] = mapped_column()
-    energy_wh: Mapped[float | None] = mapped_column()
+    energy_wh: Mapped[float | None] = mapped_column()  # the largest full charge
+    energy_low_wh: Mapped[float | None] = mapped_column()  # the least full charge
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -14,15 +14,55 @@ from sqlalchemy import select
 from ...constants import RISK_ORDER, LimitStop, RiskGrade, RiskReason
 from ...extensions import db
 from ...models import CardCheck, CardProfile, ChargingSession, Pile, User
-from ...settings import AlleyDefaults
+from ...settings import AlleyDefaults, RiskRule
 from ..devices import alleys
 from ..errors import Invalid
+from . import risk
 
 # How a healthy full charge moves the card's usual figures: bulk power as a moving
-# average; the pack's energy as a slowly forgetting maximum (a charge begun half full
-# takes less, which says nothing about the pack).
+# average; the pack's energy as the largest and the least of its full charges, each
+# forgetting slowly (a pack loses about a fifth of its capacity over 300-500 full
+# cycles: 0.2 % of the way to the newest charge per charge is faster than that, and slow
+# enough that a week of half-full charges does not erase the one begun nearly empty).
 BULK_WEIGHT = 0.3
-ENERGY_FORGET = 0.05
+ENERGY_FORGET = 0.002
+
+
+def fold(prof, bulk: float, energy: float) -> None:
+    """Fold one healthy full charge into a card's profile (a CardProfile, or anything
+    with its fields: bench/risk_replay.py)."""
+    if not prof.sessions:
+        prof.bulk_w, prof.energy_wh, prof.energy_low_wh = bulk, energy, energy
+    else:
+        prof.bulk_w = (1 - BULK_WEIGHT) * prof.bulk_w + BULK_WEIGHT * bulk
+        low = prof.energy_low_wh if prof.energy_low_wh is not None else prof.energy_wh
+        prof.energy_wh = max(energy, (1 - ENERGY_FORGET) * prof.energy_wh + ENERGY_FORGET * energy)
+        prof.energy_low_wh = min(energy, (1 - ENERGY_FORGET) * low + ENERGY_FORGET * energy)
+    prof.sessions = (prof.sessions or 0) + 1
+
+
+def full_energy(prof, rule: RiskRule) -> float | None:
+    """The energy this card's pack takes charged full from the emptiest start its holder
+    makes: the largest learned full charge, plus `no_taper_spread` times the spread of
+    the learned charges over their number less one. The largest of n charges begun at
+    scattered levels falls short of the emptiest start by about that much (the usual
+    estimate of a range's top from n draws in it); a charge begun emptier than all the
+    learned ones is what a healthy pack looks like past the largest. None: no
+    history."""
+    if not prof.sessions or not prof.energy_wh:
+        return None
+    if prof.sessions < 2 or prof.energy_low_wh is None:
+        return prof.energy_wh
+    return prof.energy_wh + rule.no_taper_spread * (
+        prof.energy_wh - prof.energy_low_wh) / (prof.sessions - 1)
+
+
+def baseline_of(prof, rule: RiskRule, peer_rise_c: float | None = None) -> risk.Baseline:
+    """The grade's view of a card's profile (None or no sessions: no history)."""
+    if prof is None or not prof.sessions:
+        return risk.Baseline(peer_rise_c=peer_rise_c)
+    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions, peer_rise_c,
+                         full_energy(prof, rule))
 
 
 def learn(s: ChargingSession, alley_id: int, now: datetime) -> bool:
@@ -48,12 +88,7 @@ def learn(s: ChargingSession, alley_id: int, now: datetime) -> bool:
     if prof is None:
         prof = CardProfile(alley_id=alley_id, card=s.card, sessions=0)
         db.session.add(prof)
-    if not prof.sessions:
-        prof.bulk_w, prof.energy_wh = bulk, energy
-    else:
-        prof.bulk_w = (1 - BULK_WEIGHT) * prof.bulk_w + BULK_WEIGHT * bulk
-        prof.energy_wh = max(energy, (1 - ENERGY_FORGET) * prof.energy_wh + ENERGY_FORGET * energy)
-    prof.sessions += 1
+    fold(prof, bulk, energy)
     prof.updated_at = now
     return True
 

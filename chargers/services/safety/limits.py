@@ -28,12 +28,12 @@ from sqlalchemy import select
 from ...constants import LimitStop, RiskGrade
 from ...extensions import db
 from ...models import CardProfile, ChargingSession, Pile, ResidentAccount
-from ...settings import AlertRules, LimitRule
+from ...settings import AlertRules, LimitRule, RiskRule
 from ..alerts import lifecycle as alerts
 from ..billing import accounts, reminders
 from ..devices import commands
 from ..devices import config as pile_config
-from . import risk
+from . import cards, risk
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def baseline(pile: Pile, card: str | None, port: int | None = None,
     much the alley's other ports warmed in their recent charges at a similar power."""
     peer = peer_rise(pile, port, power_w, at, rule) if at is not None else None
     prof = db.session.get(CardProfile, (pile.alley_id, card)) if card else None
-    if prof is None or not prof.sessions:
-        return risk.Baseline(peer_rise_c=peer)
-    return risk.Baseline(prof.bulk_w, prof.energy_wh, prof.sessions, peer)
+    return cards.baseline_of(prof, rule.risk if rule is not None else RiskRule(), peer)
 
 
 # The peers of a session's temperature: the alley's other ports' charges begun in the
@@ -111,7 +109,7 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
     st = dict(s.risk_state or {})
     if "cb" not in st:  # the card's usual charge and the peers', read once per session
         b = baseline(pile, s.card, s.port, p.power_w, p.at, rule)
-        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c]
+        st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
     st, v = risk.step(st, p, s.started_at, limits_for(pile, rule), base, rule.risk)
     s.risk_state = st

@@ -14,7 +14,7 @@ Reasons (constants.RiskReason), thresholds in settings.RiskRule (docs/risk.md):
 - power_fluctuation: readings whose min..max spread (v1.1 `power_min_w`,
   `power_max_w`) or step from the previous reading is a large share of the power;
 - no_taper: still at bulk power once the energy is past what this card's pack usually
-  takes (or, with no history, after hours at bulk power);
+  takes (or, with no history, after hours at bulk power: mid at 6 h, high at 7 h);
 - temp_rise: the port's temperature far above its first reading of the session, and
   by a margin more than the alley's other ports warmed under similar load (a hot
   afternoon warms every port);
@@ -54,6 +54,9 @@ class Baseline:
     # How much the alley's other ports warmed in their recent charges at a similar
     # power (median °C over each one's first reading); None: no such peers.
     peer_rise_c: float | None = None
+    # The energy the pack takes from the emptiest start its holder makes, estimated from
+    # the spread of its learned charges (cards.full_energy); None: `energy_wh`.
+    full_wh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,15 +186,23 @@ def _no_taper(st: dict, reasons: dict, p: Point, t: float, limits: Limits, base:
         # The margin past the usual energy is a share of it, but never more than
         # `no_taper_high_max_s` at this session's bulk power (a big pack on a slow
         # charger would otherwise run long past full before the share is reached).
-        margin = min(base.energy_wh * (rule.no_taper_high - 1),
+        # High past the estimate of a full charge from the emptiest start (a charge
+        # begun emptier than any learned one goes past the largest); mid already past
+        # the largest (staff look; nothing stops).
+        full = base.full_wh or base.energy_wh
+        margin = min(full * (rule.no_taper_high - 1),
                      st["bk"] * rule.no_taper_high_max_s / 3600)
-        if (p.energy_wh >= base.energy_wh + margin
+        if (p.energy_wh >= full + margin
                 and base.sessions >= rule.no_taper_min_sessions):
             _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
         elif p.energy_wh >= base.energy_wh * rule.no_taper_mid and base.sessions >= 2:
             _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
     elif st.get("bs") is not None and t - st["bs"] >= rule.no_taper_default_s:
         _raise(reasons, RiskReason.NO_TAPER, RiskGrade.MID)
+    if st.get("bs") is not None and t - st["bs"] >= rule.no_taper_bulk_high_s:
+        # Longer at bulk than any healthy pack from empty, whatever the card's history
+        # (a failing pack on a card whose usual energy is large, or that has none).
+        _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
 
 
 def _full_stop(st: dict, w: float, t: float, limits: Limits):
