@@ -466,7 +466,7 @@ class RiskRule:
     no_taper_high: float = _DEFAULTS.RISK_NO_TAPER_HIGH
     no_taper_min_sessions: int = 3
     no_taper_high_max_s: int = 25 * 60
-    no_taper_spread: float = 1.0
+    no_taper_spread: float = _DEFAULTS.RISK_NO_TAPER_SPREAD
     no_taper_bulk_high_s: int = 7 * 3600
     no_taper_default_s: int = 6 * 3600
     # temp_rise: the port's temperature this many °C over its first reading: mid / high;
