@@ -57,6 +57,7 @@ from bench._harness import (  # noqa: E402
     pct,
     seed,
 )
+from chargers.broker.mosquitto import MAX_INFLIGHT_MESSAGES  # noqa: E402
 from chargers.mqtt_settings import BrokerAddress  # noqa: E402
 from chargers.services.demo.cards import anonymous as anonymous_cards  # noqa: E402
 from chargers.simulator import Behaviour, CardBox, SimPile  # noqa: E402
@@ -199,6 +200,11 @@ def main(argv=None) -> int:
     # 10 minutes keeps the worker's load near a real evening's.
     ap.add_argument("--meter-every-s", type=float, default=600.0)
     ap.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--inflight", type=int, default=MAX_INFLIGHT_MESSAGES,
+                    help="Mosquitto max_inflight_messages (default: the product's, as "
+                         "deploy/mosquitto/chargers.conf and the embedded broker set it)")
+    ap.add_argument("--variant", default="as-is",
+                    help="the worker with a proposed change (bench/_patched_worker.py)")
     args = ap.parse_args(argv)
     if args.db == "postgres" and Database.postgres_reachable() is not None:
         print("PostgreSQL not reachable: SQLite instead", flush=True)
@@ -206,7 +212,7 @@ def main(argv=None) -> int:
     started = time.time()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="budget-bench-"))
-    broker = Broker(work / "broker")
+    broker = Broker(work / "broker", max_inflight=args.inflight)
     db = Database(args.db, work)
     reading_s = args.meter_every_s / args.speed
     env = app_env(db.url, broker.url, work,
@@ -225,7 +231,7 @@ def main(argv=None) -> int:
         seed(env, "city", others, 10)
         subprocess.run([PY, "-c", SETUP, "evening", str(LIMIT_W), str(LIMIT_W * MARGIN_PCT // 100),
                         str(HOUSEHOLDS)], cwd=ROOT, env=env, check=True, timeout=300)
-        worker = Worker(env, work)
+        worker = Worker(env, work, variant=args.variant)
         worker.wait_subscribed()
         print(f"setup {time.time() - started:.0f} s; evening at {args.speed:.0f}x", flush=True)
         t0 = time.monotonic()
@@ -323,7 +329,8 @@ def main(argv=None) -> int:
         legs = [((got.timestamp() - walls[m][0]) * 1000, (walls[m][1] - sent.timestamp()) * 1000)
                 for got, _b, sent, m in rows if m in walls]
         notes = {
-            "db": args.db, "speed": args.speed, "meter_every_sim_s": args.meter_every_s,
+            "db": args.db, "inflight": args.inflight, "variant": args.variant,
+            "speed": args.speed, "meter_every_sim_s": args.meter_every_s,
             "households": len(log),
             "queued": queued, "answers": len(lat),
             "rejected": sum(1 for v in log.values() if "rejected" in v),

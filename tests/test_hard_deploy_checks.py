@@ -71,15 +71,19 @@ def test_systemd_accepts_the_units(tmp_path):
     assert r.returncode == 0 and not r.stderr.strip(), r.stderr
 
 
-def test_generated_mosquitto_settings_limit_the_message_size(runner, app, tmp_path):
+def test_generated_mosquitto_settings_limit_the_message_size_and_widen_the_window(
+        runner, app, tmp_path):
     app.config["MAX_PAYLOAD_BYTES"] = 3000
     out = tmp_path / "auth"
     r = runner.invoke(args=["mqtt-auth", "--out", str(out), "--backend-user", "chargers-backend",
                             "--backend-password", "pw-1234567890"])
     assert r.exit_code == 0, r.output
     assert "message_size_limit 3000" in (out / "mosquitto-auth.conf").read_text().splitlines()
-    from chargers.broker.mosquitto import conf_text
+    from chargers.broker.mosquitto import MAX_INFLIGHT_MESSAGES, conf_text
 
-    assert "message_size_limit 4096" in (DEPLOY / "mosquitto" / "chargers.conf").read_text() \
-        .splitlines()
-    assert callable(conf_text)
+    deployed = (DEPLOY / "mosquitto" / "chargers.conf").read_text().splitlines()
+    assert "message_size_limit 4096" in deployed
+    # The window of unacknowledged deliveries: the same in production and embedded.
+    line = f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}"
+    assert line in deployed
+    assert line in conf_text(tmp_path, "127.0.0.1", 1883, "").splitlines()

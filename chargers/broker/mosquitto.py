@@ -34,6 +34,14 @@ from ..services.errors import DomainError
 from . import BACKEND_USER, BrokerInfo, candidate_ports, remove_info_file, write_private_json
 
 REFRESH_S = 5.0  # how often registered piles are compared with the password file
+# Mosquitto's window of QoS 1 deliveries a client has not acknowledged yet (its default
+# is 20). The worker acknowledges a message when the batch that applied it has
+# committed, so with 20 the broker held every further message, a pile's `authorize`
+# too, until the batch before it ended: bench/budget_sim.py measured the pile→worker leg
+# at p50 13 / p99 210 ms with 20, 1.4 / 46 ms with 1000. 1000 covers the largest batches
+# of two workers sharing piles (2 × 2 × BATCH_MAX) and the inbox beside them; the same
+# line is in deploy/mosquitto/chargers.conf (tests/test_hard_deploy_checks.py).
+MAX_INFLIGHT_MESSAGES = 1000
 
 
 def conf_text(workdir: Path, host: str, port: int, auth_conf: str) -> str:
@@ -45,6 +53,7 @@ def conf_text(workdir: Path, host: str, port: int, auth_conf: str) -> str:
         f"persistence_location {workdir}/\n"
         "autosave_interval 10\n"
         "max_queued_messages 100000\n"
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
         "log_dest stdout\n"
         "log_type error\nlog_type warning\n"
         # Not a line per connection: /healthz connects every time it is asked.
