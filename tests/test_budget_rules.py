@@ -319,8 +319,8 @@ def test_an_authorize_jumps_the_inbox_line():
 
 def test_the_budgets_sums_count_fresh_readings_and_admitted_sessions_not_yet_reporting(
         app, client, lane):
-    """feeder's one statement (load now, expected draw, queue) against the rows: a
-    stale reading, another pile's reading, an admitted card not reporting yet."""
+    """feeder's one statement (load now, expected draw, queue, silent load) against the
+    rows: a stale reading, another pile's reading, an admitted card not reporting yet."""
     from tests.budget_support import register_piles
     register_piles(client, lane, 2)
     for c in ("A", "B", "C"):
@@ -347,7 +347,10 @@ def test_the_budgets_sums_count_fresh_readings_and_admitted_sessions_not_yet_rep
         assert b.load_w == sum(s.last_power_w for s in fresh) == 800.0
         expected = db.session.scalar(select(Authorization.expected_w))
         assert b.pending_w == expected and b.queue == 0
-        assert b.headroom_w == 10_000 - 800.0 - expected
+        # S3's readings stopped coming: not in the load now (nor in an over-limit stop),
+        # but its last power keeps its room for admission until the session ends.
+        assert b.silent_w == 999.0
+        assert b.headroom_w == 10_000 - 800.0 - expected - 999.0
         assert feeder.load_w(1, now, rule, "P-2") == 420.0
         assert feeder.pending_w(1, now, rule, "P-2") == 0
         assert feeder.pending_w(1, now, rule, "P-1") == expected
@@ -410,3 +413,27 @@ def test_a_new_pile_takes_its_own_limit_on_the_form(app, client, lane):
     assert r.status_code == 302 and "/secret" in r.headers["Location"]
     with app.app_context():
         assert db.session.get(Pile, "P-9").power_limit_w == 900
+
+
+def test_a_session_whose_readings_stopped_keeps_its_room_but_is_not_stopped_for_it(
+        app, client, lane):
+    """A pile (or the worker) falls silent while a port charges: the port may well still
+    draw, so the next card is queued, not admitted into room that may not exist; and
+    no over-limit stop is made on a reading that old."""
+    for c in ("A", "B"):
+        account(client, lane, [c], balance=10_000)
+    set_feeder(client, lane, 1_000, 0)
+    rule = settings.budget(app.config)
+    send(app, "session", T0, event="start", port=1, session="S1", card="Q1", meter_wh=0)
+    send(app, "meter", T0 + timedelta(seconds=30), port=1, session="S1", power_w=700.0,
+         energy_wh=1.0)
+    later = T0 + timedelta(seconds=30 + rule.reading_fresh_s + 60)  # no reading since
+    send(app, "status", later, port=2, status="occupied")
+    got = ask(app, later, 2, "A", "x1")
+    assert got["result"] == "queued", got
+    with app.app_context():
+        from chargers.models import Alley
+        b = feeder.budget(db.session.get(Alley, 1), later, rule)
+        assert (b.load_w, b.silent_w) == (0.0, 700.0)
+        overload.check(later, rule, settings.alerts(app.config))
+        assert not list(db.session.scalars(select(Command).where(Command.action == "stop")))

@@ -82,21 +82,30 @@ SELECT
       AND (a.queue_state IS NULL OR a.queue_state != :dropped)
       AND (a.session_id IS NULL OR (cs.last_power_w IS NULL AND cs.status = :active))),
   (SELECT count(a.id) FROM authorizations a
-    WHERE a.alley_id = :alley AND a.queue_state = :waiting)
+    WHERE a.alley_id = :alley AND a.queue_state = :waiting),
+  (SELECT coalesce(sum(cs.last_power_w), 0.0) FROM charging_sessions cs
+     JOIN piles p ON p.id = cs.pile_id
+    WHERE p.alley_id = :alley AND (:pile IS NULL OR cs.pile_id = :pile)
+      AND cs.status = :active AND cs.ended_at IS NULL
+      AND cs.last_power_w IS NOT NULL AND cs.last_meter_at < :fresh_from)
 """).bindparams(bindparam("pile", type_=String), bindparam("fresh_from", type_=UTCDateTime),
                 bindparam("admitted_from", type_=UTCDateTime))
 
 
 def _numbers(alley_id: int, now: datetime, rule: BudgetRule,
-             pile_id: str | None = None) -> tuple[float, int, int]:
-    """(load now W, expected draw W, residents waiting) of the alley, the first two of
-    one pile only when `pile_id` is given."""
-    load, pending, queue = db.session.execute(_NUMBERS, {
+             pile_id: str | None = None) -> tuple[float, int, int, float]:
+    """(load now W, expected draw W, residents waiting, silent load W) of the alley,
+    all but the queue of one pile only when `pile_id` is given. The silent load: the
+    last power of sessions still charging whose last reading is older than
+    `reading_fresh_s` (the pile or the worker fell silent; the port may well still
+    draw). Admission counts it until the session ends or `SESSION_STALE_S` closes it;
+    the load now and the over-limit stop do not (a stop is made on readings only)."""
+    load, pending, queue, silent = db.session.execute(_NUMBERS, {
         "alley": alley_id, "pile": pile_id, "active": SessionStatus.ACTIVE.value,
         "fresh_from": now - timedelta(seconds=rule.reading_fresh_s),
         "admitted_from": now - timedelta(seconds=rule.admit_ttl_s),
         "dropped": QueueState.DROPPED.value, "waiting": QueueState.WAITING.value}).one()
-    return float(load or 0.0), int(pending or 0), int(queue or 0)
+    return float(load or 0.0), int(pending or 0), int(queue or 0), float(silent or 0.0)
 
 
 def load_w(alley_id: int, now: datetime, rule: BudgetRule, pile_id: str | None = None) -> float:
@@ -119,29 +128,31 @@ class Budget:
     load_w: float
     pending_w: int
     queue: int = 0  # residents waiting for power
+    silent_w: float = 0.0  # charging sessions whose readings stopped coming (_numbers)
 
     @property
     def headroom_w(self) -> float | None:
-        """limit − margin − load now − expected draw (None: the alley has no budget)."""
+        """limit − margin − load now − expected draw − the silent sessions' last power
+        (None: the alley has no budget)."""
         if self.limit_w is None:
             return None
-        return self.limit_w - self.margin_w - self.load_w - self.pending_w
+        return self.limit_w - self.margin_w - self.load_w - self.pending_w - self.silent_w
 
 
 def budget(alley: Alley, now: datetime, rule: BudgetRule) -> Budget:
     """The alley's budget now, and its queue's length (one statement)."""
     limit, margin = limit_and_margin(alley, rule)
-    load, pending, queue = _numbers(alley.id, now, rule)
-    return Budget(limit, margin, load, pending if limit is not None else 0, queue)
+    load, pending, queue, silent = _numbers(alley.id, now, rule)
+    return Budget(limit, margin, load, pending if limit is not None else 0, queue, silent)
 
 
 def pile_headroom_w(pile: Pile, now: datetime, rule: BudgetRule) -> float | None:
     """Room left under the pile's own limit (None: it has none): limit − its load now
-    − the expected draw of its sessions just admitted."""
+    − the expected draw of its sessions just admitted − its silent sessions' last power."""
     if pile.power_limit_w is None:
         return None
-    load, pending, _queue = _numbers(pile.alley_id, now, rule, pile.id)
-    return pile.power_limit_w - load - pending
+    load, pending, _queue, silent = _numbers(pile.alley_id, now, rule, pile.id)
+    return pile.power_limit_w - load - pending - silent
 
 
 def expected_w(pile: Pile, card: str | None, rule: BudgetRule,
