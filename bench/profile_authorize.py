@@ -64,6 +64,33 @@ def asks(pile_ids: list[str], n: int, now: datetime, ports: int,
     return out
 
 
+def readings(pile_ids: list[str], others: list[str], n: int, now: datetime,
+             ports: int) -> list[tuple[str, dict]]:
+    """`--readings`: what the worker applies between the answers in budget_sim.py: the
+    evening alley's charging ports' readings, and a thousand other piles' heartbeats and
+    meter readings (for sessions they never announced, as budget_sim's background
+    sends them), interleaved as they arrive."""
+    out = []
+    for i in range(n):
+        if i % 10 == 0:  # the evening alley's share: about one message in ten
+            p = pile_ids[(i // 10) % len(pile_ids)]
+            port = (i // 10 // len(pile_ids)) % (ports // 2) + 1
+            out.append((f"{h.PREFIX}/{p}/meter", {
+                "id": f"{p}-r{i}", "ts": h.iso(now), "seq": 1000 + i, "port": port,
+                "session": f"{p}-S{port}", "power_w": 380.0, "energy_wh": 10.0 + i / 100}))
+            continue
+        p = others[i % len(others)]
+        k = i // len(others)
+        if k % 6 == 0:
+            out.append((f"{h.PREFIX}/{p}/heartbeat", {"id": f"h{i}", "ts": h.iso(now),
+                                                      "rssi": -60}))
+        else:
+            out.append((f"{h.PREFIX}/{p}/meter", {
+                "id": f"m{i}", "ts": h.iso(now), "port": k % 6, "session": f"{p}-{k % 6}",
+                "power_w": 350.0, "energy_wh": float(k)}))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", default="postgres", choices=["sqlite", "postgres"])
@@ -72,6 +99,9 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--filter", default=None, help="only functions whose path matches (regex)")
+    ap.add_argument("--readings", action="store_true",
+                    help="profile budget_sim's readings and background traffic instead "
+                         "(`--asks` of them, in batches of `--batch`)")
     args = ap.parse_args(argv)
     if args.db == "postgres" and (why := h.Database.postgres_reachable()):
         print(f"PostgreSQL not reachable ({why})")
@@ -88,6 +118,9 @@ def main(argv=None) -> int:
 
             pile_ids = [f"B{i:02d}" for i in range(1, ev.PILES + 1)]
             h.seed(env, "evening", pile_ids, ev.PORTS)
+            others = [f"C{i:04d}" for i in range(ev.BACKGROUND_PILES)]
+            if args.readings:
+                h.seed(env, "city", others, 10)
             subprocess.run([h.PY, "-c", ev.SETUP, "evening", str(ev.LIMIT_W),
                             str(ev.LIMIT_W * ev.MARGIN_PCT // 100), str(ev.HOUSEHOLDS)],
                            cwd=h.ROOT, env=env, check=True, timeout=300)
@@ -109,7 +142,16 @@ def main(argv=None) -> int:
             with app.app_context():
                 settings = app_settings.ingest(app.config)
                 handlers.process(incoming(evening(pile_ids, now, ev.PORTS)), settings, now)
-                msgs = incoming(asks(pile_ids, args.asks, now, ev.PORTS, ev.HOUSEHOLDS))
+                if args.readings:
+                    # A first round unprofiled: every pile's first heartbeat (it comes
+                    # online) and every session's first reading (its baseline) are
+                    # behind, as in the steady evening.
+                    msgs = incoming(readings(pile_ids, others, 2 * args.asks, now, ev.PORTS))
+                    warm, msgs = msgs[:args.asks], msgs[args.asks:]
+                    for i in range(0, len(warm), args.batch):
+                        handlers.process(warm[i:i + args.batch], settings, now)
+                else:
+                    msgs = incoming(asks(pile_ids, args.asks, now, ev.PORTS, ev.HOUSEHOLDS))
 
                 @event.listens_for(sa.engine, "before_cursor_execute")
                 def count(conn, cursor, statement, parameters, context, executemany):
@@ -134,12 +176,13 @@ def main(argv=None) -> int:
         finally:
             db.close()
     n = len(msgs)
-    print(f"authorize on {args.db}, batches of {args.batch}: {elapsed * 1000 / n:.1f} ms per "
-          f"authorize (profiler {'off' if args.no_profile else 'on'}); outcomes "
+    what = "message" if args.readings else "authorize"
+    print(f"{what} on {args.db}, batches of {args.batch}: {elapsed * 1000 / n:.1f} ms per "
+          f"{what} (profiler {'off' if args.no_profile else 'on'}); outcomes "
           f"{dict(outcomes)}; {h.load_note()}")
     total = sum(statements.values())
-    print(f"SQL statements: {total / n:.1f} per authorize, {sum(sql_ms.values()) / n:.1f} ms "
-          "per authorize in the driver (count and ms per authorize):")
+    print(f"SQL statements: {total / n:.1f} per {what}, {sum(sql_ms.values()) / n:.1f} ms "
+          f"per {what} in the driver (count and ms per {what}):")
     for stmt, k in statements.most_common(30):
         print(f"  {k / n:5.2f} {sql_ms[stmt] / n:5.2f}  {stmt}")
     if not args.no_profile:
