@@ -181,14 +181,13 @@ def _no_taper(st: dict, reasons: dict, p: Point, t: float, limits: Limits, base:
     if not at_bulk:
         return
     if base.energy_wh:
-        # High only on a usual energy learned from several charges: one charge begun
-        # half full says little about the pack.
-        # The margin past the usual energy is a share of it, but never more than
+        # High past the estimate of a full charge from the emptiest start (a charge
+        # begun emptier than any learned one goes past the largest), and only when
+        # several charges taught it (one charge begun half full says little about the
+        # pack). The margin is a share of it, but never more than
         # `no_taper_high_max_s` at this session's bulk power (a big pack on a slow
         # charger would otherwise run long past full before the share is reached).
-        # High past the estimate of a full charge from the emptiest start (a charge
-        # begun emptier than any learned one goes past the largest); mid already past
-        # the largest (staff look; nothing stops).
+        # Mid already past the largest learned charge (staff look; nothing stops).
         full = base.full_wh or base.energy_wh
         margin = min(full * (rule.no_taper_high - 1),
                      st["bk"] * rule.no_taper_high_max_s / 3600)
