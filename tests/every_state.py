@@ -23,7 +23,7 @@ from sqlalchemy import select
 from chargers import settings
 from chargers.extensions import db
 from chargers.ingest import handlers
-from chargers.models import ChargingSession, Command, PaymentOrder, Pile, User
+from chargers.models import CardProfile, ChargingSession, Command, PaymentOrder, Pile, User
 from chargers.services import onboarding, users
 from chargers.services.alerts import cutoff, reports
 from chargers.services.billing import accounts as residents
@@ -167,7 +167,13 @@ def _authorize_pile(ctx: Ctx, pile_id: str, port: None) -> None:
 
 
 def _admitted(ctx: Ctx, pile_id: str, port: int) -> None:
-    """A card accepted under the alley's power budget, now charging."""
+    """A card accepted under the alley's power budget, now charging. Its past charges
+    drew 250 W: that fits the 300 W the feeder has left (EV-1's and EV-5's charging
+    ports fell silent 13 minutes ago and keep 600 W of its 900 W)."""
+    pile = db.session.get(Pile, pile_id)
+    db.session.add(CardProfile(alley_id=pile.alley_id, card="C-1001", sessions=3, bulk_w=250.0,
+                               energy_wh=900.0, energy_low_wh=700.0, updated_at=ctx.now))
+    db.session.commit()
     at = ctx.now - timedelta(minutes=40)
     ctx.send(pile_id, "status", at=at, port=port, status="occupied")
     ctx.send(pile_id, "authorize", at=at, port=port, card="C-1001")
@@ -263,8 +269,9 @@ def seed(now: datetime | None = None, emu=None) -> Seeded:
             ctx.send(pile_id, "status", at=boot_at, port=port, status="available")
     _billing(ctx)
     where: dict[str, tuple[str, int | None]] = {}
-    # The feeder: room for one session at the port limit (the second card queues), and
-    # the load sampled over the last hours (the staff feeder page's curve).
+    # The feeder: room for one session of a card with a history (the second card, at
+    # the port limit, queues), and the load sampled over the last hours (the staff
+    # feeder page's curve).
     budget_rule = settings.budget(config)
     feeder.set_limit(ctx.admin, SLUG, {"feeder_limit_w": 1000, "feeder_margin_w": 100}, now)
     for pile_id, _, _, states, pile_state in LAYOUT:
