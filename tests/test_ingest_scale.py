@@ -273,7 +273,8 @@ def _counters(app) -> dict[str, int]:
 
 def test_web_processes_hear_alley_versions_from_postgresql(app):
     """The web's version watcher (LISTEN) learns a bump at the ingest's commit, so a
-    request for an unchanged alley needs no query and a changed one is rebuilt."""
+    request for an unchanged alley needs no query and a changed one is rebuilt; a bump
+    of another schema's alley of the same id is not taken for it."""
     from sqlalchemy.engine import make_url
 
     from chargers.ingest import handlers
@@ -290,10 +291,20 @@ def test_web_processes_hear_alley_versions_from_postgresql(app):
     watcher.remember("big", state, watcher.generation)
     assert watcher.lookup("big") == state
     with app.app_context():
+        # Another schema's alley of the same id (the channel is the whole database's):
+        # not this watcher's business.
+        from chargers.services.charging.availability import NOTIFY_CHANNEL
+        db.session.execute(select(func.pg_notify(NOTIFY_CHANNEL, f"elsewhere|{state[0]}:999999")))
+        db.session.commit()
         handlers.process([incoming("status", pile=pile_id, port=1, status="charging")])
         new = db.session.scalar(select(Alley.state_version))
     assert new > state[1]
     wait_for(lambda: watcher.lookup("big") == (state[0], new), 10, "the NOTIFY")
+    # What another schema announces for an alley of the same id changes nothing.
+    watcher._note(f"elsewhere|{state[0]}:999999", watcher.schema)
+    assert watcher.lookup("big") == (state[0], new)
+    watcher._note(f"{watcher.schema}|{state[0]}:{new + 1}", watcher.schema)
+    assert watcher.lookup("big") == (state[0], new + 1)
 
 
 def _hold_pile_lock(url: str, pile_id: str):

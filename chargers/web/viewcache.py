@@ -64,6 +64,7 @@ class VersionWatcher:
         # +1 whenever what it knew is forgotten: a version read from the database
         # before then may have missed a notification, and is not kept.
         self.generation = 0
+        self.schema: str | None = None  # the database schema it listens for
         self._thread = threading.Thread(target=self._run, name="alley-versions", daemon=True)
         self._thread.start()
 
@@ -82,10 +83,11 @@ class VersionWatcher:
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.schema = conn.execute("SELECT current_schema()").fetchone()[0]
                     self._forget()
                     self.ok.set()
                     for note in conn.notifies():
-                        self._note(note.payload)
+                        self._note(note.payload, self.schema)
             except Exception:  # noqa: BLE001 - any failure: know nothing, try again
                 log.warning("alley version listener lost its connection; retrying",
                             exc_info=True)
@@ -93,7 +95,12 @@ class VersionWatcher:
             self._forget()
             time.sleep(1)
 
-    def _note(self, payload: str) -> None:
+    def _note(self, payload: str, schema: str | None = None) -> None:
+        """`schema|id:version,…`: only this database schema's alleys (ids repeat across
+        schemas; the channel is the whole database's)."""
+        where, _, payload = payload.rpartition("|")
+        if schema is not None and where != schema:
+            return
         with self._lock:
             for part in payload.split(","):
                 alley_id, _, version = part.partition(":")

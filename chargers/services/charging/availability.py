@@ -340,8 +340,10 @@ def _bump_state_versions(session) -> None:
         .returning(alleys.c.id, alleys.c.state_version)).all()
     if bumped and conn.dialect.name == "postgresql":
         # Delivered at commit to every web process listening (web/viewcache.py).
-        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL,
-                                           ",".join(f"{i}:{v}" for i, v in bumped))))
+        # The schema first: a channel is the whole database's, and alley ids repeat
+        # across schemas (the tests' throwaway ones).
+        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, func.concat(
+            func.current_schema(), "|", ",".join(f"{i}:{v}" for i, v in bumped)))))
     for alley_id, _ in bumped:
         obj = session.identity_map.get(session.identity_key(Alley, alley_id))
         if obj is not None and obj not in session.dirty:
