@@ -66,15 +66,12 @@ def charging_sessions(alley_id: int, now: datetime, rule: BudgetRule) -> list[Ch
 # The load now, the expected draw and the queue of an alley (or of one pile of it) in
 # one statement, written out: built with the expression language, it cost admission
 # ~4 ms of Python per card presented (bench/profile_authorize.py), more than the
-# database's answer. Its first sum is over `_charging`'s rows (tests/test_budget_rules.py
-# holds the two together).
+# database's answer. One pass over the alley's charging sessions sums their last power
+# twice, fresh readings (`_charging`'s rows: tests/test_budget_rules.py holds the two
+# together) and silent ones.
 _NUMBERS = text("""
 SELECT
-  (SELECT coalesce(sum(cs.last_power_w), 0.0) FROM charging_sessions cs
-     JOIN piles p ON p.id = cs.pile_id
-    WHERE p.alley_id = :alley AND (:pile IS NULL OR cs.pile_id = :pile)
-      AND cs.status = :active AND cs.ended_at IS NULL
-      AND cs.last_power_w IS NOT NULL AND cs.last_meter_at >= :fresh_from),
+  charging.fresh_w,
   (SELECT coalesce(sum(a.expected_w), 0) FROM authorizations a
      LEFT OUTER JOIN charging_sessions cs ON cs.id = a.session_id
     WHERE a.alley_id = :alley AND (:pile IS NULL OR a.pile_id = :pile)
@@ -83,11 +80,16 @@ SELECT
       AND (a.session_id IS NULL OR (cs.last_power_w IS NULL AND cs.status = :active))),
   (SELECT count(a.id) FROM authorizations a
     WHERE a.alley_id = :alley AND a.queue_state = :waiting),
-  (SELECT coalesce(sum(cs.last_power_w), 0.0) FROM charging_sessions cs
-     JOIN piles p ON p.id = cs.pile_id
-    WHERE p.alley_id = :alley AND (:pile IS NULL OR cs.pile_id = :pile)
-      AND cs.status = :active AND cs.ended_at IS NULL
-      AND cs.last_power_w IS NOT NULL AND cs.last_meter_at < :fresh_from)
+  charging.silent_w
+FROM (SELECT
+        coalesce(sum(CASE WHEN cs.last_meter_at >= :fresh_from THEN cs.last_power_w END), 0.0)
+          AS fresh_w,
+        coalesce(sum(CASE WHEN cs.last_meter_at < :fresh_from THEN cs.last_power_w END), 0.0)
+          AS silent_w
+      FROM charging_sessions cs JOIN piles p ON p.id = cs.pile_id
+     WHERE p.alley_id = :alley AND (:pile IS NULL OR cs.pile_id = :pile)
+       AND cs.status = :active AND cs.ended_at IS NULL
+       AND cs.last_power_w IS NOT NULL) AS charging
 """).bindparams(bindparam("pile", type_=String), bindparam("fresh_from", type_=UTCDateTime),
                 bindparam("admitted_from", type_=UTCDateTime))
 
