@@ -73,6 +73,21 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes():
+    """Passwords hashed with one PBKDF2 round instead of scrypt: the suite makes and
+    checks about a thousand of them, at 0.15 s of a core each with scrypt. (Worker and
+    web processes a test starts keep scrypt; the stored hash names its method.)"""
+    from werkzeug.security import generate_password_hash
+
+    cheap = "pbkdf2:sha256:1"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(users, "HASH_METHOD", cheap)
+        mp.setattr(users, "_DUMMY_HASH", generate_password_hash("not-a-real-password",
+                                                                method=cheap))
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _shifted_wall_clock():
     if not TEST_NOW:
         yield None

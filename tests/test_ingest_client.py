@@ -189,7 +189,7 @@ def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, m
     shares, contended = [], iter([False, True, False])
 
     def process(messages, settings=None, now=None, *, may_defer=False, pile_share=None,
-                report=None):
+                report=None, **_):
         shares.append(pile_share)
         report["contended"] = next(contended)
         return ["accepted"] * len(messages)
@@ -211,3 +211,35 @@ def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, m
         shares.append(kw.get("pile_share")), ["accepted"] * len(m))[1])
     ic._apply_and_ack(received(1))
     assert shares[-1] is None
+
+
+def test_a_batch_in_hand_yields_to_an_authorize_and_its_rest_comes_next(app, alley_with_pile):
+    """A pile waits for the answer to its `authorize`: a batch of other messages in hand
+    when one arrives commits what it has applied (and acks only that), the authorize
+    goes next in a batch of its own, then the rest of the batch, unacknowledged until
+    then, in its order."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
+    ic.client, ic.generation = FakePaho(), 1
+    readings = [client_mod.Received(incoming("heartbeat"), mid=i + 1, qos=1, generation=1)
+                for i in range(3)]
+    asks = client_mod.Received(incoming("authorize", port=1, card="C-1"), mid=9, qos=1,
+                               generation=1)
+    ic.inbox.put(asks)  # arrived while the batch of readings was in hand
+    ic._apply_and_ack(readings)
+    assert ic.client.acked == [1]
+    assert [r.mid for r in ic.carry] == [2, 3] and ic.stats["yielded"] == 2
+    assert [r.mid for r in ic._take()] == [9]
+    assert [r.mid for r in ic._take()] == [2, 3]
+    with app.app_context():  # the first one applied once; the rest not yet
+        assert handlers.process([readings[0].msg]) == ["duplicate"]
+        assert handlers.process([readings[1].msg])[0].startswith("accepted")
+
+
+def test_a_batch_applies_at_least_one_message_before_it_yields(app, alley_with_pile):
+    """`yield_to` is asked after each message, never before the first: a stream of
+    authorizes cannot starve the readings."""
+    msgs = [incoming("heartbeat") for _ in range(3)]
+    with app.app_context():
+        out = handlers.process(msgs, yield_to=lambda: True)
+        assert out[1:] == [handlers.YIELDED] * 2 and out[0].startswith("accepted")
+        assert handlers.process(msgs[1:], yield_to=lambda: False)[0].startswith("accepted")

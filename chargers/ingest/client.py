@@ -11,7 +11,9 @@ acknowledge each message to the broker only after its effect is committed.
   `connect_async` lets the worker start while the broker is still down.
 - paho callbacks only queue; a processing thread takes up to BATCH_MAX messages
   (or what arrived within BATCH_WAIT_S), applies them in one app context and one
-  transaction, commits, then acks. While the database is down it acks nothing,
+  transaction, commits, then acks. An `authorize` goes first: urgent messages make
+  batches of their own, and a batch of others in hand commits early when one arrives
+  (its rest comes next). While the database is down it acks nothing,
   backs off and retries the same batch. Messages the batch deferred (their pile was
   locked by another worker) stay unacknowledged and go first into the next batch.
 """
@@ -110,6 +112,11 @@ class Inbox:
             return item[2]
         self._q.put(item)  # its place in the order is its counter: unchanged
         return None
+
+    def urgent_waiting(self) -> bool:
+        """Whether an urgent message is next (a batch in hand then yields to it)."""
+        with self._q.mutex:
+            return bool(self._q.queue) and self._q.queue[0][0] == 0
 
     def qsize(self) -> int:
         return self._q.qsize()
@@ -325,22 +332,21 @@ class IngestClient:
     # -- the processing thread -----------------------------------------------------------
 
     def _take(self) -> list[Received]:
-        """Up to batch_max messages (SHARE_BATCH_FACTOR times that while sharing piles
-        with another worker): those deferred by the last batch first, else the first
-        within 0.5 s; the rest within batch_wait_s."""
+        """The urgent messages waiting, in a batch of their own; else up to batch_max
+        messages (SHARE_BATCH_FACTOR times that while sharing piles with another
+        worker): those left by the last batch first, else the first within 0.5 s; the
+        rest within batch_wait_s."""
+        batch = self._urgent_now(self.batch_max)
+        if batch:
+            return batch
         batch, self.carry = self.carry, []
         if not batch:
             try:
                 batch = [self.inbox.get(timeout=0.5)]
             except queue.Empty:
                 return []
-            if urgent(batch[0].msg):  # a batch of its own: the urgent ones there are now
-                while len(batch) < self.batch_max:
-                    nxt = self.inbox.get_urgent_nowait()
-                    if nxt is None:
-                        break
-                    batch.append(nxt)
-                return batch
+            if urgent(batch[0].msg):
+                return batch + self._urgent_now(self.batch_max - 1)
         deadline = time.monotonic() + self.batch_wait_s
         limit = self.batch_max * (SHARE_BATCH_FACTOR if self._sharing_piles() else 1)
         while len(batch) < limit:
@@ -350,6 +356,16 @@ class IngestClient:
             except queue.Empty:
                 break
         return batch
+
+    def _urgent_now(self, room: int) -> list[Received]:
+        """Up to `room` urgent messages, those in the inbox now."""
+        out: list[Received] = []
+        while len(out) < room:
+            nxt = self.inbox.get_urgent_nowait()
+            if nxt is None:
+                break
+            out.append(nxt)
+        return out
 
     def _process_loop(self) -> None:
         while not self.stopping.is_set():
@@ -373,6 +389,10 @@ class IngestClient:
         kwargs = {"may_defer": may_defer, "report": report}
         if may_defer and self._sharing_piles():
             kwargs["pile_share"] = PILE_SHARE
+        if not any(urgent(r.msg) for r in batch):
+            # A batch of readings ends early when an `authorize` arrives: the pile
+            # waits for its answer, and the rest of the batch comes next.
+            kwargs["yield_to"] = self.inbox.urgent_waiting
         while True:
             try:
                 with self.app.app_context():
@@ -391,6 +411,10 @@ class IngestClient:
             self._contended_until = time.monotonic() + CONTENTION_S
         done = []
         for r, outcome in zip(batch, outcomes, strict=True):
+            if outcome == handlers.YIELDED:
+                self.carry.append(r)  # unapplied and unacknowledged: first in the next
+                self.stats["yielded"] = self.stats.get("yielded", 0) + 1
+                continue
             if outcome in (handlers.DEFERRED, handlers.DEFERRED_LATER):
                 # Not applied: unacknowledged, first in the next batch.
                 self.carry.append(replace(r, deferrals=r.deferrals + 1))

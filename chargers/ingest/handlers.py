@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 DEFERRED = "deferred"  # another worker held the pile: it is busy with the same piles
 DEFERRED_LATER = "deferred:later"  # the batch had taken its share of piles already
+YIELDED = "yielded"  # not applied: the batch ended early for an urgent message (see process)
 
 
 @dataclass(frozen=True)
@@ -278,10 +279,15 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,
          may_defer: bool = False, pile_share: float | None = None,
-         report: dict | None = None) -> list[str]:
+         report: dict | None = None, yield_to: Callable[[], bool] | None = None) -> list[str]:
     batch = message_log.IngestBatch(now=now, throttle=_throttle())
     _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
-    outcomes = [apply(m, batch, settings) for m in messages]
+    outcomes = []
+    for m in messages:
+        outcomes.append(apply(m, batch, settings))
+        if yield_to is not None and len(outcomes) < len(messages) and yield_to():
+            outcomes += [YIELDED] * (len(messages) - len(outcomes))
+            break
     # Headroom may have appeared: the first of a queue start now, not at the next tick.
     budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
     batch.flush()
@@ -294,14 +300,18 @@ def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,
 
 def process(messages: Sequence[Incoming], settings: IngestRule | None = None,
             now: datetime | None = None, *, may_defer: bool = False,
-            pile_share: float | None = None, report: dict | None = None) -> list[str]:
+            pile_share: float | None = None, report: dict | None = None,
+            yield_to: Callable[[], bool] | None = None) -> list[str]:
     """Apply `messages` and commit; one outcome per message, in order. With
     `may_defer`, messages of piles another worker has locked come back `deferred`
     (see IngestBatch.prefetch) instead of waiting for that worker's commit; with
     `pile_share` (0.5: half) the batch takes at most that share of its piles (those
     of its first messages first), the messages of the others come back
     `deferred:later`. `report["contended"]` says whether the batch
-    found most of its piles held by another worker.
+    found most of its piles held by another worker. `yield_to` is asked after each
+    message: when it says yes, the batch commits what it has applied and the rest come
+    back `yielded`, unapplied (the worker's inbox holds an `authorize`, and a pile
+    waits for its answer).
 
     Needs an app context. Raises DatabaseUnavailable when the database does not
     answer (nothing is committed then)."""
@@ -312,7 +322,7 @@ def process(messages: Sequence[Incoming], settings: IngestRule | None = None,
     if not messages:
         return []
     try:
-        return _run(messages, settings, now, may_defer, pile_share, report)
+        return _run(messages, settings, now, may_defer, pile_share, report, yield_to)
     except Exception as exc:  # noqa: BLE001 - sorted out below
         db.session.rollback()
         if _db_down(exc):

@@ -20,12 +20,16 @@ from .devices.alleys import find_alley
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
 MIN_PASSWORD = 8
+# werkzeug's scrypt (N=2^15): about 0.15 s of a core per hash, which is its point. The
+# tests swap in a cheap method (tests/conftest.py), or hashing alone would take minutes
+# of the suite's CPU; `check_password_hash` reads the method from the stored hash.
+HASH_METHOD = "scrypt"
 # Hash checked when the user does not exist, so both paths take the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)
 
 
 def create_user(name: str, password: str, role: str, alley_slugs: list[str] = ()) -> User:
-    """A staff account; the password is stored with scrypt (werkzeug's default KDF)."""
+    """A staff account; the password is stored with HASH_METHOD (scrypt)."""
     name = name.strip()
     if not name:
         raise Invalid("user.name_required")
@@ -43,7 +47,7 @@ def create_user(name: str, password: str, role: str, alley_slugs: list[str] = ()
         alleys.append(alley)
     user = User(
         name=name,
-        password_hash=generate_password_hash(password),
+        password_hash=generate_password_hash(password, method=HASH_METHOD),
         role=role,
         alleys=alleys,
         session_nonce=secrets.token_hex(8),
@@ -186,7 +190,7 @@ def reset_password(by: User, user_id: int, password: str, now: datetime | None =
     user = get_account(by, user_id)
     if len(password or "") < MIN_PASSWORD:
         raise Invalid("account.password_short", n=MIN_PASSWORD)
-    user.password_hash = generate_password_hash(password)
+    user.password_hash = generate_password_hash(password, method=HASH_METHOD)
     user.session_nonce = secrets.token_hex(8)
     _revoke_all_tokens(user, now)
     db.session.commit()
