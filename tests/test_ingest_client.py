@@ -217,7 +217,8 @@ def test_a_batch_in_hand_yields_to_an_authorize_and_its_rest_comes_next(app, all
     """A pile waits for the answer to its `authorize`: a batch of other messages in hand
     when one arrives commits what it has applied (and acks only that), the authorize
     goes next in a batch of its own, then the rest of the batch, unacknowledged until
-    then, in its order."""
+    then, in its order. One that arrives while a batch is being gathered goes before
+    it the same way."""
     ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
     ic.client, ic.generation = FakePaho(), 1
     readings = [client_mod.Received(incoming("heartbeat"), mid=i + 1, qos=1, generation=1)
@@ -230,6 +231,14 @@ def test_a_batch_in_hand_yields_to_an_authorize_and_its_rest_comes_next(app, all
     assert [r.mid for r in ic.carry] == [2, 3] and ic.stats["yielded"] == 2
     assert [r.mid for r in ic._take()] == [9]
     assert [r.mid for r in ic._take()] == [2, 3]
+    ic.carry = []
+    for r in readings[:2]:
+        ic.inbox.put(r)
+    late = threading.Timer(0.02, ic.inbox.put, [asks])  # comes while the batch gathers
+    ic.batch_wait_s = 0.5
+    late.start()
+    assert [r.mid for r in ic._take()] == [9]
+    assert [r.mid for r in ic._take()] == [1, 2]
     with app.app_context():  # the first one applied once; the rest not yet
         assert handlers.process([readings[0].msg]) == ["duplicate"]
         assert handlers.process([readings[1].msg])[0].startswith("accepted")

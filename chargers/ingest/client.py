@@ -352,9 +352,15 @@ class IngestClient:
         while len(batch) < limit:
             left = deadline - time.monotonic()
             try:
-                batch.append(self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait())
+                nxt = self.inbox.get(timeout=left) if left > 0 else self.inbox.get_nowait()
             except queue.Empty:
                 break
+            if urgent(nxt.msg):
+                # One came while the batch gathered: its answer goes first, in a batch
+                # of its own, and what was gathered comes next.
+                self.carry = batch
+                return [nxt] + self._urgent_now(self.batch_max - 1)
+            batch.append(nxt)
         return batch
 
     def _urgent_now(self, room: int) -> list[Received]:
