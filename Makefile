@@ -56,7 +56,7 @@ run: seed
 # In parallel (pytest-xdist): TEST_WORKERS processes, more than the 2 cores because many
 # tests wait on a broker, a worker subprocess or a browser; the PostgreSQL tests share
 # one of them (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
 
 test: install-dev
