@@ -75,7 +75,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True, scope="session")
 def _cheap_password_hashes():
     """Passwords hashed with one PBKDF2 round instead of scrypt: the suite makes and
-    checks about a thousand of them, at 0.15 s of a core each with scrypt. (Worker and
+    checks hundreds of them, at 0.15 s of a core each with scrypt (about 50 s of the
+    suite's CPU). (Worker and
     web processes a test starts keep scrypt; the stored hash names its method.)"""
     from werkzeug.security import generate_password_hash
 

@@ -21,8 +21,8 @@ from .errors import Conflict, Forbidden, Invalid, NotFound
 
 MIN_PASSWORD = 8
 # werkzeug's scrypt (N=2^15): about 0.15 s of a core per hash, which is its point. The
-# tests swap in a cheap method (tests/conftest.py), or hashing alone would take minutes
-# of the suite's CPU; `check_password_hash` reads the method from the stored hash.
+# tests swap in a cheap method (tests/conftest.py): hashing cost the suite about 50 s
+# of CPU. `check_password_hash` reads the method from the stored hash.
 HASH_METHOD = "scrypt"
 # Hash checked when the user does not exist, so both paths take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method=HASH_METHOD)
