@@ -217,8 +217,7 @@ def test_a_batch_in_hand_yields_to_an_authorize_and_its_rest_comes_next(app, all
     """A pile waits for the answer to its `authorize`: a batch of other messages in hand
     when one arrives commits what it has applied (and acks only that), the authorize
     goes next in a batch of its own, then the rest of the batch, unacknowledged until
-    then, in its order. One that arrives while a batch is being gathered goes before
-    it the same way."""
+    its own commit, in its order."""
     ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
     ic.client, ic.generation = FakePaho(), 1
     readings = [client_mod.Received(incoming("heartbeat"), mid=i + 1, qos=1, generation=1)
@@ -229,24 +228,73 @@ def test_a_batch_in_hand_yields_to_an_authorize_and_its_rest_comes_next(app, all
     ic._apply_and_ack(readings)
     assert ic.client.acked == [1]
     assert [r.mid for r in ic.carry] == [2, 3] and ic.stats["yielded"] == 2
+    first = ic._take()
+    assert [r.mid for r in first] == [9]
+    ic._apply_and_ack(first)
+    rest = ic._take()
+    assert [r.mid for r in rest] == [2, 3]
+    ic._apply_and_ack(rest)
+    assert ic.client.acked == [1, 9, 2, 3] and not ic.carry
+    assert ic.stats["duplicate"] == 0 and ic.stats["accepted"] == 4
+
+
+def arriving_at(ic, call: int, urgent_one) -> None:
+    """The inbox gets `urgent_one` just before its `call`-th `get` (counted from now)."""
+    original, calls = client_mod.Inbox.get.__get__(ic.inbox), []
+
+    def get(timeout=None):
+        calls.append(timeout)
+        if len(calls) == call:
+            ic.inbox.put(urgent_one)
+        return original(timeout=timeout)
+
+    ic.inbox.get = get
+
+
+def test_an_authorize_that_comes_while_a_batch_gathers_goes_first_but_only_once(app):
+    """An authorize arriving while a batch is being gathered goes before it, and the
+    gathered ones come next. A batch that has given way once does not give way again
+    while it gathers (it is applied, and yields inside): readings keep moving however
+    often cards come."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.2)
+    r1, r2 = (client_mod.Received(incoming("heartbeat"), mid=i, qos=1, generation=1)
+              for i in (1, 2))
+    a1, a2 = (client_mod.Received(incoming("authorize", port=1, card="C-1"), mid=m, qos=1,
+                                  generation=1) for m in (8, 9))
+    ic.inbox.put(r1)
+    ic.inbox.put(r2)
+    arriving_at(ic, 2, a1)  # the first get takes r1; a1 comes while the batch gathers
+    assert [r.mid for r in ic._take()] == [8]
+    assert [r.mid for r in ic.carry] == [1]
+    arriving_at(ic, 1, a2)  # the carried batch gathers: a2 comes at once
+    assert [r.mid for r in ic._take()] == [1]  # it gave way once: it goes now
     assert [r.mid for r in ic._take()] == [9]
-    assert [r.mid for r in ic._take()] == [2, 3]
-    ic.carry = []
-    for r in readings[:2]:
-        ic.inbox.put(r)
-    late = threading.Timer(0.02, ic.inbox.put, [asks])  # comes while the batch gathers
-    ic.batch_wait_s = 0.5
-    late.start()
+    assert [r.mid for r in ic._take()] == [2]
+
+
+def test_a_deferred_authorize_keeps_its_place_ahead_of_carried_readings(app, monkeypatch):
+    """An authorize left for later (another worker held its pile) leads the next take,
+    ahead of the readings carried with it, and in a batch of its own."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
+    ic.client, ic.generation = FakePaho(), 1
+    asks = client_mod.Received(incoming("authorize", port=1, card="C-1"), mid=9, qos=1,
+                               generation=1)
+    readings = [client_mod.Received(incoming("heartbeat"), mid=i, qos=1, generation=1)
+                for i in (1, 2)]
+
+    def defer_all(messages, settings=None, now=None, **_):
+        return [handlers.DEFERRED] * len(messages)
+
+    monkeypatch.setattr(handlers, "process", defer_all)
+    ic._apply_and_ack(readings + [asks])
+    assert ic.client.acked == []
     assert [r.mid for r in ic._take()] == [9]
     assert [r.mid for r in ic._take()] == [1, 2]
-    with app.app_context():  # the first one applied once; the rest not yet
-        assert handlers.process([readings[0].msg]) == ["duplicate"]
-        assert handlers.process([readings[1].msg])[0].startswith("accepted")
 
 
 def test_a_batch_applies_at_least_one_message_before_it_yields(app, alley_with_pile):
-    """`yield_to` is asked after each message, never before the first: a stream of
-    authorizes cannot starve the readings."""
+    """`yield_to` is asked after each message, never before the first: each batch
+    that yields has applied one message at least."""
     msgs = [incoming("heartbeat") for _ in range(3)]
     with app.app_context():
         out = handlers.process(msgs, yield_to=lambda: True)

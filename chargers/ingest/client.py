@@ -332,14 +332,19 @@ class IngestClient:
     # -- the processing thread -----------------------------------------------------------
 
     def _take(self) -> list[Received]:
-        """The urgent messages waiting, in a batch of their own; else up to batch_max
-        messages (SHARE_BATCH_FACTOR times that while sharing piles with another
-        worker): those left by the last batch first, else the first within 0.5 s; the
-        rest within batch_wait_s."""
-        batch = self._urgent_now(self.batch_max)
+        """Urgent messages first, in a batch of their own: those the last batch left
+        (their pile was held by another worker), then those in the inbox. Else up to
+        batch_max messages (SHARE_BATCH_FACTOR times that while sharing piles with
+        another worker): those the last batch left first, else the first within 0.5 s;
+        the rest within batch_wait_s."""
+        batch = [r for r in self.carry if urgent(r.msg)]
+        if batch:
+            self.carry = [r for r in self.carry if not urgent(r.msg)]
+        batch += self._urgent_now(self.batch_max - len(batch))
         if batch:
             return batch
         batch, self.carry = self.carry, []
+        carried = bool(batch)
         if not batch:
             try:
                 batch = [self.inbox.get(timeout=0.5)]
@@ -356,6 +361,11 @@ class IngestClient:
             except queue.Empty:
                 break
             if urgent(nxt.msg):
+                if carried:
+                    # This batch gave way once already: it goes now (and yields after
+                    # its first message), so readings move however often cards come.
+                    self.inbox.put(nxt)
+                    break
                 # One came while the batch gathered: its answer goes first, in a batch
                 # of its own, and what was gathered comes next.
                 self.carry = batch
