@@ -187,6 +187,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                       rules=settings.alerts)
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
         pile_config.on_boot(pile, data.known_features, settings.limits, now)
+        batch.pile_limits.pop(pile.id, None)  # its configuration may have moved
     elif kind == "heartbeat":
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
                            settings.alerts)
@@ -217,9 +218,13 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         s = batch.sessions.get((pile.id, data.session))
         budget_queue.on_draw_change(pile, batch.budget_alleys)  # a taper frees headroom too
         if s is not None:
+            # The pile's limits, read once a batch: every reading of every port asks.
+            limits = batch.pile_limits.get(pile.id)
+            if limits is None:
+                limits = batch.pile_limits[pile.id] = safety.limits_for(pile, settings.limits)
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
-                              now, settings.limits, settings.alerts)
+                              now, settings.limits, settings.alerts, limits)
     elif kind == "config":
         pile_config.on_report(pile, data.version, data.settings.model_dump(exclude_none=True), at)
     elif kind == "fault":

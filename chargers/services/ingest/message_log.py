@@ -110,6 +110,8 @@ class IngestBatch:
     # alleys under a power budget where a session ended or a reading came in this
     # batch: their queue is looked at once the batch's messages are applied
     budget_alleys: set = field(default_factory=set)
+    # pile id → the limits in force for it (safety.limits_for), read once a batch
+    pile_limits: dict = field(default_factory=dict)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
                  port_keys: set[tuple[str, int]] = frozenset(), *,

@@ -100,9 +100,11 @@ def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
 
 
 def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
-               rule: LimitRule, alert_rules: AlertRules) -> risk.Verdict | None:
+               rule: LimitRule, alert_rules: AlertRules,
+               limits: risk.Limits | None = None) -> risk.Verdict | None:
     """Fold one reading of a charging session into its grade and act on the verdict.
-    Readings of a session that is not charging (ended, orphan) are not graded. No
+    Readings of a session that is not charging (ended, orphan) are not graded.
+    `limits`: the pile's (`limits_for`), when the caller has them already. No
     commit."""
     if s.status != "active" or s.ended_at is not None:
         return None
@@ -111,7 +113,7 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
         b = baseline(pile, s.card, s.port, p.power_w, p.at, rule)
         st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
-    st, v = risk.step(st, p, s.started_at, limits_for(pile, rule), base, rule.risk)
+    st, v = risk.step(st, p, s.started_at, limits or limits_for(pile, rule), base, rule.risk)
     s.risk_state = st
     if s.risk != v.grade or (s.risk_reasons or []) != sorted(v.reasons):
         s.risk, s.risk_reasons = v.grade, sorted(v.reasons)
