@@ -221,7 +221,8 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
             # The pile's limits, read once a batch: every reading of every port asks.
             limits = batch.pile_limits.get(pile.id)
             if limits is None:
-                limits = batch.pile_limits[pile.id] = safety.limits_for(pile, settings.limits)
+                limits = batch.pile_limits[pile.id] = safety.limits_for(
+                    pile, settings.limits, batch.pile_configs.get(pile.id))
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
                               now, settings.limits, settings.alerts, limits)
@@ -280,6 +281,7 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     batch.prefetch(set(pile_ids), keys, status_ports, skip_locked=skip_locked,
                    order=list(pile_ids), max_piles=max_piles)
     sessions.prefetch(refs, batch.sessions)
+    batch.pile_configs = pile_config.of_piles(list(pile_ids))
 
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,

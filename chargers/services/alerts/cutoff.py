@@ -137,9 +137,18 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
 
 
 def tracked_of_pile(pile_id: str) -> list[Alert]:
-    """The pile's alerts whose cut-off is not confirmed yet."""
+    """The pile's alerts whose cut-off is not confirmed yet. Asked whenever a port of a
+    pile stops charging, inside the ingest's batch: the stored ones are read without
+    an autoflush (which wrote the whole batch so far, one row at a time: most of the
+    ingest's statements), and those the batch made or changed are taken from the
+    session as they stand."""
     stmt = select(Alert).where(Alert.pile_id == pile_id, Alert.cutoff.in_(TRACKED))
-    return list(db.session.scalars(stmt.order_by(Alert.id)))
+    with db.session.no_autoflush:
+        found = set(db.session.scalars(stmt))
+    found.update(a for a in (*db.session.new, *db.session.dirty)
+                 if isinstance(a, Alert) and a.pile_id == pile_id)
+    return sorted((a for a in found if a.cutoff in TRACKED),
+                  key=lambda a: (a.id is None, a.id or 0))
 
 
 def on_pile_changed(pile: Pile, now: datetime) -> None:

@@ -110,8 +110,10 @@ class IngestBatch:
     # alleys under a power budget where a session ended or a reading came in this
     # batch: their queue is looked at once the batch's messages are applied
     budget_alleys: set = field(default_factory=set)
-    # pile id → the limits in force for it (safety.limits_for), read once a batch
+    # pile id → the limits in force for it (safety.limits_for), read once a batch,
+    # from the batch's piles' configuration rows (read at prefetch)
     pile_limits: dict = field(default_factory=dict)
+    pile_configs: dict = field(default_factory=dict)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
                  port_keys: set[tuple[str, int]] = frozenset(), *,

@@ -42,9 +42,10 @@ ALERT_MID = "battery_risk"
 NOTICE = "battery_risk"  # the reminder kind that tells the holder
 
 
-def limits_for(pile: Pile, rule: LimitRule) -> risk.Limits:
-    """The limits in force for the pile (desired configuration, else the defaults)."""
-    lim = pile_config.limits(pile, rule)
+def limits_for(pile: Pile, rule: LimitRule, *cfg) -> risk.Limits:
+    """The limits in force for the pile (desired configuration, else the defaults);
+    `cfg`: its configuration row, when read already (devices.config.limits)."""
+    lim = pile_config.limits(pile, rule, *cfg)
     return risk.Limits(lim.max_power_w, lim.full_stop_power_w, lim.full_stop_hold_s,
                        lim.max_session_s, rule.overload_readings)
 
