@@ -225,7 +225,7 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                     pile, settings.limits, batch.pile_configs.get(pile.id))
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
-                              now, settings.limits, settings.alerts, limits)
+                              now, settings.limits, settings.alerts, limits, batch.peer_rows)
     elif kind == "config":
         pile_config.on_report(pile, data.version, data.settings.model_dump(exclude_none=True), at)
     elif kind == "fault":

@@ -114,6 +114,9 @@ class IngestBatch:
     # from the batch's piles' configuration rows (read at prefetch)
     pile_limits: dict = field(default_factory=dict)
     pile_configs: dict = field(default_factory=dict)
+    # alley id → its recent charges, the peers of a session's temperature rise
+    # (safety.limits.peer_rise), read once a batch
+    peer_rows: dict = field(default_factory=dict)
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
                  port_keys: set[tuple[str, int]] = frozenset(), *,

@@ -52,14 +52,14 @@ def limits_for(pile: Pile, rule: LimitRule, *cfg) -> risk.Limits:
 
 def baseline(pile: Pile, card: str | None, port: int | None = None,
              power_w: float | None = None, at: datetime | None = None,
-             rule: LimitRule | None = None) -> risk.Baseline:
+             rule: LimitRule | None = None, peers_memo: dict | None = None) -> risk.Baseline:
     """The card's usual charge in the pile's alley (None parts: no history), and how
     much the alley's other ports warmed in their recent charges at a similar power.
     Read without an autoflush: profiles change only in the `risk-review` job, and the
     peers' rises as of the last batch are as good as this one's (a flush here cost the
     ingest 3 ms a session start)."""
     with db.session.no_autoflush:
-        peer = peer_rise(pile, port, power_w, at, rule) if at is not None else None
+        peer = peer_rise(pile, port, power_w, at, rule, peers_memo) if at is not None else None
         prof = db.session.get(CardProfile, (pile.alley_id, card)) if card else None
     return cards.baseline_of(prof, rule.risk if rule is not None else RiskRule(), peer)
 
@@ -76,16 +76,24 @@ PEER_MIN = 2
 
 
 def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
-              rule: LimitRule | None) -> float | None:
+              rule: LimitRule | None, memo: dict | None = None) -> float | None:
     """The median temperature rise (°C over each one's first reading) of the alley's
-    other ports' recent charges at a similar power; None with fewer than PEER_MIN."""
+    other ports' recent charges at a similar power; None with fewer than PEER_MIN.
+    `memo` (alley id → the alley's recent charges): the ingest's batch keeps one, so
+    sessions that start in one batch read them once (a charge begun within the batch
+    has too few readings to be a peer anyway)."""
     idle = rule.risk.idle_w if rule is not None else 40.0
-    rows = db.session.execute(
-        select(ChargingSession.pile_id, ChargingSession.port, ChargingSession.risk_state)
-        .join(Pile, Pile.id == ChargingSession.pile_id)
-        .where(Pile.alley_id == pile.alley_id, ChargingSession.started_at >= at - PEER_WINDOW,
-               ChargingSession.started_at <= at, ChargingSession.risk_state.is_not(None))
-        .order_by(ChargingSession.started_at.desc()).limit(PEER_SAMPLE)).all()
+    rows = memo.get(pile.alley_id) if memo is not None else None
+    if rows is None:
+        rows = db.session.execute(
+            select(ChargingSession.pile_id, ChargingSession.port, ChargingSession.risk_state)
+            .join(Pile, Pile.id == ChargingSession.pile_id)
+            .where(Pile.alley_id == pile.alley_id,
+                   ChargingSession.started_at >= at - PEER_WINDOW,
+                   ChargingSession.started_at <= at, ChargingSession.risk_state.is_not(None))
+            .order_by(ChargingSession.started_at.desc()).limit(PEER_SAMPLE)).all()
+        if memo is not None:
+            memo[pile.alley_id] = rows
     rises = []
     for pile_id, other_port, st in rows:
         if (pile_id, other_port) == (pile.id, port) or not st or st.get("n", 0) < PEER_READINGS:
@@ -106,16 +114,17 @@ def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
 
 def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
                rule: LimitRule, alert_rules: AlertRules,
-               limits: risk.Limits | None = None) -> risk.Verdict | None:
+               limits: risk.Limits | None = None,
+               peers_memo: dict | None = None) -> risk.Verdict | None:
     """Fold one reading of a charging session into its grade and act on the verdict.
     Readings of a session that is not charging (ended, orphan) are not graded.
-    `limits`: the pile's (`limits_for`), when the caller has them already. No
-    commit."""
+    `limits`: the pile's (`limits_for`), when the caller has them already;
+    `peers_memo`: see `peer_rise`. No commit."""
     if s.status != "active" or s.ended_at is not None:
         return None
     st = dict(s.risk_state or {})
     if "cb" not in st:  # the card's usual charge and the peers', read once per session
-        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule)
+        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule, peers_memo)
         st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
     st, v = risk.step(st, p, s.started_at, limits or limits_for(pile, rule), base, rule.risk)
