@@ -350,3 +350,31 @@ def test_alert_list_loads_its_users_without_a_query_per_alert(app, client, admin
     assert four == one
     assert {a["acknowledged_by"] for a in rows} == {f"staff-{i}" for i in range(4)}
     assert sorted(a["cleared_by"] or "" for a in rows) == ["", "", "staff-1", "staff-3"]
+
+
+def test_smoke_and_a_port_stopping_in_one_batch_leave_the_cutoff_pending(contacts, app_ctx):
+    """The cut-off's check (read without an autoflush) finds the alert its batch has
+    just made when a port of the pile stops in the same batch, and a disable the pile
+    accepted earlier, which is not this alert's, does not confirm its cut-off."""
+    from chargers.ingest import handlers
+    from tests.ingest_support import body, incoming, ts
+
+    from chargers.constants import CommandAction, CommandStatus
+    from chargers.services.devices import commands
+
+    handlers.process([incoming("status", body("status", ts=ts(T0), port=1, status="charging"),
+                               arrived_at=T0)], now=T0)
+    # An earlier disable of the whole pile that no alert made (maintenance, say), which
+    # the pile accepted: not this alert's, so it must not confirm its cut-off.
+    other = commands.create(pile(), None, CommandAction.DISABLE, T0)
+    other.status = CommandStatus.ACCEPTED
+    db.session.commit()
+    out = handlers.process([
+        incoming("fault", body("fault", ts=ts(s(1)), code="smoke", active=True, port=3),
+                 arrived_at=s(1)),
+        incoming("status", body("status", ts=ts(s(2)), port=1, status="available"),
+                 arrived_at=s(2))], now=s(2))
+    assert all(o.startswith("accepted") for o in out), out
+    [alert] = all_alerts()
+    assert alert.code == "smoke" and alert.cutoff == "pending"
+    assert {c.alert_id for c in db.session.scalars(select(Command))} == {alert.id, None}

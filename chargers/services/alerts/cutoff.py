@@ -147,8 +147,12 @@ def tracked_of_pile(pile_id: str) -> list[Alert]:
         found = set(db.session.scalars(stmt))
     found.update(a for a in (*db.session.new, *db.session.dirty)
                  if isinstance(a, Alert) and a.pile_id == pile_id)
-    return sorted((a for a in found if a.cutoff in TRACKED),
-                  key=lambda a: (a.id is None, a.id or 0))
+    tracked = [a for a in found if a.cutoff in TRACKED]
+    if any(a.id is None for a in tracked):
+        # One the batch just made: written now, so that its commands can be found by
+        # its id (`commands_of`); rare, where the autoflush came at every stop.
+        db.session.flush()
+    return sorted(tracked, key=lambda a: a.id)
 
 
 def on_pile_changed(pile: Pile, now: datetime) -> None:
