@@ -239,6 +239,8 @@ class Worker:
         # A variant other than as-is runs the worker with a proposed change patched in.
         cmd = ([FLASK, "--app", "wsgi", "worker"] if variant == "as-is"
                else [PY, str(ROOT / "bench" / "_patched_worker.py"), variant])
+        # A measuring variant writes beside the log (bench/_patched_worker.py batch-log).
+        env = {"BENCH_BATCH_LOG": str(workdir / "batches.log"), **env}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 

@@ -356,11 +356,10 @@ def test_smoke_and_a_port_stopping_in_one_batch_leave_the_cutoff_pending(contact
     """The cut-off's check (read without an autoflush) finds the alert its batch has
     just made when a port of the pile stops in the same batch, and a disable the pile
     accepted earlier, which is not this alert's, does not confirm its cut-off."""
-    from chargers.ingest import handlers
-    from tests.ingest_support import body, incoming, ts
-
     from chargers.constants import CommandAction, CommandStatus
+    from chargers.ingest import handlers
     from chargers.services.devices import commands
+    from tests.ingest_support import body, incoming, ts
 
     handlers.process([incoming("status", body("status", ts=ts(T0), port=1, status="charging"),
                                arrived_at=T0)], now=T0)

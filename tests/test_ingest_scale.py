@@ -301,9 +301,9 @@ def test_web_processes_hear_alley_versions_from_postgresql(app):
     assert new > state[1]
     wait_for(lambda: watcher.lookup("big") == (state[0], new), 10, "the NOTIFY")
     # What another schema announces for an alley of the same id changes nothing.
-    watcher._note(f"elsewhere|{state[0]}:999999", watcher.schema)
+    watcher._note(f"elsewhere|{state[0]}:999999")
     assert watcher.lookup("big") == (state[0], new)
-    watcher._note(f"{watcher.schema}|{state[0]}:{new + 1}", watcher.schema)
+    watcher._note(f"{watcher.schema}|{state[0]}:{new + 1}")
     assert watcher.lookup("big") == (state[0], new + 1)
 
 

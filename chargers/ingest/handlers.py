@@ -187,7 +187,8 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
                       rules=settings.alerts)
         presence.alive(pile, at, msg.arrived_at, settings.heartbeat_s, settings.alerts)
         pile_config.on_boot(pile, data.known_features, settings.limits, now)
-        batch.pile_limits.pop(pile.id, None)  # its configuration may have moved
+        if batch.risk_reads is not None:  # (set by _prefetch)
+            batch.risk_reads.config_changed(pile.id)
     elif kind == "heartbeat":
         presence.heartbeat(pile, data.rssi, at, msg.arrived_at, settings.heartbeat_s,
                            settings.alerts)
@@ -218,14 +219,9 @@ def _dispatch(kind: str, pile: Pile, data, at: datetime, source: str, msg: Incom
         s = batch.sessions.get((pile.id, data.session))
         budget_queue.on_draw_change(pile, batch.budget_alleys)  # a taper frees headroom too
         if s is not None:
-            # The pile's limits, read once a batch: every reading of every port asks.
-            limits = batch.pile_limits.get(pile.id)
-            if limits is None:
-                limits = batch.pile_limits[pile.id] = safety.limits_for(
-                    pile, settings.limits, batch.pile_configs.get(pile.id))
             safety.on_reading(pile, s, risk.Point(at, data.power_w, data.energy_wh, data.temp_c,
                                                   data.power_min_w, data.power_max_w),
-                              now, settings.limits, settings.alerts, limits, batch.peer_rows)
+                              now, settings.limits, settings.alerts, batch.risk_reads)
     elif kind == "config":
         pile_config.on_report(pile, data.version, data.settings.model_dump(exclude_none=True), at)
     elif kind == "fault":
@@ -281,7 +277,7 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     batch.prefetch(set(pile_ids), keys, status_ports, skip_locked=skip_locked,
                    order=list(pile_ids), max_piles=max_piles)
     sessions.prefetch(refs, batch.sessions)
-    batch.pile_configs = pile_config.of_piles(list(pile_ids))
+    batch.risk_reads = safety.BatchReads.of_piles(pile_ids)
 
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,

@@ -87,7 +87,7 @@ class VersionWatcher:
                     self._forget()
                     self.ok.set()
                     for note in conn.notifies():
-                        self._note(note.payload, self.schema)
+                        self._note(note.payload)
             except Exception:  # noqa: BLE001 - any failure: know nothing, try again
                 log.warning("alley version listener lost its connection; retrying",
                             exc_info=True)
@@ -95,11 +95,11 @@ class VersionWatcher:
             self._forget()
             time.sleep(1)
 
-    def _note(self, payload: str, schema: str | None = None) -> None:
+    def _note(self, payload: str) -> None:
         """`schema|id:version,…`: only this database schema's alleys (ids repeat across
         schemas; the channel is the whole database's)."""
         where, _, payload = payload.rpartition("|")
-        if schema is not None and where != schema:
+        if self.schema is not None and where != self.schema:
             return
         with self._lock:
             for part in payload.split(","):

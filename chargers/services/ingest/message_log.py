@@ -110,13 +110,9 @@ class IngestBatch:
     # alleys under a power budget where a session ended or a reading came in this
     # batch: their queue is looked at once the batch's messages are applied
     budget_alleys: set = field(default_factory=set)
-    # pile id → the limits in force for it (safety.limits_for), read once a batch,
-    # from the batch's piles' configuration rows (read at prefetch)
-    pile_limits: dict = field(default_factory=dict)
-    pile_configs: dict = field(default_factory=dict)
-    # alley id → its recent charges, the peers of a session's temperature rise
-    # (safety.limits.peer_rise), read once a batch
-    peer_rows: dict = field(default_factory=dict)
+    # what the risk grade reads once a batch (services/safety/limits.BatchReads:
+    # the piles' limits and configuration rows, the alleys' temperature peers)
+    risk_reads: object = None
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
                  port_keys: set[tuple[str, int]] = frozenset(), *,

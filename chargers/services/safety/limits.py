@@ -21,6 +21,7 @@ Called by the ingest inside its batch (`on_reading`: no commit) and by the job
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -42,12 +43,41 @@ ALERT_MID = "battery_risk"
 NOTICE = "battery_risk"  # the reminder kind that tells the holder
 
 
-def limits_for(pile: Pile, rule: LimitRule, *cfg) -> risk.Limits:
-    """The limits in force for the pile (desired configuration, else the defaults);
-    `cfg`: its configuration row, when read already (devices.config.limits)."""
-    lim = pile_config.limits(pile, rule, *cfg)
+def limits_for(pile: Pile, rule: LimitRule) -> risk.Limits:
+    """The limits in force for the pile (desired configuration, else the defaults)."""
+    return _risk_limits(pile_config.limits(pile, rule), rule)
+
+
+def _risk_limits(lim: pile_config.Limits, rule: LimitRule) -> risk.Limits:
     return risk.Limits(lim.max_power_w, lim.full_stop_power_w, lim.full_stop_hold_s,
                        lim.max_session_s, rule.overload_readings)
+
+
+@dataclass
+class BatchReads:
+    """What the grade reads once per ingest batch rather than at every reading: the
+    batch's piles' configuration rows (one query), each pile's limits, and each
+    alley's recent charges (the temperature peers, `peer_rise`). The ingest keeps one
+    per batch (`IngestBatch.risk_reads`)."""
+
+    configs: dict = field(default_factory=dict)  # pile id → PileConfig (absent: none)
+    limits: dict = field(default_factory=dict)  # pile id → risk.Limits
+    peers: dict = field(default_factory=dict)  # alley id → its recent charges' rows
+
+    @classmethod
+    def of_piles(cls, pile_ids) -> BatchReads:
+        return cls(configs=pile_config.of_piles(list(pile_ids)))
+
+    def limits_of(self, pile: Pile, rule: LimitRule) -> risk.Limits:
+        lim = self.limits.get(pile.id)
+        if lim is None:
+            lim = self.limits[pile.id] = _risk_limits(
+                pile_config.limits(pile, rule, self.configs.get(pile.id)), rule)
+        return lim
+
+    def config_changed(self, pile_id: str) -> None:
+        """The pile's configuration may have moved (a boot): read its limits again."""
+        self.limits.pop(pile_id, None)
 
 
 def baseline(pile: Pile, card: str | None, port: int | None = None,
@@ -79,7 +109,7 @@ def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
               rule: LimitRule | None, memo: dict | None = None) -> float | None:
     """The median temperature rise (°C over each one's first reading) of the alley's
     other ports' recent charges at a similar power; None with fewer than PEER_MIN.
-    `memo` (alley id → the alley's recent charges): the ingest's batch keeps one, so
+    `memo` (alley id → the alley's recent charges; `BatchReads.peers`), so
     sessions that start in one batch read them once (a charge begun within the batch
     has too few readings to be a peer anyway)."""
     idle = rule.risk.idle_w if rule is not None else 40.0
@@ -114,20 +144,20 @@ def peer_rise(pile: Pile, port: int | None, power_w: float | None, at: datetime,
 
 def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
                rule: LimitRule, alert_rules: AlertRules,
-               limits: risk.Limits | None = None,
-               peers_memo: dict | None = None) -> risk.Verdict | None:
+               reads: BatchReads | None = None) -> risk.Verdict | None:
     """Fold one reading of a charging session into its grade and act on the verdict.
     Readings of a session that is not charging (ended, orphan) are not graded.
-    `limits`: the pile's (`limits_for`), when the caller has them already;
-    `peers_memo`: see `peer_rise`. No commit."""
+    `reads`: the ingest batch's (`BatchReads`). No commit."""
     if s.status != "active" or s.ended_at is not None:
         return None
     st = dict(s.risk_state or {})
     if "cb" not in st:  # the card's usual charge and the peers', read once per session
-        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule, peers_memo)
+        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule,
+                     reads.peers if reads is not None else None)
         st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
-    st, v = risk.step(st, p, s.started_at, limits or limits_for(pile, rule), base, rule.risk)
+    limits = reads.limits_of(pile, rule) if reads is not None else limits_for(pile, rule)
+    st, v = risk.step(st, p, s.started_at, limits, base, rule.risk)
     s.risk_state = st
     if s.risk != v.grade or (s.risk_reasons or []) != sorted(v.reasons):
         s.risk, s.risk_reasons = v.grade, sorted(v.reasons)
