@@ -125,6 +125,7 @@ def main(argv=None) -> int:
                          "status changes, ports in turn (as visible_latency.py)")
     ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
     ap.add_argument("--dump", default=None, help="also write the raw profile here (pstats)")
+    ap.add_argument("--sql-top", type=int, default=15, help="how many kinds of statement --sql-time lists")
     ap.add_argument("--sql-time", action="store_true",
                     help="also print the time spent in the driver per kind of statement")
     args = ap.parse_args(argv)
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
     if args.sql_time:
         print(f"time in the driver (execute → result), {sum(sql_time.values()) * 1000:.0f} ms "
               f"of {elapsed * 1000:.0f} ms:")
-        for key, t in sql_time.most_common(15):
+        for key, t in sql_time.most_common(args.sql_top):
             print(f"  {t * 1000:7.1f} ms {sql_calls[key]:5d}x  {key}")
     if args.no_profile:
         return 0

@@ -377,3 +377,39 @@ def test_smoke_and_a_port_stopping_in_one_batch_leave_the_cutoff_pending(contact
     [alert] = all_alerts()
     assert alert.code == "smoke" and alert.cutoff == "pending"
     assert {c.alert_id for c in db.session.scalars(select(Command))} == {alert.id, None}
+
+
+def test_a_batchs_stops_read_the_tracked_cutoffs_once(contacts, app_ctx):
+    """Every port that stops charging asks for its pile's tracked cut-offs: within a
+    batch they come from one query at its start (and what the batch requested), not
+    one query per stop; a cut-off stored before the batch is still confirmed by it."""
+    from chargers.constants import CommandAction, CommandStatus
+    from chargers.ingest import handlers
+    from tests.ingest_support import body, incoming, ts
+
+    handlers.process([incoming("status", body("status", ts=ts(s(p)), port=p, status="charging"),
+                               arrived_at=s(p)) for p in (1, 2, 3)], now=s(3))
+    handlers.process([incoming("fault", body("fault", ts=ts(s(4)), code="smoke", active=True,
+                                             port=3), arrived_at=s(4))], now=s(4))
+    [alert] = all_alerts()
+    assert alert.cutoff == "pending"
+    for c in db.session.scalars(select(Command).where(Command.alert_id == alert.id)):
+        if c.action == CommandAction.DISABLE:
+            c.status = CommandStatus.ACCEPTED  # the pile accepted it; its ports still charge
+    db.session.commit()
+    seen = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        out = handlers.process([
+            incoming("status", body("status", ts=ts(s(10 + p)), port=p, status="available"),
+                     arrived_at=s(10 + p)) for p in (1, 2, 3)], now=s(13))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert all(o.startswith("accepted") for o in out), out
+    assert sum(" FROM alerts " in " ".join(st.split()) + " " for st in seen) == 1, seen
+    db.session.expire_all()
+    assert all_alerts()[0].cutoff == "confirmed"

@@ -260,6 +260,7 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     keys: set[tuple[str, str]] = set()
     refs: set[tuple[str, str]] = set()
     status_ports: set[tuple[str, int]] = set()
+    cards: set[str] = set()  # of sessions the grade has not begun: their cards' profiles
     for m in messages:
         try:
             topic = topics.parse(m.topic, settings.prefix)
@@ -273,29 +274,37 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
             refs.add((topic.pile_id, seen.session))
         if topic.kind == "status" and seen.port is not None:
             status_ports.add((topic.pile_id, seen.port))
+        if topic.kind == "session" and seen.card is not None:
+            cards.add(seen.card)
     max_piles = None if pile_share is None else max(1, math.ceil(len(pile_ids) * pile_share))
     batch.prefetch(set(pile_ids), keys, status_ports, skip_locked=skip_locked,
                    order=list(pile_ids), max_piles=max_piles)
     sessions.prefetch(refs, batch.sessions)
-    batch.risk_reads = safety.BatchReads.of_piles(pile_ids)
+    cutoff.watch(pile_ids)
+    cards.update(s.card for s in batch.sessions.values()
+                 if s is not None and s.card and "cb" not in (s.risk_state or {}))
+    batch.risk_reads = safety.BatchReads.of_piles(pile_ids, cards)
 
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,
          may_defer: bool = False, pile_share: float | None = None,
          report: dict | None = None, yield_to: Callable[[], bool] | None = None) -> list[str]:
     batch = message_log.IngestBatch(now=now, throttle=_throttle())
-    _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
-    outcomes = []
-    for m in messages:
-        outcomes.append(apply(m, batch, settings))
-        if yield_to is not None and len(outcomes) < len(messages) and yield_to():
-            outcomes += [YIELDED] * (len(messages) - len(outcomes))
-            break
-    # Headroom may have appeared: the first of a queue start now, not at the next tick.
-    budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
-    batch.flush()
-    session_messages.on_sessions(batch.session_news, now, settings.alerts.paging)
-    db.session.commit()
+    try:
+        _prefetch(batch, messages, settings, skip_locked=may_defer, pile_share=pile_share)
+        outcomes = []
+        for m in messages:
+            outcomes.append(apply(m, batch, settings))
+            if yield_to is not None and len(outcomes) < len(messages) and yield_to():
+                outcomes += [YIELDED] * (len(messages) - len(outcomes))
+                break
+        # Headroom may have appeared: the first of a queue start now, not at the next tick.
+        budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
+        batch.flush()
+        session_messages.on_sessions(batch.session_news, now, settings.alerts.paging)
+        db.session.commit()
+    finally:
+        cutoff.unwatch()
     if report is not None:
         report["contended"] = batch.contended
     return outcomes

@@ -278,12 +278,13 @@ class Peek(NamedTuple):
     id: str | None
     session: str | None
     port: int | None
+    card: str | None = None
 
 
 def peek(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Peek:
-    """`id`, `session` and `port` when they look like ones, without validating anything
-    else: to prefetch a batch's ledger entries, charging sessions and ports in one
-    query each."""
+    """`id`, `session`, `port` and `card` when they look like ones, without validating
+    anything else: to prefetch a batch's ledger entries, charging sessions, ports and
+    cards' profiles in one query each."""
     if len(raw) > max_bytes:
         return Peek(None, None, None)
     try:
@@ -293,12 +294,13 @@ def peek(raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Peek:
     if not isinstance(data, dict):
         return Peek(None, None, None)
     out = []
-    for key in ("id", "session"):
+    for key in ("id", "session", "card"):
         value = data.get(key)
         out.append(value if isinstance(value, str) and 0 < len(value) <= 64
                    and _is_storable(value) else None)
     port = data.get("port")
-    return Peek(out[0], out[1], port if type(port) is int and 1 <= port <= MAX_PORTS else None)
+    return Peek(out[0], out[1], port if type(port) is int and 1 <= port <= MAX_PORTS else None,
+                out[2])
 
 
 def _is_storable(value: str) -> bool:

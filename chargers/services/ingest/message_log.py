@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from ...extensions import db
-from ...models import IngestCounter, MeterSample, Pile, Port, ProcessedMessage, Rejection, SeqGap, bulk
+from ...models import Alley, IngestCounter, MeterSample, Pile, Port, ProcessedMessage, Rejection, SeqGap, bulk
 from ...settings import ClockRule
 from .. import scope
 from ..devices.ports import port_of
@@ -85,6 +85,7 @@ class IngestBatch:
     # Strong references for the batch: the session's identity map is weak, and
     # reloading a pile for every message would cost a query each.
     piles: dict[str, Pile | None] = field(default_factory=dict)
+    alleys: dict[int, Alley] = field(default_factory=dict)  # the piles' alleys, the same way
     # (pile, msg id) pairs looked up by prefetch(), and those the ledger already had
     prefetched: set[tuple[str, str]] = field(default_factory=set)
     known: set[tuple[str, str]] = field(default_factory=set)
@@ -111,7 +112,8 @@ class IngestBatch:
     # batch: their queue is looked at once the batch's messages are applied
     budget_alleys: set = field(default_factory=set)
     # what the risk grade reads once a batch (services/safety/limits.BatchReads:
-    # the piles' limits and configuration rows, the alleys' temperature peers)
+    # the piles' limits and configuration rows, the cards' profiles, the alleys'
+    # temperature peers)
     risk_reads: object = None
 
     def prefetch(self, pile_ids: set[str], msg_keys: set[tuple[str, str]],
@@ -145,6 +147,11 @@ class IngestBatch:
                     .with_for_update(of=Pile, key_share=True)))
             for pile in found:
                 self.piles[pile.id] = pile
+            if alley_ids := {p.alley_id for p in found} - self.alleys.keys():
+                # (a pile's alley is asked at every reading: one query, not one each
+                # with an autoflush)
+                self.alleys.update((a.id, a) for a in db.session.scalars(
+                    select(Alley).where(Alley.id.in_(sorted(alley_ids)))))
             for pile_id in pile_ids - self.busy:
                 self.piles.setdefault(pile_id, None)
             port_keys = {k for k in port_keys if self.piles.get(k[0]) is not None}

@@ -56,17 +56,25 @@ def _risk_limits(lim: pile_config.Limits, rule: LimitRule) -> risk.Limits:
 @dataclass
 class BatchReads:
     """What the grade reads once per ingest batch rather than at every reading: the
-    batch's piles' configuration rows (one query), each pile's limits, and each
-    alley's recent charges (the temperature peers, `peer_rise`). The ingest keeps one
-    per batch (`IngestBatch.risk_reads`)."""
+    batch's piles' configuration rows (one query), each pile's limits, the profiles of
+    the cards its messages name (one query), and each alley's recent charges (the
+    temperature peers, `peer_rise`). The ingest keeps one per batch
+    (`IngestBatch.risk_reads`)."""
 
     configs: dict = field(default_factory=dict)  # pile id → PileConfig (absent: none)
     limits: dict = field(default_factory=dict)  # pile id → risk.Limits
     peers: dict = field(default_factory=dict)  # alley id → its recent charges' rows
+    cards: set = field(default_factory=set)  # the cards whose profiles were read
+    profiles: dict = field(default_factory=dict)  # (alley id, card) → CardProfile
 
     @classmethod
-    def of_piles(cls, pile_ids) -> BatchReads:
-        return cls(configs=pile_config.of_piles(list(pile_ids)))
+    def of_piles(cls, pile_ids, cards=()) -> BatchReads:
+        reads = cls(configs=pile_config.of_piles(list(pile_ids)), cards=set(cards))
+        if reads.cards:
+            with db.session.no_autoflush:
+                reads.profiles = {(p.alley_id, p.card): p for p in db.session.scalars(
+                    select(CardProfile).where(CardProfile.card.in_(sorted(reads.cards))))}
+        return reads
 
     def limits_of(self, pile: Pile, rule: LimitRule) -> risk.Limits:
         lim = self.limits.get(pile.id)
@@ -79,18 +87,33 @@ class BatchReads:
         """The pile's configuration may have moved (a boot): read its limits again."""
         self.limits.pop(pile_id, None)
 
+    def profile(self, alley_id: int, card: str) -> CardProfile | None:
+        if card in self.cards:
+            return self.profiles.get((alley_id, card))
+        return _profile(alley_id, card)
+
+
+def _profile(alley_id: int, card: str) -> CardProfile | None:
+    with db.session.no_autoflush:
+        return db.session.get(CardProfile, (alley_id, card))
+
 
 def baseline(pile: Pile, card: str | None, port: int | None = None,
              power_w: float | None = None, at: datetime | None = None,
-             rule: LimitRule | None = None, peers_memo: dict | None = None) -> risk.Baseline:
+             rule: LimitRule | None = None, reads: BatchReads | None = None) -> risk.Baseline:
     """The card's usual charge in the pile's alley (None parts: no history), and how
     much the alley's other ports warmed in their recent charges at a similar power.
-    Read without an autoflush: profiles change only in the `risk-review` job, and the
-    peers' rises as of the last batch are as good as this one's (a flush here cost the
-    ingest 3 ms a session start)."""
+    Read without an autoflush, from the batch's `reads` where it has them: profiles
+    change only in the `risk-review` job, and the peers' rises as of the last batch are
+    as good as this one's (a flush here cost the ingest 3 ms a session start)."""
     with db.session.no_autoflush:
-        peer = peer_rise(pile, port, power_w, at, rule, peers_memo) if at is not None else None
-        prof = db.session.get(CardProfile, (pile.alley_id, card)) if card else None
+        peer = (peer_rise(pile, port, power_w, at, rule,
+                          reads.peers if reads is not None else None)
+                if at is not None else None)
+    prof = None
+    if card:
+        prof = reads.profile(pile.alley_id, card) if reads is not None else _profile(
+            pile.alley_id, card)
     return cards.baseline_of(prof, rule.risk if rule is not None else RiskRule(), peer)
 
 
@@ -152,8 +175,7 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
         return None
     st = dict(s.risk_state or {})
     if "cb" not in st:  # the card's usual charge and the peers', read once per session
-        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule,
-                     reads.peers if reads is not None else None)
+        b = baseline(pile, s.card, s.port, p.power_w, p.at, rule, reads)
         st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
     limits = reads.limits_of(pile, rule) if reads is not None else limits_for(pile, rule)
