@@ -202,10 +202,17 @@ def pairs_in(columns: Sequence, pairs, name: str = "pairs"):
     on PostgreSQL the pairs travel as one JSON parameter (`json_to_recordset`), and
     the server joins them to the table's index, one probe per pair. (Two `= ANY`
     lists match their cross product; prepared, the planner's generic plan for them
-    scanned every ledger row of the batch's piles.) SQLite: a row-value IN."""
+    scanned every ledger row of the batch's piles.) SQLite: a row-value IN over
+    `json_each` of one JSON parameter, which SQLite answers with one probe of the
+    table's index per pair; over a list of row values it scanned the whole index (the
+    ledger's: 23 ms a batch at 100,000 rows, and growing with them)."""
     pairs = sorted(set(pairs))
     if not is_postgres():
-        return tuple_(*columns).in_(pairs)
+        picks = ", ".join(f"json_extract(value, '$[{j}]')" for j in range(len(columns)))
+        source = text(f"SELECT {picks} FROM json_each(:{name})").bindparams(
+            **{name: json.dumps(pairs, default=_iso)})
+        return tuple_(*columns).in_(source.columns(
+            *[literal_column(f"c{j}") for j in range(len(columns))]))
     names = [f"c{i}" for i in range(len(columns))]
     rows = json.dumps([dict(zip(names, p, strict=True)) for p in pairs], default=_iso)
     source = text(_json_source(name, name, [(n, c.type) for n, c in zip(names, columns,

@@ -16,9 +16,11 @@ class ChargingSession(db.Model):
 
     __tablename__ = "charging_sessions"
     # (settled_at, id): settlement takes the next unsettled sessions in id order
-    # straight from this index, however many are settled already.
+    # straight from this index, however many are settled already. started_at: the
+    # grade's temperature peers and the month's lists read a window of start times.
     __table_args__ = (UniqueConstraint("pile_id", "session_ref"),
-                      Index("ix_charging_sessions_unsettled", "settled_at", "id"))
+                      Index("ix_charging_sessions_unsettled", "settled_at", "id"),
+                      Index("ix_charging_sessions_started_at", "started_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pile_id: Mapped[str] = mapped_column(ForeignKey("piles.id"), index=True)
