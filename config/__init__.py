@@ -113,7 +113,7 @@ class Config:
     RISK_OVER_CARD_FACTOR = float(os.environ.get("RISK_OVER_CARD_FACTOR", "1.6"))
     RISK_SWING_RATIO = float(os.environ.get("RISK_SWING_RATIO", "0.35"))
     RISK_NO_TAPER_HIGH = float(os.environ.get("RISK_NO_TAPER_HIGH", "1.1"))
-    RISK_NO_TAPER_SPREAD = float(os.environ.get("RISK_NO_TAPER_SPREAD", "1.0"))
+    RISK_NO_TAPER_SPREAD = float(os.environ.get("RISK_NO_TAPER_SPREAD", "3.0"))
     RISK_TEMP_RISE_HIGH_C = float(os.environ.get("RISK_TEMP_RISE_HIGH_C", "25"))
     # Monthly close (`statements-monthly`): the local hour on the 1st from which the past
     # month closes; reconciliation flags a month whose grid kWh exceed the piles' metered
