@@ -296,8 +296,10 @@ def main(argv=None) -> int:
     ap.add_argument("--mqtt-protocol", default="3.1.1", choices=["3.1.1", "5"],
                     help="the worker's MQTT version (MQTT_PROTOCOL)")
     ap.add_argument("--variant", default="as-is",
-                    choices=["as-is", "pile-no-autoflush", "prefetch"],
-                    help="run the worker with a change proposed in profile_ingest.py patched in")
+                    choices=["as-is", "pile-no-autoflush", "prefetch", "batch-log"],
+                    help="run the worker with a change proposed in profile_ingest.py patched "
+                         "in, or `batch-log` (each batch's size and length into "
+                         "$BENCH_BATCH_LOG)")
     ap.add_argument("--timeout", type=float, default=240, help="max seconds to drain one run")
     args = ap.parse_args(argv)
     kinds = [k for k in args.db.split(",") if k]
