@@ -189,6 +189,14 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     login(client, "root")
     page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
     assert "高风险" in page and "端口温升过快" in page and "<polyline" in page
+    # The system asked the pile to stop: asked, not done, until the pile answers.
+    assert "系统要求停止" in page and 'data-stop="pending"' in page and "系统已停止" not in page
+    with app.app_context():
+        cmd = db.session.scalar(select(Command).where(Command.action == "stop"))
+        cmd.status = "accepted"  # the pile's ack (as the ingest records it)
+        db.session.commit()
+    page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
+    assert 'data-stop="accepted"' in page
     import time_machine
     with time_machine.travel(now + timedelta(minutes=5), tick=False):
         login(client, "root")

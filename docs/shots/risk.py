@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ from risk_eval import Pack, curve  # noqa: E402
 from chargers import create_app, settings  # noqa: E402
 from chargers.extensions import db  # noqa: E402
 from chargers.ingest import handlers  # noqa: E402
-from chargers.models import ChargingSession, utcnow  # noqa: E402
+from chargers.models import ChargingSession, Command, utcnow  # noqa: E402
 from chargers.services import onboarding, users  # noqa: E402
 from chargers.services.devices import alleys, piles  # noqa: E402
 from chargers.services.safety import cards  # noqa: E402
@@ -42,24 +43,40 @@ PASSWORD = "screenshot-pass-123"
 
 
 def charge(st, pile, port, ref, card, kind, pack, start, rng):
-    msgs = [incoming("session", body("session", ts=ts(start), event="start", port=port,
-                                     session=ref, card=card, meter_wh=0), pile=pile,
-                     arrived_at=start)]
-    e = 0.0
+    """One charge through the real ingest, ten minutes of readings a batch (each
+    batch's `now` its last reading's). When the system asks the pile to stop it, the
+    pile does what a pile does: acks the stop and ends the session (`remote`)."""
+    handlers.process([incoming("session", body("session", ts=ts(start), event="start",
+                                                port=port, session=ref, card=card,
+                                                meter_wh=0), pile=pile, arrived_at=start)],
+                     st, now=start)
+    e, at, reason = 0.0, start, "full" if kind == "healthy" else "user"
     pts = curve(pack, kind, rng)
-    for t, p, temp in pts:
-        e += p / 60
-        at = start + timedelta(seconds=t)
-        msgs.append(incoming("meter", body("meter", ts=ts(at), port=port, session=ref,
-                                           power_w=round(p, 1), energy_wh=round(e, 1),
-                                           temp_c=round(temp, 1)), pile=pile, arrived_at=at))
-    end = start + timedelta(seconds=pts[-1][0] + 30)
-    msgs.append(incoming("session", body("session", ts=ts(end), event="stop", port=port,
-                                         session=ref, energy_wh=round(e, 1),
-                                         reason="full" if kind == "healthy" else "remote"),
-                         pile=pile, arrived_at=end))
-    for j in range(0, len(msgs), 300):
-        handlers.process(msgs[j:j + 300], st, now=msgs[min(j + 299, len(msgs) - 1)].arrived_at)
+    for j in range(0, len(pts), 10):
+        msgs = []
+        for t, p, temp in pts[j:j + 10]:
+            e += p / 60
+            at = start + timedelta(seconds=t)
+            msgs.append(incoming("meter", body("meter", ts=ts(at), port=port, session=ref,
+                                               power_w=round(p, 1), energy_wh=round(e, 1),
+                                               temp_c=round(temp, 1)), pile=pile,
+                                 arrived_at=at))
+        handlers.process(msgs, st, now=at)
+        asked = db.session.scalar(select(Command).where(
+            Command.pile_id == pile, Command.port == port, Command.action == "stop",
+            Command.created_at >= start))
+        if asked is not None:
+            at += timedelta(seconds=20)
+            handlers.process([incoming("ack", body("ack", ts=ts(at), cmd=asked.id,
+                                                   result="accepted"), pile=pile,
+                                       arrived_at=at)], st, now=at)
+            reason = "remote"
+            break
+    end = at + timedelta(seconds=30)
+    handlers.process([incoming("session", body("session", ts=ts(end), event="stop", port=port,
+                                               session=ref, energy_wh=round(e, 1),
+                                               reason=reason), pile=pile, arrived_at=end)],
+                     st, now=end)
     return db.session.query(ChargingSession).filter_by(session_ref=ref).one().id
 
 

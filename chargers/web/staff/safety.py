@@ -121,14 +121,14 @@ def session_detail(session_id: int):
         span = max(secs) if secs else 0
         marks = []
         if s.guard_stop_at is not None and s.guard_reason:
-            marks.append(((s.guard_stop_at - t0).total_seconds(),
-                          ENDING_LABELS.get(s.guard_reason, s.guard_reason)))
+            marks.append(((s.guard_stop_at - t0).total_seconds(), _("Stop asked")))
         chart = line_chart(_("Power and port temperature"), secs,
                            [(_("Power"), [r.power_w for r in rows], "#1d4ed8", "W"),
                             (_("Temperature"), [r.temp_c for r in rows], "#c2410c", "°C")],
                            tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks)
     return render_template("staff/session_risk.html", s=s, chart=chart, readings=len(rows),
-                           ending=endings.of_session(s), ending_labels=ENDING_LABELS)
+                           ending=endings.of_session(s), ending_labels=ENDING_LABELS,
+                           guard_stop=curves.guard_stop(s))
 
 
 @bp.route("/alleys/<slug>/risk", methods=["GET", "POST"])
