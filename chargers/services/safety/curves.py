@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ...extensions import db
 from ...constants import CommandAction
+from ...extensions import db
 from ...models import ChargingSession, Command, MeterSample, Pile, User
 from .. import scope
 from ..errors import NotFound
