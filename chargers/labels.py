@@ -132,6 +132,26 @@ ENDING_LABELS = {
     "over_budget": _l("Stopped: the alley's power supply was over its limit"),
 }
 
+# Why the system asked a pile to stop a session (ChargingSession.guard_reason: the
+# balance guard's REASONS, constants.LimitStop), said as a reason, not an ending.
+GUARD_REASON_LABELS = {
+    "balance": _l("balance too low"), "unknown_card": _l("card not registered"),
+    "monthly_hours": _l("monthly hours used up"),
+    "monthly_busy": _l("monthly card in use on another port"),
+    "overload": _l("over the port's power limit"), "too_long": _l("longest session reached"),
+    "full": _l("full (under the auto-stop power)"),
+    "risk": _l("battery or charger looks dangerous"),
+    "over_budget": _l("the alley's supply over its limit"),
+}
+# What came of it (services/charging/endings.stop_asked): the stop command's state, and
+# an ack alone is not a stop.
+STOP_ASKED_LABELS = {
+    **{k: v for k, v in COMMAND_STATUS_LABELS.items() if k != "accepted"},
+    "accepted": _l("accepted by the pile, still charging"),
+    "ended": _l("the charge has ended"),
+    "unknown": _l("no stop command found"),
+}
+
 # The risk grade of a session and its reasons (constants.RiskGrade, RiskReason).
 RISK_LABELS = {"low": _l("Low risk"), "mid": _l("Medium risk"), "high": _l("High risk")}
 RISK_REASON_LABELS = {

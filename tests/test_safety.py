@@ -189,14 +189,21 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     login(client, "root")
     page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
     assert "高风险" in page and "端口温升过快" in page and "<polyline" in page
-    # The system asked the pile to stop: asked, not done, until the pile answers.
-    assert "系统要求停止" in page and 'data-stop="pending"' in page and "系统已停止" not in page
+    # The system asked the pile to stop: asked, not done, and why.
+    assert "系统要求停止" in page and "电池或充电器疑似危险" in page
+    assert 'data-stop="pending"' in page and "系统已停止" not in page
     with app.app_context():
         cmd = db.session.scalar(select(Command).where(Command.action == "stop"))
+        assert cmd.id == s.guard_command_id  # the session keeps its own stop command
         cmd.status = "accepted"  # the pile's ack (as the ingest records it)
         db.session.commit()
+    # An ack alone is not a stop: the session still charges.
     page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
-    assert 'data-stop="accepted"' in page
+    assert 'data-stop="accepted"' in page and "充电桩已接受，但仍在充电" in page
+    send(app, "session", now + timedelta(seconds=30), event="stop", port=1, session="T1",
+         energy_wh=60.0, reason="remote")
+    page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
+    assert 'data-stop="ended"' in page and "充电已结束" in page
     import time_machine
     with time_machine.travel(now + timedelta(minutes=5), tick=False):
         login(client, "root")
@@ -228,3 +235,25 @@ def test_temp_rise_counts_only_beyond_what_the_alleys_other_ports_warmed(app, al
     charge(app, [250] * 12, start=later, ref="D", port=4, card="C-4", temps=hotter)
     s = the_session(app, "D")
     assert s.risk == "high" and s.risk_reasons == ["temp_rise"]
+
+
+def test_each_session_keeps_its_own_stop_command(app, alley_with_pile):
+    """Two sessions of one port stopped by the system in one run (a stale one whose
+    stop message was lost, and the new one) each read their own command's answer."""
+    from chargers.models import Pile
+    from chargers.services.charging import endings, sessions
+
+    with app.app_context():
+        pile = db.session.get(Pile, "P-1")
+        old, new = (ChargingSession(pile_id="P-1", port=1, session_ref=ref, status="active",
+                                    started_at=T0 + timedelta(minutes=i), energy_wh=0.0)
+                    for i, ref in enumerate(("S-old", "S-new")))
+        db.session.add_all([old, new])
+        db.session.flush()
+        c_old = sessions.ask_stop(pile, old, "too_long", T0 + timedelta(hours=9))
+        c_new = sessions.ask_stop(pile, new, "risk", T0 + timedelta(hours=9))
+        c_old.status = "rejected"
+        c_new.status = "accepted"
+        db.session.commit()
+        assert endings.stop_asked(old) == ("rejected", c_old)
+        assert endings.stop_asked(new) == ("accepted", c_new)

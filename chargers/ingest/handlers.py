@@ -283,7 +283,8 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     cutoff.watch(pile_ids)
     cards.update(s.card for s in batch.sessions.values()
                  if s is not None and s.card and "cb" not in (s.risk_state or {}))
-    batch.risk_reads = safety.BatchReads.of_piles(pile_ids, cards)
+    batch.risk_reads = safety.BatchReads.of_piles(
+        pile_ids, cards, {p.alley_id for p in batch.piles.values() if p is not None})
 
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,

@@ -72,9 +72,12 @@ class ChargingSession(db.Model):
     meter_resets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     meter_base_wh: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     meter_last_wh: Mapped[float | None] = mapped_column(Float)
-    # When the balance guard asked the pile to stop (once per session) and why.
+    # When the system asked the pile to stop (once per session: the balance guard, the
+    # limits and the risk grade, the power budget), why, and the stop command it sent
+    # (services/charging/sessions.ask_stop; endings.stop_asked reads what came of it).
     guard_stop_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     guard_reason: Mapped[str | None] = mapped_column(String(32))
+    guard_command_id: Mapped[str | None] = mapped_column(String(64))
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Risk grade from the curve (services/safety/risk.py): low/mid/high, its reason
     # codes, the cheap per-reading state the grading keeps, and when staff were

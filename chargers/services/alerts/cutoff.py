@@ -141,6 +141,8 @@ def on_ack(pile: Pile, command_id: str, result: str, detail: str | None, now: da
 # The ingest's batch's watch (`watch`): pile id → the alerts of the pile whose cut-off
 # was tracked when the batch began, and those the batch requested since.
 WATCH = "chargers.cutoff_watch"
+# ... and the (alert, now) pairs it re-sent on a reconnect (`on_pile_back`).
+BACK = "chargers.cutoff_back"
 
 
 def watch(pile_ids) -> None:
@@ -158,7 +160,11 @@ def watch(pile_ids) -> None:
 
 
 def unwatch() -> None:
+    """The batch ended (committed or rolled back): its watch and its reconnect
+    re-sends are forgotten (a batch retried one message at a time, with the same
+    `now`, re-sends again what the failed attempt did not commit)."""
     db.session.info.pop(WATCH, None)
+    db.session.info.pop(BACK, None)
 
 
 def tracked_of_pile(pile_id: str) -> list[Alert]:
@@ -194,7 +200,7 @@ def on_pile_changed(pile: Pile, now: datetime) -> None:
 def on_pile_back(pile: Pile, now: datetime, rules: CutoffRules) -> None:
     """The pile (re)connected: what it has not confirmed goes out again at once.
     Does not commit."""
-    done = db.session.info.setdefault("cutoff_back", set())  # boot and online 1 in one batch
+    done = db.session.info.setdefault(BACK, set())  # boot and online 1 in one batch
     for alert in tracked_of_pile(pile.id):
         if alert.status in OPEN_ALERT and (alert.id, now) not in done:
             done.add((alert.id, now))

@@ -27,7 +27,7 @@ from ...constants import AccountKind, SessionStatus
 from ...extensions import db
 from ...models import AccountCard, Alley, Authorization, ChargingSession, MeterSample, Pile
 from ...settings import GuardRule  # re-exported: built by the doors
-from ..devices import commands
+from ..charging import sessions
 from . import accounts, ledger, pricing
 from .settlement import monthly_used_seconds
 from .tariffs import in_force
@@ -100,8 +100,7 @@ def check(now: datetime, rule: GuardRule) -> Counter:
         why = reason_to_stop(s, alley, now, rule)
         if why is None:
             continue
-        cmd = commands.create(pile, s.port, "stop", now)
-        s.guard_stop_at, s.guard_reason = now, why
+        cmd = sessions.ask_stop(pile, s, why, now)
         ledger.audit("guard.stop", alley.id, None, now, session=s.id, card=s.card, reason=why,
                      command=cmd.id)
         counts[why] += 1

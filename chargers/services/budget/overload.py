@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from ...constants import OPEN_ALERT, CommandAction, LimitStop
+from ...constants import OPEN_ALERT, LimitStop
 from ...extensions import db
 from ...models import Alert, Alley, FeederState, Pile
 from ...settings import AlertRules, BudgetRule
 from ..alerts import lifecycle as alerts
 from ..billing import reminders
 from ..billing.accounts import active_holder
-from ..devices import alleys, commands
+from ..charging import sessions as charging_sessions
+from ..devices import alleys
 from . import feeder
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,7 @@ def _stop_newest(alley: Alley, sessions: list, load: float, limit: int, now: dat
         if rest <= limit:
             break
         pile = db.session.get(Pile, s.pile_id)
-        commands.create(pile, s.port, CommandAction.STOP, now)
-        s.guard_stop_at, s.guard_reason = now, LimitStop.OVER_BUDGET
+        charging_sessions.ask_stop(pile, s, LimitStop.OVER_BUDGET, now)
         rest -= s.last_power_w or 0.0
         stopped.append((pile, s))
         acc = active_holder(alley.id, s.card)

@@ -15,7 +15,11 @@ backend knows about who asked for a `remote` stop.
 - every other pile reason as it is (`unplugged`, `user`, `fault`, `power_loss`,
   `timeout`); None when nothing is known (no session, or no reason yet).
 
-The words live in labels.ENDING_LABELS. Read only: nothing here writes or commits.
+`stop_asked`: what came of a stop the system asked for (asked is not done: an ack
+alone leaves the session charging until the pile ends it).
+
+The words live in labels.ENDING_LABELS and STOP_ASKED_LABELS. Read only: nothing here
+writes or commits.
 """
 
 from __future__ import annotations
@@ -99,3 +103,27 @@ def last_by_port(ports: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str 
         if (s.pile_id, s.port) in wanted:
             out[(s.pile_id, s.port)] = of_session(s)
     return out
+
+
+def stop_asked(s: ChargingSession) -> tuple[str, Command | None] | None:
+    """What came of the system's stop of this session (None: none was asked): `ended`
+    once the pile ended the session, `accepted` when it acked the stop and still
+    charges, else the command's status (pending, sent, rejected, timeout), or
+    `unknown` without its command; and the command. Sessions stopped before the
+    command was kept on them (guard_command_id) find it by port and time, when one
+    command alone matches."""
+    if s.guard_stop_at is None:
+        return None
+    if s.guard_command_id is not None:
+        cmd = db.session.get(Command, s.guard_command_id)
+    else:
+        found = db.session.scalars(
+            select(Command).where(Command.pile_id == s.pile_id, Command.port == s.port,
+                                  Command.action == "stop",
+                                  Command.created_at == s.guard_stop_at,
+                                  Command.created_by.is_(None), Command.alert_id.is_(None))
+            .limit(2)).all()
+        cmd = found[0] if len(found) == 1 else None
+    if s.ended_at is not None:
+        return "ended", cmd
+    return (cmd.status if cmd is not None else "unknown"), cmd

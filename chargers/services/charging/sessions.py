@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from ...constants import SessionStatus
+from ...constants import CommandAction, SessionStatus
 from ...extensions import db
-from ...models import ChargingSession, MeterSample, Pile, User, bulk, utcnow
+from ...models import ChargingSession, Command, MeterSample, Pile, User, bulk, utcnow
 from .. import scope
 from ..billing import settlement
+from ..devices import commands
 from ..errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -260,3 +261,13 @@ def active_by_port(pile_id: str) -> dict[int, ChargingSession]:
     for s in db.session.scalars(stmt):
         out[s.port] = s
     return out
+
+
+def ask_stop(pile: Pile, s: ChargingSession, why: str, now: datetime) -> Command:
+    """The system asks the pile to stop this session (once per session: the balance
+    guard, the limits and the risk grade, the power budget): the stop command, and on
+    the session when, why and which command, so that what came of it is the pile's
+    answer to this very command (endings.stop_asked). No commit."""
+    cmd = commands.create(pile, s.port, CommandAction.STOP, now)
+    s.guard_stop_at, s.guard_reason, s.guard_command_id = now, why, cmd.id
+    return cmd

@@ -32,7 +32,7 @@ from ...models import CardProfile, ChargingSession, Pile, ResidentAccount
 from ...settings import AlertRules, LimitRule, RiskRule
 from ..alerts import lifecycle as alerts
 from ..billing import accounts, reminders
-from ..devices import commands
+from ..charging import sessions
 from ..devices import config as pile_config
 from . import cards, risk
 
@@ -68,12 +68,16 @@ class BatchReads:
     profiles: dict = field(default_factory=dict)  # (alley id, card) → CardProfile
 
     @classmethod
-    def of_piles(cls, pile_ids, cards=()) -> BatchReads:
-        reads = cls(configs=pile_config.of_piles(list(pile_ids)), cards=set(cards))
-        if reads.cards:
+    def of_piles(cls, pile_ids, cards=(), alley_ids=()) -> BatchReads:
+        """`cards`: those whose profiles the batch may need, in the piles' alleys
+        (`alley_ids`: the profiles' key is (alley, card))."""
+        reads = cls(configs=pile_config.of_piles(list(pile_ids)))
+        if cards and alley_ids:
+            reads.cards = set(cards)
             with db.session.no_autoflush:
                 reads.profiles = {(p.alley_id, p.card): p for p in db.session.scalars(
-                    select(CardProfile).where(CardProfile.card.in_(sorted(reads.cards))))}
+                    select(CardProfile).where(CardProfile.alley_id.in_(sorted(alley_ids)),
+                                              CardProfile.card.in_(sorted(reads.cards))))}
         return reads
 
     def limits_of(self, pile: Pile, rule: LimitRule) -> risk.Limits:
@@ -209,8 +213,7 @@ def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
 
 def stop(pile: Pile, s: ChargingSession, why: str, now: datetime) -> None:
     """Ask the pile to stop the session (once), recording why. No commit."""
-    commands.create(pile, s.port, "stop", now)
-    s.guard_stop_at, s.guard_reason = now, why
+    sessions.ask_stop(pile, s, why, now)
     log.info("pile %s port %s session %s: stop asked (%s)", pile.id, s.port, s.session_ref, why)
 
 

@@ -18,9 +18,11 @@ from ...labels import (
     CONFIG_KEY_LABELS,
     CONFIG_STATE_LABELS,
     ENDING_LABELS,
+    GUARD_REASON_LABELS,
     OFFLINE_POLICY_LABELS,
     RISK_LABELS,
     RISK_REASON_LABELS,
+    STOP_ASKED_LABELS,
 )
 from ...models import utcnow
 from ...services.charging import endings
@@ -128,7 +130,9 @@ def session_detail(session_id: int):
                            tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks)
     return render_template("staff/session_risk.html", s=s, chart=chart, readings=len(rows),
                            ending=endings.of_session(s), ending_labels=ENDING_LABELS,
-                           guard_stop=curves.guard_stop(s))
+                           stop_asked=endings.stop_asked(s),
+                           guard_reason_labels=GUARD_REASON_LABELS,
+                           stop_asked_labels=STOP_ASKED_LABELS)
 
 
 @bp.route("/alleys/<slug>/risk", methods=["GET", "POST"])
