@@ -132,17 +132,6 @@ ENDING_LABELS = {
     "over_budget": _l("Stopped: the alley's power supply was over its limit"),
 }
 
-# Why the system asked a pile to stop a session (ChargingSession.guard_reason: the
-# balance guard's REASONS, constants.LimitStop), said as a reason, not an ending.
-GUARD_REASON_LABELS = {
-    "balance": _l("balance too low"), "unknown_card": _l("card not registered"),
-    "monthly_hours": _l("monthly hours used up"),
-    "monthly_busy": _l("monthly card in use on another port"),
-    "overload": _l("over the port's power limit"), "too_long": _l("longest session reached"),
-    "full": _l("full (under the auto-stop power)"),
-    "risk": _l("battery or charger looks dangerous"),
-    "over_budget": _l("the alley's supply over its limit"),
-}
 # What came of it (services/charging/endings.stop_asked): the stop command's state, and
 # an ack alone is not a stop.
 STOP_ASKED_LABELS = {
@@ -216,6 +205,17 @@ BILLING_LABELS = {
     "method:other": _l("Other"),
     "pay_wechat": _l("Held at WeChat Pay"), "pay_alipay": _l("Held at Alipay"),
     "pay_fees": _l("Payment fees (expense)"), "fee": _l("Payment fee"),
+}
+# Why the system asked a pile to stop a session (ChargingSession.guard_reason: the
+# balance guard's REASONS, as billing and the queue say them, and constants.LimitStop),
+# said as a reason, not an ending.
+GUARD_REASON_LABELS = {
+    **{k: BILLING_LABELS[k] for k in ("balance", "monthly_hours", "monthly_busy")},
+    "unknown_card": QUEUE_DROP_LABELS["unknown_card"],
+    "overload": _l("over the port's power limit"), "too_long": _l("longest session reached"),
+    "full": _l("full (under the auto-stop power)"),
+    "risk": _l("battery or charger looks dangerous"),
+    "over_budget": _l("the alley's supply over its limit"),
 }
 # The alley's own ledger accounts whose balance is a debit (money received, amounts the
 # community covered or waived, money held at the payment services, their fees): pages
