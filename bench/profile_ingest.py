@@ -107,7 +107,18 @@ def status_changes(pile_ids: list[str], ports: int, n: int) -> list[tuple[str, d
     return out
 
 
-VARIANTS = {"as-is": _as_is, "pile-no-autoflush": _pile_no_autoflush, "prefetch": _prefetch}
+def _no_grade() -> None:
+    """Measurement, not a proposal: the risk grade and the backend's limits off (no
+    reading folded into a grade, no batch reads for it), to tell what the grade itself
+    costs the ingest from what the rest of the path costs."""
+    from chargers.services.safety import limits
+
+    limits.on_reading = lambda *a, **k: None
+    limits.BatchReads.of_piles = classmethod(lambda cls, *a, **k: cls())
+
+
+VARIANTS = {"as-is": _as_is, "pile-no-autoflush": _pile_no_autoflush, "prefetch": _prefetch,
+            "no-grade": _no_grade}
 
 
 def main(argv=None) -> int:
