@@ -23,4 +23,3 @@ def curve(s: ChargingSession) -> list[MeterSample]:
     """The session's meter readings in the pile's time order."""
     return list(db.session.scalars(select(MeterSample).where(MeterSample.session_id == s.id)
                                    .order_by(MeterSample.ts, MeterSample.id)))
-
