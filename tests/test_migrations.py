@@ -101,3 +101,38 @@ def test_models_match_migrations_on_postgresql(pg_url):
     diff = differences(url)
     assert diff == [], "models and migrations differ; run `flask db migrate`:\n" + "\n".join(
         map(str, diff))
+
+
+def test_guard_command_id_is_filled_for_the_stops_before_it(tmp_path):
+    """y26_guard01: a session the system stopped before the command was kept on it gets
+    its command where one alone matches (the system's stop of its port at that moment);
+    two matches, or a staff member's or an alert's stop, leave it empty."""
+    import sqlite3
+
+    path = tmp_path / "m.sqlite"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{path}", "CHARGERS_ENV": "development",
+           "SECRET_KEY": "migration-test"}
+
+    def upgrade(*target):
+        r = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade",
+                            *target], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+    upgrade("y25_risk03")
+    at = "2026-12-01 10:00:00.000000"
+    with sqlite3.connect(path) as c:
+        for sid, port in ((1, 1), (2, 2), (3, 3)):
+            c.execute("INSERT INTO charging_sessions (id, pile_id, port, session_ref, status, "
+                      "energy_wh, time_source, created_at, guard_stop_at, guard_reason) "
+                      "VALUES (?, 'P-1', ?, ?, 'active', 0, 'device', ?, ?, 'risk')",
+                      (sid, port, f"S{sid}", at, at))
+        for cid, port, by, alert in (("c-1", 1, None, None), ("c-2a", 2, None, None),
+                                     ("c-2b", 2, None, None), ("c-3", 3, 7, None)):
+            c.execute("INSERT INTO commands (id, pile_id, port, action, status, created_at, "
+                      "created_by, alert_id) VALUES (?, 'P-1', ?, 'stop', 'accepted', ?, ?, ?)",
+                      (cid, port, at, by, alert))
+    upgrade()
+    with sqlite3.connect(path) as c:
+        got = dict(c.execute("SELECT id, guard_command_id FROM charging_sessions"))
+    assert got == {1: "c-1", 2: None, 3: None}

@@ -260,7 +260,7 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
     keys: set[tuple[str, str]] = set()
     refs: set[tuple[str, str]] = set()
     status_ports: set[tuple[str, int]] = set()
-    cards: set[str] = set()  # of sessions the grade has not begun: their cards' profiles
+    cards: set[str] = set()  # of the sessions its messages start (the grade's baseline)
     for m in messages:
         try:
             topic = topics.parse(m.topic, settings.prefix)
@@ -281,10 +281,8 @@ def _prefetch(batch: message_log.IngestBatch, messages: Sequence[Incoming], sett
                    order=list(pile_ids), max_piles=max_piles)
     sessions.prefetch(refs, batch.sessions)
     cutoff.watch(pile_ids)
-    cards.update(s.card for s in batch.sessions.values()
-                 if s is not None and s.card and "cb" not in (s.risk_state or {}))
-    batch.risk_reads = safety.BatchReads.of_piles(
-        pile_ids, cards, {p.alley_id for p in batch.piles.values() if p is not None})
+    batch.risk_reads = safety.BatchReads.of_piles(pile_ids, batch.alleys, cards,
+                                                  batch.sessions.values())
 
 
 def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,

@@ -109,21 +109,11 @@ def stop_asked(s: ChargingSession) -> tuple[str, Command | None] | None:
     """What came of the system's stop of this session (None: none was asked): `ended`
     once the pile ended the session, `accepted` when it acked the stop and still
     charges, else the command's status (pending, sent, rejected, timeout), or
-    `unknown` without its command; and the command. Sessions stopped before the
-    command was kept on them (guard_command_id) find it by port and time, when one
-    command alone matches."""
+    `unknown` without its command (a stop older than guard_command_id that migration
+    y26_guard01 could not match); and the command."""
     if s.guard_stop_at is None:
         return None
-    if s.guard_command_id is not None:
-        cmd = db.session.get(Command, s.guard_command_id)
-    else:
-        found = db.session.scalars(
-            select(Command).where(Command.pile_id == s.pile_id, Command.port == s.port,
-                                  Command.action == "stop",
-                                  Command.created_at == s.guard_stop_at,
-                                  Command.created_by.is_(None), Command.alert_id.is_(None))
-            .limit(2)).all()
-        cmd = found[0] if len(found) == 1 else None
+    cmd = db.session.get(Command, s.guard_command_id) if s.guard_command_id else None
     if s.ended_at is not None:
         return "ended", cmd
     return (cmd.status if cmd is not None else "unknown"), cmd

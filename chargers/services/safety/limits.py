@@ -64,20 +64,24 @@ class BatchReads:
     configs: dict = field(default_factory=dict)  # pile id → PileConfig (absent: none)
     limits: dict = field(default_factory=dict)  # pile id → risk.Limits
     peers: dict = field(default_factory=dict)  # alley id → its recent charges' rows
-    cards: set = field(default_factory=set)  # the cards whose profiles were read
-    profiles: dict = field(default_factory=dict)  # (alley id, card) → CardProfile
+    # (alley id, card) → its CardProfile, or None when it has none; a pair not in it
+    # was not read
+    profiles: dict = field(default_factory=dict)
 
     @classmethod
-    def of_piles(cls, pile_ids, cards=(), alley_ids=()) -> BatchReads:
-        """`cards`: those whose profiles the batch may need, in the piles' alleys
-        (`alley_ids`: the profiles' key is (alley, card))."""
+    def of_piles(cls, pile_ids, alley_ids=(), cards=(), sessions=()) -> BatchReads:
+        """For a batch on these piles (in these alleys): the profiles of `cards` (those
+        of the sessions its messages start) and of the cards of `sessions` whose grade
+        has not begun (`needs_baseline`)."""
         reads = cls(configs=pile_config.of_piles(list(pile_ids)))
+        cards = set(cards) | {s.card for s in sessions
+                              if s is not None and s.card and needs_baseline(s)}
         if cards and alley_ids:
-            reads.cards = set(cards)
+            reads.profiles = {(a, c): None for a in alley_ids for c in cards}
             with db.session.no_autoflush:
-                reads.profiles = {(p.alley_id, p.card): p for p in db.session.scalars(
+                reads.profiles.update(((p.alley_id, p.card), p) for p in db.session.scalars(
                     select(CardProfile).where(CardProfile.alley_id.in_(sorted(alley_ids)),
-                                              CardProfile.card.in_(sorted(reads.cards))))}
+                                              CardProfile.card.in_(sorted(cards)))))
         return reads
 
     def limits_of(self, pile: Pile, rule: LimitRule) -> risk.Limits:
@@ -92,9 +96,15 @@ class BatchReads:
         self.limits.pop(pile_id, None)
 
     def profile(self, alley_id: int, card: str) -> CardProfile | None:
-        if card in self.cards:
-            return self.profiles.get((alley_id, card))
+        if (alley_id, card) in self.profiles:
+            return self.profiles[(alley_id, card)]
         return _profile(alley_id, card)
+
+
+def needs_baseline(s: ChargingSession) -> bool:
+    """Whether the session's grade has not read its card's usual charge yet (it does at
+    its first graded reading, and keeps it in its state)."""
+    return "cb" not in (s.risk_state or {})
 
 
 def _profile(alley_id: int, card: str) -> CardProfile | None:
@@ -178,7 +188,7 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
     if s.status != "active" or s.ended_at is not None:
         return None
     st = dict(s.risk_state or {})
-    if "cb" not in st:  # the card's usual charge and the peers', read once per session
+    if needs_baseline(s):  # the card's usual charge and the peers', read once per session
         b = baseline(pile, s.card, s.port, p.power_w, p.at, rule, reads)
         st["cb"] = [b.bulk_w, b.energy_wh, b.sessions, b.peer_rise_c, b.full_wh]
     base = risk.Baseline(*(st.get("cb") or [None, None, 0, None]))
