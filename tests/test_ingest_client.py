@@ -180,6 +180,22 @@ def test_deferred_messages_are_not_acked_and_come_first_in_the_next_batch(app, m
     assert sorted(ic.client.acked) == [1, 2, 3] and not ic.carry
 
 
+def test_a_backlog_is_taken_in_larger_batches(app):
+    """A short hiccup's messages stay in batches of batch_max (each is seen sooner);
+    a backlog of BACKLOG_BATCHES batches or more (a burst) is taken in batches of
+    BACKLOG_BATCH_FACTOR times that: a batch's fixed cost is most of its time."""
+    ic = client_mod.IngestClient(app, batch_max=10, batch_wait_s=0.01)
+    for r in received(10 * client_mod.BACKLOG_BATCHES):  # the first is taken first
+        ic.inbox.put(r)
+    assert len(ic._take()) == 10
+    ic.inbox = type(ic.inbox)()
+    for r in received(10 * client_mod.BACKLOG_BATCHES + 1 + 25):
+        ic.inbox.put(r)
+    assert len(ic._take()) == 10 * client_mod.BACKLOG_BATCH_FACTOR
+    assert len(ic._take()) == 10 * client_mod.BACKLOG_BATCH_FACTOR  # still a backlog
+    assert len(ic._take()) == 10  # 26 left: no backlog now
+
+
 def test_after_meeting_another_worker_batches_take_a_share_of_their_piles(app, monkeypatch):
     """A worker alone takes every pile of a batch; once a batch reports most of its
     piles held by another worker, the batches of the next CONTENTION_S take PILE_SHARE

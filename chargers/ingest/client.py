@@ -59,6 +59,15 @@ PILE_SHARE = 0.5
 # it still applies about a full batch (the per-batch cost is then spread as thinly as
 # with one worker: measured 1.14 -> 1.36 x one worker in bench/ingest_throughput.py).
 SHARE_BATCH_FACTOR = 2
+# With a backlog of BACKLOG_BATCHES batches or more in the inbox (a burst: piles
+# sending what they queued while the broker or the worker was away), a batch takes up
+# to BACKLOG_BATCH_FACTOR times batch_max: a batch's fixed cost (its reads and its
+# write) is most of its time, so larger batches drain the backlog sooner
+# (bench/ingest_throughput.py). Below that, batches stay small: a short hiccup's
+# messages are seen sooner in two batches than all at the end of one
+# (bench/visible_latency.py).
+BACKLOG_BATCHES = 4
+BACKLOG_BATCH_FACTOR = 2
 KEEPALIVE_S = 60
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: how long the broker keeps our session
 SENDER_PROPERTY = "sender"  # MQTT 5 user property naming the publisher, when a broker adds it
@@ -335,8 +344,9 @@ class IngestClient:
         """Urgent messages first, in a batch of their own: those the last batch left
         (their pile was held by another worker), then those in the inbox. Else up to
         batch_max messages (SHARE_BATCH_FACTOR times that while sharing piles with
-        another worker): those the last batch left first, else the first within 0.5 s;
-        the rest within batch_wait_s."""
+        another worker, BACKLOG_BATCH_FACTOR times with a backlog in the inbox): those
+        the last batch left first, else the first within 0.5 s; the rest within
+        batch_wait_s."""
         batch = [r for r in self.carry if urgent(r.msg)]
         if batch:
             self.carry = [r for r in self.carry if not urgent(r.msg)]
@@ -353,7 +363,8 @@ class IngestClient:
             if urgent(batch[0].msg):
                 return batch + self._urgent_now(self.batch_max - 1)
         deadline = time.monotonic() + self.batch_wait_s
-        limit = self.batch_max * (SHARE_BATCH_FACTOR if self._sharing_piles() else 1)
+        limit = self.batch_max * max(SHARE_BATCH_FACTOR if self._sharing_piles() else 1,
+                                     BACKLOG_BATCH_FACTOR if self._backlog() else 1)
         while len(batch) < limit:
             left = deadline - time.monotonic()
             try:
@@ -393,6 +404,10 @@ class IngestClient:
             except Exception:  # never let the thread die
                 log.exception("ingest loop error")
                 self.stopping.wait(1)
+
+    def _backlog(self) -> bool:
+        """Whether the inbox holds BACKLOG_BATCHES full batches or more."""
+        return self.inbox.qsize() >= BACKLOG_BATCHES * self.batch_max
 
     def _sharing_piles(self) -> bool:
         """Within CONTENTION_S of a batch that found most of its piles held elsewhere."""
