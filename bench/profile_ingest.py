@@ -117,6 +117,57 @@ def _no_grade() -> None:
     limits.BatchReads.of_piles = classmethod(lambda cls, *a, **k: cls())
 
 
+# The phases of a batch that --phases times (module, dotted name), outermost first.
+PHASES = [
+    ("chargers.ingest.handlers", "process"),
+    ("chargers.ingest.handlers", "_prefetch"),
+    ("chargers.services.ingest.message_log", "IngestBatch.prefetch"),
+    ("chargers.services.ingest.message_log", "IngestBatch._lock_share"),
+    ("chargers.services.devices.presence", "fillable_gaps"),
+    ("chargers.services.charging.sessions", "prefetch"),
+    ("chargers.services.alerts.cutoff", "watch"),
+    ("chargers.services.safety.limits", "BatchReads.of_piles"),
+    ("chargers.ingest.handlers", "apply"),
+    ("chargers.services.budget.queue", "after_batch"),
+    ("chargers.services.ingest.message_log", "IngestBatch.flush"),
+    ("chargers.services.ingest.message_log", "IngestBatch._write_piles_and_ports"),
+    ("sqlalchemy.orm.session", "Session.flush"),
+    ("chargers.models.bulk", "insert_many"),
+    ("chargers.services.ingest.message_log", "add_counts"),
+    ("chargers.services.billing.messages", "on_sessions"),
+    ("sqlalchemy.orm.session", "Session.commit"),
+]
+
+
+def _phase_timers() -> tuple[Counter, Counter]:
+    """Wall-clock timers around each of PHASES: (seconds, calls) by name. Nested
+    phases count in their parents too; a phase that calls itself counts once per call."""
+    import functools
+    import importlib
+
+    spent: Counter = Counter()
+    calls: Counter = Counter()
+    for module, dotted in PHASES:
+        owner = importlib.import_module(module)
+        *path, name = dotted.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        is_classmethod = isinstance(vars(owner).get(name), classmethod)
+        original = vars(owner)[name].__func__ if is_classmethod else getattr(owner, name)
+
+        def timed(*a, _f=original, _k=dotted, **kw):
+            t0 = time.perf_counter()
+            try:
+                return _f(*a, **kw)
+            finally:
+                spent[_k] += time.perf_counter() - t0
+                calls[_k] += 1
+
+        functools.update_wrapper(timed, original)
+        setattr(owner, name, classmethod(timed) if is_classmethod else timed)
+    return spent, calls
+
+
 VARIANTS = {"as-is": _as_is, "pile-no-autoflush": _pile_no_autoflush, "prefetch": _prefetch,
             "no-grade": _no_grade}
 
@@ -137,6 +188,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="time without cProfile")
     ap.add_argument("--dump", default=None, help="also write the raw profile here (pstats)")
     ap.add_argument("--sql-top", type=int, default=15, help="how many kinds of statement --sql-time lists")
+    ap.add_argument("--phases", action="store_true",
+                    help="also print the wall-clock ms per batch of each phase (PHASES)")
     ap.add_argument("--sql-time", action="store_true",
                     help="also print the time spent in the driver per kind of statement")
     args = ap.parse_args(argv)
@@ -159,6 +212,7 @@ def main(argv=None) -> int:
 
             app = create_app()
             VARIANTS[args.variant]()
+            phases = _phase_timers() if args.phases else None
             per = args.messages // args.piles
             if args.mix == "status":
                 flat = status_changes(pile_ids, args.ports, args.messages)
@@ -212,6 +266,13 @@ def main(argv=None) -> int:
               f"of {elapsed * 1000:.0f} ms:")
         for key, t in sql_time.most_common(args.sql_top):
             print(f"  {t * 1000:7.1f} ms {sql_calls[key]:5d}x  {key}")
+    if phases is not None:
+        spent, calls = phases
+        batches = calls["process"] or 1
+        print("wall-clock per batch (nested phases count in their parents too):")
+        for _, key in PHASES:
+            if calls[key]:
+                print(f"  {spent[key] * 1000 / batches:7.2f} ms  {calls[key] / batches:6.1f}x  {key}")
     if args.no_profile:
         return 0
     if args.dump:
