@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from chargers import create_app
 from chargers.extensions import db
@@ -70,6 +70,27 @@ def test_insert_update_and_returning_match_the_orm(app):
         assert s.started_at == T + timedelta(minutes=n) and s.settled_at == T
         assert s.bill == dict(bill, n=n) and s.tier_evidence is None
         assert (s.amount_cents, s.billing, s.card) == (n, "charged", None)
+
+
+def test_insert_keeps_control_characters_and_json_and_a_clash_raises_as_an_insert(app):
+    """On PostgreSQL rows without RETURNING go by COPY: tabs, newlines, backslashes and
+    NULs-free text, JSON and NULL arrive as given; a unique clash is SQLAlchemy's
+    IntegrityError (the ingest then retries its batch message by message)."""
+    from sqlalchemy.exc import IntegrityError
+
+    row = {"pile_id": "P-1", "port": 1, "session_ref": "a\tb\nc\\d\r", "card": None,
+           "status": "stopped", "started_at": T, "ended_at": None, "energy_wh": 1.5,
+           "time_source": "device", "created_at": T,
+           "bill": {"text": "tab\there\nnew \\ 元", "n": [1, None]}}
+    bulk.insert_many(ChargingSession.__table__, [row])
+    db.session.commit()
+    got = db.session.scalars(select(ChargingSession)).one()
+    assert got.session_ref == "a\tb\nc\\d\r" and got.bill == row["bill"]
+    assert got.ended_at is None and got.card is None and got.started_at == T
+    with pytest.raises(IntegrityError):
+        bulk.insert_many(ChargingSession.__table__, [row])
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(ChargingSession)) == 1
 
 
 def test_update_adds_deltas(app):

@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm.attributes import get_history, set_committed_value
 
@@ -135,10 +136,13 @@ def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = (
     names = ", ".join(_names(cols))
     ret = f" RETURNING {', '.join(_names(returning))}" if returning else ""
     if is_postgres():
+        if not returning:
+            _copy(table, cols, rows)
+            return []
         source, params = _recordset(table, rows, cols)
         result = db.session.execute(text(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {source}{ret}"), params)
-        return result.all() if returning else []
+        return result.all()
     conn = db.session.connection()
     one = f"({', '.join('?' * len(cols))})"
     values = _bound(table, rows, cols)
@@ -153,6 +157,28 @@ def insert_many(table: Table, rows: Sequence[dict], returning: Sequence[str] = (
             f"INSERT INTO {table.name} ({names}) VALUES {', '.join([one] * len(chunk))}{ret}",
             tuple(v for row in chunk for v in row)).all()
     return out
+
+
+def _copy(table: Table, cols: Sequence[str], rows: Sequence[dict]) -> None:
+    """PostgreSQL: the rows by COPY … FROM STDIN, in the session's transaction (psycopg
+    writes the rows in C; the server skips the planner). An error of the driver is
+    raised as SQLAlchemy's (IntegrityError, OperationalError, …), as an INSERT's is."""
+    import psycopg
+
+    statement = f"COPY {table.name} ({', '.join(_names(cols))}) FROM STDIN"
+    conn = db.session.connection()
+    dbapi = conn.connection.dbapi_connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in _bound(table, rows, cols):
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        gone = conn.dialect.is_disconnect(exc, dbapi, None)
+        if gone:
+            conn.invalidate(exc)  # as SQLAlchemy does when a statement finds it gone
+        raise sa_exc.DBAPIError.instance(statement, None, exc, psycopg.Error,
+                                         connection_invalidated=gone,
+                                         dialect=conn.dialect) from exc
 
 
 def upsert_add(table: Table, rows: Sequence[dict], key: str, add: Sequence[str],
