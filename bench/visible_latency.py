@@ -81,6 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--db", default="postgres", choices=["postgres", "sqlite"])
     ap.add_argument("--poll-ms", type=float, default=20, help="API poll interval (0: back to back)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--variant", default="as-is",
+                    help="run the worker with a variant of bench/_patched_worker.py (batch-log: "
+                         "every batch's start, length and size into $BENCH_BATCH_LOG)")
     args = ap.parse_args(argv)
     if args.db == "postgres" and h.Database.postgres_reachable():
         print("PostgreSQL not reachable: using SQLite")
@@ -100,7 +103,7 @@ def main(argv=None) -> int:
             h.migrate(env)
             h.seed(env, "vis", pile_ids, args.ports)
             h.set_states(env)
-            worker = h.Worker(env, wd)
+            worker = h.Worker(env, wd, args.variant)
             worker.wait_subscribed()
             web = h.Web(env, wd, 2)
             poller = Poller(web.port, "vis", args.poll_ms / 1000)

@@ -323,15 +323,14 @@ class IngestBatch:
     def _write_piles_and_ports(self) -> None:
         """The batch's changed piles and ports in one UPDATE each (the rows it locked),
         instead of the ORM's statement per row; their alleys' versions are noted first
-        (availability.note_state_changes), as the ORM's flush would."""
-        from ..charging.availability import note_state_changes
+        (availability.note_written_columns), as the ORM's flush would."""
+        from ..charging.availability import note_written_columns
 
         for objects in ([p for p in self.piles.values() if p is not None],
                         list(self.ports.values())):
             changed = bulk.changed_columns(objects)
             if changed:
-                note_state_changes(db.session, [obj for obj, _ in changed],
-                                   {obj for obj, _ in changed})
+                note_written_columns(db.session, changed)
                 bulk.write_changed(changed)
 
 
