@@ -1,6 +1,7 @@
 """chargers.models.bulk writes what the ORM would, on SQLite (executemany) and on
-PostgreSQL (one statement over json_to_recordset): typed values (UTC datetimes, JSON,
-NULLs, text with quotes), RETURNING by key, `col = col + delta`."""
+PostgreSQL (one statement over json_to_recordset; COPY for an insert without RETURNING):
+typed values (UTC datetimes, JSON, NULLs, text with quotes), RETURNING by key,
+`col = col + delta`."""
 
 from __future__ import annotations
 
@@ -91,6 +92,30 @@ def test_insert_keeps_control_characters_and_json_and_a_clash_raises_as_an_inser
         bulk.insert_many(ChargingSession.__table__, [row])
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(ChargingSession)) == 1
+
+
+def test_insert_json_null_and_dates_like_the_other_writes_and_it_rolls_back(app):
+    """A JSON column's None is SQL NULL and a date inside JSON is ISO text, on every
+    path (COPY, RETURNING, SQLite's executemany); rows written go with the transaction's
+    rollback."""
+    def row(ref, bill):
+        return {"pile_id": "P-1", "port": 1, "session_ref": ref, "card": None,
+                "status": "stopped", "started_at": T, "ended_at": None, "energy_wh": 1.0,
+                "time_source": "device", "created_at": T, "bill": bill}
+
+    bulk.insert_many(ChargingSession.__table__, [row("copy-none", None),
+                                                 row("copy-date", {"at": T})])
+    bulk.insert_many(ChargingSession.__table__, [row("ret-none", None)], returning=("id",))
+    db.session.commit()
+    nulls = db.session.scalars(select(ChargingSession.session_ref).where(
+        ChargingSession.bill.is_(None)).order_by(ChargingSession.session_ref)).all()
+    assert nulls == ["copy-none", "ret-none"]
+    dated = db.session.scalars(select(ChargingSession).where(
+        ChargingSession.session_ref == "copy-date")).one()
+    assert dated.bill == {"at": T.isoformat()}
+    bulk.insert_many(ChargingSession.__table__, [row("rolled-back", None)])
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(ChargingSession)) == 3
 
 
 def test_update_adds_deltas(app):

@@ -296,6 +296,25 @@ def test_poison_message_does_not_block_the_batch(app, monkeypatch, app_ctx):
     assert count(FaultEvent) == 0 and counter("rejected:error") == 1
 
 
+def test_a_batch_retried_one_by_one_still_yields_to_an_urgent_message(app, monkeypatch, app_ctx):
+    """A failed batch is applied again a message at a time (a commit each): asked after
+    each, it gives way to an authorize; the poison message is kept and the rest come
+    back unapplied."""
+    from chargers.services.alerts import lifecycle as alerts
+
+    def boom(*a, **k):
+        raise RuntimeError("bug in a handler")
+
+    monkeypatch.setattr(alerts, "on_fault", boom)
+    asked = []
+    msgs = [incoming("fault"), incoming("status", port=1, status="occupied"),
+            incoming("status", port=2, status="charging")]
+    out = handlers.process(msgs, yield_to=lambda: asked.append(1) or len(asked) >= 2)
+    assert out == ["rejected:error", "accepted", handlers.YIELDED]
+    assert port(1).status == "occupied" and port(2).status != "charging"
+    assert count(FaultEvent) == 0 and counter("rejected:error") == 1
+
+
 def test_rejections_api_and_staff_page(app, client, admin, make_staff):
     with app.app_context():
         run(incoming("status", payload=b"garbage"), incoming("status", pile="NOPE"))

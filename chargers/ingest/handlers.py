@@ -350,6 +350,10 @@ def process(messages: Sequence[Incoming], settings: IngestRule | None = None,
             if _db_down(exc):
                 raise DatabaseUnavailable(str(exc)[:200]) from exc
             outcomes.append(_poison(m, settings, now, exc))
+        # One commit a message is slow: an urgent message need not wait for the rest
+        # (each round applies one at least, so a poison message is reached).
+        if yield_to is not None and len(outcomes) < len(messages) and yield_to():
+            return outcomes + [YIELDED] * (len(messages) - len(outcomes))
     return outcomes
 
 

@@ -4,7 +4,9 @@ On PostgreSQL each call is ONE statement whose rows travel as a single JSON docu
 (`UPDATE … FROM json_to_recordset(:rows)`, `INSERT … SELECT … FROM json_to_recordset`):
 one round trip per batch instead of one statement per row (psycopg's executemany), the
 same text for any number of rows, and one string to send (json.dumps is C; psycopg
-quotes array elements in Python, which made `unnest` of arrays slower still).
+quotes array elements in Python, which made `unnest` of arrays slower still). An insert
+without RETURNING (the ingest's processed messages and meter readings, the ledger's
+entries, review items) goes by COPY instead, in the same transaction.
 On SQLite (in process, no round trips) a driver-level executemany is the fast way;
 RETURNING goes as multi-row INSERTs.
 
@@ -81,12 +83,24 @@ def _recordset(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> tuple
             {"rows": json.dumps(data, default=_iso, separators=(",", ":"))})
 
 
+def _json_text(value):
+    """A JSON column's value as `_recordset` writes it: None is SQL NULL (not JSON
+    null), a date inside it ISO text."""
+    return None if value is None else json.dumps(value, default=_iso, separators=(",", ":"))
+
+
 def _bound(table: Table, rows: Sequence[dict], cols: Sequence[str]) -> list[tuple]:
     """The rows as tuples of driver values, each through its column's bind processing
-    (what SQLAlchemy would do, without its per-row, per-parameter machinery)."""
+    (what SQLAlchemy would do, without its per-row, per-parameter machinery); JSON
+    columns as `_json_text`, so every path writes a JSON column alike."""
     dialect = db.session.get_bind().dialect
-    procs = [(i, p) for i, c in enumerate(cols)
-             if (p := table.c[c].type._cached_bind_processor(dialect)) is not None]
+    procs = []
+    for i, c in enumerate(cols):
+        type_ = table.c[c].type
+        if isinstance(type_, JSON):
+            procs.append((i, _json_text))
+        elif (proc := type_._cached_bind_processor(dialect)) is not None:
+            procs.append((i, proc))
     out = []
     for r in rows:
         values = [r[c] for c in cols]
