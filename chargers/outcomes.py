@@ -60,6 +60,7 @@ MESSAGES: dict[str, object] = {
     "budget.limit_range": _l("%(key)s: a whole number of watts from 0 to 10000000, or empty."),
     "budget.margin_too_big": _l("The safety margin must be below the feeder limit."),
     "risk.card_invalid": _l("Enter the card (up to 64 characters)."),
+    "risk.card_unknown": _l("No such card in this alley: no account holds it and it has not charged here."),
     "risk.note_too_long": _l("The note: at most 1000 characters."),
     "command.late": _l("late ack"),
     "command.no_ack": _l("no ack from the pile"),

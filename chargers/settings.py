@@ -441,6 +441,9 @@ class RiskRule:
     """Thresholds of the charging risk grade (services/safety/risk.py); the figures
     behind each default are in docs/risk.md (RISK_* in config/)."""
 
+    # over_power: over the port's limit is a battery risk (high) only above this power,
+    # more than any ordinary e-bike charger draws (72 V 5 A is ~500 W at the wall).
+    over_power_w: float = float(_DEFAULTS.DEVICE_MAX_POWER_W)
     # over_power: readings above the card's own usual bulk power by this factor (and
     # by at least `over_card_min_w`), this many in a row: mid; by `over_card_high`: high.
     over_card_factor: float = _DEFAULTS.RISK_OVER_CARD_FACTOR

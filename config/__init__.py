@@ -111,6 +111,7 @@ class Config:
     BUDGET_OVER_READINGS = _env_int("BUDGET_OVER_READINGS", 2)
     BUDGET_QUEUE_MAX_WAIT_S = _env_int("BUDGET_QUEUE_MAX_WAIT_S", 12 * 3600)
     RISK_OVER_CARD_FACTOR = float(os.environ.get("RISK_OVER_CARD_FACTOR", "1.6"))
+    RISK_OVER_POWER_W = float(os.environ.get("RISK_OVER_POWER_W", str(DEVICE_MAX_POWER_W)))
     RISK_SWING_RATIO = float(os.environ.get("RISK_SWING_RATIO", "0.35"))
     RISK_NO_TAPER_HIGH = float(os.environ.get("RISK_NO_TAPER_HIGH", "1.1"))
     RISK_NO_TAPER_SPREAD = float(os.environ.get("RISK_NO_TAPER_SPREAD", "3.0"))

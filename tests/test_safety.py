@@ -53,7 +53,10 @@ def stops(app):
             select(Command).where(Command.action == "stop"))]
 
 
-def test_over_power_for_two_readings_is_stopped_with_an_overload_alert(app, alley_with_pile):
+def test_over_power_for_two_readings_is_stopped_with_an_overload_alert(app, client, admin,
+                                                                        alley_with_pile):
+    from tests.webtools import login, post_form
+
     charge(app, [300, 900])
     assert stops(app) == [] and the_session(app).guard_reason is None
     charge(app, [900], start=T0 + timedelta(minutes=2), ref="T1")  # a second reading above
@@ -68,6 +71,41 @@ def test_over_power_for_two_readings_is_stopped_with_an_overload_alert(app, alle
     send(app, "meter", T0 + timedelta(minutes=5), port=1, session="T1", power_w=950.0,
          energy_wh=40.0)
     assert stops(app) == [("stop", 1)]
+    # The alerts say which charge, why in the reader's words, and what came of the
+    # system's stop (not the fire cut-off's "未断电").
+    with app.app_context():
+        ids = {a.code: a.id for a in db.session.scalars(select(Alert))}
+    login(client, "root")
+    page = client.get(f"/staff/alerts/{ids['battery_risk_high']}?lang=zh").get_data(as_text=True)
+    assert f'data-session="{s.id}"' in page and 'data-stop="pending"' in page
+    assert "充电记录 T1：功率过大" in page and "未断电" not in page and "session T1" not in page
+    # The backend's overload is not the pile's to clear: resolved without an override.
+    r = post_form(client, f"/staff/alerts/{ids['overload']}/resolve", {"note": "换了充电器"})
+    assert r.status_code == 302
+    with app.app_context():
+        assert db.session.get(Alert, ids["overload"]).status == "cleared"
+
+
+def test_a_limit_staff_set_low_stops_a_healthy_charger_as_overload_not_as_a_bad_battery(
+        app, client, admin, alley_with_pile):
+    """Under a 300 W limit a healthy 400 W charger is stopped as `overload`, with no
+    risk grade and no message to its holder; 1,200 W over the same limit is both."""
+    _, token = admin
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {"max_power_w": 300}},
+                     headers=bearer(token))
+    assert r.status_code == 200, r.json
+    charge(app, [400, 400])
+    s = the_session(app)
+    assert s.guard_reason == "overload" and s.risk in (None, "low")
+    assert "over_power" not in (s.risk_reasons or [])
+    with app.app_context():
+        codes = {a.code for a in db.session.scalars(select(Alert))}
+        told = db.session.scalar(select(Notification).where(
+            Notification.reason == "battery_risk"))
+    assert "overload" in codes and "battery_risk_high" not in codes and told is None
+    charge(app, [1200, 1200], start=T0 + timedelta(minutes=10), ref="T2", port=2)
+    s = the_session(app, "T2")
+    assert s.guard_reason == "overload" and s.risk == "high" and "over_power" in s.risk_reasons
 
 
 def test_full_stop_after_the_hold_time_under_the_threshold(app, alley_with_pile):
@@ -189,6 +227,9 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     login(client, "root")
     page = client.get(f"/staff/sessions/{s.id}?lang=zh").get_data(as_text=True)
     assert "高风险" in page and "端口温升过快" in page and "<polyline" in page
+    # The legend's colours are drawn (the CSP forbids inline styles), the axis is a phone's.
+    assert 'style="' not in page.split('class="chart line-chart"')[1].split("</figure>")[0]
+    assert 'viewBox="0 0 360 200"' in page and 'class="badge risk-high"' in page
     # The system asked the pile to stop: asked, not done, and why.
     assert "系统要求停止" in page and "电池或充电器疑似危险" in page
     assert 'data-stop="pending"' in page and "系统已停止" not in page
@@ -209,10 +250,15 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
         login(client, "root")
         page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
         assert 'data-card="C-9"' in page
-        r = post_form(client, "/staff/alleys/lane/risk", {"card": "C-9", "note": "换了充电器"})
-        assert r.status_code == 302
+        r = post_form(client, "/staff/alleys/lane/risk", {"card": " c-9 ", "note": "换了充电器"})
+        assert r.status_code == 302  # typed in lower case: the card as the alley knows it
         page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
         assert "换了充电器" in page and 'data-card="C-9"' in page  # history stays
+        with app.app_context():
+            from chargers.models import CardCheck
+            assert db.session.scalars(select(CardCheck.card)).all() == ["C-9"]
+        r = post_form(client, "/staff/alleys/lane/risk", {"card": "NOPE-1", "note": "x"})
+        assert r.status_code == 200 and "本巷没有这张卡" in r.get_data(as_text=True)
     login(client, "root")
     page = client.get("/staff/piles/P-1/control?lang=zh").get_data(as_text=True)
     assert 'data-config-state="pending"' in page and "配置未生效" in page
@@ -257,3 +303,16 @@ def test_each_session_keeps_its_own_stop_command(app, alley_with_pile):
         db.session.commit()
         assert endings.stop_asked(old) == ("rejected", c_old)
         assert endings.stop_asked(new) == ("accepted", c_new)
+
+
+def test_the_chart_draws_a_degree_as_a_degree():
+    """The second axis spans `min_span` at least: 27 -> 28 °C is not drawn from the
+    bottom of the chart to its top, and both ends of that axis are labelled."""
+    from chargers.web.charts import line_chart
+
+    c = line_chart("t", [0, 60, 120], [("P", [300, 300, 300], "#00f", "W"),
+                                       ("T", [27.0, 27.5, 28.0], "#f00", "°C")],
+                   width=360, height=200, min_span=10.0)
+    ys = [float(p.split(",")[1]) for p in c.lines[1].points.split()]
+    assert max(ys) - min(ys) < (c.base - c.top) * 0.15
+    assert c.lines[1].max_text == "22–32 °C"  # 27.5 ± 5

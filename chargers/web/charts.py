@@ -120,12 +120,13 @@ class LineChart:
 def line_chart(title: str, seconds: Sequence[float], series: Sequence[tuple[str, Sequence, str, str]],
                *, tick_every_s: int = 1800, marks: Sequence[tuple[float, str]] = (),
                levels: Sequence[tuple[float, str]] = (), tick_offset_s: float = 0,
-               width: int = 640, height: int = 220) -> LineChart:
+               width: int = 640, height: int = 220, min_span: float = 1.0) -> LineChart:
     """Curves over time on one chart: `seconds` since the start, then for each series
     (name, values (None = no reading), colour, unit); the first series scales to the
     left axis, the others each to their own maximum (their maximum is printed).
     `levels` are horizontal lines on the first axis (a limit), which they stretch to
-    show; tick labels count from `tick_offset_s` (a clock time of day)."""
+    show; tick labels count from `tick_offset_s` (a clock time of day). The others'
+    axes span `min_span` at least (a port warming 1 °C is not drawn bottom to top)."""
     left, right, top, bottom = 36, 36, 18, 22
     base = height - bottom
     span = max(max(seconds or [0]), 1.0)
@@ -144,6 +145,9 @@ def line_chart(title: str, seconds: Sequence[float], series: Sequence[tuple[str,
             hi = max([hi, *(v for v, _label in levels)])
             first_hi = hi if hi > 0 else 1.0
         hi = hi if hi > lo else lo + 1.0
+        if i > 0 and hi - lo < min_span:
+            mid = (hi + lo) / 2
+            lo, hi = mid - min_span / 2, mid + min_span / 2
         pts = " ".join(f"{x(t)},{round(base - (base - top) * (v - lo) / (hi - lo), 1)}"
                        for t, v in zip(seconds, values, strict=False) if v is not None)
         lines.append(Line(name, pts, colour, f"{hi:.0f} {unit}" if i == 0 else

@@ -107,9 +107,11 @@ def record_fault(pile: Pile, *, port: int | None, code: str, active: bool, value
 
 
 def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float | None,
-             detail: str | None, at: datetime, now: datetime, *, rules: AlertRules) -> None:
+             detail: str | None, at: datetime, now: datetime, *, rules: AlertRules,
+             data: dict | None = None) -> None:
     """A pile reported a fault raised (`active`) or cleared, at `at` (already chosen
-    between pile time and arrival time). Does not commit."""
+    between pile time and arrival time). `data`: the raise's structured parameters
+    (the backend's own alerts about a session carry `session`). Does not commit."""
     alert = _open_alert(pile.id, port, code)
     if active:
         if alert is not None:
@@ -118,7 +120,7 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
                 alert.last_seen_at = at
             if value is not None:
                 alert.value = value
-            alert.record("repeated", now, note=detail)
+            alert.record("repeated", now, note=detail, data=data)
             db.session.flush()
             return
         last = _last_cleared(pile.id, port, code)
@@ -133,7 +135,7 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
                         data={"raised_at": at.isoformat()})
             db.session.flush()
             return
-        _open(pile, port, code, value, detail, at, now, rules)
+        _open(pile, port, code, value, detail, at, now, rules, data)
         return
     if alert is None:
         return  # nothing open to clear (a duplicate clear, or a fault we never saw)
@@ -376,8 +378,19 @@ def acknowledge(user: User, alert_id: int, note: str | None = None,
 
 def still_reported(alert: Alert) -> bool:
     """The pile itself still reports this fault: an open device-fault alert the pile
-    has not cleared (resolving it then needs an explicit override)."""
-    return alert.status in OPEN and alert.code in FAULT_CODES
+    has not cleared (resolving it then needs an explicit override). Not an alert the
+    backend raised about a session (its `overload`): no pile will clear that one."""
+    return alert.status in OPEN and alert.code in FAULT_CODES and about_session(alert) is None
+
+
+def about_session(alert: Alert) -> int | None:
+    """The charging session the backend raised this alert about (its limits and risk
+    grade, services/safety/limits.py), the newest when it was raised again; None: an
+    alert of the pile's own, or of anything else."""
+    for event in reversed(alert.events):
+        if event.action in ("raised", "repeated") and event.data and "session" in event.data:
+            return int(event.data["session"])
+    return None
 
 
 def resolve(user: User, alert_id: int, note: str, now: datetime | None = None, *,

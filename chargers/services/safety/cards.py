@@ -9,11 +9,11 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...constants import RISK_ORDER, LimitStop, RiskGrade, RiskReason
 from ...extensions import db
-from ...models import CardCheck, CardProfile, ChargingSession, Pile, User
+from ...models import AccountCard, CardCheck, CardProfile, ChargingSession, Pile, User
 from ...settings import AlleyDefaults, RiskRule
 from ..devices import alleys
 from ..errors import Invalid
@@ -167,6 +167,17 @@ def history(user: User | None, slug: str, card: str, limit: int = 50) -> tuple[l
     return list(sessions), list(checks)
 
 
+def known_card(alley_id: int, typed: str) -> str | None:
+    """The card as the alley knows it (charged at one of its piles, or held by one of
+    its accounts), whatever the case it was typed in; None: not this alley's."""
+    low = typed.lower()
+    charged = select(ChargingSession.card).join(Pile, Pile.id == ChargingSession.pile_id).where(
+        Pile.alley_id == alley_id, func.lower(ChargingSession.card) == low).limit(1)
+    held = select(AccountCard.card).where(AccountCard.alley_id == alley_id,
+                                          func.lower(AccountCard.card) == low).limit(1)
+    return db.session.scalar(held) or db.session.scalar(charged)
+
+
 def mark_checked(user: User, slug: str, card: str, note: str, now: datetime) -> CardCheck:
     """Staff checked the card's battery and charger. Commits."""
     alley = alleys.get_alley(user, slug)
@@ -175,6 +186,9 @@ def mark_checked(user: User, slug: str, card: str, note: str, now: datetime) -> 
         raise Invalid("risk.card_invalid")
     if len(note) > 1000:
         raise Invalid("risk.note_too_long")
+    card = known_card(alley.id, card)
+    if card is None:
+        raise Invalid("risk.card_unknown")
     row = CardCheck(alley_id=alley.id, card=card, checked_at=now, checked_by=user.id, note=note)
     db.session.add(row)
     db.session.commit()

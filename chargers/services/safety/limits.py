@@ -207,15 +207,16 @@ def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
     if v.stop is not None and s.guard_stop_at is None:
         stop(pile, s, v.stop, now)
         if v.stop == LimitStop.OVERLOAD:
-            alerts.on_fault(pile, s.port, "overload", True, power_w,
-                            f"session {s.session_ref}: over the port limit", at, now,
-                            rules=alert_rules)
+            alerts.on_fault(pile, s.port, "overload", True, power_w, None, at, now,
+                            rules=alert_rules,
+                            data={"session": s.id, "session_ref": s.session_ref,
+                                  "limit": LimitStop.OVERLOAD})
     rank = {None: 0, RiskGrade.MID: 1, RiskGrade.HIGH: 2}
     if rank.get(v.grade, 0) > rank.get(s.risk_alerted, 0):
         code = ALERT_HIGH if v.grade == RiskGrade.HIGH else ALERT_MID
-        alerts.on_fault(pile, s.port, code, True, None,
-                        f"session {s.session_ref}: {', '.join(sorted(v.reasons))}", at, now,
-                        rules=alert_rules)
+        alerts.on_fault(pile, s.port, code, True, None, None, at, now, rules=alert_rules,
+                        data={"session": s.id, "session_ref": s.session_ref,
+                              "reasons": sorted(v.reasons)})
         s.risk_alerted = v.grade
     if v.grade == RiskGrade.HIGH and s.risk_notified_at is None:
         tell_holder(pile, s, now, rule)

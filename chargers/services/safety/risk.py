@@ -9,8 +9,9 @@ other sessions (the alley's ports under similar load, each card's usual charge) 
 prepared by the `risk-review` job and read once per session (`Baseline`).
 
 Reasons (constants.RiskReason), thresholds in settings.RiskRule (docs/risk.md):
-- over_power: above the port's limit for `overload_readings` readings in a row (high,
-  and the backend stops it: `overload`); or far above the card's own usual bulk power;
+- over_power: above the port's limit for `overload_readings` readings in a row (the
+  backend stops it: `overload`; high when that is also above what an ordinary charger
+  draws, `over_power_w`); or far above the card's own usual bulk power;
 - power_fluctuation: readings whose min..max spread (v1.1 `power_min_w`,
   `power_max_w`) or step from the previous reading is a large share of the power;
 - no_taper: still at bulk power once the energy is past what this card's pack usually
@@ -126,12 +127,17 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
 def _over_power(st: dict, reasons: dict, w: float, limits: Limits, base: Baseline,
                 rule: RiskRule):
     """Above the port's limit for N readings in a row (a stop), or far above this card's
-    own usual bulk power."""
+    own usual bulk power. Over the limit is a risk of the battery only when it is also
+    above what an ordinary charger draws (`rule.over_power_w`): staff may set a port's
+    limit lower (a weak circuit), and a healthy 400 W charger over a 300 W limit is
+    stopped as `overload`, not graded as a dangerous pack."""
     stop = None
     st["ov"] = st.get("ov", 0) + 1 if w > limits.max_power_w else 0
     if st["ov"] >= limits.overload_readings:
-        _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH)
         stop = LimitStop.OVERLOAD
+    st["ob"] = st.get("ob", 0) + 1 if w > max(limits.max_power_w, rule.over_power_w) else 0
+    if st["ob"] >= limits.overload_readings:
+        _raise(reasons, RiskReason.OVER_POWER, RiskGrade.HIGH)
     if base.bulk_w:
         far = w > base.bulk_w * rule.over_card_factor and w - base.bulk_w > rule.over_card_min_w
         st["oc"] = st.get("oc", 0) + 1 if far else 0

@@ -31,9 +31,10 @@ from ...services.alerts import cutoff, notify, reports
 from ...services.alerts import lifecycle as alert_svc
 from ...services.alerts.lifecycle import AlertFilter
 from ...services.alerts.severity import SEVERITIES
-from ...services.charging import sessions
+from ...services.charging import endings, sessions
 from ...services.devices import alleys, commands, piles
 from ...services.errors import DomainError
+from ...services.safety import curves
 from ..validation import DB_INT_MAX
 from . import bp
 from .budget import feeder_chart_of
@@ -150,7 +151,10 @@ def _alert_page(alert_id: int, note_form=None, resolve_form=None):
 
 
 def _alert_context(alert, note_form=None, resolve_form=None) -> dict:
+    about = alert_svc.about_session(alert)
+    about = curves.get_session(current_user, about) if about is not None else None
     return dict(
+        about=about, about_stop=endings.stop_asked(about) if about is not None else None,
         alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),

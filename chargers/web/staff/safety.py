@@ -33,6 +33,10 @@ from ...services.safety import cards, curves
 from ..charts import line_chart
 from . import bp
 
+# The temperature axis of a session's chart spans 10 °C at least: a port that warmed a
+# degree or two is drawn as the small change it is.
+CHART_TEMP_SPAN_C = 10.0
+
 
 class DeviceSettingsForm(FlaskForm):
     """The protocol's config keys; empty = the default (alley) or the alley's (pile)."""
@@ -69,6 +73,7 @@ def _labels() -> dict:
     return {"risk_labels": RISK_LABELS, "risk_reason_labels": RISK_REASON_LABELS,
             "config_state_labels": CONFIG_STATE_LABELS, "config_key_labels": CONFIG_KEY_LABELS,
             "offline_policy_labels": OFFLINE_POLICY_LABELS,
+            "guard_reason_labels": GUARD_REASON_LABELS, "stop_asked_labels": STOP_ASKED_LABELS,
             "pile_config_view": pile_config.view}
 
 
@@ -127,12 +132,11 @@ def session_detail(session_id: int):
         chart = line_chart(_("Power and port temperature"), secs,
                            [(_("Power"), [r.power_w for r in rows], "#1d4ed8", "W"),
                             (_("Temperature"), [r.temp_c for r in rows], "#c2410c", "°C")],
-                           tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks)
+                           tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks,
+                           width=360, height=200, min_span=CHART_TEMP_SPAN_C)
     return render_template("staff/session_risk.html", s=s, chart=chart, readings=len(rows),
                            ending=endings.of_session(s), ending_labels=ENDING_LABELS,
-                           stop_asked=endings.stop_asked(s),
-                           guard_reason_labels=GUARD_REASON_LABELS,
-                           stop_asked_labels=STOP_ASKED_LABELS)
+                           stop_asked=endings.stop_asked(s))
 
 
 @bp.route("/alleys/<slug>/risk", methods=["GET", "POST"])

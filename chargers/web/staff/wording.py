@@ -21,12 +21,14 @@ from ...labels import (
     COMMAND_STATUS_LABELS,
     CUTOFF_LABELS,
     EVENT_LABELS,
+    GUARD_REASON_LABELS,
     NOTIFY_REASON_LABELS,
     NOTIFY_STATUS_LABELS,
     PORT_STATUS_LABELS,
     PREVIEW_SAMPLE_LABELS,
     PRICING_RULE_LABELS,
     REJECTION_LABELS,
+    RISK_REASON_LABELS,
     SEVERITY_LABELS,
     STATUS_LABELS,
 )
@@ -62,6 +64,11 @@ def _time(iso: str) -> str:
 
 def _data_text(data: dict) -> str:
     """The structured part of a history entry (see the services that write it)."""
+    if "session" in data:  # the backend's limits and risk grade, about one session
+        why = ([str(RISK_REASON_LABELS.get(r, r)) for r in data.get("reasons") or ()]
+               or [str(GUARD_REASON_LABELS.get(data.get("limit"), data.get("limit") or ""))])
+        return _("session %(ref)s: %(why)s", ref=data.get("session_ref", data["session"]),
+                 why=", ".join(why))
     if "commands" in data:  # the automatic cut-off
         return "; ".join(_command(c) for c in data["commands"])
     if "command" in data:  # a command sent, or its outcome
