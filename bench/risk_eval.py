@@ -119,7 +119,7 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
     for k in KINDS:
         plan += [(k, Pack(rng)) for _ in range(bad)]
     labels, first_high, full_at, largest_at, graded = {}, {}, {}, {}, {}
-    true_full_at, eligible, detail = {}, set(), {}
+    true_full_at, eligible, detail, mid_seen = {}, set(), {}, {}
     started = time.time()
     n_msgs = 0
     with app.app_context():
@@ -184,6 +184,9 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
                 s = db.session.query(ChargingSession).filter_by(pile_id=pile, session_ref=ref).one()
                 labels[ref] = this
                 graded[ref] = (s.risk or "low", set(s.risk_reasons or []))
+                # Staff were alerted mid at some point (a no_taper mid withdrawn when the
+                # charge tapered leaves the grade low, not the alert it raised).
+                mid_seen[ref] = s.risk == "mid" or bool((s.risk_state or {}).get("ntw"))
                 if (s.risk_state or {}).get("ht") is not None:
                     first_high[ref] = s.risk_state["ht"] - start.timestamp()
                 full_at[ref] = full_t
@@ -204,6 +207,8 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
     false_mid = sum(1 for r in healthy if graded[r][0] == "mid")
     res["risk_false_alarms_per_1000"] = round(1000 * false_high / len(healthy), 2)
     res["risk_false_mid_per_1000"] = round(1000 * false_mid / len(healthy), 2)
+    res["risk_false_mid_alerts_per_1000"] = round(
+        1000 * sum(1 for r in healthy if mid_seen[r] and graded[r][0] != "high") / len(healthy), 2)
     # Only charges on cards with enough learned ones can be graded high on energy: the
     # rate among those is the one a card lives with once it has a history.
     healthy_eligible = [r for r in healthy if r in eligible]

@@ -72,6 +72,7 @@ EVENT_LABELS = {
     "cleared_by_device": _l("cleared by the pile"),
     "cleared_online": _l("pile back online"),
     "cleared_filled": _l("missing messages arrived late"), "flap": _l("flap (nobody paged)"),
+    "withdrawn": _l("withdrawn by the system"),
     "cutoff_sent": _l("cut-off sent"), "command": _l("command sent"),
     "command_accepted": _l("command done"), "command_rejected": _l("command refused"),
     "command_timeout": _l("command unanswered"), "notified": _l("notified"),

@@ -480,6 +480,10 @@ class RiskRule:
     temp_peer_margin_c: float = 8.0
     # Readings below this power count as idle: not used for bulk or swings.
     idle_w: float = 40.0
+    # A `no_taper` graded mid is withdrawn once the charge has held under the
+    # 充满自停 power this long: it tapered to the float, as a healthy pack begun
+    # emptier than its card's history does (a pack that never tapers does not).
+    taper_withdraw_s: int = 120
 
 
 @dataclass(frozen=True)

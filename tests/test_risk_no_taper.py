@@ -130,3 +130,24 @@ def test_the_risk_review_job_learns_the_least_charge_and_the_grade_reads_the_est
         assert 1200 + RULE.no_taper_spread * 290 < base.full_wh < 1200 + RULE.no_taper_spread * 300
         assert db.session.scalar(select(ChargingSession.risk_state).where(
             ChargingSession.session_ref == "L0"))["fin"] == 1
+
+
+def test_a_mid_no_taper_is_withdrawn_when_the_charge_tapers_to_full():
+    """Begun emptier than its card's history, a healthy pack runs past the largest
+    learned charge (mid) and then tapers: held under the 充满自停 power for
+    `taper_withdraw_s`, the reason is withdrawn and the grade is low again."""
+    base = cards.baseline_of(profile(600.0, 900.0, 1200.0), RULE)
+    trace = at_bulk(base, 300.0, 262)  # ~1,310 Wh: past 1,260, under the estimate
+    assert trace[-1][1].grade == "mid"
+    st, e = None, 0.0
+    for i in range(1, 263):
+        e += 300.0 / 60
+        st, v = risk.step(st, risk.Point(T0 + timedelta(minutes=i), 300.0, e), T0, LIMITS,
+                          base, RULE)
+    grades = []
+    for j in range(1, 6):  # the float: 10 W
+        st, v = risk.step(st, risk.Point(T0 + timedelta(minutes=262 + j), 10.0, e), T0,
+                          LIMITS, base, RULE)
+        grades.append(v.grade)
+    assert grades[:2] == ["mid", "mid"] and grades[3:] == ["low", "low"]
+    assert st["ntw"] == 1 and RiskReason.NO_TAPER not in v.reasons

@@ -316,3 +316,57 @@ def test_the_chart_draws_a_degree_as_a_degree():
     ys = [float(p.split(",")[1]) for p in c.lines[1].points.split()]
     assert max(ys) - min(ys) < (c.base - c.top) * 0.15
     assert c.lines[1].max_text == "22–32 °C"  # 27.5 ± 5
+
+
+def test_a_mid_no_taper_alert_is_withdrawn_when_the_charge_tapers(app, client, alley_with_pile):
+    """Six hours at bulk with no history is mid (staff alerted); the charge then tapers to
+    the float: the reason and the alert are withdrawn, and the history says why."""
+    from chargers.models import AlertEvent
+    from tests.webtools import login
+
+    end = charge(app, [250] * 37, every=600)  # 6 h 10 min at bulk
+    assert the_session(app).risk == "mid"
+    with app.app_context():
+        alert = db.session.scalar(select(Alert).where(Alert.code == "battery_risk"))
+        assert alert.status == "active"
+        alert_id = alert.id
+    e = 250 * 37 * 600 / 3600
+    for k in (1, 2):
+        send(app, "meter", end + timedelta(seconds=600 * k), port=1, session="T1",
+             power_w=10.0, energy_wh=round(e + k, 2))
+    s = the_session(app)
+    assert s.risk == "low" and s.risk_reasons == [] and s.risk_alerted is None
+    with app.app_context():
+        alert = db.session.get(Alert, alert_id)
+        assert alert.status == "cleared"
+        assert db.session.scalars(select(AlertEvent.action).where(
+            AlertEvent.alert_id == alert_id)).all()[-1] == "withdrawn"
+    login(client, "root")
+    page = client.get(f"/staff/alerts/{alert_id}?lang=zh").get_data(as_text=True)
+    assert "充电记录 T1 已充满并减流" in page
+
+
+def test_a_session_begun_in_the_same_batch_is_named_by_its_alerts(app, client, alley_with_pile):
+    """The start and the readings over the limit in one batch: the alerts still carry
+    the session's id (it is flushed for them), and their page shows that charge."""
+    from chargers.models import AlertEvent
+    from tests.webtools import login
+
+    msgs = [incoming("session", body("session", ts=ts(T0), event="start", port=1,
+                                     session="B1", card="C-1", meter_wh=0), arrived_at=T0)]
+    for i, w in enumerate((1200.0, 1250.0), start=1):
+        at = T0 + timedelta(minutes=i)
+        msgs.append(incoming("meter", body("meter", ts=ts(at), port=1, session="B1",
+                                           power_w=w, energy_wh=20.0 * i), arrived_at=at))
+    with app.app_context():
+        assert handlers.process(msgs, now=T0 + timedelta(minutes=2)) == ["accepted"] * 3
+        sid = db.session.scalar(select(ChargingSession.id).where(
+            ChargingSession.session_ref == "B1"))
+        raised = db.session.scalars(select(AlertEvent.data).where(
+            AlertEvent.action == "raised")).all()
+        ids = db.session.scalars(select(Alert.id)).all()
+    assert raised and all(d["session"] == sid for d in raised)
+    login(client, "root")
+    for alert_id in ids:
+        page = client.get(f"/staff/alerts/{alert_id}?lang=zh")
+        assert page.status_code == 200 and f'data-session="{sid}"' in page.get_data(as_text=True)

@@ -383,12 +383,28 @@ def still_reported(alert: Alert) -> bool:
     return alert.status in OPEN and alert.code in FAULT_CODES and about_session(alert) is None
 
 
+def withdraw_about_session(pile: Pile, port: int | None, code: str, session_id: int,
+                           data: dict, at: datetime, now: datetime, rules: AlertRules) -> bool:
+    """The backend withdraws its own alert about a session that proved not to be what
+    it looked like (graded mid for `no_taper`, then it tapered to full): cleared, with
+    why (`data`), when it is open and its newest raise is about that session. Does not
+    commit."""
+    alert = _open_alert(pile.id, port, code)
+    if alert is None or about_session(alert) != session_id:
+        return False
+    _clear(alert, at, now, "withdrawn", None, rules)
+    alert.events[-1].data = data
+    db.session.flush()
+    return True
+
+
 def about_session(alert: Alert) -> int | None:
     """The charging session the backend raised this alert about (its limits and risk
     grade, services/safety/limits.py), the newest when it was raised again; None: an
     alert of the pile's own, or of anything else."""
     for event in reversed(alert.events):
-        if event.action in ("raised", "repeated") and event.data and "session" in event.data:
+        if (event.action in ("raised", "repeated") and event.data
+                and event.data.get("session") is not None):
             return int(event.data["session"])
     return None
 

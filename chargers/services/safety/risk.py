@@ -20,6 +20,7 @@ Reasons (constants.RiskReason), thresholds in settings.RiskRule (docs/risk.md):
   by a margin more than the alley's other ports warmed under similar load (a hot
   afternoon warms every port);
 - too_long: past the longest session (mid; the backend stops it: `too_long`).
+A `no_taper` mid is withdrawn when the charge then tapers to the float (`_tapered`).
 Limits that are not risks: power under 充满自停 for the hold time stops it as `full`.
 """
 
@@ -109,6 +110,7 @@ def step(state: dict | None, p: Point, started_at: datetime | None, limits: Limi
         _no_taper(st, reasons, p, t, limits, base, rule)
         full = _full_stop(st, p.power_w, t, limits)
         stop = stop or full
+        _tapered(st, reasons, t, rule)
     _temp_rise(st, reasons, p, base, rule)
     if t - t_start >= limits.max_session_s:  # too_long: the longest session
         _raise(reasons, RiskReason.TOO_LONG, RiskGrade.MID)
@@ -208,6 +210,16 @@ def _no_taper(st: dict, reasons: dict, p: Point, t: float, limits: Limits, base:
         # Longer at bulk than any healthy pack from empty, whatever the card's history
         # (a failing pack on a card whose usual energy is large, or that has none).
         _raise(reasons, RiskReason.NO_TAPER, RiskGrade.HIGH)
+
+
+def _tapered(st: dict, reasons: dict, t: float, rule: RiskRule) -> None:
+    """A `no_taper` graded mid, withdrawn once the charge has held under the 充满自停
+    power for `taper_withdraw_s`: it did taper (a high stands: that charge was stopped).
+    `st["ntw"]` keeps that it was raised and withdrawn."""
+    if (reasons.get(RiskReason.NO_TAPER) == RiskGrade.MID and st.get("fs") is not None
+            and t - st["fs"] >= rule.taper_withdraw_s):
+        del reasons[RiskReason.NO_TAPER]
+        st["ntw"] = 1
 
 
 def _full_stop(st: dict, w: float, t: float, limits: Limits):

@@ -64,6 +64,9 @@ def _time(iso: str) -> str:
 
 def _data_text(data: dict) -> str:
     """The structured part of a history entry (see the services that write it)."""
+    if "tapered" in data:  # a no_taper mid withdrawn (services/safety/limits.py)
+        return _("session %(ref)s tapered to full: not a pack that never tapers",
+                 ref=data.get("session_ref", data.get("session")))
     if "session" in data:  # the backend's limits and risk grade, about one session
         why = ([str(RISK_REASON_LABELS.get(r, r)) for r in data.get("reasons") or ()]
                or [str(GUARD_REASON_LABELS.get(data.get("limit"), data.get("limit") or ""))])
