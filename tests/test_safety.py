@@ -370,3 +370,24 @@ def test_a_session_begun_in_the_same_batch_is_named_by_its_alerts(app, client, a
     for alert_id in ids:
         page = client.get(f"/staff/alerts/{alert_id}?lang=zh")
         assert page.status_code == 200 and f'data-session="{sid}"' in page.get_data(as_text=True)
+
+
+def test_an_auto_stop_power_above_the_port_limit_is_refused(app, client, admin, alley_with_pile):
+    """Every charge would end as full (or none could): the alley's settings and a pile's
+    own are refused when the 充满自停 power is not below the port limit they make."""
+    from tests.webtools import login, post_form
+
+    _, token = admin
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {"full_stop_power_w": 900}},
+                     headers=bearer(token))
+    assert r.status_code == 422 and "900" in str(r.json)
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {"max_power_w": 500}},
+                     headers=bearer(token))
+    assert r.status_code == 200
+    r = client.patch("/api/v1/piles/P-1", json={"config": {"full_stop_power_w": 500}},
+                     headers=bearer(token))
+    assert r.status_code == 422
+    login(client, "root")
+    r = post_form(client, "/staff/alleys/lane/device-settings",
+                  {"max_power_w": "500", "full_stop_power_w": "600"})
+    assert r.status_code in (200, 422) and "充满自停功率" in r.get_data(as_text=True)

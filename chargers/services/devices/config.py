@@ -194,12 +194,26 @@ def resend_due(now: datetime, rule: LimitRule) -> int:
     return n
 
 
+def _coherent(merged: dict, where: str) -> None:
+    """The settings a pile would run make sense together: its 充满自停 power is below
+    its port limit (else every charge would stop as full, or none could be)."""
+    if merged["full_stop_power_w"] >= merged["max_power_w"]:
+        raise Invalid("config.full_over_limit", full=merged["full_stop_power_w"],
+                      limit=merged["max_power_w"], where=where)
+
+
 def set_alley_settings(user: User | None, slug: str, settings: dict, rule: LimitRule,
                        now: datetime) -> Alley:
     """Staff set the config keys desired for every pile of the alley; each pile whose
     result changed gets a new version (sent to the piles with the feature). Commits."""
     alley = alleys.get_alley(user, slug)
-    alley.device_settings = clean(settings)
+    settings = clean(settings)
+    _coherent({**_defaults(rule), **settings}, alley.name)
+    for pile in alley.piles:
+        cfg = db.session.get(PileConfig, pile.id)
+        _coherent({**_defaults(rule), **settings, **((cfg.overrides if cfg else None) or {})},
+                  pile.label or pile.id)
+    alley.device_settings = settings
     for pile in alley.piles:
         refresh(pile, rule, now)
     db.session.commit()
@@ -210,8 +224,11 @@ def set_pile_overrides(user: User | None, pile_id: str, overrides: dict, rule: L
                        now: datetime) -> Pile:
     """Staff set one pile's own config keys over its alley's. Commits."""
     pile = piles.get_pile(user, pile_id)
+    overrides = clean(overrides)
+    _coherent({**_defaults(rule), **(pile.alley.device_settings or {}), **overrides},
+              pile.label or pile.id)
     cfg = of_pile(pile)
-    cfg.overrides = clean(overrides)
+    cfg.overrides = overrides
     refresh(pile, rule, now)
     db.session.commit()
     return pile
