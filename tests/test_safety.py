@@ -220,6 +220,11 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
                                                                          alley_with_pile):
     from tests.webtools import login, post_form
 
+    _, token = admin
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["C-9"], "kind": "prepaid",
+                                              "household": "12号", "name": "王阿姨"},
+                    headers=bearer(token))
+    assert r.status_code == 201, r.json
     boot(app, T0, ["config"])
     temps = [25 + 3 * i for i in range(12)]
     now = charge(app, [250] * 12, card="C-9", temps=temps)
@@ -249,7 +254,7 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     with time_machine.travel(now + timedelta(minutes=5), tick=False):
         login(client, "root")
         page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
-        assert 'data-card="C-9"' in page
+        assert 'data-card="C-9"' in page and "12号 王阿姨" in page  # whose battery
         r = post_form(client, "/staff/alleys/lane/risk", {"card": " c-9 ", "note": "换了充电器"})
         assert r.status_code == 302  # typed in lower case: the card as the alley knows it
         page = client.get("/staff/alleys/lane/risk?lang=zh").get_data(as_text=True)
@@ -346,11 +351,18 @@ def test_a_mid_no_taper_alert_is_withdrawn_when_the_charge_tapers(app, client, a
     assert "充电记录 T1 已充满并减流" in page
 
 
-def test_a_session_begun_in_the_same_batch_is_named_by_its_alerts(app, client, alley_with_pile):
+def test_a_session_begun_in_the_same_batch_is_named_by_its_alerts(app, client, admin,
+                                                                   alley_with_pile):
     """The start and the readings over the limit in one batch: the alerts still carry
-    the session's id (it is flushed for them), and their page shows that charge."""
+    the session's id (it is flushed for them), and their page shows that charge and
+    whose card it is."""
     from chargers.models import AlertEvent
     from tests.webtools import login
+
+    r = client.post("/api/v1/accounts", json={"alley": "lane", "cards": ["C-1"], "kind": "prepaid",
+                                              "household": "3号", "name": "李师傅"},
+                    headers=bearer(admin[1]))
+    assert r.status_code == 201, r.json
 
     msgs = [incoming("session", body("session", ts=ts(T0), event="start", port=1,
                                      session="B1", card="C-1", meter_wh=0), arrived_at=T0)]
@@ -370,6 +382,7 @@ def test_a_session_begun_in_the_same_batch_is_named_by_its_alerts(app, client, a
     for alert_id in ids:
         page = client.get(f"/staff/alerts/{alert_id}?lang=zh")
         assert page.status_code == 200 and f'data-session="{sid}"' in page.get_data(as_text=True)
+        assert "3号 李师傅" in page.get_data(as_text=True)
 
 
 def test_an_auto_stop_power_above_the_port_limit_is_refused(app, client, admin, alley_with_pile):

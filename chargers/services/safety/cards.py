@@ -15,6 +15,7 @@ from ...constants import RISK_ORDER, LimitStop, RiskGrade, RiskReason
 from ...extensions import db
 from ...models import AccountCard, CardCheck, CardProfile, ChargingSession, Pile, User
 from ...settings import AlleyDefaults, RiskRule
+from ..billing import accounts
 from ..devices import alleys
 from ..errors import Invalid
 from . import risk
@@ -114,9 +115,9 @@ def month_start(alley, now: datetime) -> datetime:
 
 
 def riskiest(user: User | None, slug: str, now: datetime, limit: int = 20) -> list[dict]:
-    """The alley's cards with mid or high sessions this month, worst first: card,
-    sessions, highs, mids, the reasons seen, the last risky session and the last
-    battery check."""
+    """The alley's cards with mid or high sessions this month, worst first: card, its
+    holder (the active account: household, name), sessions, highs, mids, the reasons
+    seen, the last risky session and the last battery check."""
     alley = alleys.get_alley(user, slug)
     since = month_start(alley, now)
     rows = db.session.execute(
@@ -133,10 +134,13 @@ def riskiest(user: User | None, slug: str, now: datetime, limit: int = 20) -> li
             c[s.risk] += 1
             c["reasons"].update(s.risk_reasons or [])
             c["last"] = s
-    checks = last_checks(alley.id, [k for k, v in by.items() if v["high"] or v["mid"]])
+    risky = [k for k, v in by.items() if v["high"] or v["mid"]]
+    checks = last_checks(alley.id, risky)
+    holders = accounts.active_holders({(alley.id, card) for card in risky})
     out = [{"card": card, "sessions": v["sessions"], "high": v["high"], "mid": v["mid"],
             "worst": RiskGrade.HIGH if v["high"] else RiskGrade.MID,
-            "reasons": sorted(v["reasons"]), "last": v["last"], "check": checks.get(card)}
+            "reasons": sorted(v["reasons"]), "last": v["last"], "check": checks.get(card),
+            "holder": holders.get((alley.id, card))}
            for card, v in by.items() if v["high"] or v["mid"]]
     out.sort(key=lambda r: (-RISK_ORDER[r["worst"]], -r["high"], -r["mid"], r["card"]))
     return out[:limit]

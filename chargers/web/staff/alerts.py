@@ -31,6 +31,7 @@ from ...services.alerts import cutoff, notify, reports
 from ...services.alerts import lifecycle as alert_svc
 from ...services.alerts.lifecycle import AlertFilter
 from ...services.alerts.severity import SEVERITIES
+from ...services.billing import accounts
 from ...services.charging import endings, sessions
 from ...services.devices import alleys, commands, piles
 from ...services.errors import DomainError
@@ -155,6 +156,8 @@ def _alert_context(alert, note_form=None, resolve_form=None) -> dict:
     about = curves.get_session(current_user, about) if about is not None else None
     return dict(
         about=about, about_stop=endings.stop_asked(about) if about is not None else None,
+        about_holder=(accounts.active_holder(alert.pile.alley_id, about.card)
+                      if about is not None else None),
         alert=alert, note_form=note_form or NoteForm(),
         resolve_form=resolve_form or ResolveForm(), confirm=NoteForm(),
         cmds=commands.list_commands(current_user, pile_id=alert.pile_id, limit=20),
