@@ -149,13 +149,13 @@ def on_fault(pile: Pile, port: int | None, code: str, active: bool, value: float
 
 
 def _clear(alert: Alert, at: datetime, now: datetime, action: str, note: str | None,
-           rules: AlertRules) -> None:
+           rules: AlertRules, data: dict | None = None) -> None:
     """Close an alert the device (or the pile's return) cleared; a non-critical one
     cleared within the debounce and never paged is a flap. Does not commit."""
     debounce = timedelta(seconds=rules.debounce_s)
     alert.status = AlertStatus.CLEARED
     alert.cleared_at = at
-    alert.record(action, now, note=note)
+    alert.record(action, now, note=note, data=data)
     if alert.severity != "critical" and alert.notified_at is None and at - alert.raised_at < debounce:
         alert.flapped = True
         alert.record("flap", now, data={"debounce_s": rules.debounce_s})
@@ -392,9 +392,7 @@ def withdraw_about_session(pile: Pile, port: int | None, code: str, session_id: 
     alert = _open_alert(pile.id, port, code)
     if alert is None or about_session(alert) != session_id:
         return False
-    _clear(alert, at, now, "withdrawn", None, rules)
-    alert.events[-1].data = data
-    db.session.flush()
+    _clear(alert, at, now, "withdrawn", None, rules, data)
     return True
 
 
