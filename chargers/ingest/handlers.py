@@ -294,8 +294,7 @@ def _run(messages: Sequence[Incoming], settings: IngestRule, now: datetime,
         outcomes = []
         for m in messages:
             outcomes.append(apply(m, batch, settings))
-            if yield_to is not None and len(outcomes) < len(messages) and yield_to():
-                outcomes += [YIELDED] * (len(messages) - len(outcomes))
+            if _gave_way(outcomes, messages, yield_to):
                 break
         # Headroom may have appeared: the first of a queue start now, not at the next tick.
         budget_queue.after_batch(batch.budget_alleys, now, settings.budget, settings.language)
@@ -352,9 +351,19 @@ def process(messages: Sequence[Incoming], settings: IngestRule | None = None,
             outcomes.append(_poison(m, settings, now, exc))
         # One commit a message is slow: an urgent message need not wait for the rest
         # (each round applies one at least, so a poison message is reached).
-        if yield_to is not None and len(outcomes) < len(messages) and yield_to():
-            return outcomes + [YIELDED] * (len(messages) - len(outcomes))
+        if _gave_way(outcomes, messages, yield_to):
+            break
     return outcomes
+
+
+def _gave_way(outcomes: list[str], messages: Sequence[Incoming],
+              yield_to: Callable[[], bool] | None) -> bool:
+    """Asked after each message applied: when an urgent message waits, the rest are
+    marked `yielded` (unapplied) in `outcomes`, and the batch ends."""
+    if yield_to is None or len(outcomes) >= len(messages) or not yield_to():
+        return False
+    outcomes += [YIELDED] * (len(messages) - len(outcomes))
+    return True
 
 
 def _poison(msg: Incoming, settings: IngestRule, now: datetime, exc: BaseException) -> str:

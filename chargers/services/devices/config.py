@@ -75,9 +75,13 @@ def of_pile(pile: Pile) -> PileConfig:
 
 def wanted(pile: Pile, cfg: PileConfig | None, rule: LimitRule) -> dict:
     """The settings the pile should run: defaults, then the alley's, then its own."""
-    own = (cfg.overrides if cfg is not None else None) or {}
-    merged = {**_defaults(rule), **(pile.alley.device_settings or {}), **own}
+    merged = _merged(rule, pile.alley.device_settings, cfg.overrides if cfg is not None else None)
     return {k: merged[k] for k in CONFIG_KEYS if k in merged}
+
+
+def _merged(rule: LimitRule, alley_settings: dict | None, own: dict | None) -> dict:
+    """Defaults, then the alley's settings, then the pile's own."""
+    return {**_defaults(rule), **(alley_settings or {}), **(own or {})}
 
 
 _LOOK = object()  # limits(): read the pile's row
@@ -208,11 +212,11 @@ def set_alley_settings(user: User | None, slug: str, settings: dict, rule: Limit
     result changed gets a new version (sent to the piles with the feature). Commits."""
     alley = alleys.get_alley(user, slug)
     settings = clean(settings)
-    _coherent({**_defaults(rule), **settings}, alley.name)
+    _coherent(_merged(rule, settings, None), alley.name)
+    configs = of_piles([p.id for p in alley.piles])
     for pile in alley.piles:
-        cfg = db.session.get(PileConfig, pile.id)
-        _coherent({**_defaults(rule), **settings, **((cfg.overrides if cfg else None) or {})},
-                  pile.label or pile.id)
+        cfg = configs.get(pile.id)
+        _coherent(_merged(rule, settings, cfg.overrides if cfg else None), pile.label or pile.id)
     alley.device_settings = settings
     for pile in alley.piles:
         refresh(pile, rule, now)
@@ -225,8 +229,7 @@ def set_pile_overrides(user: User | None, pile_id: str, overrides: dict, rule: L
     """Staff set one pile's own config keys over its alley's. Commits."""
     pile = piles.get_pile(user, pile_id)
     overrides = clean(overrides)
-    _coherent({**_defaults(rule), **(pile.alley.device_settings or {}), **overrides},
-              pile.label or pile.id)
+    _coherent(_merged(rule, pile.alley.device_settings, overrides), pile.label or pile.id)
     cfg = of_pile(pile)
     cfg.overrides = overrides
     refresh(pile, rule, now)

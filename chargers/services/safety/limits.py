@@ -204,33 +204,34 @@ def on_reading(pile: Pile, s: ChargingSession, p: risk.Point, now: datetime,
 def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
         at: datetime, now: datetime, rule: LimitRule, alert_rules: AlertRules) -> None:
     """Stop, alert and tell the holder as the verdict says, each once. No commit."""
-    if s.id is None and (v.stop is not None or v.grade != RiskGrade.LOW or s.risk_alerted):
-        # A session begun in this batch: its id, for the alerts to name it (raising an
-        # alert flushes the batch's pending rows anyway).
-        db.session.flush()
     if v.stop is not None and s.guard_stop_at is None:
         stop(pile, s, v.stop, now)
         if v.stop == LimitStop.OVERLOAD:
             alerts.on_fault(pile, s.port, "overload", True, power_w, None, at, now,
-                            rules=alert_rules,
-                            data={"session": s.id, "session_ref": s.session_ref,
-                                  "limit": LimitStop.OVERLOAD})
+                            rules=alert_rules, data=_about(s, limit=LimitStop.OVERLOAD))
     rank = {None: 0, RiskGrade.MID: 1, RiskGrade.HIGH: 2}
     if s.risk_alerted == RiskGrade.MID and v.grade == RiskGrade.LOW:
         # Its mid (no_taper) was withdrawn: the charge tapered to full. The alert about
         # it goes too, and a new reason would alert again.
-        alerts.withdraw_about_session(pile, s.port, ALERT_MID, s.id,
-                                      {"session": s.id, "session_ref": s.session_ref,
-                                       "tapered": True}, at, now, alert_rules)
+        alerts.withdraw_about_session(pile, s.port, ALERT_MID, s.id, _about(s, tapered=True),
+                                      at, now, alert_rules)
         s.risk_alerted = None
     if rank.get(v.grade, 0) > rank.get(s.risk_alerted, 0):
         code = ALERT_HIGH if v.grade == RiskGrade.HIGH else ALERT_MID
         alerts.on_fault(pile, s.port, code, True, None, None, at, now, rules=alert_rules,
-                        data={"session": s.id, "session_ref": s.session_ref,
-                              "reasons": sorted(v.reasons)})
+                        data=_about(s, reasons=sorted(v.reasons)))
         s.risk_alerted = v.grade
     if v.grade == RiskGrade.HIGH and s.risk_notified_at is None:
         tell_holder(pile, s, now, rule)
+
+
+def _about(s: ChargingSession, **what) -> dict:
+    """An alert's data naming the session it is about (services/alerts/lifecycle.py
+    `about_session`). A session begun in this ingest batch is flushed first, for its id
+    (raising the alert flushes the batch's pending rows anyway)."""
+    if s.id is None:
+        db.session.flush()
+    return {"session": s.id, "session_ref": s.session_ref, **what}
 
 
 def stop(pile: Pile, s: ChargingSession, why: str, now: datetime) -> None:
