@@ -142,6 +142,20 @@ STOP_ASKED_LABELS = {
     "unknown": _l("no stop command found"),
 }
 
+# The messages a resident gets (settings.RESIDENT_KINDS; Reminder.kind), on the account
+# pages. "cutoff" is the SMS to the residents near a pile whose power was cut.
+REMINDER_LABELS = {
+    "low_balance": _l("Low balance"), "negative": _l("Balance below zero"),
+    "monthly_end": _l("Monthly card ending"), "statement": _l("Statement ready"),
+    "published": _l("Month published"), "session_start": _l("Charging started"),
+    "full": _l("Fully charged"), "stopped": _l("Charging stopped"),
+    "failed": _l("Charging failed"), "queue_start": _l("Your turn in the queue"),
+    "overstay": _l("Please move your bike"),
+    "battery_risk": _l("Battery or charger may be faulty"),
+    "budget_stop": _l("Charging stopped: the alley's supply was over its limit"),
+    "cutoff": _l("Power cut at a pile for a fault"),
+}
+
 # The risk grade of a session and its reasons (constants.RiskGrade, RiskReason).
 RISK_LABELS = {"low": _l("Low risk"), "mid": _l("Medium risk"), "high": _l("High risk")}
 RISK_REASON_LABELS = {
@@ -172,10 +186,18 @@ QUEUE_DROP_LABELS = {"left": _l("the bike left"), "expired": _l("waited too long
 # What a pile does when `authorize` gets no answer (device protocol `offline_policy`).
 OFFLINE_POLICY_LABELS = {"accept": _l("let the charge start"), "reject": _l("refuse the charge")}
 CONFIG_KEY_LABELS = {
-    "max_power_w": _l("Port power limit (W)"), "overload_hold_s": _l("Overload hold (s)"),
-    "full_stop_power_w": _l("Full-stop power (W)"), "full_stop_hold_s": _l("Full-stop hold (s)"),
-    "max_session_s": _l("Longest session (s)"), "offline_policy": _l("Offline policy"),
-    "offline_max_minutes": _l("Longest offline session (min)"),
+    "max_power_w": _l("Port power limit"), "overload_hold_s": _l("Overload hold"),
+    "full_stop_power_w": _l("Full-stop power"), "full_stop_hold_s": _l("Full-stop hold"),
+    "max_session_s": _l("Longest session"), "offline_policy": _l("Offline policy"),
+    "offline_max_minutes": _l("Longest offline session"),
+}
+# The unit each config key is read and typed in on the staff pages, and how many of the
+# protocol's unit (W, seconds, minutes) one of it is: 充满自停 hold in minutes, the
+# longest session in hours (the protocol carries seconds).
+CONFIG_KEY_UNITS = {
+    "max_power_w": ("W", 1), "overload_hold_s": (_l("s"), 1),
+    "full_stop_power_w": ("W", 1), "full_stop_hold_s": (_l("min"), 60),
+    "max_session_s": (_l("h"), 3600), "offline_max_minutes": (_l("min"), 1),
 }
 
 # Billing codes (account kinds, ledger account kinds, posting kinds, review reasons,

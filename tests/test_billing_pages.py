@@ -83,6 +83,7 @@ def test_my_account_by_card_and_phone_digits_is_rate_limited(app, client, admin,
     assert "No account matches" in wrong and "¥" not in wrong.split("<h1>")[1]
     right = look("C-1", "5678").get_data(as_text=True)
     assert "¥9.03" in right and "/r/" in right  # 1000 - 97
+    assert "Unplugged" in right.split("Recent charges")[1]  # how each charge ended
     assert "13800005678" not in right  # nothing else personal
     assert look("C-1", "5678").status_code == 200  # the third of 3 per hour
     assert look("C-1", "5678").status_code == 429

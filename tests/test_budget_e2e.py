@@ -218,6 +218,10 @@ def test_over_budget_stops_the_newest_session_of_v1_piles_and_tells_its_holder(
         told = [n.target for n in db.session.scalars(select(Notification).where(
             Notification.reason == "budget_stop"))]
     assert told == [f"r{ids['V3']}@example.org"]
+    with app.app_context():  # kept on the account, once for the session
+        from chargers.models import Reminder
+        kept = db.session.scalars(select(Reminder).where(Reminder.kind == "budget_stop")).all()
+        assert [(r.resident_id, r.key) for r in kept] == [(ids["V3"], f"budget:{s.id}")]
 
 
 def test_offline_policy_when_the_backend_does_not_answer(app, client, lane, start_worker, sim):

@@ -41,3 +41,12 @@ def test_every_label_table_entry_has_a_chinese_translation():
                 missing.append(f"{name}[{code!r}]: {msgid!r}")
     assert checked > 150
     assert not missing, "\n".join(missing)
+
+
+def test_every_kind_of_resident_message_has_its_words():
+    """The account pages name each message a resident got by its kind: every kind
+    (settings.RESIDENT_KINDS) has its label, so no code reaches the page."""
+    from chargers.settings import RESIDENT_KINDS
+
+    assert set(RESIDENT_KINDS) <= set(labels.REMINDER_LABELS)
+    assert all(isinstance(labels.CONFIG_KEY_UNITS[k][1], int) for k in labels.CONFIG_KEY_UNITS)

@@ -209,7 +209,19 @@ def test_high_risk_tells_the_holder_once_per_session(app, client, admin, alley_w
         told = db.session.scalars(select(Notification).where(
             Notification.reason == "battery_risk")).all()
         assert sorted(n.channel for n in told) == ["email", "sms"]
-        assert "电池或充电器可能异常，请停止使用并检修" in told[0].body
+        # What was seen, that a stop was asked (not that it happened), what to do.
+        for text in ("端口温升过快", "已要求充电桩停止充电", "电池或充电器可能异常，请停止使用并检修"):
+            assert text in told[0].body, text
+        from chargers.models import Reminder
+        kept = db.session.scalar(select(Reminder).where(Reminder.key == f"risk:{s.id}"))
+        assert kept.kind == "battery_risk" and kept.data["reasons"] == ["temp_rise"]
+    # The holder sees it on their account page, with what was seen.
+    from tests.webtools import csrf_from
+    page = client.get("/a/lane/account?lang=zh").get_data(as_text=True)
+    html = client.post("/a/lane/account?lang=zh", data={
+        "csrf_token": csrf_from(page), "card": "C-9", "phone_last4": "0009"}).get_data(as_text=True)
+    mine = html.split("<h2>提醒</h2>")[1].split("</ul>")[0]  # the reminders
+    assert "电池或充电器可能异常" in mine and "端口温升过快" in mine
     charge(app, [250] * 3, start=T0 + timedelta(minutes=13), card="C-9", ref="T1",
            temps=[70, 72, 75])
     with app.app_context():
@@ -270,6 +282,34 @@ def test_staff_pages_show_the_grade_the_chart_the_cards_and_the_config(app, clie
     r = post_form(client, "/staff/alleys/lane/device-settings", {"max_power_w": "600"})
     assert r.status_code == 302
     assert config_cmds(app)[-1]["settings"]["max_power_w"] == 600
+
+
+def test_device_settings_are_typed_in_minutes_and_hours_and_say_what_empty_means(
+        app, client, admin, alley_with_pile):
+    """The 充满自停 hold is typed in minutes and the longest session in hours (the
+    protocol carries seconds); each field says what it means left empty: the default
+    for the alley, the alley's own for a pile. The pile's table reads 8 小时, not 28800."""
+    from tests.webtools import login, post_form
+
+    login(client, "root")
+    page = client.get("/staff/alleys/lane/device-settings?lang=zh").get_data(as_text=True)
+    for text in ("充满自停判定时间（分钟）", "最长充电时间（小时）", "留空：用默认值，8 小时。",
+                 "留空：用默认值，800 W。", "留空：用充电桩自己的设置。"):
+        assert text in page, text
+    r = post_form(client, "/staff/alleys/lane/device-settings",
+                  {"full_stop_hold_s": "10", "max_session_s": "7.5"})
+    assert r.status_code == 302
+    with app.app_context():
+        from chargers.models import Alley
+        lane = db.session.scalar(select(Alley).where(Alley.slug == "lane"))
+        assert lane.device_settings == {"full_stop_hold_s": 600, "max_session_s": 27000}
+    page = client.get("/staff/alleys/lane/device-settings?lang=zh").get_data(as_text=True)
+    assert 'value="10"' in page and 'value="7.5"' in page  # read back in its unit
+    page = client.get("/staff/piles/P-1/config?lang=zh").get_data(as_text=True)
+    assert "留空：用本巷设置，7.5 小时。" in page and "留空：用默认值，800 W。" in page
+    assert "7.5 小时" in page.split("config-table")[1] and "27000" not in page
+    r = post_form(client, "/staff/piles/P-1/config", {"max_session_s": "0.1"})
+    assert r.status_code == 200 and "0.5" in r.get_data(as_text=True)  # too short a limit
 
 
 def test_temp_rise_counts_only_beyond_what_the_alleys_other_ports_warmed(app, alley_with_pile):

@@ -83,12 +83,13 @@ def _my_account_page(alley, form, tried: bool, acc: ResidentAccount | None,
             "wechat": bool(ch and ch.wechat), "sms": bool(ch and ch.sms),
             "email": ch.email if ch else "", "night": bool(ch and ch.night),
             "language": ch.language if ch else ""})
+    sessions = accounts.recent_sessions(acc) if acc else []
     return render_template(
         "billing/my_account.html", alley=alley, form=form, tried=tried, acc=acc,
         channels_form=channels_form, channels=reminders.channels(acc.id) if acc else None,
         balance=ledger.balance(acc) if acc else None,
         topup_url=pay.topup_link(acc) if acc else None,
-        sessions=accounts.recent_sessions(acc) if acc else [],
+        sessions=sessions, session_endings={s.id: endings.of_session(s) for s in sessions},
         used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
         and acc.monthly_from else None)
 

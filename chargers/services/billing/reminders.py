@@ -38,14 +38,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask_babel import force_locale
+from babel.lists import format_list
+from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...constants import AccountKind, NotificationStatus
 from ...extensions import db
-from ...labels import ENDING_LABELS
+from ...labels import ENDING_LABELS, RISK_REASON_LABELS
 from ...models import (
     Alley,
     Contact,
@@ -310,6 +311,12 @@ def _compose(kind: str, data: dict) -> tuple[str, str]:
                 _("%(alley)s, pile %(pile)s, port %(port)s: your bike has been fully charged "
                   "for %(minutes)s minutes. Please move it so a neighbour can charge.", **data))
     if kind == "battery_risk":
+        if data.get("seen"):
+            return (_("Battery or charger may be faulty: %(pile)s port %(port)s", **data),
+                    _("%(alley)s, pile %(pile)s, port %(port)s: while charging (%(time)s) we "
+                      "saw: %(seen)s. We have asked the pile to stop the charge. The battery "
+                      "or charger may be faulty. Please stop using it and have it checked.",
+                      **data))
         return (_("Battery or charger may be faulty: %(pile)s port %(port)s", **data),
                 _("%(alley)s, pile %(pile)s, port %(port)s: the battery or charger may be "
                   "faulty. Please stop using it and have it checked.", **data))
@@ -353,6 +360,9 @@ def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
         data = dict(data)
         if "reason" in data:
             data["reason"] = str(ENDING_LABELS.get(data["reason"], data["reason"]))
+        if "reasons" in data:  # risk reasons (constants.RiskReason): what was seen
+            data["seen"] = format_list([str(RISK_REASON_LABELS.get(r, r))
+                                        for r in data.pop("reasons")], locale=get_locale())
         subject, text = _compose(kind, data)
     params = {k: str(v) for k, v in data.items() if k != "url"}
     at, quiet = now, {}

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from ...constants import OPEN_ALERT, LimitStop
 from ...extensions import db
 from ...models import Alert, Alley, FeederState, Pile
-from ...settings import AlertRules, BudgetRule
+from ...settings import AlertRules, BudgetRule, Paging
 from ..alerts import lifecycle as alerts
-from ..billing import reminders
+from ..billing import messages
 from ..billing.accounts import active_holder
 from ..charging import sessions as charging_sessions
 from ..devices import alleys
@@ -161,11 +161,12 @@ def _stop_newest(alley: Alley, sessions: list, load: float, limit: int, now: dat
         stopped.append((pile, s))
         acc = active_holder(alley.id, s.card)
         if acc is not None:
-            reminders.queue_to_account(acc, NOTICE_STOP, {
+            # An overloaded supply is an electrical-safety stop: no quiet hours. Kept as
+            # the account's reminder `budget:<session>` (told once).
+            messages.tell_once(f"budget:{s.id}", acc, NOTICE_STOP, {
                 "alley": alley.name, "pile": pile.label or pile.id, "port": s.port,
                 "time": now.astimezone(alleys.zone(alley))
-                .strftime("%Y-%m-%d %H:%M")}, language, now,
-                safety=True)  # an overloaded supply is an electrical-safety stop: no quiet hours
+                .strftime("%Y-%m-%d %H:%M")}, now, Paging(language=language), safety=True)
     return stopped
 
 

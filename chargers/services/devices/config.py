@@ -84,6 +84,16 @@ def _merged(rule: LimitRule, alley_settings: dict | None, own: dict | None) -> d
     return {**_defaults(rule), **(alley_settings or {}), **(own or {})}
 
 
+def inherited(rule: LimitRule, alley: Alley, *, for_pile: bool) -> dict[str, tuple[object, str]]:
+    """What a key left empty means, for the staff forms: {key: (value, "default" or
+    "alley")}. For the alley's settings, the default; for a pile's own, the alley's
+    setting or else the default. A key with neither (the pile's own firmware value) is
+    not in it."""
+    own = (alley.device_settings or {}) if for_pile else {}
+    return {k: (own[k], "alley") if k in own else (v, "default")
+            for k, v in _merged(rule, own, None).items()}
+
+
 _LOOK = object()  # limits(): read the pile's row
 
 

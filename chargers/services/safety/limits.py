@@ -31,8 +31,9 @@ from ...extensions import db
 from ...models import CardProfile, ChargingSession, Pile, ResidentAccount
 from ...settings import AlertRules, LimitRule, RiskRule
 from ..alerts import lifecycle as alerts
-from ..billing import accounts, reminders
+from ..billing import accounts, messages
 from ..charging import sessions
+from ..devices import alleys
 from ..devices import config as pile_config
 from . import cards, risk
 
@@ -246,16 +247,21 @@ def holder(pile: Pile, card: str | None) -> ResidentAccount | None:
 
 
 def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) -> bool:
-    """Tell the card's holder, once per session, through their account's channels.
+    """Tell the card's holder, once per session, through their account's channels, what
+    was seen (the reasons) and what to do; kept as the account's reminder `risk:<id>`.
     Marked as told even when the card has no holder or channels (nobody to tell)."""
     s.risk_notified_at = now
     acc = holder(pile, s.card)
     if acc is None:
         return False
+    if s.id is None:
+        db.session.flush()
+    zone = alleys.zone(pile.alley, rule.paging.default_timezone)
     data = {"alley": pile.alley.name if pile.alley else "", "pile": pile.label or pile.id,
-            "port": s.port}
-    return bool(reminders.queue_to_account(acc, NOTICE, data, rule.paging.language, now,
-                                           safety=True))
+            "port": s.port, "time": now.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            "reasons": sorted(s.risk_reasons or [])}
+    r = messages.tell_once(f"risk:{s.id}", acc, NOTICE, data, now, rule.paging, safety=True)
+    return bool(r is not None and r.channels)
 
 
 def check_running(now: datetime, rule: LimitRule, alert_rules: AlertRules) -> int:

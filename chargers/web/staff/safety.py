@@ -5,17 +5,19 @@ the riskiest cards of the month with "battery checked"."""
 from __future__ import annotations
 
 from flask import current_app, flash, g, redirect, render_template, url_for
+from flask_babel import LazyString
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from ... import outcomes, settings
 from ...labels import (
     CONFIG_KEY_LABELS,
+    CONFIG_KEY_UNITS,
     CONFIG_STATE_LABELS,
     ENDING_LABELS,
     GUARD_REASON_LABELS,
@@ -38,29 +40,83 @@ from . import bp
 CHART_TEMP_SPAN_C = 10.0
 
 
-class DeviceSettingsForm(FlaskForm):
-    """The protocol's config keys; empty = the default (alley) or the alley's (pile)."""
+def _asked(key: str) -> LazyString:
+    """A config key's form label: its name and the unit it is typed in."""
+    unit = CONFIG_KEY_UNITS.get(key)
+    if unit is None:
+        return CONFIG_KEY_LABELS[key]
+    return LazyString(lambda: _("%(name)s (%(unit)s)", name=CONFIG_KEY_LABELS[key],
+                                unit=unit[0]))
 
-    max_power_w = IntegerField(CONFIG_KEY_LABELS["max_power_w"],
+
+def config_value(key: str, value) -> str:
+    """A config key's value as staff read it: in the unit the form asks it in, a
+    policy in words ("—": not set)."""
+    if value is None:
+        return "—"
+    if key == "offline_policy":
+        return str(OFFLINE_POLICY_LABELS.get(value, value))
+    unit, per = CONFIG_KEY_UNITS.get(key, ("", 1))
+    return f"{_in_unit(value, per):g} {unit}".strip()
+
+
+def _in_unit(value, per: int):
+    n = value / per
+    return int(n) if n == int(n) else round(n, 2)
+
+
+class DeviceSettingsForm(FlaskForm):
+    """The protocol's config keys, each in the unit staff think in (CONFIG_KEY_UNITS:
+    the 充满自停 hold in minutes, the longest session in hours); empty = the default
+    (alley) or the alley's (pile)."""
+
+    max_power_w = IntegerField(_asked("max_power_w"),
                                validators=[Optional(), NumberRange(1, 100000)])
-    overload_hold_s = IntegerField(CONFIG_KEY_LABELS["overload_hold_s"],
+    overload_hold_s = IntegerField(_asked("overload_hold_s"),
                                    validators=[Optional(), NumberRange(1, 3600)])
-    full_stop_power_w = IntegerField(CONFIG_KEY_LABELS["full_stop_power_w"],
+    full_stop_power_w = IntegerField(_asked("full_stop_power_w"),
                                      validators=[Optional(), NumberRange(0, 10000)])
-    full_stop_hold_s = IntegerField(CONFIG_KEY_LABELS["full_stop_hold_s"],
-                                    validators=[Optional(), NumberRange(1, 86400)])
-    max_session_s = IntegerField(CONFIG_KEY_LABELS["max_session_s"],
-                                 validators=[Optional(), NumberRange(60, 604800)])
-    offline_policy = SelectField(CONFIG_KEY_LABELS["offline_policy"],
+    full_stop_hold_s = FloatField(_asked("full_stop_hold_s"),
+                                  validators=[Optional(), NumberRange(0.1, 1440)])
+    max_session_s = FloatField(_asked("max_session_s"),
+                               validators=[Optional(), NumberRange(0.5, 168)])
+    offline_policy = SelectField(_asked("offline_policy"),
                                  choices=[SelectChoice("", "—"),
                                           *(SelectChoice(k, v) for k, v in OFFLINE_POLICY_LABELS.items())],
                                  validators=[Optional()])
-    offline_max_minutes = IntegerField(CONFIG_KEY_LABELS["offline_max_minutes"],
+    offline_max_minutes = IntegerField(_asked("offline_max_minutes"),
                                        validators=[Optional(), NumberRange(1, 10080)])
 
+    @classmethod
+    def of(cls, settings: dict | None) -> DeviceSettingsForm:
+        """The form filled from stored settings (the protocol's units)."""
+        return cls(data={k: _in_unit(v, CONFIG_KEY_UNITS[k][1]) if k in CONFIG_KEY_UNITS
+                         and v is not None else v for k, v in (settings or {}).items()})
+
     def values(self) -> dict:
-        return {k: getattr(self, k).data for k in CONFIG_KEY_LABELS
-                if getattr(self, k).data not in (None, "")}
+        """The settings typed, in the protocol's units."""
+        out = {}
+        for k in CONFIG_KEY_LABELS:
+            v = getattr(self, k).data
+            if v in (None, ""):
+                continue
+            out[k] = round(v * CONFIG_KEY_UNITS[k][1]) if k in CONFIG_KEY_UNITS else v
+        return out
+
+
+def _hints(alley, for_pile: bool) -> dict[str, str]:
+    """What each field left empty means, under the field."""
+    got = pile_config.inherited(settings.limits(current_app.config), alley, for_pile=for_pile)
+    out = {}
+    for key in CONFIG_KEY_LABELS:
+        if key not in got:
+            out[key] = _("Empty: the pile's own setting.")
+            continue
+        value, source = got[key]
+        out[key] = (_("Empty: the alley's, %(value)s.", value=config_value(key, value))
+                    if source == "alley" else
+                    _("Empty: the default, %(value)s.", value=config_value(key, value)))
+    return out
 
 
 class CardCheckForm(FlaskForm):
@@ -74,7 +130,7 @@ def _labels() -> dict:
             "config_state_labels": CONFIG_STATE_LABELS, "config_key_labels": CONFIG_KEY_LABELS,
             "offline_policy_labels": OFFLINE_POLICY_LABELS,
             "guard_reason_labels": GUARD_REASON_LABELS, "stop_asked_labels": STOP_ASKED_LABELS,
-            "pile_config_view": pile_config.view}
+            "pile_config_view": pile_config.view, "config_value": config_value}
 
 
 
@@ -94,12 +150,13 @@ def _saved(setter, key: str, form: DeviceSettingsForm, message: str) -> bool:
 def alley_device_settings(slug: str):
     """The config keys desired for every pile of the alley."""
     alley = alleys.get_alley(current_user, slug)
-    form = DeviceSettingsForm(data=alley.device_settings or {})
+    form = DeviceSettingsForm.of(alley.device_settings)
     if form.validate_on_submit() and _saved(pile_config.set_alley_settings, slug, form,
                                             _("Saved. Piles that take remote configuration "
                                               "are sent it now.")):
         return redirect(url_for("staff.alley_detail", slug=slug))
-    return render_template("staff/device_settings.html", form=form, alley=alley, pile=None)
+    return render_template("staff/device_settings.html", form=form, alley=alley, pile=None,
+                           hints=_hints(alley, for_pile=False))
 
 
 @bp.route("/piles/<pile_id>/config", methods=["GET", "POST"])
@@ -107,12 +164,12 @@ def pile_config_page(pile_id: str):
     """The pile's configuration: desired against reported, and its own overrides."""
     pile = piles.get_pile(current_user, pile_id)
     cfg = pile_config.view(pile)
-    form = DeviceSettingsForm(data=cfg["overrides"] or {})
+    form = DeviceSettingsForm.of(cfg["overrides"])
     if form.validate_on_submit() and _saved(pile_config.set_pile_overrides, pile_id, form,
                                             _("Saved.")):
         return redirect(url_for("staff.pile_config_page", pile_id=pile_id))
     return render_template("staff/device_settings.html", form=form, alley=pile.alley,
-                           pile=pile, cfg=cfg)
+                           pile=pile, cfg=cfg, hints=_hints(pile.alley, for_pile=True))
 
 
 @bp.get("/sessions/<int:session_id>")

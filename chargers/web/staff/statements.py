@@ -12,13 +12,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
+from babel.lists import format_list
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from ... import settings
 from ...extensions import db
+from ...labels import ENDING_LABELS, REMINDER_LABELS, RISK_REASON_LABELS
 from ...models import utcnow
 from ...money import yuan_decimal
 from ...outcomes import render as outcome
@@ -260,13 +263,17 @@ def init_app(app) -> None:
     """Template helpers for the account pages (staff and 'My account')."""
 
     def reminder_word(kind: str) -> str:
-        return {"low_balance": _("Low balance"), "negative": _("Balance below zero"),
-                "monthly_end": _("Monthly card ending"), "statement": _("Statement ready"),
-                "published": _("Month published"), "session_start": _("Charging started"),
-                "full": _("Fully charged"), "stopped": _("Charging stopped"),
-                "failed": _("Charging failed"), "queue_start": _("Your turn in the queue"),
-                "overstay": _("Please move your bike"),
-                "battery_risk": _("Battery or charger may be faulty")}.get(kind, kind)
+        return str(REMINDER_LABELS.get(kind, kind))
+
+    def reminder_detail(r) -> str:
+        """What a reminder said beyond its kind: why the charge ended, what was seen."""
+        data = r.data or {}
+        if data.get("reason"):
+            return str(ENDING_LABELS.get(data["reason"], data["reason"]))
+        if data.get("reasons"):
+            return format_list([str(RISK_REASON_LABELS.get(x, x)) for x in data["reasons"]],
+                               locale=get_locale())
+        return ""
 
     def channel_word(channel: str) -> str:
         return {"wechat": _("WeChat"), "sms": _("SMS"), "email": _("E-mail")}.get(channel,
@@ -297,7 +304,8 @@ def init_app(app) -> None:
                                  account_channels=reminders.channels,
                                  chosen_channels=reminders.chosen,
                                  message_languages=reminders.LANGUAGES,
-                                 reminder_word=reminder_word, channel_word=channel_word)
+                                 reminder_word=reminder_word, reminder_detail=reminder_detail,
+                                 channel_word=channel_word)
     app.jinja_env.filters["channel_word"] = channel_word
 
 
