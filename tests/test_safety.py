@@ -308,6 +308,7 @@ def test_device_settings_are_typed_in_minutes_and_hours_and_say_what_empty_means
     page = client.get("/staff/piles/P-1/config?lang=zh").get_data(as_text=True)
     assert "留空：用本巷设置，7.5 小时。" in page and "留空：用默认值，800 W。" in page
     assert "7.5 小时" in page.split("config-table")[1] and "27000" not in page
+    assert "由后台执行" in page  # a v1 pile: what the backend enforces for it
     r = post_form(client, "/staff/piles/P-1/config", {"max_session_s": "0.1"})
     assert r.status_code == 200 and "0.5" in r.get_data(as_text=True)  # too short a limit
 

@@ -1,6 +1,8 @@
 """Screenshots of the risk engine as staff see it: a session's risk with its power and
 temperature curve (docs/shots/risk-session.png) and the riskiest cards of the month
-(docs/shots/risk-cards.png).
+(docs/shots/risk-cards.png); a pile's device settings at phone size, desired against
+reported, each field in its unit and saying what empty means
+(docs/shots/risk-device-settings.png).
 
     .venv/bin/python docs/shots/risk.py
 
@@ -130,9 +132,17 @@ def main() -> None:
             desk.screenshot(path=str(OUT / "risk-session.png"), full_page=True)
             desk.goto(f"{base}/staff/alleys/jiuru/risk?lang=zh")
             desk.screenshot(path=str(OUT / "risk-cards.png"), full_page=True)
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            phone.goto(f"{base}/login")
+            phone.fill("input[name=name]", "admin")
+            phone.fill("input[name=password]", PASSWORD)
+            phone.click("button[type=submit]")
+            phone.goto(f"{base}/staff/piles/JRX-005/config?lang=zh")
+            phone.screenshot(path=str(OUT / "risk-device-settings.png"), full_page=True)
             browser.close()
         server.shutdown()
-    print("wrote", OUT / "risk-session.png", OUT / "risk-cards.png")
+    print("wrote", OUT / "risk-session.png", OUT / "risk-cards.png",
+          OUT / "risk-device-settings.png")
 
 
 if __name__ == "__main__":

@@ -178,14 +178,19 @@ def state(pile: Pile, cfg: PileConfig | None = None) -> ConfigState:
         ConfigState.MISMATCH)
 
 
-def view(pile: Pile) -> dict:
+def view(pile: Pile, rule: LimitRule | None = None) -> dict:
     """The API's `config`: desired and reported version, the settings the pile
-    reported applying; plus what is desired and the state (for pages)."""
+    reported applying; plus what is desired and the state (for pages). With `rule`
+    (the pages), a pile never sent a configuration (a v1 pile) shows as desired the
+    settings the backend enforces for it (`wanted`)."""
     cfg = db.session.get(PileConfig, pile.id)
+    desired = cfg.desired if cfg else {}
+    if not desired and rule is not None:
+        desired = wanted(pile, cfg, rule)
     return {"desired_version": cfg.desired_version if cfg else None,
             "reported_version": cfg.reported_version if cfg else None,
             "settings": (cfg.reported if cfg else None),
-            "desired": (cfg.desired if cfg else {}),
+            "desired": desired,
             "overrides": (cfg.overrides if cfg else {}),
             "state": state(pile, cfg).value}
 

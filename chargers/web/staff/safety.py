@@ -130,7 +130,13 @@ def _labels() -> dict:
             "config_state_labels": CONFIG_STATE_LABELS, "config_key_labels": CONFIG_KEY_LABELS,
             "offline_policy_labels": OFFLINE_POLICY_LABELS,
             "guard_reason_labels": GUARD_REASON_LABELS, "stop_asked_labels": STOP_ASKED_LABELS,
-            "pile_config_view": pile_config.view, "config_value": config_value}
+            "pile_config_view": _config_view, "config_value": config_value}
+
+
+def _config_view(pile) -> dict:
+    """The pile's configuration for the pages: a v1 pile's desired settings are the
+    ones the backend enforces for it."""
+    return pile_config.view(pile, settings.limits(current_app.config))
 
 
 
@@ -163,7 +169,7 @@ def alley_device_settings(slug: str):
 def pile_config_page(pile_id: str):
     """The pile's configuration: desired against reported, and its own overrides."""
     pile = piles.get_pile(current_user, pile_id)
-    cfg = pile_config.view(pile)
+    cfg = _config_view(pile)
     form = DeviceSettingsForm.of(cfg["overrides"])
     if form.validate_on_submit() and _saved(pile_config.set_pile_overrides, pile_id, form,
                                             _("Saved.")):

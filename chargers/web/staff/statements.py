@@ -268,7 +268,7 @@ def init_app(app) -> None:
     def reminder_detail(r) -> str:
         """What a reminder said beyond its kind: why the charge ended, what was seen."""
         data = r.data or {}
-        if data.get("reason"):
+        if data.get("reason") and r.kind != "full":  # "full" says it already
             return str(ENDING_LABELS.get(data["reason"], data["reason"]))
         if data.get("reasons"):
             return format_list([str(RISK_REASON_LABELS.get(x, x)) for x in data["reasons"]],
