@@ -7,9 +7,10 @@ Generates e-bike charges (docs/risk.md has the figures behind them): healthy lea
 lithium packs (2-5 A: constant current, then constant voltage tapering), and five bad
 kinds: a modified high-power pack (900-1500 W), a failing pack that never tapers, a
 charger whose power swings, a port that heats, and (from the failing packs) sessions
-too long. Every card first charges healthily three times (its usual charge is learned
-from those, as the `risk-review` job learns it), then bad cards charge their bad
-session; the second day is hot (every port warms 14 °C with the air). Readings every
+too long. Every card first charges healthily as many times as the grade needs before
+its usual energy may grade high (`RiskRule.no_taper_min_sessions`, 4; its usual charge
+is learned from those, as the `risk-review` job learns it), then bad cards charge their
+bad session; the second day is hot (every port warms 14 °C with the air). Readings every
 60 s with noise (±3 % power, ±0.4 °C), 3 % of readings lost,
 ±5 s clock jitter. Each session goes through chargers.ingest.handlers.process in a
 batch (as tests/every_state.py does), on a fresh SQLite file.
@@ -134,12 +135,11 @@ def run(healthy_cards: int, bad: int, seed: int) -> dict:
         db.session.commit()
         settings = app_settings.ingest(app.config)
         rule = app_settings.limits(app.config).risk
-        for rnd in range(4):  # three healthy charges per card, then the bad ones
+        learning = rule.no_taper_min_sessions
+        for rnd in range(learning + 1):  # healthy charges per card, then the bad ones
             day = T0 + timedelta(days=rnd)
             for i, (kind, pack) in enumerate(plan):
-                this = kind if rnd == 3 else "healthy"
-                if rnd == 3 and kind == "healthy":
-                    this = "healthy"
+                this = kind if rnd == learning else "healthy"
                 pile, port, card = f"B-{i // 10:03d}", i % 10 + 1, f"C-{i:04d}"
                 ref = f"S{rnd}-{i}"
                 start = day + timedelta(minutes=rng.uniform(0, 600))

@@ -463,11 +463,13 @@ class RiskRule:
     # energy is the largest learned full charge plus `no_taper_spread` × their spread
     # over their number less one (services/safety/cards.py `full_energy`). Whatever the
     # history, `no_taper_bulk_high_s` at bulk power without a break: high (a healthy
-    # pack from empty leaves bulk within about 6 h, lead-acid at C/10).
+    # pack from empty leaves bulk within about 6 h, lead-acid at C/10). The energy
+    # grades high only once `no_taper_min_sessions` full charges taught it (three
+    # charges of a habit say little of how empty the pack can be: docs/risk.md).
     bulk_ratio: float = 0.8
     no_taper_mid: float = 1.05
     no_taper_high: float = _DEFAULTS.RISK_NO_TAPER_HIGH
-    no_taper_min_sessions: int = 3
+    no_taper_min_sessions: int = 4
     no_taper_high_max_s: int = 25 * 60
     no_taper_spread: float = _DEFAULTS.RISK_NO_TAPER_SPREAD
     no_taper_bulk_high_s: int = 7 * 3600
