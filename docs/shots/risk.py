@@ -113,6 +113,16 @@ def seed(app) -> int:
         return shown
 
 
+def logged_in(browser, base: str, viewport: dict):
+    """A page of the staff desk, logged in, at this size."""
+    page = browser.new_page(viewport=viewport, locale="zh-CN")
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    return page
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/shots.sqlite",
@@ -123,20 +133,12 @@ def main() -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium")
-            desk = browser.new_page(viewport={"width": 900, "height": 900}, locale="zh-CN")
-            desk.goto(f"{base}/login")
-            desk.fill("input[name=name]", "admin")
-            desk.fill("input[name=password]", PASSWORD)
-            desk.click("button[type=submit]")
+            desk = logged_in(browser, base, {"width": 900, "height": 900})
             desk.goto(f"{base}/staff/sessions/{sid}?lang=zh")
             desk.screenshot(path=str(OUT / "risk-session.png"), full_page=True)
             desk.goto(f"{base}/staff/alleys/jiuru/risk?lang=zh")
             desk.screenshot(path=str(OUT / "risk-cards.png"), full_page=True)
-            phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
-            phone.goto(f"{base}/login")
-            phone.fill("input[name=name]", "admin")
-            phone.fill("input[name=password]", PASSWORD)
-            phone.click("button[type=submit]")
+            phone = logged_in(browser, base, {"width": 390, "height": 844})
             phone.goto(f"{base}/staff/piles/JRX-005/config?lang=zh")
             phone.screenshot(path=str(OUT / "risk-device-settings.png"), full_page=True)
             browser.close()
