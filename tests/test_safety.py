@@ -309,8 +309,30 @@ def test_device_settings_are_typed_in_minutes_and_hours_and_say_what_empty_means
     assert "留空：用本巷设置，7.5 小时。" in page and "留空：用默认值，800 W。" in page
     assert "7.5 小时" in page.split("config-table")[1] and "27000" not in page
     assert "由后台执行" in page  # a v1 pile: what the backend enforces for it
-    r = post_form(client, "/staff/piles/P-1/config", {"max_session_s": "0.1"})
-    assert r.status_code == 200 and "0.5" in r.get_data(as_text=True)  # too short a limit
+    r = post_form(client, "/staff/piles/P-1/config", {"max_session_s": "0.001"})
+    assert r.status_code == 200 and "0.01" in r.get_data(as_text=True)  # not a number of hours
+    # Stored values the form shows rounded stay as they were when saved unchanged.
+    _, token = admin
+    r = client.patch("/api/v1/alleys/lane", json={"device_settings": {
+        "full_stop_hold_s": 5, "max_session_s": 5000, "overload_hold_s": 30,
+        "offline_policy": "reject"}}, headers=bearer(token))
+    assert r.status_code == 200, r.json
+    page = client.get("/staff/alleys/lane/device-settings?lang=zh").get_data(as_text=True)
+    assert 'value="0.08"' in page and 'value="1.39"' in page
+    r = post_form(client, "/staff/alleys/lane/device-settings",
+                  {"full_stop_hold_s": "0.08", "max_session_s": "1.39", "overload_hold_s": "30",
+                   "offline_policy": "reject", "max_power_w": "700"})
+    assert r.status_code == 302
+    with app.app_context():
+        lane = db.session.scalar(select(Alley).where(Alley.slug == "lane"))
+        assert lane.device_settings == {"full_stop_hold_s": 5, "max_session_s": 5000,
+                                        "overload_hold_s": 30, "offline_policy": "reject",
+                                        "max_power_w": 700}
+    # A v1 pile's table lists only what the backend enforces, not what only a pile applies.
+    table = client.get("/staff/piles/P-1/config?lang=zh").get_data(as_text=True).split(
+        "config-table")[1].split("</table>")[0]
+    assert "700 W" in table and "1.39 小时" in table
+    assert "过载判定时间" not in table and "离线策略" not in table
 
 
 def test_temp_rise_counts_only_beyond_what_the_alleys_other_ports_warmed(app, alley_with_pile):

@@ -52,7 +52,6 @@ DEFAULT_FIELDS: dict[str, dict[str, str]] = {
     "failed": {"thing1": "place", "time2": "time", "thing3": "subject"},
     "queue_start": {"thing1": "place", "time2": "time"},
     "budget_stop": {"thing1": "place", "time2": "time"},
-    "battery_risk": {"thing1": "place", "time2": "time", "thing3": "seen"},
     "low_balance": {"thing1": "alley", "amount2": "balance"},
     "negative": {"thing1": "alley", "amount2": "balance"},
 }

@@ -46,6 +46,9 @@ class Limits:
     max_session_s: int
 
 
+ENFORCED = tuple(Limits.__dataclass_fields__)  # the config keys the backend enforces
+
+
 def clean(settings: dict | None) -> dict:
     """The protocol's config keys of `settings`, validated (Invalid naming the first
     bad key); None values dropped (a key set to null goes back to the default)."""
@@ -118,8 +121,7 @@ def limits(pile: Pile, rule: LimitRule, cfg: PileConfig | None = _LOOK) -> Limit
             cfg = db.session.get(PileConfig, pile.id)
     s = cfg.desired if cfg is not None and cfg.desired else wanted(pile, cfg, rule)
     d = _defaults(rule)
-    return Limits(*(int(s.get(k, d[k])) for k in ("max_power_w", "full_stop_power_w",
-                                                   "full_stop_hold_s", "max_session_s")))
+    return Limits(*(int(s.get(k, d[k])) for k in ENFORCED))
 
 
 def has_feature(pile: Pile) -> bool:
@@ -181,18 +183,22 @@ def state(pile: Pile, cfg: PileConfig | None = None) -> ConfigState:
 def view(pile: Pile, rule: LimitRule | None = None) -> dict:
     """The API's `config`: desired and reported version, the settings the pile
     reported applying; plus what is desired and the state (for pages). With `rule`
-    (the pages), a pile never sent a configuration (a v1 pile) shows as desired the
-    settings the backend enforces for it (`wanted`)."""
+    (the pages), a pile without the `config` feature (a v1 pile) shows as desired only
+    the settings the backend enforces for it (the keys of `Limits`), and a pile not yet
+    sent any the ones it would be (`wanted`)."""
     cfg = db.session.get(PileConfig, pile.id)
     desired = cfg.desired if cfg else {}
-    if not desired and rule is not None:
-        desired = wanted(pile, cfg, rule)
+    now_state = state(pile, cfg)
+    if rule is not None:
+        desired = desired or wanted(pile, cfg, rule)
+        if now_state == ConfigState.NONE:  # never sent it: only what the backend enforces
+            desired = {k: v for k, v in desired.items() if k in ENFORCED}
     return {"desired_version": cfg.desired_version if cfg else None,
             "reported_version": cfg.reported_version if cfg else None,
             "settings": (cfg.reported if cfg else None),
             "desired": desired,
             "overrides": (cfg.overrides if cfg else {}),
-            "state": state(pile, cfg).value}
+            "state": now_state.value}
 
 
 def resend_due(now: datetime, rule: LimitRule) -> int:

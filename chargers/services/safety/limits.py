@@ -223,7 +223,7 @@ def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
                         data=_about(s, reasons=sorted(v.reasons)))
         s.risk_alerted = v.grade
     if v.grade == RiskGrade.HIGH and s.risk_notified_at is None:
-        tell_holder(pile, s, now, rule)
+        tell_holder(pile, s, at, now, rule)
 
 
 def _about(s: ChargingSession, **what) -> dict:
@@ -246,9 +246,11 @@ def holder(pile: Pile, card: str | None) -> ResidentAccount | None:
     return accounts.active_holder(pile.alley_id, card)
 
 
-def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) -> bool:
+def tell_holder(pile: Pile, s: ChargingSession, at: datetime, now: datetime,
+                rule: LimitRule) -> bool:
     """Tell the card's holder, once per session, through their account's channels, what
-    was seen (the reasons) and what to do; kept as the account's reminder `risk:<id>`.
+    was seen (the reasons, at `at`: the reading's time) and what to do; kept as the
+    account's reminder `risk:<id>`.
     Marked as told even when the card has no holder or channels (nobody to tell)."""
     s.risk_notified_at = now
     acc = holder(pile, s.card)
@@ -258,7 +260,7 @@ def tell_holder(pile: Pile, s: ChargingSession, now: datetime, rule: LimitRule) 
         db.session.flush()
     zone = alleys.zone(pile.alley, rule.paging.default_timezone)
     data = {"alley": pile.alley.name if pile.alley else "", "pile": pile.label or pile.id,
-            "port": s.port, "time": now.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            "port": s.port, "time": at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             "reasons": sorted(s.risk_reasons or [])}
     r = messages.tell_once(f"risk:{s.id}", acc, NOTICE, data, now, rule.paging, safety=True)
     return bool(r is not None and r.channels)

@@ -76,10 +76,12 @@ class DeviceSettingsForm(FlaskForm):
                                    validators=[Optional(), NumberRange(1, 3600)])
     full_stop_power_w = IntegerField(_asked("full_stop_power_w"),
                                      validators=[Optional(), NumberRange(0, 10000)])
+    # The protocol's own bounds (ConfigSettings) are checked by the service; these only
+    # keep the typed number sane (1 s .. 24 h; 60 s .. 7 days as the protocol says).
     full_stop_hold_s = FloatField(_asked("full_stop_hold_s"),
-                                  validators=[Optional(), NumberRange(0.1, 1440)])
+                                  validators=[Optional(), NumberRange(0.01, 1440)])
     max_session_s = FloatField(_asked("max_session_s"),
-                               validators=[Optional(), NumberRange(0.5, 168)])
+                               validators=[Optional(), NumberRange(0.01, 168)])
     offline_policy = SelectField(_asked("offline_policy"),
                                  choices=[SelectChoice("", "—"),
                                           *(SelectChoice(k, v) for k, v in OFFLINE_POLICY_LABELS.items())],
@@ -87,20 +89,29 @@ class DeviceSettingsForm(FlaskForm):
     offline_max_minutes = IntegerField(_asked("offline_max_minutes"),
                                        validators=[Optional(), NumberRange(1, 10080)])
 
+    stored: dict
+
     @classmethod
     def of(cls, settings: dict | None) -> DeviceSettingsForm:
         """The form filled from stored settings (the protocol's units)."""
-        return cls(data={k: _in_unit(v, CONFIG_KEY_UNITS[k][1]) if k in CONFIG_KEY_UNITS
+        form = cls(data={k: _in_unit(v, CONFIG_KEY_UNITS[k][1]) if k in CONFIG_KEY_UNITS
                          and v is not None else v for k, v in (settings or {}).items()})
+        form.stored = dict(settings or {})
+        return form
 
     def values(self) -> dict:
-        """The settings typed, in the protocol's units."""
+        """The settings typed, in the protocol's units. A field sent back as it was shown
+        keeps the stored value (shown rounded: 5000 s is 1.39 h, and must stay 5000 s)."""
         out = {}
         for k in CONFIG_KEY_LABELS:
             v = getattr(self, k).data
             if v in (None, ""):
                 continue
-            out[k] = round(v * CONFIG_KEY_UNITS[k][1]) if k in CONFIG_KEY_UNITS else v
+            if k not in CONFIG_KEY_UNITS:
+                out[k] = v
+                continue
+            per, was = CONFIG_KEY_UNITS[k][1], self.stored.get(k)
+            out[k] = was if was is not None and _in_unit(was, per) == v else round(v * per)
         return out
 
 
