@@ -312,6 +312,9 @@ JOB_RESULT_LABELS = {
     "payments_reconciled": _l("%(lines)d bill line(s) matched, %(mismatches)d finding(s)"),
     "queue_started": _l("%(started)d queued session(s) started, %(dropped)d dropped"),
     "over_budget_stops": _l("%(n)d session(s) stopped over the feeder limit"),
+    "config_resent": _l("configuration sent again to %(n)d pile(s)"),
+    "risk_reviewed": _l("%(stopped)d session(s) stopped past the longest time, %(learned)d "
+                        "card(s)' usual charge learned"),
     # These list their counts by kind (JOB_COUNT_LABELS) after the sentence.
     "settled": _l("Sessions settled:"),
     "stop_asked": _l("Stop asked:"),

@@ -57,8 +57,10 @@ MESSAGES: dict[str, object] = {
     "api.page_range": _l("limit: 1 to %(max)d; offset: 0 to %(max_offset)d."),
     "command.action_unknown": _l("The action: one of %(choices)s."),
     "config.invalid": _l("Device setting %(key)s: %(detail)s."),
-    "config.full_over_limit": _l("%(where)s: the auto-stop power (%(full)s W) must be below "
+    "config.full_over_limit": _l("%(where)s: the full-stop power (%(full)s W) must be below "
                                  "the port power limit (%(limit)s W)."),
+    "config.hold_over_session": _l("%(where)s: the full-stop hold (%(hold)s min) must be "
+                                   "shorter than the longest session (%(longest)s h)."),
     "budget.limit_range": _l("%(key)s: a whole number of watts from 0 to 10000000, or empty."),
     "budget.margin_too_big": _l("The safety margin must be below the feeder limit."),
     "risk.card_invalid": _l("Enter the card (up to 64 characters)."),

@@ -26,7 +26,13 @@ def test_jobs_page_reads_in_chinese_and_in_english(app, client, admin):
     with app.app_context():
         stop = Summary("stop asked: 1 monthly_busy", "stop_asked", {"monthly_busy": 1})
         sent = Summary("3 command(s) sent", "commands_sent", {"n": 3})
-        for job_id, summary in (("balance-guard", stop), ("commands-dispatch", sent)):
+        from chargers.jobs import safety as safety_jobs
+        review = safety_jobs.risk_review(t, None)  # nothing to do: None
+        assert review is None
+        review = Summary("0 stopped too long, 10 card profiles updated", "risk_reviewed",
+                         {"stopped": 0, "learned": 10})
+        for job_id, summary in (("balance-guard", stop), ("commands-dispatch", sent),
+                                ("risk-review", review)):
             db.session.add(JobRun(job_id=job_id, started_at=t, finished_at=t, status="ok",
                                   summary=summary.stored()))
             db.session.add(JobRunLog(job_id=job_id, started_at=t, finished_at=t,
@@ -35,6 +41,7 @@ def test_jobs_page_reads_in_chinese_and_in_english(app, client, admin):
     login(client, "root")
     zh = client.get("/staff/jobs?lang=zh").get_data(as_text=True)
     assert "已要求停止： 包月卡已在另一处充电 1" in zh and "已下发 3 条指令" in zh
+    assert "0 次充电超过最长时间被停止，10 张卡的常规充电已学习" in zh
     assert "每 10 秒" in zh and "每小时第 05 分" in zh and "每天 03:30" in zh
     assert "余额或月卡时长用完" in zh
     for code in ("interval", "seconds=", "monthly_busy", "stop asked", "cron "):

@@ -328,6 +328,15 @@ def test_device_settings_are_typed_in_minutes_and_hours_and_say_what_empty_means
         assert lane.device_settings == {"full_stop_hold_s": 5, "max_session_s": 5000,
                                         "overload_hold_s": 30, "offline_policy": "reject",
                                         "max_power_w": 700}
+    # Letters: one sentence, not a parser's words with a range on top.
+    r = post_form(client, "/staff/alleys/lane/device-settings", {"max_session_s": "abc"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and "请填数字，如 7.5。" in html and "请填 0.01 到" not in html
+    # A full-stop hold as long as the longest session could never stop a charge as full.
+    r = post_form(client, "/staff/alleys/lane/device-settings",
+                  {"full_stop_hold_s": "120", "max_session_s": "2"})
+    assert r.status_code == 200
+    assert "充满自停判定时间（120 分钟）必须短于最长充电时间（2 小时）" in r.get_data(as_text=True)
     # A v1 pile's table lists only what the backend enforces, not what only a pile applies.
     table = client.get("/staff/piles/P-1/config?lang=zh").get_data(as_text=True).split(
         "config-table")[1].split("</table>")[0]

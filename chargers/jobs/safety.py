@@ -11,7 +11,7 @@ from .. import settings
 from ..services.devices import config as pile_config
 from ..services.safety import cards
 from ..services.safety import limits as safety
-from . import JobContext, job
+from . import JobContext, Summary, job
 
 
 @job("config-push", "interval",
@@ -20,7 +20,7 @@ from . import JobContext, job
 def config_push(now: datetime, ctx: JobContext) -> str | None:
     """Piles that have not reported their desired version get it again."""
     n = pile_config.resend_due(now, settings.limits(current_app.config))
-    return f"config sent again to {n} piles" if n else None
+    return Summary(f"config sent again to {n} piles", "config_resent", {"n": n}) if n else None
 
 
 @job("risk-review", "interval",
@@ -31,5 +31,6 @@ def risk_review(now: datetime, ctx: JobContext) -> str | None:
     stopped = safety.check_running(now, settings.limits(cfg), settings.alerts(cfg))
     learned = cards.learn_finished(now)
     if stopped or learned:
-        return f"{stopped} stopped too long, {learned} card profiles updated"
+        return Summary(f"{stopped} stopped too long, {learned} card profiles updated",
+                       "risk_reviewed", {"stopped": stopped, "learned": learned})
     return None

@@ -221,10 +221,14 @@ def resend_due(now: datetime, rule: LimitRule) -> int:
 
 def _coherent(merged: dict, where: str) -> None:
     """The settings a pile would run make sense together: its 充满自停 power is below
-    its port limit (else every charge would stop as full, or none could be)."""
+    its port limit (else every charge would stop as full, or none could be), and its
+    充满自停 hold shorter than its longest session (else none could stop as full)."""
     if merged["full_stop_power_w"] >= merged["max_power_w"]:
         raise Invalid("config.full_over_limit", full=merged["full_stop_power_w"],
                       limit=merged["max_power_w"], where=where)
+    if merged["full_stop_hold_s"] >= merged["max_session_s"]:  # no charge could stop as full
+        raise Invalid("config.hold_over_session", hold=f"{merged['full_stop_hold_s'] / 60:g}",
+                      longest=f"{merged['max_session_s'] / 3600:g}", where=where)
 
 
 def set_alley_settings(user: User | None, slug: str, settings: dict, rule: LimitRule,

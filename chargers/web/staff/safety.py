@@ -10,9 +10,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import FloatField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, StopValidation
 
 from ... import outcomes, settings
 from ...labels import (
@@ -65,29 +65,56 @@ def _in_unit(value, per: int):
     return int(n) if n == int(n) else round(n, 2)
 
 
+class _Number(FloatField):
+    """A number typed in a config key's unit: a sentence, not a parser's words, when it
+    is not one, and no range error on top of that."""
+
+    def __init__(self, *args, whole: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.whole = whole
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError(_("Type a number, like 7.5.") if not self.whole
+                             else _("Type a whole number.")) from None
+        if self.whole and self.data is not None:
+            if self.data != int(self.data):
+                self.data = None
+                raise ValueError(_("Type a whole number."))
+            self.data = int(self.data)
+
+    def pre_validate(self, form):
+        if self.process_errors:
+            raise StopValidation()
+
+
+def _number(key: str, lo: float, hi: float, *, whole: bool = True) -> _Number:
+    unit = CONFIG_KEY_UNITS[key][0]
+    message = LazyString(lambda: _("From %(lo)s to %(hi)s %(unit)s.", lo=f"{lo:g}",
+                                   hi=f"{hi:g}", unit=unit))
+    return _Number(_asked(key), validators=[Optional(), NumberRange(lo, hi, message=message)],
+                   whole=whole)
+
+
 class DeviceSettingsForm(FlaskForm):
     """The protocol's config keys, each in the unit staff think in (CONFIG_KEY_UNITS:
     the 充满自停 hold in minutes, the longest session in hours); empty = the default
     (alley) or the alley's (pile)."""
 
-    max_power_w = IntegerField(_asked("max_power_w"),
-                               validators=[Optional(), NumberRange(1, 100000)])
-    overload_hold_s = IntegerField(_asked("overload_hold_s"),
-                                   validators=[Optional(), NumberRange(1, 3600)])
-    full_stop_power_w = IntegerField(_asked("full_stop_power_w"),
-                                     validators=[Optional(), NumberRange(0, 10000)])
-    # The protocol's own bounds (ConfigSettings) are checked by the service; these only
-    # keep the typed number sane (1 s .. 24 h; 60 s .. 7 days as the protocol says).
-    full_stop_hold_s = FloatField(_asked("full_stop_hold_s"),
-                                  validators=[Optional(), NumberRange(0.01, 1440)])
-    max_session_s = FloatField(_asked("max_session_s"),
-                               validators=[Optional(), NumberRange(0.01, 168)])
+    # The protocol's own bounds (ConfigSettings) are checked by the service; these keep
+    # the typed number sane, in the field's unit (1 s .. 24 h hold; up to 7 days).
+    max_power_w = _number("max_power_w", 1, 100000)
+    overload_hold_s = _number("overload_hold_s", 1, 3600)
+    full_stop_power_w = _number("full_stop_power_w", 0, 10000)
+    full_stop_hold_s = _number("full_stop_hold_s", 0.01, 1440, whole=False)
+    max_session_s = _number("max_session_s", 0.01, 168, whole=False)
     offline_policy = SelectField(_asked("offline_policy"),
                                  choices=[SelectChoice("", "—"),
                                           *(SelectChoice(k, v) for k, v in OFFLINE_POLICY_LABELS.items())],
                                  validators=[Optional()])
-    offline_max_minutes = IntegerField(_asked("offline_max_minutes"),
-                                       validators=[Optional(), NumberRange(1, 10080)])
+    offline_max_minutes = _number("offline_max_minutes", 1, 10080)
 
     stored: dict
 
@@ -221,12 +248,12 @@ def alley_risk(slug: str):
     form = CardCheckForm()
     if form.validate_on_submit():
         try:
-            cards.mark_checked(current_user, slug, form.card.data, form.note.data or "",
-                               utcnow())
+            row = cards.mark_checked(current_user, slug, form.card.data, form.note.data or "",
+                                     utcnow())
         except DomainError as exc:
             flash(outcomes.render(exc.code, exc.params), "error")
         else:
-            flash(_("Marked checked: %(card)s.", card=form.card.data), "ok")
+            flash(_("Marked checked: %(card)s.", card=row.card), "ok")  # as the alley spells it
             return redirect(url_for("staff.alley_risk", slug=slug))
     return render_template("staff/alley_risk.html", alley=alley, form=form,
                            rows=cards.riskiest(current_user, slug, utcnow()))
