@@ -215,6 +215,14 @@ def test_high_risk_tells_the_holder_once_per_session(app, client, admin, alley_w
         from chargers.models import Reminder
         kept = db.session.scalar(select(Reminder).where(Reminder.key == f"risk:{s.id}"))
         assert kept.kind == "battery_risk" and kept.data["reasons"] == ["temp_rise"]
+        # It was mid (+15 °C) before high (+25 °C): one open alert about it, the high one.
+        by_code = {a.code: a.status for a in db.session.scalars(select(Alert))}
+        assert by_code == {"battery_risk": "cleared", "battery_risk_high": "active"}, by_code
+        mid_id = db.session.scalar(select(Alert.id).where(Alert.code == "battery_risk"))
+    from tests.webtools import login
+    login(client, "root")
+    page = client.get(f"/staff/alerts/{mid_id}?lang=zh").get_data(as_text=True)
+    assert "已升为高风险：见其高风险告警" in page
     # The holder sees it on their account page, with what was seen.
     from tests.webtools import csrf_from
     page = client.get("/a/lane/account?lang=zh").get_data(as_text=True)
@@ -476,3 +484,21 @@ def test_an_auto_stop_power_above_the_port_limit_is_refused(app, client, admin, 
     r = post_form(client, "/staff/alleys/lane/device-settings",
                   {"max_power_w": "500", "full_stop_power_w": "600"})
     assert r.status_code in (200, 422) and "充满自停功率" in r.get_data(as_text=True)
+
+
+def test_a_reminder_says_why_in_words_that_do_not_repeat_its_title(app):
+    """'已停止' then '电池或充电器疑似危险', not '已停止' then '已停止：…'; a full charge
+    does not repeat 已充满; what was seen is listed."""
+    from types import SimpleNamespace
+
+    from flask_babel import force_locale
+
+    detail = app.jinja_env.globals["reminder_detail"]
+    with app.test_request_context("/?lang=zh"), force_locale("zh"):
+        said = detail(SimpleNamespace(kind="stopped", data={"reason": "risk"}))
+        assert said and "已停止" not in said and "危险" in said
+        assert detail(SimpleNamespace(kind="failed", data={"reason": "unplugged"})) == "已拔出"
+        assert detail(SimpleNamespace(kind="full", data={"reason": "full"})) == ""
+        assert detail(SimpleNamespace(kind="battery_risk", data=None)) == ""
+        assert "端口温升过快" in detail(SimpleNamespace(kind="battery_risk",
+                                                   data={"reasons": ["temp_rise"]}))

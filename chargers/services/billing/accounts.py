@@ -295,10 +295,12 @@ def lookup(alley: Alley, card: str, phone_last4: str) -> ResidentAccount | None:
 
 
 def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSession]:
-    """The account's settled sessions, newest first (for 'My account')."""
+    """The account's settled sessions, the latest begun first (for 'My account', which
+    lists them by their start)."""
     return list(db.session.scalars(
         select(ChargingSession).where(ChargingSession.account_id == acc.id)
-        .order_by(ChargingSession.settled_at.desc(), ChargingSession.id.desc()).limit(limit)))
+        .order_by(ChargingSession.started_at.desc().nulls_last(), ChargingSession.id.desc())
+        .limit(limit)))
 
 
 def reverse(user: User | None, posting_id: int, reason: str, now: datetime):

@@ -221,6 +221,12 @@ def act(pile: Pile, s: ChargingSession, v: risk.Verdict, power_w: float | None,
         code = ALERT_HIGH if v.grade == RiskGrade.HIGH else ALERT_MID
         alerts.on_fault(pile, s.port, code, True, None, None, at, now, rules=alert_rules,
                         data=_about(s, reasons=sorted(v.reasons)))
+        if s.risk_alerted == RiskGrade.MID:
+            # The same charge is now high: its high alert carries it on, and staff are
+            # not left two open alerts about one charge.
+            alerts.withdraw_about_session(pile, s.port, ALERT_MID, s.id,
+                                          _about(s, superseded=ALERT_HIGH), at, now,
+                                          alert_rules)
         s.risk_alerted = v.grade
     if v.grade == RiskGrade.HIGH and s.risk_notified_at is None:
         tell_holder(pile, s, at, now, rule)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from ... import settings
 from ...extensions import db
-from ...labels import ENDING_LABELS, REMINDER_LABELS, RISK_REASON_LABELS
+from ...labels import ENDING_LABELS, GUARD_REASON_LABELS, REMINDER_LABELS, RISK_REASON_LABELS
 from ...models import utcnow
 from ...money import yuan_decimal
 from ...outcomes import render as outcome
@@ -269,7 +269,10 @@ def init_app(app) -> None:
         """What a reminder said beyond its kind: why the charge ended, what was seen."""
         data = r.data or {}
         if data.get("reason") and r.kind != "full":  # "full" says it already
-            return str(ENDING_LABELS.get(data["reason"], data["reason"]))
+            # A stop the system asked is said as its reason ("battery or charger looks
+            # dangerous"), not as an ending that repeats the title ("Stopped: …").
+            code = data["reason"]
+            return str(GUARD_REASON_LABELS.get(code) or ENDING_LABELS.get(code, code))
         if data.get("reasons"):
             return format_list([str(RISK_REASON_LABELS.get(x, x)) for x in data["reasons"]],
                                locale=get_locale())

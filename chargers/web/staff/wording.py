@@ -67,6 +67,9 @@ def _data_text(data: dict) -> str:
     if "tapered" in data:  # a no_taper mid withdrawn (services/safety/limits.py)
         return _("session %(ref)s tapered to full: not a pack that never tapers",
                  ref=data.get("session_ref", data.get("session")))
+    if "superseded" in data:  # a mid withdrawn when the same charge graded high
+        return _("session %(ref)s graded high: followed in its high-risk alert",
+                 ref=data.get("session_ref", data.get("session")))
     if "session" in data:  # the backend's limits and risk grade, about one session
         why = ([str(RISK_REASON_LABELS.get(r, r)) for r in data.get("reasons") or ()]
                or [str(GUARD_REASON_LABELS.get(data.get("limit"), data.get("limit") or ""))])
