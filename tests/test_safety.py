@@ -230,6 +230,8 @@ def test_high_risk_tells_the_holder_once_per_session(app, client, admin, alley_w
         "csrf_token": csrf_from(page), "card": "C-9", "phone_last4": "0009"}).get_data(as_text=True)
     mine = html.split("<h2>提醒</h2>")[1].split("</ul>")[0]  # the reminders
     assert "电池或充电器可能异常" in mine and "端口温升过快" in mine
+    now = html.split("<h2>正在充电</h2>")[1].split("</ul>")[0]  # not ended yet: not billed
+    assert "1 号插口" in now and "高风险" in now
     charge(app, [250] * 3, start=T0 + timedelta(minutes=13), card="C-9", ref="T1",
            temps=[70, 72, 75])
     with app.app_context():

@@ -90,6 +90,7 @@ def _my_account_page(alley, form, tried: bool, acc: ResidentAccount | None,
         balance=ledger.balance(acc) if acc else None,
         topup_url=pay.topup_link(acc) if acc else None,
         sessions=sessions, session_endings={s.id: endings.of_session(s) for s in sessions},
+        charging=accounts.charging_now(acc) if acc else [],
         used_s=settlement.monthly_used_seconds(acc) if acc and acc.kind == "monthly"
         and acc.monthly_from else None)
 

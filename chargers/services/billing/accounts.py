@@ -303,6 +303,20 @@ def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSessi
         .limit(limit)))
 
 
+def charging_now(acc: ResidentAccount) -> list[ChargingSession]:
+    """The account's charges under way: sessions on its cards at its alley's piles that
+    have not ended (not billed yet, so not among `recent_sessions`)."""
+    from ...models import Pile
+
+    return list(db.session.scalars(
+        select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
+        .join(AccountCard, (AccountCard.alley_id == Pile.alley_id)
+              & (AccountCard.card == ChargingSession.card))
+        .where(AccountCard.account_id == acc.id, ChargingSession.status == "active",
+               ChargingSession.ended_at.is_(None))
+        .order_by(ChargingSession.started_at.desc()).limit(10)))
+
+
 def reverse(user: User | None, posting_id: int, reason: str, now: datetime):
     """Correct a top-up or refund recorded by mistake: a reversal posting with the
     opposite entries (the original stays). Once per posting; a reason is required.
