@@ -216,6 +216,14 @@ def pile_config_page(pile_id: str):
                            pile=pile, cfg=cfg, hints=_hints(pile.alley, for_pile=True))
 
 
+def _tick_every(span_s: float) -> int:
+    """The chart's time ticks: four to eight across the charge, on round minutes."""
+    for step in (300, 600, 1800, 3600):
+        if span_s <= step * 6:
+            return step
+    return 7200
+
+
 @bp.get("/sessions/<int:session_id>")
 def session_detail(session_id: int):
     """A session's risk grade and reasons beside its power and temperature curve."""
@@ -230,10 +238,10 @@ def session_detail(session_id: int):
         marks = []
         if s.guard_stop_at is not None and s.guard_reason:
             marks.append(((s.guard_stop_at - t0).total_seconds(), _("Stop asked")))
-        chart = line_chart(_("Power and port temperature"), secs,
+        chart = line_chart(_("Power and port temperature, by time since the start (h:mm)"), secs,
                            [(_("Power"), [r.power_w for r in rows], "#1d4ed8", "W"),
                             (_("Temperature"), [r.temp_c for r in rows], "#c2410c", "°C")],
-                           tick_every_s=3600 if span > 4 * 3600 else 1800, marks=marks,
+                           tick_every_s=_tick_every(span), marks=marks,
                            width=360, height=200, min_span=CHART_TEMP_SPAN_C)
     return render_template("staff/session_risk.html", s=s, chart=chart, readings=len(rows),
                            ending=endings.of_session(s), ending_labels=ENDING_LABELS,
