@@ -72,6 +72,8 @@ def test_admin_adds_and_edits_an_alley(app, client, admin):
         assert alley.auto_cutoff is False  # an unticked box is a "no"
     page = client.get("/staff/alleys/jiuru").get_data(as_text=True)
     assert "九如巷（东段）" in page and "网格员 138…" in page
+    form = client.get("/staff/alleys/jiuru/edit").get_data(as_text=True)
+    assert re.search(r'name="tariff_per_kwh"[^>]*value="1.00"', form)  # its price, in yuan
 
 
 def test_invalid_alley_form_shows_errors_and_creates_nothing(app, client, admin):

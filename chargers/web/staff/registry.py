@@ -81,6 +81,8 @@ def alley_edit(slug: str):
     alley = alleys.get_alley(current_user, slug)
     form = AlleyForm(obj=alley)
     del form.slug  # fixed once created: it is in printed QR codes' pages
+    if not form.is_submitted():  # the field is in yuan, the alley's column in fen
+        form.tariff_per_kwh.data = alley.tariff_cents_per_kwh
     if form.validate_on_submit():
         data = _alley_input_edit(form)
         try:
