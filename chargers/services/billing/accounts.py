@@ -15,7 +15,7 @@ from sqlalchemy.orm import lazyload
 
 from ...constants import PayProvider
 from ...extensions import db
-from ...models import AccountCard, Alley, ChargingSession, ResidentAccount, User
+from ...models import AccountCard, Alley, ChargingSession, Pile, ResidentAccount, User
 from ...models.billing import ACCOUNT_KINDS
 from ...money import yuan_text
 from .. import idempotency, scope
@@ -306,8 +306,6 @@ def recent_sessions(acc: ResidentAccount, limit: int = 10) -> list[ChargingSessi
 def charging_now(acc: ResidentAccount) -> list[ChargingSession]:
     """The account's charges under way: sessions on its cards at its alley's piles that
     have not ended (not billed yet, so not among `recent_sessions`)."""
-    from ...models import Pile
-
     return list(db.session.scalars(
         select(ChargingSession).join(Pile, Pile.id == ChargingSession.pile_id)
         .join(AccountCard, (AccountCard.alley_id == Pile.alley_id)

@@ -344,6 +344,13 @@ def _remember(key: str, kind: str, alley_id: int, resident_id: int | None, data:
     return r
 
 
+def seen_words(reasons) -> str:
+    """Risk reasons (constants.RiskReason) as a list in the current language: "功率过大和
+    端口温升过快", "Power too high and Port heats up"."""
+    return format_list([str(RISK_REASON_LABELS.get(r, r)) for r in reasons],
+                       locale=get_locale())
+
+
 def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
                      now: datetime, *, safety: bool = False, ref: str | None = None) -> list[str]:
     """Queue the message of `kind` (written from `data`) to a resident account's
@@ -361,8 +368,7 @@ def queue_to_account(acc: ResidentAccount, kind: str, data: dict, language: str,
         if "reason" in data:
             data["reason"] = str(ENDING_LABELS.get(data["reason"], data["reason"]))
         if "reasons" in data:  # risk reasons (constants.RiskReason): what was seen
-            data["seen"] = format_list([str(RISK_REASON_LABELS.get(r, r))
-                                        for r in data.pop("reasons")], locale=get_locale())
+            data["seen"] = seen_words(data.pop("reasons"))
         subject, text = _compose(kind, data)
     params = {k: str(v) for k, v in data.items() if k != "url"}
     at, quiet = now, {}

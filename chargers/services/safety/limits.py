@@ -262,7 +262,7 @@ def tell_holder(pile: Pile, s: ChargingSession, at: datetime, now: datetime,
     acc = holder(pile, s.card)
     if acc is None:
         return False
-    if s.id is None:
+    if s.id is None:  # (its alert has flushed it already, but the key needs the id)
         db.session.flush()
     zone = alleys.zone(pile.alley, rule.paging.default_timezone)
     data = {"alley": pile.alley.name if pile.alley else "", "pile": pile.label or pile.id,

@@ -12,16 +12,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 
-from babel.lists import format_list
 from flask import Response, abort, current_app, flash, g, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from ... import settings
 from ...extensions import db
-from ...labels import ENDING_LABELS, GUARD_REASON_LABELS, REMINDER_LABELS, RISK_REASON_LABELS
+from ...labels import ENDING_LABELS, GUARD_REASON_LABELS, REMINDER_LABELS
 from ...models import utcnow
 from ...money import yuan_decimal
 from ...outcomes import render as outcome
@@ -274,8 +272,7 @@ def init_app(app) -> None:
             code = data["reason"]
             return str(GUARD_REASON_LABELS.get(code) or ENDING_LABELS.get(code, code))
         if data.get("reasons"):
-            return format_list([str(RISK_REASON_LABELS.get(x, x)) for x in data["reasons"]],
-                               locale=get_locale())
+            return reminders.seen_words(data["reasons"])
         return ""
 
     def channel_word(channel: str) -> str:
