@@ -72,14 +72,17 @@ def test_no_server_local_time_and_no_zone_in_code():
 
 
 @pytest.mark.parametrize("server_zone", ["America/Los_Angeles", "Pacific/Kiritimati"])
-def test_inspection_records_default_to_the_alleys_day(app, client, admin, alley_with_pile,
-                                                      monkeypatch, server_zone):
+def test_inspection_records_default_to_the_alleys_day(app, client, monkeypatch, server_zone):
     """The records list's default period ends on the alley's today, whatever the
     server's local zone: at 2026-03-01 01:30 in Shanghai (17:30 UTC the day before, a
     fixed instant: nothing here reads the calendar), Los Angeles still has 28 February
-    and Kiritimati 1 March at 07:30."""
+    and Kiritimati 1 March at 07:30. The admin, the alley and its pile are made at that
+    instant too, so the test reads no calendar at all."""
     import time_machine
 
+    from chargers.services import users
+
+    from .conftest import PASSWORD, bearer
     from .webtools import login
 
     monkeypatch.setenv("TZ", server_zone)
@@ -87,6 +90,11 @@ def test_inspection_records_default_to_the_alleys_day(app, client, admin, alley_
     _time.tzset()
     try:
         with time_machine.travel(datetime(2026, 2, 28, 17, 30, tzinfo=UTC), tick=False):
+            with app.app_context():
+                token = users.issue_token(users.create_user("root", PASSWORD, "admin"))
+            for path, body in (("/api/v1/alleys", {"slug": "lane", "name": "Lane"}),
+                               ("/api/v1/piles", {"id": "P-1", "alley": "lane", "ports": 4})):
+                assert client.post(path, json=body, headers=bearer(token)).status_code == 201
             login(client, "root")
             html = client.get("/staff/maintenance/records?alley=lane").get_data(as_text=True)
             assert 'value="2026-03-01"' in html and 'value="2026-01-30"' in html
