@@ -82,14 +82,6 @@ def ending_label(code: str | None) -> str:
     return str(label) if label is not None else ""
 
 
-def risk_label(grade: str | None) -> str:
-    """A session's risk grade (constants.RiskGrade) in the page's language; "" none."""
-    from ..labels import RISK_LABELS
-
-    label = RISK_LABELS.get(grade or "")
-    return str(label) if label is not None else ""
-
-
 def finished_since(value: datetime | None, ended: str | None,
                    now: datetime | None = None) -> str:
     """A finished port: "full" only when the pile said so; else why it stopped (or
@@ -222,7 +214,6 @@ def init_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["finished_since"] = finished_since
     app.jinja_env.globals["overstay_text"] = overstay_text
     app.jinja_env.globals["ending_label"] = ending_label
-    app.jinja_env.globals["risk_label"] = risk_label
     app.jinja_env.globals["power_energy"] = power_energy
     app.jinja_env.globals["duration"] = duration
     app.jinja_env.globals["state_symbol"] = state_symbol

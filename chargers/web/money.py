@@ -182,6 +182,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["notice_outcome"] = word(labels.NOTICE_OUTCOME_LABELS)
     app.jinja_env.filters["mismatch_kind"] = word(labels.MISMATCH_LABELS)
     app.jinja_env.filters["mismatch_status"] = word(labels.MISMATCH_STATUS_LABELS)
+    app.jinja_env.filters["risk_grade"] = word(labels.RISK_LABELS)
 
 
 def session_status_label(code: str | None) -> str:
